@@ -1,0 +1,6 @@
+package main
+
+// Code generation runs from the module root, ent first (it writes
+// schema/ent.graphql), then gqlgen (it reads every schema/*.graphql).
+//go:generate go run -mod=mod ./ent/entc.go
+//go:generate go run -mod=mod github.com/99designs/gqlgen

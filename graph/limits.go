@@ -1,0 +1,123 @@
+package graph
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"admit/internal/apperr"
+)
+
+// pagedSchema makes complexity count list sizes: a connection field costs
+// its children times the page it asks for, so nested connections cannot
+// multiply into millions of rows under a fixed complexity limit.
+type pagedSchema struct {
+	graphql.ExecutableSchema
+	maxPage int
+}
+
+// Complexity implements graphql.ExecutableSchema.
+func (s pagedSchema) Complexity(ctx context.Context, typeName, field string, child int, args map[string]any) (int, bool) {
+	if c, ok := s.ExecutableSchema.Complexity(ctx, typeName, field, child, args); ok {
+		return c, true
+	}
+	_, hasFirst := args["first"]
+	_, hasLast := args["last"]
+	if !hasFirst && !hasLast {
+		return 0, false // the default: 1 + children
+	}
+	n := s.maxPage
+	for _, k := range []string{"first", "last"} {
+		if v, ok := args[k].(*int); ok && v != nil {
+			n = *v
+		}
+	}
+	n = max(n, 1)
+	return 1 + child*n, true
+}
+
+// PageSize caps `first` and `last` on every connection and gives a
+// connection without either the default page, so no list answers with the
+// whole table.
+func PageSize(maxPage int) graphql.FieldMiddleware {
+	return func(ctx context.Context, next graphql.Resolver) (any, error) {
+		fc := graphql.GetFieldContext(ctx)
+		if fc == nil || fc.Args == nil {
+			return next(ctx)
+		}
+		first, hasFirst := fc.Args["first"].(*int)
+		last, hasLast := fc.Args["last"].(*int)
+		if !hasFirst && !hasLast {
+			return next(ctx)
+		}
+		for name, v := range map[string]*int{"first": first, "last": last} {
+			if v != nil && (*v < 0 || *v > maxPage) {
+				return nil, apperr.New(apperr.BadUserInput, fmt.Sprintf("%s must be between 0 and %d", name, maxPage))
+			}
+		}
+		if first == nil && last == nil {
+			n := maxPage
+			fc.Args["first"] = &n
+		}
+		return next(ctx)
+	}
+}
+
+// DepthLimit refuses operations nested deeper than Max fields, before
+// execution. Introspection fields are not counted, so GraphiQL's schema
+// query works under any sensible limit.
+type DepthLimit struct{ Max int }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = DepthLimit{}
+
+// ExtensionName implements graphql.HandlerExtension.
+func (DepthLimit) ExtensionName() string { return "DepthLimit" }
+
+// Validate implements graphql.HandlerExtension.
+func (d DepthLimit) Validate(graphql.ExecutableSchema) error {
+	if d.Max < 1 {
+		return fmt.Errorf("depth limit must be at least 1, got %d", d.Max)
+	}
+	return nil
+}
+
+// MutateOperationContext implements graphql.OperationContextMutator.
+func (d DepthLimit) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Operation == nil {
+		return nil
+	}
+	if depth := selectionDepth(oc.Operation.SelectionSet); depth > d.Max {
+		err := gqlerror.Errorf("operation is nested %d levels deep, which exceeds the limit of %d", depth, d.Max)
+		err.Extensions = map[string]any{"code": "DEPTH_LIMIT_EXCEEDED"}
+		return err
+	}
+	return nil
+}
+
+func selectionDepth(set ast.SelectionSet) int {
+	deepest := 0
+	for _, sel := range set {
+		var d int
+		switch s := sel.(type) {
+		case *ast.Field:
+			if len(s.Name) > 1 && s.Name[:2] == "__" {
+				continue
+			}
+			d = 1 + selectionDepth(s.SelectionSet)
+		case *ast.InlineFragment:
+			d = selectionDepth(s.SelectionSet)
+		case *ast.FragmentSpread:
+			if s.Definition != nil {
+				d = selectionDepth(s.Definition.SelectionSet)
+			}
+		}
+		deepest = max(deepest, d)
+	}
+	return deepest
+}

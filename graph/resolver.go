@@ -1,0 +1,66 @@
+// Package graph is Admit's GraphQL layer: gqlgen's generated runtime plus
+// thin resolvers. Authorization is not decided here but in the ent privacy
+// rules (internal/rule); resolvers validate input and call ent.
+package graph
+
+import (
+	"context"
+	"log/slog"
+
+	"entgo.io/ent/dialect"
+	"github.com/99designs/gqlgen/graphql"
+
+	"admit/ent"
+	"admit/internal/account"
+)
+
+// Resolver is the root resolver. Its dependencies are set once at start;
+// resolvers read nothing global.
+type Resolver struct {
+	client   *ent.Client
+	dialect  string
+	accounts *account.Service
+	log      *slog.Logger
+}
+
+// Deps are the services resolvers use.
+type Deps struct {
+	Client   *ent.Client
+	Dialect  string
+	Accounts *account.Service
+	Log      *slog.Logger
+	// MaxPageSize caps `first`/`last` and weighs connections in the
+	// complexity limit.
+	MaxPageSize int
+}
+
+// NewSchema returns the executable schema.
+func NewSchema(d Deps) graphql.ExecutableSchema {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	es := NewExecutableSchema(Config{Resolvers: &Resolver{
+		client:   d.Client,
+		dialect:  d.Dialect,
+		accounts: d.Accounts,
+		log:      d.Log,
+	}})
+	return pagedSchema{ExecutableSchema: es, maxPage: d.MaxPageSize}
+}
+
+// db returns the mutation's transactional client, or the plain client for
+// queries (which run outside a transaction so SQLite readers never take the
+// write lock).
+func (r *Resolver) db(ctx context.Context) *ent.Client {
+	if c := ent.FromContext(ctx); c != nil {
+		return c
+	}
+	return r.client
+}
+
+// forUpdate locks the rows a query reads until the transaction ends, on
+// PostgreSQL. SQLite needs no lock: its write transactions are serialized by
+// BEGIN IMMEDIATE.
+func (r *Resolver) postgres() bool { return r.dialect == dialect.Postgres }
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,288 @@
+// Package account signs people in and out, turns session tokens back into
+// viewers, and creates organizations with their first admin.
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"admit/ent"
+	"admit/ent/organization"
+	"admit/ent/privacy"
+	"admit/ent/role"
+	"admit/ent/session"
+	"admit/ent/user"
+	"admit/internal/auth"
+	"admit/internal/emaildomain"
+	"admit/internal/password"
+	"admit/internal/secret"
+)
+
+// Errors of sign-in. Both wrong email and wrong password give
+// ErrInvalidCredentials.
+var (
+	ErrInvalidCredentials   = errors.New("the email or password is incorrect")
+	ErrOrganizationRequired = errors.New("this address has accounts in several organizations; choose one with organizationID")
+	ErrInvalidSession       = errors.New("session token is invalid or expired")
+)
+
+// Service holds what sign-in needs.
+type Service struct {
+	Keys       *secret.Keyring
+	SessionTTL time.Duration
+	Now        func() time.Time
+}
+
+// system lets account code read and write sessions and users outside any
+// viewer; everything it does is decided here, not by the caller.
+func system(ctx context.Context) context.Context {
+	return privacy.DecisionContext(ctx, privacy.Allow)
+}
+
+// NormalizeEmail lower-cases an address and normalizes its domain. It does
+// not validate beyond that; invitation paths validate strictly.
+func NormalizeEmail(s string) string {
+	s = strings.TrimSpace(s)
+	i := strings.LastIndexByte(s, '@')
+	if i < 0 {
+		return strings.ToLower(s)
+	}
+	d, err := emaildomain.Normalize(s[i+1:])
+	if err != nil {
+		return strings.ToLower(s)
+	}
+	return strings.ToLower(s[:i]) + "@" + d
+}
+
+// SignIn checks the credentials and opens a session, written with c (the
+// mutation's transaction).
+func (s *Service) SignIn(ctx context.Context, c *ent.Client, email, pw string, orgID *int) (token string, sess *ent.Session, u *ent.User, err error) {
+	q := c.User.Query().
+		Where(user.Email(NormalizeEmail(email)), user.StatusEQ(user.StatusACTIVE)).
+		// The caller has no viewer yet, so the payload's user carries the
+		// edges a client asks for right after signing in.
+		WithRole().
+		WithOrganization()
+	if orgID != nil {
+		q = q.Where(user.OrganizationID(*orgID))
+	}
+	users, err := q.All(system(ctx))
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("account.SignIn: %w", err)
+	}
+	var matched []*ent.User
+	for _, cand := range users {
+		if password.Verify(cand.PasswordHash, pw) {
+			matched = append(matched, cand)
+		}
+	}
+	if len(users) == 0 {
+		password.Verify("", pw) // same cost as a wrong password
+	}
+	switch len(matched) {
+	case 0:
+		return "", nil, nil, ErrInvalidCredentials
+	case 1:
+		u = matched[0]
+	default:
+		return "", nil, nil, ErrOrganizationRequired
+	}
+	token, hash := s.Keys.NewToken(secret.Session)
+	now := s.Now()
+	sess, err = c.Session.Create().
+		SetTokenHash(hash).
+		SetUserID(u.ID).
+		SetExpiresAt(now.Add(s.SessionTTL)).
+		Save(system(ctx))
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("account.SignIn: session: %w", err)
+	}
+	if err := c.User.UpdateOneID(u.ID).SetLastSignInAt(now).Exec(system(ctx)); err != nil {
+		return "", nil, nil, fmt.Errorf("account.SignIn: %w", err)
+	}
+	return token, sess, u, nil
+}
+
+// Authenticate turns a session token into the viewer it stands for.
+func (s *Service) Authenticate(ctx context.Context, c *ent.Client, token string) (*auth.Viewer, error) {
+	if !secret.HasPurpose(secret.Session, token) {
+		return nil, ErrInvalidSession
+	}
+	sess, err := c.Session.Query().
+		Where(session.TokenHash(s.Keys.Hash(secret.Session, token)), session.ExpiresAtGT(s.Now())).
+		WithUser(func(q *ent.UserQuery) { q.WithRole() }).
+		Only(system(ctx))
+	if ent.IsNotFound(err) {
+		return nil, ErrInvalidSession
+	}
+	if err != nil {
+		return nil, fmt.Errorf("account.Authenticate: %w", err)
+	}
+	u := sess.Edges.User
+	if u == nil || u.Status != user.StatusACTIVE || u.Edges.Role == nil {
+		return nil, ErrInvalidSession
+	}
+	r := u.Edges.Role
+	return &auth.Viewer{
+		UserID:    u.ID,
+		OrgID:     u.OrganizationID,
+		RoleID:    r.ID,
+		Admin:     r.Admin,
+		Rank:      r.Rank,
+		SessionID: sess.ID,
+	}, nil
+}
+
+// SignOut ends the viewer's session.
+func (s *Service) SignOut(ctx context.Context, c *ent.Client, v *auth.Viewer) (bool, error) {
+	n, err := c.Session.Delete().Where(session.ID(v.SessionID)).Exec(system(ctx))
+	if err != nil {
+		return false, fmt.Errorf("account.SignOut: %w", err)
+	}
+	return n == 1, nil
+}
+
+// NewOrganization describes an organization and its first admin.
+type NewOrganization struct {
+	Name          string
+	AdminEmail    string
+	AdminPassword string
+	AdminName     string
+}
+
+// CreateOrganization creates an organization, its built-in Admin and Member
+// roles and its first admin in one transaction.
+func CreateOrganization(ctx context.Context, c *ent.Client, in NewOrganization) (*ent.Organization, *ent.User, error) {
+	name := strings.TrimSpace(in.Name)
+	if name == "" {
+		return nil, nil, errors.New("organization name is required")
+	}
+	email := NormalizeEmail(in.AdminEmail)
+	if i := strings.LastIndexByte(email, '@'); i < 1 {
+		return nil, nil, fmt.Errorf("admin email %q is not an email address", in.AdminEmail)
+	} else if _, err := emaildomain.Normalize(email[i+1:]); err != nil {
+		return nil, nil, fmt.Errorf("admin email %q: %w", in.AdminEmail, err)
+	}
+	if err := password.Check(in.AdminPassword); err != nil {
+		return nil, nil, fmt.Errorf("admin password: %w", err)
+	}
+	hash := password.Hash(in.AdminPassword)
+	ctx = system(ctx)
+	tx, err := c.Tx(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("account.CreateOrganization: %w", err)
+	}
+	org, admin, err := createOrganization(ctx, tx.Client(), name, email, in.AdminName, hash)
+	if err != nil {
+		_ = tx.Rollback()
+		return nil, nil, fmt.Errorf("account.CreateOrganization: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, nil, fmt.Errorf("account.CreateOrganization: %w", err)
+	}
+	return org.Unwrap(), admin.Unwrap(), nil
+}
+
+func createOrganization(ctx context.Context, c *ent.Client, name, email, adminName, hash string) (*ent.Organization, *ent.User, error) {
+	org, err := c.Organization.Create().SetName(name).Save(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	adminRole, err := c.Role.Create().
+		SetOrganizationID(org.ID).
+		SetName("Admin").
+		SetDescription("Manages users, roles, invitations, links and domains.").
+		SetAdmin(true).
+		SetRank(100).
+		SetBuiltin(true).
+		Save(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := c.Role.Create().
+		SetOrganizationID(org.ID).
+		SetName("Member").
+		SetDescription("Uses the organization's workspaces.").
+		SetRank(10).
+		SetBuiltin(true).
+		Save(ctx); err != nil {
+		return nil, nil, err
+	}
+	admin, err := c.User.Create().
+		SetOrganizationID(org.ID).
+		SetName(adminName).
+		SetEmail(email).
+		SetPasswordHash(hash).
+		SetRoleID(adminRole.ID).
+		Save(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return org, admin, nil
+}
+
+// IsEmpty reports whether no organization exists yet (first run).
+func IsEmpty(ctx context.Context, c *ent.Client) (bool, error) {
+	n, err := c.Organization.Query().Limit(1).Count(system(ctx))
+	if err != nil {
+		return false, fmt.Errorf("account.IsEmpty: %w", err)
+	}
+	return n == 0, nil
+}
+
+// BuiltinRole returns the organization's built-in Admin or Member role.
+func BuiltinRole(ctx context.Context, c *ent.Client, orgID int, admin bool) (*ent.Role, error) {
+	return c.Role.Query().
+		Where(role.OrganizationID(orgID), role.Builtin(true), role.Admin(admin)).
+		Only(system(ctx))
+}
+
+// OrganizationByID loads an organization outside any viewer (operators).
+func OrganizationByID(ctx context.Context, c *ent.Client, id int) (*ent.Organization, error) {
+	return c.Organization.Query().Where(organization.ID(id)).Only(system(ctx))
+}
+
+// EndSessions signs a user out everywhere (on deactivation).
+func (s *Service) EndSessions(ctx context.Context, c *ent.Client, userID int) error {
+	if _, err := c.Session.Delete().Where(session.UserID(userID)).Exec(system(ctx)); err != nil {
+		return fmt.Errorf("account.EndSessions: %w", err)
+	}
+	return nil
+}
+
+// BootstrapResult says what Bootstrap did.
+type BootstrapResult struct {
+	Created      bool
+	Organization *ent.Organization
+	Admin        *ent.User
+	// GeneratedPassword is set when no password was configured; it is
+	// printed once and never stored in plain text.
+	GeneratedPassword string
+}
+
+// Bootstrap creates the first organization and admin on an empty database
+// and does nothing otherwise.
+func Bootstrap(ctx context.Context, c *ent.Client, in NewOrganization) (BootstrapResult, error) {
+	empty, err := IsEmpty(ctx, c)
+	if err != nil || !empty {
+		return BootstrapResult{}, err
+	}
+	var res BootstrapResult
+	if in.AdminPassword == "" {
+		res.GeneratedPassword = rand.Text()[:20]
+		in.AdminPassword = res.GeneratedPassword
+	}
+	if in.AdminName == "" {
+		in.AdminName = "Admin"
+	}
+	res.Organization, res.Admin, err = CreateOrganization(ctx, c, in)
+	if err != nil {
+		return BootstrapResult{}, fmt.Errorf("first run: %w", err)
+	}
+	res.Created = true
+	return res, nil
+}

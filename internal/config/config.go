@@ -1,0 +1,138 @@
+// Package config reads Admit's settings from environment variables, each
+// overridable by a command-line flag of the same meaning.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"admit/internal/db"
+	"admit/internal/secret"
+	"admit/internal/server"
+)
+
+// Config is everything the server reads at start.
+type Config struct {
+	Addr               string
+	DatabaseURL        string
+	PublicURL          string
+	CORSAllowedOrigins []string
+	SecretKey          string
+	SessionTTL         time.Duration
+	Introspection      bool
+	Limits             server.Limits
+	LogLevel           string
+
+	BootstrapOrganization  string
+	BootstrapAdminEmail    string
+	BootstrapAdminPassword string
+}
+
+// Setting documents one variable; the README's table is written from these.
+type Setting struct {
+	Env, Flag, Default, Help string
+}
+
+// Settings lists every setting in the order the README shows them.
+var Settings = []Setting{
+	{"ADDR", "addr", ":8080", "Address to listen on."},
+	{"DATABASE_URL", "database-url", "admit.db", "SQLite file path (default, embedded) or postgres://… for PostgreSQL."},
+	{"PUBLIC_URL", "public-url", "http://localhost:8080", "Base of links in messages. Request headers never change it."},
+	{"CORS_ALLOWED_ORIGINS", "cors-allowed-origins", "", "Comma-separated exact origins (https://app.example.com) allowed for CORS and websockets."},
+	{"ADMIT_SECRET_KEY", "secret-key", "", "At least 32 characters (openssl rand -base64 32). Keys for token hashes and encryption are derived from it. Required with PostgreSQL; with SQLite it is generated on first run and kept in <database>.secret."},
+	{"SESSION_TTL", "session-ttl", "168h", "How long a session token stays valid."},
+	{"GRAPHQL_INTROSPECTION", "graphql-introspection", "true", "Serve the schema to introspection queries (GraphiQL needs it). Off also turns off field suggestions."},
+	{"GRAPHQL_COMPLEXITY_LIMIT", "graphql-complexity-limit", "5000", "Maximum query cost; a connection costs its children times its page size."},
+	{"GRAPHQL_DEPTH_LIMIT", "graphql-depth-limit", "12", "Maximum field nesting, not counting introspection."},
+	{"GRAPHQL_TOKEN_LIMIT", "graphql-token-limit", "15000", "Maximum lexical tokens in one query document."},
+	{"GRAPHQL_MAX_PAGE_SIZE", "graphql-max-page-size", "100", "Largest first/last; also the page a connection returns when neither is given."},
+	{"MAX_BODY_BYTES", "max-body-bytes", "1048576", "Largest JSON request body."},
+	{"MAX_UPLOAD_BYTES", "max-upload-bytes", "6291456", "Largest multipart (upload) request body."},
+	{"WS_INIT_TIMEOUT", "ws-init-timeout", "5s", "A websocket that sends no connection_init within this time is closed."},
+	{"WS_KEEPALIVE", "ws-keepalive", "10s", "Websocket keep-alive and ping interval."},
+	{"LOG_LEVEL", "log-level", "info", "debug, info, warn or error."},
+	{"ADMIT_BOOTSTRAP_ORGANIZATION", "bootstrap-organization", "Example", "First run only: name of the first organization."},
+	{"ADMIT_BOOTSTRAP_ADMIN_EMAIL", "bootstrap-admin-email", "admin@example.com", "First run only: the first admin's email."},
+	{"ADMIT_BOOTSTRAP_ADMIN_PASSWORD", "bootstrap-admin-password", "", "First run only: the first admin's password; generated and printed once when empty."},
+}
+
+// Load reads the settings from env, then flags in args override them.
+func Load(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("admit", flag.ContinueOnError)
+	fs.SetOutput(out)
+	vals := map[string]*string{}
+	for _, s := range Settings {
+		v := getenv(s.Env)
+		if v == "" {
+			v = s.Default
+		}
+		vals[s.Env] = fs.String(s.Flag, v, s.Help+" ($"+s.Env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	get := func(k string) string { return strings.TrimSpace(*vals[k]) }
+	c := Config{
+		Addr:                   get("ADDR"),
+		DatabaseURL:            get("DATABASE_URL"),
+		PublicURL:              strings.TrimRight(get("PUBLIC_URL"), "/"),
+		SecretKey:              get("ADMIT_SECRET_KEY"),
+		LogLevel:               get("LOG_LEVEL"),
+		BootstrapOrganization:  get("ADMIT_BOOTSTRAP_ORGANIZATION"),
+		BootstrapAdminEmail:    get("ADMIT_BOOTSTRAP_ADMIN_EMAIL"),
+		BootstrapAdminPassword: *vals["ADMIT_BOOTSTRAP_ADMIN_PASSWORD"],
+	}
+	for _, o := range strings.Split(get("CORS_ALLOWED_ORIGINS"), ",") {
+		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
+			c.CORSAllowedOrigins = append(c.CORSAllowedOrigins, o)
+		}
+	}
+	if err := server.ValidateOrigins(c.CORSAllowedOrigins); err != nil {
+		return Config{}, err
+	}
+	var errs []string
+	dur := func(k string) time.Duration {
+		d, err := time.ParseDuration(get(k))
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Sprintf("%s: %q is not a positive duration such as 10s or 168h", k, get(k)))
+		}
+		return d
+	}
+	num := func(k string) int64 {
+		n, err := strconv.ParseInt(get(k), 10, 64)
+		if err != nil || n <= 0 {
+			errs = append(errs, fmt.Sprintf("%s: %q is not a positive whole number", k, get(k)))
+		}
+		return n
+	}
+	c.SessionTTL = dur("SESSION_TTL")
+	intro, err := strconv.ParseBool(get("GRAPHQL_INTROSPECTION"))
+	if err != nil {
+		errs = append(errs, fmt.Sprintf("GRAPHQL_INTROSPECTION: %q is not true or false", get("GRAPHQL_INTROSPECTION")))
+	}
+	c.Introspection = intro
+	c.Limits = server.Limits{
+		MaxBodyBytes:    num("MAX_BODY_BYTES"),
+		MaxUploadBytes:  num("MAX_UPLOAD_BYTES"),
+		ComplexityLimit: int(num("GRAPHQL_COMPLEXITY_LIMIT")),
+		DepthLimit:      int(num("GRAPHQL_DEPTH_LIMIT")),
+		ParserTokens:    int(num("GRAPHQL_TOKEN_LIMIT")),
+		MaxPageSize:     int(num("GRAPHQL_MAX_PAGE_SIZE")),
+		WSInitTimeout:   dur("WS_INIT_TIMEOUT"),
+		WSKeepAlive:     dur("WS_KEEPALIVE"),
+	}
+	if len(errs) > 0 {
+		return Config{}, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
+	}
+	if db.IsPostgres(c.DatabaseURL) && c.SecretKey == "" {
+		return Config{}, fmt.Errorf("configuration: ADMIT_SECRET_KEY is required with PostgreSQL: %w", secret.ErrTooShort)
+	}
+	if c.SecretKey != "" && len(c.SecretKey) < secret.MinLength {
+		return Config{}, fmt.Errorf("configuration: %w", secret.ErrTooShort)
+	}
+	return c, nil
+}

@@ -1,0 +1,122 @@
+// Package db opens the database named by DATABASE_URL: the embedded SQLite
+// file by default (pure Go, nothing to install) or PostgreSQL through lib/pq,
+// and migrates it.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+	_ "github.com/lib/pq"  // registers "postgres"
+	_ "modernc.org/sqlite" // registers "sqlite"
+
+	"admit/ent"
+	"admit/ent/migrate"
+)
+
+// DB is an open database with its ent client.
+type DB struct {
+	Client  *ent.Client
+	SQL     *sql.DB
+	Dialect string // dialect.SQLite or dialect.Postgres
+	URL     string // as configured; holds credentials, never log it
+	// SQLitePath is the database file for SQLite, "" otherwise.
+	SQLitePath string
+}
+
+// IsPostgres reports whether url selects PostgreSQL.
+func IsPostgres(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
+}
+
+// SQLiteDSN turns a path or file: URL into a modernc DSN with the settings
+// Admit relies on: foreign keys on, WAL, and write transactions that take the
+// lock up front (BEGIN IMMEDIATE) and wait up to 10 s for it instead of
+// failing with "database is locked".
+func SQLiteDSN(path string) (dsn, file string) {
+	path = strings.TrimPrefix(path, "sqlite://")
+	path = strings.TrimPrefix(path, "sqlite:")
+	q := url.Values{}
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		q, _ = url.ParseQuery(path[i+1:])
+		path = path[:i]
+	}
+	file = strings.TrimPrefix(path, "file:")
+	for _, p := range []string{"foreign_keys(1)", "busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)"} {
+		q.Add("_pragma", p)
+	}
+	if q.Get("_txlock") == "" {
+		q.Set("_txlock", "immediate")
+	}
+	if q.Get("mode") == "memory" {
+		file = ""
+	}
+	return "file:" + file + "?" + q.Encode(), file
+}
+
+// Open connects to url and returns the client. It does not migrate.
+func Open(rawURL string) (*DB, error) {
+	d := &DB{URL: rawURL}
+	var drv, dsn string
+	if IsPostgres(rawURL) {
+		drv, dsn, d.Dialect = "postgres", rawURL, dialect.Postgres
+	} else {
+		drv, d.Dialect = "sqlite", dialect.SQLite
+		dsn, d.SQLitePath = SQLiteDSN(rawURL)
+	}
+	sdb, err := sql.Open(drv, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("db.Open: %w", err)
+	}
+	if d.Dialect == dialect.Postgres {
+		sdb.SetMaxOpenConns(20)
+		sdb.SetMaxIdleConns(20)
+	}
+	d.SQL = sdb
+	d.Client = ent.NewClient(ent.Driver(entsql.OpenDB(d.Dialect, sdb)))
+	return d, nil
+}
+
+// migrationLock is the PostgreSQL advisory lock key held while migrating,
+// so replicas starting together migrate one at a time.
+const migrationLock = 0x61646d6974 // "admit"
+
+// Migrate creates or updates the schema. On PostgreSQL it holds an advisory
+// lock for the duration, and runs fn (bootstrap) under the same lock, so
+// that replicas starting at once neither race the DDL nor bootstrap twice.
+func (d *DB) Migrate(ctx context.Context, fn func(context.Context) error) (err error) {
+	if d.Dialect == dialect.Postgres {
+		conn, err := d.SQL.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("db.Migrate: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
+			return fmt.Errorf("db.Migrate: lock: %w", err)
+		}
+		defer func() {
+			_, uerr := conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLock)
+			if err == nil && uerr != nil {
+				err = fmt.Errorf("db.Migrate: unlock: %w", uerr)
+			}
+		}()
+	}
+	if err := d.Client.Schema.Create(ctx, migrate.WithDropIndex(true)); err != nil {
+		return fmt.Errorf("db.Migrate: %w", err)
+	}
+	if fn != nil {
+		return fn(ctx)
+	}
+	return nil
+}
+
+// Ping checks that the database answers (for /readyz).
+func (d *DB) Ping(ctx context.Context) error { return d.SQL.PingContext(ctx) }
+
+// Close closes the client and the pool.
+func (d *DB) Close() error { return d.Client.Close() }

@@ -1,0 +1,238 @@
+// Package rule holds the ent privacy rules: the one place where tenant
+// isolation, admin-only writes and the role ceiling are enforced. Code that
+// must act outside a viewer (sign-in, token lookups, workers) bypasses them on
+// purpose with privacy.DecisionContext(ctx, privacy.Allow).
+package rule
+
+import (
+	"context"
+
+	"entgo.io/ent/entql"
+
+	"admit/ent"
+	"admit/ent/privacy"
+	"admit/ent/role"
+	"admit/ent/user"
+	"admit/internal/auth"
+)
+
+// Error is a denial with a stable code for the error presenter. It unwraps
+// to privacy.Deny so ent treats it as a deny decision.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// ErrorCode returns the code for `extensions.code`.
+func (e *Error) ErrorCode() string { return e.Code }
+
+// Unwrap makes the error a privacy deny decision.
+func (e *Error) Unwrap() error { return privacy.Deny }
+
+// ErrUnauthenticated is returned to anonymous callers of protected data.
+var ErrUnauthenticated = &Error{Code: "UNAUTHENTICATED", Message: "sign in required: the session token is missing, invalid or expired"}
+
+// Forbidden builds a denial that tells the caller what they lack.
+func Forbidden(msg string) error { return &Error{Code: "FORBIDDEN", Message: msg} }
+
+// ErrRoleNotFound is returned when a mutation names a role that does not
+// exist in the viewer's organization (a foreign role reads as missing).
+var ErrRoleNotFound = &Error{Code: "NOT_FOUND", Message: "role not found"}
+
+// DenyIfNoViewer denies anonymous requests.
+func DenyIfNoViewer() privacy.QueryMutationRule {
+	return privacy.ContextQueryMutationRule(func(ctx context.Context) error {
+		if auth.FromContext(ctx) == nil {
+			return ErrUnauthenticated
+		}
+		return privacy.Skip
+	})
+}
+
+// FilterTenantRule limits reads, updates and deletes to the viewer's
+// organization. A row of another organization reads as missing.
+func FilterTenantRule() privacy.QueryMutationRule {
+	type tenantFilter interface {
+		WhereOrganizationID(entql.IntP)
+	}
+	return privacy.FilterFunc(func(ctx context.Context, f privacy.Filter) error {
+		v := auth.FromContext(ctx)
+		if v == nil {
+			return ErrUnauthenticated
+		}
+		tf, ok := f.(tenantFilter)
+		if !ok {
+			return privacy.Denyf("rule: %T has no tenant filter", f)
+		}
+		tf.WhereOrganizationID(entql.IntEQ(v.OrgID))
+		return privacy.Skip
+	})
+}
+
+// FilterOwnOrganization limits Organization reads and writes to the
+// viewer's own organization.
+func FilterOwnOrganization() privacy.QueryMutationRule {
+	return privacy.FilterFunc(func(ctx context.Context, f privacy.Filter) error {
+		v := auth.FromContext(ctx)
+		if v == nil {
+			return ErrUnauthenticated
+		}
+		of, ok := f.(interface{ WhereID(entql.IntP) })
+		if !ok {
+			return privacy.Denyf("rule: %T has no id filter", f)
+		}
+		of.WhereID(entql.IntEQ(v.OrgID))
+		return privacy.Skip
+	})
+}
+
+// DenyCreateOutsideTenant requires every created row to name the viewer's
+// organization explicitly.
+func DenyCreateOutsideTenant() privacy.MutationRule {
+	return privacy.MutationRuleFunc(func(ctx context.Context, m ent.Mutation) error {
+		if !m.Op().Is(ent.OpCreate) {
+			return privacy.Skip
+		}
+		v := auth.FromContext(ctx)
+		tm, ok := m.(interface{ OrganizationID() (int, bool) })
+		if v == nil || !ok {
+			return ErrUnauthenticated
+		}
+		if id, set := tm.OrganizationID(); !set || id != v.OrgID {
+			return Forbidden("rows may only be created in your own organization")
+		}
+		return privacy.Skip
+	})
+}
+
+// DenyIfNotAdmin denies writes by viewers whose role confers no admin rights.
+func DenyIfNotAdmin(what string) privacy.MutationRule {
+	return privacy.MutationRuleFunc(func(ctx context.Context, _ ent.Mutation) error {
+		v := auth.FromContext(ctx)
+		if v == nil {
+			return ErrUnauthenticated
+		}
+		if !v.Admin {
+			return Forbidden("only administrators may " + what)
+		}
+		return privacy.Skip
+	})
+}
+
+// DenyQueryIfNotAdmin denies reads by viewers without admin rights.
+func DenyQueryIfNotAdmin(what string) privacy.QueryRule {
+	return privacy.ContextQueryMutationRule(func(ctx context.Context) error {
+		v := auth.FromContext(ctx)
+		if v == nil {
+			return ErrUnauthenticated
+		}
+		if !v.Admin {
+			return Forbidden("only administrators may " + what)
+		}
+		return privacy.Skip
+	})
+}
+
+// DenyRoleAboveViewer is the role ceiling: nobody creates, edits or deletes a
+// role ranked above their own, makes a role an admin role without being an
+// admin, or gives any row (user, invitation, link) a role above their own.
+func DenyRoleAboveViewer() privacy.MutationRule {
+	return privacy.MutationRuleFunc(func(ctx context.Context, m ent.Mutation) error {
+		v := auth.FromContext(ctx)
+		if v == nil {
+			return ErrUnauthenticated
+		}
+		switch m := m.(type) {
+		case *ent.RoleMutation:
+			return checkRoleMutation(ctx, v, m)
+		case *ent.UserMutation:
+			if err := checkExistingUser(ctx, v, m); err != privacy.Skip {
+				return err
+			}
+		}
+		rm, ok := m.(interface {
+			RoleID() (int, bool)
+			Client() *ent.Client
+		})
+		if !ok {
+			return privacy.Skip
+		}
+		id, set := rm.RoleID()
+		if !set {
+			return privacy.Skip
+		}
+		r, err := rm.Client().Role.Query().
+			Where(role.ID(id), role.OrganizationID(v.OrgID)).
+			Only(privacy.DecisionContext(ctx, privacy.Allow))
+		if ent.IsNotFound(err) {
+			return ErrRoleNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return grantable(v, r.Rank, r.Admin)
+	})
+}
+
+func grantable(v *auth.Viewer, rank int, admin bool) error {
+	if admin && !v.Admin {
+		return Forbidden("you cannot grant administrator rights you do not have")
+	}
+	if rank > v.Rank {
+		return Forbidden("you cannot grant a role ranked above your own")
+	}
+	return privacy.Skip
+}
+
+func checkRoleMutation(ctx context.Context, v *auth.Viewer, m *ent.RoleMutation) error {
+	if m.Op().Is(ent.OpUpdateOne | ent.OpDeleteOne) {
+		if id, ok := m.ID(); ok {
+			old, err := m.Client().Role.Query().
+				Where(role.ID(id), role.OrganizationID(v.OrgID)).
+				Only(privacy.DecisionContext(ctx, privacy.Allow))
+			if ent.IsNotFound(err) {
+				return ErrRoleNotFound
+			}
+			if err != nil {
+				return err
+			}
+			if err := grantable(v, old.Rank, old.Admin); err != privacy.Skip {
+				return err
+			}
+		}
+	}
+	rank, rankSet := m.Rank()
+	admin, _ := m.Admin()
+	if !rankSet {
+		rank = 0
+	}
+	return grantable(v, rank, admin)
+}
+
+// checkExistingUser stops a viewer from editing a user whose current role is
+// above the viewer's own (demoting or deactivating a stronger admin).
+func checkExistingUser(ctx context.Context, v *auth.Viewer, m *ent.UserMutation) error {
+	if !m.Op().Is(ent.OpUpdateOne) {
+		return privacy.Skip
+	}
+	id, ok := m.ID()
+	if !ok || id == v.UserID {
+		return privacy.Skip
+	}
+	r, err := m.Client().User.Query().
+		Where(user.ID(id), user.OrganizationID(v.OrgID)).
+		QueryRole().
+		Only(privacy.DecisionContext(ctx, privacy.Allow))
+	if ent.IsNotFound(err) {
+		return privacy.Skip // the tenant filter answers NOT_FOUND
+	}
+	if err != nil {
+		return err
+	}
+	if err := grantable(v, r.Rank, r.Admin); err != privacy.Skip {
+		return Forbidden("you cannot change a user whose role is above your own")
+	}
+	return privacy.Skip
+}

@@ -1,0 +1,304 @@
+// Package server assembles Admit's HTTP handler: GraphiQL at /, the GraphQL
+// endpoint at /query with its transports and limits, and health checks.
+// server.go (package main) and the tests build exactly the same handler.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"entgo.io/contrib/entgql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/coder/websocket"
+	"github.com/rs/cors"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"admit/graph"
+	"admit/internal/account"
+	"admit/internal/auth"
+	"admit/internal/db"
+)
+
+// Limits bound what one request may ask of the server.
+type Limits struct {
+	MaxBodyBytes    int64 // JSON POST bodies
+	MaxUploadBytes  int64 // multipart bodies (file uploads)
+	ComplexityLimit int
+	DepthLimit      int
+	ParserTokens    int
+	MaxPageSize     int
+	WSInitTimeout   time.Duration
+	WSKeepAlive     time.Duration
+}
+
+// DefaultLimits are the limits used unless configured otherwise.
+var DefaultLimits = Limits{
+	MaxBodyBytes:    1 << 20,
+	MaxUploadBytes:  6 << 20,
+	ComplexityLimit: 5000,
+	DepthLimit:      12,
+	ParserTokens:    15000,
+	MaxPageSize:     100,
+	WSInitTimeout:   5 * time.Second,
+	WSKeepAlive:     10 * time.Second,
+}
+
+// Options configure the handler.
+type Options struct {
+	DB             *db.DB
+	Accounts       *account.Service
+	Log            *slog.Logger
+	Limits         Limits
+	AllowedOrigins []string // exact origins, such as https://app.example.com
+	Introspection  bool
+}
+
+// Server is Admit's HTTP handler. Shutdown closes live websockets.
+type Server struct {
+	http.Handler
+	base   context.Context
+	cancel context.CancelFunc
+	opts   Options
+	once   sync.Once
+}
+
+// ValidateOrigins checks CORS_ALLOWED_ORIGINS entries: each must be an
+// exact origin (scheme://host[:port]) with no path and no wildcard.
+func ValidateOrigins(origins []string) error {
+	for _, o := range origins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || strings.ContainsAny(o, "*?[]\\") {
+			return fmt.Errorf("CORS_ALLOWED_ORIGINS: %q is not an exact origin such as https://app.example.com", o)
+		}
+	}
+	return nil
+}
+
+// New builds the handler.
+func New(o Options) (*Server, error) {
+	if err := ValidateOrigins(o.AllowedOrigins); err != nil {
+		return nil, err
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Limits == (Limits{}) {
+		o.Limits = DefaultLimits
+	}
+	s := &Server{opts: o}
+	// Every request, websockets included, derives from base; cancelling it
+	// at shutdown sends each open socket a close frame.
+	s.base, s.cancel = context.WithCancel(context.Background())
+
+	gql := s.graphQL()
+	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", playground.Handler("Admit", "/query"))
+	mux.Handle("/query", s.withAuth(guardSimpleRequests(s.limitBody(gql))))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := o.DB.Ping(ctx); err != nil {
+			o.Log.Warn("readiness check failed", "error", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.Handler = cors.New(cors.Options{
+		AllowedOrigins: o.AllowedOrigins,
+		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions},
+		AllowedHeaders: []string{"Authorization", "Content-Type", "Apollo-Require-Preflight", "GraphQL-Require-Preflight"},
+		MaxAge:         600,
+		// Bearer tokens, not cookies: credentials are never needed.
+		AllowCredentials: false,
+	}).Handler(mux)
+	return s, nil
+}
+
+// BaseContext is for http.Server.BaseContext.
+func (s *Server) BaseContext() context.Context { return s.base }
+
+// CloseSockets cancels every request context, closing open websockets
+// with a close frame. Call it when shutdown starts.
+func (s *Server) CloseSockets() { s.once.Do(s.cancel) }
+
+func (s *Server) graphQL() http.Handler {
+	o := s.opts
+	es := graph.NewSchema(graph.Deps{
+		Client:      o.DB.Client,
+		Dialect:     o.DB.Dialect,
+		Accounts:    o.Accounts,
+		Log:         o.Log,
+		MaxPageSize: o.Limits.MaxPageSize,
+	})
+	srv := handler.New(es)
+	srv.AddTransport(transport.Websocket{
+		KeepAlivePingInterval: o.Limits.WSKeepAlive,
+		PingPongInterval:      o.Limits.WSKeepAlive,
+		InitTimeout:           o.Limits.WSInitTimeout,
+		InitFunc:              s.websocketInit,
+		PayloadReadLimit:      ptr(int64(64 << 10)),
+		Implementation: transport.CoderWebsocketImplementation{
+			AcceptOptions: websocket.AcceptOptions{
+				// Exact scheme://host patterns; same-host pages (GraphiQL)
+				// are always allowed, other origins only when listed.
+				OriginPatterns: o.AllowedOrigins,
+			},
+		},
+	})
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.AddTransport(transport.MultipartForm{
+		MaxUploadSize: o.Limits.MaxUploadBytes,
+		MaxMemory:     1 << 20,
+	})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetParserTokenLimit(o.Limits.ParserTokens)
+	if o.Introspection {
+		srv.Use(extension.Introspection{})
+	} else {
+		srv.SetDisableSuggestion(true)
+	}
+	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
+	srv.Use(extension.FixedComplexityLimit(o.Limits.ComplexityLimit))
+	srv.Use(graph.DepthLimit{Max: o.Limits.DepthLimit})
+	srv.Use(entgql.Transactioner{TxOpener: o.DB.Client})
+	srv.AroundFields(graph.PageSize(o.Limits.MaxPageSize))
+	srv.SetErrorPresenter(graph.ErrorPresenter(o.Log))
+	srv.SetRecoverFunc(graph.RecoverFunc(o.Log))
+	return srv
+}
+
+// websocketInit authenticates a socket from its connection_init payload
+// ({"Authorization": "Bearer <token>"} or {"token": "<token>"}). Without a
+// token the socket is anonymous; a bad token closes it with 4403 and a
+// generic reason.
+func (s *Server) websocketInit(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+	token := bearer(p.Authorization())
+	if token == "" {
+		token = bearer(p.GetString("authorization"))
+	}
+	if token == "" {
+		token = p.GetString("token")
+	}
+	if token == "" {
+		return ctx, nil, nil
+	}
+	v, err := s.opts.Accounts.Authenticate(ctx, s.opts.DB.Client, token)
+	if err != nil {
+		if err != account.ErrInvalidSession {
+			s.opts.Log.ErrorContext(ctx, "websocket authentication failed", "error", err)
+		}
+		return transport.WithWebsocketCloseCode(ctx, 4403), nil, errUnauthorized
+	}
+	return auth.NewContext(ctx, v), nil, nil
+}
+
+var errUnauthorized = fmt.Errorf("unauthorized")
+
+// withAuth puts the viewer of a valid bearer token in the request context.
+// A missing, unknown or expired token leaves the request anonymous, and
+// protected fields then answer UNAUTHENTICATED.
+func (s *Server) withAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := bearer(r.Header.Get("Authorization"))
+		if token != "" {
+			v, err := s.opts.Accounts.Authenticate(r.Context(), s.opts.DB.Client, token)
+			switch {
+			case err == nil:
+				r = r.WithContext(auth.NewContext(r.Context(), v))
+			case err != account.ErrInvalidSession:
+				s.opts.Log.ErrorContext(r.Context(), "authentication failed", "error", err)
+				writeGraphQLError(w, http.StatusInternalServerError, "INTERNAL", "internal server error")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func bearer(h string) string {
+	h = strings.TrimSpace(h)
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// limitBody caps request bodies before gqlgen reads them: JSON bodies at
+// MaxBodyBytes, multipart uploads at MaxUploadBytes.
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := s.opts.Limits.MaxBodyBytes
+		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if mt == "multipart/form-data" {
+			limit = s.opts.Limits.MaxUploadBytes
+		}
+		if r.ContentLength > limit {
+			writeGraphQLError(w, http.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE",
+				fmt.Sprintf("request body exceeds the limit of %d bytes", limit))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// guardSimpleRequests refuses POSTs a browser could send cross-site without
+// a CORS preflight: form-encoded and text/plain bodies, and multipart
+// bodies without a preflight-forcing header. JSON POSTs always preflight
+// cross-site, so CORS decides those.
+func guardSimpleRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			next.ServeHTTP(w, r)
+			return
+		}
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		switch {
+		case err == nil && (mt == "application/json" || mt == "application/graphql-response+json"):
+		case err == nil && mt == "multipart/form-data":
+			if r.Header.Get("Apollo-Require-Preflight") == "" && r.Header.Get("GraphQL-Require-Preflight") == "" {
+				writeGraphQLError(w, http.StatusBadRequest, "CSRF_PREVENTED",
+					"multipart requests must send a non-empty Apollo-Require-Preflight or GraphQL-Require-Preflight header")
+				return
+			}
+		default:
+			writeGraphQLError(w, http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE",
+				"POST requests must be application/json, or multipart/form-data with a preflight header")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeGraphQLError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]any{
+		"errors": []map[string]any{{"message": msg, "extensions": map[string]string{"code": code}}},
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,224 @@
+// Command admit is the Admit GraphQL server.
+//
+//	go run .                         # serve (SQLite file admit.db by default)
+//	go run . create-organization --name … --admin-email … --admin-password …
+//
+// server.go only wires the parts together: configuration, database,
+// bootstrap, the HTTP handler from internal/server, and shutdown.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	_ "admit/ent/runtime" // registers the privacy policies and hooks
+
+	"admit/internal/account"
+	"admit/internal/config"
+	"admit/internal/db"
+	"admit/internal/secret"
+	"admit/internal/server"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "admit:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) > 0 && args[0] == "create-organization" {
+		return createOrganization(args[1:])
+	}
+	cfg, err := config.Load(args, os.Getenv, os.Stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	d, keys, err := openDatabase(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	accounts := &account.Service{Keys: keys, SessionTTL: cfg.SessionTTL, Now: time.Now}
+
+	var boot account.BootstrapResult
+	err = d.Migrate(ctx, func(ctx context.Context) error {
+		boot, err = account.Bootstrap(ctx, d.Client, account.NewOrganization{
+			Name:          cfg.BootstrapOrganization,
+			AdminEmail:    cfg.BootstrapAdminEmail,
+			AdminPassword: cfg.BootstrapAdminPassword,
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+
+	h, err := server.New(server.Options{
+		DB:             d,
+		Accounts:       accounts,
+		Log:            log,
+		Limits:         cfg.Limits,
+		AllowedOrigins: cfg.CORSAllowedOrigins,
+		Introspection:  cfg.Introspection,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return h.BaseContext() },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	hs.RegisterOnShutdown(h.CloseSockets)
+
+	printWelcome(os.Stdout, cfg, ln.Addr(), d, boot)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests and closing websockets")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// openDatabase opens the configured database and the keyring. With SQLite
+// and no ADMIT_SECRET_KEY, a secret is generated once and kept next to the
+// database file so restarts keep sessions valid.
+func openDatabase(ctx context.Context, cfg config.Config, log *slog.Logger) (*db.DB, *secret.Keyring, error) {
+	d, err := db.Open(cfg.DatabaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	key := cfg.SecretKey
+	if key == "" {
+		if d.SQLitePath == "" {
+			key = secret.Ephemeral()
+			log.Warn("no ADMIT_SECRET_KEY and an in-memory database: using a random secret for this run")
+		} else {
+			var created bool
+			key, created, err = secret.LoadOrCreateFile(d.SQLitePath + ".secret")
+			if err != nil {
+				d.Close()
+				return nil, nil, err
+			}
+			if created {
+				log.Info("generated a server secret", "file", d.SQLitePath+".secret")
+			}
+		}
+	}
+	keys, err := secret.New(key)
+	if err != nil {
+		d.Close()
+		return nil, nil, err
+	}
+	if err := d.Ping(ctx); err != nil {
+		d.Close()
+		return nil, nil, fmt.Errorf("database does not answer: %w", err)
+	}
+	return d, keys, nil
+}
+
+func createOrganization(args []string) error {
+	fs := flag.NewFlagSet("create-organization", flag.ContinueOnError)
+	name := fs.String("name", "", "organization name")
+	email := fs.String("admin-email", "", "first admin's email")
+	pw := fs.String("admin-password", "", "first admin's password (at least 10 characters)")
+	adminName := fs.String("admin-name", "", "first admin's full name")
+	dbURL := fs.String("database-url", envOr("DATABASE_URL", "admit.db"), "database, as for the server ($DATABASE_URL)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *name == "" || *email == "" || *pw == "" {
+		return errors.New("create-organization needs --name, --admin-email and --admin-password")
+	}
+	ctx := context.Background()
+	d, err := db.Open(*dbURL)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Migrate(ctx, nil); err != nil {
+		return err
+	}
+	org, _, err := account.CreateOrganization(ctx, d.Client, account.NewOrganization{
+		Name: *name, AdminEmail: *email, AdminPassword: *pw, AdminName: *adminName,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Println(org.ID)
+	return nil
+}
+
+func printWelcome(w *os.File, cfg config.Config, addr net.Addr, d *db.DB, boot account.BootstrapResult) {
+	url := cfg.PublicURL
+	if os.Getenv("PUBLIC_URL") == "" {
+		if tcp, ok := addr.(*net.TCPAddr); ok {
+			url = fmt.Sprintf("http://localhost:%d", tcp.Port)
+		}
+	}
+	where := "PostgreSQL"
+	if d.SQLitePath != "" {
+		where = "SQLite file " + d.SQLitePath
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nAdmit is serving GraphiQL at %s/ and GraphQL at %s/query (%s).\n", url, url, where)
+	if boot.Created {
+		fmt.Fprintf(&b, "First run: created organization %q (ID %d) with admin %s.\n",
+			boot.Organization.Name, boot.Organization.ID, *boot.Admin.Email)
+		pw := "<ADMIT_BOOTSTRAP_ADMIN_PASSWORD>"
+		if boot.GeneratedPassword != "" {
+			pw = boot.GeneratedPassword
+			fmt.Fprintf(&b, "Generated admin password (shown only this once): %s\n", pw)
+		}
+		fmt.Fprintf(&b, "\nSign in: open %s/ and run\n\n  mutation { signIn(input: {email: %q, password: %q}) { token user { name email } errors { code message } } }\n\n", url, *boot.Admin.Email, pw)
+		fmt.Fprintf(&b, "then put {\"Authorization\": \"Bearer <token>\"} in GraphiQL's Headers tab and run\n\n  query { me { name email role { name } organization { name } } }\n\n")
+	} else {
+		fmt.Fprintf(&b, "Sign in with signIn(input: {email, password}) and send the token as \"Authorization: Bearer <token>\".\n\n")
+	}
+	fmt.Fprint(w, b.String())
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
