@@ -1,0 +1,5 @@
+package testutil
+
+import "os"
+
+var getenv = os.Getenv
