@@ -8,10 +8,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,23 +33,24 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "admit:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+// run serves until ctx ends. ready, when set, is told the listening address.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready func(net.Addr)) error {
 	if len(args) > 0 && args[0] == "create-organization" {
-		return createOrganization(args[1:])
+		return createOrganization(ctx, args[1:], getenv, stdout, stderr)
 	}
-	cfg, err := config.Load(args, os.Getenv, os.Stderr)
+	cfg, err := config.Load(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.LogLevel)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	log := newLogger(cfg.LogLevel, stderr)
 
 	d, keys, err := openDatabase(ctx, cfg, log)
 	if err != nil {
@@ -93,9 +96,12 @@ func run(args []string) error {
 	}
 	hs.RegisterOnShutdown(h.CloseSockets)
 
-	printWelcome(os.Stdout, cfg, ln.Addr(), d, boot)
+	printWelcome(stdout, cfg, getenv("PUBLIC_URL") != "", ln.Addr(), d, boot)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	if ready != nil {
+		ready(ln.Addr())
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -147,20 +153,20 @@ func openDatabase(ctx context.Context, cfg config.Config, log *slog.Logger) (*db
 	return d, keys, nil
 }
 
-func createOrganization(args []string) error {
+func createOrganization(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("create-organization", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	name := fs.String("name", "", "organization name")
 	email := fs.String("admin-email", "", "first admin's email")
 	pw := fs.String("admin-password", "", "first admin's password (at least 10 characters)")
 	adminName := fs.String("admin-name", "", "first admin's full name")
-	dbURL := fs.String("database-url", envOr("DATABASE_URL", "admit.db"), "database, as for the server ($DATABASE_URL)")
+	dbURL := fs.String("database-url", cmp.Or(getenv("DATABASE_URL"), "admit.db"), "database, as for the server ($DATABASE_URL)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *name == "" || *email == "" || *pw == "" {
 		return errors.New("create-organization needs --name, --admin-email and --admin-password")
 	}
-	ctx := context.Background()
 	d, err := db.Open(*dbURL)
 	if err != nil {
 		return err
@@ -175,13 +181,13 @@ func createOrganization(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println(org.ID)
+	fmt.Fprintln(stdout, org.ID)
 	return nil
 }
 
-func printWelcome(w *os.File, cfg config.Config, addr net.Addr, d *db.DB, boot account.BootstrapResult) {
+func printWelcome(w io.Writer, cfg config.Config, publicURLSet bool, addr net.Addr, d *db.DB, boot account.BootstrapResult) {
 	url := cfg.PublicURL
-	if os.Getenv("PUBLIC_URL") == "" {
+	if !publicURLSet {
 		if tcp, ok := addr.(*net.TCPAddr); ok {
 			url = fmt.Sprintf("http://localhost:%d", tcp.Port)
 		}
@@ -208,17 +214,10 @@ func printWelcome(w *os.File, cfg config.Config, addr net.Addr, d *db.DB, boot a
 	fmt.Fprint(w, b.String())
 }
 
-func newLogger(level string) *slog.Logger {
+func newLogger(level string, w io.Writer) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }

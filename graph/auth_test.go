@@ -173,8 +173,8 @@ func TestSignInAcrossOrganizationsNeedsAChoiceOnlyWhenAmbiguous(t *testing.T) {
 	const q = `mutation($org: ID) { signIn(input: {email: "pat@shared.test", password: "correct horse battery", organizationID: $org}) { token user { organization { name } } errors { code field } } }`
 	var out struct {
 		SignIn struct {
-			Token *string
-			User  *struct{ Organization struct{ Name string } }
+			Token  *string
+			User   *struct{ Organization struct{ Name string } }
 			Errors []struct {
 				Code  string
 				Field *string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -52,8 +53,17 @@ func classify(err error) (code, msg string) {
 	if errors.As(err, &c) {
 		return c.ErrorCode(), c.Error()
 	}
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if e.Error() == "introspection disabled" { // gqlgen's text; it has no sentinel
+			return apperr.Forbidden, "introspection is disabled on this server"
+		}
+	}
 	var ge *gqlerror.Error
 	if errors.As(err, &ge) && ge.Err == nil {
+		if ge.Extensions["code"] == nil && len(ge.Path) == 0 && strings.HasPrefix(ge.Message, "json request body could not be decoded") {
+			// gqlgen echoes the body back; say what is wrong instead.
+			return "BAD_REQUEST", "the request body is not a valid GraphQL JSON request"
+		}
 		return "", "" // built by gqlgen or entgql with a caller-safe message
 	}
 	var ve *ent.ValidationError

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -24,19 +25,50 @@ func (s pagedSchema) Complexity(ctx context.Context, typeName, field string, chi
 	if c, ok := s.ExecutableSchema.Complexity(ctx, typeName, field, child, args); ok {
 		return c, true
 	}
-	_, hasFirst := args["first"]
-	_, hasLast := args["last"]
-	if !hasFirst && !hasLast {
+	if !s.isConnection(typeName, field) {
 		return 0, false // the default: 1 + children
 	}
+	// A connection without first/last gets the default page (PageSize).
 	n := s.maxPage
 	for _, k := range []string{"first", "last"} {
-		if v, ok := args[k].(*int); ok && v != nil {
-			n = *v
+		if v, ok := toInt(args[k]); ok {
+			n = v
 		}
 	}
-	n = max(n, 1)
+	n = min(max(n, 1), s.maxPage)
 	return 1 + child*n, true
+}
+
+// isConnection reports whether the field takes first/last page arguments.
+func (s pagedSchema) isConnection(typeName, field string) bool {
+	t := s.Schema().Types[typeName]
+	if t == nil {
+		return false
+	}
+	f := t.Fields.ForName(field)
+	return f != nil && f.Arguments.ForName("first") != nil
+}
+
+// toInt reads an argument as gqlgen hands it to Complexity: an int64 for a
+// literal, a json.Number or float for a variable.
+func toInt(v any) (int, bool) {
+	switch n := v.(type) {
+	case int:
+		return n, true
+	case int64:
+		return int(n), true
+	case *int:
+		if n != nil {
+			return *n, true
+		}
+	case float64:
+		return int(n), true
+	case json.Number:
+		if i, err := n.Int64(); err == nil {
+			return int(i), true
+		}
+	}
+	return 0, false
 }
 
 // PageSize caps `first` and `last` on every connection and gives a

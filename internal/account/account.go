@@ -157,6 +157,18 @@ type NewOrganization struct {
 // CreateOrganization creates an organization, its built-in Admin and Member
 // roles and its first admin in one transaction.
 func CreateOrganization(ctx context.Context, c *ent.Client, in NewOrganization) (*ent.Organization, *ent.User, error) {
+	return createOrganizationTx(ctx, c, in, false)
+}
+
+// errNotEmpty stops a bootstrap that finds an organization already there.
+var errNotEmpty = errors.New("database already has an organization")
+
+// createOrganizationTx creates the organization in one transaction. With
+// onlyIfEmpty it first checks, inside that transaction, that no
+// organization exists: SQLite's BEGIN IMMEDIATE (and PostgreSQL's advisory
+// lock around start-up) make that check and the insert one step, so two
+// servers starting together bootstrap once.
+func createOrganizationTx(ctx context.Context, c *ent.Client, in NewOrganization, onlyIfEmpty bool) (*ent.Organization, *ent.User, error) {
 	name := strings.TrimSpace(in.Name)
 	if name == "" {
 		return nil, nil, errors.New("organization name is required")
@@ -175,6 +187,15 @@ func CreateOrganization(ctx context.Context, c *ent.Client, in NewOrganization) 
 	tx, err := c.Tx(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("account.CreateOrganization: %w", err)
+	}
+	if onlyIfEmpty {
+		if n, err := tx.Organization.Query().Limit(1).Count(ctx); err != nil || n > 0 {
+			_ = tx.Rollback()
+			if err == nil {
+				err = errNotEmpty
+			}
+			return nil, nil, err
+		}
 	}
 	org, admin, err := createOrganization(ctx, tx.Client(), name, email, in.AdminName, hash)
 	if err != nil {
@@ -279,10 +300,32 @@ func Bootstrap(ctx context.Context, c *ent.Client, in NewOrganization) (Bootstra
 	if in.AdminName == "" {
 		in.AdminName = "Admin"
 	}
-	res.Organization, res.Admin, err = CreateOrganization(ctx, c, in)
+	res.Organization, res.Admin, err = createOrganizationTx(ctx, c, in, true)
+	if errors.Is(err, errNotEmpty) {
+		return BootstrapResult{}, nil
+	}
 	if err != nil {
 		return BootstrapResult{}, fmt.Errorf("first run: %w", err)
 	}
 	res.Created = true
 	return res, nil
+}
+
+// Revalidate reports ErrInvalidSession when v's session has ended, expired
+// or its user was deactivated since v was authenticated.
+func (s *Service) Revalidate(ctx context.Context, c *ent.Client, v *auth.Viewer) error {
+	ok, err := c.Session.Query().
+		Where(
+			session.ID(v.SessionID),
+			session.ExpiresAtGT(s.Now()),
+			session.HasUserWith(user.StatusEQ(user.StatusACTIVE)),
+		).
+		Exist(system(ctx))
+	if err != nil {
+		return fmt.Errorf("account.Revalidate: %w", err)
+	}
+	if !ok {
+		return ErrInvalidSession
+	}
+	return nil
 }

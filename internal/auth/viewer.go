@@ -13,6 +13,9 @@ type Viewer struct {
 	Admin     bool // the user's role confers admin rights
 	Rank      int  // the user's role rank; nobody grants a rank above their own
 	SessionID int
+	// Socket marks a viewer authenticated once for a websocket; its session
+	// is re-checked before each operation.
+	Socket bool
 }
 
 type ctxKey struct{}

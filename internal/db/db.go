@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
@@ -106,13 +107,33 @@ func (d *DB) Migrate(ctx context.Context, fn func(context.Context) error) (err e
 			}
 		}()
 	}
-	if err := d.Client.Schema.Create(ctx, migrate.WithDropIndex(true)); err != nil {
+	if err := d.createSchema(ctx); err != nil {
 		return fmt.Errorf("db.Migrate: %w", err)
 	}
 	if fn != nil {
 		return fn(ctx)
 	}
 	return nil
+}
+
+// createSchema runs ent's migration. Each run is one transaction, so on
+// SQLite, where two processes sharing a file have no advisory lock, a run
+// that lost a race to another process's DDL rolls back and is simply run
+// again against the schema the winner made.
+func (d *DB) createSchema(ctx context.Context) error {
+	var err error
+	for attempt := 1; attempt <= 5; attempt++ {
+		err = d.Client.Schema.Create(ctx, migrate.WithDropIndex(true))
+		if err == nil || d.Dialect != dialect.SQLite || !strings.Contains(err.Error(), "already exists") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		}
+	}
+	return err
 }
 
 // Ping checks that the database answers (for /readyz).

@@ -4,18 +4,22 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"entgo.io/contrib/entgql"
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -24,11 +28,13 @@ import (
 	"github.com/coder/websocket"
 	"github.com/rs/cors"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"admit/graph"
 	"admit/internal/account"
 	"admit/internal/auth"
 	"admit/internal/db"
+	"admit/internal/rule"
 )
 
 // Limits bound what one request may ask of the server.
@@ -80,7 +86,7 @@ func ValidateOrigins(origins []string) error {
 	for _, o := range origins {
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || strings.ContainsAny(o, "*?[]\\") {
+			u.Path != "" || u.RawQuery != "" || u.User != nil || strings.ContainsAny(o, "*?[]\\") {
 			return fmt.Errorf("CORS_ALLOWED_ORIGINS: %q is not an exact origin such as https://app.example.com", o)
 		}
 	}
@@ -121,7 +127,11 @@ func New(o Options) (*Server, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.Handler = cors.New(cors.Options{
-		AllowedOrigins: o.AllowedOrigins,
+		// An explicit function, because rs/cors reads an empty list as
+		// "allow every origin"; ours means "allow none".
+		AllowOriginFunc: func(origin string) bool {
+			return slices.ContainsFunc(o.AllowedOrigins, func(a string) bool { return strings.EqualFold(a, origin) })
+		},
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions},
 		AllowedHeaders: []string{"Authorization", "Content-Type", "Apollo-Require-Preflight", "GraphQL-Require-Preflight"},
 		MaxAge:         600,
@@ -179,7 +189,8 @@ func (s *Server) graphQL() http.Handler {
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
 	srv.Use(extension.FixedComplexityLimit(o.Limits.ComplexityLimit))
 	srv.Use(graph.DepthLimit{Max: o.Limits.DepthLimit})
-	srv.Use(entgql.Transactioner{TxOpener: o.DB.Client})
+	srv.Use(graph.Transactioner{Transactioner: entgql.Transactioner{TxOpener: o.DB.Client}, Log: o.Log})
+	srv.AroundOperations(s.revalidateSocketSession)
 	srv.AroundFields(graph.PageSize(o.Limits.MaxPageSize))
 	srv.SetErrorPresenter(graph.ErrorPresenter(o.Log))
 	srv.SetRecoverFunc(graph.RecoverFunc(o.Log))
@@ -208,10 +219,31 @@ func (s *Server) websocketInit(ctx context.Context, p transport.InitPayload) (co
 		}
 		return transport.WithWebsocketCloseCode(ctx, 4403), nil, errUnauthorized
 	}
+	v.Socket = true
 	return auth.NewContext(ctx, v), nil, nil
 }
 
 var errUnauthorized = fmt.Errorf("unauthorized")
+
+// revalidateSocketSession re-checks, before each operation on a websocket,
+// that the session it authenticated with is still live: signing out,
+// expiry or deactivation take effect on open sockets too.
+func (s *Server) revalidateSocketSession(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	v := auth.FromContext(ctx)
+	if v == nil || !v.Socket {
+		return next(ctx)
+	}
+	if err := s.opts.Accounts.Revalidate(ctx, s.opts.DB.Client, v); err != nil {
+		if err != account.ErrInvalidSession {
+			s.opts.Log.ErrorContext(ctx, "websocket session check failed", "error", err)
+		}
+		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{
+			Message:    rule.ErrUnauthenticated.Message,
+			Extensions: map[string]any{"code": rule.ErrUnauthenticated.Code},
+		}}})
+	}
+	return next(ctx)
+}
 
 // withAuth puts the viewer of a valid bearer token in the request context.
 // A missing, unknown or expired token leaves the request anonymous, and
@@ -257,6 +289,17 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		if mt != "multipart/form-data" && r.Method == http.MethodPost {
+			// Read JSON bodies here, so one sent without Content-Length
+			// gets the same 413 as one that announces its size.
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				writeGraphQLError(w, http.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE",
+					fmt.Sprintf("request body exceeds the limit of %d bytes", limit))
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(b))
+		}
 		next.ServeHTTP(w, r)
 	})
 }

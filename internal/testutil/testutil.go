@@ -274,9 +274,9 @@ func (g GQLError) Code() string { s, _ := g.Extensions["code"].(string); return 
 // Response is a GraphQL HTTP response.
 type Response struct {
 	t      testing.TB
-	Status int
-	Header http.Header
-	Body   []byte
+	Status int             `json:"-"`
+	Header http.Header     `json:"-"`
+	Body   []byte          `json:"-"`
 	Data   json.RawMessage `json:"data"`
 	Errors []GQLError      `json:"errors"`
 }
@@ -339,3 +339,14 @@ func (e *Env) Serve(req *http.Request) *Response {
 
 // ID formats an int ID for GraphQL variables.
 func ID(id int) string { return fmt.Sprint(id) }
+
+// DatabaseURL returns a DATABASE_URL for a fresh, empty database that only
+// this test uses: a PostgreSQL schema when TEST_DATABASE_URL is set, else a
+// SQLite file in a temporary directory.
+func DatabaseURL(t testing.TB) string {
+	t.Helper()
+	if base := PostgresURL(); base != "" {
+		return postgresSchema(t, base)
+	}
+	return t.TempDir() + "/admit.db"
+}
