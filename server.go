@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -28,6 +29,10 @@ import (
 	"admit/internal/account"
 	"admit/internal/config"
 	"admit/internal/db"
+	"admit/internal/invite"
+	"admit/internal/mail"
+	"admit/internal/outbox"
+	"admit/internal/pubsub"
 	"admit/internal/secret"
 	"admit/internal/server"
 )
@@ -72,9 +77,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
+	sender, err := newSender(cfg, log)
+	if err != nil {
+		return err
+	}
+	broker := pubsub.New()
+	invites := &invite.Service{Keys: keys, Now: time.Now, Broker: broker, ResendCooldown: cfg.ResendCooldown}
+	worker := &outbox.Worker{
+		Client:          d.Client,
+		Dialect:         d.Dialect,
+		Sender:          sender,
+		Invites:         invites,
+		Broker:          broker,
+		Log:             log,
+		AcceptURL:       cfg.AcceptURL,
+		MessageIDDomain: messageIDDomain(cfg.PublicURL),
+	}
+	invites.Kick = worker.Kick
+	go worker.Run(ctx)
+
 	h, err := server.New(server.Options{
 		DB:             d,
 		Accounts:       accounts,
+		Invites:        invites,
+		Broker:         broker,
+		ImportLimits:   cfg.ImportLimits,
 		Log:            log,
 		Limits:         cfg.Limits,
 		AllowedOrigins: cfg.CORSAllowedOrigins,
@@ -212,6 +239,26 @@ func printWelcome(w io.Writer, cfg config.Config, publicURLSet bool, addr net.Ad
 		fmt.Fprintf(&b, "Sign in with signIn(input: {email, password}) and send the token as \"Authorization: Bearer <token>\".\n\n")
 	}
 	fmt.Fprint(w, b.String())
+}
+
+// newSender sends over SMTP when SMTP_URL is set, else prints to the log.
+func newSender(cfg config.Config, log *slog.Logger) (mail.Sender, error) {
+	if cfg.SMTPURL == "" {
+		log.Info("SMTP_URL is not set: emails are printed to this log and kept in the outbox")
+		return mail.LogSender{Log: log}, nil
+	}
+	s, err := mail.NewSMTP(cfg.SMTPURL, cfg.SMTPFrom)
+	if err != nil {
+		return nil, fmt.Errorf("SMTP_URL: %w", err)
+	}
+	return s, nil
+}
+
+func messageIDDomain(publicURL string) string {
+	if u, err := url.Parse(publicURL); err == nil && u.Hostname() != "" {
+		return u.Hostname()
+	}
+	return "admit.localhost"
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {

@@ -15,6 +15,7 @@ import (
 	"admit/ent/contact"
 	"admit/ent/delivery"
 	"admit/ent/hrconnection"
+	"admit/ent/idempotencykey"
 	"admit/ent/invitation"
 	"admit/ent/invitelink"
 	"admit/ent/joinrequest"
@@ -46,6 +47,8 @@ type Client struct {
 	Delivery *DeliveryClient
 	// HRConnection is the client for interacting with the HRConnection builders.
 	HRConnection *HRConnectionClient
+	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
+	IdempotencyKey *IdempotencyKeyClient
 	// Invitation is the client for interacting with the Invitation builders.
 	Invitation *InvitationClient
 	// InviteLink is the client for interacting with the InviteLink builders.
@@ -79,6 +82,7 @@ func (c *Client) init() {
 	c.Contact = NewContactClient(c.config)
 	c.Delivery = NewDeliveryClient(c.config)
 	c.HRConnection = NewHRConnectionClient(c.config)
+	c.IdempotencyKey = NewIdempotencyKeyClient(c.config)
 	c.Invitation = NewInvitationClient(c.config)
 	c.InviteLink = NewInviteLinkClient(c.config)
 	c.JoinRequest = NewJoinRequestClient(c.config)
@@ -178,21 +182,22 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:          ctx,
-		config:       cfg,
-		AuditEvent:   NewAuditEventClient(cfg),
-		Contact:      NewContactClient(cfg),
-		Delivery:     NewDeliveryClient(cfg),
-		HRConnection: NewHRConnectionClient(cfg),
-		Invitation:   NewInvitationClient(cfg),
-		InviteLink:   NewInviteLinkClient(cfg),
-		JoinRequest:  NewJoinRequestClient(cfg),
-		Membership:   NewMembershipClient(cfg),
-		Organization: NewOrganizationClient(cfg),
-		Role:         NewRoleClient(cfg),
-		Session:      NewSessionClient(cfg),
-		User:         NewUserClient(cfg),
-		Workspace:    NewWorkspaceClient(cfg),
+		ctx:            ctx,
+		config:         cfg,
+		AuditEvent:     NewAuditEventClient(cfg),
+		Contact:        NewContactClient(cfg),
+		Delivery:       NewDeliveryClient(cfg),
+		HRConnection:   NewHRConnectionClient(cfg),
+		IdempotencyKey: NewIdempotencyKeyClient(cfg),
+		Invitation:     NewInvitationClient(cfg),
+		InviteLink:     NewInviteLinkClient(cfg),
+		JoinRequest:    NewJoinRequestClient(cfg),
+		Membership:     NewMembershipClient(cfg),
+		Organization:   NewOrganizationClient(cfg),
+		Role:           NewRoleClient(cfg),
+		Session:        NewSessionClient(cfg),
+		User:           NewUserClient(cfg),
+		Workspace:      NewWorkspaceClient(cfg),
 	}, nil
 }
 
@@ -210,21 +215,22 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:          ctx,
-		config:       cfg,
-		AuditEvent:   NewAuditEventClient(cfg),
-		Contact:      NewContactClient(cfg),
-		Delivery:     NewDeliveryClient(cfg),
-		HRConnection: NewHRConnectionClient(cfg),
-		Invitation:   NewInvitationClient(cfg),
-		InviteLink:   NewInviteLinkClient(cfg),
-		JoinRequest:  NewJoinRequestClient(cfg),
-		Membership:   NewMembershipClient(cfg),
-		Organization: NewOrganizationClient(cfg),
-		Role:         NewRoleClient(cfg),
-		Session:      NewSessionClient(cfg),
-		User:         NewUserClient(cfg),
-		Workspace:    NewWorkspaceClient(cfg),
+		ctx:            ctx,
+		config:         cfg,
+		AuditEvent:     NewAuditEventClient(cfg),
+		Contact:        NewContactClient(cfg),
+		Delivery:       NewDeliveryClient(cfg),
+		HRConnection:   NewHRConnectionClient(cfg),
+		IdempotencyKey: NewIdempotencyKeyClient(cfg),
+		Invitation:     NewInvitationClient(cfg),
+		InviteLink:     NewInviteLinkClient(cfg),
+		JoinRequest:    NewJoinRequestClient(cfg),
+		Membership:     NewMembershipClient(cfg),
+		Organization:   NewOrganizationClient(cfg),
+		Role:           NewRoleClient(cfg),
+		Session:        NewSessionClient(cfg),
+		User:           NewUserClient(cfg),
+		Workspace:      NewWorkspaceClient(cfg),
 	}, nil
 }
 
@@ -254,9 +260,9 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.AuditEvent, c.Contact, c.Delivery, c.HRConnection, c.Invitation, c.InviteLink,
-		c.JoinRequest, c.Membership, c.Organization, c.Role, c.Session, c.User,
-		c.Workspace,
+		c.AuditEvent, c.Contact, c.Delivery, c.HRConnection, c.IdempotencyKey,
+		c.Invitation, c.InviteLink, c.JoinRequest, c.Membership, c.Organization,
+		c.Role, c.Session, c.User, c.Workspace,
 	} {
 		n.Use(hooks...)
 	}
@@ -266,9 +272,9 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.AuditEvent, c.Contact, c.Delivery, c.HRConnection, c.Invitation, c.InviteLink,
-		c.JoinRequest, c.Membership, c.Organization, c.Role, c.Session, c.User,
-		c.Workspace,
+		c.AuditEvent, c.Contact, c.Delivery, c.HRConnection, c.IdempotencyKey,
+		c.Invitation, c.InviteLink, c.JoinRequest, c.Membership, c.Organization,
+		c.Role, c.Session, c.User, c.Workspace,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -285,6 +291,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Delivery.mutate(ctx, m)
 	case *HRConnectionMutation:
 		return c.HRConnection.mutate(ctx, m)
+	case *IdempotencyKeyMutation:
+		return c.IdempotencyKey.mutate(ctx, m)
 	case *InvitationMutation:
 		return c.Invitation.mutate(ctx, m)
 	case *InviteLinkMutation:
@@ -969,6 +977,156 @@ func (c *HRConnectionClient) mutate(ctx context.Context, m *HRConnectionMutation
 		return (&HRConnectionDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown HRConnection mutation op: %q", m.Op())
+	}
+}
+
+// IdempotencyKeyClient is a client for the IdempotencyKey schema.
+type IdempotencyKeyClient struct {
+	config
+}
+
+// NewIdempotencyKeyClient returns a client for the IdempotencyKey from the given config.
+func NewIdempotencyKeyClient(c config) *IdempotencyKeyClient {
+	return &IdempotencyKeyClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `idempotencykey.Hooks(f(g(h())))`.
+func (c *IdempotencyKeyClient) Use(hooks ...Hook) {
+	c.hooks.IdempotencyKey = append(c.hooks.IdempotencyKey, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `idempotencykey.Intercept(f(g(h())))`.
+func (c *IdempotencyKeyClient) Intercept(interceptors ...Interceptor) {
+	c.inters.IdempotencyKey = append(c.inters.IdempotencyKey, interceptors...)
+}
+
+// Create returns a builder for creating a IdempotencyKey entity.
+func (c *IdempotencyKeyClient) Create() *IdempotencyKeyCreate {
+	mutation := newIdempotencyKeyMutation(c.config, OpCreate)
+	return &IdempotencyKeyCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of IdempotencyKey entities.
+func (c *IdempotencyKeyClient) CreateBulk(builders ...*IdempotencyKeyCreate) *IdempotencyKeyCreateBulk {
+	return &IdempotencyKeyCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *IdempotencyKeyClient) MapCreateBulk(slice any, setFunc func(*IdempotencyKeyCreate, int)) *IdempotencyKeyCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &IdempotencyKeyCreateBulk{err: fmt.Errorf("calling to IdempotencyKeyClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*IdempotencyKeyCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &IdempotencyKeyCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for IdempotencyKey.
+func (c *IdempotencyKeyClient) Update() *IdempotencyKeyUpdate {
+	mutation := newIdempotencyKeyMutation(c.config, OpUpdate)
+	return &IdempotencyKeyUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *IdempotencyKeyClient) UpdateOne(_m *IdempotencyKey) *IdempotencyKeyUpdateOne {
+	mutation := newIdempotencyKeyMutation(c.config, OpUpdateOne, withIdempotencyKey(_m))
+	return &IdempotencyKeyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *IdempotencyKeyClient) UpdateOneID(id int) *IdempotencyKeyUpdateOne {
+	mutation := newIdempotencyKeyMutation(c.config, OpUpdateOne, withIdempotencyKeyID(id))
+	return &IdempotencyKeyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for IdempotencyKey.
+func (c *IdempotencyKeyClient) Delete() *IdempotencyKeyDelete {
+	mutation := newIdempotencyKeyMutation(c.config, OpDelete)
+	return &IdempotencyKeyDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *IdempotencyKeyClient) DeleteOne(_m *IdempotencyKey) *IdempotencyKeyDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *IdempotencyKeyClient) DeleteOneID(id int) *IdempotencyKeyDeleteOne {
+	builder := c.Delete().Where(idempotencykey.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &IdempotencyKeyDeleteOne{builder}
+}
+
+// Query returns a query builder for IdempotencyKey.
+func (c *IdempotencyKeyClient) Query() *IdempotencyKeyQuery {
+	return &IdempotencyKeyQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeIdempotencyKey},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a IdempotencyKey entity by its id.
+func (c *IdempotencyKeyClient) Get(ctx context.Context, id int) (*IdempotencyKey, error) {
+	return c.Query().Where(idempotencykey.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *IdempotencyKeyClient) GetX(ctx context.Context, id int) *IdempotencyKey {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryOrganization queries the organization edge of a IdempotencyKey.
+func (c *IdempotencyKeyClient) QueryOrganization(_m *IdempotencyKey) *OrganizationQuery {
+	query := (&OrganizationClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(idempotencykey.Table, idempotencykey.FieldID, id),
+			sqlgraph.To(organization.Table, organization.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, idempotencykey.OrganizationTable, idempotencykey.OrganizationColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *IdempotencyKeyClient) Hooks() []Hook {
+	hooks := c.hooks.IdempotencyKey
+	return append(hooks[:len(hooks):len(hooks)], idempotencykey.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *IdempotencyKeyClient) Interceptors() []Interceptor {
+	return c.inters.IdempotencyKey
+}
+
+func (c *IdempotencyKeyClient) mutate(ctx context.Context, m *IdempotencyKeyMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&IdempotencyKeyCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&IdempotencyKeyUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&IdempotencyKeyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&IdempotencyKeyDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown IdempotencyKey mutation op: %q", m.Op())
 	}
 }
 
@@ -2645,13 +2803,13 @@ func (c *WorkspaceClient) mutate(ctx context.Context, m *WorkspaceMutation) (Val
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AuditEvent, Contact, Delivery, HRConnection, Invitation, InviteLink,
-		JoinRequest, Membership, Organization, Role, Session, User,
+		AuditEvent, Contact, Delivery, HRConnection, IdempotencyKey, Invitation,
+		InviteLink, JoinRequest, Membership, Organization, Role, Session, User,
 		Workspace []ent.Hook
 	}
 	inters struct {
-		AuditEvent, Contact, Delivery, HRConnection, Invitation, InviteLink,
-		JoinRequest, Membership, Organization, Role, Session, User,
+		AuditEvent, Contact, Delivery, HRConnection, IdempotencyKey, Invitation,
+		InviteLink, JoinRequest, Membership, Organization, Role, Session, User,
 		Workspace []ent.Interceptor
 	}
 )

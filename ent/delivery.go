@@ -51,6 +51,8 @@ type Delivery struct {
 	SentAt *time.Time `json:"sent_at,omitempty"`
 	// InvitationID holds the value of the "invitation_id" field.
 	InvitationID *int `json:"invitation_id,omitempty"`
+	// TokenGeneration holds the value of the "token_generation" field.
+	TokenGeneration int `json:"token_generation,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the DeliveryQuery when eager-loading is set.
 	Edges        DeliveryEdges `json:"edges"`
@@ -97,7 +99,7 @@ func (*Delivery) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case delivery.FieldID, delivery.FieldOrganizationID, delivery.FieldAttempts, delivery.FieldInvitationID:
+		case delivery.FieldID, delivery.FieldOrganizationID, delivery.FieldAttempts, delivery.FieldInvitationID, delivery.FieldTokenGeneration:
 			values[i] = new(sql.NullInt64)
 		case delivery.FieldChannel, delivery.FieldRecipient, delivery.FieldTemplate, delivery.FieldSubject, delivery.FieldBodyText, delivery.FieldBodyHTML, delivery.FieldStatus, delivery.FieldLastError:
 			values[i] = new(sql.NullString)
@@ -223,6 +225,12 @@ func (_m *Delivery) assignValues(columns []string, values []any) error {
 				_m.InvitationID = new(int)
 				*_m.InvitationID = int(value.Int64)
 			}
+		case delivery.FieldTokenGeneration:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field token_generation", values[i])
+			} else if value.Valid {
+				_m.TokenGeneration = int(value.Int64)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -320,6 +328,9 @@ func (_m *Delivery) String() string {
 		builder.WriteString("invitation_id=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("token_generation=")
+	builder.WriteString(fmt.Sprintf("%v", _m.TokenGeneration))
 	builder.WriteByte(')')
 	return builder.String()
 }

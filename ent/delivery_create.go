@@ -104,6 +104,14 @@ func (_c *DeliveryCreate) SetBodyText(v string) *DeliveryCreate {
 	return _c
 }
 
+// SetNillableBodyText sets the "body_text" field if the given value is not nil.
+func (_c *DeliveryCreate) SetNillableBodyText(v *string) *DeliveryCreate {
+	if v != nil {
+		_c.SetBodyText(*v)
+	}
+	return _c
+}
+
 // SetBodyHTML sets the "body_html" field.
 func (_c *DeliveryCreate) SetBodyHTML(v string) *DeliveryCreate {
 	_c.mutation.SetBodyHTML(v)
@@ -216,6 +224,20 @@ func (_c *DeliveryCreate) SetNillableInvitationID(v *int) *DeliveryCreate {
 	return _c
 }
 
+// SetTokenGeneration sets the "token_generation" field.
+func (_c *DeliveryCreate) SetTokenGeneration(v int) *DeliveryCreate {
+	_c.mutation.SetTokenGeneration(v)
+	return _c
+}
+
+// SetNillableTokenGeneration sets the "token_generation" field if the given value is not nil.
+func (_c *DeliveryCreate) SetNillableTokenGeneration(v *int) *DeliveryCreate {
+	if v != nil {
+		_c.SetTokenGeneration(*v)
+	}
+	return _c
+}
+
 // SetOrganization sets the "organization" edge to the Organization entity.
 func (_c *DeliveryCreate) SetOrganization(v *Organization) *DeliveryCreate {
 	return _c.SetOrganizationID(v.ID)
@@ -285,6 +307,10 @@ func (_c *DeliveryCreate) defaults() error {
 		v := delivery.DefaultSubject
 		_c.mutation.SetSubject(v)
 	}
+	if _, ok := _c.mutation.BodyText(); !ok {
+		v := delivery.DefaultBodyText
+		_c.mutation.SetBodyText(v)
+	}
 	if _, ok := _c.mutation.BodyHTML(); !ok {
 		v := delivery.DefaultBodyHTML
 		_c.mutation.SetBodyHTML(v)
@@ -307,6 +333,10 @@ func (_c *DeliveryCreate) defaults() error {
 	if _, ok := _c.mutation.LastError(); !ok {
 		v := delivery.DefaultLastError
 		_c.mutation.SetLastError(v)
+	}
+	if _, ok := _c.mutation.TokenGeneration(); !ok {
+		v := delivery.DefaultTokenGeneration
+		_c.mutation.SetTokenGeneration(v)
 	}
 	return nil
 }
@@ -381,6 +411,9 @@ func (_c *DeliveryCreate) check() error {
 		if err := delivery.LastErrorValidator(v); err != nil {
 			return &ValidationError{Name: "last_error", err: fmt.Errorf(`ent: validator failed for field "Delivery.last_error": %w`, err)}
 		}
+	}
+	if _, ok := _c.mutation.TokenGeneration(); !ok {
+		return &ValidationError{Name: "token_generation", err: errors.New(`ent: missing required field "Delivery.token_generation"`)}
 	}
 	if len(_c.mutation.OrganizationIDs()) == 0 {
 		return &ValidationError{Name: "organization", err: errors.New(`ent: missing required edge "Delivery.organization"`)}
@@ -467,6 +500,10 @@ func (_c *DeliveryCreate) createSpec() (*Delivery, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.SentAt(); ok {
 		_spec.SetField(delivery.FieldSentAt, field.TypeTime, value)
 		_node.SentAt = &value
+	}
+	if value, ok := _c.mutation.TokenGeneration(); ok {
+		_spec.SetField(delivery.FieldTokenGeneration, field.TypeInt, value)
+		_node.TokenGeneration = value
 	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -746,6 +783,24 @@ func (u *DeliveryUpsert) ClearInvitationID() *DeliveryUpsert {
 	return u
 }
 
+// SetTokenGeneration sets the "token_generation" field.
+func (u *DeliveryUpsert) SetTokenGeneration(v int) *DeliveryUpsert {
+	u.Set(delivery.FieldTokenGeneration, v)
+	return u
+}
+
+// UpdateTokenGeneration sets the "token_generation" field to the value that was provided on create.
+func (u *DeliveryUpsert) UpdateTokenGeneration() *DeliveryUpsert {
+	u.SetExcluded(delivery.FieldTokenGeneration)
+	return u
+}
+
+// AddTokenGeneration adds v to the "token_generation" field.
+func (u *DeliveryUpsert) AddTokenGeneration(v int) *DeliveryUpsert {
+	u.Add(delivery.FieldTokenGeneration, v)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create.
 // Using this option is equivalent to using:
 //
@@ -1015,6 +1070,27 @@ func (u *DeliveryUpsertOne) UpdateInvitationID() *DeliveryUpsertOne {
 func (u *DeliveryUpsertOne) ClearInvitationID() *DeliveryUpsertOne {
 	return u.Update(func(s *DeliveryUpsert) {
 		s.ClearInvitationID()
+	})
+}
+
+// SetTokenGeneration sets the "token_generation" field.
+func (u *DeliveryUpsertOne) SetTokenGeneration(v int) *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.SetTokenGeneration(v)
+	})
+}
+
+// AddTokenGeneration adds v to the "token_generation" field.
+func (u *DeliveryUpsertOne) AddTokenGeneration(v int) *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.AddTokenGeneration(v)
+	})
+}
+
+// UpdateTokenGeneration sets the "token_generation" field to the value that was provided on create.
+func (u *DeliveryUpsertOne) UpdateTokenGeneration() *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.UpdateTokenGeneration()
 	})
 }
 
@@ -1453,6 +1529,27 @@ func (u *DeliveryUpsertBulk) UpdateInvitationID() *DeliveryUpsertBulk {
 func (u *DeliveryUpsertBulk) ClearInvitationID() *DeliveryUpsertBulk {
 	return u.Update(func(s *DeliveryUpsert) {
 		s.ClearInvitationID()
+	})
+}
+
+// SetTokenGeneration sets the "token_generation" field.
+func (u *DeliveryUpsertBulk) SetTokenGeneration(v int) *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.SetTokenGeneration(v)
+	})
+}
+
+// AddTokenGeneration adds v to the "token_generation" field.
+func (u *DeliveryUpsertBulk) AddTokenGeneration(v int) *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.AddTokenGeneration(v)
+	})
+}
+
+// UpdateTokenGeneration sets the "token_generation" field to the value that was provided on create.
+func (u *DeliveryUpsertBulk) UpdateTokenGeneration() *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.UpdateTokenGeneration()
 	})
 }
 

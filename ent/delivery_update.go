@@ -242,6 +242,27 @@ func (_u *DeliveryUpdate) ClearInvitationID() *DeliveryUpdate {
 	return _u
 }
 
+// SetTokenGeneration sets the "token_generation" field.
+func (_u *DeliveryUpdate) SetTokenGeneration(v int) *DeliveryUpdate {
+	_u.mutation.ResetTokenGeneration()
+	_u.mutation.SetTokenGeneration(v)
+	return _u
+}
+
+// SetNillableTokenGeneration sets the "token_generation" field if the given value is not nil.
+func (_u *DeliveryUpdate) SetNillableTokenGeneration(v *int) *DeliveryUpdate {
+	if v != nil {
+		_u.SetTokenGeneration(*v)
+	}
+	return _u
+}
+
+// AddTokenGeneration adds value to the "token_generation" field.
+func (_u *DeliveryUpdate) AddTokenGeneration(v int) *DeliveryUpdate {
+	_u.mutation.AddTokenGeneration(v)
+	return _u
+}
+
 // SetInvitation sets the "invitation" edge to the Invitation entity.
 func (_u *DeliveryUpdate) SetInvitation(v *Invitation) *DeliveryUpdate {
 	return _u.SetInvitationID(v.ID)
@@ -397,6 +418,12 @@ func (_u *DeliveryUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.SentAtCleared() {
 		_spec.ClearField(delivery.FieldSentAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.TokenGeneration(); ok {
+		_spec.SetField(delivery.FieldTokenGeneration, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedTokenGeneration(); ok {
+		_spec.AddField(delivery.FieldTokenGeneration, field.TypeInt, value)
 	}
 	if _u.mutation.InvitationCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -660,6 +687,27 @@ func (_u *DeliveryUpdateOne) ClearInvitationID() *DeliveryUpdateOne {
 	return _u
 }
 
+// SetTokenGeneration sets the "token_generation" field.
+func (_u *DeliveryUpdateOne) SetTokenGeneration(v int) *DeliveryUpdateOne {
+	_u.mutation.ResetTokenGeneration()
+	_u.mutation.SetTokenGeneration(v)
+	return _u
+}
+
+// SetNillableTokenGeneration sets the "token_generation" field if the given value is not nil.
+func (_u *DeliveryUpdateOne) SetNillableTokenGeneration(v *int) *DeliveryUpdateOne {
+	if v != nil {
+		_u.SetTokenGeneration(*v)
+	}
+	return _u
+}
+
+// AddTokenGeneration adds value to the "token_generation" field.
+func (_u *DeliveryUpdateOne) AddTokenGeneration(v int) *DeliveryUpdateOne {
+	_u.mutation.AddTokenGeneration(v)
+	return _u
+}
+
 // SetInvitation sets the "invitation" edge to the Invitation entity.
 func (_u *DeliveryUpdateOne) SetInvitation(v *Invitation) *DeliveryUpdateOne {
 	return _u.SetInvitationID(v.ID)
@@ -845,6 +893,12 @@ func (_u *DeliveryUpdateOne) sqlSave(ctx context.Context) (_node *Delivery, err 
 	}
 	if _u.mutation.SentAtCleared() {
 		_spec.ClearField(delivery.FieldSentAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.TokenGeneration(); ok {
+		_spec.SetField(delivery.FieldTokenGeneration, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedTokenGeneration(); ok {
+		_spec.AddField(delivery.FieldTokenGeneration, field.TypeInt, value)
 	}
 	if _u.mutation.InvitationCleared() {
 		edge := &sqlgraph.EdgeSpec{

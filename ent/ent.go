@@ -7,6 +7,7 @@ import (
 	"admit/ent/contact"
 	"admit/ent/delivery"
 	"admit/ent/hrconnection"
+	"admit/ent/idempotencykey"
 	"admit/ent/invitation"
 	"admit/ent/invitelink"
 	"admit/ent/joinrequest"
@@ -85,19 +86,20 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			auditevent.Table:   auditevent.ValidColumn,
-			contact.Table:      contact.ValidColumn,
-			delivery.Table:     delivery.ValidColumn,
-			hrconnection.Table: hrconnection.ValidColumn,
-			invitation.Table:   invitation.ValidColumn,
-			invitelink.Table:   invitelink.ValidColumn,
-			joinrequest.Table:  joinrequest.ValidColumn,
-			membership.Table:   membership.ValidColumn,
-			organization.Table: organization.ValidColumn,
-			role.Table:         role.ValidColumn,
-			session.Table:      session.ValidColumn,
-			user.Table:         user.ValidColumn,
-			workspace.Table:    workspace.ValidColumn,
+			auditevent.Table:     auditevent.ValidColumn,
+			contact.Table:        contact.ValidColumn,
+			delivery.Table:       delivery.ValidColumn,
+			hrconnection.Table:   hrconnection.ValidColumn,
+			idempotencykey.Table: idempotencykey.ValidColumn,
+			invitation.Table:     invitation.ValidColumn,
+			invitelink.Table:     invitelink.ValidColumn,
+			joinrequest.Table:    joinrequest.ValidColumn,
+			membership.Table:     membership.ValidColumn,
+			organization.Table:   organization.ValidColumn,
+			role.Table:           role.ValidColumn,
+			session.Table:        session.ValidColumn,
+			user.Table:           user.ValidColumn,
+			workspace.Table:      workspace.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

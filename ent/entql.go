@@ -7,6 +7,7 @@ import (
 	"admit/ent/contact"
 	"admit/ent/delivery"
 	"admit/ent/hrconnection"
+	"admit/ent/idempotencykey"
 	"admit/ent/invitation"
 	"admit/ent/invitelink"
 	"admit/ent/joinrequest"
@@ -26,7 +27,7 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 13)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 14)}
 	graph.Nodes[0] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   auditevent.Table,
@@ -76,22 +77,23 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		Type: "Delivery",
 		Fields: map[string]*sqlgraph.FieldSpec{
-			delivery.FieldCreatedAt:      {Type: field.TypeTime, Column: delivery.FieldCreatedAt},
-			delivery.FieldUpdatedAt:      {Type: field.TypeTime, Column: delivery.FieldUpdatedAt},
-			delivery.FieldOrganizationID: {Type: field.TypeInt, Column: delivery.FieldOrganizationID},
-			delivery.FieldChannel:        {Type: field.TypeEnum, Column: delivery.FieldChannel},
-			delivery.FieldRecipient:      {Type: field.TypeString, Column: delivery.FieldRecipient},
-			delivery.FieldTemplate:       {Type: field.TypeString, Column: delivery.FieldTemplate},
-			delivery.FieldSubject:        {Type: field.TypeString, Column: delivery.FieldSubject},
-			delivery.FieldBodyText:       {Type: field.TypeString, Column: delivery.FieldBodyText},
-			delivery.FieldBodyHTML:       {Type: field.TypeString, Column: delivery.FieldBodyHTML},
-			delivery.FieldStatus:         {Type: field.TypeEnum, Column: delivery.FieldStatus},
-			delivery.FieldAttempts:       {Type: field.TypeInt, Column: delivery.FieldAttempts},
-			delivery.FieldNextAttemptAt:  {Type: field.TypeTime, Column: delivery.FieldNextAttemptAt},
-			delivery.FieldLeaseUntil:     {Type: field.TypeTime, Column: delivery.FieldLeaseUntil},
-			delivery.FieldLastError:      {Type: field.TypeString, Column: delivery.FieldLastError},
-			delivery.FieldSentAt:         {Type: field.TypeTime, Column: delivery.FieldSentAt},
-			delivery.FieldInvitationID:   {Type: field.TypeInt, Column: delivery.FieldInvitationID},
+			delivery.FieldCreatedAt:       {Type: field.TypeTime, Column: delivery.FieldCreatedAt},
+			delivery.FieldUpdatedAt:       {Type: field.TypeTime, Column: delivery.FieldUpdatedAt},
+			delivery.FieldOrganizationID:  {Type: field.TypeInt, Column: delivery.FieldOrganizationID},
+			delivery.FieldChannel:         {Type: field.TypeEnum, Column: delivery.FieldChannel},
+			delivery.FieldRecipient:       {Type: field.TypeString, Column: delivery.FieldRecipient},
+			delivery.FieldTemplate:        {Type: field.TypeString, Column: delivery.FieldTemplate},
+			delivery.FieldSubject:         {Type: field.TypeString, Column: delivery.FieldSubject},
+			delivery.FieldBodyText:        {Type: field.TypeString, Column: delivery.FieldBodyText},
+			delivery.FieldBodyHTML:        {Type: field.TypeString, Column: delivery.FieldBodyHTML},
+			delivery.FieldStatus:          {Type: field.TypeEnum, Column: delivery.FieldStatus},
+			delivery.FieldAttempts:        {Type: field.TypeInt, Column: delivery.FieldAttempts},
+			delivery.FieldNextAttemptAt:   {Type: field.TypeTime, Column: delivery.FieldNextAttemptAt},
+			delivery.FieldLeaseUntil:      {Type: field.TypeTime, Column: delivery.FieldLeaseUntil},
+			delivery.FieldLastError:       {Type: field.TypeString, Column: delivery.FieldLastError},
+			delivery.FieldSentAt:          {Type: field.TypeTime, Column: delivery.FieldSentAt},
+			delivery.FieldInvitationID:    {Type: field.TypeInt, Column: delivery.FieldInvitationID},
+			delivery.FieldTokenGeneration: {Type: field.TypeInt, Column: delivery.FieldTokenGeneration},
 		},
 	}
 	graph.Nodes[3] = &sqlgraph.Node{
@@ -115,6 +117,25 @@ var schemaGraph = func() *sqlgraph.Schema {
 	}
 	graph.Nodes[4] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
+			Table:   idempotencykey.Table,
+			Columns: idempotencykey.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: idempotencykey.FieldID,
+			},
+		},
+		Type: "IdempotencyKey",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			idempotencykey.FieldOrganizationID: {Type: field.TypeInt, Column: idempotencykey.FieldOrganizationID},
+			idempotencykey.FieldCreatedAt:      {Type: field.TypeTime, Column: idempotencykey.FieldCreatedAt},
+			idempotencykey.FieldKey:            {Type: field.TypeString, Column: idempotencykey.FieldKey},
+			idempotencykey.FieldOperation:      {Type: field.TypeString, Column: idempotencykey.FieldOperation},
+			idempotencykey.FieldRequestHash:    {Type: field.TypeString, Column: idempotencykey.FieldRequestHash},
+			idempotencykey.FieldResponse:       {Type: field.TypeBytes, Column: idempotencykey.FieldResponse},
+		},
+	}
+	graph.Nodes[5] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
 			Table:   invitation.Table,
 			Columns: invitation.Columns,
 			ID: &sqlgraph.FieldSpec{
@@ -124,33 +145,35 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		Type: "Invitation",
 		Fields: map[string]*sqlgraph.FieldSpec{
-			invitation.FieldCreatedAt:      {Type: field.TypeTime, Column: invitation.FieldCreatedAt},
-			invitation.FieldUpdatedAt:      {Type: field.TypeTime, Column: invitation.FieldUpdatedAt},
-			invitation.FieldOrganizationID: {Type: field.TypeInt, Column: invitation.FieldOrganizationID},
-			invitation.FieldEmail:          {Type: field.TypeString, Column: invitation.FieldEmail},
-			invitation.FieldPhone:          {Type: field.TypeString, Column: invitation.FieldPhone},
-			invitation.FieldName:           {Type: field.TypeString, Column: invitation.FieldName},
-			invitation.FieldExternalID:     {Type: field.TypeString, Column: invitation.FieldExternalID},
-			invitation.FieldKind:           {Type: field.TypeEnum, Column: invitation.FieldKind},
-			invitation.FieldAdmin:          {Type: field.TypeBool, Column: invitation.FieldAdmin},
-			invitation.FieldSource:         {Type: field.TypeEnum, Column: invitation.FieldSource},
-			invitation.FieldDeliveryMode:   {Type: field.TypeEnum, Column: invitation.FieldDeliveryMode},
-			invitation.FieldStatus:         {Type: field.TypeEnum, Column: invitation.FieldStatus},
-			invitation.FieldMessage:        {Type: field.TypeString, Column: invitation.FieldMessage},
-			invitation.FieldTokenHash:      {Type: field.TypeString, Column: invitation.FieldTokenHash},
-			invitation.FieldExpiresAt:      {Type: field.TypeTime, Column: invitation.FieldExpiresAt},
-			invitation.FieldSendCount:      {Type: field.TypeInt, Column: invitation.FieldSendCount},
-			invitation.FieldLastSentAt:     {Type: field.TypeTime, Column: invitation.FieldLastSentAt},
-			invitation.FieldAcceptedAt:     {Type: field.TypeTime, Column: invitation.FieldAcceptedAt},
-			invitation.FieldRevokedAt:      {Type: field.TypeTime, Column: invitation.FieldRevokedAt},
-			invitation.FieldRoleID:         {Type: field.TypeInt, Column: invitation.FieldRoleID},
-			invitation.FieldInviterID:      {Type: field.TypeInt, Column: invitation.FieldInviterID},
-			invitation.FieldWorkspaceID:    {Type: field.TypeInt, Column: invitation.FieldWorkspaceID},
-			invitation.FieldInviteLinkID:   {Type: field.TypeInt, Column: invitation.FieldInviteLinkID},
-			invitation.FieldUserID:         {Type: field.TypeInt, Column: invitation.FieldUserID},
+			invitation.FieldCreatedAt:         {Type: field.TypeTime, Column: invitation.FieldCreatedAt},
+			invitation.FieldUpdatedAt:         {Type: field.TypeTime, Column: invitation.FieldUpdatedAt},
+			invitation.FieldOrganizationID:    {Type: field.TypeInt, Column: invitation.FieldOrganizationID},
+			invitation.FieldEmail:             {Type: field.TypeString, Column: invitation.FieldEmail},
+			invitation.FieldPhone:             {Type: field.TypeString, Column: invitation.FieldPhone},
+			invitation.FieldName:              {Type: field.TypeString, Column: invitation.FieldName},
+			invitation.FieldExternalID:        {Type: field.TypeString, Column: invitation.FieldExternalID},
+			invitation.FieldKind:              {Type: field.TypeEnum, Column: invitation.FieldKind},
+			invitation.FieldAdmin:             {Type: field.TypeBool, Column: invitation.FieldAdmin},
+			invitation.FieldSource:            {Type: field.TypeEnum, Column: invitation.FieldSource},
+			invitation.FieldDeliveryMode:      {Type: field.TypeEnum, Column: invitation.FieldDeliveryMode},
+			invitation.FieldStatus:            {Type: field.TypeEnum, Column: invitation.FieldStatus},
+			invitation.FieldMessage:           {Type: field.TypeString, Column: invitation.FieldMessage},
+			invitation.FieldTokenNonces:       {Type: field.TypeJSON, Column: invitation.FieldTokenNonces},
+			invitation.FieldTokenGeneration:   {Type: field.TypeInt, Column: invitation.FieldTokenGeneration},
+			invitation.FieldExpiresAt:         {Type: field.TypeTime, Column: invitation.FieldExpiresAt},
+			invitation.FieldSendCount:         {Type: field.TypeInt, Column: invitation.FieldSendCount},
+			invitation.FieldLastSentAt:        {Type: field.TypeTime, Column: invitation.FieldLastSentAt},
+			invitation.FieldAcceptedAt:        {Type: field.TypeTime, Column: invitation.FieldAcceptedAt},
+			invitation.FieldRevokedAt:         {Type: field.TypeTime, Column: invitation.FieldRevokedAt},
+			invitation.FieldLastDeliveryError: {Type: field.TypeString, Column: invitation.FieldLastDeliveryError},
+			invitation.FieldRoleID:            {Type: field.TypeInt, Column: invitation.FieldRoleID},
+			invitation.FieldInviterID:         {Type: field.TypeInt, Column: invitation.FieldInviterID},
+			invitation.FieldWorkspaceID:       {Type: field.TypeInt, Column: invitation.FieldWorkspaceID},
+			invitation.FieldInviteLinkID:      {Type: field.TypeInt, Column: invitation.FieldInviteLinkID},
+			invitation.FieldUserID:            {Type: field.TypeInt, Column: invitation.FieldUserID},
 		},
 	}
-	graph.Nodes[5] = &sqlgraph.Node{
+	graph.Nodes[6] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   invitelink.Table,
 			Columns: invitelink.Columns,
@@ -177,7 +200,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			invitelink.FieldCreatedByID:       {Type: field.TypeInt, Column: invitelink.FieldCreatedByID},
 		},
 	}
-	graph.Nodes[6] = &sqlgraph.Node{
+	graph.Nodes[7] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   joinrequest.Table,
 			Columns: joinrequest.Columns,
@@ -201,7 +224,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			joinrequest.FieldDecidedByID:    {Type: field.TypeInt, Column: joinrequest.FieldDecidedByID},
 		},
 	}
-	graph.Nodes[7] = &sqlgraph.Node{
+	graph.Nodes[8] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   membership.Table,
 			Columns: membership.Columns,
@@ -221,7 +244,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			membership.FieldUserID:         {Type: field.TypeInt, Column: membership.FieldUserID},
 		},
 	}
-	graph.Nodes[8] = &sqlgraph.Node{
+	graph.Nodes[9] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   organization.Table,
 			Columns: organization.Columns,
@@ -241,7 +264,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			organization.FieldInvitationExpiryDays:         {Type: field.TypeInt, Column: organization.FieldInvitationExpiryDays},
 		},
 	}
-	graph.Nodes[9] = &sqlgraph.Node{
+	graph.Nodes[10] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   role.Table,
 			Columns: role.Columns,
@@ -262,7 +285,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			role.FieldBuiltin:        {Type: field.TypeBool, Column: role.FieldBuiltin},
 		},
 	}
-	graph.Nodes[10] = &sqlgraph.Node{
+	graph.Nodes[11] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   session.Table,
 			Columns: session.Columns,
@@ -279,7 +302,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			session.FieldUserID:    {Type: field.TypeInt, Column: session.FieldUserID},
 		},
 	}
-	graph.Nodes[11] = &sqlgraph.Node{
+	graph.Nodes[12] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   user.Table,
 			Columns: user.Columns,
@@ -304,7 +327,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			user.FieldLastSignInAt:   {Type: field.TypeTime, Column: user.FieldLastSignInAt},
 		},
 	}
-	graph.Nodes[12] = &sqlgraph.Node{
+	graph.Nodes[13] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   workspace.Table,
 			Columns: workspace.Columns,
@@ -419,6 +442,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 			Bidi:    false,
 		},
 		"HRConnection",
+		"Organization",
+	)
+	graph.MustAddE(
+		"organization",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   idempotencykey.OrganizationTable,
+			Columns: []string{idempotencykey.OrganizationColumn},
+			Bidi:    false,
+		},
+		"IdempotencyKey",
 		"Organization",
 	)
 	graph.MustAddE(
@@ -1108,6 +1143,11 @@ func (f *DeliveryFilter) WhereInvitationID(p entql.IntP) {
 	f.Where(p.Field(delivery.FieldInvitationID))
 }
 
+// WhereTokenGeneration applies the entql int predicate on the token_generation field.
+func (f *DeliveryFilter) WhereTokenGeneration(p entql.IntP) {
+	f.Where(p.Field(delivery.FieldTokenGeneration))
+}
+
 // WhereHasOrganization applies a predicate to check if query has an edge organization.
 func (f *DeliveryFilter) WhereHasOrganization() {
 	f.Where(entql.HasEdge("organization"))
@@ -1221,6 +1261,90 @@ func (f *HRConnectionFilter) WhereHasOrganizationWith(preds ...predicate.Organiz
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *IdempotencyKeyQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the IdempotencyKeyQuery builder.
+func (_q *IdempotencyKeyQuery) Filter() *IdempotencyKeyFilter {
+	return &IdempotencyKeyFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *IdempotencyKeyMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the IdempotencyKeyMutation builder.
+func (m *IdempotencyKeyMutation) Filter() *IdempotencyKeyFilter {
+	return &IdempotencyKeyFilter{config: m.config, predicateAdder: m}
+}
+
+// IdempotencyKeyFilter provides a generic filtering capability at runtime for IdempotencyKeyQuery.
+type IdempotencyKeyFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *IdempotencyKeyFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *IdempotencyKeyFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(idempotencykey.FieldID))
+}
+
+// WhereOrganizationID applies the entql int predicate on the organization_id field.
+func (f *IdempotencyKeyFilter) WhereOrganizationID(p entql.IntP) {
+	f.Where(p.Field(idempotencykey.FieldOrganizationID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *IdempotencyKeyFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(idempotencykey.FieldCreatedAt))
+}
+
+// WhereKey applies the entql string predicate on the key field.
+func (f *IdempotencyKeyFilter) WhereKey(p entql.StringP) {
+	f.Where(p.Field(idempotencykey.FieldKey))
+}
+
+// WhereOperation applies the entql string predicate on the operation field.
+func (f *IdempotencyKeyFilter) WhereOperation(p entql.StringP) {
+	f.Where(p.Field(idempotencykey.FieldOperation))
+}
+
+// WhereRequestHash applies the entql string predicate on the request_hash field.
+func (f *IdempotencyKeyFilter) WhereRequestHash(p entql.StringP) {
+	f.Where(p.Field(idempotencykey.FieldRequestHash))
+}
+
+// WhereResponse applies the entql []byte predicate on the response field.
+func (f *IdempotencyKeyFilter) WhereResponse(p entql.BytesP) {
+	f.Where(p.Field(idempotencykey.FieldResponse))
+}
+
+// WhereHasOrganization applies a predicate to check if query has an edge organization.
+func (f *IdempotencyKeyFilter) WhereHasOrganization() {
+	f.Where(entql.HasEdge("organization"))
+}
+
+// WhereHasOrganizationWith applies a predicate to check if query has an edge organization with a given conditions (other predicates).
+func (f *IdempotencyKeyFilter) WhereHasOrganizationWith(preds ...predicate.Organization) {
+	f.Where(entql.HasEdgeWith("organization", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *InvitationQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -1249,7 +1373,7 @@ type InvitationFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *InvitationFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1325,9 +1449,14 @@ func (f *InvitationFilter) WhereMessage(p entql.StringP) {
 	f.Where(p.Field(invitation.FieldMessage))
 }
 
-// WhereTokenHash applies the entql string predicate on the token_hash field.
-func (f *InvitationFilter) WhereTokenHash(p entql.StringP) {
-	f.Where(p.Field(invitation.FieldTokenHash))
+// WhereTokenNonces applies the entql json.RawMessage predicate on the token_nonces field.
+func (f *InvitationFilter) WhereTokenNonces(p entql.BytesP) {
+	f.Where(p.Field(invitation.FieldTokenNonces))
+}
+
+// WhereTokenGeneration applies the entql int predicate on the token_generation field.
+func (f *InvitationFilter) WhereTokenGeneration(p entql.IntP) {
+	f.Where(p.Field(invitation.FieldTokenGeneration))
 }
 
 // WhereExpiresAt applies the entql time.Time predicate on the expires_at field.
@@ -1353,6 +1482,11 @@ func (f *InvitationFilter) WhereAcceptedAt(p entql.TimeP) {
 // WhereRevokedAt applies the entql time.Time predicate on the revoked_at field.
 func (f *InvitationFilter) WhereRevokedAt(p entql.TimeP) {
 	f.Where(p.Field(invitation.FieldRevokedAt))
+}
+
+// WhereLastDeliveryError applies the entql string predicate on the last_delivery_error field.
+func (f *InvitationFilter) WhereLastDeliveryError(p entql.StringP) {
+	f.Where(p.Field(invitation.FieldLastDeliveryError))
 }
 
 // WhereRoleID applies the entql int predicate on the role_id field.
@@ -1507,7 +1641,7 @@ type InviteLinkFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *InviteLinkFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1673,7 +1807,7 @@ type JoinRequestFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *JoinRequestFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1824,7 +1958,7 @@ type MembershipFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *MembershipFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1941,7 +2075,7 @@ type OrganizationFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *OrganizationFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2016,7 +2150,7 @@ type RoleFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *RoleFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2124,7 +2258,7 @@ type SessionFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *SessionFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2198,7 +2332,7 @@ type UserFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UserFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2354,7 +2488,7 @@ type WorkspaceFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *WorkspaceFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})

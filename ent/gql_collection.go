@@ -900,6 +900,11 @@ func (_q *InvitationQuery) collectField(ctx context.Context, oneNode bool, opCtx
 				selectedFields = append(selectedFields, invitation.FieldRevokedAt)
 				fieldSeen[invitation.FieldRevokedAt] = struct{}{}
 			}
+		case "lastDeliveryError":
+			if _, ok := fieldSeen[invitation.FieldLastDeliveryError]; !ok {
+				selectedFields = append(selectedFields, invitation.FieldLastDeliveryError)
+				fieldSeen[invitation.FieldLastDeliveryError] = struct{}{}
+			}
 		case "id":
 		case "__typename":
 		default:

@@ -1795,6 +1795,21 @@ type InvitationWhereInput struct {
 	RevokedAtIsNil  bool        `json:"revokedAtIsNil,omitempty"`
 	RevokedAtNotNil bool        `json:"revokedAtNotNil,omitempty"`
 
+	// "last_delivery_error" field predicates.
+	LastDeliveryError             *string  `json:"lastDeliveryError,omitempty"`
+	LastDeliveryErrorNEQ          *string  `json:"lastDeliveryErrorNEQ,omitempty"`
+	LastDeliveryErrorIn           []string `json:"lastDeliveryErrorIn,omitempty"`
+	LastDeliveryErrorNotIn        []string `json:"lastDeliveryErrorNotIn,omitempty"`
+	LastDeliveryErrorGT           *string  `json:"lastDeliveryErrorGT,omitempty"`
+	LastDeliveryErrorGTE          *string  `json:"lastDeliveryErrorGTE,omitempty"`
+	LastDeliveryErrorLT           *string  `json:"lastDeliveryErrorLT,omitempty"`
+	LastDeliveryErrorLTE          *string  `json:"lastDeliveryErrorLTE,omitempty"`
+	LastDeliveryErrorContains     *string  `json:"lastDeliveryErrorContains,omitempty"`
+	LastDeliveryErrorHasPrefix    *string  `json:"lastDeliveryErrorHasPrefix,omitempty"`
+	LastDeliveryErrorHasSuffix    *string  `json:"lastDeliveryErrorHasSuffix,omitempty"`
+	LastDeliveryErrorEqualFold    *string  `json:"lastDeliveryErrorEqualFold,omitempty"`
+	LastDeliveryErrorContainsFold *string  `json:"lastDeliveryErrorContainsFold,omitempty"`
+
 	// "organization" edge predicates.
 	HasOrganization     *bool                     `json:"hasOrganization,omitempty"`
 	HasOrganizationWith []*OrganizationWhereInput `json:"hasOrganizationWith,omitempty"`
@@ -2371,6 +2386,45 @@ func (i *InvitationWhereInput) P() (predicate.Invitation, error) {
 	}
 	if i.RevokedAtNotNil {
 		predicates = append(predicates, invitation.RevokedAtNotNil())
+	}
+	if i.LastDeliveryError != nil {
+		predicates = append(predicates, invitation.LastDeliveryErrorEQ(*i.LastDeliveryError))
+	}
+	if i.LastDeliveryErrorNEQ != nil {
+		predicates = append(predicates, invitation.LastDeliveryErrorNEQ(*i.LastDeliveryErrorNEQ))
+	}
+	if len(i.LastDeliveryErrorIn) > 0 {
+		predicates = append(predicates, invitation.LastDeliveryErrorIn(i.LastDeliveryErrorIn...))
+	}
+	if len(i.LastDeliveryErrorNotIn) > 0 {
+		predicates = append(predicates, invitation.LastDeliveryErrorNotIn(i.LastDeliveryErrorNotIn...))
+	}
+	if i.LastDeliveryErrorGT != nil {
+		predicates = append(predicates, invitation.LastDeliveryErrorGT(*i.LastDeliveryErrorGT))
+	}
+	if i.LastDeliveryErrorGTE != nil {
+		predicates = append(predicates, invitation.LastDeliveryErrorGTE(*i.LastDeliveryErrorGTE))
+	}
+	if i.LastDeliveryErrorLT != nil {
+		predicates = append(predicates, invitation.LastDeliveryErrorLT(*i.LastDeliveryErrorLT))
+	}
+	if i.LastDeliveryErrorLTE != nil {
+		predicates = append(predicates, invitation.LastDeliveryErrorLTE(*i.LastDeliveryErrorLTE))
+	}
+	if i.LastDeliveryErrorContains != nil {
+		predicates = append(predicates, invitation.LastDeliveryErrorContains(*i.LastDeliveryErrorContains))
+	}
+	if i.LastDeliveryErrorHasPrefix != nil {
+		predicates = append(predicates, invitation.LastDeliveryErrorHasPrefix(*i.LastDeliveryErrorHasPrefix))
+	}
+	if i.LastDeliveryErrorHasSuffix != nil {
+		predicates = append(predicates, invitation.LastDeliveryErrorHasSuffix(*i.LastDeliveryErrorHasSuffix))
+	}
+	if i.LastDeliveryErrorEqualFold != nil {
+		predicates = append(predicates, invitation.LastDeliveryErrorEqualFold(*i.LastDeliveryErrorEqualFold))
+	}
+	if i.LastDeliveryErrorContainsFold != nil {
+		predicates = append(predicates, invitation.LastDeliveryErrorContainsFold(*i.LastDeliveryErrorContainsFold))
 	}
 
 	if i.HasOrganization != nil {

@@ -9,6 +9,7 @@ import (
 	"admit/ent/role"
 	"admit/ent/user"
 	"admit/ent/workspace"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -48,8 +49,10 @@ type Invitation struct {
 	Status invitation.Status `json:"status,omitempty"`
 	// Personal note from the inviter, included in the message.
 	Message string `json:"message,omitempty"`
-	// TokenHash holds the value of the "token_hash" field.
-	TokenHash *string `json:"-"`
+	// TokenNonces holds the value of the "token_nonces" field.
+	TokenNonces [][]uint8 `json:"-"`
+	// TokenGeneration holds the value of the "token_generation" field.
+	TokenGeneration int `json:"token_generation,omitempty"`
 	// ExpiresAt holds the value of the "expires_at" field.
 	ExpiresAt time.Time `json:"expires_at,omitempty"`
 	// SendCount holds the value of the "send_count" field.
@@ -60,6 +63,8 @@ type Invitation struct {
 	AcceptedAt *time.Time `json:"accepted_at,omitempty"`
 	// RevokedAt holds the value of the "revoked_at" field.
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// Why the latest message failed, when it did; empty otherwise.
+	LastDeliveryError string `json:"last_delivery_error,omitempty"`
 	// RoleID holds the value of the "role_id" field.
 	RoleID int `json:"role_id,omitempty"`
 	// InviterID holds the value of the "inviter_id" field.
@@ -181,11 +186,13 @@ func (*Invitation) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case invitation.FieldTokenNonces:
+			values[i] = new([]byte)
 		case invitation.FieldAdmin:
 			values[i] = new(sql.NullBool)
-		case invitation.FieldID, invitation.FieldOrganizationID, invitation.FieldSendCount, invitation.FieldRoleID, invitation.FieldInviterID, invitation.FieldWorkspaceID, invitation.FieldInviteLinkID, invitation.FieldUserID:
+		case invitation.FieldID, invitation.FieldOrganizationID, invitation.FieldTokenGeneration, invitation.FieldSendCount, invitation.FieldRoleID, invitation.FieldInviterID, invitation.FieldWorkspaceID, invitation.FieldInviteLinkID, invitation.FieldUserID:
 			values[i] = new(sql.NullInt64)
-		case invitation.FieldEmail, invitation.FieldPhone, invitation.FieldName, invitation.FieldExternalID, invitation.FieldKind, invitation.FieldSource, invitation.FieldDeliveryMode, invitation.FieldStatus, invitation.FieldMessage, invitation.FieldTokenHash:
+		case invitation.FieldEmail, invitation.FieldPhone, invitation.FieldName, invitation.FieldExternalID, invitation.FieldKind, invitation.FieldSource, invitation.FieldDeliveryMode, invitation.FieldStatus, invitation.FieldMessage, invitation.FieldLastDeliveryError:
 			values[i] = new(sql.NullString)
 		case invitation.FieldCreatedAt, invitation.FieldUpdatedAt, invitation.FieldExpiresAt, invitation.FieldLastSentAt, invitation.FieldAcceptedAt, invitation.FieldRevokedAt:
 			values[i] = new(sql.NullTime)
@@ -291,12 +298,19 @@ func (_m *Invitation) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Message = value.String
 			}
-		case invitation.FieldTokenHash:
-			if value, ok := values[i].(*sql.NullString); !ok {
-				return fmt.Errorf("unexpected type %T for field token_hash", values[i])
+		case invitation.FieldTokenNonces:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field token_nonces", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.TokenNonces); err != nil {
+					return fmt.Errorf("unmarshal field token_nonces: %w", err)
+				}
+			}
+		case invitation.FieldTokenGeneration:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field token_generation", values[i])
 			} else if value.Valid {
-				_m.TokenHash = new(string)
-				*_m.TokenHash = value.String
+				_m.TokenGeneration = int(value.Int64)
 			}
 		case invitation.FieldExpiresAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -330,6 +344,12 @@ func (_m *Invitation) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.RevokedAt = new(time.Time)
 				*_m.RevokedAt = value.Time
+			}
+		case invitation.FieldLastDeliveryError:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field last_delivery_error", values[i])
+			} else if value.Valid {
+				_m.LastDeliveryError = value.String
 			}
 		case invitation.FieldRoleID:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
@@ -481,7 +501,10 @@ func (_m *Invitation) String() string {
 	builder.WriteString("message=")
 	builder.WriteString(_m.Message)
 	builder.WriteString(", ")
-	builder.WriteString("token_hash=<sensitive>")
+	builder.WriteString("token_nonces=<sensitive>")
+	builder.WriteString(", ")
+	builder.WriteString("token_generation=")
+	builder.WriteString(fmt.Sprintf("%v", _m.TokenGeneration))
 	builder.WriteString(", ")
 	builder.WriteString("expires_at=")
 	builder.WriteString(_m.ExpiresAt.Format(time.ANSIC))
@@ -503,6 +526,9 @@ func (_m *Invitation) String() string {
 		builder.WriteString("revoked_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("last_delivery_error=")
+	builder.WriteString(_m.LastDeliveryError)
 	builder.WriteString(", ")
 	builder.WriteString("role_id=")
 	builder.WriteString(fmt.Sprintf("%v", _m.RoleID))

@@ -202,16 +202,22 @@ func (_c *InvitationCreate) SetNillableMessage(v *string) *InvitationCreate {
 	return _c
 }
 
-// SetTokenHash sets the "token_hash" field.
-func (_c *InvitationCreate) SetTokenHash(v string) *InvitationCreate {
-	_c.mutation.SetTokenHash(v)
+// SetTokenNonces sets the "token_nonces" field.
+func (_c *InvitationCreate) SetTokenNonces(v [][]uint8) *InvitationCreate {
+	_c.mutation.SetTokenNonces(v)
 	return _c
 }
 
-// SetNillableTokenHash sets the "token_hash" field if the given value is not nil.
-func (_c *InvitationCreate) SetNillableTokenHash(v *string) *InvitationCreate {
+// SetTokenGeneration sets the "token_generation" field.
+func (_c *InvitationCreate) SetTokenGeneration(v int) *InvitationCreate {
+	_c.mutation.SetTokenGeneration(v)
+	return _c
+}
+
+// SetNillableTokenGeneration sets the "token_generation" field if the given value is not nil.
+func (_c *InvitationCreate) SetNillableTokenGeneration(v *int) *InvitationCreate {
 	if v != nil {
-		_c.SetTokenHash(*v)
+		_c.SetTokenGeneration(*v)
 	}
 	return _c
 }
@@ -274,6 +280,20 @@ func (_c *InvitationCreate) SetRevokedAt(v time.Time) *InvitationCreate {
 func (_c *InvitationCreate) SetNillableRevokedAt(v *time.Time) *InvitationCreate {
 	if v != nil {
 		_c.SetRevokedAt(*v)
+	}
+	return _c
+}
+
+// SetLastDeliveryError sets the "last_delivery_error" field.
+func (_c *InvitationCreate) SetLastDeliveryError(v string) *InvitationCreate {
+	_c.mutation.SetLastDeliveryError(v)
+	return _c
+}
+
+// SetNillableLastDeliveryError sets the "last_delivery_error" field if the given value is not nil.
+func (_c *InvitationCreate) SetNillableLastDeliveryError(v *string) *InvitationCreate {
+	if v != nil {
+		_c.SetLastDeliveryError(*v)
 	}
 	return _c
 }
@@ -464,9 +484,17 @@ func (_c *InvitationCreate) defaults() error {
 		v := invitation.DefaultMessage
 		_c.mutation.SetMessage(v)
 	}
+	if _, ok := _c.mutation.TokenGeneration(); !ok {
+		v := invitation.DefaultTokenGeneration
+		_c.mutation.SetTokenGeneration(v)
+	}
 	if _, ok := _c.mutation.SendCount(); !ok {
 		v := invitation.DefaultSendCount
 		_c.mutation.SetSendCount(v)
+	}
+	if _, ok := _c.mutation.LastDeliveryError(); !ok {
+		v := invitation.DefaultLastDeliveryError
+		_c.mutation.SetLastDeliveryError(v)
 	}
 	return nil
 }
@@ -548,11 +576,25 @@ func (_c *InvitationCreate) check() error {
 			return &ValidationError{Name: "message", err: fmt.Errorf(`ent: validator failed for field "Invitation.message": %w`, err)}
 		}
 	}
+	if _, ok := _c.mutation.TokenNonces(); !ok {
+		return &ValidationError{Name: "token_nonces", err: errors.New(`ent: missing required field "Invitation.token_nonces"`)}
+	}
+	if _, ok := _c.mutation.TokenGeneration(); !ok {
+		return &ValidationError{Name: "token_generation", err: errors.New(`ent: missing required field "Invitation.token_generation"`)}
+	}
 	if _, ok := _c.mutation.ExpiresAt(); !ok {
 		return &ValidationError{Name: "expires_at", err: errors.New(`ent: missing required field "Invitation.expires_at"`)}
 	}
 	if _, ok := _c.mutation.SendCount(); !ok {
 		return &ValidationError{Name: "send_count", err: errors.New(`ent: missing required field "Invitation.send_count"`)}
+	}
+	if _, ok := _c.mutation.LastDeliveryError(); !ok {
+		return &ValidationError{Name: "last_delivery_error", err: errors.New(`ent: missing required field "Invitation.last_delivery_error"`)}
+	}
+	if v, ok := _c.mutation.LastDeliveryError(); ok {
+		if err := invitation.LastDeliveryErrorValidator(v); err != nil {
+			return &ValidationError{Name: "last_delivery_error", err: fmt.Errorf(`ent: validator failed for field "Invitation.last_delivery_error": %w`, err)}
+		}
 	}
 	if _, ok := _c.mutation.RoleID(); !ok {
 		return &ValidationError{Name: "role_id", err: errors.New(`ent: missing required field "Invitation.role_id"`)}
@@ -638,9 +680,13 @@ func (_c *InvitationCreate) createSpec() (*Invitation, *sqlgraph.CreateSpec) {
 		_spec.SetField(invitation.FieldMessage, field.TypeString, value)
 		_node.Message = value
 	}
-	if value, ok := _c.mutation.TokenHash(); ok {
-		_spec.SetField(invitation.FieldTokenHash, field.TypeString, value)
-		_node.TokenHash = &value
+	if value, ok := _c.mutation.TokenNonces(); ok {
+		_spec.SetField(invitation.FieldTokenNonces, field.TypeJSON, value)
+		_node.TokenNonces = value
+	}
+	if value, ok := _c.mutation.TokenGeneration(); ok {
+		_spec.SetField(invitation.FieldTokenGeneration, field.TypeInt, value)
+		_node.TokenGeneration = value
 	}
 	if value, ok := _c.mutation.ExpiresAt(); ok {
 		_spec.SetField(invitation.FieldExpiresAt, field.TypeTime, value)
@@ -661,6 +707,10 @@ func (_c *InvitationCreate) createSpec() (*Invitation, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.RevokedAt(); ok {
 		_spec.SetField(invitation.FieldRevokedAt, field.TypeTime, value)
 		_node.RevokedAt = &value
+	}
+	if value, ok := _c.mutation.LastDeliveryError(); ok {
+		_spec.SetField(invitation.FieldLastDeliveryError, field.TypeString, value)
+		_node.LastDeliveryError = value
 	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -982,21 +1032,33 @@ func (u *InvitationUpsert) UpdateMessage() *InvitationUpsert {
 	return u
 }
 
-// SetTokenHash sets the "token_hash" field.
-func (u *InvitationUpsert) SetTokenHash(v string) *InvitationUpsert {
-	u.Set(invitation.FieldTokenHash, v)
+// SetTokenNonces sets the "token_nonces" field.
+func (u *InvitationUpsert) SetTokenNonces(v [][]uint8) *InvitationUpsert {
+	u.Set(invitation.FieldTokenNonces, v)
 	return u
 }
 
-// UpdateTokenHash sets the "token_hash" field to the value that was provided on create.
-func (u *InvitationUpsert) UpdateTokenHash() *InvitationUpsert {
-	u.SetExcluded(invitation.FieldTokenHash)
+// UpdateTokenNonces sets the "token_nonces" field to the value that was provided on create.
+func (u *InvitationUpsert) UpdateTokenNonces() *InvitationUpsert {
+	u.SetExcluded(invitation.FieldTokenNonces)
 	return u
 }
 
-// ClearTokenHash clears the value of the "token_hash" field.
-func (u *InvitationUpsert) ClearTokenHash() *InvitationUpsert {
-	u.SetNull(invitation.FieldTokenHash)
+// SetTokenGeneration sets the "token_generation" field.
+func (u *InvitationUpsert) SetTokenGeneration(v int) *InvitationUpsert {
+	u.Set(invitation.FieldTokenGeneration, v)
+	return u
+}
+
+// UpdateTokenGeneration sets the "token_generation" field to the value that was provided on create.
+func (u *InvitationUpsert) UpdateTokenGeneration() *InvitationUpsert {
+	u.SetExcluded(invitation.FieldTokenGeneration)
+	return u
+}
+
+// AddTokenGeneration adds v to the "token_generation" field.
+func (u *InvitationUpsert) AddTokenGeneration(v int) *InvitationUpsert {
+	u.Add(invitation.FieldTokenGeneration, v)
 	return u
 }
 
@@ -1081,6 +1143,18 @@ func (u *InvitationUpsert) UpdateRevokedAt() *InvitationUpsert {
 // ClearRevokedAt clears the value of the "revoked_at" field.
 func (u *InvitationUpsert) ClearRevokedAt() *InvitationUpsert {
 	u.SetNull(invitation.FieldRevokedAt)
+	return u
+}
+
+// SetLastDeliveryError sets the "last_delivery_error" field.
+func (u *InvitationUpsert) SetLastDeliveryError(v string) *InvitationUpsert {
+	u.Set(invitation.FieldLastDeliveryError, v)
+	return u
+}
+
+// UpdateLastDeliveryError sets the "last_delivery_error" field to the value that was provided on create.
+func (u *InvitationUpsert) UpdateLastDeliveryError() *InvitationUpsert {
+	u.SetExcluded(invitation.FieldLastDeliveryError)
 	return u
 }
 
@@ -1391,24 +1465,38 @@ func (u *InvitationUpsertOne) UpdateMessage() *InvitationUpsertOne {
 	})
 }
 
-// SetTokenHash sets the "token_hash" field.
-func (u *InvitationUpsertOne) SetTokenHash(v string) *InvitationUpsertOne {
+// SetTokenNonces sets the "token_nonces" field.
+func (u *InvitationUpsertOne) SetTokenNonces(v [][]uint8) *InvitationUpsertOne {
 	return u.Update(func(s *InvitationUpsert) {
-		s.SetTokenHash(v)
+		s.SetTokenNonces(v)
 	})
 }
 
-// UpdateTokenHash sets the "token_hash" field to the value that was provided on create.
-func (u *InvitationUpsertOne) UpdateTokenHash() *InvitationUpsertOne {
+// UpdateTokenNonces sets the "token_nonces" field to the value that was provided on create.
+func (u *InvitationUpsertOne) UpdateTokenNonces() *InvitationUpsertOne {
 	return u.Update(func(s *InvitationUpsert) {
-		s.UpdateTokenHash()
+		s.UpdateTokenNonces()
 	})
 }
 
-// ClearTokenHash clears the value of the "token_hash" field.
-func (u *InvitationUpsertOne) ClearTokenHash() *InvitationUpsertOne {
+// SetTokenGeneration sets the "token_generation" field.
+func (u *InvitationUpsertOne) SetTokenGeneration(v int) *InvitationUpsertOne {
 	return u.Update(func(s *InvitationUpsert) {
-		s.ClearTokenHash()
+		s.SetTokenGeneration(v)
+	})
+}
+
+// AddTokenGeneration adds v to the "token_generation" field.
+func (u *InvitationUpsertOne) AddTokenGeneration(v int) *InvitationUpsertOne {
+	return u.Update(func(s *InvitationUpsert) {
+		s.AddTokenGeneration(v)
+	})
+}
+
+// UpdateTokenGeneration sets the "token_generation" field to the value that was provided on create.
+func (u *InvitationUpsertOne) UpdateTokenGeneration() *InvitationUpsertOne {
+	return u.Update(func(s *InvitationUpsert) {
+		s.UpdateTokenGeneration()
 	})
 }
 
@@ -1507,6 +1595,20 @@ func (u *InvitationUpsertOne) UpdateRevokedAt() *InvitationUpsertOne {
 func (u *InvitationUpsertOne) ClearRevokedAt() *InvitationUpsertOne {
 	return u.Update(func(s *InvitationUpsert) {
 		s.ClearRevokedAt()
+	})
+}
+
+// SetLastDeliveryError sets the "last_delivery_error" field.
+func (u *InvitationUpsertOne) SetLastDeliveryError(v string) *InvitationUpsertOne {
+	return u.Update(func(s *InvitationUpsert) {
+		s.SetLastDeliveryError(v)
+	})
+}
+
+// UpdateLastDeliveryError sets the "last_delivery_error" field to the value that was provided on create.
+func (u *InvitationUpsertOne) UpdateLastDeliveryError() *InvitationUpsertOne {
+	return u.Update(func(s *InvitationUpsert) {
+		s.UpdateLastDeliveryError()
 	})
 }
 
@@ -1997,24 +2099,38 @@ func (u *InvitationUpsertBulk) UpdateMessage() *InvitationUpsertBulk {
 	})
 }
 
-// SetTokenHash sets the "token_hash" field.
-func (u *InvitationUpsertBulk) SetTokenHash(v string) *InvitationUpsertBulk {
+// SetTokenNonces sets the "token_nonces" field.
+func (u *InvitationUpsertBulk) SetTokenNonces(v [][]uint8) *InvitationUpsertBulk {
 	return u.Update(func(s *InvitationUpsert) {
-		s.SetTokenHash(v)
+		s.SetTokenNonces(v)
 	})
 }
 
-// UpdateTokenHash sets the "token_hash" field to the value that was provided on create.
-func (u *InvitationUpsertBulk) UpdateTokenHash() *InvitationUpsertBulk {
+// UpdateTokenNonces sets the "token_nonces" field to the value that was provided on create.
+func (u *InvitationUpsertBulk) UpdateTokenNonces() *InvitationUpsertBulk {
 	return u.Update(func(s *InvitationUpsert) {
-		s.UpdateTokenHash()
+		s.UpdateTokenNonces()
 	})
 }
 
-// ClearTokenHash clears the value of the "token_hash" field.
-func (u *InvitationUpsertBulk) ClearTokenHash() *InvitationUpsertBulk {
+// SetTokenGeneration sets the "token_generation" field.
+func (u *InvitationUpsertBulk) SetTokenGeneration(v int) *InvitationUpsertBulk {
 	return u.Update(func(s *InvitationUpsert) {
-		s.ClearTokenHash()
+		s.SetTokenGeneration(v)
+	})
+}
+
+// AddTokenGeneration adds v to the "token_generation" field.
+func (u *InvitationUpsertBulk) AddTokenGeneration(v int) *InvitationUpsertBulk {
+	return u.Update(func(s *InvitationUpsert) {
+		s.AddTokenGeneration(v)
+	})
+}
+
+// UpdateTokenGeneration sets the "token_generation" field to the value that was provided on create.
+func (u *InvitationUpsertBulk) UpdateTokenGeneration() *InvitationUpsertBulk {
+	return u.Update(func(s *InvitationUpsert) {
+		s.UpdateTokenGeneration()
 	})
 }
 
@@ -2113,6 +2229,20 @@ func (u *InvitationUpsertBulk) UpdateRevokedAt() *InvitationUpsertBulk {
 func (u *InvitationUpsertBulk) ClearRevokedAt() *InvitationUpsertBulk {
 	return u.Update(func(s *InvitationUpsert) {
 		s.ClearRevokedAt()
+	})
+}
+
+// SetLastDeliveryError sets the "last_delivery_error" field.
+func (u *InvitationUpsertBulk) SetLastDeliveryError(v string) *InvitationUpsertBulk {
+	return u.Update(func(s *InvitationUpsert) {
+		s.SetLastDeliveryError(v)
+	})
+}
+
+// UpdateLastDeliveryError sets the "last_delivery_error" field to the value that was provided on create.
+func (u *InvitationUpsertBulk) UpdateLastDeliveryError() *InvitationUpsertBulk {
+	return u.Update(func(s *InvitationUpsert) {
+		s.UpdateLastDeliveryError()
 	})
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"entgo.io/ent/dialect/sql/sqljson"
 	"entgo.io/ent/schema/field"
 )
 
@@ -197,23 +198,36 @@ func (_u *InvitationUpdate) SetNillableMessage(v *string) *InvitationUpdate {
 	return _u
 }
 
-// SetTokenHash sets the "token_hash" field.
-func (_u *InvitationUpdate) SetTokenHash(v string) *InvitationUpdate {
-	_u.mutation.SetTokenHash(v)
+// SetTokenNonces sets the "token_nonces" field.
+func (_u *InvitationUpdate) SetTokenNonces(v [][]uint8) *InvitationUpdate {
+	_u.mutation.SetTokenNonces(v)
 	return _u
 }
 
-// SetNillableTokenHash sets the "token_hash" field if the given value is not nil.
-func (_u *InvitationUpdate) SetNillableTokenHash(v *string) *InvitationUpdate {
+// AppendTokenNonces appends value to the "token_nonces" field.
+func (_u *InvitationUpdate) AppendTokenNonces(v [][]uint8) *InvitationUpdate {
+	_u.mutation.AppendTokenNonces(v)
+	return _u
+}
+
+// SetTokenGeneration sets the "token_generation" field.
+func (_u *InvitationUpdate) SetTokenGeneration(v int) *InvitationUpdate {
+	_u.mutation.ResetTokenGeneration()
+	_u.mutation.SetTokenGeneration(v)
+	return _u
+}
+
+// SetNillableTokenGeneration sets the "token_generation" field if the given value is not nil.
+func (_u *InvitationUpdate) SetNillableTokenGeneration(v *int) *InvitationUpdate {
 	if v != nil {
-		_u.SetTokenHash(*v)
+		_u.SetTokenGeneration(*v)
 	}
 	return _u
 }
 
-// ClearTokenHash clears the value of the "token_hash" field.
-func (_u *InvitationUpdate) ClearTokenHash() *InvitationUpdate {
-	_u.mutation.ClearTokenHash()
+// AddTokenGeneration adds value to the "token_generation" field.
+func (_u *InvitationUpdate) AddTokenGeneration(v int) *InvitationUpdate {
+	_u.mutation.AddTokenGeneration(v)
 	return _u
 }
 
@@ -309,6 +323,20 @@ func (_u *InvitationUpdate) SetNillableRevokedAt(v *time.Time) *InvitationUpdate
 // ClearRevokedAt clears the value of the "revoked_at" field.
 func (_u *InvitationUpdate) ClearRevokedAt() *InvitationUpdate {
 	_u.mutation.ClearRevokedAt()
+	return _u
+}
+
+// SetLastDeliveryError sets the "last_delivery_error" field.
+func (_u *InvitationUpdate) SetLastDeliveryError(v string) *InvitationUpdate {
+	_u.mutation.SetLastDeliveryError(v)
+	return _u
+}
+
+// SetNillableLastDeliveryError sets the "last_delivery_error" field if the given value is not nil.
+func (_u *InvitationUpdate) SetNillableLastDeliveryError(v *string) *InvitationUpdate {
+	if v != nil {
+		_u.SetLastDeliveryError(*v)
+	}
 	return _u
 }
 
@@ -591,6 +619,11 @@ func (_u *InvitationUpdate) check() error {
 			return &ValidationError{Name: "message", err: fmt.Errorf(`ent: validator failed for field "Invitation.message": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.LastDeliveryError(); ok {
+		if err := invitation.LastDeliveryErrorValidator(v); err != nil {
+			return &ValidationError{Name: "last_delivery_error", err: fmt.Errorf(`ent: validator failed for field "Invitation.last_delivery_error": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Invitation.organization"`)
 	}
@@ -654,11 +687,19 @@ func (_u *InvitationUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 	if value, ok := _u.mutation.Message(); ok {
 		_spec.SetField(invitation.FieldMessage, field.TypeString, value)
 	}
-	if value, ok := _u.mutation.TokenHash(); ok {
-		_spec.SetField(invitation.FieldTokenHash, field.TypeString, value)
+	if value, ok := _u.mutation.TokenNonces(); ok {
+		_spec.SetField(invitation.FieldTokenNonces, field.TypeJSON, value)
 	}
-	if _u.mutation.TokenHashCleared() {
-		_spec.ClearField(invitation.FieldTokenHash, field.TypeString)
+	if value, ok := _u.mutation.AppendedTokenNonces(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, invitation.FieldTokenNonces, value)
+		})
+	}
+	if value, ok := _u.mutation.TokenGeneration(); ok {
+		_spec.SetField(invitation.FieldTokenGeneration, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedTokenGeneration(); ok {
+		_spec.AddField(invitation.FieldTokenGeneration, field.TypeInt, value)
 	}
 	if value, ok := _u.mutation.ExpiresAt(); ok {
 		_spec.SetField(invitation.FieldExpiresAt, field.TypeTime, value)
@@ -686,6 +727,9 @@ func (_u *InvitationUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 	}
 	if _u.mutation.RevokedAtCleared() {
 		_spec.ClearField(invitation.FieldRevokedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.LastDeliveryError(); ok {
+		_spec.SetField(invitation.FieldLastDeliveryError, field.TypeString, value)
 	}
 	if _u.mutation.RoleCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -1061,23 +1105,36 @@ func (_u *InvitationUpdateOne) SetNillableMessage(v *string) *InvitationUpdateOn
 	return _u
 }
 
-// SetTokenHash sets the "token_hash" field.
-func (_u *InvitationUpdateOne) SetTokenHash(v string) *InvitationUpdateOne {
-	_u.mutation.SetTokenHash(v)
+// SetTokenNonces sets the "token_nonces" field.
+func (_u *InvitationUpdateOne) SetTokenNonces(v [][]uint8) *InvitationUpdateOne {
+	_u.mutation.SetTokenNonces(v)
 	return _u
 }
 
-// SetNillableTokenHash sets the "token_hash" field if the given value is not nil.
-func (_u *InvitationUpdateOne) SetNillableTokenHash(v *string) *InvitationUpdateOne {
+// AppendTokenNonces appends value to the "token_nonces" field.
+func (_u *InvitationUpdateOne) AppendTokenNonces(v [][]uint8) *InvitationUpdateOne {
+	_u.mutation.AppendTokenNonces(v)
+	return _u
+}
+
+// SetTokenGeneration sets the "token_generation" field.
+func (_u *InvitationUpdateOne) SetTokenGeneration(v int) *InvitationUpdateOne {
+	_u.mutation.ResetTokenGeneration()
+	_u.mutation.SetTokenGeneration(v)
+	return _u
+}
+
+// SetNillableTokenGeneration sets the "token_generation" field if the given value is not nil.
+func (_u *InvitationUpdateOne) SetNillableTokenGeneration(v *int) *InvitationUpdateOne {
 	if v != nil {
-		_u.SetTokenHash(*v)
+		_u.SetTokenGeneration(*v)
 	}
 	return _u
 }
 
-// ClearTokenHash clears the value of the "token_hash" field.
-func (_u *InvitationUpdateOne) ClearTokenHash() *InvitationUpdateOne {
-	_u.mutation.ClearTokenHash()
+// AddTokenGeneration adds value to the "token_generation" field.
+func (_u *InvitationUpdateOne) AddTokenGeneration(v int) *InvitationUpdateOne {
+	_u.mutation.AddTokenGeneration(v)
 	return _u
 }
 
@@ -1173,6 +1230,20 @@ func (_u *InvitationUpdateOne) SetNillableRevokedAt(v *time.Time) *InvitationUpd
 // ClearRevokedAt clears the value of the "revoked_at" field.
 func (_u *InvitationUpdateOne) ClearRevokedAt() *InvitationUpdateOne {
 	_u.mutation.ClearRevokedAt()
+	return _u
+}
+
+// SetLastDeliveryError sets the "last_delivery_error" field.
+func (_u *InvitationUpdateOne) SetLastDeliveryError(v string) *InvitationUpdateOne {
+	_u.mutation.SetLastDeliveryError(v)
+	return _u
+}
+
+// SetNillableLastDeliveryError sets the "last_delivery_error" field if the given value is not nil.
+func (_u *InvitationUpdateOne) SetNillableLastDeliveryError(v *string) *InvitationUpdateOne {
+	if v != nil {
+		_u.SetLastDeliveryError(*v)
+	}
 	return _u
 }
 
@@ -1468,6 +1539,11 @@ func (_u *InvitationUpdateOne) check() error {
 			return &ValidationError{Name: "message", err: fmt.Errorf(`ent: validator failed for field "Invitation.message": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.LastDeliveryError(); ok {
+		if err := invitation.LastDeliveryErrorValidator(v); err != nil {
+			return &ValidationError{Name: "last_delivery_error", err: fmt.Errorf(`ent: validator failed for field "Invitation.last_delivery_error": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Invitation.organization"`)
 	}
@@ -1548,11 +1624,19 @@ func (_u *InvitationUpdateOne) sqlSave(ctx context.Context) (_node *Invitation, 
 	if value, ok := _u.mutation.Message(); ok {
 		_spec.SetField(invitation.FieldMessage, field.TypeString, value)
 	}
-	if value, ok := _u.mutation.TokenHash(); ok {
-		_spec.SetField(invitation.FieldTokenHash, field.TypeString, value)
+	if value, ok := _u.mutation.TokenNonces(); ok {
+		_spec.SetField(invitation.FieldTokenNonces, field.TypeJSON, value)
 	}
-	if _u.mutation.TokenHashCleared() {
-		_spec.ClearField(invitation.FieldTokenHash, field.TypeString)
+	if value, ok := _u.mutation.AppendedTokenNonces(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, invitation.FieldTokenNonces, value)
+		})
+	}
+	if value, ok := _u.mutation.TokenGeneration(); ok {
+		_spec.SetField(invitation.FieldTokenGeneration, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedTokenGeneration(); ok {
+		_spec.AddField(invitation.FieldTokenGeneration, field.TypeInt, value)
 	}
 	if value, ok := _u.mutation.ExpiresAt(); ok {
 		_spec.SetField(invitation.FieldExpiresAt, field.TypeTime, value)
@@ -1580,6 +1664,9 @@ func (_u *InvitationUpdateOne) sqlSave(ctx context.Context) (_node *Invitation, 
 	}
 	if _u.mutation.RevokedAtCleared() {
 		_spec.ClearField(invitation.FieldRevokedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.LastDeliveryError(); ok {
+		_spec.SetField(invitation.FieldLastDeliveryError, field.TypeString, value)
 	}
 	if _u.mutation.RoleCleared() {
 		edge := &sqlgraph.EdgeSpec{

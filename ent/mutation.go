@@ -7,6 +7,7 @@ import (
 	"admit/ent/contact"
 	"admit/ent/delivery"
 	"admit/ent/hrconnection"
+	"admit/ent/idempotencykey"
 	"admit/ent/invitation"
 	"admit/ent/invitelink"
 	"admit/ent/joinrequest"
@@ -36,19 +37,20 @@ const (
 	OpUpdateOne = ent.OpUpdateOne
 
 	// Node types.
-	TypeAuditEvent   = "AuditEvent"
-	TypeContact      = "Contact"
-	TypeDelivery     = "Delivery"
-	TypeHRConnection = "HRConnection"
-	TypeInvitation   = "Invitation"
-	TypeInviteLink   = "InviteLink"
-	TypeJoinRequest  = "JoinRequest"
-	TypeMembership   = "Membership"
-	TypeOrganization = "Organization"
-	TypeRole         = "Role"
-	TypeSession      = "Session"
-	TypeUser         = "User"
-	TypeWorkspace    = "Workspace"
+	TypeAuditEvent     = "AuditEvent"
+	TypeContact        = "Contact"
+	TypeDelivery       = "Delivery"
+	TypeHRConnection   = "HRConnection"
+	TypeIdempotencyKey = "IdempotencyKey"
+	TypeInvitation     = "Invitation"
+	TypeInviteLink     = "InviteLink"
+	TypeJoinRequest    = "JoinRequest"
+	TypeMembership     = "Membership"
+	TypeOrganization   = "Organization"
+	TypeRole           = "Role"
+	TypeSession        = "Session"
+	TypeUser           = "User"
+	TypeWorkspace      = "Workspace"
 )
 
 // AuditEventMutation represents an operation that mutates the AuditEvent nodes in the graph.
@@ -1591,6 +1593,8 @@ type DeliveryMutation struct {
 	lease_until         *time.Time
 	last_error          *string
 	sent_at             *time.Time
+	token_generation    *int
+	addtoken_generation *int
 	clearedFields       map[string]struct{}
 	organization        *int
 	clearedorganization bool
@@ -2334,6 +2338,62 @@ func (m *DeliveryMutation) ResetInvitationID() {
 	delete(m.clearedFields, delivery.FieldInvitationID)
 }
 
+// SetTokenGeneration sets the "token_generation" field.
+func (m *DeliveryMutation) SetTokenGeneration(i int) {
+	m.token_generation = &i
+	m.addtoken_generation = nil
+}
+
+// TokenGeneration returns the value of the "token_generation" field in the mutation.
+func (m *DeliveryMutation) TokenGeneration() (r int, exists bool) {
+	v := m.token_generation
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTokenGeneration returns the old "token_generation" field's value of the Delivery entity.
+// If the Delivery object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryMutation) OldTokenGeneration(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTokenGeneration is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTokenGeneration requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTokenGeneration: %w", err)
+	}
+	return oldValue.TokenGeneration, nil
+}
+
+// AddTokenGeneration adds i to the "token_generation" field.
+func (m *DeliveryMutation) AddTokenGeneration(i int) {
+	if m.addtoken_generation != nil {
+		*m.addtoken_generation += i
+	} else {
+		m.addtoken_generation = &i
+	}
+}
+
+// AddedTokenGeneration returns the value that was added to the "token_generation" field in this mutation.
+func (m *DeliveryMutation) AddedTokenGeneration() (r int, exists bool) {
+	v := m.addtoken_generation
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetTokenGeneration resets all changes to the "token_generation" field.
+func (m *DeliveryMutation) ResetTokenGeneration() {
+	m.token_generation = nil
+	m.addtoken_generation = nil
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *DeliveryMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -2422,7 +2482,7 @@ func (m *DeliveryMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *DeliveryMutation) Fields() []string {
-	fields := make([]string, 0, 16)
+	fields := make([]string, 0, 17)
 	if m.created_at != nil {
 		fields = append(fields, delivery.FieldCreatedAt)
 	}
@@ -2471,6 +2531,9 @@ func (m *DeliveryMutation) Fields() []string {
 	if m.invitation != nil {
 		fields = append(fields, delivery.FieldInvitationID)
 	}
+	if m.token_generation != nil {
+		fields = append(fields, delivery.FieldTokenGeneration)
+	}
 	return fields
 }
 
@@ -2511,6 +2574,8 @@ func (m *DeliveryMutation) Field(name string) (ent.Value, bool) {
 		return m.SentAt()
 	case delivery.FieldInvitationID:
 		return m.InvitationID()
+	case delivery.FieldTokenGeneration:
+		return m.TokenGeneration()
 	}
 	return nil, false
 }
@@ -2552,6 +2617,8 @@ func (m *DeliveryMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldSentAt(ctx)
 	case delivery.FieldInvitationID:
 		return m.OldInvitationID(ctx)
+	case delivery.FieldTokenGeneration:
+		return m.OldTokenGeneration(ctx)
 	}
 	return nil, fmt.Errorf("unknown Delivery field %s", name)
 }
@@ -2673,6 +2740,13 @@ func (m *DeliveryMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetInvitationID(v)
 		return nil
+	case delivery.FieldTokenGeneration:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTokenGeneration(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Delivery field %s", name)
 }
@@ -2684,6 +2758,9 @@ func (m *DeliveryMutation) AddedFields() []string {
 	if m.addattempts != nil {
 		fields = append(fields, delivery.FieldAttempts)
 	}
+	if m.addtoken_generation != nil {
+		fields = append(fields, delivery.FieldTokenGeneration)
+	}
 	return fields
 }
 
@@ -2694,6 +2771,8 @@ func (m *DeliveryMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
 	case delivery.FieldAttempts:
 		return m.AddedAttempts()
+	case delivery.FieldTokenGeneration:
+		return m.AddedTokenGeneration()
 	}
 	return nil, false
 }
@@ -2709,6 +2788,13 @@ func (m *DeliveryMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddAttempts(v)
+		return nil
+	case delivery.FieldTokenGeneration:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTokenGeneration(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Delivery numeric field %s", name)
@@ -2805,6 +2891,9 @@ func (m *DeliveryMutation) ResetField(name string) error {
 		return nil
 	case delivery.FieldInvitationID:
 		m.ResetInvitationID()
+		return nil
+	case delivery.FieldTokenGeneration:
+		m.ResetTokenGeneration()
 		return nil
 	}
 	return fmt.Errorf("unknown Delivery field %s", name)
@@ -3577,6 +3666,681 @@ func (m *HRConnectionMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown HRConnection edge %s", name)
 }
 
+// IdempotencyKeyMutation represents an operation that mutates the IdempotencyKey nodes in the graph.
+type IdempotencyKeyMutation struct {
+	config
+	op                  Op
+	typ                 string
+	id                  *int
+	created_at          *time.Time
+	key                 *string
+	operation           *string
+	request_hash        *string
+	response            *[]byte
+	clearedFields       map[string]struct{}
+	organization        *int
+	clearedorganization bool
+	done                bool
+	oldValue            func(context.Context) (*IdempotencyKey, error)
+	predicates          []predicate.IdempotencyKey
+}
+
+var _ ent.Mutation = (*IdempotencyKeyMutation)(nil)
+
+// idempotencykeyOption allows management of the mutation configuration using functional options.
+type idempotencykeyOption func(*IdempotencyKeyMutation)
+
+// newIdempotencyKeyMutation creates new mutation for the IdempotencyKey entity.
+func newIdempotencyKeyMutation(c config, op Op, opts ...idempotencykeyOption) *IdempotencyKeyMutation {
+	m := &IdempotencyKeyMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeIdempotencyKey,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withIdempotencyKeyID sets the ID field of the mutation.
+func withIdempotencyKeyID(id int) idempotencykeyOption {
+	return func(m *IdempotencyKeyMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *IdempotencyKey
+		)
+		m.oldValue = func(ctx context.Context) (*IdempotencyKey, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().IdempotencyKey.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withIdempotencyKey sets the old IdempotencyKey of the mutation.
+func withIdempotencyKey(node *IdempotencyKey) idempotencykeyOption {
+	return func(m *IdempotencyKeyMutation) {
+		m.oldValue = func(context.Context) (*IdempotencyKey, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m IdempotencyKeyMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m IdempotencyKeyMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *IdempotencyKeyMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *IdempotencyKeyMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().IdempotencyKey.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetOrganizationID sets the "organization_id" field.
+func (m *IdempotencyKeyMutation) SetOrganizationID(i int) {
+	m.organization = &i
+}
+
+// OrganizationID returns the value of the "organization_id" field in the mutation.
+func (m *IdempotencyKeyMutation) OrganizationID() (r int, exists bool) {
+	v := m.organization
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrganizationID returns the old "organization_id" field's value of the IdempotencyKey entity.
+// If the IdempotencyKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IdempotencyKeyMutation) OldOrganizationID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrganizationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrganizationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrganizationID: %w", err)
+	}
+	return oldValue.OrganizationID, nil
+}
+
+// ResetOrganizationID resets all changes to the "organization_id" field.
+func (m *IdempotencyKeyMutation) ResetOrganizationID() {
+	m.organization = nil
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *IdempotencyKeyMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *IdempotencyKeyMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the IdempotencyKey entity.
+// If the IdempotencyKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IdempotencyKeyMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *IdempotencyKeyMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetKey sets the "key" field.
+func (m *IdempotencyKeyMutation) SetKey(s string) {
+	m.key = &s
+}
+
+// Key returns the value of the "key" field in the mutation.
+func (m *IdempotencyKeyMutation) Key() (r string, exists bool) {
+	v := m.key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKey returns the old "key" field's value of the IdempotencyKey entity.
+// If the IdempotencyKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IdempotencyKeyMutation) OldKey(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKey: %w", err)
+	}
+	return oldValue.Key, nil
+}
+
+// ResetKey resets all changes to the "key" field.
+func (m *IdempotencyKeyMutation) ResetKey() {
+	m.key = nil
+}
+
+// SetOperation sets the "operation" field.
+func (m *IdempotencyKeyMutation) SetOperation(s string) {
+	m.operation = &s
+}
+
+// Operation returns the value of the "operation" field in the mutation.
+func (m *IdempotencyKeyMutation) Operation() (r string, exists bool) {
+	v := m.operation
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOperation returns the old "operation" field's value of the IdempotencyKey entity.
+// If the IdempotencyKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IdempotencyKeyMutation) OldOperation(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOperation is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOperation requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOperation: %w", err)
+	}
+	return oldValue.Operation, nil
+}
+
+// ResetOperation resets all changes to the "operation" field.
+func (m *IdempotencyKeyMutation) ResetOperation() {
+	m.operation = nil
+}
+
+// SetRequestHash sets the "request_hash" field.
+func (m *IdempotencyKeyMutation) SetRequestHash(s string) {
+	m.request_hash = &s
+}
+
+// RequestHash returns the value of the "request_hash" field in the mutation.
+func (m *IdempotencyKeyMutation) RequestHash() (r string, exists bool) {
+	v := m.request_hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRequestHash returns the old "request_hash" field's value of the IdempotencyKey entity.
+// If the IdempotencyKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IdempotencyKeyMutation) OldRequestHash(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRequestHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRequestHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRequestHash: %w", err)
+	}
+	return oldValue.RequestHash, nil
+}
+
+// ResetRequestHash resets all changes to the "request_hash" field.
+func (m *IdempotencyKeyMutation) ResetRequestHash() {
+	m.request_hash = nil
+}
+
+// SetResponse sets the "response" field.
+func (m *IdempotencyKeyMutation) SetResponse(b []byte) {
+	m.response = &b
+}
+
+// Response returns the value of the "response" field in the mutation.
+func (m *IdempotencyKeyMutation) Response() (r []byte, exists bool) {
+	v := m.response
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldResponse returns the old "response" field's value of the IdempotencyKey entity.
+// If the IdempotencyKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IdempotencyKeyMutation) OldResponse(ctx context.Context) (v []byte, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldResponse is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldResponse requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldResponse: %w", err)
+	}
+	return oldValue.Response, nil
+}
+
+// ClearResponse clears the value of the "response" field.
+func (m *IdempotencyKeyMutation) ClearResponse() {
+	m.response = nil
+	m.clearedFields[idempotencykey.FieldResponse] = struct{}{}
+}
+
+// ResponseCleared returns if the "response" field was cleared in this mutation.
+func (m *IdempotencyKeyMutation) ResponseCleared() bool {
+	_, ok := m.clearedFields[idempotencykey.FieldResponse]
+	return ok
+}
+
+// ResetResponse resets all changes to the "response" field.
+func (m *IdempotencyKeyMutation) ResetResponse() {
+	m.response = nil
+	delete(m.clearedFields, idempotencykey.FieldResponse)
+}
+
+// ClearOrganization clears the "organization" edge to the Organization entity.
+func (m *IdempotencyKeyMutation) ClearOrganization() {
+	m.clearedorganization = true
+	m.clearedFields[idempotencykey.FieldOrganizationID] = struct{}{}
+}
+
+// OrganizationCleared reports if the "organization" edge to the Organization entity was cleared.
+func (m *IdempotencyKeyMutation) OrganizationCleared() bool {
+	return m.clearedorganization
+}
+
+// OrganizationIDs returns the "organization" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// OrganizationID instead. It exists only for internal usage by the builders.
+func (m *IdempotencyKeyMutation) OrganizationIDs() (ids []int) {
+	if id := m.organization; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetOrganization resets all changes to the "organization" edge.
+func (m *IdempotencyKeyMutation) ResetOrganization() {
+	m.organization = nil
+	m.clearedorganization = false
+}
+
+// Where appends a list predicates to the IdempotencyKeyMutation builder.
+func (m *IdempotencyKeyMutation) Where(ps ...predicate.IdempotencyKey) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the IdempotencyKeyMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *IdempotencyKeyMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.IdempotencyKey, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *IdempotencyKeyMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *IdempotencyKeyMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (IdempotencyKey).
+func (m *IdempotencyKeyMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *IdempotencyKeyMutation) Fields() []string {
+	fields := make([]string, 0, 6)
+	if m.organization != nil {
+		fields = append(fields, idempotencykey.FieldOrganizationID)
+	}
+	if m.created_at != nil {
+		fields = append(fields, idempotencykey.FieldCreatedAt)
+	}
+	if m.key != nil {
+		fields = append(fields, idempotencykey.FieldKey)
+	}
+	if m.operation != nil {
+		fields = append(fields, idempotencykey.FieldOperation)
+	}
+	if m.request_hash != nil {
+		fields = append(fields, idempotencykey.FieldRequestHash)
+	}
+	if m.response != nil {
+		fields = append(fields, idempotencykey.FieldResponse)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *IdempotencyKeyMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case idempotencykey.FieldOrganizationID:
+		return m.OrganizationID()
+	case idempotencykey.FieldCreatedAt:
+		return m.CreatedAt()
+	case idempotencykey.FieldKey:
+		return m.Key()
+	case idempotencykey.FieldOperation:
+		return m.Operation()
+	case idempotencykey.FieldRequestHash:
+		return m.RequestHash()
+	case idempotencykey.FieldResponse:
+		return m.Response()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *IdempotencyKeyMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case idempotencykey.FieldOrganizationID:
+		return m.OldOrganizationID(ctx)
+	case idempotencykey.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case idempotencykey.FieldKey:
+		return m.OldKey(ctx)
+	case idempotencykey.FieldOperation:
+		return m.OldOperation(ctx)
+	case idempotencykey.FieldRequestHash:
+		return m.OldRequestHash(ctx)
+	case idempotencykey.FieldResponse:
+		return m.OldResponse(ctx)
+	}
+	return nil, fmt.Errorf("unknown IdempotencyKey field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *IdempotencyKeyMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case idempotencykey.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrganizationID(v)
+		return nil
+	case idempotencykey.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case idempotencykey.FieldKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKey(v)
+		return nil
+	case idempotencykey.FieldOperation:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOperation(v)
+		return nil
+	case idempotencykey.FieldRequestHash:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRequestHash(v)
+		return nil
+	case idempotencykey.FieldResponse:
+		v, ok := value.([]byte)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetResponse(v)
+		return nil
+	}
+	return fmt.Errorf("unknown IdempotencyKey field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *IdempotencyKeyMutation) AddedFields() []string {
+	var fields []string
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *IdempotencyKeyMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *IdempotencyKeyMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown IdempotencyKey numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *IdempotencyKeyMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(idempotencykey.FieldResponse) {
+		fields = append(fields, idempotencykey.FieldResponse)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *IdempotencyKeyMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *IdempotencyKeyMutation) ClearField(name string) error {
+	switch name {
+	case idempotencykey.FieldResponse:
+		m.ClearResponse()
+		return nil
+	}
+	return fmt.Errorf("unknown IdempotencyKey nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *IdempotencyKeyMutation) ResetField(name string) error {
+	switch name {
+	case idempotencykey.FieldOrganizationID:
+		m.ResetOrganizationID()
+		return nil
+	case idempotencykey.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case idempotencykey.FieldKey:
+		m.ResetKey()
+		return nil
+	case idempotencykey.FieldOperation:
+		m.ResetOperation()
+		return nil
+	case idempotencykey.FieldRequestHash:
+		m.ResetRequestHash()
+		return nil
+	case idempotencykey.FieldResponse:
+		m.ResetResponse()
+		return nil
+	}
+	return fmt.Errorf("unknown IdempotencyKey field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *IdempotencyKeyMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.organization != nil {
+		edges = append(edges, idempotencykey.EdgeOrganization)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *IdempotencyKeyMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case idempotencykey.EdgeOrganization:
+		if id := m.organization; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *IdempotencyKeyMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *IdempotencyKeyMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *IdempotencyKeyMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.clearedorganization {
+		edges = append(edges, idempotencykey.EdgeOrganization)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *IdempotencyKeyMutation) EdgeCleared(name string) bool {
+	switch name {
+	case idempotencykey.EdgeOrganization:
+		return m.clearedorganization
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *IdempotencyKeyMutation) ClearEdge(name string) error {
+	switch name {
+	case idempotencykey.EdgeOrganization:
+		m.ClearOrganization()
+		return nil
+	}
+	return fmt.Errorf("unknown IdempotencyKey unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *IdempotencyKeyMutation) ResetEdge(name string) error {
+	switch name {
+	case idempotencykey.EdgeOrganization:
+		m.ResetOrganization()
+		return nil
+	}
+	return fmt.Errorf("unknown IdempotencyKey edge %s", name)
+}
+
 // InvitationMutation represents an operation that mutates the Invitation nodes in the graph.
 type InvitationMutation struct {
 	config
@@ -3595,13 +4359,17 @@ type InvitationMutation struct {
 	delivery_mode       *invitation.DeliveryMode
 	status              *invitation.Status
 	message             *string
-	token_hash          *string
+	token_nonces        *[][]uint8
+	appendtoken_nonces  [][]uint8
+	token_generation    *int
+	addtoken_generation *int
 	expires_at          *time.Time
 	send_count          *int
 	addsend_count       *int
 	last_sent_at        *time.Time
 	accepted_at         *time.Time
 	revoked_at          *time.Time
+	last_delivery_error *string
 	clearedFields       map[string]struct{}
 	organization        *int
 	clearedorganization bool
@@ -4228,53 +4996,111 @@ func (m *InvitationMutation) ResetMessage() {
 	m.message = nil
 }
 
-// SetTokenHash sets the "token_hash" field.
-func (m *InvitationMutation) SetTokenHash(s string) {
-	m.token_hash = &s
+// SetTokenNonces sets the "token_nonces" field.
+func (m *InvitationMutation) SetTokenNonces(u [][]uint8) {
+	m.token_nonces = &u
+	m.appendtoken_nonces = nil
 }
 
-// TokenHash returns the value of the "token_hash" field in the mutation.
-func (m *InvitationMutation) TokenHash() (r string, exists bool) {
-	v := m.token_hash
+// TokenNonces returns the value of the "token_nonces" field in the mutation.
+func (m *InvitationMutation) TokenNonces() (r [][]uint8, exists bool) {
+	v := m.token_nonces
 	if v == nil {
 		return
 	}
 	return *v, true
 }
 
-// OldTokenHash returns the old "token_hash" field's value of the Invitation entity.
+// OldTokenNonces returns the old "token_nonces" field's value of the Invitation entity.
 // If the Invitation object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *InvitationMutation) OldTokenHash(ctx context.Context) (v *string, err error) {
+func (m *InvitationMutation) OldTokenNonces(ctx context.Context) (v [][]uint8, err error) {
 	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldTokenHash is only allowed on UpdateOne operations")
+		return v, errors.New("OldTokenNonces is only allowed on UpdateOne operations")
 	}
 	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldTokenHash requires an ID field in the mutation")
+		return v, errors.New("OldTokenNonces requires an ID field in the mutation")
 	}
 	oldValue, err := m.oldValue(ctx)
 	if err != nil {
-		return v, fmt.Errorf("querying old value for OldTokenHash: %w", err)
+		return v, fmt.Errorf("querying old value for OldTokenNonces: %w", err)
 	}
-	return oldValue.TokenHash, nil
+	return oldValue.TokenNonces, nil
 }
 
-// ClearTokenHash clears the value of the "token_hash" field.
-func (m *InvitationMutation) ClearTokenHash() {
-	m.token_hash = nil
-	m.clearedFields[invitation.FieldTokenHash] = struct{}{}
+// AppendTokenNonces adds u to the "token_nonces" field.
+func (m *InvitationMutation) AppendTokenNonces(u [][]uint8) {
+	m.appendtoken_nonces = append(m.appendtoken_nonces, u...)
 }
 
-// TokenHashCleared returns if the "token_hash" field was cleared in this mutation.
-func (m *InvitationMutation) TokenHashCleared() bool {
-	_, ok := m.clearedFields[invitation.FieldTokenHash]
-	return ok
+// AppendedTokenNonces returns the list of values that were appended to the "token_nonces" field in this mutation.
+func (m *InvitationMutation) AppendedTokenNonces() ([][]uint8, bool) {
+	if len(m.appendtoken_nonces) == 0 {
+		return nil, false
+	}
+	return m.appendtoken_nonces, true
 }
 
-// ResetTokenHash resets all changes to the "token_hash" field.
-func (m *InvitationMutation) ResetTokenHash() {
-	m.token_hash = nil
-	delete(m.clearedFields, invitation.FieldTokenHash)
+// ResetTokenNonces resets all changes to the "token_nonces" field.
+func (m *InvitationMutation) ResetTokenNonces() {
+	m.token_nonces = nil
+	m.appendtoken_nonces = nil
+}
+
+// SetTokenGeneration sets the "token_generation" field.
+func (m *InvitationMutation) SetTokenGeneration(i int) {
+	m.token_generation = &i
+	m.addtoken_generation = nil
+}
+
+// TokenGeneration returns the value of the "token_generation" field in the mutation.
+func (m *InvitationMutation) TokenGeneration() (r int, exists bool) {
+	v := m.token_generation
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTokenGeneration returns the old "token_generation" field's value of the Invitation entity.
+// If the Invitation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *InvitationMutation) OldTokenGeneration(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTokenGeneration is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTokenGeneration requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTokenGeneration: %w", err)
+	}
+	return oldValue.TokenGeneration, nil
+}
+
+// AddTokenGeneration adds i to the "token_generation" field.
+func (m *InvitationMutation) AddTokenGeneration(i int) {
+	if m.addtoken_generation != nil {
+		*m.addtoken_generation += i
+	} else {
+		m.addtoken_generation = &i
+	}
+}
+
+// AddedTokenGeneration returns the value that was added to the "token_generation" field in this mutation.
+func (m *InvitationMutation) AddedTokenGeneration() (r int, exists bool) {
+	v := m.addtoken_generation
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetTokenGeneration resets all changes to the "token_generation" field.
+func (m *InvitationMutation) ResetTokenGeneration() {
+	m.token_generation = nil
+	m.addtoken_generation = nil
 }
 
 // SetExpiresAt sets the "expires_at" field.
@@ -4514,6 +5340,42 @@ func (m *InvitationMutation) RevokedAtCleared() bool {
 func (m *InvitationMutation) ResetRevokedAt() {
 	m.revoked_at = nil
 	delete(m.clearedFields, invitation.FieldRevokedAt)
+}
+
+// SetLastDeliveryError sets the "last_delivery_error" field.
+func (m *InvitationMutation) SetLastDeliveryError(s string) {
+	m.last_delivery_error = &s
+}
+
+// LastDeliveryError returns the value of the "last_delivery_error" field in the mutation.
+func (m *InvitationMutation) LastDeliveryError() (r string, exists bool) {
+	v := m.last_delivery_error
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastDeliveryError returns the old "last_delivery_error" field's value of the Invitation entity.
+// If the Invitation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *InvitationMutation) OldLastDeliveryError(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastDeliveryError is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastDeliveryError requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastDeliveryError: %w", err)
+	}
+	return oldValue.LastDeliveryError, nil
+}
+
+// ResetLastDeliveryError resets all changes to the "last_delivery_error" field.
+func (m *InvitationMutation) ResetLastDeliveryError() {
+	m.last_delivery_error = nil
 }
 
 // SetRoleID sets the "role_id" field.
@@ -4998,7 +5860,7 @@ func (m *InvitationMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *InvitationMutation) Fields() []string {
-	fields := make([]string, 0, 24)
+	fields := make([]string, 0, 26)
 	if m.created_at != nil {
 		fields = append(fields, invitation.FieldCreatedAt)
 	}
@@ -5038,8 +5900,11 @@ func (m *InvitationMutation) Fields() []string {
 	if m.message != nil {
 		fields = append(fields, invitation.FieldMessage)
 	}
-	if m.token_hash != nil {
-		fields = append(fields, invitation.FieldTokenHash)
+	if m.token_nonces != nil {
+		fields = append(fields, invitation.FieldTokenNonces)
+	}
+	if m.token_generation != nil {
+		fields = append(fields, invitation.FieldTokenGeneration)
 	}
 	if m.expires_at != nil {
 		fields = append(fields, invitation.FieldExpiresAt)
@@ -5055,6 +5920,9 @@ func (m *InvitationMutation) Fields() []string {
 	}
 	if m.revoked_at != nil {
 		fields = append(fields, invitation.FieldRevokedAt)
+	}
+	if m.last_delivery_error != nil {
+		fields = append(fields, invitation.FieldLastDeliveryError)
 	}
 	if m.role != nil {
 		fields = append(fields, invitation.FieldRoleID)
@@ -5105,8 +5973,10 @@ func (m *InvitationMutation) Field(name string) (ent.Value, bool) {
 		return m.Status()
 	case invitation.FieldMessage:
 		return m.Message()
-	case invitation.FieldTokenHash:
-		return m.TokenHash()
+	case invitation.FieldTokenNonces:
+		return m.TokenNonces()
+	case invitation.FieldTokenGeneration:
+		return m.TokenGeneration()
 	case invitation.FieldExpiresAt:
 		return m.ExpiresAt()
 	case invitation.FieldSendCount:
@@ -5117,6 +5987,8 @@ func (m *InvitationMutation) Field(name string) (ent.Value, bool) {
 		return m.AcceptedAt()
 	case invitation.FieldRevokedAt:
 		return m.RevokedAt()
+	case invitation.FieldLastDeliveryError:
+		return m.LastDeliveryError()
 	case invitation.FieldRoleID:
 		return m.RoleID()
 	case invitation.FieldInviterID:
@@ -5162,8 +6034,10 @@ func (m *InvitationMutation) OldField(ctx context.Context, name string) (ent.Val
 		return m.OldStatus(ctx)
 	case invitation.FieldMessage:
 		return m.OldMessage(ctx)
-	case invitation.FieldTokenHash:
-		return m.OldTokenHash(ctx)
+	case invitation.FieldTokenNonces:
+		return m.OldTokenNonces(ctx)
+	case invitation.FieldTokenGeneration:
+		return m.OldTokenGeneration(ctx)
 	case invitation.FieldExpiresAt:
 		return m.OldExpiresAt(ctx)
 	case invitation.FieldSendCount:
@@ -5174,6 +6048,8 @@ func (m *InvitationMutation) OldField(ctx context.Context, name string) (ent.Val
 		return m.OldAcceptedAt(ctx)
 	case invitation.FieldRevokedAt:
 		return m.OldRevokedAt(ctx)
+	case invitation.FieldLastDeliveryError:
+		return m.OldLastDeliveryError(ctx)
 	case invitation.FieldRoleID:
 		return m.OldRoleID(ctx)
 	case invitation.FieldInviterID:
@@ -5284,12 +6160,19 @@ func (m *InvitationMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetMessage(v)
 		return nil
-	case invitation.FieldTokenHash:
-		v, ok := value.(string)
+	case invitation.FieldTokenNonces:
+		v, ok := value.([][]uint8)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
-		m.SetTokenHash(v)
+		m.SetTokenNonces(v)
+		return nil
+	case invitation.FieldTokenGeneration:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTokenGeneration(v)
 		return nil
 	case invitation.FieldExpiresAt:
 		v, ok := value.(time.Time)
@@ -5325,6 +6208,13 @@ func (m *InvitationMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetRevokedAt(v)
+		return nil
+	case invitation.FieldLastDeliveryError:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastDeliveryError(v)
 		return nil
 	case invitation.FieldRoleID:
 		v, ok := value.(int)
@@ -5369,6 +6259,9 @@ func (m *InvitationMutation) SetField(name string, value ent.Value) error {
 // this mutation.
 func (m *InvitationMutation) AddedFields() []string {
 	var fields []string
+	if m.addtoken_generation != nil {
+		fields = append(fields, invitation.FieldTokenGeneration)
+	}
 	if m.addsend_count != nil {
 		fields = append(fields, invitation.FieldSendCount)
 	}
@@ -5380,6 +6273,8 @@ func (m *InvitationMutation) AddedFields() []string {
 // was not set, or was not defined in the schema.
 func (m *InvitationMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
+	case invitation.FieldTokenGeneration:
+		return m.AddedTokenGeneration()
 	case invitation.FieldSendCount:
 		return m.AddedSendCount()
 	}
@@ -5391,6 +6286,13 @@ func (m *InvitationMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *InvitationMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case invitation.FieldTokenGeneration:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTokenGeneration(v)
+		return nil
 	case invitation.FieldSendCount:
 		v, ok := value.(int)
 		if !ok {
@@ -5414,9 +6316,6 @@ func (m *InvitationMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(invitation.FieldExternalID) {
 		fields = append(fields, invitation.FieldExternalID)
-	}
-	if m.FieldCleared(invitation.FieldTokenHash) {
-		fields = append(fields, invitation.FieldTokenHash)
 	}
 	if m.FieldCleared(invitation.FieldLastSentAt) {
 		fields = append(fields, invitation.FieldLastSentAt)
@@ -5461,9 +6360,6 @@ func (m *InvitationMutation) ClearField(name string) error {
 		return nil
 	case invitation.FieldExternalID:
 		m.ClearExternalID()
-		return nil
-	case invitation.FieldTokenHash:
-		m.ClearTokenHash()
 		return nil
 	case invitation.FieldLastSentAt:
 		m.ClearLastSentAt()
@@ -5533,8 +6429,11 @@ func (m *InvitationMutation) ResetField(name string) error {
 	case invitation.FieldMessage:
 		m.ResetMessage()
 		return nil
-	case invitation.FieldTokenHash:
-		m.ResetTokenHash()
+	case invitation.FieldTokenNonces:
+		m.ResetTokenNonces()
+		return nil
+	case invitation.FieldTokenGeneration:
+		m.ResetTokenGeneration()
 		return nil
 	case invitation.FieldExpiresAt:
 		m.ResetExpiresAt()
@@ -5550,6 +6449,9 @@ func (m *InvitationMutation) ResetField(name string) error {
 		return nil
 	case invitation.FieldRevokedAt:
 		m.ResetRevokedAt()
+		return nil
+	case invitation.FieldLastDeliveryError:
+		m.ResetLastDeliveryError()
 		return nil
 	case invitation.FieldRoleID:
 		m.ResetRoleID()

@@ -7,10 +7,17 @@ package graph
 
 import (
 	"admit/ent"
+	"admit/ent/invitation"
+	"admit/internal/invite"
 	"context"
 
 	"entgo.io/contrib/entgql"
 )
+
+// Status is the resolver for the status field.
+func (r *invitationResolver) Status(ctx context.Context, obj *ent.Invitation) (invitation.Status, error) {
+	return invite.Status(obj, r.invites.Now()), nil
+}
 
 // Node is the resolver for the node field.
 func (r *queryResolver) Node(ctx context.Context, id int) (ent.Noder, error) {
@@ -44,6 +51,7 @@ func (r *queryResolver) HrConnections(ctx context.Context, after *entgql.Cursor[
 
 // Invitations is the resolver for the invitations field.
 func (r *queryResolver) Invitations(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.InvitationOrder, where *ent.InvitationWhereInput) (*ent.InvitationConnection, error) {
+	r.invitationWhere(where)
 	return r.client.Invitation.Query().Paginate(ctx, after, first, before, last, ent.WithInvitationOrder(orderBy), ent.WithInvitationFilter(where.Filter))
 }
 
@@ -77,7 +85,13 @@ func (r *queryResolver) Workspaces(ctx context.Context, after *entgql.Cursor[int
 	return r.client.Workspace.Query().Paginate(ctx, after, first, before, last, ent.WithWorkspaceOrder(orderBy), ent.WithWorkspaceFilter(where.Filter))
 }
 
+// Invitation returns InvitationResolver implementation.
+func (r *Resolver) Invitation() InvitationResolver { return &invitationResolver{r} }
+
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
-type queryResolver struct{ *Resolver }
+type (
+	invitationResolver struct{ *Resolver }
+	queryResolver      struct{ *Resolver }
+)

@@ -38,14 +38,23 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	Invitation() InvitationResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	AcceptInvitationPayload struct {
+		Errors    func(childComplexity int) int
+		ExpiresAt func(childComplexity int) int
+		Token     func(childComplexity int) int
+		User      func(childComplexity int) int
+	}
+
 	AuditEvent struct {
 		Action         func(childComplexity int) int
 		Actor          func(childComplexity int) int
@@ -145,33 +154,41 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	ImportInvitationsPayload struct {
+		Counts  func(childComplexity int) int
+		DryRun  func(childComplexity int) int
+		Errors  func(childComplexity int) int
+		Results func(childComplexity int) int
+	}
+
 	Invitation struct {
-		AcceptedAt     func(childComplexity int) int
-		Admin          func(childComplexity int) int
-		CreatedAt      func(childComplexity int) int
-		Deliveries     func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.DeliveryOrder, where *ent.DeliveryWhereInput) int
-		DeliveryMode   func(childComplexity int) int
-		Email          func(childComplexity int) int
-		ExpiresAt      func(childComplexity int) int
-		ExternalID     func(childComplexity int) int
-		ID             func(childComplexity int) int
-		InviteLink     func(childComplexity int) int
-		Inviter        func(childComplexity int) int
-		Kind           func(childComplexity int) int
-		LastSentAt     func(childComplexity int) int
-		Message        func(childComplexity int) int
-		Name           func(childComplexity int) int
-		Organization   func(childComplexity int) int
-		OrganizationID func(childComplexity int) int
-		Phone          func(childComplexity int) int
-		RevokedAt      func(childComplexity int) int
-		Role           func(childComplexity int) int
-		SendCount      func(childComplexity int) int
-		Source         func(childComplexity int) int
-		Status         func(childComplexity int) int
-		UpdatedAt      func(childComplexity int) int
-		User           func(childComplexity int) int
-		Workspace      func(childComplexity int) int
+		AcceptedAt        func(childComplexity int) int
+		Admin             func(childComplexity int) int
+		CreatedAt         func(childComplexity int) int
+		Deliveries        func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.DeliveryOrder, where *ent.DeliveryWhereInput) int
+		DeliveryMode      func(childComplexity int) int
+		Email             func(childComplexity int) int
+		ExpiresAt         func(childComplexity int) int
+		ExternalID        func(childComplexity int) int
+		ID                func(childComplexity int) int
+		InviteLink        func(childComplexity int) int
+		Inviter           func(childComplexity int) int
+		Kind              func(childComplexity int) int
+		LastDeliveryError func(childComplexity int) int
+		LastSentAt        func(childComplexity int) int
+		Message           func(childComplexity int) int
+		Name              func(childComplexity int) int
+		Organization      func(childComplexity int) int
+		OrganizationID    func(childComplexity int) int
+		Phone             func(childComplexity int) int
+		RevokedAt         func(childComplexity int) int
+		Role              func(childComplexity int) int
+		SendCount         func(childComplexity int) int
+		Source            func(childComplexity int) int
+		Status            func(childComplexity int) int
+		UpdatedAt         func(childComplexity int) int
+		User              func(childComplexity int) int
+		Workspace         func(childComplexity int) int
 	}
 
 	InvitationConnection struct {
@@ -183,6 +200,37 @@ type ComplexityRoot struct {
 	InvitationEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	InvitationEvent struct {
+		At         func(childComplexity int) int
+		Invitation func(childComplexity int) int
+		Kind       func(childComplexity int) int
+	}
+
+	InvitationPayload struct {
+		Errors     func(childComplexity int) int
+		Invitation func(childComplexity int) int
+	}
+
+	InvitationPreview struct {
+		Email            func(childComplexity int) int
+		ExpiresAt        func(childComplexity int) int
+		InviterName      func(childComplexity int) int
+		OrganizationName func(childComplexity int) int
+		RoleName         func(childComplexity int) int
+		Status           func(childComplexity int) int
+		WorkspaceName    func(childComplexity int) int
+	}
+
+	InviteCounts struct {
+		AlreadyInvited   func(childComplexity int) int
+		AlreadyMember    func(childComplexity int) int
+		DomainNotAllowed func(childComplexity int) int
+		Duplicate        func(childComplexity int) int
+		Invalid          func(childComplexity int) int
+		Invited          func(childComplexity int) int
+		Total            func(childComplexity int) int
 	}
 
 	InviteLink struct {
@@ -212,6 +260,22 @@ type ComplexityRoot struct {
 	InviteLinkEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	InviteResult struct {
+		Code       func(childComplexity int) int
+		Email      func(childComplexity int) int
+		Input      func(childComplexity int) int
+		Invitation func(childComplexity int) int
+		Message    func(childComplexity int) int
+		Outcome    func(childComplexity int) int
+		Row        func(childComplexity int) int
+	}
+
+	InviteUsersPayload struct {
+		Counts  func(childComplexity int) int
+		Errors  func(childComplexity int) int
+		Results func(childComplexity int) int
 	}
 
 	JoinRequest struct {
@@ -265,10 +329,15 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		AcceptInvitation         func(childComplexity int, input AcceptInvitationInput) int
 		AddOrganizationDomain    func(childComplexity int, input OrganizationDomainInput) int
 		CreateRole               func(childComplexity int, input CreateRoleInput) int
 		DeleteRole               func(childComplexity int, input DeleteRoleInput) int
+		ImportInvitations        func(childComplexity int, input ImportInvitationsInput) int
+		InviteUsers              func(childComplexity int, input InviteUsersInput) int
 		RemoveOrganizationDomain func(childComplexity int, input OrganizationDomainInput) int
+		ResendInvitation         func(childComplexity int, input InvitationIDInput) int
+		RevokeInvitation         func(childComplexity int, input InvitationIDInput) int
 		SignIn                   func(childComplexity int, input SignInInput) int
 		SignOut                  func(childComplexity int) int
 		UpdateRole               func(childComplexity int, input UpdateRoleInput) int
@@ -310,21 +379,22 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		AuditEvents   func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.AuditEventOrder, where *ent.AuditEventWhereInput) int
-		Contacts      func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ContactOrder, where *ent.ContactWhereInput) int
-		Deliveries    func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.DeliveryOrder, where *ent.DeliveryWhereInput) int
-		HrConnections func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.HRConnectionOrder, where *ent.HRConnectionWhereInput) int
-		Invitations   func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.InvitationOrder, where *ent.InvitationWhereInput) int
-		InviteLinks   func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.InviteLinkOrder, where *ent.InviteLinkWhereInput) int
-		JoinRequests  func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.JoinRequestOrder, where *ent.JoinRequestWhereInput) int
-		Me            func(childComplexity int) int
-		Memberships   func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.MembershipOrder, where *ent.MembershipWhereInput) int
-		Node          func(childComplexity int, id int) int
-		Nodes         func(childComplexity int, ids []int) int
-		Organization  func(childComplexity int) int
-		Roles         func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.RoleOrder, where *ent.RoleWhereInput) int
-		Users         func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) int
-		Workspaces    func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.WorkspaceOrder, where *ent.WorkspaceWhereInput) int
+		AuditEvents       func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.AuditEventOrder, where *ent.AuditEventWhereInput) int
+		Contacts          func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ContactOrder, where *ent.ContactWhereInput) int
+		Deliveries        func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.DeliveryOrder, where *ent.DeliveryWhereInput) int
+		HrConnections     func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.HRConnectionOrder, where *ent.HRConnectionWhereInput) int
+		InvitationPreview func(childComplexity int, token string) int
+		Invitations       func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.InvitationOrder, where *ent.InvitationWhereInput) int
+		InviteLinks       func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.InviteLinkOrder, where *ent.InviteLinkWhereInput) int
+		JoinRequests      func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.JoinRequestOrder, where *ent.JoinRequestWhereInput) int
+		Me                func(childComplexity int) int
+		Memberships       func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.MembershipOrder, where *ent.MembershipWhereInput) int
+		Node              func(childComplexity int, id int) int
+		Nodes             func(childComplexity int, ids []int) int
+		Organization      func(childComplexity int) int
+		Roles             func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.RoleOrder, where *ent.RoleWhereInput) int
+		Users             func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) int
+		Workspaces        func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.WorkspaceOrder, where *ent.WorkspaceWhereInput) int
 	}
 
 	Role struct {
@@ -366,6 +436,10 @@ type ComplexityRoot struct {
 
 	SignOutPayload struct {
 		SignedOut func(childComplexity int) int
+	}
+
+	Subscription struct {
+		InvitationEvents func(childComplexity int) int
 	}
 
 	User struct {
@@ -439,9 +513,17 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type InvitationResolver interface {
+	Status(ctx context.Context, obj *ent.Invitation) (invitation.Status, error)
+}
 type MutationResolver interface {
 	SignIn(ctx context.Context, input SignInInput) (*SignInPayload, error)
 	SignOut(ctx context.Context) (*SignOutPayload, error)
+	InviteUsers(ctx context.Context, input InviteUsersInput) (*InviteUsersPayload, error)
+	ImportInvitations(ctx context.Context, input ImportInvitationsInput) (*ImportInvitationsPayload, error)
+	ResendInvitation(ctx context.Context, input InvitationIDInput) (*InvitationPayload, error)
+	RevokeInvitation(ctx context.Context, input InvitationIDInput) (*InvitationPayload, error)
+	AcceptInvitation(ctx context.Context, input AcceptInvitationInput) (*AcceptInvitationPayload, error)
 	AddOrganizationDomain(ctx context.Context, input OrganizationDomainInput) (*OrganizationPayload, error)
 	RemoveOrganizationDomain(ctx context.Context, input OrganizationDomainInput) (*OrganizationPayload, error)
 	CreateRole(ctx context.Context, input CreateRoleInput) (*RolePayload, error)
@@ -464,7 +546,11 @@ type QueryResolver interface {
 	Users(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) (*ent.UserConnection, error)
 	Workspaces(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.WorkspaceOrder, where *ent.WorkspaceWhereInput) (*ent.WorkspaceConnection, error)
 	Me(ctx context.Context) (*ent.User, error)
+	InvitationPreview(ctx context.Context, token string) (*InvitationPreview, error)
 	Organization(ctx context.Context) (*ent.Organization, error)
+}
+type SubscriptionResolver interface {
+	InvitationEvents(ctx context.Context) (<-chan *InvitationEvent, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -484,6 +570,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "AcceptInvitationPayload.errors":
+		if e.ComplexityRoot.AcceptInvitationPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AcceptInvitationPayload.Errors(childComplexity), true
+	case "AcceptInvitationPayload.expiresAt":
+		if e.ComplexityRoot.AcceptInvitationPayload.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AcceptInvitationPayload.ExpiresAt(childComplexity), true
+	case "AcceptInvitationPayload.token":
+		if e.ComplexityRoot.AcceptInvitationPayload.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AcceptInvitationPayload.Token(childComplexity), true
+	case "AcceptInvitationPayload.user":
+		if e.ComplexityRoot.AcceptInvitationPayload.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AcceptInvitationPayload.User(childComplexity), true
 
 	case "AuditEvent.action":
 		if e.ComplexityRoot.AuditEvent.Action == nil {
@@ -858,6 +969,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.HRConnectionEdge.Node(childComplexity), true
 
+	case "ImportInvitationsPayload.counts":
+		if e.ComplexityRoot.ImportInvitationsPayload.Counts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportInvitationsPayload.Counts(childComplexity), true
+	case "ImportInvitationsPayload.dryRun":
+		if e.ComplexityRoot.ImportInvitationsPayload.DryRun == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportInvitationsPayload.DryRun(childComplexity), true
+	case "ImportInvitationsPayload.errors":
+		if e.ComplexityRoot.ImportInvitationsPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportInvitationsPayload.Errors(childComplexity), true
+	case "ImportInvitationsPayload.results":
+		if e.ComplexityRoot.ImportInvitationsPayload.Results == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportInvitationsPayload.Results(childComplexity), true
+
 	case "Invitation.acceptedAt":
 		if e.ComplexityRoot.Invitation.AcceptedAt == nil {
 			break
@@ -935,6 +1071,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Invitation.Kind(childComplexity), true
+	case "Invitation.lastDeliveryError":
+		if e.ComplexityRoot.Invitation.LastDeliveryError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Invitation.LastDeliveryError(childComplexity), true
 	case "Invitation.lastSentAt":
 		if e.ComplexityRoot.Invitation.LastSentAt == nil {
 			break
@@ -1051,6 +1193,124 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InvitationEdge.Node(childComplexity), true
+
+	case "InvitationEvent.at":
+		if e.ComplexityRoot.InvitationEvent.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationEvent.At(childComplexity), true
+	case "InvitationEvent.invitation":
+		if e.ComplexityRoot.InvitationEvent.Invitation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationEvent.Invitation(childComplexity), true
+	case "InvitationEvent.kind":
+		if e.ComplexityRoot.InvitationEvent.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationEvent.Kind(childComplexity), true
+
+	case "InvitationPayload.errors":
+		if e.ComplexityRoot.InvitationPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationPayload.Errors(childComplexity), true
+	case "InvitationPayload.invitation":
+		if e.ComplexityRoot.InvitationPayload.Invitation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationPayload.Invitation(childComplexity), true
+
+	case "InvitationPreview.email":
+		if e.ComplexityRoot.InvitationPreview.Email == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationPreview.Email(childComplexity), true
+	case "InvitationPreview.expiresAt":
+		if e.ComplexityRoot.InvitationPreview.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationPreview.ExpiresAt(childComplexity), true
+	case "InvitationPreview.inviterName":
+		if e.ComplexityRoot.InvitationPreview.InviterName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationPreview.InviterName(childComplexity), true
+	case "InvitationPreview.organizationName":
+		if e.ComplexityRoot.InvitationPreview.OrganizationName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationPreview.OrganizationName(childComplexity), true
+	case "InvitationPreview.roleName":
+		if e.ComplexityRoot.InvitationPreview.RoleName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationPreview.RoleName(childComplexity), true
+	case "InvitationPreview.status":
+		if e.ComplexityRoot.InvitationPreview.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationPreview.Status(childComplexity), true
+	case "InvitationPreview.workspaceName":
+		if e.ComplexityRoot.InvitationPreview.WorkspaceName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationPreview.WorkspaceName(childComplexity), true
+
+	case "InviteCounts.alreadyInvited":
+		if e.ComplexityRoot.InviteCounts.AlreadyInvited == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteCounts.AlreadyInvited(childComplexity), true
+	case "InviteCounts.alreadyMember":
+		if e.ComplexityRoot.InviteCounts.AlreadyMember == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteCounts.AlreadyMember(childComplexity), true
+	case "InviteCounts.domainNotAllowed":
+		if e.ComplexityRoot.InviteCounts.DomainNotAllowed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteCounts.DomainNotAllowed(childComplexity), true
+	case "InviteCounts.duplicate":
+		if e.ComplexityRoot.InviteCounts.Duplicate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteCounts.Duplicate(childComplexity), true
+	case "InviteCounts.invalid":
+		if e.ComplexityRoot.InviteCounts.Invalid == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteCounts.Invalid(childComplexity), true
+	case "InviteCounts.invited":
+		if e.ComplexityRoot.InviteCounts.Invited == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteCounts.Invited(childComplexity), true
+	case "InviteCounts.total":
+		if e.ComplexityRoot.InviteCounts.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteCounts.Total(childComplexity), true
 
 	case "InviteLink.createdAt":
 		if e.ComplexityRoot.InviteLink.CreatedAt == nil {
@@ -1174,6 +1434,68 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InviteLinkEdge.Node(childComplexity), true
+
+	case "InviteResult.code":
+		if e.ComplexityRoot.InviteResult.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteResult.Code(childComplexity), true
+	case "InviteResult.email":
+		if e.ComplexityRoot.InviteResult.Email == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteResult.Email(childComplexity), true
+	case "InviteResult.input":
+		if e.ComplexityRoot.InviteResult.Input == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteResult.Input(childComplexity), true
+	case "InviteResult.invitation":
+		if e.ComplexityRoot.InviteResult.Invitation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteResult.Invitation(childComplexity), true
+	case "InviteResult.message":
+		if e.ComplexityRoot.InviteResult.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteResult.Message(childComplexity), true
+	case "InviteResult.outcome":
+		if e.ComplexityRoot.InviteResult.Outcome == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteResult.Outcome(childComplexity), true
+	case "InviteResult.row":
+		if e.ComplexityRoot.InviteResult.Row == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteResult.Row(childComplexity), true
+
+	case "InviteUsersPayload.counts":
+		if e.ComplexityRoot.InviteUsersPayload.Counts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteUsersPayload.Counts(childComplexity), true
+	case "InviteUsersPayload.errors":
+		if e.ComplexityRoot.InviteUsersPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteUsersPayload.Errors(childComplexity), true
+	case "InviteUsersPayload.results":
+		if e.ComplexityRoot.InviteUsersPayload.Results == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteUsersPayload.Results(childComplexity), true
 
 	case "JoinRequest.createdAt":
 		if e.ComplexityRoot.JoinRequest.CreatedAt == nil {
@@ -1373,6 +1695,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MembershipEdge.Node(childComplexity), true
 
+	case "Mutation.acceptInvitation":
+		if e.ComplexityRoot.Mutation.AcceptInvitation == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_acceptInvitation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AcceptInvitation(childComplexity, args["input"].(AcceptInvitationInput)), true
 	case "Mutation.addOrganizationDomain":
 		if e.ComplexityRoot.Mutation.AddOrganizationDomain == nil {
 			break
@@ -1406,6 +1739,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteRole(childComplexity, args["input"].(DeleteRoleInput)), true
+	case "Mutation.importInvitations":
+		if e.ComplexityRoot.Mutation.ImportInvitations == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_importInvitations_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ImportInvitations(childComplexity, args["input"].(ImportInvitationsInput)), true
+	case "Mutation.inviteUsers":
+		if e.ComplexityRoot.Mutation.InviteUsers == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_inviteUsers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.InviteUsers(childComplexity, args["input"].(InviteUsersInput)), true
 	case "Mutation.removeOrganizationDomain":
 		if e.ComplexityRoot.Mutation.RemoveOrganizationDomain == nil {
 			break
@@ -1417,6 +1772,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveOrganizationDomain(childComplexity, args["input"].(OrganizationDomainInput)), true
+	case "Mutation.resendInvitation":
+		if e.ComplexityRoot.Mutation.ResendInvitation == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resendInvitation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResendInvitation(childComplexity, args["input"].(InvitationIDInput)), true
+	case "Mutation.revokeInvitation":
+		if e.ComplexityRoot.Mutation.RevokeInvitation == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_revokeInvitation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RevokeInvitation(childComplexity, args["input"].(InvitationIDInput)), true
 	case "Mutation.signIn":
 		if e.ComplexityRoot.Mutation.SignIn == nil {
 			break
@@ -1621,6 +1998,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.HrConnections(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.HRConnectionOrder), args["where"].(*ent.HRConnectionWhereInput)), true
 
+	case "Query.invitationPreview":
+		if e.ComplexityRoot.Query.InvitationPreview == nil {
+			break
+		}
+
+		args, err := ec.field_Query_invitationPreview_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.InvitationPreview(childComplexity, args["token"].(string)), true
 	case "Query.invitations":
 		if e.ComplexityRoot.Query.Invitations == nil {
 			break
@@ -1881,6 +2269,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SignOutPayload.SignedOut(childComplexity), true
+
+	case "Subscription.invitationEvents":
+		if e.ComplexityRoot.Subscription.InvitationEvents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.InvitationEvents(childComplexity), true
 
 	case "User.contacts":
 		if e.ComplexityRoot.User.Contacts == nil {
@@ -2170,6 +2565,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
+		ec.unmarshalInputAcceptInvitationInput,
 		ec.unmarshalInputAuditEventOrder,
 		ec.unmarshalInputAuditEventWhereInput,
 		ec.unmarshalInputContactOrder,
@@ -2180,10 +2576,13 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputDeliveryWhereInput,
 		ec.unmarshalInputHRConnectionOrder,
 		ec.unmarshalInputHRConnectionWhereInput,
+		ec.unmarshalInputImportInvitationsInput,
+		ec.unmarshalInputInvitationIDInput,
 		ec.unmarshalInputInvitationOrder,
 		ec.unmarshalInputInvitationWhereInput,
 		ec.unmarshalInputInviteLinkOrder,
 		ec.unmarshalInputInviteLinkWhereInput,
+		ec.unmarshalInputInviteUsersInput,
 		ec.unmarshalInputJoinRequestOrder,
 		ec.unmarshalInputJoinRequestWhereInput,
 		ec.unmarshalInputMembershipOrder,
@@ -2243,6 +2642,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			ctx = graphql.WithUnmarshalerMap(ctx, inputUnmarshalMap)
 			data := ec._Mutation(ctx, opCtx.Operation.SelectionSet)
 			var buf bytes.Buffer
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
 			data.MarshalGQL(&buf)
 
 			return &graphql.Response{
@@ -2354,6 +2770,54 @@ enum ErrorCode {
   ROLE_IN_USE
   """The change would leave the organization without an active administrator."""
   LAST_ADMIN
+  """Not a valid email address."""
+  INVALID_ADDRESS
+  """The address appears earlier in the same request."""
+  DUPLICATE_IN_REQUEST
+  """The address already belongs to a member of the organization."""
+  ALREADY_MEMBER
+  """The address already has a pending invitation."""
+  ALREADY_INVITED
+  """The address is outside the organization's domains."""
+  DOMAIN_NOT_ALLOWED
+  """No invitation has this token."""
+  INVITATION_NOT_FOUND
+  """The invitation was sent again; only the newest link works."""
+  INVITATION_REPLACED
+  """The invitation was revoked."""
+  INVITATION_REVOKED
+  """The invitation has expired; ask for it to be sent again."""
+  INVITATION_EXPIRED
+  """The invitation was already accepted."""
+  INVITATION_ALREADY_ACCEPTED
+  """The invitation cannot be accepted as it stands now (its role can no longer be granted by the inviter)."""
+  INVITATION_NOT_ACCEPTABLE
+  """The address has an account: sign in as it, then accept."""
+  SIGN_IN_REQUIRED
+  """You are signed in as someone other than the invitee."""
+  WRONG_ACCOUNT
+  """The account is deactivated."""
+  ACCOUNT_DEACTIVATED
+  """The password is too short or too long."""
+  PASSWORD_TOO_WEAK
+  """The invitation was sent less than a minute ago."""
+  RESEND_TOO_SOON
+  """The idempotency key was used before with a different request."""
+  IDEMPOTENCY_KEY_REUSED
+  """The file has no addresses."""
+  FILE_EMPTY
+  """The file is larger than allowed."""
+  FILE_TOO_LARGE
+  """The file has more rows than allowed."""
+  FILE_TOO_MANY_ROWS
+  """The file is not text (binary, or not UTF-8)."""
+  FILE_NOT_TEXT
+  """Only .csv and .txt files are accepted."""
+  FILE_UNSUPPORTED_TYPE
+  """No column of the CSV holds addresses."""
+  FILE_NO_ADDRESS_COLUMN
+  """The CSV cannot be parsed."""
+  FILE_MALFORMED
   """The value is not a valid email domain."""
   INVALID_DOMAIN
   """The organization already has this domain."""
@@ -2733,6 +3197,7 @@ enum DeliveryStatus @goModel(model: "admit/ent/delivery.Status") {
   SENDING
   SENT
   FAILED
+  CANCELLED
 }
 """
 DeliveryWhereInput is used for filtering Delivery objects.
@@ -3069,6 +3534,10 @@ type Invitation implements Node {
   lastSentAt: Time
   acceptedAt: Time
   revokedAt: Time
+  """
+  Why the latest message failed, when it did; empty otherwise.
+  """
+  lastDeliveryError: String!
   organization: Organization!
   role: Role!
   inviter: User
@@ -3419,6 +3888,22 @@ input InvitationWhereInput {
   revokedAtLTE: Time
   revokedAtIsNil: Boolean
   revokedAtNotNil: Boolean
+  """
+  last_delivery_error field predicates
+  """
+  lastDeliveryError: String
+  lastDeliveryErrorNEQ: String
+  lastDeliveryErrorIn: [String!]
+  lastDeliveryErrorNotIn: [String!]
+  lastDeliveryErrorGT: String
+  lastDeliveryErrorGTE: String
+  lastDeliveryErrorLT: String
+  lastDeliveryErrorLTE: String
+  lastDeliveryErrorContains: String
+  lastDeliveryErrorHasPrefix: String
+  lastDeliveryErrorHasSuffix: String
+  lastDeliveryErrorEqualFold: String
+  lastDeliveryErrorContainsFold: String
   """
   organization edge predicates
   """
@@ -5374,6 +5859,254 @@ input WorkspaceWhereInput {
   hasJoinRequestsWith: [JoinRequestWhereInput!]
 }
 `, BuiltIn: false},
+	{Name: "../schema/invitation.graphql", Input: `scalar Upload
+
+extend type Query {
+  """
+  What an invitation token stands for, for the page the invitee lands on.
+  Public: shows only who invited whom to what. Unknown, replaced, revoked,
+  expired and accepted tokens fail with INVITATION_NOT_FOUND,
+  INVITATION_REPLACED, INVITATION_REVOKED, INVITATION_EXPIRED and
+  INVITATION_ALREADY_ACCEPTED in ` + "`" + `extensions.code` + "`" + `.
+  """
+  invitationPreview(
+    """The token from the invitation link."""
+    token: String!
+  ): InvitationPreview!
+}
+
+extend type Mutation {
+  """
+  Invites one or many email addresses (admins). Each entry may hold several
+  addresses separated by commas, semicolons, spaces or newlines, and ` + "`" + `Name
+  <address>` + "`" + ` forms. Every address gets one result; the valid ones are
+  invited and sent a message, the others are reported, and an unknown role or
+  workspace fails the whole request.
+  """
+  inviteUsers(
+    """The addresses and what to invite them to."""
+    input: InviteUsersInput!
+  ): InviteUsersPayload!
+
+  """
+  Invites every address of an uploaded .csv or .txt file (admins), with one
+  result per row. With dryRun it reports what would happen and writes
+  nothing. Send it as a GraphQL multipart request with a
+  ` + "`" + `GraphQL-Require-Preflight: 1` + "`" + ` header.
+  """
+  importInvitations(
+    """The file and what to invite its addresses to."""
+    input: ImportInvitationsInput!
+  ): ImportInvitationsPayload!
+
+  """
+  Sends a pending or expired invitation again with a fresh token and expiry
+  (admins); the previous link stops working. At most once a minute.
+  """
+  resendInvitation(
+    """The invitation."""
+    input: InvitationIDInput!
+  ): InvitationPayload!
+
+  """Revokes a pending invitation (admins); its link stops working."""
+  revokeInvitation(
+    """The invitation."""
+    input: InvitationIDInput!
+  ): InvitationPayload!
+
+  """
+  Accepts an invitation: creates (or activates) the account for the invited
+  address with the invitation's role and workspace, and signs it in. An
+  address that already has an account must be signed in to accept.
+  """
+  acceptInvitation(
+    """The token and, for a new account, name and password."""
+    input: AcceptInvitationInput!
+  ): AcceptInvitationPayload!
+}
+
+type Subscription {
+  """
+  Invitation activity in your organization (admins): a message was sent or
+  failed, an invitation was accepted or revoked.
+  """
+  invitationEvents: InvitationEvent!
+}
+
+"""Addresses to invite."""
+input InviteUsersInput {
+  """Addresses as typed or pasted; one entry may hold several."""
+  emails: [String!]!
+  """Role for the invitees; the built-in Member role when omitted. At most your own rank."""
+  roleID: ID
+  """Workspace to add the invitees to, if any."""
+  workspaceID: ID
+  """A personal note included in the message (at most 2,000 characters)."""
+  message: String
+  """Send the same key again to safely retry: the first result is returned and nothing is written twice."""
+  idempotencyKey: String
+}
+
+"""A file of addresses to invite."""
+input ImportInvitationsInput {
+  """A .csv (with or without a header, ` + "`" + `,` + "`" + ` or ` + "`" + `;` + "`" + `) or .txt file."""
+  file: Upload!
+  """Role for the invitees; the built-in Member role when omitted."""
+  roleID: ID
+  """Workspace to add the invitees to, if any."""
+  workspaceID: ID
+  """A personal note included in every message."""
+  message: String
+  """Report what would happen without writing or sending anything."""
+  dryRun: Boolean
+  """Send the same key again to safely retry."""
+  idempotencyKey: String
+}
+
+"""What happened to one address."""
+enum InviteOutcome {
+  """Invited; a message is on its way."""
+  INVITED
+  """Would be invited (dry run)."""
+  WOULD_INVITE
+  """Not invited; see code and message."""
+  SKIPPED
+}
+
+"""The result for one address or file row."""
+type InviteResult {
+  """The entry as given."""
+  input: String!
+  """The file row (1-based; the header is row 1), for imports."""
+  row: Int
+  """The normalized address, when the entry was one."""
+  email: String
+  """What happened."""
+  outcome: InviteOutcome!
+  """Why it was skipped: INVALID_ADDRESS, DUPLICATE_IN_REQUEST, ALREADY_MEMBER, ALREADY_INVITED or DOMAIN_NOT_ALLOWED."""
+  code: ErrorCode
+  """A sentence about what happened."""
+  message: String
+  """The new invitation."""
+  invitation: Invitation
+}
+
+"""Counts of an invite request by outcome and reason."""
+type InviteCounts {
+  """Entries or rows read."""
+  total: Int!
+  """Invited (or, in a dry run, would be)."""
+  invited: Int!
+  """Not valid addresses."""
+  invalid: Int!
+  """Repeats of an earlier entry."""
+  duplicate: Int!
+  """Already members of the organization."""
+  alreadyMember: Int!
+  """Already holding a pending invitation."""
+  alreadyInvited: Int!
+  """Outside the organization's domains."""
+  domainNotAllowed: Int!
+}
+
+"""The result of inviteUsers."""
+type InviteUsersPayload {
+  """One result per address, in the order given."""
+  results: [InviteResult!]!
+  """Counts by outcome."""
+  counts: InviteCounts!
+  """Why the whole request was refused; empty when it was processed."""
+  errors: [UserError!]!
+}
+
+"""The result of importInvitations."""
+type ImportInvitationsPayload {
+  """Whether this was a dry run (nothing written or sent)."""
+  dryRun: Boolean!
+  """One result per address, with its row."""
+  results: [InviteResult!]!
+  """Counts by outcome."""
+  counts: InviteCounts!
+  """Why the file was refused (FILE_EMPTY, FILE_TOO_LARGE, FILE_TOO_MANY_ROWS, FILE_NOT_TEXT, FILE_UNSUPPORTED_TYPE, FILE_NO_ADDRESS_COLUMN, FILE_MALFORMED); nothing is written then."""
+  errors: [UserError!]!
+}
+
+"""An invitation to act on."""
+input InvitationIDInput {
+  """The invitation's ID."""
+  id: ID!
+}
+
+"""An invitation after a change."""
+type InvitationPayload {
+  """The invitation, as changed."""
+  invitation: Invitation
+  """Why the change was refused; empty on success."""
+  errors: [UserError!]!
+}
+
+"""Accepting an invitation."""
+input AcceptInvitationInput {
+  """The token from the invitation link."""
+  token: String!
+  """Full name, for a new account."""
+  name: String
+  """Password, for a new account (10 to 256 characters). Never changes an existing account's password."""
+  password: String
+}
+
+"""The result of acceptInvitation."""
+type AcceptInvitationPayload {
+  """A session token for the account; shown once."""
+  token: String
+  """When the session token stops working."""
+  expiresAt: Time
+  """The account that accepted."""
+  user: User
+  """Why accepting failed; empty on success."""
+  errors: [UserError!]!
+}
+
+"""Public facts about an invitation, for its landing page."""
+type InvitationPreview {
+  """The inviting organization."""
+  organizationName: String!
+  """Who sent the invitation, when known."""
+  inviterName: String
+  """The role the invitee will get."""
+  roleName: String!
+  """The workspace the invitee will join, if any."""
+  workspaceName: String
+  """The invited address."""
+  email: String
+  """PENDING, or EXPIRED when past its expiry."""
+  status: InvitationStatus!
+  """When the link stops working."""
+  expiresAt: Time!
+}
+
+"""Kinds of invitation activity."""
+enum InvitationEventKind {
+  """The invitation's message was handed to the mail server."""
+  SENT
+  """The message could not be delivered after all attempts."""
+  FAILED
+  """The invitee accepted."""
+  ACCEPTED
+  """An admin revoked the invitation."""
+  REVOKED
+}
+
+"""Invitation activity."""
+type InvitationEvent {
+  """What happened."""
+  kind: InvitationEventKind!
+  """The invitation, as it is now."""
+  invitation: Invitation!
+  """When it happened."""
+  at: Time!
+}
+`, BuiltIn: false},
 	{Name: "../schema/organization.graphql", Input: `extend type Query {
   """The signed-in user's organization."""
   organization: Organization!
@@ -5505,6 +6238,20 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_AcceptInvitationPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "token":
+		return ec.fieldContext_AcceptInvitationPayload_token(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_AcceptInvitationPayload_expiresAt(ctx, field)
+	case "user":
+		return ec.fieldContext_AcceptInvitationPayload_user(ctx, field)
+	case "errors":
+		return ec.fieldContext_AcceptInvitationPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AcceptInvitationPayload", field.Name)
+}
 
 func (ec *executionContext) childFields_AuditEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
@@ -5704,6 +6451,20 @@ func (ec *executionContext) childFields_HRConnectionEdge(ctx context.Context, fi
 	return nil, fmt.Errorf("no field named %q was found under type HRConnectionEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_ImportInvitationsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "dryRun":
+		return ec.fieldContext_ImportInvitationsPayload_dryRun(ctx, field)
+	case "results":
+		return ec.fieldContext_ImportInvitationsPayload_results(ctx, field)
+	case "counts":
+		return ec.fieldContext_ImportInvitationsPayload_counts(ctx, field)
+	case "errors":
+		return ec.fieldContext_ImportInvitationsPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ImportInvitationsPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_Invitation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -5744,6 +6505,8 @@ func (ec *executionContext) childFields_Invitation(ctx context.Context, field gr
 		return ec.fieldContext_Invitation_acceptedAt(ctx, field)
 	case "revokedAt":
 		return ec.fieldContext_Invitation_revokedAt(ctx, field)
+	case "lastDeliveryError":
+		return ec.fieldContext_Invitation_lastDeliveryError(ctx, field)
 	case "organization":
 		return ec.fieldContext_Invitation_organization(ctx, field)
 	case "role":
@@ -5782,6 +6545,68 @@ func (ec *executionContext) childFields_InvitationEdge(ctx context.Context, fiel
 		return ec.fieldContext_InvitationEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type InvitationEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_InvitationEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_InvitationEvent_kind(ctx, field)
+	case "invitation":
+		return ec.fieldContext_InvitationEvent_invitation(ctx, field)
+	case "at":
+		return ec.fieldContext_InvitationEvent_at(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InvitationEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_InvitationPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "invitation":
+		return ec.fieldContext_InvitationPayload_invitation(ctx, field)
+	case "errors":
+		return ec.fieldContext_InvitationPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InvitationPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_InvitationPreview(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "organizationName":
+		return ec.fieldContext_InvitationPreview_organizationName(ctx, field)
+	case "inviterName":
+		return ec.fieldContext_InvitationPreview_inviterName(ctx, field)
+	case "roleName":
+		return ec.fieldContext_InvitationPreview_roleName(ctx, field)
+	case "workspaceName":
+		return ec.fieldContext_InvitationPreview_workspaceName(ctx, field)
+	case "email":
+		return ec.fieldContext_InvitationPreview_email(ctx, field)
+	case "status":
+		return ec.fieldContext_InvitationPreview_status(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_InvitationPreview_expiresAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InvitationPreview", field.Name)
+}
+
+func (ec *executionContext) childFields_InviteCounts(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "total":
+		return ec.fieldContext_InviteCounts_total(ctx, field)
+	case "invited":
+		return ec.fieldContext_InviteCounts_invited(ctx, field)
+	case "invalid":
+		return ec.fieldContext_InviteCounts_invalid(ctx, field)
+	case "duplicate":
+		return ec.fieldContext_InviteCounts_duplicate(ctx, field)
+	case "alreadyMember":
+		return ec.fieldContext_InviteCounts_alreadyMember(ctx, field)
+	case "alreadyInvited":
+		return ec.fieldContext_InviteCounts_alreadyInvited(ctx, field)
+	case "domainNotAllowed":
+		return ec.fieldContext_InviteCounts_domainNotAllowed(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InviteCounts", field.Name)
 }
 
 func (ec *executionContext) childFields_InviteLink(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5840,6 +6665,38 @@ func (ec *executionContext) childFields_InviteLinkEdge(ctx context.Context, fiel
 		return ec.fieldContext_InviteLinkEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type InviteLinkEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_InviteResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "input":
+		return ec.fieldContext_InviteResult_input(ctx, field)
+	case "row":
+		return ec.fieldContext_InviteResult_row(ctx, field)
+	case "email":
+		return ec.fieldContext_InviteResult_email(ctx, field)
+	case "outcome":
+		return ec.fieldContext_InviteResult_outcome(ctx, field)
+	case "code":
+		return ec.fieldContext_InviteResult_code(ctx, field)
+	case "message":
+		return ec.fieldContext_InviteResult_message(ctx, field)
+	case "invitation":
+		return ec.fieldContext_InviteResult_invitation(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InviteResult", field.Name)
+}
+
+func (ec *executionContext) childFields_InviteUsersPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "results":
+		return ec.fieldContext_InviteUsersPayload_results(ctx, field)
+	case "counts":
+		return ec.fieldContext_InviteUsersPayload_counts(ctx, field)
+	case "errors":
+		return ec.fieldContext_InviteUsersPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InviteUsersPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_JoinRequest(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6382,6 +7239,20 @@ func (ec *executionContext) field_Invitation_deliveries_args(ctx context.Context
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_acceptInvitation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (AcceptInvitationInput, error) {
+			return ec.unmarshalNAcceptInvitationInput2admitᚋgraphᚐAcceptInvitationInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_addOrganizationDomain_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6424,12 +7295,68 @@ func (ec *executionContext) field_Mutation_deleteRole_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_importInvitations_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ImportInvitationsInput, error) {
+			return ec.unmarshalNImportInvitationsInput2admitᚋgraphᚐImportInvitationsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_inviteUsers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (InviteUsersInput, error) {
+			return ec.unmarshalNInviteUsersInput2admitᚋgraphᚐInviteUsersInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_removeOrganizationDomain_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (OrganizationDomainInput, error) {
 			return ec.unmarshalNOrganizationDomainInput2admitᚋgraphᚐOrganizationDomainInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_resendInvitation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (InvitationIDInput, error) {
+			return ec.unmarshalNInvitationIDInput2admitᚋgraphᚐInvitationIDInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_revokeInvitation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (InvitationIDInput, error) {
+			return ec.unmarshalNInvitationIDInput2admitᚋgraphᚐInvitationIDInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -6707,6 +7634,20 @@ func (ec *executionContext) field_Query_hrConnections_args(ctx context.Context, 
 		return nil, err
 	}
 	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_invitationPreview_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "token",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["token"] = arg0
 	return args, nil
 }
 
@@ -7445,6 +8386,116 @@ func (ec *executionContext) field___Type_fields_args(ctx context.Context, rawArg
 // endregion ***************************** args.gotpl *****************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _AcceptInvitationPayload_token(ctx context.Context, field graphql.CollectedField, obj *AcceptInvitationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AcceptInvitationPayload_token(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Token, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AcceptInvitationPayload_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AcceptInvitationPayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AcceptInvitationPayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *AcceptInvitationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AcceptInvitationPayload_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AcceptInvitationPayload_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AcceptInvitationPayload", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _AcceptInvitationPayload_user(ctx context.Context, field graphql.CollectedField, obj *AcceptInvitationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AcceptInvitationPayload_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖadmitᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AcceptInvitationPayload_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AcceptInvitationPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AcceptInvitationPayload_errors(ctx context.Context, field graphql.CollectedField, obj *AcceptInvitationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AcceptInvitationPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AcceptInvitationPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AcceptInvitationPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
 
 func (ec *executionContext) _AuditEvent_id(ctx context.Context, field graphql.CollectedField, obj *ent.AuditEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -9015,6 +10066,125 @@ func (ec *executionContext) fieldContext_HRConnectionEdge_cursor(_ context.Conte
 	return graphql.NewScalarFieldContext("HRConnectionEdge", field, false, false, errors.New("field of type Cursor does not have child fields"))
 }
 
+func (ec *executionContext) _ImportInvitationsPayload_dryRun(ctx context.Context, field graphql.CollectedField, obj *ImportInvitationsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportInvitationsPayload_dryRun(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DryRun, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportInvitationsPayload_dryRun(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportInvitationsPayload", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _ImportInvitationsPayload_results(ctx context.Context, field graphql.CollectedField, obj *ImportInvitationsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportInvitationsPayload_results(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Results, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*InviteResult) graphql.Marshaler {
+			return ec.marshalNInviteResult2ᚕᚖadmitᚋgraphᚐInviteResultᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportInvitationsPayload_results(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ImportInvitationsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InviteResult(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ImportInvitationsPayload_counts(ctx context.Context, field graphql.CollectedField, obj *ImportInvitationsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportInvitationsPayload_counts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Counts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *InviteCounts) graphql.Marshaler {
+			return ec.marshalNInviteCounts2ᚖadmitᚋgraphᚐInviteCounts(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportInvitationsPayload_counts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ImportInvitationsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InviteCounts(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ImportInvitationsPayload_errors(ctx context.Context, field graphql.CollectedField, obj *ImportInvitationsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportInvitationsPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportInvitationsPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ImportInvitationsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Invitation_id(ctx context.Context, field graphql.CollectedField, obj *ent.Invitation) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9300,7 +10470,7 @@ func (ec *executionContext) _Invitation_status(ctx context.Context, field graphq
 			return ec.fieldContext_Invitation_status(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Status, nil
+			return ec.Resolvers.Invitation().Status(ctx, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v invitation.Status) graphql.Marshaler {
@@ -9311,7 +10481,7 @@ func (ec *executionContext) _Invitation_status(ctx context.Context, field graphq
 	)
 }
 func (ec *executionContext) fieldContext_Invitation_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Invitation", field, false, false, errors.New("field of type InvitationStatus does not have child fields"))
+	return graphql.NewScalarFieldContext("Invitation", field, true, true, errors.New("field of type InvitationStatus does not have child fields"))
 }
 
 func (ec *executionContext) _Invitation_message(ctx context.Context, field graphql.CollectedField, obj *ent.Invitation) (ret graphql.Marshaler) {
@@ -9450,6 +10620,29 @@ func (ec *executionContext) _Invitation_revokedAt(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_Invitation_revokedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Invitation", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _Invitation_lastDeliveryError(ctx context.Context, field graphql.CollectedField, obj *ent.Invitation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Invitation_lastDeliveryError(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastDeliveryError, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Invitation_lastDeliveryError(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Invitation", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _Invitation_organization(ctx context.Context, field graphql.CollectedField, obj *ent.Invitation) (ret graphql.Marshaler) {
@@ -9828,6 +11021,470 @@ func (ec *executionContext) _InvitationEdge_cursor(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_InvitationEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("InvitationEdge", field, false, false, errors.New("field of type Cursor does not have child fields"))
+}
+
+func (ec *executionContext) _InvitationEvent_kind(ctx context.Context, field graphql.CollectedField, obj *InvitationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InvitationEvent_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v InvitationEventKind) graphql.Marshaler {
+			return ec.marshalNInvitationEventKind2admitᚋgraphᚐInvitationEventKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InvitationEvent_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InvitationEvent", field, false, false, errors.New("field of type InvitationEventKind does not have child fields"))
+}
+
+func (ec *executionContext) _InvitationEvent_invitation(ctx context.Context, field graphql.CollectedField, obj *InvitationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InvitationEvent_invitation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Invitation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Invitation) graphql.Marshaler {
+			return ec.marshalNInvitation2ᚖadmitᚋentᚐInvitation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InvitationEvent_invitation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InvitationEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Invitation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InvitationEvent_at(ctx context.Context, field graphql.CollectedField, obj *InvitationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InvitationEvent_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InvitationEvent_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InvitationEvent", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _InvitationPayload_invitation(ctx context.Context, field graphql.CollectedField, obj *InvitationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InvitationPayload_invitation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Invitation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Invitation) graphql.Marshaler {
+			return ec.marshalOInvitation2ᚖadmitᚋentᚐInvitation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InvitationPayload_invitation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InvitationPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Invitation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InvitationPayload_errors(ctx context.Context, field graphql.CollectedField, obj *InvitationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InvitationPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InvitationPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InvitationPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InvitationPreview_organizationName(ctx context.Context, field graphql.CollectedField, obj *InvitationPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InvitationPreview_organizationName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OrganizationName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InvitationPreview_organizationName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InvitationPreview", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _InvitationPreview_inviterName(ctx context.Context, field graphql.CollectedField, obj *InvitationPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InvitationPreview_inviterName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InviterName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InvitationPreview_inviterName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InvitationPreview", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _InvitationPreview_roleName(ctx context.Context, field graphql.CollectedField, obj *InvitationPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InvitationPreview_roleName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RoleName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InvitationPreview_roleName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InvitationPreview", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _InvitationPreview_workspaceName(ctx context.Context, field graphql.CollectedField, obj *InvitationPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InvitationPreview_workspaceName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WorkspaceName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InvitationPreview_workspaceName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InvitationPreview", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _InvitationPreview_email(ctx context.Context, field graphql.CollectedField, obj *InvitationPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InvitationPreview_email(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Email, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InvitationPreview_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InvitationPreview", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _InvitationPreview_status(ctx context.Context, field graphql.CollectedField, obj *InvitationPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InvitationPreview_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v invitation.Status) graphql.Marshaler {
+			return ec.marshalNInvitationStatus2admitᚋentᚋinvitationᚐStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InvitationPreview_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InvitationPreview", field, false, false, errors.New("field of type InvitationStatus does not have child fields"))
+}
+
+func (ec *executionContext) _InvitationPreview_expiresAt(ctx context.Context, field graphql.CollectedField, obj *InvitationPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InvitationPreview_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InvitationPreview_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InvitationPreview", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _InviteCounts_total(ctx context.Context, field graphql.CollectedField, obj *InviteCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteCounts_total(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Total, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteCounts_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteCounts", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _InviteCounts_invited(ctx context.Context, field graphql.CollectedField, obj *InviteCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteCounts_invited(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Invited, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteCounts_invited(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteCounts", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _InviteCounts_invalid(ctx context.Context, field graphql.CollectedField, obj *InviteCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteCounts_invalid(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Invalid, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteCounts_invalid(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteCounts", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _InviteCounts_duplicate(ctx context.Context, field graphql.CollectedField, obj *InviteCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteCounts_duplicate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Duplicate, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteCounts_duplicate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteCounts", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _InviteCounts_alreadyMember(ctx context.Context, field graphql.CollectedField, obj *InviteCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteCounts_alreadyMember(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AlreadyMember, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteCounts_alreadyMember(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteCounts", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _InviteCounts_alreadyInvited(ctx context.Context, field graphql.CollectedField, obj *InviteCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteCounts_alreadyInvited(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AlreadyInvited, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteCounts_alreadyInvited(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteCounts", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _InviteCounts_domainNotAllowed(ctx context.Context, field graphql.CollectedField, obj *InviteCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteCounts_domainNotAllowed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DomainNotAllowed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteCounts_domainNotAllowed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteCounts", field, false, false, errors.New("field of type Int does not have child fields"))
 }
 
 func (ec *executionContext) _InviteLink_id(ctx context.Context, field graphql.CollectedField, obj *ent.InviteLink) (ret graphql.Marshaler) {
@@ -10351,6 +12008,272 @@ func (ec *executionContext) _InviteLinkEdge_cursor(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_InviteLinkEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("InviteLinkEdge", field, false, false, errors.New("field of type Cursor does not have child fields"))
+}
+
+func (ec *executionContext) _InviteResult_input(ctx context.Context, field graphql.CollectedField, obj *InviteResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteResult_input(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Input, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteResult_input(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteResult", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _InviteResult_row(ctx context.Context, field graphql.CollectedField, obj *InviteResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteResult_row(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Row, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InviteResult_row(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteResult", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _InviteResult_email(ctx context.Context, field graphql.CollectedField, obj *InviteResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteResult_email(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Email, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InviteResult_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteResult", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _InviteResult_outcome(ctx context.Context, field graphql.CollectedField, obj *InviteResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteResult_outcome(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Outcome, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v InviteOutcome) graphql.Marshaler {
+			return ec.marshalNInviteOutcome2admitᚋgraphᚐInviteOutcome(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteResult_outcome(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteResult", field, false, false, errors.New("field of type InviteOutcome does not have child fields"))
+}
+
+func (ec *executionContext) _InviteResult_code(ctx context.Context, field graphql.CollectedField, obj *InviteResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteResult_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ErrorCode) graphql.Marshaler {
+			return ec.marshalOErrorCode2ᚖadmitᚋgraphᚐErrorCode(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InviteResult_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteResult", field, false, false, errors.New("field of type ErrorCode does not have child fields"))
+}
+
+func (ec *executionContext) _InviteResult_message(ctx context.Context, field graphql.CollectedField, obj *InviteResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteResult_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InviteResult_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteResult", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _InviteResult_invitation(ctx context.Context, field graphql.CollectedField, obj *InviteResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteResult_invitation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Invitation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Invitation) graphql.Marshaler {
+			return ec.marshalOInvitation2ᚖadmitᚋentᚐInvitation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InviteResult_invitation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InviteResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Invitation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InviteUsersPayload_results(ctx context.Context, field graphql.CollectedField, obj *InviteUsersPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteUsersPayload_results(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Results, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*InviteResult) graphql.Marshaler {
+			return ec.marshalNInviteResult2ᚕᚖadmitᚋgraphᚐInviteResultᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteUsersPayload_results(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InviteUsersPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InviteResult(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InviteUsersPayload_counts(ctx context.Context, field graphql.CollectedField, obj *InviteUsersPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteUsersPayload_counts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Counts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *InviteCounts) graphql.Marshaler {
+			return ec.marshalNInviteCounts2ᚖadmitᚋgraphᚐInviteCounts(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteUsersPayload_counts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InviteUsersPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InviteCounts(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InviteUsersPayload_errors(ctx context.Context, field graphql.CollectedField, obj *InviteUsersPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteUsersPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteUsersPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InviteUsersPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _JoinRequest_id(ctx context.Context, field graphql.CollectedField, obj *ent.JoinRequest) (ret graphql.Marshaler) {
@@ -11278,6 +13201,226 @@ func (ec *executionContext) fieldContext_Mutation_signOut(_ context.Context, fie
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_SignOutPayload(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_inviteUsers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_inviteUsers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().InviteUsers(ctx, fc.Args["input"].(InviteUsersInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *InviteUsersPayload) graphql.Marshaler {
+			return ec.marshalNInviteUsersPayload2ᚖadmitᚋgraphᚐInviteUsersPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_inviteUsers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InviteUsersPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_inviteUsers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_importInvitations(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_importInvitations(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ImportInvitations(ctx, fc.Args["input"].(ImportInvitationsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ImportInvitationsPayload) graphql.Marshaler {
+			return ec.marshalNImportInvitationsPayload2ᚖadmitᚋgraphᚐImportInvitationsPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_importInvitations(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ImportInvitationsPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_importInvitations_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resendInvitation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_resendInvitation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResendInvitation(ctx, fc.Args["input"].(InvitationIDInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *InvitationPayload) graphql.Marshaler {
+			return ec.marshalNInvitationPayload2ᚖadmitᚋgraphᚐInvitationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_resendInvitation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InvitationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resendInvitation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_revokeInvitation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_revokeInvitation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RevokeInvitation(ctx, fc.Args["input"].(InvitationIDInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *InvitationPayload) graphql.Marshaler {
+			return ec.marshalNInvitationPayload2ᚖadmitᚋgraphᚐInvitationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_revokeInvitation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InvitationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_revokeInvitation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_acceptInvitation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_acceptInvitation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AcceptInvitation(ctx, fc.Args["input"].(AcceptInvitationInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *AcceptInvitationPayload) graphql.Marshaler {
+			return ec.marshalNAcceptInvitationPayload2ᚖadmitᚋgraphᚐAcceptInvitationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_acceptInvitation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AcceptInvitationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_acceptInvitation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -12632,6 +14775,50 @@ func (ec *executionContext) fieldContext_Query_me(_ context.Context, field graph
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_invitationPreview(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_invitationPreview(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().InvitationPreview(ctx, fc.Args["token"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *InvitationPreview) graphql.Marshaler {
+			return ec.marshalNInvitationPreview2ᚖadmitᚋgraphᚐInvitationPreview(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_invitationPreview(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InvitationPreview(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_invitationPreview_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_organization(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13360,6 +15547,38 @@ func (ec *executionContext) _SignOutPayload_signedOut(ctx context.Context, field
 }
 func (ec *executionContext) fieldContext_SignOutPayload_signedOut(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("SignOutPayload", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _Subscription_invitationEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_invitationEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().InvitationEvents(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *InvitationEvent) graphql.Marshaler {
+			return ec.marshalNInvitationEvent2ᚖadmitᚋgraphᚐInvitationEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_invitationEvents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InvitationEvent(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
@@ -15578,6 +17797,50 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 // endregion **************************** field.gotpl *****************************
 
 // region    **************************** input.gotpl *****************************
+
+func (ec *executionContext) unmarshalInputAcceptInvitationInput(ctx context.Context, obj any) (AcceptInvitationInput, error) {
+	var it AcceptInvitationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"token", "name", "password"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "token":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("token"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Token = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "password":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("password"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Password = data
+		}
+	}
+	return it, nil
+}
 
 func (ec *executionContext) unmarshalInputAuditEventOrder(ctx context.Context, obj any) (ent.AuditEventOrder, error) {
 	var it ent.AuditEventOrder
@@ -17834,6 +20097,101 @@ func (ec *executionContext) unmarshalInputHRConnectionWhereInput(ctx context.Con
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputImportInvitationsInput(ctx context.Context, obj any) (ImportInvitationsInput, error) {
+	var it ImportInvitationsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"file", "roleID", "workspaceID", "message", "dryRun", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "file":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("file"))
+			data, err := ec.unmarshalNUpload2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚐUpload(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.File = data
+		case "roleID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("roleID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RoleID = data
+		case "workspaceID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("workspaceID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WorkspaceID = data
+		case "message":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("message"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Message = data
+		case "dryRun":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("dryRun"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DryRun = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputInvitationIDInput(ctx context.Context, obj any) (InvitationIDInput, error) {
+	var it InvitationIDInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputInvitationOrder(ctx context.Context, obj any) (ent.InvitationOrder, error) {
 	var it ent.InvitationOrder
 	if obj == nil {
@@ -17886,7 +20244,7 @@ func (ec *executionContext) unmarshalInputInvitationWhereInput(ctx context.Conte
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "email", "emailNEQ", "emailIn", "emailNotIn", "emailGT", "emailGTE", "emailLT", "emailLTE", "emailContains", "emailHasPrefix", "emailHasSuffix", "emailIsNil", "emailNotNil", "emailEqualFold", "emailContainsFold", "phone", "phoneNEQ", "phoneIn", "phoneNotIn", "phoneGT", "phoneGTE", "phoneLT", "phoneLTE", "phoneContains", "phoneHasPrefix", "phoneHasSuffix", "phoneIsNil", "phoneNotNil", "phoneEqualFold", "phoneContainsFold", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "externalID", "externalIDNEQ", "externalIDIn", "externalIDNotIn", "externalIDGT", "externalIDGTE", "externalIDLT", "externalIDLTE", "externalIDContains", "externalIDHasPrefix", "externalIDHasSuffix", "externalIDIsNil", "externalIDNotNil", "externalIDEqualFold", "externalIDContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "admin", "adminNEQ", "source", "sourceNEQ", "sourceIn", "sourceNotIn", "deliveryMode", "deliveryModeNEQ", "deliveryModeIn", "deliveryModeNotIn", "status", "statusNEQ", "statusIn", "statusNotIn", "message", "messageNEQ", "messageIn", "messageNotIn", "messageGT", "messageGTE", "messageLT", "messageLTE", "messageContains", "messageHasPrefix", "messageHasSuffix", "messageEqualFold", "messageContainsFold", "expiresAt", "expiresAtNEQ", "expiresAtIn", "expiresAtNotIn", "expiresAtGT", "expiresAtGTE", "expiresAtLT", "expiresAtLTE", "sendCount", "sendCountNEQ", "sendCountIn", "sendCountNotIn", "sendCountGT", "sendCountGTE", "sendCountLT", "sendCountLTE", "lastSentAt", "lastSentAtNEQ", "lastSentAtIn", "lastSentAtNotIn", "lastSentAtGT", "lastSentAtGTE", "lastSentAtLT", "lastSentAtLTE", "lastSentAtIsNil", "lastSentAtNotNil", "acceptedAt", "acceptedAtNEQ", "acceptedAtIn", "acceptedAtNotIn", "acceptedAtGT", "acceptedAtGTE", "acceptedAtLT", "acceptedAtLTE", "acceptedAtIsNil", "acceptedAtNotNil", "revokedAt", "revokedAtNEQ", "revokedAtIn", "revokedAtNotIn", "revokedAtGT", "revokedAtGTE", "revokedAtLT", "revokedAtLTE", "revokedAtIsNil", "revokedAtNotNil", "hasOrganization", "hasOrganizationWith", "hasRole", "hasRoleWith", "hasInviter", "hasInviterWith", "hasWorkspace", "hasWorkspaceWith", "hasInviteLink", "hasInviteLinkWith", "hasUser", "hasUserWith", "hasDeliveries", "hasDeliveriesWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "email", "emailNEQ", "emailIn", "emailNotIn", "emailGT", "emailGTE", "emailLT", "emailLTE", "emailContains", "emailHasPrefix", "emailHasSuffix", "emailIsNil", "emailNotNil", "emailEqualFold", "emailContainsFold", "phone", "phoneNEQ", "phoneIn", "phoneNotIn", "phoneGT", "phoneGTE", "phoneLT", "phoneLTE", "phoneContains", "phoneHasPrefix", "phoneHasSuffix", "phoneIsNil", "phoneNotNil", "phoneEqualFold", "phoneContainsFold", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "externalID", "externalIDNEQ", "externalIDIn", "externalIDNotIn", "externalIDGT", "externalIDGTE", "externalIDLT", "externalIDLTE", "externalIDContains", "externalIDHasPrefix", "externalIDHasSuffix", "externalIDIsNil", "externalIDNotNil", "externalIDEqualFold", "externalIDContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "admin", "adminNEQ", "source", "sourceNEQ", "sourceIn", "sourceNotIn", "deliveryMode", "deliveryModeNEQ", "deliveryModeIn", "deliveryModeNotIn", "status", "statusNEQ", "statusIn", "statusNotIn", "message", "messageNEQ", "messageIn", "messageNotIn", "messageGT", "messageGTE", "messageLT", "messageLTE", "messageContains", "messageHasPrefix", "messageHasSuffix", "messageEqualFold", "messageContainsFold", "expiresAt", "expiresAtNEQ", "expiresAtIn", "expiresAtNotIn", "expiresAtGT", "expiresAtGTE", "expiresAtLT", "expiresAtLTE", "sendCount", "sendCountNEQ", "sendCountIn", "sendCountNotIn", "sendCountGT", "sendCountGTE", "sendCountLT", "sendCountLTE", "lastSentAt", "lastSentAtNEQ", "lastSentAtIn", "lastSentAtNotIn", "lastSentAtGT", "lastSentAtGTE", "lastSentAtLT", "lastSentAtLTE", "lastSentAtIsNil", "lastSentAtNotNil", "acceptedAt", "acceptedAtNEQ", "acceptedAtIn", "acceptedAtNotIn", "acceptedAtGT", "acceptedAtGTE", "acceptedAtLT", "acceptedAtLTE", "acceptedAtIsNil", "acceptedAtNotNil", "revokedAt", "revokedAtNEQ", "revokedAtIn", "revokedAtNotIn", "revokedAtGT", "revokedAtGTE", "revokedAtLT", "revokedAtLTE", "revokedAtIsNil", "revokedAtNotNil", "lastDeliveryError", "lastDeliveryErrorNEQ", "lastDeliveryErrorIn", "lastDeliveryErrorNotIn", "lastDeliveryErrorGT", "lastDeliveryErrorGTE", "lastDeliveryErrorLT", "lastDeliveryErrorLTE", "lastDeliveryErrorContains", "lastDeliveryErrorHasPrefix", "lastDeliveryErrorHasSuffix", "lastDeliveryErrorEqualFold", "lastDeliveryErrorContainsFold", "hasOrganization", "hasOrganizationWith", "hasRole", "hasRoleWith", "hasInviter", "hasInviterWith", "hasWorkspace", "hasWorkspaceWith", "hasInviteLink", "hasInviteLinkWith", "hasUser", "hasUserWith", "hasDeliveries", "hasDeliveriesWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -19027,6 +21385,97 @@ func (ec *executionContext) unmarshalInputInvitationWhereInput(ctx context.Conte
 				return it, err
 			}
 			it.RevokedAtNotNil = data
+		case "lastDeliveryError":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastDeliveryError"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastDeliveryError = data
+		case "lastDeliveryErrorNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastDeliveryErrorNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastDeliveryErrorNEQ = data
+		case "lastDeliveryErrorIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastDeliveryErrorIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastDeliveryErrorIn = data
+		case "lastDeliveryErrorNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastDeliveryErrorNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastDeliveryErrorNotIn = data
+		case "lastDeliveryErrorGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastDeliveryErrorGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastDeliveryErrorGT = data
+		case "lastDeliveryErrorGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastDeliveryErrorGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastDeliveryErrorGTE = data
+		case "lastDeliveryErrorLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastDeliveryErrorLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastDeliveryErrorLT = data
+		case "lastDeliveryErrorLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastDeliveryErrorLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastDeliveryErrorLTE = data
+		case "lastDeliveryErrorContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastDeliveryErrorContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastDeliveryErrorContains = data
+		case "lastDeliveryErrorHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastDeliveryErrorHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastDeliveryErrorHasPrefix = data
+		case "lastDeliveryErrorHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastDeliveryErrorHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastDeliveryErrorHasSuffix = data
+		case "lastDeliveryErrorEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastDeliveryErrorEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastDeliveryErrorEqualFold = data
+		case "lastDeliveryErrorContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastDeliveryErrorContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastDeliveryErrorContainsFold = data
 		case "hasOrganization":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasOrganization"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -19770,6 +22219,64 @@ func (ec *executionContext) unmarshalInputInviteLinkWhereInput(ctx context.Conte
 				return it, err
 			}
 			it.HasCreatedByWith = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputInviteUsersInput(ctx context.Context, obj any) (InviteUsersInput, error) {
+	var it InviteUsersInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"emails", "roleID", "workspaceID", "message", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "emails":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emails"))
+			data, err := ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Emails = data
+		case "roleID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("roleID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RoleID = data
+		case "workspaceID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("workspaceID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WorkspaceID = data
+		case "message":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("message"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Message = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
 		}
 	}
 	return it, nil
@@ -23307,6 +25814,59 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 
 // region    **************************** object.gotpl ****************************
 
+var acceptInvitationPayloadImplementors = []string{"AcceptInvitationPayload"}
+
+func (ec *executionContext) _AcceptInvitationPayload(ctx context.Context, sel ast.SelectionSet, obj *AcceptInvitationPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, acceptInvitationPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AcceptInvitationPayload")
+		case "token":
+			out.Values[i] = ec._AcceptInvitationPayload_token(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._AcceptInvitationPayload_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "user":
+			out.Values[i] = ec._AcceptInvitationPayload_user(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._AcceptInvitationPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var auditEventImplementors = []string{"AuditEvent", "Node"}
 
 func (ec *executionContext) _AuditEvent(ctx context.Context, sel ast.SelectionSet, obj *ent.AuditEvent) graphql.Marshaler {
@@ -24300,6 +26860,59 @@ func (ec *executionContext) _HRConnectionEdge(ctx context.Context, sel ast.Selec
 	return out
 }
 
+var importInvitationsPayloadImplementors = []string{"ImportInvitationsPayload"}
+
+func (ec *executionContext) _ImportInvitationsPayload(ctx context.Context, sel ast.SelectionSet, obj *ImportInvitationsPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, importInvitationsPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ImportInvitationsPayload")
+		case "dryRun":
+			out.Values[i] = ec._ImportInvitationsPayload_dryRun(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "results":
+			out.Values[i] = ec._ImportInvitationsPayload_results(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "counts":
+			out.Values[i] = ec._ImportInvitationsPayload_counts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._ImportInvitationsPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var invitationImplementors = []string{"Invitation", "Node"}
 
 func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSet, obj *ent.Invitation) graphql.Marshaler {
@@ -24373,10 +26986,43 @@ func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSe
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "status":
-			out.Values[i] = ec._Invitation_status(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Invitation_status(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
 			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "message":
 			out.Values[i] = ec._Invitation_message(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -24405,6 +27051,11 @@ func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSe
 		case "revokedAt":
 			out.Values[i] = ec._Invitation_revokedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastDeliveryError":
+			out.Values[i] = ec._Invitation_lastDeliveryError(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "organization":
@@ -24785,6 +27436,233 @@ func (ec *executionContext) _InvitationEdge(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var invitationEventImplementors = []string{"InvitationEvent"}
+
+func (ec *executionContext) _InvitationEvent(ctx context.Context, sel ast.SelectionSet, obj *InvitationEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, invitationEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("InvitationEvent")
+		case "kind":
+			out.Values[i] = ec._InvitationEvent_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "invitation":
+			out.Values[i] = ec._InvitationEvent_invitation(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._InvitationEvent_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var invitationPayloadImplementors = []string{"InvitationPayload"}
+
+func (ec *executionContext) _InvitationPayload(ctx context.Context, sel ast.SelectionSet, obj *InvitationPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, invitationPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("InvitationPayload")
+		case "invitation":
+			out.Values[i] = ec._InvitationPayload_invitation(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._InvitationPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var invitationPreviewImplementors = []string{"InvitationPreview"}
+
+func (ec *executionContext) _InvitationPreview(ctx context.Context, sel ast.SelectionSet, obj *InvitationPreview) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, invitationPreviewImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("InvitationPreview")
+		case "organizationName":
+			out.Values[i] = ec._InvitationPreview_organizationName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "inviterName":
+			out.Values[i] = ec._InvitationPreview_inviterName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "roleName":
+			out.Values[i] = ec._InvitationPreview_roleName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "workspaceName":
+			out.Values[i] = ec._InvitationPreview_workspaceName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "email":
+			out.Values[i] = ec._InvitationPreview_email(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._InvitationPreview_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._InvitationPreview_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var inviteCountsImplementors = []string{"InviteCounts"}
+
+func (ec *executionContext) _InviteCounts(ctx context.Context, sel ast.SelectionSet, obj *InviteCounts) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, inviteCountsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("InviteCounts")
+		case "total":
+			out.Values[i] = ec._InviteCounts_total(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "invited":
+			out.Values[i] = ec._InviteCounts_invited(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "invalid":
+			out.Values[i] = ec._InviteCounts_invalid(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "duplicate":
+			out.Values[i] = ec._InviteCounts_duplicate(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "alreadyMember":
+			out.Values[i] = ec._InviteCounts_alreadyMember(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "alreadyInvited":
+			out.Values[i] = ec._InviteCounts_alreadyInvited(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "domainNotAllowed":
+			out.Values[i] = ec._InviteCounts_domainNotAllowed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var inviteLinkImplementors = []string{"InviteLink", "Node"}
 
 func (ec *executionContext) _InviteLink(ctx context.Context, sel ast.SelectionSet, obj *ent.InviteLink) graphql.Marshaler {
@@ -25092,6 +27970,122 @@ func (ec *executionContext) _InviteLinkEdge(ctx context.Context, sel ast.Selecti
 			}
 		case "cursor":
 			out.Values[i] = ec._InviteLinkEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var inviteResultImplementors = []string{"InviteResult"}
+
+func (ec *executionContext) _InviteResult(ctx context.Context, sel ast.SelectionSet, obj *InviteResult) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, inviteResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("InviteResult")
+		case "input":
+			out.Values[i] = ec._InviteResult_input(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "row":
+			out.Values[i] = ec._InviteResult_row(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "email":
+			out.Values[i] = ec._InviteResult_email(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "outcome":
+			out.Values[i] = ec._InviteResult_outcome(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "code":
+			out.Values[i] = ec._InviteResult_code(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._InviteResult_message(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "invitation":
+			out.Values[i] = ec._InviteResult_invitation(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var inviteUsersPayloadImplementors = []string{"InviteUsersPayload"}
+
+func (ec *executionContext) _InviteUsersPayload(ctx context.Context, sel ast.SelectionSet, obj *InviteUsersPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, inviteUsersPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("InviteUsersPayload")
+		case "results":
+			out.Values[i] = ec._InviteUsersPayload_results(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "counts":
+			out.Values[i] = ec._InviteUsersPayload_counts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._InviteUsersPayload_errors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -25735,6 +28729,41 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "signOut":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_signOut(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "inviteUsers":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_inviteUsers(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "importInvitations":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_importInvitations(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resendInvitation":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resendInvitation(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revokeInvitation":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_revokeInvitation(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "acceptInvitation":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_acceptInvitation(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -26390,6 +29419,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "invitationPreview":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_invitationPreview(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "organization":
 			field := field
 
@@ -26824,6 +29875,26 @@ func (ec *executionContext) _SignOutPayload(ctx context.Context, sel ast.Selecti
 	})
 
 	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "invitationEvents":
+		return ec._Subscription_invitationEvents(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var userImplementors = []string{"User", "Node"}
@@ -27956,6 +31027,21 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) unmarshalNAcceptInvitationInput2admitᚋgraphᚐAcceptInvitationInput(ctx context.Context, v any) (AcceptInvitationInput, error) {
+	res, err := ec.unmarshalInputAcceptInvitationInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAcceptInvitationPayload2ᚖadmitᚋgraphᚐAcceptInvitationPayload(ctx context.Context, sel ast.SelectionSet, v *AcceptInvitationPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._AcceptInvitationPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNAuditEventConnection2ᚖadmitᚋentᚐAuditEventConnection(ctx context.Context, sel ast.SelectionSet, v *ent.AuditEventConnection) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -28201,6 +31287,21 @@ func (ec *executionContext) marshalNID2ᚕintᚄ(ctx context.Context, sel ast.Se
 	return ret
 }
 
+func (ec *executionContext) unmarshalNImportInvitationsInput2admitᚋgraphᚐImportInvitationsInput(ctx context.Context, v any) (ImportInvitationsInput, error) {
+	res, err := ec.unmarshalInputImportInvitationsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNImportInvitationsPayload2ᚖadmitᚋgraphᚐImportInvitationsPayload(ctx context.Context, sel ast.SelectionSet, v *ImportInvitationsPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ImportInvitationsPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
 	res, err := graphql.UnmarshalInt(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -28215,6 +31316,16 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNInvitation2ᚖadmitᚋentᚐInvitation(ctx context.Context, sel ast.SelectionSet, v *ent.Invitation) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Invitation(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNInvitationConnection2ᚖadmitᚋentᚐInvitationConnection(ctx context.Context, sel ast.SelectionSet, v *ent.InvitationConnection) graphql.Marshaler {
@@ -28235,6 +31346,31 @@ func (ec *executionContext) unmarshalNInvitationDeliveryMode2admitᚋentᚋinvit
 
 func (ec *executionContext) marshalNInvitationDeliveryMode2admitᚋentᚋinvitationᚐDeliveryMode(ctx context.Context, sel ast.SelectionSet, v invitation.DeliveryMode) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNInvitationEvent2ᚖadmitᚋgraphᚐInvitationEvent(ctx context.Context, sel ast.SelectionSet, v *InvitationEvent) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._InvitationEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNInvitationEventKind2admitᚋgraphᚐInvitationEventKind(ctx context.Context, v any) (InvitationEventKind, error) {
+	var res InvitationEventKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInvitationEventKind2admitᚋgraphᚐInvitationEventKind(ctx context.Context, sel ast.SelectionSet, v InvitationEventKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNInvitationIDInput2admitᚋgraphᚐInvitationIDInput(ctx context.Context, v any) (InvitationIDInput, error) {
+	res, err := ec.unmarshalInputInvitationIDInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNInvitationKind2admitᚋentᚋinvitationᚐKind(ctx context.Context, v any) (invitation.Kind, error) {
@@ -28263,6 +31399,26 @@ func (ec *executionContext) marshalNInvitationOrderField2ᚖadmitᚋentᚐInvita
 	return v
 }
 
+func (ec *executionContext) marshalNInvitationPayload2ᚖadmitᚋgraphᚐInvitationPayload(ctx context.Context, sel ast.SelectionSet, v *InvitationPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._InvitationPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNInvitationPreview2ᚖadmitᚋgraphᚐInvitationPreview(ctx context.Context, sel ast.SelectionSet, v *InvitationPreview) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._InvitationPreview(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNInvitationSource2admitᚋentᚋinvitationᚐSource(ctx context.Context, v any) (invitation.Source, error) {
 	var res invitation.Source
 	err := res.UnmarshalGQL(v)
@@ -28286,6 +31442,16 @@ func (ec *executionContext) marshalNInvitationStatus2admitᚋentᚋinvitationᚐ
 func (ec *executionContext) unmarshalNInvitationWhereInput2ᚖadmitᚋentᚐInvitationWhereInput(ctx context.Context, v any) (*ent.InvitationWhereInput, error) {
 	res, err := ec.unmarshalInputInvitationWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInviteCounts2ᚖadmitᚋgraphᚐInviteCounts(ctx context.Context, sel ast.SelectionSet, v *InviteCounts) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._InviteCounts(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNInviteLinkConnection2ᚖadmitᚋentᚐInviteLinkConnection(ctx context.Context, sel ast.SelectionSet, v *ent.InviteLinkConnection) graphql.Marshaler {
@@ -28337,6 +31503,57 @@ func (ec *executionContext) marshalNInviteLinkPurpose2admitᚋentᚋinvitelink�
 func (ec *executionContext) unmarshalNInviteLinkWhereInput2ᚖadmitᚋentᚐInviteLinkWhereInput(ctx context.Context, v any) (*ent.InviteLinkWhereInput, error) {
 	res, err := ec.unmarshalInputInviteLinkWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNInviteOutcome2admitᚋgraphᚐInviteOutcome(ctx context.Context, v any) (InviteOutcome, error) {
+	var res InviteOutcome
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInviteOutcome2admitᚋgraphᚐInviteOutcome(ctx context.Context, sel ast.SelectionSet, v InviteOutcome) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNInviteResult2ᚕᚖadmitᚋgraphᚐInviteResultᚄ(ctx context.Context, sel ast.SelectionSet, v []*InviteResult) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNInviteResult2ᚖadmitᚋgraphᚐInviteResult(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNInviteResult2ᚖadmitᚋgraphᚐInviteResult(ctx context.Context, sel ast.SelectionSet, v *InviteResult) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._InviteResult(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNInviteUsersInput2admitᚋgraphᚐInviteUsersInput(ctx context.Context, v any) (InviteUsersInput, error) {
+	res, err := ec.unmarshalInputInviteUsersInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInviteUsersPayload2ᚖadmitᚋgraphᚐInviteUsersPayload(ctx context.Context, sel ast.SelectionSet, v *InviteUsersPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._InviteUsersPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNJoinRequestConnection2ᚖadmitᚋentᚐJoinRequestConnection(ctx context.Context, sel ast.SelectionSet, v *ent.JoinRequestConnection) graphql.Marshaler {
@@ -28666,6 +31883,22 @@ func (ec *executionContext) unmarshalNUpdateRoleInput2admitᚋgraphᚐUpdateRole
 func (ec *executionContext) unmarshalNUpdateUserInput2admitᚋgraphᚐUpdateUserInput(ctx context.Context, v any) (UpdateUserInput, error) {
 	res, err := ec.unmarshalInputUpdateUserInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNUpload2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚐUpload(ctx context.Context, v any) (graphql.Upload, error) {
+	res, err := graphql.UnmarshalUpload(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNUpload2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚐUpload(ctx context.Context, sel ast.SelectionSet, v graphql.Upload) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalUpload(v)
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
 }
 
 func (ec *executionContext) marshalNUser2ᚖadmitᚋentᚐUser(ctx context.Context, sel ast.SelectionSet, v *ent.User) graphql.Marshaler {
@@ -29284,6 +32517,22 @@ func (ec *executionContext) unmarshalODeliveryWhereInput2ᚖadmitᚋentᚐDelive
 	}
 	res, err := ec.unmarshalInputDeliveryWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOErrorCode2ᚖadmitᚋgraphᚐErrorCode(ctx context.Context, v any) (*ErrorCode, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(ErrorCode)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOErrorCode2ᚖadmitᚋgraphᚐErrorCode(ctx context.Context, sel ast.SelectionSet, v *ErrorCode) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) marshalOHRConnection2ᚖadmitᚋentᚐHRConnection(ctx context.Context, sel ast.SelectionSet, v *ent.HRConnection) graphql.Marshaler {

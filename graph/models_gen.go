@@ -4,13 +4,38 @@ package graph
 
 import (
 	"admit/ent"
+	"admit/ent/invitation"
 	"admit/ent/user"
 	"bytes"
 	"fmt"
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/99designs/gqlgen/graphql"
 )
+
+// Accepting an invitation.
+type AcceptInvitationInput struct {
+	// The token from the invitation link.
+	Token string `json:"token"`
+	// Full name, for a new account.
+	Name *string `json:"name,omitempty"`
+	// Password, for a new account (10 to 256 characters). Never changes an existing account's password.
+	Password *string `json:"password,omitempty"`
+}
+
+// The result of acceptInvitation.
+type AcceptInvitationPayload struct {
+	// A session token for the account; shown once.
+	Token *string `json:"token,omitempty"`
+	// When the session token stops working.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	// The account that accepted.
+	User *ent.User `json:"user,omitempty"`
+	// Why accepting failed; empty on success.
+	Errors []*UserError `json:"errors"`
+}
 
 // A new custom role.
 type CreateRoleInput struct {
@@ -35,6 +60,136 @@ type DeleteRolePayload struct {
 	// The deleted role's ID.
 	DeletedID *int `json:"deletedID,omitempty"`
 	// Why the deletion was refused; empty on success.
+	Errors []*UserError `json:"errors"`
+}
+
+// A file of addresses to invite.
+type ImportInvitationsInput struct {
+	// A .csv (with or without a header, `,` or `;`) or .txt file.
+	File graphql.Upload `json:"file"`
+	// Role for the invitees; the built-in Member role when omitted.
+	RoleID *int `json:"roleID,omitempty"`
+	// Workspace to add the invitees to, if any.
+	WorkspaceID *int `json:"workspaceID,omitempty"`
+	// A personal note included in every message.
+	Message *string `json:"message,omitempty"`
+	// Report what would happen without writing or sending anything.
+	DryRun *bool `json:"dryRun,omitempty"`
+	// Send the same key again to safely retry.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+// The result of importInvitations.
+type ImportInvitationsPayload struct {
+	// Whether this was a dry run (nothing written or sent).
+	DryRun bool `json:"dryRun"`
+	// One result per address, with its row.
+	Results []*InviteResult `json:"results"`
+	// Counts by outcome.
+	Counts *InviteCounts `json:"counts"`
+	// Why the file was refused (FILE_EMPTY, FILE_TOO_LARGE, FILE_TOO_MANY_ROWS, FILE_NOT_TEXT, FILE_UNSUPPORTED_TYPE, FILE_NO_ADDRESS_COLUMN, FILE_MALFORMED); nothing is written then.
+	Errors []*UserError `json:"errors"`
+}
+
+// Invitation activity.
+type InvitationEvent struct {
+	// What happened.
+	Kind InvitationEventKind `json:"kind"`
+	// The invitation, as it is now.
+	Invitation *ent.Invitation `json:"invitation"`
+	// When it happened.
+	At time.Time `json:"at"`
+}
+
+// An invitation to act on.
+type InvitationIDInput struct {
+	// The invitation's ID.
+	ID int `json:"id"`
+}
+
+// An invitation after a change.
+type InvitationPayload struct {
+	// The invitation, as changed.
+	Invitation *ent.Invitation `json:"invitation,omitempty"`
+	// Why the change was refused; empty on success.
+	Errors []*UserError `json:"errors"`
+}
+
+// Public facts about an invitation, for its landing page.
+type InvitationPreview struct {
+	// The inviting organization.
+	OrganizationName string `json:"organizationName"`
+	// Who sent the invitation, when known.
+	InviterName *string `json:"inviterName,omitempty"`
+	// The role the invitee will get.
+	RoleName string `json:"roleName"`
+	// The workspace the invitee will join, if any.
+	WorkspaceName *string `json:"workspaceName,omitempty"`
+	// The invited address.
+	Email *string `json:"email,omitempty"`
+	// PENDING, or EXPIRED when past its expiry.
+	Status invitation.Status `json:"status"`
+	// When the link stops working.
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// Counts of an invite request by outcome and reason.
+type InviteCounts struct {
+	// Entries or rows read.
+	Total int `json:"total"`
+	// Invited (or, in a dry run, would be).
+	Invited int `json:"invited"`
+	// Not valid addresses.
+	Invalid int `json:"invalid"`
+	// Repeats of an earlier entry.
+	Duplicate int `json:"duplicate"`
+	// Already members of the organization.
+	AlreadyMember int `json:"alreadyMember"`
+	// Already holding a pending invitation.
+	AlreadyInvited int `json:"alreadyInvited"`
+	// Outside the organization's domains.
+	DomainNotAllowed int `json:"domainNotAllowed"`
+}
+
+// The result for one address or file row.
+type InviteResult struct {
+	// The entry as given.
+	Input string `json:"input"`
+	// The file row (1-based; the header is row 1), for imports.
+	Row *int `json:"row,omitempty"`
+	// The normalized address, when the entry was one.
+	Email *string `json:"email,omitempty"`
+	// What happened.
+	Outcome InviteOutcome `json:"outcome"`
+	// Why it was skipped: INVALID_ADDRESS, DUPLICATE_IN_REQUEST, ALREADY_MEMBER, ALREADY_INVITED or DOMAIN_NOT_ALLOWED.
+	Code *ErrorCode `json:"code,omitempty"`
+	// A sentence about what happened.
+	Message *string `json:"message,omitempty"`
+	// The new invitation.
+	Invitation *ent.Invitation `json:"invitation,omitempty"`
+}
+
+// Addresses to invite.
+type InviteUsersInput struct {
+	// Addresses as typed or pasted; one entry may hold several.
+	Emails []string `json:"emails"`
+	// Role for the invitees; the built-in Member role when omitted. At most your own rank.
+	RoleID *int `json:"roleID,omitempty"`
+	// Workspace to add the invitees to, if any.
+	WorkspaceID *int `json:"workspaceID,omitempty"`
+	// A personal note included in the message (at most 2,000 characters).
+	Message *string `json:"message,omitempty"`
+	// Send the same key again to safely retry: the first result is returned and nothing is written twice.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+// The result of inviteUsers.
+type InviteUsersPayload struct {
+	// One result per address, in the order given.
+	Results []*InviteResult `json:"results"`
+	// Counts by outcome.
+	Counts *InviteCounts `json:"counts"`
+	// Why the whole request was refused; empty when it was processed.
 	Errors []*UserError `json:"errors"`
 }
 
@@ -152,6 +307,54 @@ const (
 	ErrorCodeRoleInUse ErrorCode = "ROLE_IN_USE"
 	// The change would leave the organization without an active administrator.
 	ErrorCodeLastAdmin ErrorCode = "LAST_ADMIN"
+	// Not a valid email address.
+	ErrorCodeInvalidAddress ErrorCode = "INVALID_ADDRESS"
+	// The address appears earlier in the same request.
+	ErrorCodeDuplicateInRequest ErrorCode = "DUPLICATE_IN_REQUEST"
+	// The address already belongs to a member of the organization.
+	ErrorCodeAlreadyMember ErrorCode = "ALREADY_MEMBER"
+	// The address already has a pending invitation.
+	ErrorCodeAlreadyInvited ErrorCode = "ALREADY_INVITED"
+	// The address is outside the organization's domains.
+	ErrorCodeDomainNotAllowed ErrorCode = "DOMAIN_NOT_ALLOWED"
+	// No invitation has this token.
+	ErrorCodeInvitationNotFound ErrorCode = "INVITATION_NOT_FOUND"
+	// The invitation was sent again; only the newest link works.
+	ErrorCodeInvitationReplaced ErrorCode = "INVITATION_REPLACED"
+	// The invitation was revoked.
+	ErrorCodeInvitationRevoked ErrorCode = "INVITATION_REVOKED"
+	// The invitation has expired; ask for it to be sent again.
+	ErrorCodeInvitationExpired ErrorCode = "INVITATION_EXPIRED"
+	// The invitation was already accepted.
+	ErrorCodeInvitationAlreadyAccepted ErrorCode = "INVITATION_ALREADY_ACCEPTED"
+	// The invitation cannot be accepted as it stands now (its role can no longer be granted by the inviter).
+	ErrorCodeInvitationNotAcceptable ErrorCode = "INVITATION_NOT_ACCEPTABLE"
+	// The address has an account: sign in as it, then accept.
+	ErrorCodeSignInRequired ErrorCode = "SIGN_IN_REQUIRED"
+	// You are signed in as someone other than the invitee.
+	ErrorCodeWrongAccount ErrorCode = "WRONG_ACCOUNT"
+	// The account is deactivated.
+	ErrorCodeAccountDeactivated ErrorCode = "ACCOUNT_DEACTIVATED"
+	// The password is too short or too long.
+	ErrorCodePasswordTooWeak ErrorCode = "PASSWORD_TOO_WEAK"
+	// The invitation was sent less than a minute ago.
+	ErrorCodeResendTooSoon ErrorCode = "RESEND_TOO_SOON"
+	// The idempotency key was used before with a different request.
+	ErrorCodeIdempotencyKeyReused ErrorCode = "IDEMPOTENCY_KEY_REUSED"
+	// The file has no addresses.
+	ErrorCodeFileEmpty ErrorCode = "FILE_EMPTY"
+	// The file is larger than allowed.
+	ErrorCodeFileTooLarge ErrorCode = "FILE_TOO_LARGE"
+	// The file has more rows than allowed.
+	ErrorCodeFileTooManyRows ErrorCode = "FILE_TOO_MANY_ROWS"
+	// The file is not text (binary, or not UTF-8).
+	ErrorCodeFileNotText ErrorCode = "FILE_NOT_TEXT"
+	// Only .csv and .txt files are accepted.
+	ErrorCodeFileUnsupportedType ErrorCode = "FILE_UNSUPPORTED_TYPE"
+	// No column of the CSV holds addresses.
+	ErrorCodeFileNoAddressColumn ErrorCode = "FILE_NO_ADDRESS_COLUMN"
+	// The CSV cannot be parsed.
+	ErrorCodeFileMalformed ErrorCode = "FILE_MALFORMED"
 	// The value is not a valid email domain.
 	ErrorCodeInvalidDomain ErrorCode = "INVALID_DOMAIN"
 	// The organization already has this domain.
@@ -168,6 +371,30 @@ var AllErrorCode = []ErrorCode{
 	ErrorCodeBuiltinRole,
 	ErrorCodeRoleInUse,
 	ErrorCodeLastAdmin,
+	ErrorCodeInvalidAddress,
+	ErrorCodeDuplicateInRequest,
+	ErrorCodeAlreadyMember,
+	ErrorCodeAlreadyInvited,
+	ErrorCodeDomainNotAllowed,
+	ErrorCodeInvitationNotFound,
+	ErrorCodeInvitationReplaced,
+	ErrorCodeInvitationRevoked,
+	ErrorCodeInvitationExpired,
+	ErrorCodeInvitationAlreadyAccepted,
+	ErrorCodeInvitationNotAcceptable,
+	ErrorCodeSignInRequired,
+	ErrorCodeWrongAccount,
+	ErrorCodeAccountDeactivated,
+	ErrorCodePasswordTooWeak,
+	ErrorCodeResendTooSoon,
+	ErrorCodeIdempotencyKeyReused,
+	ErrorCodeFileEmpty,
+	ErrorCodeFileTooLarge,
+	ErrorCodeFileTooManyRows,
+	ErrorCodeFileNotText,
+	ErrorCodeFileUnsupportedType,
+	ErrorCodeFileNoAddressColumn,
+	ErrorCodeFileMalformed,
 	ErrorCodeInvalidDomain,
 	ErrorCodeDomainExists,
 	ErrorCodeDomainNotFound,
@@ -175,7 +402,7 @@ var AllErrorCode = []ErrorCode{
 
 func (e ErrorCode) IsValid() bool {
 	switch e {
-	case ErrorCodeInvalidCredentials, ErrorCodeOrganizationRequired, ErrorCodeInvalidInput, ErrorCodeNameTaken, ErrorCodeBuiltinRole, ErrorCodeRoleInUse, ErrorCodeLastAdmin, ErrorCodeInvalidDomain, ErrorCodeDomainExists, ErrorCodeDomainNotFound:
+	case ErrorCodeInvalidCredentials, ErrorCodeOrganizationRequired, ErrorCodeInvalidInput, ErrorCodeNameTaken, ErrorCodeBuiltinRole, ErrorCodeRoleInUse, ErrorCodeLastAdmin, ErrorCodeInvalidAddress, ErrorCodeDuplicateInRequest, ErrorCodeAlreadyMember, ErrorCodeAlreadyInvited, ErrorCodeDomainNotAllowed, ErrorCodeInvitationNotFound, ErrorCodeInvitationReplaced, ErrorCodeInvitationRevoked, ErrorCodeInvitationExpired, ErrorCodeInvitationAlreadyAccepted, ErrorCodeInvitationNotAcceptable, ErrorCodeSignInRequired, ErrorCodeWrongAccount, ErrorCodeAccountDeactivated, ErrorCodePasswordTooWeak, ErrorCodeResendTooSoon, ErrorCodeIdempotencyKeyReused, ErrorCodeFileEmpty, ErrorCodeFileTooLarge, ErrorCodeFileTooManyRows, ErrorCodeFileNotText, ErrorCodeFileUnsupportedType, ErrorCodeFileNoAddressColumn, ErrorCodeFileMalformed, ErrorCodeInvalidDomain, ErrorCodeDomainExists, ErrorCodeDomainNotFound:
 		return true
 	}
 	return false
@@ -211,6 +438,131 @@ func (e *ErrorCode) UnmarshalJSON(b []byte) error {
 }
 
 func (e ErrorCode) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Kinds of invitation activity.
+type InvitationEventKind string
+
+const (
+	// The invitation's message was handed to the mail server.
+	InvitationEventKindSent InvitationEventKind = "SENT"
+	// The message could not be delivered after all attempts.
+	InvitationEventKindFailed InvitationEventKind = "FAILED"
+	// The invitee accepted.
+	InvitationEventKindAccepted InvitationEventKind = "ACCEPTED"
+	// An admin revoked the invitation.
+	InvitationEventKindRevoked InvitationEventKind = "REVOKED"
+)
+
+var AllInvitationEventKind = []InvitationEventKind{
+	InvitationEventKindSent,
+	InvitationEventKindFailed,
+	InvitationEventKindAccepted,
+	InvitationEventKindRevoked,
+}
+
+func (e InvitationEventKind) IsValid() bool {
+	switch e {
+	case InvitationEventKindSent, InvitationEventKindFailed, InvitationEventKindAccepted, InvitationEventKindRevoked:
+		return true
+	}
+	return false
+}
+
+func (e InvitationEventKind) String() string {
+	return string(e)
+}
+
+func (e *InvitationEventKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = InvitationEventKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid InvitationEventKind", str)
+	}
+	return nil
+}
+
+func (e InvitationEventKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *InvitationEventKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e InvitationEventKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What happened to one address.
+type InviteOutcome string
+
+const (
+	// Invited; a message is on its way.
+	InviteOutcomeInvited InviteOutcome = "INVITED"
+	// Would be invited (dry run).
+	InviteOutcomeWouldInvite InviteOutcome = "WOULD_INVITE"
+	// Not invited; see code and message.
+	InviteOutcomeSkipped InviteOutcome = "SKIPPED"
+)
+
+var AllInviteOutcome = []InviteOutcome{
+	InviteOutcomeInvited,
+	InviteOutcomeWouldInvite,
+	InviteOutcomeSkipped,
+}
+
+func (e InviteOutcome) IsValid() bool {
+	switch e {
+	case InviteOutcomeInvited, InviteOutcomeWouldInvite, InviteOutcomeSkipped:
+		return true
+	}
+	return false
+}
+
+func (e InviteOutcome) String() string {
+	return string(e)
+}
+
+func (e *InviteOutcome) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = InviteOutcome(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid InviteOutcome", str)
+	}
+	return nil
+}
+
+func (e InviteOutcome) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *InviteOutcome) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e InviteOutcome) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

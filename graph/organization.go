@@ -59,29 +59,10 @@ func roleInUse(ctx context.Context, c *ent.Client, id int) (string, error) {
 	return "", nil
 }
 
-// losesLastAdmin reports whether the change would leave the organization
-// without an active user holding an admin role.
-func (r *mutationResolver) losesLastAdmin(ctx context.Context, c *ent.Client, u *ent.User, in UpdateUserInput) (bool, error) {
-	current, err := c.Role.Get(ctx, u.RoleID)
-	if err != nil {
-		return false, err
-	}
-	if !current.Admin || u.Status != user.StatusACTIVE {
-		return false, nil
-	}
-	stillAdmin := in.Status == nil || *in.Status == user.StatusACTIVE
-	if stillAdmin && in.RoleID != nil {
-		next, err := c.Role.Get(ctx, *in.RoleID)
-		if err != nil {
-			return false, err
-		}
-		stillAdmin = next.Admin
-	}
-	if stillAdmin {
-		return false, nil
-	}
-	others, err := c.User.Query().
-		Where(user.IDNEQ(u.ID), user.StatusEQ(user.StatusACTIVE), user.HasRoleWith(role.Admin(true))).
+// hasActiveAdmin reports whether the organization still has an active
+// user holding an admin role.
+func hasActiveAdmin(ctx context.Context, c *ent.Client) (bool, error) {
+	return c.User.Query().
+		Where(user.StatusEQ(user.StatusACTIVE), user.HasRoleWith(role.Admin(true))).
 		Exist(ctx)
-	return !others, err
 }

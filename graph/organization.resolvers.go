@@ -23,6 +23,9 @@ import (
 
 // AddOrganizationDomain is the resolver for the addOrganizationDomain field.
 func (r *mutationResolver) AddOrganizationDomain(ctx context.Context, input OrganizationDomainInput) (*OrganizationPayload, error) {
+	if err := rule.RequireAdmin(ctx, "change the organization"); err != nil {
+		return nil, err
+	}
 	d, err := emaildomain.Normalize(input.Domain)
 	if err != nil {
 		return &OrganizationPayload{Errors: userErrors(ErrorCodeInvalidDomain, "input.domain", fmt.Sprintf("%q is not a valid email domain", input.Domain))}, nil
@@ -48,6 +51,9 @@ func (r *mutationResolver) AddOrganizationDomain(ctx context.Context, input Orga
 
 // RemoveOrganizationDomain is the resolver for the removeOrganizationDomain field.
 func (r *mutationResolver) RemoveOrganizationDomain(ctx context.Context, input OrganizationDomainInput) (*OrganizationPayload, error) {
+	if err := rule.RequireAdmin(ctx, "change the organization"); err != nil {
+		return nil, err
+	}
 	d, err := emaildomain.Normalize(input.Domain)
 	if err != nil {
 		return &OrganizationPayload{Errors: userErrors(ErrorCodeInvalidDomain, "input.domain", fmt.Sprintf("%q is not a valid email domain", input.Domain))}, nil
@@ -72,6 +78,9 @@ func (r *mutationResolver) RemoveOrganizationDomain(ctx context.Context, input O
 
 // CreateRole is the resolver for the createRole field.
 func (r *mutationResolver) CreateRole(ctx context.Context, input CreateRoleInput) (*RolePayload, error) {
+	if err := rule.RequireAdmin(ctx, "manage roles"); err != nil {
+		return nil, err
+	}
 	v := auth.FromContext(ctx)
 	if v == nil {
 		return nil, rule.ErrUnauthenticated
@@ -104,6 +113,9 @@ func (r *mutationResolver) CreateRole(ctx context.Context, input CreateRoleInput
 
 // UpdateRole is the resolver for the updateRole field.
 func (r *mutationResolver) UpdateRole(ctx context.Context, input UpdateRoleInput) (*RolePayload, error) {
+	if err := rule.RequireAdmin(ctx, "manage roles"); err != nil {
+		return nil, err
+	}
 	c := r.db(ctx)
 	rl, err := c.Role.Get(ctx, input.ID)
 	if err != nil {
@@ -143,6 +155,9 @@ func (r *mutationResolver) UpdateRole(ctx context.Context, input UpdateRoleInput
 
 // DeleteRole is the resolver for the deleteRole field.
 func (r *mutationResolver) DeleteRole(ctx context.Context, input DeleteRoleInput) (*DeleteRolePayload, error) {
+	if err := rule.RequireAdmin(ctx, "manage roles"); err != nil {
+		return nil, err
+	}
 	c := r.db(ctx)
 	rl, err := c.Role.Get(ctx, input.ID)
 	if err != nil {
@@ -169,6 +184,9 @@ func (r *mutationResolver) DeleteRole(ctx context.Context, input DeleteRoleInput
 
 // UpdateUser is the resolver for the updateUser field.
 func (r *mutationResolver) UpdateUser(ctx context.Context, input UpdateUserInput) (*UserPayload, error) {
+	if err := rule.RequireAdmin(ctx, "manage users"); err != nil {
+		return nil, err
+	}
 	v := auth.FromContext(ctx)
 	if v == nil {
 		return nil, rule.ErrUnauthenticated
@@ -196,11 +214,6 @@ func (r *mutationResolver) UpdateUser(ctx context.Context, input UpdateUserInput
 			return nil, err
 		}
 	}
-	if lost, err := r.losesLastAdmin(ctx, c, u, input); err != nil {
-		return nil, err
-	} else if lost {
-		return &UserPayload{User: u, Errors: userErrors(ErrorCodeLastAdmin, "input.id", "the organization must keep at least one active administrator")}, nil
-	}
 	u, err = c.User.UpdateOne(u).
 		SetNillableName(name).
 		SetNillableRoleID(input.RoleID).
@@ -208,6 +221,13 @@ func (r *mutationResolver) UpdateUser(ctx context.Context, input UpdateUserInput
 		Save(ctx)
 	if err != nil {
 		return nil, err
+	}
+	// Checked after the write, so the privacy rules decide first; the
+	// payload error rolls the write back.
+	if ok, err := hasActiveAdmin(ctx, c); err != nil {
+		return nil, err
+	} else if !ok {
+		return &UserPayload{User: u, Errors: userErrors(ErrorCodeLastAdmin, "input.id", "the organization must keep at least one active administrator")}, nil
 	}
 	if u.Status == user.StatusDEACTIVATED {
 		if err := r.accounts.EndSessions(ctx, c, u.ID); err != nil {

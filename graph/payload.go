@@ -8,3 +8,10 @@ func userErrors(code ErrorCode, field, msg string) []*UserError {
 	}
 	return []*UserError{e}
 }
+
+func derefString(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

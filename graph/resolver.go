@@ -12,15 +12,21 @@ import (
 
 	"admit/ent"
 	"admit/internal/account"
+	"admit/internal/importfile"
+	"admit/internal/invite"
+	"admit/internal/pubsub"
 )
 
 // Resolver is the root resolver. Its dependencies are set once at start;
 // resolvers read nothing global.
 type Resolver struct {
-	client   *ent.Client
-	dialect  string
-	accounts *account.Service
-	log      *slog.Logger
+	client      *ent.Client
+	dialect     string
+	accounts    *account.Service
+	invites     *invite.Service
+	broker      *pubsub.Broker
+	importLimit importfile.Limits
+	log         *slog.Logger
 }
 
 // Deps are the services resolvers use.
@@ -28,7 +34,11 @@ type Deps struct {
 	Client   *ent.Client
 	Dialect  string
 	Accounts *account.Service
-	Log      *slog.Logger
+	Invites  *invite.Service
+	Broker   *pubsub.Broker
+	// ImportLimits bound uploaded invitation files.
+	ImportLimits importfile.Limits
+	Log          *slog.Logger
 	// MaxPageSize caps `first`/`last` and weighs connections in the
 	// complexity limit.
 	MaxPageSize int
@@ -40,10 +50,13 @@ func NewSchema(d Deps) graphql.ExecutableSchema {
 		d.Log = slog.Default()
 	}
 	es := NewExecutableSchema(Config{Resolvers: &Resolver{
-		client:   d.Client,
-		dialect:  d.Dialect,
-		accounts: d.Accounts,
-		log:      d.Log,
+		client:      d.Client,
+		dialect:     d.Dialect,
+		accounts:    d.Accounts,
+		invites:     d.Invites,
+		broker:      d.Broker,
+		importLimit: d.ImportLimits,
+		log:         d.Log,
 	}})
 	return pagedSchema{ExecutableSchema: es, maxPage: d.MaxPageSize}
 }

@@ -50,6 +50,8 @@ const (
 	FieldSentAt = "sent_at"
 	// FieldInvitationID holds the string denoting the invitation_id field in the database.
 	FieldInvitationID = "invitation_id"
+	// FieldTokenGeneration holds the string denoting the token_generation field in the database.
+	FieldTokenGeneration = "token_generation"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeInvitation holds the string denoting the invitation edge name in mutations.
@@ -91,6 +93,7 @@ var Columns = []string{
 	FieldLastError,
 	FieldSentAt,
 	FieldInvitationID,
+	FieldTokenGeneration,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -125,6 +128,8 @@ var (
 	DefaultSubject string
 	// SubjectValidator is a validator for the "subject" field. It is called by the builders before save.
 	SubjectValidator func(string) error
+	// DefaultBodyText holds the default value on creation for the "body_text" field.
+	DefaultBodyText string
 	// DefaultBodyHTML holds the default value on creation for the "body_html" field.
 	DefaultBodyHTML string
 	// DefaultAttempts holds the default value on creation for the "attempts" field.
@@ -135,6 +140,8 @@ var (
 	DefaultLastError string
 	// LastErrorValidator is a validator for the "last_error" field. It is called by the builders before save.
 	LastErrorValidator func(string) error
+	// DefaultTokenGeneration holds the default value on creation for the "token_generation" field.
+	DefaultTokenGeneration int
 )
 
 // Channel defines the type for the "channel" enum field.
@@ -171,10 +178,11 @@ const DefaultStatus = StatusQUEUED
 
 // Status values.
 const (
-	StatusQUEUED  Status = "QUEUED"
-	StatusSENDING Status = "SENDING"
-	StatusSENT    Status = "SENT"
-	StatusFAILED  Status = "FAILED"
+	StatusQUEUED    Status = "QUEUED"
+	StatusSENDING   Status = "SENDING"
+	StatusSENT      Status = "SENT"
+	StatusFAILED    Status = "FAILED"
+	StatusCANCELLED Status = "CANCELLED"
 )
 
 func (s Status) String() string {
@@ -184,7 +192,7 @@ func (s Status) String() string {
 // StatusValidator is a validator for the "status" field enum values. It is called by the builders before save.
 func StatusValidator(s Status) error {
 	switch s {
-	case StatusQUEUED, StatusSENDING, StatusSENT, StatusFAILED:
+	case StatusQUEUED, StatusSENDING, StatusSENT, StatusFAILED, StatusCANCELLED:
 		return nil
 	default:
 		return fmt.Errorf("delivery: invalid enum value for status field: %q", s)
@@ -277,6 +285,11 @@ func BySentAt(opts ...sql.OrderTermOption) OrderOption {
 // ByInvitationID orders the results by the invitation_id field.
 func ByInvitationID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldInvitationID, opts...).ToFunc()
+}
+
+// ByTokenGeneration orders the results by the token_generation field.
+func ByTokenGeneration(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldTokenGeneration, opts...).ToFunc()
 }
 
 // ByOrganizationField orders the results by organization field.

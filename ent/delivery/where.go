@@ -125,6 +125,11 @@ func InvitationID(v int) predicate.Delivery {
 	return predicate.Delivery(sql.FieldEQ(FieldInvitationID, v))
 }
 
+// TokenGeneration applies equality check predicate on the "token_generation" field. It's identical to TokenGenerationEQ.
+func TokenGeneration(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldEQ(FieldTokenGeneration, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Delivery {
 	return predicate.Delivery(sql.FieldEQ(FieldCreatedAt, v))
@@ -863,6 +868,46 @@ func InvitationIDIsNil() predicate.Delivery {
 // InvitationIDNotNil applies the NotNil predicate on the "invitation_id" field.
 func InvitationIDNotNil() predicate.Delivery {
 	return predicate.Delivery(sql.FieldNotNull(FieldInvitationID))
+}
+
+// TokenGenerationEQ applies the EQ predicate on the "token_generation" field.
+func TokenGenerationEQ(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldEQ(FieldTokenGeneration, v))
+}
+
+// TokenGenerationNEQ applies the NEQ predicate on the "token_generation" field.
+func TokenGenerationNEQ(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldNEQ(FieldTokenGeneration, v))
+}
+
+// TokenGenerationIn applies the In predicate on the "token_generation" field.
+func TokenGenerationIn(vs ...int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldIn(FieldTokenGeneration, vs...))
+}
+
+// TokenGenerationNotIn applies the NotIn predicate on the "token_generation" field.
+func TokenGenerationNotIn(vs ...int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldNotIn(FieldTokenGeneration, vs...))
+}
+
+// TokenGenerationGT applies the GT predicate on the "token_generation" field.
+func TokenGenerationGT(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldGT(FieldTokenGeneration, v))
+}
+
+// TokenGenerationGTE applies the GTE predicate on the "token_generation" field.
+func TokenGenerationGTE(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldGTE(FieldTokenGeneration, v))
+}
+
+// TokenGenerationLT applies the LT predicate on the "token_generation" field.
+func TokenGenerationLT(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldLT(FieldTokenGeneration, v))
+}
+
+// TokenGenerationLTE applies the LTE predicate on the "token_generation" field.
+func TokenGenerationLTE(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldLTE(FieldTokenGeneration, v))
 }
 
 // HasOrganization applies the HasEdge predicate on the "organization" edge.

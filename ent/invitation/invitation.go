@@ -44,8 +44,10 @@ const (
 	FieldStatus = "status"
 	// FieldMessage holds the string denoting the message field in the database.
 	FieldMessage = "message"
-	// FieldTokenHash holds the string denoting the token_hash field in the database.
-	FieldTokenHash = "token_hash"
+	// FieldTokenNonces holds the string denoting the token_nonces field in the database.
+	FieldTokenNonces = "token_nonces"
+	// FieldTokenGeneration holds the string denoting the token_generation field in the database.
+	FieldTokenGeneration = "token_generation"
 	// FieldExpiresAt holds the string denoting the expires_at field in the database.
 	FieldExpiresAt = "expires_at"
 	// FieldSendCount holds the string denoting the send_count field in the database.
@@ -56,6 +58,8 @@ const (
 	FieldAcceptedAt = "accepted_at"
 	// FieldRevokedAt holds the string denoting the revoked_at field in the database.
 	FieldRevokedAt = "revoked_at"
+	// FieldLastDeliveryError holds the string denoting the last_delivery_error field in the database.
+	FieldLastDeliveryError = "last_delivery_error"
 	// FieldRoleID holds the string denoting the role_id field in the database.
 	FieldRoleID = "role_id"
 	// FieldInviterID holds the string denoting the inviter_id field in the database.
@@ -149,12 +153,14 @@ var Columns = []string{
 	FieldDeliveryMode,
 	FieldStatus,
 	FieldMessage,
-	FieldTokenHash,
+	FieldTokenNonces,
+	FieldTokenGeneration,
 	FieldExpiresAt,
 	FieldSendCount,
 	FieldLastSentAt,
 	FieldAcceptedAt,
 	FieldRevokedAt,
+	FieldLastDeliveryError,
 	FieldRoleID,
 	FieldInviterID,
 	FieldWorkspaceID,
@@ -202,8 +208,14 @@ var (
 	DefaultMessage string
 	// MessageValidator is a validator for the "message" field. It is called by the builders before save.
 	MessageValidator func(string) error
+	// DefaultTokenGeneration holds the default value on creation for the "token_generation" field.
+	DefaultTokenGeneration int
 	// DefaultSendCount holds the default value on creation for the "send_count" field.
 	DefaultSendCount int
+	// DefaultLastDeliveryError holds the default value on creation for the "last_delivery_error" field.
+	DefaultLastDeliveryError string
+	// LastDeliveryErrorValidator is a validator for the "last_delivery_error" field. It is called by the builders before save.
+	LastDeliveryErrorValidator func(string) error
 )
 
 // Kind defines the type for the "kind" enum field.
@@ -390,9 +402,9 @@ func ByMessage(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldMessage, opts...).ToFunc()
 }
 
-// ByTokenHash orders the results by the token_hash field.
-func ByTokenHash(opts ...sql.OrderTermOption) OrderOption {
-	return sql.OrderByField(FieldTokenHash, opts...).ToFunc()
+// ByTokenGeneration orders the results by the token_generation field.
+func ByTokenGeneration(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldTokenGeneration, opts...).ToFunc()
 }
 
 // ByExpiresAt orders the results by the expires_at field.
@@ -418,6 +430,11 @@ func ByAcceptedAt(opts ...sql.OrderTermOption) OrderOption {
 // ByRevokedAt orders the results by the revoked_at field.
 func ByRevokedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldRevokedAt, opts...).ToFunc()
+}
+
+// ByLastDeliveryError orders the results by the last_delivery_error field.
+func ByLastDeliveryError(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLastDeliveryError, opts...).ToFunc()
 }
 
 // ByRoleID orders the results by the role_id field.

@@ -100,9 +100,9 @@ func Message(v string) predicate.Invitation {
 	return predicate.Invitation(sql.FieldEQ(FieldMessage, v))
 }
 
-// TokenHash applies equality check predicate on the "token_hash" field. It's identical to TokenHashEQ.
-func TokenHash(v string) predicate.Invitation {
-	return predicate.Invitation(sql.FieldEQ(FieldTokenHash, v))
+// TokenGeneration applies equality check predicate on the "token_generation" field. It's identical to TokenGenerationEQ.
+func TokenGeneration(v int) predicate.Invitation {
+	return predicate.Invitation(sql.FieldEQ(FieldTokenGeneration, v))
 }
 
 // ExpiresAt applies equality check predicate on the "expires_at" field. It's identical to ExpiresAtEQ.
@@ -128,6 +128,11 @@ func AcceptedAt(v time.Time) predicate.Invitation {
 // RevokedAt applies equality check predicate on the "revoked_at" field. It's identical to RevokedAtEQ.
 func RevokedAt(v time.Time) predicate.Invitation {
 	return predicate.Invitation(sql.FieldEQ(FieldRevokedAt, v))
+}
+
+// LastDeliveryError applies equality check predicate on the "last_delivery_error" field. It's identical to LastDeliveryErrorEQ.
+func LastDeliveryError(v string) predicate.Invitation {
+	return predicate.Invitation(sql.FieldEQ(FieldLastDeliveryError, v))
 }
 
 // RoleID applies equality check predicate on the "role_id" field. It's identical to RoleIDEQ.
@@ -700,79 +705,44 @@ func MessageContainsFold(v string) predicate.Invitation {
 	return predicate.Invitation(sql.FieldContainsFold(FieldMessage, v))
 }
 
-// TokenHashEQ applies the EQ predicate on the "token_hash" field.
-func TokenHashEQ(v string) predicate.Invitation {
-	return predicate.Invitation(sql.FieldEQ(FieldTokenHash, v))
+// TokenGenerationEQ applies the EQ predicate on the "token_generation" field.
+func TokenGenerationEQ(v int) predicate.Invitation {
+	return predicate.Invitation(sql.FieldEQ(FieldTokenGeneration, v))
 }
 
-// TokenHashNEQ applies the NEQ predicate on the "token_hash" field.
-func TokenHashNEQ(v string) predicate.Invitation {
-	return predicate.Invitation(sql.FieldNEQ(FieldTokenHash, v))
+// TokenGenerationNEQ applies the NEQ predicate on the "token_generation" field.
+func TokenGenerationNEQ(v int) predicate.Invitation {
+	return predicate.Invitation(sql.FieldNEQ(FieldTokenGeneration, v))
 }
 
-// TokenHashIn applies the In predicate on the "token_hash" field.
-func TokenHashIn(vs ...string) predicate.Invitation {
-	return predicate.Invitation(sql.FieldIn(FieldTokenHash, vs...))
+// TokenGenerationIn applies the In predicate on the "token_generation" field.
+func TokenGenerationIn(vs ...int) predicate.Invitation {
+	return predicate.Invitation(sql.FieldIn(FieldTokenGeneration, vs...))
 }
 
-// TokenHashNotIn applies the NotIn predicate on the "token_hash" field.
-func TokenHashNotIn(vs ...string) predicate.Invitation {
-	return predicate.Invitation(sql.FieldNotIn(FieldTokenHash, vs...))
+// TokenGenerationNotIn applies the NotIn predicate on the "token_generation" field.
+func TokenGenerationNotIn(vs ...int) predicate.Invitation {
+	return predicate.Invitation(sql.FieldNotIn(FieldTokenGeneration, vs...))
 }
 
-// TokenHashGT applies the GT predicate on the "token_hash" field.
-func TokenHashGT(v string) predicate.Invitation {
-	return predicate.Invitation(sql.FieldGT(FieldTokenHash, v))
+// TokenGenerationGT applies the GT predicate on the "token_generation" field.
+func TokenGenerationGT(v int) predicate.Invitation {
+	return predicate.Invitation(sql.FieldGT(FieldTokenGeneration, v))
 }
 
-// TokenHashGTE applies the GTE predicate on the "token_hash" field.
-func TokenHashGTE(v string) predicate.Invitation {
-	return predicate.Invitation(sql.FieldGTE(FieldTokenHash, v))
+// TokenGenerationGTE applies the GTE predicate on the "token_generation" field.
+func TokenGenerationGTE(v int) predicate.Invitation {
+	return predicate.Invitation(sql.FieldGTE(FieldTokenGeneration, v))
 }
 
-// TokenHashLT applies the LT predicate on the "token_hash" field.
-func TokenHashLT(v string) predicate.Invitation {
-	return predicate.Invitation(sql.FieldLT(FieldTokenHash, v))
+// TokenGenerationLT applies the LT predicate on the "token_generation" field.
+func TokenGenerationLT(v int) predicate.Invitation {
+	return predicate.Invitation(sql.FieldLT(FieldTokenGeneration, v))
 }
 
-// TokenHashLTE applies the LTE predicate on the "token_hash" field.
-func TokenHashLTE(v string) predicate.Invitation {
-	return predicate.Invitation(sql.FieldLTE(FieldTokenHash, v))
-}
-
-// TokenHashContains applies the Contains predicate on the "token_hash" field.
-func TokenHashContains(v string) predicate.Invitation {
-	return predicate.Invitation(sql.FieldContains(FieldTokenHash, v))
-}
-
-// TokenHashHasPrefix applies the HasPrefix predicate on the "token_hash" field.
-func TokenHashHasPrefix(v string) predicate.Invitation {
-	return predicate.Invitation(sql.FieldHasPrefix(FieldTokenHash, v))
-}
-
-// TokenHashHasSuffix applies the HasSuffix predicate on the "token_hash" field.
-func TokenHashHasSuffix(v string) predicate.Invitation {
-	return predicate.Invitation(sql.FieldHasSuffix(FieldTokenHash, v))
-}
-
-// TokenHashIsNil applies the IsNil predicate on the "token_hash" field.
-func TokenHashIsNil() predicate.Invitation {
-	return predicate.Invitation(sql.FieldIsNull(FieldTokenHash))
-}
-
-// TokenHashNotNil applies the NotNil predicate on the "token_hash" field.
-func TokenHashNotNil() predicate.Invitation {
-	return predicate.Invitation(sql.FieldNotNull(FieldTokenHash))
-}
-
-// TokenHashEqualFold applies the EqualFold predicate on the "token_hash" field.
-func TokenHashEqualFold(v string) predicate.Invitation {
-	return predicate.Invitation(sql.FieldEqualFold(FieldTokenHash, v))
-}
-
-// TokenHashContainsFold applies the ContainsFold predicate on the "token_hash" field.
-func TokenHashContainsFold(v string) predicate.Invitation {
-	return predicate.Invitation(sql.FieldContainsFold(FieldTokenHash, v))
+// TokenGenerationLTE applies the LTE predicate on the "token_generation" field.
+func TokenGenerationLTE(v int) predicate.Invitation {
+	return predicate.Invitation(sql.FieldLTE(FieldTokenGeneration, v))
 }
 
 // ExpiresAtEQ applies the EQ predicate on the "expires_at" field.
@@ -1003,6 +973,71 @@ func RevokedAtIsNil() predicate.Invitation {
 // RevokedAtNotNil applies the NotNil predicate on the "revoked_at" field.
 func RevokedAtNotNil() predicate.Invitation {
 	return predicate.Invitation(sql.FieldNotNull(FieldRevokedAt))
+}
+
+// LastDeliveryErrorEQ applies the EQ predicate on the "last_delivery_error" field.
+func LastDeliveryErrorEQ(v string) predicate.Invitation {
+	return predicate.Invitation(sql.FieldEQ(FieldLastDeliveryError, v))
+}
+
+// LastDeliveryErrorNEQ applies the NEQ predicate on the "last_delivery_error" field.
+func LastDeliveryErrorNEQ(v string) predicate.Invitation {
+	return predicate.Invitation(sql.FieldNEQ(FieldLastDeliveryError, v))
+}
+
+// LastDeliveryErrorIn applies the In predicate on the "last_delivery_error" field.
+func LastDeliveryErrorIn(vs ...string) predicate.Invitation {
+	return predicate.Invitation(sql.FieldIn(FieldLastDeliveryError, vs...))
+}
+
+// LastDeliveryErrorNotIn applies the NotIn predicate on the "last_delivery_error" field.
+func LastDeliveryErrorNotIn(vs ...string) predicate.Invitation {
+	return predicate.Invitation(sql.FieldNotIn(FieldLastDeliveryError, vs...))
+}
+
+// LastDeliveryErrorGT applies the GT predicate on the "last_delivery_error" field.
+func LastDeliveryErrorGT(v string) predicate.Invitation {
+	return predicate.Invitation(sql.FieldGT(FieldLastDeliveryError, v))
+}
+
+// LastDeliveryErrorGTE applies the GTE predicate on the "last_delivery_error" field.
+func LastDeliveryErrorGTE(v string) predicate.Invitation {
+	return predicate.Invitation(sql.FieldGTE(FieldLastDeliveryError, v))
+}
+
+// LastDeliveryErrorLT applies the LT predicate on the "last_delivery_error" field.
+func LastDeliveryErrorLT(v string) predicate.Invitation {
+	return predicate.Invitation(sql.FieldLT(FieldLastDeliveryError, v))
+}
+
+// LastDeliveryErrorLTE applies the LTE predicate on the "last_delivery_error" field.
+func LastDeliveryErrorLTE(v string) predicate.Invitation {
+	return predicate.Invitation(sql.FieldLTE(FieldLastDeliveryError, v))
+}
+
+// LastDeliveryErrorContains applies the Contains predicate on the "last_delivery_error" field.
+func LastDeliveryErrorContains(v string) predicate.Invitation {
+	return predicate.Invitation(sql.FieldContains(FieldLastDeliveryError, v))
+}
+
+// LastDeliveryErrorHasPrefix applies the HasPrefix predicate on the "last_delivery_error" field.
+func LastDeliveryErrorHasPrefix(v string) predicate.Invitation {
+	return predicate.Invitation(sql.FieldHasPrefix(FieldLastDeliveryError, v))
+}
+
+// LastDeliveryErrorHasSuffix applies the HasSuffix predicate on the "last_delivery_error" field.
+func LastDeliveryErrorHasSuffix(v string) predicate.Invitation {
+	return predicate.Invitation(sql.FieldHasSuffix(FieldLastDeliveryError, v))
+}
+
+// LastDeliveryErrorEqualFold applies the EqualFold predicate on the "last_delivery_error" field.
+func LastDeliveryErrorEqualFold(v string) predicate.Invitation {
+	return predicate.Invitation(sql.FieldEqualFold(FieldLastDeliveryError, v))
+}
+
+// LastDeliveryErrorContainsFold applies the ContainsFold predicate on the "last_delivery_error" field.
+func LastDeliveryErrorContainsFold(v string) predicate.Invitation {
+	return predicate.Invitation(sql.FieldContainsFold(FieldLastDeliveryError, v))
 }
 
 // RoleIDEQ applies the EQ predicate on the "role_id" field.

@@ -98,14 +98,15 @@ var (
 		{Name: "recipient", Type: field.TypeString, Size: 320},
 		{Name: "template", Type: field.TypeString, Size: 100},
 		{Name: "subject", Type: field.TypeString, Size: 500, Default: ""},
-		{Name: "body_text", Type: field.TypeString, Size: 2147483647},
+		{Name: "body_text", Type: field.TypeString, Size: 2147483647, Default: ""},
 		{Name: "body_html", Type: field.TypeString, Size: 2147483647, Default: ""},
-		{Name: "status", Type: field.TypeEnum, Enums: []string{"QUEUED", "SENDING", "SENT", "FAILED"}, Default: "QUEUED"},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"QUEUED", "SENDING", "SENT", "FAILED", "CANCELLED"}, Default: "QUEUED"},
 		{Name: "attempts", Type: field.TypeInt, Default: 0},
 		{Name: "next_attempt_at", Type: field.TypeTime},
 		{Name: "lease_until", Type: field.TypeTime, Nullable: true},
 		{Name: "last_error", Type: field.TypeString, Size: 1000, Default: ""},
 		{Name: "sent_at", Type: field.TypeTime, Nullable: true},
+		{Name: "token_generation", Type: field.TypeInt, Default: 0},
 		{Name: "organization_id", Type: field.TypeInt},
 		{Name: "invitation_id", Type: field.TypeInt, Nullable: true},
 	}
@@ -117,13 +118,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "deliveries_organizations_organization",
-				Columns:    []*schema.Column{DeliveriesColumns[15]},
+				Columns:    []*schema.Column{DeliveriesColumns[16]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "deliveries_invitations_invitation",
-				Columns:    []*schema.Column{DeliveriesColumns[16]},
+				Columns:    []*schema.Column{DeliveriesColumns[17]},
 				RefColumns: []*schema.Column{InvitationsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -167,6 +168,37 @@ var (
 			},
 		},
 	}
+	// IdempotencyKeysColumns holds the columns for the "idempotency_keys" table.
+	IdempotencyKeysColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "key", Type: field.TypeString, Size: 200},
+		{Name: "operation", Type: field.TypeString, Size: 100},
+		{Name: "request_hash", Type: field.TypeString, Size: 64},
+		{Name: "response", Type: field.TypeBytes, Nullable: true},
+		{Name: "organization_id", Type: field.TypeInt},
+	}
+	// IdempotencyKeysTable holds the schema information for the "idempotency_keys" table.
+	IdempotencyKeysTable = &schema.Table{
+		Name:       "idempotency_keys",
+		Columns:    IdempotencyKeysColumns,
+		PrimaryKey: []*schema.Column{IdempotencyKeysColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "idempotency_keys_organizations_organization",
+				Columns:    []*schema.Column{IdempotencyKeysColumns[6]},
+				RefColumns: []*schema.Column{OrganizationsColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "idempotencykey_organization_id_operation_key",
+				Unique:  true,
+				Columns: []*schema.Column{IdempotencyKeysColumns[6], IdempotencyKeysColumns[3], IdempotencyKeysColumns[2]},
+			},
+		},
+	}
 	// InvitationsColumns holds the columns for the "invitations" table.
 	InvitationsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -182,12 +214,14 @@ var (
 		{Name: "delivery_mode", Type: field.TypeEnum, Enums: []string{"INVITE", "ADD_TO_WORKSPACE", "ADD_TO_CONTACTS", "ADD_TO_CONTACTS_QUIETLY"}, Default: "INVITE"},
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"PENDING", "ACCEPTED", "REVOKED", "EXPIRED"}, Default: "PENDING"},
 		{Name: "message", Type: field.TypeString, Size: 2000, Default: ""},
-		{Name: "token_hash", Type: field.TypeString, Nullable: true},
+		{Name: "token_nonces", Type: field.TypeJSON},
+		{Name: "token_generation", Type: field.TypeInt, Default: 1},
 		{Name: "expires_at", Type: field.TypeTime},
 		{Name: "send_count", Type: field.TypeInt, Default: 0},
 		{Name: "last_sent_at", Type: field.TypeTime, Nullable: true},
 		{Name: "accepted_at", Type: field.TypeTime, Nullable: true},
 		{Name: "revoked_at", Type: field.TypeTime, Nullable: true},
+		{Name: "last_delivery_error", Type: field.TypeString, Size: 1000, Default: ""},
 		{Name: "organization_id", Type: field.TypeInt},
 		{Name: "role_id", Type: field.TypeInt},
 		{Name: "inviter_id", Type: field.TypeInt, Nullable: true},
@@ -203,37 +237,37 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "invitations_organizations_organization",
-				Columns:    []*schema.Column{InvitationsColumns[19]},
+				Columns:    []*schema.Column{InvitationsColumns[21]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "invitations_roles_role",
-				Columns:    []*schema.Column{InvitationsColumns[20]},
+				Columns:    []*schema.Column{InvitationsColumns[22]},
 				RefColumns: []*schema.Column{RolesColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "invitations_users_inviter",
-				Columns:    []*schema.Column{InvitationsColumns[21]},
+				Columns:    []*schema.Column{InvitationsColumns[23]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "invitations_workspaces_workspace",
-				Columns:    []*schema.Column{InvitationsColumns[22]},
+				Columns:    []*schema.Column{InvitationsColumns[24]},
 				RefColumns: []*schema.Column{WorkspacesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "invitations_invite_links_invite_link",
-				Columns:    []*schema.Column{InvitationsColumns[23]},
+				Columns:    []*schema.Column{InvitationsColumns[25]},
 				RefColumns: []*schema.Column{InviteLinksColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "invitations_users_user",
-				Columns:    []*schema.Column{InvitationsColumns[24]},
+				Columns:    []*schema.Column{InvitationsColumns[26]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -242,7 +276,7 @@ var (
 			{
 				Name:    "invitation_organization_id_email",
 				Unique:  true,
-				Columns: []*schema.Column{InvitationsColumns[19], InvitationsColumns[3]},
+				Columns: []*schema.Column{InvitationsColumns[21], InvitationsColumns[3]},
 				Annotation: &entsql.IndexAnnotation{
 					Where: "status = 'PENDING' AND email IS NOT NULL",
 				},
@@ -250,20 +284,15 @@ var (
 			{
 				Name:    "invitation_organization_id_phone",
 				Unique:  true,
-				Columns: []*schema.Column{InvitationsColumns[19], InvitationsColumns[4]},
+				Columns: []*schema.Column{InvitationsColumns[21], InvitationsColumns[4]},
 				Annotation: &entsql.IndexAnnotation{
 					Where: "status = 'PENDING' AND phone IS NOT NULL",
 				},
 			},
 			{
-				Name:    "invitation_token_hash",
-				Unique:  true,
-				Columns: []*schema.Column{InvitationsColumns[13]},
-			},
-			{
 				Name:    "invitation_organization_id_status",
 				Unique:  false,
-				Columns: []*schema.Column{InvitationsColumns[19], InvitationsColumns[11]},
+				Columns: []*schema.Column{InvitationsColumns[21], InvitationsColumns[11]},
 			},
 		},
 	}
@@ -588,6 +617,7 @@ var (
 		ContactsTable,
 		DeliveriesTable,
 		HrConnectionsTable,
+		IdempotencyKeysTable,
 		InvitationsTable,
 		InviteLinksTable,
 		JoinRequestsTable,
@@ -620,6 +650,10 @@ func init() {
 	HrConnectionsTable.ForeignKeys[0].RefTable = OrganizationsTable
 	HrConnectionsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(12884901888),
+	}
+	IdempotencyKeysTable.ForeignKeys[0].RefTable = OrganizationsTable
+	IdempotencyKeysTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(55834574848),
 	}
 	InvitationsTable.ForeignKeys[0].RefTable = OrganizationsTable
 	InvitationsTable.ForeignKeys[1].RefTable = RolesTable

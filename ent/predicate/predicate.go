@@ -18,6 +18,9 @@ type Delivery func(*sql.Selector)
 // HRConnection is the predicate function for hrconnection builders.
 type HRConnection func(*sql.Selector)
 
+// IdempotencyKey is the predicate function for idempotencykey builders.
+type IdempotencyKey func(*sql.Selector)
+
 // Invitation is the predicate function for invitation builders.
 type Invitation func(*sql.Selector)
 

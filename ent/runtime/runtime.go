@@ -7,6 +7,7 @@ import (
 	"admit/ent/contact"
 	"admit/ent/delivery"
 	"admit/ent/hrconnection"
+	"admit/ent/idempotencykey"
 	"admit/ent/invitation"
 	"admit/ent/invitelink"
 	"admit/ent/joinrequest"
@@ -122,6 +123,10 @@ func init() {
 	delivery.DefaultSubject = deliveryDescSubject.Default.(string)
 	// delivery.SubjectValidator is a validator for the "subject" field. It is called by the builders before save.
 	delivery.SubjectValidator = deliveryDescSubject.Validators[0].(func(string) error)
+	// deliveryDescBodyText is the schema descriptor for body_text field.
+	deliveryDescBodyText := deliveryFields[4].Descriptor()
+	// delivery.DefaultBodyText holds the default value on creation for the body_text field.
+	delivery.DefaultBodyText = deliveryDescBodyText.Default.(string)
 	// deliveryDescBodyHTML is the schema descriptor for body_html field.
 	deliveryDescBodyHTML := deliveryFields[5].Descriptor()
 	// delivery.DefaultBodyHTML holds the default value on creation for the body_html field.
@@ -140,6 +145,10 @@ func init() {
 	delivery.DefaultLastError = deliveryDescLastError.Default.(string)
 	// delivery.LastErrorValidator is a validator for the "last_error" field. It is called by the builders before save.
 	delivery.LastErrorValidator = deliveryDescLastError.Validators[0].(func(string) error)
+	// deliveryDescTokenGeneration is the schema descriptor for token_generation field.
+	deliveryDescTokenGeneration := deliveryFields[13].Descriptor()
+	// delivery.DefaultTokenGeneration holds the default value on creation for the token_generation field.
+	delivery.DefaultTokenGeneration = deliveryDescTokenGeneration.Default.(int)
 	hrconnectionMixin := schema.HRConnection{}.Mixin()
 	hrconnection.Policy = privacy.NewPolicies(hrconnectionMixin[1], schema.HRConnection{})
 	hrconnection.Hooks[0] = func(next ent.Mutator) ent.Mutator {
@@ -182,6 +191,34 @@ func init() {
 			return nil
 		}
 	}()
+	idempotencykeyMixin := schema.IdempotencyKey{}.Mixin()
+	idempotencykey.Policy = privacy.NewPolicies(idempotencykeyMixin[0], schema.IdempotencyKey{})
+	idempotencykey.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := idempotencykey.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	idempotencykeyFields := schema.IdempotencyKey{}.Fields()
+	_ = idempotencykeyFields
+	// idempotencykeyDescCreatedAt is the schema descriptor for created_at field.
+	idempotencykeyDescCreatedAt := idempotencykeyFields[0].Descriptor()
+	// idempotencykey.DefaultCreatedAt holds the default value on creation for the created_at field.
+	idempotencykey.DefaultCreatedAt = idempotencykeyDescCreatedAt.Default.(func() time.Time)
+	// idempotencykeyDescKey is the schema descriptor for key field.
+	idempotencykeyDescKey := idempotencykeyFields[1].Descriptor()
+	// idempotencykey.KeyValidator is a validator for the "key" field. It is called by the builders before save.
+	idempotencykey.KeyValidator = idempotencykeyDescKey.Validators[0].(func(string) error)
+	// idempotencykeyDescOperation is the schema descriptor for operation field.
+	idempotencykeyDescOperation := idempotencykeyFields[2].Descriptor()
+	// idempotencykey.OperationValidator is a validator for the "operation" field. It is called by the builders before save.
+	idempotencykey.OperationValidator = idempotencykeyDescOperation.Validators[0].(func(string) error)
+	// idempotencykeyDescRequestHash is the schema descriptor for request_hash field.
+	idempotencykeyDescRequestHash := idempotencykeyFields[3].Descriptor()
+	// idempotencykey.RequestHashValidator is a validator for the "request_hash" field. It is called by the builders before save.
+	idempotencykey.RequestHashValidator = idempotencykeyDescRequestHash.Validators[0].(func(string) error)
 	invitationMixin := schema.Invitation{}.Mixin()
 	invitation.Policy = privacy.NewPolicies(invitationMixin[1], schema.Invitation{})
 	invitation.Hooks[0] = func(next ent.Mutator) ent.Mutator {
@@ -234,10 +271,20 @@ func init() {
 	invitation.DefaultMessage = invitationDescMessage.Default.(string)
 	// invitation.MessageValidator is a validator for the "message" field. It is called by the builders before save.
 	invitation.MessageValidator = invitationDescMessage.Validators[0].(func(string) error)
+	// invitationDescTokenGeneration is the schema descriptor for token_generation field.
+	invitationDescTokenGeneration := invitationFields[11].Descriptor()
+	// invitation.DefaultTokenGeneration holds the default value on creation for the token_generation field.
+	invitation.DefaultTokenGeneration = invitationDescTokenGeneration.Default.(int)
 	// invitationDescSendCount is the schema descriptor for send_count field.
-	invitationDescSendCount := invitationFields[12].Descriptor()
+	invitationDescSendCount := invitationFields[13].Descriptor()
 	// invitation.DefaultSendCount holds the default value on creation for the send_count field.
 	invitation.DefaultSendCount = invitationDescSendCount.Default.(int)
+	// invitationDescLastDeliveryError is the schema descriptor for last_delivery_error field.
+	invitationDescLastDeliveryError := invitationFields[17].Descriptor()
+	// invitation.DefaultLastDeliveryError holds the default value on creation for the last_delivery_error field.
+	invitation.DefaultLastDeliveryError = invitationDescLastDeliveryError.Default.(string)
+	// invitation.LastDeliveryErrorValidator is a validator for the "last_delivery_error" field. It is called by the builders before save.
+	invitation.LastDeliveryErrorValidator = invitationDescLastDeliveryError.Validators[0].(func(string) error)
 	invitelinkMixin := schema.InviteLink{}.Mixin()
 	invitelink.Policy = privacy.NewPolicies(invitelinkMixin[1], schema.InviteLink{})
 	invitelink.Hooks[0] = func(next ent.Mutator) ent.Mutator {

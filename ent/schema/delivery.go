@@ -28,11 +28,12 @@ func (Delivery) Fields() []ent.Field {
 		field.String("recipient").MaxLen(320),
 		field.String("template").MaxLen(100),
 		field.String("subject").Default("").MaxLen(500),
-		// The bodies carry the invitee's token: only the recipient may see them.
-		field.Text("body_text").Sensitive().Annotations(entgql.Skip(entgql.SkipAll)),
+		// Bodies are rendered by the worker when it sends, and kept with a
+		// placeholder where the link goes, so no token rests in the outbox.
+		field.Text("body_text").Default("").Sensitive().Annotations(entgql.Skip(entgql.SkipAll)),
 		field.Text("body_html").Default("").Sensitive().Annotations(entgql.Skip(entgql.SkipAll)),
 		field.Enum("status").
-			Values("QUEUED", "SENDING", "SENT", "FAILED").
+			Values("QUEUED", "SENDING", "SENT", "FAILED", "CANCELLED").
 			Default("QUEUED").
 			Annotations(entgql.OrderField("STATUS")),
 		field.Int("attempts").Default(0),
@@ -41,6 +42,9 @@ func (Delivery) Fields() []ent.Field {
 		field.String("last_error").Default("").MaxLen(1000),
 		field.Time("sent_at").Optional().Nillable(),
 		field.Int("invitation_id").Optional().Nillable().Annotations(entgql.Skip(entgql.SkipAll)),
+		// The invitation token generation this message carries; the worker
+		// derives the link at send time so no token is stored.
+		field.Int("token_generation").Default(0).Annotations(entgql.Skip(entgql.SkipAll)),
 	}
 }
 

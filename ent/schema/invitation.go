@@ -64,10 +64,14 @@ func (Invitation) Fields() []ent.Field {
 			Default("").
 			MaxLen(2000).
 			Comment("Personal note from the inviter, included in the message."),
-		field.String("token_hash").
-			Optional().
-			Nillable().
+		// The token is derived, never stored: HMAC(server key, id,
+		// generation, nonce). A resend appends a new random nonce and raises
+		// the generation; older tokens still verify, and read as replaced.
+		field.JSON("token_nonces", [][]byte{}).
 			Sensitive().
+			Annotations(entgql.Skip(entgql.SkipAll)),
+		field.Int("token_generation").
+			Default(1).
 			Annotations(entgql.Skip(entgql.SkipAll)),
 		field.Time("expires_at").
 			Annotations(entgql.OrderField("EXPIRES_AT")),
@@ -82,6 +86,10 @@ func (Invitation) Fields() []ent.Field {
 		field.Time("revoked_at").
 			Optional().
 			Nillable(),
+		field.String("last_delivery_error").
+			Default("").
+			MaxLen(1000).
+			Comment("Why the latest message failed, when it did; empty otherwise."),
 		field.Int("role_id").
 			Annotations(entgql.Skip(entgql.SkipAll)),
 		field.Int("inviter_id").
@@ -130,7 +138,6 @@ func (Invitation) Indexes() []ent.Index {
 		index.Fields("organization_id", "phone").
 			Unique().
 			Annotations(entsql.IndexWhere("status = 'PENDING' AND phone IS NOT NULL")),
-		index.Fields("token_hash").Unique(),
 		index.Fields("organization_id", "status"),
 	}
 }

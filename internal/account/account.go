@@ -91,17 +91,11 @@ func (s *Service) SignIn(ctx context.Context, c *ent.Client, email, pw string, o
 	default:
 		return "", nil, nil, ErrOrganizationRequired
 	}
-	token, hash := s.Keys.NewToken(secret.Session)
-	now := s.Now()
-	sess, err = c.Session.Create().
-		SetTokenHash(hash).
-		SetUserID(u.ID).
-		SetExpiresAt(now.Add(s.SessionTTL)).
-		Save(system(ctx))
+	token, sess, err = s.StartSession(ctx, c, u.ID)
 	if err != nil {
-		return "", nil, nil, fmt.Errorf("account.SignIn: session: %w", err)
+		return "", nil, nil, err
 	}
-	if err := c.User.UpdateOneID(u.ID).SetLastSignInAt(now).Exec(system(ctx)); err != nil {
+	if err := c.User.UpdateOneID(u.ID).SetLastSignInAt(s.Now()).Exec(system(ctx)); err != nil {
 		return "", nil, nil, fmt.Errorf("account.SignIn: %w", err)
 	}
 	return token, sess, u, nil
@@ -328,4 +322,18 @@ func (s *Service) Revalidate(ctx context.Context, c *ent.Client, v *auth.Viewer)
 		return ErrInvalidSession
 	}
 	return nil
+}
+
+// StartSession opens a session for u (after sign-in or acceptance).
+func (s *Service) StartSession(ctx context.Context, c *ent.Client, userID int) (string, *ent.Session, error) {
+	token, hash := s.Keys.NewToken(secret.Session)
+	sess, err := c.Session.Create().
+		SetTokenHash(hash).
+		SetUserID(userID).
+		SetExpiresAt(s.Now().Add(s.SessionTTL)).
+		Save(system(ctx))
+	if err != nil {
+		return "", nil, fmt.Errorf("account.StartSession: %w", err)
+	}
+	return token, sess, nil
 }

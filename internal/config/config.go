@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"admit/internal/db"
+	"admit/internal/importfile"
 	"admit/internal/secret"
 	"admit/internal/server"
 )
@@ -26,6 +28,11 @@ type Config struct {
 	Introspection      bool
 	Limits             server.Limits
 	LogLevel           string
+	SMTPURL            string
+	SMTPFrom           string
+	AcceptURLTemplate  string
+	ImportLimits       importfile.Limits
+	ResendCooldown     time.Duration
 
 	BootstrapOrganization  string
 	BootstrapAdminEmail    string
@@ -54,6 +61,12 @@ var Settings = []Setting{
 	{"MAX_UPLOAD_BYTES", "max-upload-bytes", "6291456", "Largest multipart (upload) request body."},
 	{"WS_INIT_TIMEOUT", "ws-init-timeout", "5s", "A websocket that sends no connection_init within this time is closed."},
 	{"WS_KEEPALIVE", "ws-keepalive", "10s", "Websocket keep-alive and ping interval."},
+	{"SMTP_URL", "smtp-url", "", "smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (implicit TLS). Unset: messages are printed to the log and kept in the outbox."},
+	{"SMTP_FROM", "smtp-from", "Admit <no-reply@localhost>", "Sender of every email."},
+	{"ACCEPT_URL_TEMPLATE", "accept-url-template", "", "Link in invitation emails, with {token} where the token goes (for a React app hosting the page). Default: PUBLIC_URL/invitations/accept?token={token}."},
+	{"IMPORT_MAX_BYTES", "import-max-bytes", "5242880", "Largest invitation file."},
+	{"IMPORT_MAX_ROWS", "import-max-rows", "50000", "Most rows in an invitation file."},
+	{"INVITE_RESEND_COOLDOWN", "invite-resend-cooldown", "1m", "Least time between two sends of one invitation."},
 	{"LOG_LEVEL", "log-level", "info", "debug, info, warn or error."},
 	{"ADMIT_BOOTSTRAP_ORGANIZATION", "bootstrap-organization", "Example", "First run only: name of the first organization."},
 	{"ADMIT_BOOTSTRAP_ADMIN_EMAIL", "bootstrap-admin-email", "admin@example.com", "First run only: the first admin's email."},
@@ -82,6 +95,8 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 		PublicURL:              strings.TrimRight(get("PUBLIC_URL"), "/"),
 		SecretKey:              get("ADMIT_SECRET_KEY"),
 		LogLevel:               get("LOG_LEVEL"),
+		SMTPURL:                get("SMTP_URL"),
+		SMTPFrom:               get("SMTP_FROM"),
 		BootstrapOrganization:  get("ADMIT_BOOTSTRAP_ORGANIZATION"),
 		BootstrapAdminEmail:    get("ADMIT_BOOTSTRAP_ADMIN_EMAIL"),
 		BootstrapAdminPassword: *vals["ADMIT_BOOTSTRAP_ADMIN_PASSWORD"],
@@ -110,6 +125,16 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 		return n
 	}
 	c.SessionTTL = dur("SESSION_TTL")
+	c.ResendCooldown = dur("INVITE_RESEND_COOLDOWN")
+	c.ImportLimits = importfile.Limits{MaxBytes: num("IMPORT_MAX_BYTES"), MaxRows: int(num("IMPORT_MAX_ROWS"))}
+	c.AcceptURLTemplate = get("ACCEPT_URL_TEMPLATE")
+	if c.AcceptURLTemplate == "" {
+		c.AcceptURLTemplate = c.PublicURL + "/invitations/accept?token={token}"
+	}
+	if u, err := url.Parse(strings.ReplaceAll(c.AcceptURLTemplate, "{token}", "x")); err != nil ||
+		(u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !strings.Contains(c.AcceptURLTemplate, "{token}") {
+		errs = append(errs, fmt.Sprintf("ACCEPT_URL_TEMPLATE: %q must be an absolute http(s) URL containing {token}", c.AcceptURLTemplate))
+	}
 	intro, err := strconv.ParseBool(get("GRAPHQL_INTROSPECTION"))
 	if err != nil {
 		errs = append(errs, fmt.Sprintf("GRAPHQL_INTROSPECTION: %q is not true or false", get("GRAPHQL_INTROSPECTION")))
@@ -135,4 +160,11 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 		return Config{}, fmt.Errorf("configuration: %w", secret.ErrTooShort)
 	}
 	return c, nil
+}
+
+// AcceptURL returns the link for an invitation token. Request headers
+// (Host, X-Forwarded-Host, Origin) never reach it: it is built only from
+// configuration.
+func (c Config) AcceptURL(token string) string {
+	return strings.ReplaceAll(c.AcceptURLTemplate, "{token}", url.QueryEscape(token))
 }

@@ -6,6 +6,7 @@ package emaildomain
 import (
 	"errors"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -27,8 +28,8 @@ var profile = idna.New(
 func Normalize(domain string) (string, error) {
 	d := strings.TrimSpace(domain)
 	d = strings.TrimSuffix(d, ".")
-	if d == "" || strings.ContainsAny(d, "@/:[] \t\r\n\\") {
-		return "", ErrInvalid
+	if d == "" || !utf8.ValidString(d) || strings.ContainsAny(d, "@/:[] \t\r\n\\") {
+		return "", ErrInvalid // invalid UTF-8 would be read as U+FFFD
 	}
 	a, err := profile.ToASCII(d)
 	if err != nil {
@@ -56,6 +57,11 @@ func Normalize(domain string) (string, error) {
 	// A numeric top-level label means an IP address, not a domain.
 	tld := labels[len(labels)-1]
 	if strings.Trim(tld, "0123456789") == "" {
+		return "", ErrInvalid
+	}
+	// One domain, one spelling: the result must be its own normal form
+	// (punycode that decodes to something invalid is refused).
+	if again, err := profile.ToASCII(a); err != nil || again != a {
 		return "", ErrInvalid
 	}
 	return a, nil

@@ -6,6 +6,7 @@ package rule
 
 import (
 	"context"
+	"sync"
 
 	"entgo.io/ent/entql"
 
@@ -110,15 +111,25 @@ func DenyCreateOutsideTenant() privacy.MutationRule {
 // DenyIfNotAdmin denies writes by viewers whose role confers no admin rights.
 func DenyIfNotAdmin(what string) privacy.MutationRule {
 	return privacy.MutationRuleFunc(func(ctx context.Context, _ ent.Mutation) error {
-		v := auth.FromContext(ctx)
-		if v == nil {
-			return ErrUnauthenticated
-		}
-		if !v.Admin {
-			return Forbidden("only administrators may " + what)
+		if err := RequireAdmin(ctx, what); err != nil {
+			return err
 		}
 		return privacy.Skip
 	})
+}
+
+// RequireAdmin is the admin check of the policies above, for resolvers to
+// ask before they validate input: a non-admin learns nothing from
+// validation messages. The policies still decide every write.
+func RequireAdmin(ctx context.Context, what string) error {
+	v := auth.FromContext(ctx)
+	if v == nil {
+		return ErrUnauthenticated
+	}
+	if !v.Admin {
+		return Forbidden("only administrators may " + what)
+	}
+	return nil
 }
 
 // DenyQueryIfNotAdmin denies reads by viewers without admin rights.
@@ -163,17 +174,66 @@ func DenyRoleAboveViewer() privacy.MutationRule {
 		if !set {
 			return privacy.Skip
 		}
-		r, err := rm.Client().Role.Query().
-			Where(role.ID(id), role.OrganizationID(v.OrgID)).
-			Only(privacy.DecisionContext(ctx, privacy.Allow))
-		if ent.IsNotFound(err) {
-			return ErrRoleNotFound
-		}
+		r, err := loadRole(ctx, rm.Client(), v, id)
 		if err != nil {
 			return err
 		}
-		return grantable(v, r.Rank, r.Admin)
+		if err := grantable(v, r.Rank, r.Admin); err != privacy.Skip {
+			return err
+		}
+		if im, ok := m.(*ent.InvitationMutation); ok {
+			if admin, _ := im.Admin(); admin && !v.Admin {
+				return Forbidden("you cannot grant administrator rights you do not have")
+			}
+		}
+		return privacy.Skip
 	})
+}
+
+type roleCacheKey struct{}
+
+// WithRoleCache lets the role ceiling look each role up once per request,
+// not once per row, when a request writes many rows (bulk invitations).
+func WithRoleCache(ctx context.Context) context.Context {
+	return context.WithValue(ctx, roleCacheKey{}, &sync.Map{})
+}
+
+func loadRole(ctx context.Context, c *ent.Client, v *auth.Viewer, id int) (*ent.Role, error) {
+	cache, _ := ctx.Value(roleCacheKey{}).(*sync.Map)
+	if cache != nil {
+		if r, ok := cache.Load(id); ok {
+			return r.(*ent.Role), nil
+		}
+	}
+	r, err := c.Role.Query().
+		Where(role.ID(id), role.OrganizationID(v.OrgID)).
+		Only(privacy.DecisionContext(ctx, privacy.Allow))
+	if ent.IsNotFound(err) {
+		return nil, ErrRoleNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cache != nil {
+		cache.Store(id, r)
+	}
+	return r, nil
+}
+
+// CheckGrant applies the role ceiling outside a write (for dry runs, which
+// must refuse exactly what the real run would).
+func CheckGrant(ctx context.Context, rank int, admin bool) error {
+	v := auth.FromContext(ctx)
+	if v == nil {
+		return ErrUnauthenticated
+	}
+	if !v.Admin {
+		return Forbidden("only administrators may invite people")
+	}
+	if err := grantable(v, rank, admin); err != privacy.Skip {
+		return err
+	}
+	return nil
 }
 
 func grantable(v *auth.Viewer, rank int, admin bool) error {

@@ -101,3 +101,52 @@ func HasPurpose(p Purpose, token string) bool {
 // Ephemeral returns a random secret for a process that keeps nothing
 // (in-memory databases, tests).
 func Ephemeral() string { return rand.Text() + rand.Text() }
+
+// NewNonce returns 16 random bytes for a derived token's generation.
+func NewNonce() []byte {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// Derive returns the token for object id at generation, keyed by the server
+// secret and the generation's random nonce: `<prefix>_<id>_<gen>_<mac>`.
+// Nothing about it is stored, so it can be rebuilt (to resend the same
+// message, or show a link again) and dies when the generation moves on.
+func (k *Keyring) Derive(p Purpose, id, generation int, nonce []byte) string {
+	return fmt.Sprintf("%s_%d_%d_%s", p, id, generation, base64.RawURLEncoding.EncodeToString(k.mac(p, id, generation, nonce)))
+}
+
+func (k *Keyring) mac(p Purpose, id, generation int, nonce []byte) []byte {
+	m := hmac.New(sha256.New, k.Key("derived:"+string(p)))
+	fmt.Fprintf(m, "%d.%d.", id, generation)
+	m.Write(nonce)
+	return m.Sum(nil)
+}
+
+// ParseDerived reads the object id and generation from a derived token of
+// purpose p, without verifying it.
+func ParseDerived(p Purpose, token string) (id, generation int, ok bool) {
+	rest, found := strings.CutPrefix(token, string(p)+"_")
+	if !found {
+		return 0, 0, false
+	}
+	parts := strings.Split(rest, "_")
+	if len(parts) != 3 || len(parts[2]) != 43 {
+		return 0, 0, false
+	}
+	if _, err := fmt.Sscanf(parts[0]+" "+parts[1], "%d %d", &id, &generation); err != nil || id <= 0 || generation <= 0 {
+		return 0, 0, false
+	}
+	if fmt.Sprintf("%d_%d", id, generation) != parts[0]+"_"+parts[1] {
+		return 0, 0, false // no leading zeros or signs: one spelling per token
+	}
+	return id, generation, true
+}
+
+// VerifyDerived reports, in constant time, whether token is the one Derive
+// gives for these values.
+func (k *Keyring) VerifyDerived(p Purpose, token string, id, generation int, nonce []byte) bool {
+	want := k.Derive(p, id, generation, nonce)
+	return hmac.Equal([]byte(token), []byte(want))
+}

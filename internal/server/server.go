@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
@@ -34,6 +33,9 @@ import (
 	"admit/internal/account"
 	"admit/internal/auth"
 	"admit/internal/db"
+	"admit/internal/importfile"
+	"admit/internal/invite"
+	"admit/internal/pubsub"
 	"admit/internal/rule"
 )
 
@@ -65,6 +67,9 @@ var DefaultLimits = Limits{
 type Options struct {
 	DB             *db.DB
 	Accounts       *account.Service
+	Invites        *invite.Service
+	Broker         *pubsub.Broker
+	ImportLimits   importfile.Limits
 	Log            *slog.Logger
 	Limits         Limits
 	AllowedOrigins []string // exact origins, such as https://app.example.com
@@ -151,11 +156,14 @@ func (s *Server) CloseSockets() { s.once.Do(s.cancel) }
 func (s *Server) graphQL() http.Handler {
 	o := s.opts
 	es := graph.NewSchema(graph.Deps{
-		Client:      o.DB.Client,
-		Dialect:     o.DB.Dialect,
-		Accounts:    o.Accounts,
-		Log:         o.Log,
-		MaxPageSize: o.Limits.MaxPageSize,
+		Client:       o.DB.Client,
+		Dialect:      o.DB.Dialect,
+		Accounts:     o.Accounts,
+		Invites:      o.Invites,
+		Broker:       o.Broker,
+		ImportLimits: o.ImportLimits,
+		Log:          o.Log,
+		MaxPageSize:  o.Limits.MaxPageSize,
 	})
 	srv := handler.New(es)
 	srv.AddTransport(transport.Websocket{
@@ -189,7 +197,7 @@ func (s *Server) graphQL() http.Handler {
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
 	srv.Use(extension.FixedComplexityLimit(o.Limits.ComplexityLimit))
 	srv.Use(graph.DepthLimit{Max: o.Limits.DepthLimit})
-	srv.Use(graph.Transactioner{Transactioner: entgql.Transactioner{TxOpener: o.DB.Client}, Log: o.Log})
+	srv.Use(graph.Transactioner{Client: o.DB.Client, Log: o.Log})
 	srv.AroundOperations(s.revalidateSocketSession)
 	srv.AroundFields(graph.PageSize(o.Limits.MaxPageSize))
 	srv.SetErrorPresenter(graph.ErrorPresenter(o.Log))

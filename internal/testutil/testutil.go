@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,7 +28,12 @@ import (
 	"admit/ent/privacy"
 	"admit/internal/account"
 	"admit/internal/db"
+	"admit/internal/importfile"
+	"admit/internal/invite"
+	"admit/internal/mail"
+	"admit/internal/outbox"
 	"admit/internal/password"
+	"admit/internal/pubsub"
 	"admit/internal/secret"
 	"admit/internal/server"
 )
@@ -115,7 +121,86 @@ type Env struct {
 	Accounts *account.Service
 	Server   *server.Server
 	Clock    *Clock
+	Invites  *invite.Service
+	Broker   *pubsub.Broker
+	Worker   *outbox.Worker
+	Mail     *Mailbox
 	logs     *syncBuffer
+}
+
+// Mailbox is a mail.Sender that keeps what it is asked to send. Tests that
+// need a real SMTP conversation replace Env.Worker.Sender.
+type Mailbox struct {
+	mu   sync.Mutex
+	msgs []mail.Message
+	// Fail, when set, is returned by Send instead of keeping the message.
+	Fail error
+}
+
+// Send implements mail.Sender.
+func (m *Mailbox) Send(_ context.Context, msg mail.Message) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.Fail != nil {
+		return m.Fail
+	}
+	m.msgs = append(m.msgs, msg)
+	return nil
+}
+
+// Messages returns the messages sent so far.
+func (m *Mailbox) Messages() []mail.Message {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.msgs)
+}
+
+// To returns the messages sent to addr.
+func (m *Mailbox) To(addr string) []mail.Message {
+	var out []mail.Message
+	for _, msg := range m.Messages() {
+		if msg.To == addr {
+			out = append(out, msg)
+		}
+	}
+	return out
+}
+
+// AcceptURL is the link template tests run with.
+func AcceptURL(token string) string {
+	return "https://admit.test/invitations/accept?token=" + url.QueryEscape(token)
+}
+
+// TokenIn returns the invitation token in a message's text.
+func TokenIn(t testing.TB, msg mail.Message) string {
+	t.Helper()
+	i := strings.Index(msg.Text, "?token=")
+	if i < 0 {
+		t.Fatalf("no link in message to %s:\n%s", msg.To, msg.Text)
+	}
+	rest := msg.Text[i+len("?token="):]
+	if j := strings.IndexAny(rest, " \r\n"); j >= 0 {
+		rest = rest[:j]
+	}
+	tok, err := url.QueryUnescape(rest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// Deliver runs the outbox worker until nothing is due.
+func (e *Env) Deliver() {
+	e.T.Helper()
+	for {
+		n, err := e.Worker.RunOnce(context.Background())
+		if err != nil {
+			e.T.Fatalf("outbox: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+	}
 }
 
 // LogText returns everything the server logged so far.
@@ -140,9 +225,20 @@ func New(t testing.TB, opts ...Option) *Env {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	accounts := &account.Service{Keys: keys, SessionTTL: 24 * time.Hour, Now: clock.Now}
+	broker := pubsub.New()
+	invites := &invite.Service{Keys: keys, Now: clock.Now, Broker: broker, ResendCooldown: time.Minute}
+	mailbox := &Mailbox{}
+	worker := &outbox.Worker{
+		Client: d.Client, Dialect: d.Dialect, Sender: mailbox, Invites: invites, Broker: broker,
+		Log: log, Now: clock.Now, AcceptURL: AcceptURL, MessageIDDomain: "admit.test",
+		BaseBackoff: time.Second, MaxBackoff: 10 * time.Second,
+	}
 	o := server.Options{
 		DB:            d,
 		Accounts:      accounts,
+		Invites:       invites,
+		Broker:        broker,
+		ImportLimits:  importfile.DefaultLimits,
 		Log:           log,
 		Limits:        server.DefaultLimits,
 		Introspection: true,
@@ -155,7 +251,8 @@ func New(t testing.TB, opts ...Option) *Env {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.CloseSockets)
-	return &Env{T: t, DB: d, Keys: keys, Accounts: accounts, Server: srv, Clock: clock, logs: logs}
+	return &Env{T: t, DB: d, Keys: keys, Accounts: accounts, Server: srv, Clock: clock,
+		Invites: invites, Broker: broker, Worker: worker, Mail: mailbox, logs: logs}
 }
 
 type syncBuffer struct {

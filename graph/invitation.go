@@ -1,0 +1,213 @@
+package graph
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"admit/ent"
+	"admit/ent/idempotencykey"
+	"admit/ent/invitation"
+	"admit/internal/address"
+	"admit/internal/apperr"
+	"admit/internal/auth"
+	"admit/internal/importfile"
+	"admit/internal/invite"
+)
+
+// entriesFromInput splits what people typed or pasted into one entry per
+// address candidate; each entry is then validated as exactly one address.
+func entriesFromInput(inputs []string) []invite.Entry {
+	var out []invite.Entry
+	for _, in := range inputs {
+		for _, piece := range address.Split(in) {
+			out = append(out, invite.Entry{Input: piece})
+		}
+	}
+	return out
+}
+
+// entriesFromFile reads an uploaded file into entries with row numbers.
+func entriesFromFile(r io.Reader, filename string, lim importfile.Limits) ([]invite.Entry, *UserError) {
+	rows, err := importfile.Read(r, filename, lim)
+	if err != nil {
+		code := ErrorCodeFileMalformed
+		for sentinel, c := range map[error]ErrorCode{
+			importfile.ErrEmpty:           ErrorCodeFileEmpty,
+			importfile.ErrTooLarge:        ErrorCodeFileTooLarge,
+			importfile.ErrTooManyRows:     ErrorCodeFileTooManyRows,
+			importfile.ErrNotText:         ErrorCodeFileNotText,
+			importfile.ErrUnsupportedType: ErrorCodeFileUnsupportedType,
+			importfile.ErrNoAddressColumn: ErrorCodeFileNoAddressColumn,
+		} {
+			if errors.Is(err, sentinel) {
+				code = c
+			}
+		}
+		return nil, userErrors(code, "input.file", err.Error())[0]
+	}
+	out := make([]invite.Entry, len(rows))
+	for i, row := range rows {
+		out[i] = invite.Entry{Row: row.Line, Input: row.Email, Name: row.Name}
+	}
+	return out, nil
+}
+
+// results turns an outcome into GraphQL results, loading the new
+// invitations in batches.
+func (r *Resolver) results(ctx context.Context, c *ent.Client, out *invite.Outcome, dryRun bool) ([]*InviteResult, *InviteCounts, error) {
+	var ids []int
+	for _, res := range out.Results {
+		if res.InvitationID != 0 {
+			ids = append(ids, res.InvitationID)
+		}
+	}
+	byID := make(map[int]*ent.Invitation, len(ids))
+	if !dryRun {
+		for start := 0; start < len(ids); start += 1000 {
+			invs, err := c.Invitation.Query().Where(invitation.IDIn(ids[start:min(start+1000, len(ids))]...)).All(ctx)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, inv := range invs {
+				byID[inv.ID] = inv
+			}
+		}
+	}
+	counts := &InviteCounts{Total: len(out.Results)}
+	results := make([]*InviteResult, len(out.Results))
+	for i, res := range out.Results {
+		ir := &InviteResult{Input: res.Input, Message: nonEmpty(res.Message), Email: nonEmpty(res.Email)}
+		if res.Row != 0 {
+			ir.Row = ptr(res.Row)
+		}
+		switch res.Code {
+		case "":
+			counts.Invited++
+			ir.Outcome = InviteOutcomeInvited
+			if dryRun {
+				ir.Outcome = InviteOutcomeWouldInvite
+				ir.Message = ptr("would invite " + res.Email)
+			}
+			ir.Invitation = byID[res.InvitationID]
+		default:
+			ir.Outcome = InviteOutcomeSkipped
+			code := ErrorCode(res.Code)
+			ir.Code = &code
+			switch res.Code {
+			case invite.CodeInvalidAddress:
+				counts.Invalid++
+			case invite.CodeDuplicate:
+				counts.Duplicate++
+			case invite.CodeAlreadyMember:
+				counts.AlreadyMember++
+			case invite.CodeAlreadyInvited:
+				counts.AlreadyInvited++
+			case invite.CodeDomainNotAllowed:
+				counts.DomainNotAllowed++
+			}
+		}
+		results[i] = ir
+	}
+	return results, counts, nil
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// idempotent runs fn once per (organization, operation, key): a retry with
+// the same key and request gets the first outcome back and writes nothing;
+// the same key with another request is refused. The key row is written
+// first, so a concurrent retry waits for the first to finish.
+func (r *Resolver) idempotent(ctx context.Context, c *ent.Client, op string, key *string, request any, fn func() (*invite.Outcome, error)) (*invite.Outcome, *UserError, error) {
+	if key == nil || *key == "" {
+		out, err := fn()
+		return out, nil, err
+	}
+	if len(*key) > 200 {
+		return nil, userErrors(ErrorCodeInvalidInput, "input.idempotencyKey", "idempotencyKey must be at most 200 characters")[0], nil
+	}
+	v := auth.FromContext(ctx)
+	if v == nil {
+		return nil, nil, errors.New("idempotent: no viewer")
+	}
+	b, err := json.Marshal(request)
+	if err != nil {
+		return nil, nil, err
+	}
+	sum := sha256.Sum256(b)
+	hash := hex.EncodeToString(sum[:])
+	prev, err := c.IdempotencyKey.Query().
+		Where(idempotencykey.Operation(op), idempotencykey.Key(*key)).
+		Only(ctx)
+	switch {
+	case err == nil:
+		if prev.RequestHash != hash {
+			return nil, userErrors(ErrorCodeIdempotencyKeyReused, "input.idempotencyKey", "this idempotencyKey was used with a different request")[0], nil
+		}
+		var out invite.Outcome
+		if err := json.Unmarshal(prev.Response, &out); err != nil {
+			return nil, nil, fmt.Errorf("idempotent: stored response: %w", err)
+		}
+		return &out, nil, nil
+	case !ent.IsNotFound(err):
+		return nil, nil, err
+	}
+	row, err := c.IdempotencyKey.Create().
+		SetOrganizationID(v.OrgID).
+		SetOperation(op).
+		SetKey(*key).
+		SetRequestHash(hash).
+		Save(ctx)
+	if err != nil {
+		if ent.IsConstraintError(err) {
+			return nil, nil, apperr.New(apperr.Conflict, "a request with this idempotencyKey is in progress; retry it")
+		}
+		return nil, nil, err
+	}
+	out, err := fn()
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := json.Marshal(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, nil, c.IdempotencyKey.UpdateOne(row).SetResponse(resp).Exec(ctx)
+}
+
+// invitationWhere reads EXPIRED and PENDING in a status filter as readers
+// see them: a pending invitation past its expiry is expired.
+func (r *Resolver) invitationWhere(where *ent.InvitationWhereInput) {
+	if where == nil || where.Status == nil {
+		return
+	}
+	now := r.invites.Now()
+	switch *where.Status {
+	case invitation.StatusEXPIRED:
+		where.Status = nil
+		where.Or = append(where.Or,
+			&ent.InvitationWhereInput{Status: ptr(invitation.StatusEXPIRED)},
+			&ent.InvitationWhereInput{Status: ptr(invitation.StatusPENDING), ExpiresAtLTE: &now},
+		)
+	case invitation.StatusPENDING:
+		where.ExpiresAtGT = &now
+	}
+}
+
+// userErrorFrom maps a pipeline refusal to a payload error.
+func userErrorFrom(err error) (*UserError, bool) {
+	ue, ok := invite.AsUserError(err)
+	if !ok {
+		return nil, false
+	}
+	return userErrors(ErrorCode(ue.Code), ue.Field, ue.Message)[0], true
+}

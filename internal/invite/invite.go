@@ -1,0 +1,389 @@
+// Package invite is the invitation pipeline every invite path shares:
+// validate addresses, write invitations and their outbox messages in the
+// caller's transaction, and later preview, accept, resend and revoke them.
+package invite
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"entgo.io/ent/dialect/sql"
+
+	"admit/ent"
+	"admit/ent/delivery"
+	"admit/ent/invitation"
+	"admit/ent/privacy"
+	"admit/ent/role"
+	"admit/ent/user"
+	"admit/internal/address"
+	"admit/internal/apperr"
+	"admit/internal/auth"
+	"admit/internal/pubsub"
+	"admit/internal/rule"
+	"admit/internal/secret"
+)
+
+// Result codes for one address (the GraphQL ErrorCode names).
+const (
+	CodeInvalidAddress   = "INVALID_ADDRESS"
+	CodeDuplicate        = "DUPLICATE_IN_REQUEST"
+	CodeAlreadyMember    = "ALREADY_MEMBER"
+	CodeAlreadyInvited   = "ALREADY_INVITED"
+	CodeDomainNotAllowed = "DOMAIN_NOT_ALLOWED"
+)
+
+// TemplateInvitation names the invitation message template.
+const TemplateInvitation = "invitation"
+
+// Service holds what the pipeline needs.
+type Service struct {
+	Keys   *secret.Keyring
+	Now    func() time.Time
+	Broker *pubsub.Broker
+	// Kick wakes the outbox worker after new messages commit; may be nil.
+	Kick func()
+	// ResendCooldown is the least time between two sends of one invitation.
+	ResendCooldown time.Duration
+}
+
+// Entry is one address as the user gave it.
+type Entry struct {
+	Row   int    // file row, 0 for typed entries
+	Input string // as given
+	Name  string // from a name column, if any
+}
+
+// Request is one invite request.
+type Request struct {
+	Entries     []Entry
+	RoleID      *int
+	WorkspaceID *int
+	Message     string
+	Source      invitation.Source
+}
+
+// Result is what happened to one entry.
+type Result struct {
+	Row          int    `json:"row,omitempty"`
+	Input        string `json:"input"`
+	Email        string `json:"email,omitempty"`
+	Code         string `json:"code,omitempty"` // "" when invited
+	Message      string `json:"message,omitempty"`
+	InvitationID int    `json:"invitationID,omitempty"`
+}
+
+// Outcome is the result of a request.
+type Outcome struct {
+	Results []Result `json:"results"`
+}
+
+// Count returns how many results carry code ("" counts the invited).
+func (o *Outcome) Count(code string) int {
+	n := 0
+	for _, r := range o.Results {
+		if r.Code == code {
+			n++
+		}
+	}
+	return n
+}
+
+// system bypasses privacy for lookups the pipeline decides itself.
+func system(ctx context.Context) context.Context {
+	return privacy.DecisionContext(ctx, privacy.Allow)
+}
+
+// batch is how many addresses go in one IN list or multi-row INSERT: under
+// SQLite's and PostgreSQL's bound-parameter limits for every statement here.
+const batch = 1000
+
+// candidate is a valid, new-to-this-request address still to be checked
+// against the database.
+type candidate struct {
+	result int // index in Outcome.Results
+	email  string
+	name   string
+}
+
+// Invite validates every entry and writes an invitation, a queued message
+// and an audit event for each valid, new address, with c (the mutation's
+// transaction). A role or workspace that does not exist fails the whole
+// request; problems with single addresses are reported in the results.
+func (s *Service) Invite(ctx context.Context, c *ent.Client, req Request) (*Outcome, error) {
+	if err := rule.RequireAdmin(ctx, "invite people"); err != nil {
+		return nil, err
+	}
+	v := auth.FromContext(ctx)
+	ctx = rule.WithRoleCache(ctx)
+	org, err := c.Organization.Get(ctx, v.OrgID)
+	if err != nil {
+		return nil, fmt.Errorf("invite.Invite: %w", err)
+	}
+	rl, err := grantableRole(ctx, c, req.RoleID)
+	if err != nil {
+		return nil, err
+	}
+	if req.WorkspaceID != nil {
+		if _, err := c.Workspace.Get(ctx, *req.WorkspaceID); ent.IsNotFound(err) {
+			return nil, apperr.New(apperr.NotFound, "workspace not found")
+		} else if err != nil {
+			return nil, fmt.Errorf("invite.Invite: %w", err)
+		}
+	}
+	if len([]rune(req.Message)) > 2000 {
+		return nil, apperr.New(apperr.BadUserInput, "message must be at most 2000 characters")
+	}
+
+	out, cands := classify(org, req.Entries)
+	now := s.Now()
+	expires := now.Add(time.Duration(org.InvitationExpiryDays) * 24 * time.Hour)
+	for start := 0; start < len(cands); start += batch {
+		part := cands[start:min(start+batch, len(cands))]
+		if err := s.invitePart(ctx, c, v, req, rl, out, part, now, expires); err != nil {
+			return nil, err
+		}
+	}
+	if s.Kick != nil && out.Count("") > 0 {
+		afterCommit(ctx, s.Kick)
+	}
+	return out, nil
+}
+
+// classify parses every entry and settles what needs no database: invalid
+// addresses, repeats and addresses outside the organization's domains.
+func classify(org *ent.Organization, entries []Entry) (*Outcome, []candidate) {
+	out := &Outcome{Results: make([]Result, 0, len(entries))}
+	var cands []candidate
+	seen := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		r := Result{Row: e.Row, Input: e.Input}
+		email, name, err := address.Parse(e.Input)
+		switch {
+		case err != nil:
+			r.Code, r.Message = CodeInvalidAddress, err.Error()
+		case seen[email]:
+			r.Email, r.Code, r.Message = email, CodeDuplicate, email+" appears earlier in this request"
+		case org.RestrictInvitationsToDomains && !slices.Contains(org.Domains, domainOf(email)):
+			r.Email, r.Code = email, CodeDomainNotAllowed
+			r.Message = domainOf(email) + " is not one of the organization's domains"
+		default:
+			r.Email = email
+			seen[email] = true
+			cands = append(cands, candidate{result: len(out.Results), email: email, name: cmpOr(name, e.Name)})
+		}
+		out.Results = append(out.Results, r)
+	}
+	return out, cands
+}
+
+func (s *Service) invitePart(ctx context.Context, c *ent.Client, v *auth.Viewer, req Request, rl *ent.Role,
+	out *Outcome, part []candidate, now, expires time.Time) error {
+	emails := make([]string, len(part))
+	for i, p := range part {
+		emails[i] = p.email
+	}
+	members, err := c.User.Query().
+		Where(user.EmailIn(emails...), user.StatusIn(user.StatusACTIVE, user.StatusDEACTIVATED)).
+		Select(user.FieldEmail).
+		Strings(ctx)
+	if err != nil {
+		return fmt.Errorf("invite: members: %w", err)
+	}
+	// An expired invitation never blocks a new one: mark it expired first
+	// so the one-pending-per-address index lets the new row in.
+	if _, err := c.Invitation.Update().
+		Where(invitation.EmailIn(emails...), invitation.StatusEQ(invitation.StatusPENDING), invitation.ExpiresAtLTE(now)).
+		SetStatus(invitation.StatusEXPIRED).
+		Save(ctx); err != nil {
+		return fmt.Errorf("invite: expire: %w", err)
+	}
+	pending, err := c.Invitation.Query().
+		Where(invitation.EmailIn(emails...), invitation.StatusEQ(invitation.StatusPENDING)).
+		Select(invitation.FieldEmail).
+		Strings(ctx)
+	if err != nil {
+		return fmt.Errorf("invite: pending: %w", err)
+	}
+	isMember, isPending := set(members), set(pending)
+
+	var creates []*ent.InvitationCreate
+	var todo []candidate
+	nonces := map[string][]byte{}
+	for _, p := range part {
+		r := &out.Results[p.result]
+		switch {
+		case isMember[p.email]:
+			r.Code, r.Message = CodeAlreadyMember, p.email+" already has an account in this organization"
+		case isPending[p.email]:
+			r.Code, r.Message = CodeAlreadyInvited, p.email+" already has a pending invitation"
+		default:
+			nonce := secret.NewNonce()
+			nonces[p.email] = nonce
+			todo = append(todo, p)
+			creates = append(creates, c.Invitation.Create().
+				SetOrganizationID(v.OrgID).
+				SetEmail(p.email).
+				SetName(p.name).
+				SetSource(req.Source).
+				SetMessage(req.Message).
+				SetRoleID(rl.ID).
+				SetInviterID(v.UserID).
+				SetNillableWorkspaceID(req.WorkspaceID).
+				SetTokenNonces([][]byte{nonce}).
+				SetExpiresAt(expires).
+				SetSendCount(1).
+				SetLastSentAt(now))
+		}
+	}
+	if len(creates) == 0 {
+		return nil
+	}
+	// A concurrent request may have invited the same address since the
+	// check above: the partial unique index refuses the second row, and DO
+	// NOTHING turns that into "already invited" instead of an error.
+	err = c.Invitation.CreateBulk(creates...).
+		OnConflict(
+			sql.ConflictColumns(invitation.FieldOrganizationID, invitation.FieldEmail),
+			sql.ConflictWhere(sql.And(sql.EQ(invitation.FieldStatus, invitation.StatusPENDING.String()), sql.NotNull(invitation.FieldEmail))),
+		).
+		DoNothing().
+		Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("invite: insert: %w", err)
+	}
+	written := make([]string, len(todo))
+	for i, p := range todo {
+		written[i] = p.email
+	}
+	rows, err := c.Invitation.Query().
+		Where(invitation.EmailIn(written...), invitation.StatusEQ(invitation.StatusPENDING)).
+		Select(invitation.FieldID, invitation.FieldEmail, invitation.FieldTokenNonces).
+		All(ctx)
+	if err != nil {
+		return fmt.Errorf("invite: read back: %w", err)
+	}
+	ours := map[string]int{}
+	for _, row := range rows {
+		if row.Email != nil && len(row.TokenNonces) == 1 && bytes.Equal(row.TokenNonces[0], nonces[*row.Email]) {
+			ours[*row.Email] = row.ID
+		}
+	}
+	deliveries := make([]*ent.DeliveryCreate, 0, len(ours))
+	events := make([]*ent.AuditEventCreate, 0, len(ours))
+	for _, p := range todo {
+		r := &out.Results[p.result]
+		id, ok := ours[p.email]
+		if !ok {
+			r.Code, r.Message = CodeAlreadyInvited, p.email+" already has a pending invitation"
+			continue
+		}
+		r.InvitationID = id
+		r.Message = "invited " + p.email
+		deliveries = append(deliveries, queueInvitation(c, v.OrgID, id, p.email, 1, now))
+		events = append(events, auditCreate(c, v, "invitation.created", id, p.email))
+	}
+	if err := c.Delivery.CreateBulk(deliveries...).Exec(ctx); err != nil {
+		return fmt.Errorf("invite: queue messages: %w", err)
+	}
+	if err := c.AuditEvent.CreateBulk(events...).Exec(ctx); err != nil {
+		return fmt.Errorf("invite: audit: %w", err)
+	}
+	return nil
+}
+
+// queueInvitation builds the outbox row for one invitation message. The
+// worker renders and sends it.
+func queueInvitation(c *ent.Client, orgID, invitationID int, to string, generation int, now time.Time) *ent.DeliveryCreate {
+	return c.Delivery.Create().
+		SetOrganizationID(orgID).
+		SetChannel(delivery.ChannelEMAIL).
+		SetRecipient(to).
+		SetTemplate(TemplateInvitation).
+		SetInvitationID(invitationID).
+		SetTokenGeneration(generation).
+		SetNextAttemptAt(now)
+}
+
+func auditCreate(c *ent.Client, v *auth.Viewer, action string, invitationID int, summary string) *ent.AuditEventCreate {
+	return c.AuditEvent.Create().
+		SetOrganizationID(v.OrgID).
+		SetActorID(v.UserID).
+		SetAction(action).
+		SetTargetType("Invitation").
+		SetTargetID(invitationID).
+		SetSummary(summary)
+}
+
+// grantableRole returns the requested role, or the built-in Member role,
+// once the role ceiling allows the viewer to grant it. A dry run is refused
+// exactly as the real run would be.
+func grantableRole(ctx context.Context, c *ent.Client, id *int) (*ent.Role, error) {
+	q := c.Role.Query()
+	if id != nil {
+		q = q.Where(role.ID(*id))
+	} else {
+		q = q.Where(role.Builtin(true), role.Admin(false))
+	}
+	rl, err := q.Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, apperr.New(apperr.NotFound, "role not found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("invite: role: %w", err)
+	}
+	if err := rule.CheckGrant(ctx, rl.Rank, rl.Admin); err != nil {
+		return nil, err
+	}
+	return rl, nil
+}
+
+func domainOf(email string) string { return email[strings.LastIndexByte(email, '@')+1:] }
+
+func set(ss []string) map[string]bool {
+	m := make(map[string]bool, len(ss))
+	for _, s := range ss {
+		m[s] = true
+	}
+	return m
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// afterCommit runs fn once the transaction in ctx commits, or now when
+// there is none: events and wake-ups must never announce rolled-back work.
+func afterCommit(ctx context.Context, fn func()) {
+	tx := ent.TxFromContext(ctx)
+	if tx == nil {
+		fn()
+		return
+	}
+	tx.OnCommit(func(next ent.Committer) ent.Committer {
+		return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
+			if err := next.Commit(ctx, tx); err != nil {
+				return err
+			}
+			fn()
+			return nil
+		})
+	})
+}
+
+// publish announces an invitation event after commit.
+func (s *Service) publish(ctx context.Context, orgID, invitationID int, kind string) {
+	if s.Broker == nil {
+		return
+	}
+	at := s.Now()
+	afterCommit(ctx, func() {
+		s.Broker.Publish(pubsub.Event{Topic: "invitation", OrgID: orgID, Kind: kind, ObjectID: invitationID, At: at})
+	})
+}

@@ -1,0 +1,390 @@
+package invite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"admit/ent"
+	"admit/ent/delivery"
+	"admit/ent/invitation"
+	"admit/ent/membership"
+	"admit/ent/user"
+	"admit/internal/account"
+	"admit/internal/auth"
+	"admit/internal/password"
+	"admit/internal/rule"
+	"admit/internal/secret"
+)
+
+// UserError is a refusal the caller can act on, reported in a payload.
+type UserError struct {
+	Code    string
+	Field   string
+	Message string
+}
+
+func (e *UserError) Error() string { return e.Message }
+
+func userErr(code, field, msg string) *UserError {
+	return &UserError{Code: code, Field: field, Message: msg}
+}
+
+// Token lookup failures, distinct so the invitee is told what to do.
+var (
+	ErrNotFound        = userErr("INVITATION_NOT_FOUND", "token", "no invitation has this link; check that it was copied whole")
+	ErrReplaced        = userErr("INVITATION_REPLACED", "token", "this invitation was sent again; use the link in the newest message")
+	ErrRevoked         = userErr("INVITATION_REVOKED", "token", "this invitation was revoked")
+	ErrExpired         = userErr("INVITATION_EXPIRED", "token", "this invitation has expired; ask for it to be sent again")
+	ErrAlreadyAccepted = userErr("INVITATION_ALREADY_ACCEPTED", "token", "this invitation was already accepted; sign in instead")
+)
+
+// Lookup finds the invitation a token stands for, with its organization,
+// role, workspace and inviter, checking the token in constant time. It
+// needs no viewer: the token is the credential.
+func (s *Service) Lookup(ctx context.Context, c *ent.Client, token string) (*ent.Invitation, error) {
+	id, gen, ok := secret.ParseDerived(secret.Invitation, token)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	inv, err := c.Invitation.Query().
+		Where(invitation.ID(id)).
+		WithOrganization().
+		WithRole().
+		WithWorkspace().
+		WithInviter().
+		Only(system(ctx))
+	if ent.IsNotFound(err) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("invite.Lookup: %w", err)
+	}
+	if gen > len(inv.TokenNonces) || !s.Keys.VerifyDerived(secret.Invitation, token, id, gen, inv.TokenNonces[gen-1]) {
+		return nil, ErrNotFound
+	}
+	switch {
+	case gen != inv.TokenGeneration:
+		return inv, ErrReplaced
+	case inv.Status == invitation.StatusACCEPTED:
+		return inv, ErrAlreadyAccepted
+	case inv.Status == invitation.StatusREVOKED:
+		return inv, ErrRevoked
+	case inv.Status == invitation.StatusEXPIRED || !inv.ExpiresAt.After(s.Now()):
+		return inv, ErrExpired
+	}
+	return inv, nil
+}
+
+// Token returns the live token of inv (for the outbox worker).
+func (s *Service) Token(inv *ent.Invitation, generation int) (string, bool) {
+	if generation < 1 || generation > len(inv.TokenNonces) {
+		return "", false
+	}
+	return s.Keys.Derive(secret.Invitation, inv.ID, generation, inv.TokenNonces[generation-1]), true
+}
+
+// Status is the invitation's status as a reader should see it: a pending
+// invitation past its expiry reads as expired at once, with no batch job.
+func Status(inv *ent.Invitation, now time.Time) invitation.Status {
+	if inv.Status == invitation.StatusPENDING && !inv.ExpiresAt.After(now) {
+		return invitation.StatusEXPIRED
+	}
+	return inv.Status
+}
+
+// AcceptInput is what the invitee sends.
+type AcceptInput struct {
+	Token    string
+	Name     string
+	Password string
+}
+
+// Accepted is the result of Accept.
+type Accepted struct {
+	User         *ent.User
+	SessionToken string
+	Session      *ent.Session
+}
+
+// Accept turns an invitation into an account and signs it in. The rules are
+// checked as they are now, not as they were when the invitation was sent.
+// Of two concurrent accepts exactly one wins: the invitation is claimed with
+// a conditional update before anything else is written.
+func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.Service, in AcceptInput) (*Accepted, error) {
+	inv, err := s.Lookup(ctx, c, in.Token)
+	if err != nil {
+		return nil, err
+	}
+	sys := system(ctx)
+	org, rl := inv.Edges.Organization, inv.Edges.Role
+	email := *inv.Email
+	if org.RestrictInvitationsToDomains && !slices.Contains(org.Domains, domainOf(email)) {
+		return nil, userErr(CodeDomainNotAllowed, "token", domainOf(email)+" is no longer one of the organization's domains")
+	}
+	if err := s.stillGrantable(sys, c, inv); err != nil {
+		return nil, err
+	}
+	existing, err := c.User.Query().
+		Where(user.OrganizationID(inv.OrganizationID), user.Email(email)).
+		Only(sys)
+	if err != nil && !ent.IsNotFound(err) {
+		return nil, fmt.Errorf("invite.Accept: %w", err)
+	}
+	v := auth.FromContext(ctx)
+	name := strings.TrimSpace(in.Name)
+	switch {
+	case existing != nil && existing.Status == user.StatusDEACTIVATED:
+		return nil, userErr("ACCOUNT_DEACTIVATED", "token", "the account for "+email+" is deactivated; ask an administrator")
+	case existing != nil && existing.Status == user.StatusACTIVE:
+		if v == nil {
+			return nil, userErr("SIGN_IN_REQUIRED", "token", email+" already has an account: sign in, then accept")
+		}
+		if v.UserID != existing.ID {
+			return nil, userErr("WRONG_ACCOUNT", "token", "this invitation is for "+email+"; sign in as that account to accept it")
+		}
+	default:
+		if v != nil {
+			return nil, userErr("WRONG_ACCOUNT", "token", "you are signed in as someone else; sign out to accept this invitation")
+		}
+		if name == "" || utf8.RuneCountInString(name) > 200 {
+			return nil, userErr("INVALID_INPUT", "input.name", "name must be 1 to 200 characters")
+		}
+		if err := password.Check(in.Password); err != nil {
+			return nil, userErr("PASSWORD_TOO_WEAK", "input.password", err.Error())
+		}
+	}
+
+	now := s.Now()
+	// Claim the invitation first: a concurrent accept waits on this row
+	// and then finds it no longer pending.
+	n, err := c.Invitation.Update().
+		Where(
+			invitation.ID(inv.ID),
+			invitation.StatusEQ(invitation.StatusPENDING),
+			invitation.TokenGeneration(inv.TokenGeneration),
+			invitation.ExpiresAtGT(now),
+		).
+		SetStatus(invitation.StatusACCEPTED).
+		SetAcceptedAt(now).
+		Save(sys)
+	if err != nil {
+		return nil, fmt.Errorf("invite.Accept: claim: %w", err)
+	}
+	if n == 0 {
+		if _, err := s.Lookup(ctx, c, in.Token); err != nil {
+			return nil, err
+		}
+		return nil, ErrAlreadyAccepted
+	}
+
+	var u *ent.User
+	switch {
+	case existing != nil && existing.Status == user.StatusACTIVE:
+		u = existing // never changes an existing account's password or role
+	case existing != nil: // INVITED: created quietly, activated now
+		u, err = c.User.UpdateOne(existing).
+			SetName(name).
+			SetPasswordHash(password.Hash(in.Password)).
+			SetStatus(user.StatusACTIVE).
+			SetRoleID(rl.ID).
+			SetKind(user.Kind(inv.Kind)).
+			Save(sys)
+	default:
+		u, err = c.User.Create().
+			SetOrganizationID(inv.OrganizationID).
+			SetEmail(email).
+			SetName(name).
+			SetPasswordHash(password.Hash(in.Password)).
+			SetRoleID(rl.ID).
+			SetKind(user.Kind(inv.Kind)).
+			SetNillableExternalID(inv.ExternalID).
+			Save(sys)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("invite.Accept: account: %w", err)
+	}
+	if err := c.Invitation.UpdateOneID(inv.ID).SetUserID(u.ID).Exec(sys); err != nil {
+		return nil, fmt.Errorf("invite.Accept: %w", err)
+	}
+	if inv.WorkspaceID != nil {
+		err := c.Membership.Create().
+			SetOrganizationID(inv.OrganizationID).
+			SetWorkspaceID(*inv.WorkspaceID).
+			SetUserID(u.ID).
+			SetStatus(membership.StatusJOINED).
+			OnConflictColumns(membership.FieldWorkspaceID, membership.FieldUserID).
+			Update(func(m *ent.MembershipUpsert) { m.SetStatus(membership.StatusJOINED) }).
+			Exec(sys)
+		if err != nil {
+			return nil, fmt.Errorf("invite.Accept: membership: %w", err)
+		}
+	}
+	if _, err := c.Delivery.Update().
+		Where(delivery.InvitationID(inv.ID), delivery.StatusEQ(delivery.StatusQUEUED)).
+		SetStatus(delivery.StatusCANCELLED).
+		Save(sys); err != nil {
+		return nil, fmt.Errorf("invite.Accept: %w", err)
+	}
+	if err := c.AuditEvent.Create().
+		SetOrganizationID(inv.OrganizationID).
+		SetActorID(u.ID).
+		SetAction("invitation.accepted").
+		SetTargetType("Invitation").
+		SetTargetID(inv.ID).
+		SetSummary(email).
+		Exec(sys); err != nil {
+		return nil, fmt.Errorf("invite.Accept: audit: %w", err)
+	}
+	token, sess, err := accounts.StartSession(ctx, c, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	s.publish(ctx, inv.OrganizationID, inv.ID, "ACCEPTED")
+	return &Accepted{User: u, SessionToken: token, Session: sess}, nil
+}
+
+// stillGrantable refuses an invitation whose role its inviter could no
+// longer grant (the inviter was demoted, deactivated or the role raised).
+func (s *Service) stillGrantable(ctx context.Context, c *ent.Client, inv *ent.Invitation) error {
+	refuse := userErr("INVITATION_NOT_ACCEPTABLE", "token", "this invitation can no longer be accepted as sent; ask for a new one")
+	inviter := inv.Edges.Inviter
+	if inviter == nil || inviter.Status != user.StatusACTIVE {
+		return refuse
+	}
+	ir, err := c.User.QueryRole(inviter).Only(ctx)
+	if err != nil {
+		return fmt.Errorf("invite: inviter role: %w", err)
+	}
+	rl := inv.Edges.Role
+	if !ir.Admin || rl.Rank > ir.Rank || (rl.Admin || inv.Admin) && !ir.Admin {
+		return refuse
+	}
+	return nil
+}
+
+// Resend issues a fresh token, expiry and message for a pending or expired
+// invitation; every earlier link stops working.
+func (s *Service) Resend(ctx context.Context, c *ent.Client, id int) (*ent.Invitation, error) {
+	if err := rule.RequireAdmin(ctx, "resend invitations"); err != nil {
+		return nil, err
+	}
+	inv, err := c.Invitation.Query().Where(invitation.ID(id)).WithOrganization().Only(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	switch inv.Status {
+	case invitation.StatusACCEPTED:
+		return nil, userErr(ErrAlreadyAccepted.Code, "input.id", "this invitation was already accepted")
+	case invitation.StatusREVOKED:
+		return nil, userErr(ErrRevoked.Code, "input.id", "this invitation was revoked; send a new one")
+	}
+	if inv.LastSentAt != nil {
+		if wait := inv.LastSentAt.Add(s.ResendCooldown).Sub(now); wait > 0 {
+			return nil, userErr("RESEND_TOO_SOON", "input.id",
+				fmt.Sprintf("this invitation was sent moments ago; try again in %d seconds", int(wait.Seconds())+1))
+		}
+	}
+	if inv.Email != nil {
+		// Reviving an expired invitation must not create a second
+		// pending one for the address.
+		other, err := c.Invitation.Query().
+			Where(invitation.IDNEQ(inv.ID), invitation.Email(*inv.Email), invitation.StatusEQ(invitation.StatusPENDING), invitation.ExpiresAtGT(now)).
+			Exist(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if other {
+			return nil, userErr("ALREADY_INVITED", "input.id", *inv.Email+" has a newer pending invitation")
+		}
+		if _, err := c.Invitation.Update().
+			Where(invitation.IDNEQ(inv.ID), invitation.Email(*inv.Email), invitation.StatusEQ(invitation.StatusPENDING)).
+			SetStatus(invitation.StatusEXPIRED).
+			Save(ctx); err != nil {
+			return nil, err
+		}
+	}
+	gen := inv.TokenGeneration + 1
+	inv, err = c.Invitation.UpdateOne(inv).
+		SetTokenNonces(append(slices.Clone(inv.TokenNonces), secret.NewNonce())).
+		SetTokenGeneration(gen).
+		SetStatus(invitation.StatusPENDING).
+		SetExpiresAt(now.Add(time.Duration(inv.Edges.Organization.InvitationExpiryDays) * 24 * time.Hour)).
+		AddSendCount(1).
+		SetLastSentAt(now).
+		SetLastDeliveryError("").
+		Save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Delivery.Update().
+		Where(delivery.InvitationID(inv.ID), delivery.StatusEQ(delivery.StatusQUEUED)).
+		SetStatus(delivery.StatusCANCELLED).
+		Save(system(ctx)); err != nil {
+		return nil, err
+	}
+	if inv.Email != nil {
+		if err := queueInvitation(c, inv.OrganizationID, inv.ID, *inv.Email, gen, now).Exec(system(ctx)); err != nil {
+			return nil, err
+		}
+	}
+	if err := auditCreate(c, auth.FromContext(ctx), "invitation.resent", inv.ID, deref(inv.Email)).Exec(ctx); err != nil {
+		return nil, err
+	}
+	if s.Kick != nil {
+		afterCommit(ctx, s.Kick)
+	}
+	return inv, nil
+}
+
+// Revoke ends a pending (or expired) invitation; its link stops working.
+func (s *Service) Revoke(ctx context.Context, c *ent.Client, id int) (*ent.Invitation, error) {
+	if err := rule.RequireAdmin(ctx, "revoke invitations"); err != nil {
+		return nil, err
+	}
+	inv, err := c.Invitation.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	switch inv.Status {
+	case invitation.StatusACCEPTED:
+		return nil, userErr(ErrAlreadyAccepted.Code, "input.id", "this invitation was already accepted")
+	case invitation.StatusREVOKED:
+		return nil, userErr(ErrRevoked.Code, "input.id", "this invitation is already revoked")
+	}
+	now := s.Now()
+	inv, err = c.Invitation.UpdateOne(inv).SetStatus(invitation.StatusREVOKED).SetRevokedAt(now).Save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Delivery.Update().
+		Where(delivery.InvitationID(inv.ID), delivery.StatusEQ(delivery.StatusQUEUED)).
+		SetStatus(delivery.StatusCANCELLED).
+		Save(system(ctx)); err != nil {
+		return nil, err
+	}
+	if err := auditCreate(c, auth.FromContext(ctx), "invitation.revoked", inv.ID, deref(inv.Email)).Exec(ctx); err != nil {
+		return nil, err
+	}
+	s.publish(ctx, inv.OrganizationID, inv.ID, "REVOKED")
+	return inv, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// AsUserError returns the payload error inside err, if it is one.
+func AsUserError(err error) (*UserError, bool) {
+	var ue *UserError
+	ok := errors.As(err, &ue)
+	return ue, ok
+}

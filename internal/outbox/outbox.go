@@ -1,0 +1,281 @@
+// Package outbox sends the queued Delivery rows. Rows are written in the
+// same transaction as what caused them, so a message is never lost nor sent
+// for a rolled-back change; the worker claims rows, sends them outside any
+// transaction, and records the outcome. With several replicas on PostgreSQL
+// each row is claimed by one worker (FOR UPDATE SKIP LOCKED); a worker that
+// dies mid-send leaves a lease that expires, and the row is sent again.
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+
+	"admit/ent"
+	"admit/ent/delivery"
+	"admit/ent/invitation"
+	"admit/ent/predicate"
+	"admit/ent/privacy"
+	"admit/internal/invite"
+	"admit/internal/mail"
+	"admit/internal/pubsub"
+)
+
+// Worker sends queued deliveries.
+type Worker struct {
+	Client  *ent.Client
+	Dialect string
+	Sender  mail.Sender
+	Invites *invite.Service
+	Broker  *pubsub.Broker
+	Log     *slog.Logger
+	Now     func() time.Time
+	// AcceptURL turns an invitation token into the link in the message.
+	AcceptURL func(token string) string
+	// MessageIDDomain is the right-hand side of Message-IDs.
+	MessageIDDomain string
+
+	MaxAttempts int           // attempts before a message is marked failed (default 6)
+	BaseBackoff time.Duration // first retry delay (default 30s); doubles, with full jitter
+	MaxBackoff  time.Duration // cap on one delay (default 1h)
+	Lease       time.Duration // how long a claim lasts (default 2m)
+	Batch       int           // rows claimed at a time (default 50)
+	Poll        time.Duration // idle wait between polls (default 2s)
+
+	kick chan struct{}
+	once sync.Once
+}
+
+func (w *Worker) init() {
+	w.once.Do(func() {
+		w.kick = make(chan struct{}, 1)
+		if w.MaxAttempts == 0 {
+			w.MaxAttempts = 6
+		}
+		if w.BaseBackoff == 0 {
+			w.BaseBackoff = 30 * time.Second
+		}
+		if w.MaxBackoff == 0 {
+			w.MaxBackoff = time.Hour
+		}
+		if w.Lease == 0 {
+			w.Lease = 2 * time.Minute
+		}
+		if w.Batch == 0 {
+			w.Batch = 50
+		}
+		if w.Poll == 0 {
+			w.Poll = 2 * time.Second
+		}
+		if w.Now == nil {
+			w.Now = time.Now
+		}
+		if w.Log == nil {
+			w.Log = slog.Default()
+		}
+	})
+}
+
+// Kick wakes the worker (after new rows commit) without blocking.
+func (w *Worker) Kick() {
+	w.init()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run sends until ctx ends.
+func (w *Worker) Run(ctx context.Context) {
+	w.init()
+	for {
+		n, err := w.RunOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			w.Log.ErrorContext(ctx, "outbox: run failed", "error", err)
+		}
+		if n > 0 && err == nil {
+			continue // there may be more
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.kick:
+		case <-time.After(w.Poll):
+		}
+	}
+}
+
+// system: the worker acts for no viewer.
+func system(ctx context.Context) context.Context {
+	return privacy.DecisionContext(ctx, privacy.Allow)
+}
+
+// RunOnce claims one batch of due rows and sends them. It returns how many
+// rows it handled.
+func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	w.init()
+	ids, err := w.claim(system(ctx))
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		if err := w.send(system(ctx), id); err != nil {
+			return len(ids), err
+		}
+	}
+	return len(ids), nil
+}
+
+// due matches rows ready to send: queued and due, or claimed by a worker
+// whose lease ran out (it died mid-send).
+func (w *Worker) due(now time.Time) predicate.Delivery {
+	return delivery.Or(
+		delivery.And(delivery.StatusEQ(delivery.StatusQUEUED), delivery.NextAttemptAtLTE(now)),
+		delivery.And(delivery.StatusEQ(delivery.StatusSENDING), delivery.LeaseUntilLT(now)),
+	)
+}
+
+// claim marks a batch of due rows as being sent by this worker.
+func (w *Worker) claim(ctx context.Context) ([]int, error) {
+	tx, err := w.Client.Tx(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: claim: %w", err)
+	}
+	now := w.Now()
+	q := tx.Delivery.Query().Where(w.due(now)).Order(ent.Asc(delivery.FieldID)).Limit(w.Batch)
+	if w.Dialect == dialect.Postgres {
+		// Rows another replica is claiming are skipped, not waited for.
+		q = q.ForUpdate(entsql.WithLockAction(entsql.SkipLocked))
+	} // SQLite: BEGIN IMMEDIATE already makes this transaction the only writer.
+	ids, err := q.IDs(ctx)
+	if err == nil && len(ids) > 0 {
+		err = tx.Delivery.Update().
+			Where(delivery.IDIn(ids...)).
+			SetStatus(delivery.StatusSENDING).
+			SetLeaseUntil(now.Add(w.Lease)).
+			Exec(ctx)
+	}
+	if err != nil {
+		_ = tx.Rollback()
+		return nil, fmt.Errorf("outbox: claim: %w", err)
+	}
+	return ids, tx.Commit()
+}
+
+var errSuperseded = errors.New("superseded")
+
+// send renders and sends one claimed row and records what happened.
+func (w *Worker) send(ctx context.Context, id int) error {
+	d, err := w.Client.Delivery.Query().Where(delivery.ID(id)).WithInvitation(func(q *ent.InvitationQuery) {
+		q.WithOrganization().WithRole().WithWorkspace().WithInviter()
+	}).Only(ctx)
+	if err != nil {
+		return fmt.Errorf("outbox: load %d: %w", id, err)
+	}
+	msg, token, err := w.render(d)
+	if errors.Is(err, errSuperseded) {
+		return w.Client.Delivery.UpdateOneID(id).SetStatus(delivery.StatusCANCELLED).ClearLeaseUntil().Exec(ctx)
+	}
+	if err == nil {
+		err = w.Sender.Send(ctx, msg)
+	}
+	now := w.Now()
+	attempts := d.Attempts + 1
+	up := w.Client.Delivery.UpdateOneID(id).SetAttempts(attempts).ClearLeaseUntil()
+	if msg.Text != "" {
+		// Keep the bodies as rendered, with the link masked: no token rests here.
+		up.SetSubject(msg.Subject).
+			SetBodyText(strings.ReplaceAll(msg.Text, token, "[token]")).
+			SetBodyHTML(strings.ReplaceAll(msg.HTML, token, "[token]"))
+	}
+	kind := ""
+	switch {
+	case err == nil:
+		up.SetStatus(delivery.StatusSENT).SetSentAt(now).SetLastError("")
+		kind = "SENT"
+	case mail.IsPermanent(err) || attempts >= w.MaxAttempts:
+		up.SetStatus(delivery.StatusFAILED).SetLastError(truncate(err.Error(), 1000))
+		kind = "FAILED"
+	default:
+		up.SetStatus(delivery.StatusQUEUED).SetNextAttemptAt(now.Add(w.backoff(attempts))).SetLastError(truncate(err.Error(), 1000))
+	}
+	if uerr := up.Exec(ctx); uerr != nil {
+		return fmt.Errorf("outbox: record %d: %w", id, uerr)
+	}
+	if err != nil {
+		w.Log.WarnContext(ctx, "outbox: send failed", "delivery", id, "attempt", attempts, "final", kind == "FAILED", "error", err)
+	}
+	if inv := d.Edges.Invitation; inv != nil && kind != "" {
+		lastErr := ""
+		if kind == "FAILED" {
+			lastErr = truncate(err.Error(), 1000)
+		}
+		if uerr := w.Client.Invitation.UpdateOneID(inv.ID).SetLastDeliveryError(lastErr).Exec(ctx); uerr != nil {
+			return fmt.Errorf("outbox: record %d: %w", id, uerr)
+		}
+		if w.Broker != nil {
+			w.Broker.Publish(pubsub.Event{Topic: "invitation", OrgID: inv.OrganizationID, Kind: kind, ObjectID: inv.ID, At: now})
+		}
+	}
+	return nil
+}
+
+// render builds the message of a row. An invitation message whose
+// invitation moved on (resent, revoked, accepted) is superseded.
+func (w *Worker) render(d *ent.Delivery) (mail.Message, string, error) {
+	m := mail.Message{To: d.Recipient, MessageID: fmt.Sprintf("<delivery-%d@%s>", d.ID, w.MessageIDDomain)}
+	switch d.Template {
+	case invite.TemplateInvitation:
+		inv := d.Edges.Invitation
+		if inv == nil || inv.Status != invitation.StatusPENDING || inv.TokenGeneration != d.TokenGeneration {
+			return m, "", errSuperseded
+		}
+		token, ok := w.Invites.Token(inv, d.TokenGeneration)
+		if !ok {
+			return m, "", errSuperseded
+		}
+		data := mail.Invitation{
+			OrganizationName: inv.Edges.Organization.Name,
+			RoleName:         inv.Edges.Role.Name,
+			Note:             inv.Message,
+			AcceptURL:        w.AcceptURL(token),
+			ExpiresAt:        inv.ExpiresAt,
+			Resent:           d.TokenGeneration > 1,
+		}
+		if inv.Edges.Inviter != nil {
+			data.InviterName = inv.Edges.Inviter.Name
+		}
+		if inv.Edges.Workspace != nil {
+			data.WorkspaceName = inv.Edges.Workspace.Name
+		}
+		var err error
+		m.Subject, m.Text, m.HTML, err = mail.RenderInvitation(data)
+		return m, token, err
+	default:
+		return m, "", fmt.Errorf("outbox: unknown template %q", d.Template)
+	}
+}
+
+// backoff is the capped exponential delay with full jitter before retry n.
+func (w *Worker) backoff(n int) time.Duration {
+	ceiling := w.BaseBackoff << min(n-1, 20)
+	if ceiling <= 0 || ceiling > w.MaxBackoff {
+		ceiling = w.MaxBackoff
+	}
+	return w.BaseBackoff/2 + time.Duration(rand.Int64N(int64(ceiling)))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

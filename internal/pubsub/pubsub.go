@@ -1,0 +1,79 @@
+// Package pubsub fans events out to subscribers in this process. Publishers
+// never block: a subscriber that falls behind by more than its buffer loses
+// events (and is told so by a dropped count) rather than stalling the server.
+package pubsub
+
+import (
+	"sync"
+	"time"
+)
+
+// Event is something that happened to an object of one organization.
+// Subscribers reload the object with their own viewer, so events carry only
+// identifiers, never data another tenant could read.
+type Event struct {
+	Topic    string // e.g. "invitation"
+	OrgID    int
+	Kind     string // e.g. SENT, FAILED, ACCEPTED, REVOKED
+	ObjectID int
+	At       time.Time
+}
+
+// Broker is an in-process event hub.
+type Broker struct {
+	mu   sync.Mutex
+	subs map[*Subscription]struct{}
+}
+
+// Subscription receives the events of one topic and organization.
+type Subscription struct {
+	C       chan Event
+	topic   string
+	orgID   int
+	broker  *Broker
+	dropped int
+}
+
+// New returns an empty broker.
+func New() *Broker { return &Broker{subs: map[*Subscription]struct{}{}} }
+
+// Subscribe registers a subscriber before returning, so no event published
+// after Subscribe returns is missed.
+func (b *Broker) Subscribe(topic string, orgID, buffer int) *Subscription {
+	s := &Subscription{C: make(chan Event, buffer), topic: topic, orgID: orgID, broker: b}
+	b.mu.Lock()
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	return s
+}
+
+// Close unregisters the subscription. Its channel is not closed, so a
+// publisher racing with Close can never send on a closed channel.
+func (s *Subscription) Close() {
+	s.broker.mu.Lock()
+	delete(s.broker.subs, s)
+	s.broker.mu.Unlock()
+}
+
+// Publish delivers e to every matching subscriber without blocking.
+func (b *Broker) Publish(e Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s := range b.subs {
+		if s.topic != e.Topic || s.orgID != e.OrgID {
+			continue
+		}
+		select {
+		case s.C <- e:
+		default:
+			s.dropped++
+		}
+	}
+}
+
+// Subscribers counts live subscriptions (for tests and metrics).
+func (b *Broker) Subscribers() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.subs)
+}
