@@ -248,7 +248,9 @@ func (s *Service) invitePart(ctx context.Context, c *ent.Client, v *auth.Viewer,
 	err = c.Invitation.CreateBulk(creates...).
 		OnConflict(
 			sql.ConflictColumns(invitation.FieldOrganizationID, invitation.FieldEmail),
-			sql.ConflictWhere(sql.And(sql.EQ(invitation.FieldStatus, invitation.StatusPENDING.String()), sql.NotNull(invitation.FieldEmail))),
+			// Written out as the index's own predicate: SQLite matches a
+			// partial index only when the text implies it, not a parameter.
+			sql.ConflictWhere(sql.ExprP("status = 'PENDING' AND email IS NOT NULL")),
 		).
 		DoNothing().
 		Exec(ctx)

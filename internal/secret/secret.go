@@ -131,7 +131,7 @@ func ParseDerived(p Purpose, token string) (id, generation int, ok bool) {
 	if !found {
 		return 0, 0, false
 	}
-	parts := strings.Split(rest, "_")
+	parts := strings.SplitN(rest, "_", 3) // the MAC itself may hold '_'
 	if len(parts) != 3 || len(parts[2]) != 43 {
 		return 0, 0, false
 	}
