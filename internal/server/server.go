@@ -118,6 +118,9 @@ func New(o Options) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", playground.Handler("Admit", "/query"))
 	mux.Handle("/query", s.withAuth(guardSimpleRequests(s.limitBody(gql))))
+	mux.Handle("GET /invitations/accept", acceptPage("accept.html", "text/html; charset=utf-8"))
+	mux.Handle("GET /invitations/accept.js", acceptPage("accept.js", "text/javascript; charset=utf-8"))
+	mux.Handle("GET /invitations/accept.css", acceptPage("accept.css", "text/css; charset=utf-8"))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

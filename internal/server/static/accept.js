@@ -1,0 +1,47 @@
+// The invitation landing page: preview the invitation, then accept it,
+// through the same GraphQL API every client uses.
+(function () {
+  "use strict";
+  var token = new URLSearchParams(location.search).get("token") || "";
+  var $ = function (id) { return document.getElementById(id); };
+
+  function gql(query, variables) {
+    return fetch("/query", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ query: query, variables: variables })
+    }).then(function (r) { return r.json(); });
+  }
+  function fail(text) {
+    $("message").textContent = text;
+    $("message").className = "error";
+  }
+
+  gql("query($t: String!) { invitationPreview(token: $t) { organizationName inviterName roleName workspaceName email status expiresAt } }", { t: token })
+    .then(function (res) {
+      if (res.errors) { fail(res.errors[0].message); $("summary").textContent = ""; return; }
+      var p = res.data.invitationPreview;
+      $("title").textContent = "Join " + p.organizationName;
+      var who = p.inviterName ? p.inviterName + " invited " : "You are invited: ";
+      $("summary").textContent = who + (p.email || "you") + " to join " + p.organizationName +
+        (p.workspaceName ? " (workspace " + p.workspaceName + ")" : "") + " as " + p.roleName + ".";
+      if (p.status === "EXPIRED") { fail("This invitation has expired; ask for it to be sent again."); return; }
+      $("form").hidden = false;
+    })
+    .catch(function () { fail("Admit could not be reached. Try again later."); });
+
+  $("form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    gql("mutation($in: AcceptInvitationInput!) { acceptInvitation(input: $in) { user { email } errors { code message } } }",
+      { in: { token: token, name: $("name").value, password: $("password").value } })
+      .then(function (res) {
+        if (res.errors) { fail(res.errors[0].message); return; }
+        var r = res.data.acceptInvitation;
+        if (r.errors.length) { fail(r.errors[0].message); return; }
+        $("form").hidden = true;
+        $("message").className = "";
+        $("message").textContent = "Welcome! Your account " + r.user.email + " is ready; sign in to continue.";
+      })
+      .catch(function () { fail("Admit could not be reached. Try again later."); });
+  });
+})();
