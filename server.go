@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"time"
 
+	"entgo.io/ent/dialect"
+
 	_ "admit/ent/runtime" // registers the privacy policies and hooks
 
 	"admit/internal/account"
@@ -82,6 +84,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	broker := pubsub.New()
+	if d.Dialect == dialect.Postgres {
+		// Subscribers on every replica hear every replica's events.
+		if err := broker.RelayThroughPostgres(ctx, d.URL, d.SQL, log); err != nil {
+			return err
+		}
+	}
 	invites := &invite.Service{Keys: keys, Now: time.Now, Broker: broker, ResendCooldown: cfg.ResendCooldown}
 	worker := &outbox.Worker{
 		Client:          d.Client,

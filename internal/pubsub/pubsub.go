@@ -23,6 +23,9 @@ type Event struct {
 type Broker struct {
 	mu   sync.Mutex
 	subs map[*Subscription]struct{}
+	// remote, when set, publishes through PostgreSQL; every replica's
+	// listener (this one's included) then delivers the event locally.
+	remote func(Event)
 }
 
 // Subscription receives the events of one topic and organization.
@@ -55,8 +58,21 @@ func (s *Subscription) Close() {
 	s.broker.mu.Unlock()
 }
 
-// Publish delivers e to every matching subscriber without blocking.
+// Publish announces e to every replica's subscribers, or to this
+// process's when there is no relay. It never blocks on a subscriber.
 func (b *Broker) Publish(e Event) {
+	b.mu.Lock()
+	remote := b.remote
+	b.mu.Unlock()
+	if remote != nil {
+		remote(e)
+		return
+	}
+	b.deliver(e)
+}
+
+// deliver hands e to this process's matching subscribers.
+func (b *Broker) deliver(e Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s := range b.subs {

@@ -1,0 +1,96 @@
+package pubsub
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// channel is the PostgreSQL NOTIFY channel Admit's replicas share.
+const channel = "admit_events"
+
+// wireEvent is an Event as sent through NOTIFY: identifiers only, far below
+// PostgreSQL's 8000-byte payload limit.
+type wireEvent struct {
+	Topic string    `json:"t"`
+	Org   int       `json:"o"`
+	Kind  string    `json:"k"`
+	ID    int       `json:"i"`
+	At    time.Time `json:"a"`
+}
+
+// RelayThroughPostgres makes b publish through PostgreSQL NOTIFY and
+// deliver what any replica publishes, so a subscriber on one replica hears
+// events that happened on another. It holds one dedicated LISTEN
+// connection (not through a transaction-pooling proxy) until ctx ends.
+func (b *Broker) RelayThroughPostgres(ctx context.Context, dsn string, db *sql.DB, log *slog.Logger) error {
+	ready := make(chan error, 1)
+	l := pq.NewListener(dsn, time.Second, time.Minute, func(ev pq.ListenerEventType, err error) {
+		switch ev {
+		case pq.ListenerEventConnected:
+			select {
+			case ready <- nil:
+			default:
+			}
+		case pq.ListenerEventConnectionAttemptFailed:
+			select {
+			case ready <- err:
+			default:
+			}
+		case pq.ListenerEventDisconnected:
+			log.Warn("pubsub: lost the LISTEN connection; events may be missed until it is back", "error", err)
+		}
+	})
+	if err := l.Listen(channel); err != nil {
+		l.Close()
+		return fmt.Errorf("pubsub: listen: %w", err)
+	}
+	select {
+	case err := <-ready:
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("pubsub: listen: %w", err)
+		}
+	case <-time.After(10 * time.Second):
+		l.Close()
+		return fmt.Errorf("pubsub: listen: no connection after 10s")
+	}
+	b.mu.Lock()
+	b.remote = func(e Event) {
+		payload, _ := json.Marshal(wireEvent{Topic: e.Topic, Org: e.OrgID, Kind: e.Kind, ID: e.ObjectID, At: e.At})
+		// After the change committed (callers publish after commit), so
+		// NOTIFY needs no transaction of its own.
+		if _, err := db.ExecContext(context.WithoutCancel(ctx), "SELECT pg_notify($1, $2)", channel, string(payload)); err != nil {
+			log.Error("pubsub: notify failed; delivering locally only", "error", err)
+			b.deliver(e)
+		}
+	}
+	b.mu.Unlock()
+	go func() {
+		defer l.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case n := <-l.Notify:
+				if n == nil {
+					continue // reconnected; anything sent meanwhile is lost
+				}
+				var w wireEvent
+				if err := json.Unmarshal([]byte(n.Extra), &w); err != nil {
+					log.Warn("pubsub: bad notification", "error", err)
+					continue
+				}
+				b.deliver(Event{Topic: w.Topic, OrgID: w.Org, Kind: w.Kind, ObjectID: w.ID, At: w.At})
+			case <-time.After(90 * time.Second):
+				go func() { _ = l.Ping() }() // notice a dead connection
+			}
+		}
+	}()
+	return nil
+}
