@@ -35,6 +35,7 @@ import (
 	"admit/internal/mail"
 	"admit/internal/outbox"
 	"admit/internal/pubsub"
+	"admit/internal/ratelimit"
 	"admit/internal/secret"
 	"admit/internal/server"
 )
@@ -99,17 +100,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Broker:          broker,
 		Log:             log,
 		AcceptURL:       cfg.AcceptURL,
+		SignInURL:       cfg.PublicURL + "/",
 		MessageIDDomain: messageIDDomain(cfg.PublicURL),
 	}
 	invites.Kick = worker.Kick
 	go worker.Run(ctx)
 
 	h, err := server.New(server.Options{
-		DB:             d,
-		Accounts:       accounts,
-		Invites:        invites,
-		Broker:         broker,
-		ImportLimits:   cfg.ImportLimits,
+		DB:           d,
+		Accounts:     accounts,
+		Invites:      invites,
+		Broker:       broker,
+		ImportLimits: cfg.ImportLimits,
+		JoinURL:      cfg.JoinURL,
+		LinkLimits: invite.LinkLimits{
+			PerLink:    &ratelimit.Limiter{Limit: cfg.JoinLimitPerLink, Window: cfg.JoinLimitWindow},
+			PerAddress: &ratelimit.Limiter{Limit: cfg.JoinLimitPerAddr, Window: cfg.JoinLimitWindow},
+		},
 		Log:            log,
 		Limits:         cfg.Limits,
 		AllowedOrigins: cfg.CORSAllowedOrigins,

@@ -194,6 +194,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			invitelink.FieldMaxUses:           {Type: field.TypeInt, Column: invitelink.FieldMaxUses},
 			invitelink.FieldUseCount:          {Type: field.TypeInt, Column: invitelink.FieldUseCount},
 			invitelink.FieldGeneration:        {Type: field.TypeInt, Column: invitelink.FieldGeneration},
+			invitelink.FieldTokenNonces:       {Type: field.TypeJSON, Column: invitelink.FieldTokenNonces},
 			invitelink.FieldRevokedAt:         {Type: field.TypeTime, Column: invitelink.FieldRevokedAt},
 			invitelink.FieldRoleID:            {Type: field.TypeInt, Column: invitelink.FieldRoleID},
 			invitelink.FieldWorkspaceID:       {Type: field.TypeInt, Column: invitelink.FieldWorkspaceID},
@@ -1700,6 +1701,11 @@ func (f *InviteLinkFilter) WhereUseCount(p entql.IntP) {
 // WhereGeneration applies the entql int predicate on the generation field.
 func (f *InviteLinkFilter) WhereGeneration(p entql.IntP) {
 	f.Where(p.Field(invitelink.FieldGeneration))
+}
+
+// WhereTokenNonces applies the entql json.RawMessage predicate on the token_nonces field.
+func (f *InviteLinkFilter) WhereTokenNonces(p entql.BytesP) {
+	f.Where(p.Field(invitelink.FieldTokenNonces))
 }
 
 // WhereRevokedAt applies the entql time.Time predicate on the revoked_at field.

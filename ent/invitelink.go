@@ -8,6 +8,7 @@ import (
 	"admit/ent/role"
 	"admit/ent/user"
 	"admit/ent/workspace"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -41,6 +42,8 @@ type InviteLink struct {
 	UseCount int `json:"use_count,omitempty"`
 	// Raised by each refresh; the token is bound to it.
 	Generation int `json:"generation,omitempty"`
+	// TokenNonces holds the value of the "token_nonces" field.
+	TokenNonces [][]uint8 `json:"-"`
 	// RevokedAt holds the value of the "revoked_at" field.
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 	// RoleID holds the value of the "role_id" field.
@@ -121,6 +124,8 @@ func (*InviteLink) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case invitelink.FieldTokenNonces:
+			values[i] = new([]byte)
 		case invitelink.FieldRestrictToDomains:
 			values[i] = new(sql.NullBool)
 		case invitelink.FieldID, invitelink.FieldOrganizationID, invitelink.FieldMaxUses, invitelink.FieldUseCount, invitelink.FieldGeneration, invitelink.FieldRoleID, invitelink.FieldWorkspaceID, invitelink.FieldCreatedByID:
@@ -211,6 +216,14 @@ func (_m *InviteLink) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field generation", values[i])
 			} else if value.Valid {
 				_m.Generation = int(value.Int64)
+			}
+		case invitelink.FieldTokenNonces:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field token_nonces", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.TokenNonces); err != nil {
+					return fmt.Errorf("unmarshal field token_nonces: %w", err)
+				}
 			}
 		case invitelink.FieldRevokedAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -329,6 +342,8 @@ func (_m *InviteLink) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("generation=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Generation))
+	builder.WriteString(", ")
+	builder.WriteString("token_nonces=<sensitive>")
 	builder.WriteString(", ")
 	if v := _m.RevokedAt; v != nil {
 		builder.WriteString("revoked_at=")

@@ -158,6 +158,12 @@ func (_c *InviteLinkCreate) SetNillableGeneration(v *int) *InviteLinkCreate {
 	return _c
 }
 
+// SetTokenNonces sets the "token_nonces" field.
+func (_c *InviteLinkCreate) SetTokenNonces(v [][]uint8) *InviteLinkCreate {
+	_c.mutation.SetTokenNonces(v)
+	return _c
+}
+
 // SetRevokedAt sets the "revoked_at" field.
 func (_c *InviteLinkCreate) SetRevokedAt(v time.Time) *InviteLinkCreate {
 	_c.mutation.SetRevokedAt(v)
@@ -349,6 +355,9 @@ func (_c *InviteLinkCreate) check() error {
 	if _, ok := _c.mutation.Generation(); !ok {
 		return &ValidationError{Name: "generation", err: errors.New(`ent: missing required field "InviteLink.generation"`)}
 	}
+	if _, ok := _c.mutation.TokenNonces(); !ok {
+		return &ValidationError{Name: "token_nonces", err: errors.New(`ent: missing required field "InviteLink.token_nonces"`)}
+	}
 	if len(_c.mutation.OrganizationIDs()) == 0 {
 		return &ValidationError{Name: "organization", err: errors.New(`ent: missing required edge "InviteLink.organization"`)}
 	}
@@ -414,6 +423,10 @@ func (_c *InviteLinkCreate) createSpec() (*InviteLink, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Generation(); ok {
 		_spec.SetField(invitelink.FieldGeneration, field.TypeInt, value)
 		_node.Generation = value
+	}
+	if value, ok := _c.mutation.TokenNonces(); ok {
+		_spec.SetField(invitelink.FieldTokenNonces, field.TypeJSON, value)
+		_node.TokenNonces = value
 	}
 	if value, ok := _c.mutation.RevokedAt(); ok {
 		_spec.SetField(invitelink.FieldRevokedAt, field.TypeTime, value)
@@ -662,6 +675,18 @@ func (u *InviteLinkUpsert) UpdateGeneration() *InviteLinkUpsert {
 // AddGeneration adds v to the "generation" field.
 func (u *InviteLinkUpsert) AddGeneration(v int) *InviteLinkUpsert {
 	u.Add(invitelink.FieldGeneration, v)
+	return u
+}
+
+// SetTokenNonces sets the "token_nonces" field.
+func (u *InviteLinkUpsert) SetTokenNonces(v [][]uint8) *InviteLinkUpsert {
+	u.Set(invitelink.FieldTokenNonces, v)
+	return u
+}
+
+// UpdateTokenNonces sets the "token_nonces" field to the value that was provided on create.
+func (u *InviteLinkUpsert) UpdateTokenNonces() *InviteLinkUpsert {
+	u.SetExcluded(invitelink.FieldTokenNonces)
 	return u
 }
 
@@ -929,6 +954,20 @@ func (u *InviteLinkUpsertOne) AddGeneration(v int) *InviteLinkUpsertOne {
 func (u *InviteLinkUpsertOne) UpdateGeneration() *InviteLinkUpsertOne {
 	return u.Update(func(s *InviteLinkUpsert) {
 		s.UpdateGeneration()
+	})
+}
+
+// SetTokenNonces sets the "token_nonces" field.
+func (u *InviteLinkUpsertOne) SetTokenNonces(v [][]uint8) *InviteLinkUpsertOne {
+	return u.Update(func(s *InviteLinkUpsert) {
+		s.SetTokenNonces(v)
+	})
+}
+
+// UpdateTokenNonces sets the "token_nonces" field to the value that was provided on create.
+func (u *InviteLinkUpsertOne) UpdateTokenNonces() *InviteLinkUpsertOne {
+	return u.Update(func(s *InviteLinkUpsert) {
+		s.UpdateTokenNonces()
 	})
 }
 
@@ -1374,6 +1413,20 @@ func (u *InviteLinkUpsertBulk) AddGeneration(v int) *InviteLinkUpsertBulk {
 func (u *InviteLinkUpsertBulk) UpdateGeneration() *InviteLinkUpsertBulk {
 	return u.Update(func(s *InviteLinkUpsert) {
 		s.UpdateGeneration()
+	})
+}
+
+// SetTokenNonces sets the "token_nonces" field.
+func (u *InviteLinkUpsertBulk) SetTokenNonces(v [][]uint8) *InviteLinkUpsertBulk {
+	return u.Update(func(s *InviteLinkUpsert) {
+		s.SetTokenNonces(v)
+	})
+}
+
+// UpdateTokenNonces sets the "token_nonces" field to the value that was provided on create.
+func (u *InviteLinkUpsertBulk) UpdateTokenNonces() *InviteLinkUpsertBulk {
+	return u.Update(func(s *InviteLinkUpsert) {
+		s.UpdateTokenNonces()
 	})
 }
 

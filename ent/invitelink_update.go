@@ -15,6 +15,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"entgo.io/ent/dialect/sql/sqljson"
 	"entgo.io/ent/schema/field"
 )
 
@@ -165,6 +166,18 @@ func (_u *InviteLinkUpdate) SetNillableGeneration(v *int) *InviteLinkUpdate {
 // AddGeneration adds value to the "generation" field.
 func (_u *InviteLinkUpdate) AddGeneration(v int) *InviteLinkUpdate {
 	_u.mutation.AddGeneration(v)
+	return _u
+}
+
+// SetTokenNonces sets the "token_nonces" field.
+func (_u *InviteLinkUpdate) SetTokenNonces(v [][]uint8) *InviteLinkUpdate {
+	_u.mutation.SetTokenNonces(v)
+	return _u
+}
+
+// AppendTokenNonces appends value to the "token_nonces" field.
+func (_u *InviteLinkUpdate) AppendTokenNonces(v [][]uint8) *InviteLinkUpdate {
+	_u.mutation.AppendTokenNonces(v)
 	return _u
 }
 
@@ -401,6 +414,14 @@ func (_u *InviteLinkUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 	}
 	if value, ok := _u.mutation.AddedGeneration(); ok {
 		_spec.AddField(invitelink.FieldGeneration, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.TokenNonces(); ok {
+		_spec.SetField(invitelink.FieldTokenNonces, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedTokenNonces(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, invitelink.FieldTokenNonces, value)
+		})
 	}
 	if value, ok := _u.mutation.RevokedAt(); ok {
 		_spec.SetField(invitelink.FieldRevokedAt, field.TypeTime, value)
@@ -649,6 +670,18 @@ func (_u *InviteLinkUpdateOne) SetNillableGeneration(v *int) *InviteLinkUpdateOn
 // AddGeneration adds value to the "generation" field.
 func (_u *InviteLinkUpdateOne) AddGeneration(v int) *InviteLinkUpdateOne {
 	_u.mutation.AddGeneration(v)
+	return _u
+}
+
+// SetTokenNonces sets the "token_nonces" field.
+func (_u *InviteLinkUpdateOne) SetTokenNonces(v [][]uint8) *InviteLinkUpdateOne {
+	_u.mutation.SetTokenNonces(v)
+	return _u
+}
+
+// AppendTokenNonces appends value to the "token_nonces" field.
+func (_u *InviteLinkUpdateOne) AppendTokenNonces(v [][]uint8) *InviteLinkUpdateOne {
+	_u.mutation.AppendTokenNonces(v)
 	return _u
 }
 
@@ -915,6 +948,14 @@ func (_u *InviteLinkUpdateOne) sqlSave(ctx context.Context) (_node *InviteLink, 
 	}
 	if value, ok := _u.mutation.AddedGeneration(); ok {
 		_spec.AddField(invitelink.FieldGeneration, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.TokenNonces(); ok {
+		_spec.SetField(invitelink.FieldTokenNonces, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedTokenNonces(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, invitelink.FieldTokenNonces, value)
+		})
 	}
 	if value, ok := _u.mutation.RevokedAt(); ok {
 		_spec.SetField(invitelink.FieldRevokedAt, field.TypeTime, value)

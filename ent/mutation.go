@@ -6682,6 +6682,8 @@ type InviteLinkMutation struct {
 	adduse_count        *int
 	generation          *int
 	addgeneration       *int
+	token_nonces        *[][]uint8
+	appendtoken_nonces  [][]uint8
 	revoked_at          *time.Time
 	clearedFields       map[string]struct{}
 	organization        *int
@@ -7242,6 +7244,57 @@ func (m *InviteLinkMutation) ResetGeneration() {
 	m.addgeneration = nil
 }
 
+// SetTokenNonces sets the "token_nonces" field.
+func (m *InviteLinkMutation) SetTokenNonces(u [][]uint8) {
+	m.token_nonces = &u
+	m.appendtoken_nonces = nil
+}
+
+// TokenNonces returns the value of the "token_nonces" field in the mutation.
+func (m *InviteLinkMutation) TokenNonces() (r [][]uint8, exists bool) {
+	v := m.token_nonces
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTokenNonces returns the old "token_nonces" field's value of the InviteLink entity.
+// If the InviteLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *InviteLinkMutation) OldTokenNonces(ctx context.Context) (v [][]uint8, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTokenNonces is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTokenNonces requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTokenNonces: %w", err)
+	}
+	return oldValue.TokenNonces, nil
+}
+
+// AppendTokenNonces adds u to the "token_nonces" field.
+func (m *InviteLinkMutation) AppendTokenNonces(u [][]uint8) {
+	m.appendtoken_nonces = append(m.appendtoken_nonces, u...)
+}
+
+// AppendedTokenNonces returns the list of values that were appended to the "token_nonces" field in this mutation.
+func (m *InviteLinkMutation) AppendedTokenNonces() ([][]uint8, bool) {
+	if len(m.appendtoken_nonces) == 0 {
+		return nil, false
+	}
+	return m.appendtoken_nonces, true
+}
+
+// ResetTokenNonces resets all changes to the "token_nonces" field.
+func (m *InviteLinkMutation) ResetTokenNonces() {
+	m.token_nonces = nil
+	m.appendtoken_nonces = nil
+}
+
 // SetRevokedAt sets the "revoked_at" field.
 func (m *InviteLinkMutation) SetRevokedAt(t time.Time) {
 	m.revoked_at = &t
@@ -7580,7 +7633,7 @@ func (m *InviteLinkMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *InviteLinkMutation) Fields() []string {
-	fields := make([]string, 0, 14)
+	fields := make([]string, 0, 15)
 	if m.created_at != nil {
 		fields = append(fields, invitelink.FieldCreatedAt)
 	}
@@ -7610,6 +7663,9 @@ func (m *InviteLinkMutation) Fields() []string {
 	}
 	if m.generation != nil {
 		fields = append(fields, invitelink.FieldGeneration)
+	}
+	if m.token_nonces != nil {
+		fields = append(fields, invitelink.FieldTokenNonces)
 	}
 	if m.revoked_at != nil {
 		fields = append(fields, invitelink.FieldRevokedAt)
@@ -7651,6 +7707,8 @@ func (m *InviteLinkMutation) Field(name string) (ent.Value, bool) {
 		return m.UseCount()
 	case invitelink.FieldGeneration:
 		return m.Generation()
+	case invitelink.FieldTokenNonces:
+		return m.TokenNonces()
 	case invitelink.FieldRevokedAt:
 		return m.RevokedAt()
 	case invitelink.FieldRoleID:
@@ -7688,6 +7746,8 @@ func (m *InviteLinkMutation) OldField(ctx context.Context, name string) (ent.Val
 		return m.OldUseCount(ctx)
 	case invitelink.FieldGeneration:
 		return m.OldGeneration(ctx)
+	case invitelink.FieldTokenNonces:
+		return m.OldTokenNonces(ctx)
 	case invitelink.FieldRevokedAt:
 		return m.OldRevokedAt(ctx)
 	case invitelink.FieldRoleID:
@@ -7774,6 +7834,13 @@ func (m *InviteLinkMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetGeneration(v)
+		return nil
+	case invitelink.FieldTokenNonces:
+		v, ok := value.([][]uint8)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTokenNonces(v)
 		return nil
 	case invitelink.FieldRevokedAt:
 		v, ok := value.(time.Time)
@@ -7959,6 +8026,9 @@ func (m *InviteLinkMutation) ResetField(name string) error {
 		return nil
 	case invitelink.FieldGeneration:
 		m.ResetGeneration()
+		return nil
+	case invitelink.FieldTokenNonces:
+		m.ResetTokenNonces()
 		return nil
 	case invitelink.FieldRevokedAt:
 		m.ResetRevokedAt()

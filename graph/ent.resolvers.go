@@ -88,10 +88,14 @@ func (r *queryResolver) Workspaces(ctx context.Context, after *entgql.Cursor[int
 // Invitation returns InvitationResolver implementation.
 func (r *Resolver) Invitation() InvitationResolver { return &invitationResolver{r} }
 
+// InviteLink returns InviteLinkResolver implementation.
+func (r *Resolver) InviteLink() InviteLinkResolver { return &inviteLinkResolver{r} }
+
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
 type (
 	invitationResolver struct{ *Resolver }
+	inviteLinkResolver struct{ *Resolver }
 	queryResolver      struct{ *Resolver }
 )

@@ -39,6 +39,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Invitation() InvitationResolver
+	InviteLink() InviteLinkResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
@@ -246,6 +247,8 @@ type ComplexityRoot struct {
 		RestrictToDomains func(childComplexity int) int
 		RevokedAt         func(childComplexity int) int
 		Role              func(childComplexity int) int
+		Status            func(childComplexity int) int
+		URL               func(childComplexity int) int
 		UpdatedAt         func(childComplexity int) int
 		UseCount          func(childComplexity int) int
 		Workspace         func(childComplexity int) int
@@ -260,6 +263,20 @@ type ComplexityRoot struct {
 	InviteLinkEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	InviteLinkPayload struct {
+		Errors func(childComplexity int) int
+		Link   func(childComplexity int) int
+	}
+
+	InviteLinkPreview struct {
+		Domains             func(childComplexity int) int
+		ExpiresAt           func(childComplexity int) int
+		Kind                func(childComplexity int) int
+		OrganizationName    func(childComplexity int) int
+		RestrictedToDomains func(childComplexity int) int
+		RoleName            func(childComplexity int) int
 	}
 
 	InviteResult struct {
@@ -305,6 +322,11 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	JoinWithInviteLinkPayload struct {
+		Errors  func(childComplexity int) int
+		Message func(childComplexity int) int
+	}
+
 	Membership struct {
 		CreatedAt      func(childComplexity int) int
 		ID             func(childComplexity int) int
@@ -331,13 +353,17 @@ type ComplexityRoot struct {
 	Mutation struct {
 		AcceptInvitation         func(childComplexity int, input AcceptInvitationInput) int
 		AddOrganizationDomain    func(childComplexity int, input OrganizationDomainInput) int
+		CreateInviteLink         func(childComplexity int, input CreateInviteLinkInput) int
 		CreateRole               func(childComplexity int, input CreateRoleInput) int
 		DeleteRole               func(childComplexity int, input DeleteRoleInput) int
 		ImportInvitations        func(childComplexity int, input ImportInvitationsInput) int
 		InviteUsers              func(childComplexity int, input InviteUsersInput) int
+		JoinWithInviteLink       func(childComplexity int, input JoinWithInviteLinkInput) int
+		RefreshInviteLink        func(childComplexity int, input InviteLinkIDInput) int
 		RemoveOrganizationDomain func(childComplexity int, input OrganizationDomainInput) int
 		ResendInvitation         func(childComplexity int, input InvitationIDInput) int
 		RevokeInvitation         func(childComplexity int, input InvitationIDInput) int
+		RevokeInviteLink         func(childComplexity int, input InviteLinkIDInput) int
 		SignIn                   func(childComplexity int, input SignInInput) int
 		SignOut                  func(childComplexity int) int
 		UpdateRole               func(childComplexity int, input UpdateRoleInput) int
@@ -385,6 +411,7 @@ type ComplexityRoot struct {
 		HrConnections     func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.HRConnectionOrder, where *ent.HRConnectionWhereInput) int
 		InvitationPreview func(childComplexity int, token string) int
 		Invitations       func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.InvitationOrder, where *ent.InvitationWhereInput) int
+		InviteLinkPreview func(childComplexity int, token string) int
 		InviteLinks       func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.InviteLinkOrder, where *ent.InviteLinkWhereInput) int
 		JoinRequests      func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.JoinRequestOrder, where *ent.JoinRequestWhereInput) int
 		Me                func(childComplexity int) int
@@ -472,9 +499,10 @@ type ComplexityRoot struct {
 	}
 
 	UserError struct {
-		Code    func(childComplexity int) int
-		Field   func(childComplexity int) int
-		Message func(childComplexity int) int
+		Code       func(childComplexity int) int
+		Field      func(childComplexity int) int
+		Message    func(childComplexity int) int
+		RetryAfter func(childComplexity int) int
 	}
 
 	UserPayload struct {
@@ -516,6 +544,10 @@ type ComplexityRoot struct {
 type InvitationResolver interface {
 	Status(ctx context.Context, obj *ent.Invitation) (invitation.Status, error)
 }
+type InviteLinkResolver interface {
+	URL(ctx context.Context, obj *ent.InviteLink) (*string, error)
+	Status(ctx context.Context, obj *ent.InviteLink) (InviteLinkStatus, error)
+}
 type MutationResolver interface {
 	SignIn(ctx context.Context, input SignInInput) (*SignInPayload, error)
 	SignOut(ctx context.Context) (*SignOutPayload, error)
@@ -524,6 +556,10 @@ type MutationResolver interface {
 	ResendInvitation(ctx context.Context, input InvitationIDInput) (*InvitationPayload, error)
 	RevokeInvitation(ctx context.Context, input InvitationIDInput) (*InvitationPayload, error)
 	AcceptInvitation(ctx context.Context, input AcceptInvitationInput) (*AcceptInvitationPayload, error)
+	CreateInviteLink(ctx context.Context, input CreateInviteLinkInput) (*InviteLinkPayload, error)
+	RefreshInviteLink(ctx context.Context, input InviteLinkIDInput) (*InviteLinkPayload, error)
+	RevokeInviteLink(ctx context.Context, input InviteLinkIDInput) (*InviteLinkPayload, error)
+	JoinWithInviteLink(ctx context.Context, input JoinWithInviteLinkInput) (*JoinWithInviteLinkPayload, error)
 	AddOrganizationDomain(ctx context.Context, input OrganizationDomainInput) (*OrganizationPayload, error)
 	RemoveOrganizationDomain(ctx context.Context, input OrganizationDomainInput) (*OrganizationPayload, error)
 	CreateRole(ctx context.Context, input CreateRoleInput) (*RolePayload, error)
@@ -547,6 +583,7 @@ type QueryResolver interface {
 	Workspaces(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.WorkspaceOrder, where *ent.WorkspaceWhereInput) (*ent.WorkspaceConnection, error)
 	Me(ctx context.Context) (*ent.User, error)
 	InvitationPreview(ctx context.Context, token string) (*InvitationPreview, error)
+	InviteLinkPreview(ctx context.Context, token string) (*InviteLinkPreview, error)
 	Organization(ctx context.Context) (*ent.Organization, error)
 }
 type SubscriptionResolver interface {
@@ -1384,6 +1421,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InviteLink.Role(childComplexity), true
+	case "InviteLink.status":
+		if e.ComplexityRoot.InviteLink.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteLink.Status(childComplexity), true
+	case "InviteLink.url":
+		if e.ComplexityRoot.InviteLink.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteLink.URL(childComplexity), true
 	case "InviteLink.updatedAt":
 		if e.ComplexityRoot.InviteLink.UpdatedAt == nil {
 			break
@@ -1434,6 +1483,56 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InviteLinkEdge.Node(childComplexity), true
+
+	case "InviteLinkPayload.errors":
+		if e.ComplexityRoot.InviteLinkPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteLinkPayload.Errors(childComplexity), true
+	case "InviteLinkPayload.link":
+		if e.ComplexityRoot.InviteLinkPayload.Link == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteLinkPayload.Link(childComplexity), true
+
+	case "InviteLinkPreview.domains":
+		if e.ComplexityRoot.InviteLinkPreview.Domains == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteLinkPreview.Domains(childComplexity), true
+	case "InviteLinkPreview.expiresAt":
+		if e.ComplexityRoot.InviteLinkPreview.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteLinkPreview.ExpiresAt(childComplexity), true
+	case "InviteLinkPreview.kind":
+		if e.ComplexityRoot.InviteLinkPreview.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteLinkPreview.Kind(childComplexity), true
+	case "InviteLinkPreview.organizationName":
+		if e.ComplexityRoot.InviteLinkPreview.OrganizationName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteLinkPreview.OrganizationName(childComplexity), true
+	case "InviteLinkPreview.restrictedToDomains":
+		if e.ComplexityRoot.InviteLinkPreview.RestrictedToDomains == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteLinkPreview.RestrictedToDomains(childComplexity), true
+	case "InviteLinkPreview.roleName":
+		if e.ComplexityRoot.InviteLinkPreview.RoleName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteLinkPreview.RoleName(childComplexity), true
 
 	case "InviteResult.code":
 		if e.ComplexityRoot.InviteResult.Code == nil {
@@ -1608,6 +1707,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.JoinRequestEdge.Node(childComplexity), true
 
+	case "JoinWithInviteLinkPayload.errors":
+		if e.ComplexityRoot.JoinWithInviteLinkPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinWithInviteLinkPayload.Errors(childComplexity), true
+	case "JoinWithInviteLinkPayload.message":
+		if e.ComplexityRoot.JoinWithInviteLinkPayload.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinWithInviteLinkPayload.Message(childComplexity), true
+
 	case "Membership.createdAt":
 		if e.ComplexityRoot.Membership.CreatedAt == nil {
 			break
@@ -1717,6 +1829,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AddOrganizationDomain(childComplexity, args["input"].(OrganizationDomainInput)), true
+	case "Mutation.createInviteLink":
+		if e.ComplexityRoot.Mutation.CreateInviteLink == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createInviteLink_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateInviteLink(childComplexity, args["input"].(CreateInviteLinkInput)), true
 	case "Mutation.createRole":
 		if e.ComplexityRoot.Mutation.CreateRole == nil {
 			break
@@ -1761,6 +1884,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.InviteUsers(childComplexity, args["input"].(InviteUsersInput)), true
+	case "Mutation.joinWithInviteLink":
+		if e.ComplexityRoot.Mutation.JoinWithInviteLink == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_joinWithInviteLink_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.JoinWithInviteLink(childComplexity, args["input"].(JoinWithInviteLinkInput)), true
+	case "Mutation.refreshInviteLink":
+		if e.ComplexityRoot.Mutation.RefreshInviteLink == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_refreshInviteLink_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RefreshInviteLink(childComplexity, args["input"].(InviteLinkIDInput)), true
 	case "Mutation.removeOrganizationDomain":
 		if e.ComplexityRoot.Mutation.RemoveOrganizationDomain == nil {
 			break
@@ -1794,6 +1939,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RevokeInvitation(childComplexity, args["input"].(InvitationIDInput)), true
+	case "Mutation.revokeInviteLink":
+		if e.ComplexityRoot.Mutation.RevokeInviteLink == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_revokeInviteLink_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RevokeInviteLink(childComplexity, args["input"].(InviteLinkIDInput)), true
 	case "Mutation.signIn":
 		if e.ComplexityRoot.Mutation.SignIn == nil {
 			break
@@ -2020,6 +2176,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Invitations(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.InvitationOrder), args["where"].(*ent.InvitationWhereInput)), true
+	case "Query.inviteLinkPreview":
+		if e.ComplexityRoot.Query.InviteLinkPreview == nil {
+			break
+		}
+
+		args, err := ec.field_Query_inviteLinkPreview_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.InviteLinkPreview(childComplexity, args["token"].(string)), true
 	case "Query.inviteLinks":
 		if e.ComplexityRoot.Query.InviteLinks == nil {
 			break
@@ -2428,6 +2595,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UserError.Message(childComplexity), true
+	case "UserError.retryAfter":
+		if e.ComplexityRoot.UserError.RetryAfter == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserError.RetryAfter(childComplexity), true
 
 	case "UserPayload.errors":
 		if e.ComplexityRoot.UserPayload.Errors == nil {
@@ -2570,6 +2743,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputAuditEventWhereInput,
 		ec.unmarshalInputContactOrder,
 		ec.unmarshalInputContactWhereInput,
+		ec.unmarshalInputCreateInviteLinkInput,
 		ec.unmarshalInputCreateRoleInput,
 		ec.unmarshalInputDeleteRoleInput,
 		ec.unmarshalInputDeliveryOrder,
@@ -2580,11 +2754,13 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputInvitationIDInput,
 		ec.unmarshalInputInvitationOrder,
 		ec.unmarshalInputInvitationWhereInput,
+		ec.unmarshalInputInviteLinkIDInput,
 		ec.unmarshalInputInviteLinkOrder,
 		ec.unmarshalInputInviteLinkWhereInput,
 		ec.unmarshalInputInviteUsersInput,
 		ec.unmarshalInputJoinRequestOrder,
 		ec.unmarshalInputJoinRequestWhereInput,
+		ec.unmarshalInputJoinWithInviteLinkInput,
 		ec.unmarshalInputMembershipOrder,
 		ec.unmarshalInputMembershipWhereInput,
 		ec.unmarshalInputOrganizationDomainInput,
@@ -2752,6 +2928,8 @@ type UserError {
   field: String
   """A sentence for people."""
   message: String!
+  """For RATE_LIMITED: seconds to wait before trying again."""
+  retryAfter: Int
 }
 
 """Reasons an input can be refused."""
@@ -2818,6 +2996,20 @@ enum ErrorCode {
   FILE_NO_ADDRESS_COLUMN
   """The CSV cannot be parsed."""
   FILE_MALFORMED
+  """No invite link has this token."""
+  LINK_NOT_FOUND
+  """The link was refreshed; only its newest URL works."""
+  LINK_REFRESHED
+  """The link was turned off."""
+  LINK_REVOKED
+  """The link has expired."""
+  LINK_EXPIRED
+  """The link was used as many times as allowed."""
+  LINK_EXHAUSTED
+  """A domain-restricted link needs the organization to have a verified domain."""
+  NO_DOMAINS
+  """Too many attempts; see retryAfter."""
+  RATE_LIMITED
   """The value is not a valid email domain."""
   INVALID_DOMAIN
   """The organization already has this domain."""
@@ -6107,6 +6299,137 @@ type InvitationEvent {
   at: Time!
 }
 `, BuiltIn: false},
+	{Name: "../schema/invitelink.graphql", Input: `extend type Query {
+  """
+  What an invite link stands for, for the page it opens. Public. Unknown,
+  refreshed, revoked, expired and used-up links fail with LINK_NOT_FOUND,
+  LINK_REFRESHED, LINK_REVOKED, LINK_EXPIRED and LINK_EXHAUSTED in
+  ` + "`" + `extensions.code` + "`" + `.
+  """
+  inviteLinkPreview(
+    """The token from the link."""
+    token: String!
+  ): InviteLinkPreview!
+}
+
+extend type Mutation {
+  """
+  Creates an invite link (admins). The company link is ` + "`" + `restrictToDomains:
+  true` + "`" + `: only addresses in the organization's domains may use it, and it
+  expires after 10 days unless expiresAt says otherwise. A shareable link
+  (the default) lets any number of people join and never expires unless
+  expiresAt or maxUses are given. INTERNAL links make internal users, CLIENT
+  links make clients.
+  """
+  createInviteLink(
+    """The link's settings."""
+    input: CreateInviteLinkInput!
+  ): InviteLinkPayload!
+
+  """Gives the link a new URL (admins); the previous URL stops working at once."""
+  refreshInviteLink(
+    """The link."""
+    input: InviteLinkIDInput!
+  ): InviteLinkPayload!
+
+  """Turns the link off for good (admins)."""
+  revokeInviteLink(
+    """The link."""
+    input: InviteLinkIDInput!
+  ): InviteLinkPayload!
+
+  """
+  Asks to join through a link (public). Sends a confirmation email to the
+  address; following it (acceptInvitation) completes signup. The answer is
+  the same whether or not the address already has an account.
+  """
+  joinWithInviteLink(
+    """The link's token and the address to join with."""
+    input: JoinWithInviteLinkInput!
+  ): JoinWithInviteLinkPayload!
+}
+
+extend type InviteLink {
+  """The link to share, for admins to copy at any time; null once revoked."""
+  url: String
+  """ACTIVE, or why the link no longer works."""
+  status: InviteLinkStatus!
+}
+
+"""Whether a link works."""
+enum InviteLinkStatus {
+  """The link works."""
+  ACTIVE
+  """Past its expiry."""
+  EXPIRED
+  """Used as many times as allowed."""
+  EXHAUSTED
+  """Turned off."""
+  REVOKED
+}
+
+"""A new invite link."""
+input CreateInviteLinkInput {
+  """INTERNAL users or CLIENTs."""
+  kind: InviteLinkKind!
+  """Role for people joining; the built-in Member role when omitted. At most your own rank."""
+  roleID: ID
+  """Only addresses in the organization's verified domains may use it (the company link)."""
+  restrictToDomains: Boolean
+  """When the link stops working; 10 days for a company link, never otherwise, unless given."""
+  expiresAt: Time
+  """How many people may join through it; unlimited when omitted."""
+  maxUses: Int
+}
+
+"""A link to act on."""
+input InviteLinkIDInput {
+  """The link's ID."""
+  id: ID!
+}
+
+"""A link after a change."""
+type InviteLinkPayload {
+  """The link, as changed."""
+  link: InviteLink
+  """Why the change was refused; empty on success."""
+  errors: [UserError!]!
+}
+
+"""Joining through a link."""
+input JoinWithInviteLinkInput {
+  """The token from the link."""
+  token: String!
+  """Your email address; a confirmation is sent there."""
+  email: String!
+  """Your full name."""
+  name: String
+}
+
+"""The result of joinWithInviteLink."""
+type JoinWithInviteLinkPayload {
+  """What happens next, for people."""
+  message: String
+  """Why joining was refused (DOMAIN_NOT_ALLOWED, LINK_EXPIRED, LINK_REVOKED, LINK_REFRESHED, LINK_EXHAUSTED, LINK_NOT_FOUND, INVALID_ADDRESS, RATE_LIMITED); empty on success."""
+  errors: [UserError!]!
+}
+
+"""Public facts about an invite link."""
+type InviteLinkPreview {
+  """The organization people join."""
+  organizationName: String!
+  """INTERNAL users or CLIENTs."""
+  kind: InviteLinkKind!
+  """The role people get."""
+  roleName: String!
+  """Whether only the organization's domains may use it."""
+  restrictedToDomains: Boolean!
+  """The domains allowed, when restricted."""
+  domains: [String!]!
+  """When the link stops working, if ever."""
+  expiresAt: Time
+}
+`, BuiltIn: false},
 	{Name: "../schema/organization.graphql", Input: `extend type Query {
   """The signed-in user's organization."""
   organization: Organization!
@@ -6641,6 +6964,10 @@ func (ec *executionContext) childFields_InviteLink(ctx context.Context, field gr
 		return ec.fieldContext_InviteLink_workspace(ctx, field)
 	case "createdBy":
 		return ec.fieldContext_InviteLink_createdBy(ctx, field)
+	case "url":
+		return ec.fieldContext_InviteLink_url(ctx, field)
+	case "status":
+		return ec.fieldContext_InviteLink_status(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type InviteLink", field.Name)
 }
@@ -6665,6 +6992,34 @@ func (ec *executionContext) childFields_InviteLinkEdge(ctx context.Context, fiel
 		return ec.fieldContext_InviteLinkEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type InviteLinkEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_InviteLinkPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "link":
+		return ec.fieldContext_InviteLinkPayload_link(ctx, field)
+	case "errors":
+		return ec.fieldContext_InviteLinkPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InviteLinkPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_InviteLinkPreview(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "organizationName":
+		return ec.fieldContext_InviteLinkPreview_organizationName(ctx, field)
+	case "kind":
+		return ec.fieldContext_InviteLinkPreview_kind(ctx, field)
+	case "roleName":
+		return ec.fieldContext_InviteLinkPreview_roleName(ctx, field)
+	case "restrictedToDomains":
+		return ec.fieldContext_InviteLinkPreview_restrictedToDomains(ctx, field)
+	case "domains":
+		return ec.fieldContext_InviteLinkPreview_domains(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_InviteLinkPreview_expiresAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InviteLinkPreview", field.Name)
 }
 
 func (ec *executionContext) childFields_InviteResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6751,6 +7106,16 @@ func (ec *executionContext) childFields_JoinRequestEdge(ctx context.Context, fie
 		return ec.fieldContext_JoinRequestEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type JoinRequestEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_JoinWithInviteLinkPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "message":
+		return ec.fieldContext_JoinWithInviteLinkPayload_message(ctx, field)
+	case "errors":
+		return ec.fieldContext_JoinWithInviteLinkPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type JoinWithInviteLinkPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_Membership(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -7003,6 +7368,8 @@ func (ec *executionContext) childFields_UserError(ctx context.Context, field gra
 		return ec.fieldContext_UserError_field(ctx, field)
 	case "message":
 		return ec.fieldContext_UserError_message(ctx, field)
+	case "retryAfter":
+		return ec.fieldContext_UserError_retryAfter(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type UserError", field.Name)
 }
@@ -7267,6 +7634,20 @@ func (ec *executionContext) field_Mutation_addOrganizationDomain_args(ctx contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_createInviteLink_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (CreateInviteLinkInput, error) {
+			return ec.unmarshalNCreateInviteLinkInput2admitᚋgraphᚐCreateInviteLinkInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createRole_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -7323,6 +7704,34 @@ func (ec *executionContext) field_Mutation_inviteUsers_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_joinWithInviteLink_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (JoinWithInviteLinkInput, error) {
+			return ec.unmarshalNJoinWithInviteLinkInput2admitᚋgraphᚐJoinWithInviteLinkInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_refreshInviteLink_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (InviteLinkIDInput, error) {
+			return ec.unmarshalNInviteLinkIDInput2admitᚋgraphᚐInviteLinkIDInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_removeOrganizationDomain_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -7357,6 +7766,20 @@ func (ec *executionContext) field_Mutation_revokeInvitation_args(ctx context.Con
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (InvitationIDInput, error) {
 			return ec.unmarshalNInvitationIDInput2admitᚋgraphᚐInvitationIDInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_revokeInviteLink_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (InviteLinkIDInput, error) {
+			return ec.unmarshalNInviteLinkIDInput2admitᚋgraphᚐInviteLinkIDInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -7702,6 +8125,20 @@ func (ec *executionContext) field_Query_invitations_args(ctx context.Context, ra
 		return nil, err
 	}
 	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_inviteLinkPreview_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "token",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["token"] = arg0
 	return args, nil
 }
 
@@ -11868,6 +12305,52 @@ func (ec *executionContext) fieldContext_InviteLink_createdBy(_ context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _InviteLink_url(ctx context.Context, field graphql.CollectedField, obj *ent.InviteLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteLink_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.InviteLink().URL(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InviteLink_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteLink", field, true, true, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _InviteLink_status(ctx context.Context, field graphql.CollectedField, obj *ent.InviteLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteLink_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.InviteLink().Status(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v InviteLinkStatus) graphql.Marshaler {
+			return ec.marshalNInviteLinkStatus2admitᚋgraphᚐInviteLinkStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteLink_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteLink", field, true, true, errors.New("field of type InviteLinkStatus does not have child fields"))
+}
+
 func (ec *executionContext) _InviteLinkConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.InviteLinkConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12008,6 +12491,208 @@ func (ec *executionContext) _InviteLinkEdge_cursor(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_InviteLinkEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("InviteLinkEdge", field, false, false, errors.New("field of type Cursor does not have child fields"))
+}
+
+func (ec *executionContext) _InviteLinkPayload_link(ctx context.Context, field graphql.CollectedField, obj *InviteLinkPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteLinkPayload_link(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Link, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.InviteLink) graphql.Marshaler {
+			return ec.marshalOInviteLink2ᚖadmitᚋentᚐInviteLink(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InviteLinkPayload_link(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InviteLinkPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InviteLink(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InviteLinkPayload_errors(ctx context.Context, field graphql.CollectedField, obj *InviteLinkPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteLinkPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteLinkPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InviteLinkPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InviteLinkPreview_organizationName(ctx context.Context, field graphql.CollectedField, obj *InviteLinkPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteLinkPreview_organizationName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OrganizationName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteLinkPreview_organizationName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteLinkPreview", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _InviteLinkPreview_kind(ctx context.Context, field graphql.CollectedField, obj *InviteLinkPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteLinkPreview_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v invitelink.Kind) graphql.Marshaler {
+			return ec.marshalNInviteLinkKind2admitᚋentᚋinvitelinkᚐKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteLinkPreview_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteLinkPreview", field, false, false, errors.New("field of type InviteLinkKind does not have child fields"))
+}
+
+func (ec *executionContext) _InviteLinkPreview_roleName(ctx context.Context, field graphql.CollectedField, obj *InviteLinkPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteLinkPreview_roleName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RoleName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteLinkPreview_roleName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteLinkPreview", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _InviteLinkPreview_restrictedToDomains(ctx context.Context, field graphql.CollectedField, obj *InviteLinkPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteLinkPreview_restrictedToDomains(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RestrictedToDomains, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteLinkPreview_restrictedToDomains(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteLinkPreview", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _InviteLinkPreview_domains(ctx context.Context, field graphql.CollectedField, obj *InviteLinkPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteLinkPreview_domains(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Domains, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteLinkPreview_domains(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteLinkPreview", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _InviteLinkPreview_expiresAt(ctx context.Context, field graphql.CollectedField, obj *InviteLinkPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteLinkPreview_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InviteLinkPreview_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteLinkPreview", field, false, false, errors.New("field of type Time does not have child fields"))
 }
 
 func (ec *executionContext) _InviteResult_input(ctx context.Context, field graphql.CollectedField, obj *InviteResult) (ret graphql.Marshaler) {
@@ -12753,6 +13438,61 @@ func (ec *executionContext) fieldContext_JoinRequestEdge_cursor(_ context.Contex
 	return graphql.NewScalarFieldContext("JoinRequestEdge", field, false, false, errors.New("field of type Cursor does not have child fields"))
 }
 
+func (ec *executionContext) _JoinWithInviteLinkPayload_message(ctx context.Context, field graphql.CollectedField, obj *JoinWithInviteLinkPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JoinWithInviteLinkPayload_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_JoinWithInviteLinkPayload_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JoinWithInviteLinkPayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _JoinWithInviteLinkPayload_errors(ctx context.Context, field graphql.CollectedField, obj *JoinWithInviteLinkPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JoinWithInviteLinkPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_JoinWithInviteLinkPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "JoinWithInviteLinkPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Membership_id(ctx context.Context, field graphql.CollectedField, obj *ent.Membership) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13419,6 +14159,182 @@ func (ec *executionContext) fieldContext_Mutation_acceptInvitation(ctx context.C
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_acceptInvitation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createInviteLink(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createInviteLink(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateInviteLink(ctx, fc.Args["input"].(CreateInviteLinkInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *InviteLinkPayload) graphql.Marshaler {
+			return ec.marshalNInviteLinkPayload2ᚖadmitᚋgraphᚐInviteLinkPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createInviteLink(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InviteLinkPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createInviteLink_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_refreshInviteLink(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_refreshInviteLink(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RefreshInviteLink(ctx, fc.Args["input"].(InviteLinkIDInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *InviteLinkPayload) graphql.Marshaler {
+			return ec.marshalNInviteLinkPayload2ᚖadmitᚋgraphᚐInviteLinkPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_refreshInviteLink(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InviteLinkPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_refreshInviteLink_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_revokeInviteLink(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_revokeInviteLink(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RevokeInviteLink(ctx, fc.Args["input"].(InviteLinkIDInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *InviteLinkPayload) graphql.Marshaler {
+			return ec.marshalNInviteLinkPayload2ᚖadmitᚋgraphᚐInviteLinkPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_revokeInviteLink(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InviteLinkPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_revokeInviteLink_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_joinWithInviteLink(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_joinWithInviteLink(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().JoinWithInviteLink(ctx, fc.Args["input"].(JoinWithInviteLinkInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *JoinWithInviteLinkPayload) graphql.Marshaler {
+			return ec.marshalNJoinWithInviteLinkPayload2ᚖadmitᚋgraphᚐJoinWithInviteLinkPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_joinWithInviteLink(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_JoinWithInviteLinkPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_joinWithInviteLink_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -14819,6 +15735,50 @@ func (ec *executionContext) fieldContext_Query_invitationPreview(ctx context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_inviteLinkPreview(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_inviteLinkPreview(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().InviteLinkPreview(ctx, fc.Args["token"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *InviteLinkPreview) graphql.Marshaler {
+			return ec.marshalNInviteLinkPreview2ᚖadmitᚋgraphᚐInviteLinkPreview(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_inviteLinkPreview(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InviteLinkPreview(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_inviteLinkPreview_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_organization(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16195,6 +17155,29 @@ func (ec *executionContext) _UserError_message(ctx context.Context, field graphq
 }
 func (ec *executionContext) fieldContext_UserError_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UserError", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _UserError_retryAfter(ctx context.Context, field graphql.CollectedField, obj *UserError) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserError_retryAfter(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RetryAfter, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_UserError_retryAfter(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserError", field, false, false, errors.New("field of type Int does not have child fields"))
 }
 
 func (ec *executionContext) _UserPayload_user(ctx context.Context, field graphql.CollectedField, obj *UserPayload) (ret graphql.Marshaler) {
@@ -18700,6 +19683,64 @@ func (ec *executionContext) unmarshalInputContactWhereInput(ctx context.Context,
 				return it, err
 			}
 			it.HasContactWith = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputCreateInviteLinkInput(ctx context.Context, obj any) (CreateInviteLinkInput, error) {
+	var it CreateInviteLinkInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"kind", "roleID", "restrictToDomains", "expiresAt", "maxUses"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalNInviteLinkKind2admitᚋentᚋinvitelinkᚐKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "roleID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("roleID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RoleID = data
+		case "restrictToDomains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("restrictToDomains"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RestrictToDomains = data
+		case "expiresAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expiresAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpiresAt = data
+		case "maxUses":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxUses"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxUses = data
 		}
 	}
 	return it, nil
@@ -21579,6 +22620,36 @@ func (ec *executionContext) unmarshalInputInvitationWhereInput(ctx context.Conte
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputInviteLinkIDInput(ctx context.Context, obj any) (InviteLinkIDInput, error) {
+	var it InviteLinkIDInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputInviteLinkOrder(ctx context.Context, obj any) (ent.InviteLinkOrder, error) {
 	var it ent.InviteLinkOrder
 	if obj == nil {
@@ -22908,6 +23979,50 @@ func (ec *executionContext) unmarshalInputJoinRequestWhereInput(ctx context.Cont
 				return it, err
 			}
 			it.HasDecidedByWith = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputJoinWithInviteLinkInput(ctx context.Context, obj any) (JoinWithInviteLinkInput, error) {
+	var it JoinWithInviteLinkInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"token", "email", "name"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "token":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("token"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Token = data
+		case "email":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("email"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Email = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
 		}
 	}
 	return it, nil
@@ -27882,6 +28997,82 @@ func (ec *executionContext) _InviteLink(ctx context.Context, sel ast.SelectionSe
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "url":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._InviteLink_url(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "status":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._InviteLink_status(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -27971,6 +29162,112 @@ func (ec *executionContext) _InviteLinkEdge(ctx context.Context, sel ast.Selecti
 		case "cursor":
 			out.Values[i] = ec._InviteLinkEdge_cursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var inviteLinkPayloadImplementors = []string{"InviteLinkPayload"}
+
+func (ec *executionContext) _InviteLinkPayload(ctx context.Context, sel ast.SelectionSet, obj *InviteLinkPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, inviteLinkPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("InviteLinkPayload")
+		case "link":
+			out.Values[i] = ec._InviteLinkPayload_link(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._InviteLinkPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var inviteLinkPreviewImplementors = []string{"InviteLinkPreview"}
+
+func (ec *executionContext) _InviteLinkPreview(ctx context.Context, sel ast.SelectionSet, obj *InviteLinkPreview) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, inviteLinkPreviewImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("InviteLinkPreview")
+		case "organizationName":
+			out.Values[i] = ec._InviteLinkPreview_organizationName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._InviteLinkPreview_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "roleName":
+			out.Values[i] = ec._InviteLinkPreview_roleName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "restrictedToDomains":
+			out.Values[i] = ec._InviteLinkPreview_restrictedToDomains(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "domains":
+			out.Values[i] = ec._InviteLinkPreview_domains(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._InviteLinkPreview_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -28431,6 +29728,49 @@ func (ec *executionContext) _JoinRequestEdge(ctx context.Context, sel ast.Select
 	return out
 }
 
+var joinWithInviteLinkPayloadImplementors = []string{"JoinWithInviteLinkPayload"}
+
+func (ec *executionContext) _JoinWithInviteLinkPayload(ctx context.Context, sel ast.SelectionSet, obj *JoinWithInviteLinkPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, joinWithInviteLinkPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("JoinWithInviteLinkPayload")
+		case "message":
+			out.Values[i] = ec._JoinWithInviteLinkPayload_message(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._JoinWithInviteLinkPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var membershipImplementors = []string{"Membership", "Node"}
 
 func (ec *executionContext) _Membership(ctx context.Context, sel ast.SelectionSet, obj *ent.Membership) graphql.Marshaler {
@@ -28764,6 +30104,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "acceptInvitation":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_acceptInvitation(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createInviteLink":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createInviteLink(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "refreshInviteLink":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_refreshInviteLink(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revokeInviteLink":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_revokeInviteLink(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "joinWithInviteLink":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_joinWithInviteLink(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -29429,6 +30797,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_invitationPreview(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "inviteLinkPreview":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_inviteLinkPreview(ctx, field)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -30253,6 +31643,11 @@ func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet
 		case "message":
 			out.Values[i] = ec._UserError_message(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retryAfter":
+			out.Values[i] = ec._UserError_retryAfter(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -31120,6 +32515,11 @@ func (ec *executionContext) unmarshalNContactWhereInput2ᚖadmitᚋentᚐContact
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNCreateInviteLinkInput2admitᚋgraphᚐCreateInviteLinkInput(ctx context.Context, v any) (CreateInviteLinkInput, error) {
+	res, err := ec.unmarshalInputCreateInviteLinkInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNCreateRoleInput2admitᚋgraphᚐCreateRoleInput(ctx context.Context, v any) (CreateRoleInput, error) {
 	res, err := ec.unmarshalInputCreateRoleInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -31464,6 +32864,11 @@ func (ec *executionContext) marshalNInviteLinkConnection2ᚖadmitᚋentᚐInvite
 	return ec._InviteLinkConnection(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNInviteLinkIDInput2admitᚋgraphᚐInviteLinkIDInput(ctx context.Context, v any) (InviteLinkIDInput, error) {
+	res, err := ec.unmarshalInputInviteLinkIDInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNInviteLinkKind2admitᚋentᚋinvitelinkᚐKind(ctx context.Context, v any) (invitelink.Kind, error) {
 	var res invitelink.Kind
 	err := res.UnmarshalGQL(v)
@@ -31490,6 +32895,26 @@ func (ec *executionContext) marshalNInviteLinkOrderField2ᚖadmitᚋentᚐInvite
 	return v
 }
 
+func (ec *executionContext) marshalNInviteLinkPayload2ᚖadmitᚋgraphᚐInviteLinkPayload(ctx context.Context, sel ast.SelectionSet, v *InviteLinkPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._InviteLinkPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNInviteLinkPreview2ᚖadmitᚋgraphᚐInviteLinkPreview(ctx context.Context, sel ast.SelectionSet, v *InviteLinkPreview) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._InviteLinkPreview(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNInviteLinkPurpose2admitᚋentᚋinvitelinkᚐPurpose(ctx context.Context, v any) (invitelink.Purpose, error) {
 	var res invitelink.Purpose
 	err := res.UnmarshalGQL(v)
@@ -31497,6 +32922,16 @@ func (ec *executionContext) unmarshalNInviteLinkPurpose2admitᚋentᚋinvitelink
 }
 
 func (ec *executionContext) marshalNInviteLinkPurpose2admitᚋentᚋinvitelinkᚐPurpose(ctx context.Context, sel ast.SelectionSet, v invitelink.Purpose) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNInviteLinkStatus2admitᚋgraphᚐInviteLinkStatus(ctx context.Context, v any) (InviteLinkStatus, error) {
+	var res InviteLinkStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInviteLinkStatus2admitᚋgraphᚐInviteLinkStatus(ctx context.Context, sel ast.SelectionSet, v InviteLinkStatus) graphql.Marshaler {
 	return v
 }
 
@@ -31605,6 +33040,21 @@ func (ec *executionContext) marshalNJoinRequestStatus2admitᚋentᚋjoinrequest�
 func (ec *executionContext) unmarshalNJoinRequestWhereInput2ᚖadmitᚋentᚐJoinRequestWhereInput(ctx context.Context, v any) (*ent.JoinRequestWhereInput, error) {
 	res, err := ec.unmarshalInputJoinRequestWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNJoinWithInviteLinkInput2admitᚋgraphᚐJoinWithInviteLinkInput(ctx context.Context, v any) (JoinWithInviteLinkInput, error) {
+	res, err := ec.unmarshalInputJoinWithInviteLinkInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNJoinWithInviteLinkPayload2ᚖadmitᚋgraphᚐJoinWithInviteLinkPayload(ctx context.Context, sel ast.SelectionSet, v *JoinWithInviteLinkPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._JoinWithInviteLinkPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNMembershipConnection2ᚖadmitᚋentᚐMembershipConnection(ctx context.Context, sel ast.SelectionSet, v *ent.MembershipConnection) graphql.Marshaler {

@@ -209,5 +209,20 @@ func userErrorFrom(err error) (*UserError, bool) {
 	if !ok {
 		return nil, false
 	}
-	return userErrors(ErrorCode(ue.Code), ue.Field, ue.Message)[0], true
+	e := userErrors(ErrorCode(ue.Code), ue.Field, ue.Message)[0]
+	if ue.RetryAfter > 0 {
+		e.RetryAfter = &ue.RetryAfter
+	}
+	return e, true
+}
+
+// linkPayload turns a link result into its payload.
+func linkPayload(link *ent.InviteLink, err error) (*InviteLinkPayload, error) {
+	if ue, ok := userErrorFrom(err); ok {
+		return &InviteLinkPayload{Errors: []*UserError{ue}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &InviteLinkPayload{Link: link, Errors: []*UserError{}}, nil
 }

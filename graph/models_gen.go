@@ -5,6 +5,7 @@ package graph
 import (
 	"admit/ent"
 	"admit/ent/invitation"
+	"admit/ent/invitelink"
 	"admit/ent/user"
 	"bytes"
 	"fmt"
@@ -35,6 +36,20 @@ type AcceptInvitationPayload struct {
 	User *ent.User `json:"user,omitempty"`
 	// Why accepting failed; empty on success.
 	Errors []*UserError `json:"errors"`
+}
+
+// A new invite link.
+type CreateInviteLinkInput struct {
+	// INTERNAL users or CLIENTs.
+	Kind invitelink.Kind `json:"kind"`
+	// Role for people joining; the built-in Member role when omitted. At most your own rank.
+	RoleID *int `json:"roleID,omitempty"`
+	// Only addresses in the organization's verified domains may use it (the company link).
+	RestrictToDomains *bool `json:"restrictToDomains,omitempty"`
+	// When the link stops working; 10 days for a company link, never otherwise, unless given.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	// How many people may join through it; unlimited when omitted.
+	MaxUses *int `json:"maxUses,omitempty"`
 }
 
 // A new custom role.
@@ -151,6 +166,36 @@ type InviteCounts struct {
 	DomainNotAllowed int `json:"domainNotAllowed"`
 }
 
+// A link to act on.
+type InviteLinkIDInput struct {
+	// The link's ID.
+	ID int `json:"id"`
+}
+
+// A link after a change.
+type InviteLinkPayload struct {
+	// The link, as changed.
+	Link *ent.InviteLink `json:"link,omitempty"`
+	// Why the change was refused; empty on success.
+	Errors []*UserError `json:"errors"`
+}
+
+// Public facts about an invite link.
+type InviteLinkPreview struct {
+	// The organization people join.
+	OrganizationName string `json:"organizationName"`
+	// INTERNAL users or CLIENTs.
+	Kind invitelink.Kind `json:"kind"`
+	// The role people get.
+	RoleName string `json:"roleName"`
+	// Whether only the organization's domains may use it.
+	RestrictedToDomains bool `json:"restrictedToDomains"`
+	// The domains allowed, when restricted.
+	Domains []string `json:"domains"`
+	// When the link stops working, if ever.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
 // The result for one address or file row.
 type InviteResult struct {
 	// The entry as given.
@@ -190,6 +235,24 @@ type InviteUsersPayload struct {
 	// Counts by outcome.
 	Counts *InviteCounts `json:"counts"`
 	// Why the whole request was refused; empty when it was processed.
+	Errors []*UserError `json:"errors"`
+}
+
+// Joining through a link.
+type JoinWithInviteLinkInput struct {
+	// The token from the link.
+	Token string `json:"token"`
+	// Your email address; a confirmation is sent there.
+	Email string `json:"email"`
+	// Your full name.
+	Name *string `json:"name,omitempty"`
+}
+
+// The result of joinWithInviteLink.
+type JoinWithInviteLinkPayload struct {
+	// What happens next, for people.
+	Message *string `json:"message,omitempty"`
+	// Why joining was refused (DOMAIN_NOT_ALLOWED, LINK_EXPIRED, LINK_REVOKED, LINK_REFRESHED, LINK_EXHAUSTED, LINK_NOT_FOUND, INVALID_ADDRESS, RATE_LIMITED); empty on success.
 	Errors []*UserError `json:"errors"`
 }
 
@@ -279,6 +342,8 @@ type UserError struct {
 	Field *string `json:"field,omitempty"`
 	// A sentence for people.
 	Message string `json:"message"`
+	// For RATE_LIMITED: seconds to wait before trying again.
+	RetryAfter *int `json:"retryAfter,omitempty"`
 }
 
 // A user after a change.
@@ -355,6 +420,20 @@ const (
 	ErrorCodeFileNoAddressColumn ErrorCode = "FILE_NO_ADDRESS_COLUMN"
 	// The CSV cannot be parsed.
 	ErrorCodeFileMalformed ErrorCode = "FILE_MALFORMED"
+	// No invite link has this token.
+	ErrorCodeLinkNotFound ErrorCode = "LINK_NOT_FOUND"
+	// The link was refreshed; only its newest URL works.
+	ErrorCodeLinkRefreshed ErrorCode = "LINK_REFRESHED"
+	// The link was turned off.
+	ErrorCodeLinkRevoked ErrorCode = "LINK_REVOKED"
+	// The link has expired.
+	ErrorCodeLinkExpired ErrorCode = "LINK_EXPIRED"
+	// The link was used as many times as allowed.
+	ErrorCodeLinkExhausted ErrorCode = "LINK_EXHAUSTED"
+	// A domain-restricted link needs the organization to have a verified domain.
+	ErrorCodeNoDomains ErrorCode = "NO_DOMAINS"
+	// Too many attempts; see retryAfter.
+	ErrorCodeRateLimited ErrorCode = "RATE_LIMITED"
 	// The value is not a valid email domain.
 	ErrorCodeInvalidDomain ErrorCode = "INVALID_DOMAIN"
 	// The organization already has this domain.
@@ -395,6 +474,13 @@ var AllErrorCode = []ErrorCode{
 	ErrorCodeFileUnsupportedType,
 	ErrorCodeFileNoAddressColumn,
 	ErrorCodeFileMalformed,
+	ErrorCodeLinkNotFound,
+	ErrorCodeLinkRefreshed,
+	ErrorCodeLinkRevoked,
+	ErrorCodeLinkExpired,
+	ErrorCodeLinkExhausted,
+	ErrorCodeNoDomains,
+	ErrorCodeRateLimited,
 	ErrorCodeInvalidDomain,
 	ErrorCodeDomainExists,
 	ErrorCodeDomainNotFound,
@@ -402,7 +488,7 @@ var AllErrorCode = []ErrorCode{
 
 func (e ErrorCode) IsValid() bool {
 	switch e {
-	case ErrorCodeInvalidCredentials, ErrorCodeOrganizationRequired, ErrorCodeInvalidInput, ErrorCodeNameTaken, ErrorCodeBuiltinRole, ErrorCodeRoleInUse, ErrorCodeLastAdmin, ErrorCodeInvalidAddress, ErrorCodeDuplicateInRequest, ErrorCodeAlreadyMember, ErrorCodeAlreadyInvited, ErrorCodeDomainNotAllowed, ErrorCodeInvitationNotFound, ErrorCodeInvitationReplaced, ErrorCodeInvitationRevoked, ErrorCodeInvitationExpired, ErrorCodeInvitationAlreadyAccepted, ErrorCodeInvitationNotAcceptable, ErrorCodeSignInRequired, ErrorCodeWrongAccount, ErrorCodeAccountDeactivated, ErrorCodePasswordTooWeak, ErrorCodeResendTooSoon, ErrorCodeIdempotencyKeyReused, ErrorCodeFileEmpty, ErrorCodeFileTooLarge, ErrorCodeFileTooManyRows, ErrorCodeFileNotText, ErrorCodeFileUnsupportedType, ErrorCodeFileNoAddressColumn, ErrorCodeFileMalformed, ErrorCodeInvalidDomain, ErrorCodeDomainExists, ErrorCodeDomainNotFound:
+	case ErrorCodeInvalidCredentials, ErrorCodeOrganizationRequired, ErrorCodeInvalidInput, ErrorCodeNameTaken, ErrorCodeBuiltinRole, ErrorCodeRoleInUse, ErrorCodeLastAdmin, ErrorCodeInvalidAddress, ErrorCodeDuplicateInRequest, ErrorCodeAlreadyMember, ErrorCodeAlreadyInvited, ErrorCodeDomainNotAllowed, ErrorCodeInvitationNotFound, ErrorCodeInvitationReplaced, ErrorCodeInvitationRevoked, ErrorCodeInvitationExpired, ErrorCodeInvitationAlreadyAccepted, ErrorCodeInvitationNotAcceptable, ErrorCodeSignInRequired, ErrorCodeWrongAccount, ErrorCodeAccountDeactivated, ErrorCodePasswordTooWeak, ErrorCodeResendTooSoon, ErrorCodeIdempotencyKeyReused, ErrorCodeFileEmpty, ErrorCodeFileTooLarge, ErrorCodeFileTooManyRows, ErrorCodeFileNotText, ErrorCodeFileUnsupportedType, ErrorCodeFileNoAddressColumn, ErrorCodeFileMalformed, ErrorCodeLinkNotFound, ErrorCodeLinkRefreshed, ErrorCodeLinkRevoked, ErrorCodeLinkExpired, ErrorCodeLinkExhausted, ErrorCodeNoDomains, ErrorCodeRateLimited, ErrorCodeInvalidDomain, ErrorCodeDomainExists, ErrorCodeDomainNotFound:
 		return true
 	}
 	return false
@@ -502,6 +588,70 @@ func (e *InvitationEventKind) UnmarshalJSON(b []byte) error {
 }
 
 func (e InvitationEventKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Whether a link works.
+type InviteLinkStatus string
+
+const (
+	// The link works.
+	InviteLinkStatusActive InviteLinkStatus = "ACTIVE"
+	// Past its expiry.
+	InviteLinkStatusExpired InviteLinkStatus = "EXPIRED"
+	// Used as many times as allowed.
+	InviteLinkStatusExhausted InviteLinkStatus = "EXHAUSTED"
+	// Turned off.
+	InviteLinkStatusRevoked InviteLinkStatus = "REVOKED"
+)
+
+var AllInviteLinkStatus = []InviteLinkStatus{
+	InviteLinkStatusActive,
+	InviteLinkStatusExpired,
+	InviteLinkStatusExhausted,
+	InviteLinkStatusRevoked,
+}
+
+func (e InviteLinkStatus) IsValid() bool {
+	switch e {
+	case InviteLinkStatusActive, InviteLinkStatusExpired, InviteLinkStatusExhausted, InviteLinkStatusRevoked:
+		return true
+	}
+	return false
+}
+
+func (e InviteLinkStatus) String() string {
+	return string(e)
+}
+
+func (e *InviteLinkStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = InviteLinkStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid InviteLinkStatus", str)
+	}
+	return nil
+}
+
+func (e InviteLinkStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *InviteLinkStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e InviteLinkStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -26,6 +26,8 @@ type Resolver struct {
 	invites     *invite.Service
 	broker      *pubsub.Broker
 	importLimit importfile.Limits
+	linkLimits  invite.LinkLimits
+	joinURL     func(token string) string
 	log         *slog.Logger
 }
 
@@ -38,7 +40,11 @@ type Deps struct {
 	Broker   *pubsub.Broker
 	// ImportLimits bound uploaded invitation files.
 	ImportLimits importfile.Limits
-	Log          *slog.Logger
+	// LinkLimits rate-limit joining through invite links.
+	LinkLimits invite.LinkLimits
+	// JoinURL turns a link token into the URL admins share.
+	JoinURL func(token string) string
+	Log     *slog.Logger
 	// MaxPageSize caps `first`/`last` and weighs connections in the
 	// complexity limit.
 	MaxPageSize int
@@ -56,6 +62,8 @@ func NewSchema(d Deps) graphql.ExecutableSchema {
 		invites:     d.Invites,
 		broker:      d.Broker,
 		importLimit: d.ImportLimits,
+		linkLimits:  d.LinkLimits,
+		joinURL:     d.JoinURL,
 		log:         d.Log,
 	}})
 	return pagedSchema{ExecutableSchema: es, maxPage: d.MaxPageSize}

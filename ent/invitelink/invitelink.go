@@ -38,6 +38,8 @@ const (
 	FieldUseCount = "use_count"
 	// FieldGeneration holds the string denoting the generation field in the database.
 	FieldGeneration = "generation"
+	// FieldTokenNonces holds the string denoting the token_nonces field in the database.
+	FieldTokenNonces = "token_nonces"
 	// FieldRevokedAt holds the string denoting the revoked_at field in the database.
 	FieldRevokedAt = "revoked_at"
 	// FieldRoleID holds the string denoting the role_id field in the database.
@@ -99,6 +101,7 @@ var Columns = []string{
 	FieldMaxUses,
 	FieldUseCount,
 	FieldGeneration,
+	FieldTokenNonces,
 	FieldRevokedAt,
 	FieldRoleID,
 	FieldWorkspaceID,

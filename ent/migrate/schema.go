@@ -308,6 +308,7 @@ var (
 		{Name: "max_uses", Type: field.TypeInt, Nullable: true},
 		{Name: "use_count", Type: field.TypeInt, Default: 0},
 		{Name: "generation", Type: field.TypeInt, Default: 1},
+		{Name: "token_nonces", Type: field.TypeJSON},
 		{Name: "revoked_at", Type: field.TypeTime, Nullable: true},
 		{Name: "organization_id", Type: field.TypeInt},
 		{Name: "role_id", Type: field.TypeInt, Nullable: true},
@@ -322,25 +323,25 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "invite_links_organizations_organization",
-				Columns:    []*schema.Column{InviteLinksColumns[11]},
+				Columns:    []*schema.Column{InviteLinksColumns[12]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "invite_links_roles_role",
-				Columns:    []*schema.Column{InviteLinksColumns[12]},
+				Columns:    []*schema.Column{InviteLinksColumns[13]},
 				RefColumns: []*schema.Column{RolesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "invite_links_workspaces_workspace",
-				Columns:    []*schema.Column{InviteLinksColumns[13]},
+				Columns:    []*schema.Column{InviteLinksColumns[14]},
 				RefColumns: []*schema.Column{WorkspacesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "invite_links_users_created_by",
-				Columns:    []*schema.Column{InviteLinksColumns[14]},
+				Columns:    []*schema.Column{InviteLinksColumns[15]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.SetNull,
 			},

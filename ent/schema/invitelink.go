@@ -47,6 +47,12 @@ func (InviteLink) Fields() []ent.Field {
 			Default(1).
 			Comment("Raised by each refresh; the token is bound to it.").
 			Annotations(entgql.Skip(entgql.SkipAll)),
+		// The token is derived (HMAC of the server secret, the link, its
+		// generation and that generation's random nonce), so an admin can
+		// copy the link again without it ever being stored.
+		field.JSON("token_nonces", [][]byte{}).
+			Sensitive().
+			Annotations(entgql.Skip(entgql.SkipAll)),
 		field.Time("revoked_at").
 			Optional().
 			Nillable(),

@@ -3,6 +3,7 @@
 package config
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"io"
@@ -31,6 +32,10 @@ type Config struct {
 	SMTPURL            string
 	SMTPFrom           string
 	AcceptURLTemplate  string
+	JoinURLTemplate    string
+	JoinLimitPerLink   int
+	JoinLimitPerAddr   int
+	JoinLimitWindow    time.Duration
 	ImportLimits       importfile.Limits
 	ResendCooldown     time.Duration
 
@@ -64,6 +69,10 @@ var Settings = []Setting{
 	{"SMTP_URL", "smtp-url", "", "smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (implicit TLS). Unset: messages are printed to the log and kept in the outbox."},
 	{"SMTP_FROM", "smtp-from", "Admit <no-reply@localhost>", "Sender of every email."},
 	{"ACCEPT_URL_TEMPLATE", "accept-url-template", "", "Link in invitation emails, with {token} where the token goes (for a React app hosting the page). Default: PUBLIC_URL/invitations/accept?token={token}."},
+	{"JOIN_URL_TEMPLATE", "join-url-template", "", "URL of invite links, with {token} where the token goes. Default: PUBLIC_URL/join?token={token}."},
+	{"JOIN_LIMIT_PER_LINK", "join-limit-per-link", "300", "Joins allowed through one invite link per JOIN_LIMIT_WINDOW (per replica)."},
+	{"JOIN_LIMIT_PER_ADDRESS", "join-limit-per-address", "20", "Join attempts allowed from one client address per JOIN_LIMIT_WINDOW (per replica)."},
+	{"JOIN_LIMIT_WINDOW", "join-limit-window", "1h", "The window of the join limits."},
 	{"IMPORT_MAX_BYTES", "import-max-bytes", "5242880", "Largest invitation file."},
 	{"IMPORT_MAX_ROWS", "import-max-rows", "50000", "Most rows in an invitation file."},
 	{"INVITE_RESEND_COOLDOWN", "invite-resend-cooldown", "1m", "Least time between two sends of one invitation."},
@@ -127,14 +136,17 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	c.SessionTTL = dur("SESSION_TTL")
 	c.ResendCooldown = dur("INVITE_RESEND_COOLDOWN")
 	c.ImportLimits = importfile.Limits{MaxBytes: num("IMPORT_MAX_BYTES"), MaxRows: int(num("IMPORT_MAX_ROWS"))}
-	c.AcceptURLTemplate = get("ACCEPT_URL_TEMPLATE")
-	if c.AcceptURLTemplate == "" {
-		c.AcceptURLTemplate = c.PublicURL + "/invitations/accept?token={token}"
+	c.AcceptURLTemplate = cmp.Or(get("ACCEPT_URL_TEMPLATE"), c.PublicURL+"/invitations/accept?token={token}")
+	c.JoinURLTemplate = cmp.Or(get("JOIN_URL_TEMPLATE"), c.PublicURL+"/join?token={token}")
+	for k, tmpl := range map[string]string{"ACCEPT_URL_TEMPLATE": c.AcceptURLTemplate, "JOIN_URL_TEMPLATE": c.JoinURLTemplate} {
+		if u, err := url.Parse(strings.ReplaceAll(tmpl, "{token}", "x")); err != nil ||
+			(u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !strings.Contains(tmpl, "{token}") {
+			errs = append(errs, fmt.Sprintf("%s: %q must be an absolute http(s) URL containing {token}", k, tmpl))
+		}
 	}
-	if u, err := url.Parse(strings.ReplaceAll(c.AcceptURLTemplate, "{token}", "x")); err != nil ||
-		(u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !strings.Contains(c.AcceptURLTemplate, "{token}") {
-		errs = append(errs, fmt.Sprintf("ACCEPT_URL_TEMPLATE: %q must be an absolute http(s) URL containing {token}", c.AcceptURLTemplate))
-	}
+	c.JoinLimitPerLink = int(num("JOIN_LIMIT_PER_LINK"))
+	c.JoinLimitPerAddr = int(num("JOIN_LIMIT_PER_ADDRESS"))
+	c.JoinLimitWindow = dur("JOIN_LIMIT_WINDOW")
 	intro, err := strconv.ParseBool(get("GRAPHQL_INTROSPECTION"))
 	if err != nil {
 		errs = append(errs, fmt.Sprintf("GRAPHQL_INTROSPECTION: %q is not true or false", get("GRAPHQL_INTROSPECTION")))
@@ -160,6 +172,11 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 		return Config{}, fmt.Errorf("configuration: %w", secret.ErrTooShort)
 	}
 	return c, nil
+}
+
+// JoinURL returns the shareable URL for an invite link token.
+func (c Config) JoinURL(token string) string {
+	return strings.ReplaceAll(c.JoinURLTemplate, "{token}", url.QueryEscape(token))
 }
 
 // AcceptURL returns the link for an invitation token. Request headers

@@ -26,6 +26,8 @@ type UserError struct {
 	Code    string
 	Field   string
 	Message string
+	// RetryAfter is, for RATE_LIMITED, the seconds to wait.
+	RetryAfter int
 }
 
 func (e *UserError) Error() string { return e.Message }

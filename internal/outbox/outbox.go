@@ -42,6 +42,8 @@ type Worker struct {
 	AcceptURL func(token string) string
 	// MessageIDDomain is the right-hand side of Message-IDs.
 	MessageIDDomain string
+	// SignInURL is where "you already have an account" messages point.
+	SignInURL string
 
 	MaxAttempts int           // attempts before a message is marked failed (default 6)
 	BaseBackoff time.Duration // first retry delay (default 30s); doubles, with full jitter
@@ -174,7 +176,7 @@ var errSuperseded = errors.New("superseded")
 
 // send renders and sends one claimed row and records what happened.
 func (w *Worker) send(ctx context.Context, id int) error {
-	d, err := w.Client.Delivery.Query().Where(delivery.ID(id)).WithInvitation(func(q *ent.InvitationQuery) {
+	d, err := w.Client.Delivery.Query().Where(delivery.ID(id)).WithOrganization().WithInvitation(func(q *ent.InvitationQuery) {
 		q.WithOrganization().WithRole().WithWorkspace().WithInviter()
 	}).Only(ctx)
 	if err != nil {
@@ -193,8 +195,8 @@ func (w *Worker) send(ctx context.Context, id int) error {
 	if msg.Text != "" {
 		// Keep the bodies as rendered, with the link masked: no token rests here.
 		up.SetSubject(msg.Subject).
-			SetBodyText(strings.ReplaceAll(msg.Text, token, "[token]")).
-			SetBodyHTML(strings.ReplaceAll(msg.HTML, token, "[token]"))
+			SetBodyText(mask(msg.Text, token)).
+			SetBodyHTML(mask(msg.HTML, token))
 	}
 	kind := ""
 	switch {
@@ -259,6 +261,13 @@ func (w *Worker) render(d *ent.Delivery) (mail.Message, string, error) {
 		var err error
 		m.Subject, m.Text, m.HTML, err = mail.RenderInvitation(data)
 		return m, token, err
+	case invite.TemplateAccountExists:
+		var err error
+		m.Subject, m.Text, m.HTML, err = mail.RenderAccountExists(mail.AccountExists{
+			OrganizationName: d.Edges.Organization.Name,
+			SignInURL:        w.SignInURL,
+		})
+		return m, "", err
 	default:
 		return m, "", fmt.Errorf("outbox: unknown template %q", d.Template)
 	}
@@ -271,6 +280,14 @@ func (w *Worker) backoff(n int) time.Duration {
 		ceiling = w.MaxBackoff
 	}
 	return w.BaseBackoff/2 + time.Duration(rand.Int64N(int64(ceiling)))
+}
+
+// mask hides the token in a body kept in the outbox.
+func mask(body, token string) string {
+	if token == "" {
+		return body
+	}
+	return strings.ReplaceAll(body, token, "[token]")
 }
 
 func truncate(s string, n int) string {

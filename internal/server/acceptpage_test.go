@@ -16,6 +16,8 @@ func TestAcceptPageKeepsTheTokenToItself(t *testing.T) {
 		"/invitations/accept?token=adi_1_1_x": "text/html",
 		"/invitations/accept.js":              "text/javascript",
 		"/invitations/accept.css":             "text/css",
+		"/join?token=adl_1_1_x":               "text/html",
+		"/join.js":                            "text/javascript",
 	} {
 		rec := httptest.NewRecorder()
 		e.Server.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))

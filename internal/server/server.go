@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -70,6 +71,8 @@ type Options struct {
 	Invites        *invite.Service
 	Broker         *pubsub.Broker
 	ImportLimits   importfile.Limits
+	LinkLimits     invite.LinkLimits
+	JoinURL        func(token string) string
 	Log            *slog.Logger
 	Limits         Limits
 	AllowedOrigins []string // exact origins, such as https://app.example.com
@@ -121,6 +124,8 @@ func New(o Options) (*Server, error) {
 	mux.Handle("GET /invitations/accept", acceptPage("accept.html", "text/html; charset=utf-8"))
 	mux.Handle("GET /invitations/accept.js", acceptPage("accept.js", "text/javascript; charset=utf-8"))
 	mux.Handle("GET /invitations/accept.css", acceptPage("accept.css", "text/css; charset=utf-8"))
+	mux.Handle("GET /join", acceptPage("join.html", "text/html; charset=utf-8"))
+	mux.Handle("GET /join.js", acceptPage("join.js", "text/javascript; charset=utf-8"))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -165,6 +170,8 @@ func (s *Server) graphQL() http.Handler {
 		Invites:      o.Invites,
 		Broker:       o.Broker,
 		ImportLimits: o.ImportLimits,
+		LinkLimits:   o.LinkLimits,
+		JoinURL:      o.JoinURL,
 		Log:          o.Log,
 		MaxPageSize:  o.Limits.MaxPageSize,
 	})
@@ -261,6 +268,11 @@ func (s *Server) revalidateSocketSession(ctx context.Context, next graphql.Opera
 // protected fields then answer UNAUTHENTICATED.
 func (s *Server) withAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The peer address, not X-Forwarded-For: a header any client can
+		// set must not choose its own rate-limit bucket.
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			r = r.WithContext(auth.WithClientIP(r.Context(), host))
+		}
 		token := bearer(r.Header.Get("Authorization"))
 		if token != "" {
 			v, err := s.opts.Accounts.Authenticate(r.Context(), s.opts.DB.Client, token)

@@ -34,6 +34,7 @@ import (
 	"admit/internal/outbox"
 	"admit/internal/password"
 	"admit/internal/pubsub"
+	"admit/internal/ratelimit"
 	"admit/internal/secret"
 	"admit/internal/server"
 )
@@ -166,6 +167,11 @@ func (m *Mailbox) To(addr string) []mail.Message {
 	return out
 }
 
+// JoinURL is the invite link template tests run with.
+func JoinURL(token string) string {
+	return "https://admit.test/join?token=" + url.QueryEscape(token)
+}
+
 // AcceptURL is the link template tests run with.
 func AcceptURL(token string) string {
 	return "https://admit.test/invitations/accept?token=" + url.QueryEscape(token)
@@ -230,15 +236,20 @@ func New(t testing.TB, opts ...Option) *Env {
 	mailbox := &Mailbox{}
 	worker := &outbox.Worker{
 		Client: d.Client, Dialect: d.Dialect, Sender: mailbox, Invites: invites, Broker: broker,
-		Log: log, Now: clock.Now, AcceptURL: AcceptURL, MessageIDDomain: "admit.test",
+		Log: log, Now: clock.Now, AcceptURL: AcceptURL, MessageIDDomain: "admit.test", SignInURL: "https://admit.test/",
 		BaseBackoff: time.Second, MaxBackoff: 10 * time.Second,
 	}
 	o := server.Options{
-		DB:            d,
-		Accounts:      accounts,
-		Invites:       invites,
-		Broker:        broker,
-		ImportLimits:  importfile.DefaultLimits,
+		DB:           d,
+		Accounts:     accounts,
+		Invites:      invites,
+		Broker:       broker,
+		ImportLimits: importfile.DefaultLimits,
+		JoinURL:      JoinURL,
+		LinkLimits: invite.LinkLimits{
+			PerLink:    &ratelimit.Limiter{Limit: 1000, Window: time.Hour, Now: clock.Now},
+			PerAddress: &ratelimit.Limiter{Limit: 1000, Window: time.Hour, Now: clock.Now},
+		},
 		Log:           log,
 		Limits:        server.DefaultLimits,
 		Introspection: true,
