@@ -16,6 +16,15 @@ import (
 
 // Status is the resolver for the status field.
 func (r *invitationResolver) Status(ctx context.Context, obj *ent.Invitation) (invitation.Status, error) {
+	if obj.Status == invitation.StatusPENDING && obj.ExpiresAt.IsZero() {
+		// Field collection loaded only the selected columns; the expiry
+		// decides whether a pending invitation reads as expired.
+		full, err := r.client.Invitation.Query().Where(invitation.ID(obj.ID)).Select(invitation.FieldStatus, invitation.FieldExpiresAt).Only(ctx)
+		if err != nil {
+			return "", err
+		}
+		return invite.Status(full, r.invites.Now()), nil
+	}
 	return invite.Status(obj, r.invites.Now()), nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"admit/ent"
 	"admit/ent/idempotencykey"
@@ -184,22 +185,63 @@ func (r *Resolver) idempotent(ctx context.Context, c *ent.Client, op string, key
 	return out, nil, c.IdempotencyKey.UpdateOne(row).SetResponse(resp).Exec(ctx)
 }
 
-// invitationWhere reads EXPIRED and PENDING in a status filter as readers
-// see them: a pending invitation past its expiry is expired.
+// invitationWhere makes every status predicate of a filter, at any depth,
+// mean the status readers see: a pending invitation past its expiry is
+// EXPIRED, not PENDING, though its row still says PENDING.
 func (r *Resolver) invitationWhere(where *ent.InvitationWhereInput) {
-	if where == nil || where.Status == nil {
+	rewriteStatus(where, r.invites.Now())
+}
+
+func rewriteStatus(w *ent.InvitationWhereInput, now time.Time) {
+	if w == nil {
 		return
 	}
-	now := r.invites.Now()
-	switch *where.Status {
+	rewriteStatus(w.Not, now)
+	for _, sub := range w.And {
+		rewriteStatus(sub, now)
+	}
+	for _, sub := range w.Or {
+		rewriteStatus(sub, now)
+	}
+	anyOf := func(ss []invitation.Status) *ent.InvitationWhereInput {
+		or := make([]*ent.InvitationWhereInput, len(ss))
+		for i, s := range ss {
+			or[i] = readsAs(s, now)
+		}
+		return &ent.InvitationWhereInput{Or: or}
+	}
+	var and []*ent.InvitationWhereInput
+	if w.Status != nil {
+		and = append(and, readsAs(*w.Status, now))
+		w.Status = nil
+	}
+	if w.StatusNEQ != nil {
+		and = append(and, &ent.InvitationWhereInput{Not: readsAs(*w.StatusNEQ, now)})
+		w.StatusNEQ = nil
+	}
+	if len(w.StatusIn) > 0 {
+		and = append(and, anyOf(w.StatusIn))
+		w.StatusIn = nil
+	}
+	if len(w.StatusNotIn) > 0 {
+		and = append(and, &ent.InvitationWhereInput{Not: anyOf(w.StatusNotIn)})
+		w.StatusNotIn = nil
+	}
+	w.And = append(w.And, and...)
+}
+
+// readsAs matches invitations whose status reads as s at now.
+func readsAs(s invitation.Status, now time.Time) *ent.InvitationWhereInput {
+	switch s {
 	case invitation.StatusEXPIRED:
-		where.Status = nil
-		where.Or = append(where.Or,
-			&ent.InvitationWhereInput{Status: ptr(invitation.StatusEXPIRED)},
-			&ent.InvitationWhereInput{Status: ptr(invitation.StatusPENDING), ExpiresAtLTE: &now},
-		)
+		return &ent.InvitationWhereInput{Or: []*ent.InvitationWhereInput{
+			{Status: ptr(invitation.StatusEXPIRED)},
+			{Status: ptr(invitation.StatusPENDING), ExpiresAtLTE: &now},
+		}}
 	case invitation.StatusPENDING:
-		where.ExpiresAtGT = &now
+		return &ent.InvitationWhereInput{Status: ptr(invitation.StatusPENDING), ExpiresAtGT: &now}
+	default:
+		return &ent.InvitationWhereInput{Status: ptr(s)}
 	}
 }
 

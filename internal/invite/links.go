@@ -3,6 +3,7 @@ package invite
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -367,7 +368,7 @@ func (s *Service) kickAfterCommit(ctx context.Context) {
 }
 
 func rateLimited(wait time.Duration) error {
-	secs := int(wait.Seconds()) + 1
+	secs := max(1, int(math.Ceil(wait.Seconds())))
 	return &UserError{Code: "RATE_LIMITED", Message: fmt.Sprintf("too many attempts; try again in %d seconds", secs), RetryAfter: secs}
 }
 

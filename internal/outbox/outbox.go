@@ -124,12 +124,25 @@ func system(ctx context.Context) context.Context {
 // rows it handled.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	w.init()
-	ids, err := w.claim(system(ctx))
-	if err != nil {
+	ctx = system(ctx)
+	ids, err := w.claim(ctx)
+	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
-	for _, id := range ids {
-		if err := w.send(system(ctx), id); err != nil {
+	// One query per edge for the whole batch, not per row.
+	rows, err := w.Client.Delivery.Query().
+		Where(delivery.IDIn(ids...)).
+		Order(ent.Asc(delivery.FieldID)).
+		WithOrganization().
+		WithInvitation(func(q *ent.InvitationQuery) {
+			q.WithOrganization().WithRole().WithWorkspace().WithInviter()
+		}).
+		All(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: load: %w", err)
+	}
+	for _, d := range rows {
+		if err := w.send(ctx, d); err != nil {
 			return len(ids), err
 		}
 	}
@@ -175,13 +188,8 @@ func (w *Worker) claim(ctx context.Context) ([]int, error) {
 var errSuperseded = errors.New("superseded")
 
 // send renders and sends one claimed row and records what happened.
-func (w *Worker) send(ctx context.Context, id int) error {
-	d, err := w.Client.Delivery.Query().Where(delivery.ID(id)).WithOrganization().WithInvitation(func(q *ent.InvitationQuery) {
-		q.WithOrganization().WithRole().WithWorkspace().WithInviter()
-	}).Only(ctx)
-	if err != nil {
-		return fmt.Errorf("outbox: load %d: %w", id, err)
-	}
+func (w *Worker) send(ctx context.Context, d *ent.Delivery) error {
+	id := d.ID
 	msg, token, err := w.render(d)
 	if errors.Is(err, errSuperseded) {
 		return w.Client.Delivery.UpdateOneID(id).SetStatus(delivery.StatusCANCELLED).ClearLeaseUntil().Exec(ctx)
