@@ -54,10 +54,11 @@ func SQLiteDSN(path string) (dsn, file string) {
 	if q.Get("_txlock") == "" {
 		q.Set("_txlock", "immediate")
 	}
+	dsn = "file:" + file + "?" + q.Encode()
 	if q.Get("mode") == "memory" {
-		file = ""
+		file = "" // nothing on disk: no secret file beside it either
 	}
-	return "file:" + file + "?" + q.Encode(), file
+	return dsn, file
 }
 
 // Open connects to url and returns the client. It does not migrate.

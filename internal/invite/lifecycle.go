@@ -131,6 +131,31 @@ func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.S
 	if err := s.stillGrantable(sys, c, inv); err != nil {
 		return nil, err
 	}
+	now := s.Now()
+	// Claim the invitation before anything that depends on it: a
+	// concurrent accept waits on this row and then finds it no longer
+	// pending. Any refusal below is a payload error, which rolls the
+	// claim back.
+	n, err := c.Invitation.Update().
+		Where(
+			invitation.ID(inv.ID),
+			invitation.StatusEQ(invitation.StatusPENDING),
+			invitation.TokenGeneration(inv.TokenGeneration),
+			invitation.ExpiresAtGT(now),
+		).
+		SetStatus(invitation.StatusACCEPTED).
+		SetAcceptedAt(now).
+		Save(sys)
+	if err != nil {
+		return nil, fmt.Errorf("invite.Accept: claim: %w", err)
+	}
+	if n == 0 {
+		if _, err := s.Lookup(ctx, c, in.Token); err != nil {
+			return nil, err
+		}
+		return nil, ErrAlreadyAccepted
+	}
+
 	existing, err := c.User.Query().
 		Where(user.OrganizationID(inv.OrganizationID), user.Email(email)).
 		Only(sys)
@@ -159,29 +184,6 @@ func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.S
 		if err := password.Check(in.Password); err != nil {
 			return nil, userErr("PASSWORD_TOO_WEAK", "input.password", err.Error())
 		}
-	}
-
-	now := s.Now()
-	// Claim the invitation first: a concurrent accept waits on this row
-	// and then finds it no longer pending.
-	n, err := c.Invitation.Update().
-		Where(
-			invitation.ID(inv.ID),
-			invitation.StatusEQ(invitation.StatusPENDING),
-			invitation.TokenGeneration(inv.TokenGeneration),
-			invitation.ExpiresAtGT(now),
-		).
-		SetStatus(invitation.StatusACCEPTED).
-		SetAcceptedAt(now).
-		Save(sys)
-	if err != nil {
-		return nil, fmt.Errorf("invite.Accept: claim: %w", err)
-	}
-	if n == 0 {
-		if _, err := s.Lookup(ctx, c, in.Token); err != nil {
-			return nil, err
-		}
-		return nil, ErrAlreadyAccepted
 	}
 
 	var u *ent.User
