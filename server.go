@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer d.Close()
-	accounts := &account.Service{Keys: keys, SessionTTL: cfg.SessionTTL, Now: time.Now}
+	accounts := &account.Service{Keys: keys, SessionTTL: cfg.SessionTTL, Now: now}
 
 	var boot account.BootstrapResult
 	err = d.Migrate(ctx, func(ctx context.Context) error {
@@ -91,7 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 	}
-	invites := &invite.Service{Keys: keys, Now: time.Now, Broker: broker, ResendCooldown: cfg.ResendCooldown}
+	invites := &invite.Service{Keys: keys, Now: now, Broker: broker, ResendCooldown: cfg.ResendCooldown}
 	worker := &outbox.Worker{
 		Client:          d.Client,
 		Dialect:         d.Dialect,
@@ -99,6 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Invites:         invites,
 		Broker:          broker,
 		Log:             log,
+		Now:             now,
 		AcceptURL:       cfg.AcceptURL,
 		SignInURL:       cfg.PublicURL + "/",
 		MessageIDDomain: messageIDDomain(cfg.PublicURL),
@@ -255,6 +256,10 @@ func printWelcome(w io.Writer, cfg config.Config, publicURLSet bool, addr net.Ad
 	}
 	fmt.Fprint(w, b.String())
 }
+
+// now is the server's clock, at PostgreSQL's microsecond precision, so an
+// object's times read the same right after a write as on every later read.
+func now() time.Time { return time.Now().Truncate(time.Microsecond) }
 
 // newSender sends over SMTP when SMTP_URL is set, else prints to the log.
 func newSender(cfg config.Config, log *slog.Logger) (mail.Sender, error) {
