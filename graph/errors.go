@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/lib/pq"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"admit/ent"
@@ -76,6 +77,8 @@ func classify(err error) (code, msg string) {
 		return apperr.Forbidden, "permission denied"
 	case ent.IsConstraintError(err):
 		return apperr.Conflict, "this conflicts with an existing record"
+	case isRetryable(err):
+		return apperr.Conflict, "this collided with a concurrent change; retry the request"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return apperr.Internal, "the request was cancelled or timed out"
 	}
@@ -83,6 +86,13 @@ func classify(err error) (code, msg string) {
 		return "", "" // entgql's NOT_FOUND and similar already carry a code
 	}
 	return apperr.Internal, "internal server error"
+}
+
+// isRetryable reports PostgreSQL deadlocks and serialization failures:
+// the transaction was rolled back whole and the same request may succeed.
+func isRetryable(err error) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
 // RecoverFunc logs a resolver panic and answers INTERNAL.

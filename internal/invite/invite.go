@@ -139,6 +139,10 @@ func (s *Service) Invite(ctx context.Context, c *ent.Client, req Request) (*Outc
 	}
 
 	out, cands := classify(org, req.Entries)
+	// One order for every request: concurrent requests with overlapping
+	// lists then take the unique-index locks in the same order and cannot
+	// deadlock each other.
+	slices.SortFunc(cands, func(a, b candidate) int { return strings.Compare(a.email, b.email) })
 	now := s.Now()
 	expires := now.Add(time.Duration(org.InvitationExpiryDays) * 24 * time.Hour)
 	for start := 0; start < len(cands); start += batch {
@@ -168,6 +172,7 @@ func classify(org *ent.Organization, entries []Entry) (*Outcome, []candidate) {
 		case seen[email]:
 			r.Email, r.Code, r.Message = email, CodeDuplicate, email+" appears earlier in this request"
 		case org.RestrictInvitationsToDomains && !slices.Contains(org.Domains, domainOf(email)):
+			seen[email] = true
 			r.Email, r.Code = email, CodeDomainNotAllowed
 			r.Message = domainOf(email) + " is not one of the organization's domains"
 		default:
