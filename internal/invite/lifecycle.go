@@ -228,11 +228,8 @@ func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.S
 			return nil, fmt.Errorf("invite.Accept: membership: %w", err)
 		}
 	}
-	if _, err := c.Delivery.Update().
-		Where(delivery.InvitationID(inv.ID), delivery.StatusEQ(delivery.StatusQUEUED)).
-		SetStatus(delivery.StatusCANCELLED).
-		Save(sys); err != nil {
-		return nil, fmt.Errorf("invite.Accept: %w", err)
+	if err := cancelQueued(ctx, c, inv.ID); err != nil {
+		return nil, err
 	}
 	if err := c.AuditEvent.Create().
 		SetOrganizationID(inv.OrganizationID).
@@ -326,10 +323,7 @@ func (s *Service) Resend(ctx context.Context, c *ent.Client, id int) (*ent.Invit
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.Delivery.Update().
-		Where(delivery.InvitationID(inv.ID), delivery.StatusEQ(delivery.StatusQUEUED)).
-		SetStatus(delivery.StatusCANCELLED).
-		Save(system(ctx)); err != nil {
+	if err := cancelQueued(ctx, c, inv.ID); err != nil {
 		return nil, err
 	}
 	if inv.Email != nil {
@@ -366,10 +360,7 @@ func (s *Service) Revoke(ctx context.Context, c *ent.Client, id int) (*ent.Invit
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.Delivery.Update().
-		Where(delivery.InvitationID(inv.ID), delivery.StatusEQ(delivery.StatusQUEUED)).
-		SetStatus(delivery.StatusCANCELLED).
-		Save(system(ctx)); err != nil {
+	if err := cancelQueued(ctx, c, inv.ID); err != nil {
 		return nil, err
 	}
 	if err := auditCreate(c, auth.FromContext(ctx), "invitation.revoked", inv.ID, deref(inv.Email)).Exec(ctx); err != nil {
@@ -377,6 +368,19 @@ func (s *Service) Revoke(ctx context.Context, c *ent.Client, id int) (*ent.Invit
 	}
 	s.publish(ctx, inv.OrganizationID, inv.ID, "REVOKED")
 	return inv, nil
+}
+
+// cancelQueued cancels the messages of an invitation not yet sent: they
+// would carry a link that no longer works.
+func cancelQueued(ctx context.Context, c *ent.Client, invitationID int) error {
+	_, err := c.Delivery.Update().
+		Where(delivery.InvitationID(invitationID), delivery.StatusEQ(delivery.StatusQUEUED)).
+		SetStatus(delivery.StatusCANCELLED).
+		Save(system(ctx))
+	if err != nil {
+		return fmt.Errorf("invite: cancel queued messages: %w", err)
+	}
+	return nil
 }
 
 func deref(s *string) string {

@@ -124,6 +124,7 @@ func New(o Options) (*Server, error) {
 	mux.Handle("GET /invitations/accept", acceptPage("accept.html", "text/html; charset=utf-8"))
 	mux.Handle("GET /invitations/accept.js", acceptPage("accept.js", "text/javascript; charset=utf-8"))
 	mux.Handle("GET /invitations/accept.css", acceptPage("accept.css", "text/css; charset=utf-8"))
+	mux.Handle("GET /page.js", acceptPage("page.js", "text/javascript; charset=utf-8"))
 	mux.Handle("GET /join", acceptPage("join.html", "text/html; charset=utf-8"))
 	mux.Handle("GET /join.js", acceptPage("join.js", "text/javascript; charset=utf-8"))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

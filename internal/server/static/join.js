@@ -2,20 +2,7 @@
 // address is confirmed by email before any account exists.
 (function () {
   "use strict";
-  var token = new URLSearchParams(location.search).get("token") || "";
-  var $ = function (id) { return document.getElementById(id); };
-
-  function gql(query, variables) {
-    return fetch("/query", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ query: query, variables: variables })
-    }).then(function (r) { return r.json(); });
-  }
-  function fail(text) {
-    $("message").textContent = text;
-    $("message").className = "error";
-  }
+  var token = admit.token, $ = admit.$, gql = admit.gql, fail = admit.fail;
 
   gql("query($t: String!) { inviteLinkPreview(token: $t) { organizationName kind roleName restrictedToDomains domains expiresAt } }", { t: token })
     .then(function (res) {

@@ -1,0 +1,20 @@
+// Shared by Admit's public pages: a GraphQL call and an error line.
+var admit = (function () {
+  "use strict";
+  return {
+    $: function (id) { return document.getElementById(id); },
+    token: new URLSearchParams(location.search).get("token") || "",
+    gql: function (query, variables) {
+      return fetch("/query", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ query: query, variables: variables })
+      }).then(function (r) { return r.json(); });
+    },
+    fail: function (text) {
+      var m = document.getElementById("message");
+      m.textContent = text;
+      m.className = "error";
+    }
+  };
+})();
