@@ -10,6 +10,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
+
 	"admit/ent"
 	"admit/ent/idempotencykey"
 	"admit/ent/invitation"
@@ -68,7 +70,7 @@ func (r *Resolver) results(ctx context.Context, c *ent.Client, out *invite.Outco
 		}
 	}
 	byID := make(map[int]*ent.Invitation, len(ids))
-	if !dryRun {
+	if !dryRun && selects(ctx, "results", "invitation") {
 		for start := 0; start < len(ids); start += 1000 {
 			invs, err := c.Invitation.Query().Where(invitation.IDIn(ids[start:min(start+1000, len(ids))]...)).All(ctx)
 			if err != nil {
@@ -267,4 +269,27 @@ func linkPayload(link *ent.InviteLink, err error) (*InviteLinkPayload, error) {
 		return nil, err
 	}
 	return &InviteLinkPayload{Link: link, Errors: []*UserError{}}, nil
+}
+
+// selects reports whether the client's selection under the current field
+// reaches path (e.g. results → invitation), so work nobody asked for is
+// skipped.
+func selects(ctx context.Context, path ...string) bool {
+	oc := graphql.GetOperationContext(ctx)
+	fields := graphql.CollectFieldsCtx(ctx, nil)
+	for _, name := range path {
+		var next []graphql.CollectedField
+		found := false
+		for _, f := range fields {
+			if f.Name == name {
+				found = true
+				next = append(next, graphql.CollectFields(oc, f.Selections, nil)...)
+			}
+		}
+		if !found {
+			return false
+		}
+		fields = next
+	}
+	return true
 }

@@ -290,9 +290,9 @@ var (
 				},
 			},
 			{
-				Name:    "invitation_organization_id_status",
+				Name:    "invitation_organization_id_email_status",
 				Unique:  false,
-				Columns: []*schema.Column{InvitationsColumns[21], InvitationsColumns[11]},
+				Columns: []*schema.Column{InvitationsColumns[21], InvitationsColumns[3], InvitationsColumns[11]},
 			},
 		},
 	}

@@ -138,7 +138,10 @@ func (Invitation) Indexes() []ent.Index {
 		index.Fields("organization_id", "phone").
 			Unique().
 			Annotations(entsql.IndexWhere("status = 'PENDING' AND phone IS NOT NULL")),
-		index.Fields("organization_id", "status"),
+		// Serves lookups by address (equality on all three columns, so
+		// SQLite's planner picks it even without statistics) and listings
+		// by organization.
+		index.Fields("organization_id", "email", "status"),
 	}
 }
 

@@ -198,20 +198,31 @@ func (s *Service) invitePart(ctx context.Context, c *ent.Client, v *auth.Viewer,
 	if err != nil {
 		return fmt.Errorf("invite: members: %w", err)
 	}
-	// An expired invitation never blocks a new one: mark it expired first
-	// so the one-pending-per-address index lets the new row in.
-	if _, err := c.Invitation.Update().
-		Where(invitation.EmailIn(emails...), invitation.StatusEQ(invitation.StatusPENDING), invitation.ExpiresAtLTE(now)).
-		SetStatus(invitation.StatusEXPIRED).
-		Save(ctx); err != nil {
-		return fmt.Errorf("invite: expire: %w", err)
-	}
-	pending, err := c.Invitation.Query().
+	rows, err := c.Invitation.Query().
 		Where(invitation.EmailIn(emails...), invitation.StatusEQ(invitation.StatusPENDING)).
-		Select(invitation.FieldEmail).
-		Strings(ctx)
+		Select(invitation.FieldID, invitation.FieldEmail, invitation.FieldExpiresAt).
+		All(ctx)
 	if err != nil {
 		return fmt.Errorf("invite: pending: %w", err)
+	}
+	var pending []string
+	var stale []int
+	for _, row := range rows {
+		if row.ExpiresAt.After(now) {
+			pending = append(pending, *row.Email)
+		} else {
+			stale = append(stale, row.ID)
+		}
+	}
+	// An expired invitation never blocks a new one: mark it expired first
+	// so the one-pending-per-address index lets the new row in.
+	if len(stale) > 0 {
+		if _, err := c.Invitation.Update().
+			Where(invitation.IDIn(stale...)).
+			SetStatus(invitation.StatusEXPIRED).
+			Save(ctx); err != nil {
+			return fmt.Errorf("invite: expire: %w", err)
+		}
 	}
 	isMember, isPending := set(members), set(pending)
 
@@ -266,7 +277,7 @@ func (s *Service) invitePart(ctx context.Context, c *ent.Client, v *auth.Viewer,
 	for i, p := range todo {
 		written[i] = p.email
 	}
-	rows, err := c.Invitation.Query().
+	rows, err = c.Invitation.Query().
 		Where(invitation.EmailIn(written...), invitation.StatusEQ(invitation.StatusPENDING)).
 		Select(invitation.FieldID, invitation.FieldEmail, invitation.FieldTokenNonces).
 		All(ctx)
@@ -345,6 +356,7 @@ func grantableRole(ctx context.Context, c *ent.Client, id *int) (*ent.Role, erro
 	if err := rule.CheckGrant(ctx, rl.Rank, rl.Admin); err != nil {
 		return nil, err
 	}
+	rule.CacheRole(ctx, rl)
 	return rl, nil
 }
 

@@ -220,6 +220,14 @@ func loadRole(ctx context.Context, c *ent.Client, v *auth.Viewer, id int) (*ent.
 	return r, nil
 }
 
+// CacheRole remembers a role the caller already loaded, for the rules of
+// this request.
+func CacheRole(ctx context.Context, r *ent.Role) {
+	if cache, _ := ctx.Value(roleCacheKey{}).(*sync.Map); cache != nil {
+		cache.Store(r.ID, r)
+	}
+}
+
 // CheckGrant applies the role ceiling outside a write (for dry runs, which
 // must refuse exactly what the real run would).
 func CheckGrant(ctx context.Context, rank int, admin bool) error {

@@ -228,7 +228,7 @@ func New(t testing.TB, opts ...Option) *Env {
 	clock := &Clock{now: time.Now()}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	accounts := &account.Service{Keys: keys, SessionTTL: 24 * time.Hour, Now: clock.Now}
+	accounts := &account.Service{Dialect: d.Dialect, Keys: keys, SessionTTL: 24 * time.Hour, Now: clock.Now}
 	broker := pubsub.New()
 	invites := &invite.Service{Keys: keys, Now: clock.Now, Broker: broker, ResendCooldown: time.Minute}
 	mailbox := &Mailbox{}
