@@ -77,6 +77,7 @@ func (w *Worker) init() {
 		if w.Poll == 0 {
 			w.Poll = 2 * time.Second
 		}
+
 		if w.Now == nil {
 			w.Now = time.Now
 		}
@@ -228,8 +229,10 @@ func (w *Worker) send(ctx context.Context, d *ent.Delivery) error {
 		if kind == "FAILED" {
 			lastErr = truncate(err.Error(), 1000)
 		}
-		if uerr := w.Client.Invitation.UpdateOneID(inv.ID).SetLastDeliveryError(lastErr).Exec(ctx); uerr != nil {
-			return fmt.Errorf("outbox: record %d: %w", id, uerr)
+		if lastErr != inv.LastDeliveryError { // most sends change nothing here
+			if uerr := w.Client.Invitation.UpdateOneID(inv.ID).SetLastDeliveryError(lastErr).Exec(ctx); uerr != nil {
+				return fmt.Errorf("outbox: record %d: %w", id, uerr)
+			}
 		}
 		if w.Broker != nil {
 			w.Broker.Publish(pubsub.Event{Topic: "invitation", OrgID: inv.OrganizationID, Kind: kind, ObjectID: inv.ID, At: now})
