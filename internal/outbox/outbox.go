@@ -22,7 +22,6 @@ import (
 	"admit/ent"
 	"admit/ent/delivery"
 	"admit/ent/invitation"
-	"admit/ent/predicate"
 	"admit/ent/privacy"
 	"admit/internal/invite"
 	"admit/internal/mail"
@@ -150,40 +149,44 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	return len(ids), nil
 }
 
-// due matches rows ready to send: queued and due, or claimed by a worker
-// whose lease ran out (it died mid-send).
-func (w *Worker) due(now time.Time) predicate.Delivery {
-	return delivery.Or(
-		delivery.And(delivery.StatusEQ(delivery.StatusQUEUED), delivery.NextAttemptAtLTE(now)),
-		delivery.And(delivery.StatusEQ(delivery.StatusSENDING), delivery.LeaseUntilLT(now)),
-	)
-}
-
-// claim marks a batch of due rows as being sent by this worker.
+// claim marks a batch of due rows as being sent by this worker, in one
+// statement: UPDATE … WHERE id IN (SELECT … LIMIT n [FOR UPDATE SKIP LOCKED])
+// RETURNING id. On PostgreSQL rows another replica is claiming are skipped,
+// not waited for; SQLite has one writer at a time anyway.
 func (w *Worker) claim(ctx context.Context) ([]int, error) {
-	tx, err := w.Client.Tx(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("outbox: claim: %w", err)
-	}
 	now := w.Now()
-	q := tx.Delivery.Query().Where(w.due(now)).Order(ent.Asc(delivery.FieldID)).Limit(w.Batch)
+	t := entsql.Dialect(w.Dialect)
+	due := t.Select(delivery.FieldID).
+		From(t.Table(delivery.Table)).
+		Where(entsql.Or(
+			entsql.And(entsql.EQ(delivery.FieldStatus, delivery.StatusQUEUED.String()), entsql.LTE(delivery.FieldNextAttemptAt, now)),
+			entsql.And(entsql.EQ(delivery.FieldStatus, delivery.StatusSENDING.String()), entsql.LT(delivery.FieldLeaseUntil, now)),
+		)).
+		OrderBy(delivery.FieldID).
+		Limit(w.Batch)
 	if w.Dialect == dialect.Postgres {
-		// Rows another replica is claiming are skipped, not waited for.
-		q = q.ForUpdate(entsql.WithLockAction(entsql.SkipLocked))
-	} // SQLite: BEGIN IMMEDIATE already makes this transaction the only writer.
-	ids, err := q.IDs(ctx)
-	if err == nil && len(ids) > 0 {
-		err = tx.Delivery.Update().
-			Where(delivery.IDIn(ids...)).
-			SetStatus(delivery.StatusSENDING).
-			SetLeaseUntil(now.Add(w.Lease)).
-			Exec(ctx)
+		due.ForUpdate(entsql.WithLockAction(entsql.SkipLocked))
 	}
+	query, args := t.Update(delivery.Table).
+		Set(delivery.FieldStatus, delivery.StatusSENDING.String()).
+		Set(delivery.FieldLeaseUntil, now.Add(w.Lease)).
+		Where(entsql.In(delivery.FieldID, due)).
+		Returning(delivery.FieldID).
+		Query()
+	rows, err := w.Client.QueryContext(ctx, query, args...)
 	if err != nil {
-		_ = tx.Rollback()
 		return nil, fmt.Errorf("outbox: claim: %w", err)
 	}
-	return ids, tx.Commit()
+	defer rows.Close()
+	var ids []int
+	for rows.Next() {
+		var id int
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("outbox: claim: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 var errSuperseded = errors.New("superseded")
