@@ -124,6 +124,10 @@ func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.S
 	}
 	sys := system(ctx)
 	org, rl := inv.Edges.Organization, inv.Edges.Role
+	if inv.Email == nil {
+		// Phone invitations are accepted through their own path.
+		return nil, userErr("INVITATION_NOT_ACCEPTABLE", "token", "this invitation is not for an email address")
+	}
 	email := *inv.Email
 	if org.RestrictInvitationsToDomains && !slices.Contains(org.Domains, domainOf(email)) {
 		return nil, userErr(CodeDomainNotAllowed, "token", domainOf(email)+" is no longer one of the organization's domains")
