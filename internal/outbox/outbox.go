@@ -133,7 +133,6 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	rows, err := w.Client.Delivery.Query().
 		Where(delivery.IDIn(ids...)).
 		Order(ent.Asc(delivery.FieldID)).
-		WithOrganization().
 		WithInvitation(func(q *ent.InvitationQuery) {
 			q.WithOrganization().WithRole().WithWorkspace().WithInviter()
 		}).
@@ -194,7 +193,7 @@ var errSuperseded = errors.New("superseded")
 // send renders and sends one claimed row and records what happened.
 func (w *Worker) send(ctx context.Context, d *ent.Delivery) error {
 	id := d.ID
-	msg, token, err := w.render(d)
+	msg, token, err := w.render(ctx, d)
 	if errors.Is(err, errSuperseded) {
 		return w.Client.Delivery.UpdateOneID(id).SetStatus(delivery.StatusCANCELLED).ClearLeaseUntil().Exec(ctx)
 	}
@@ -246,7 +245,7 @@ func (w *Worker) send(ctx context.Context, d *ent.Delivery) error {
 
 // render builds the message of a row. An invitation message whose
 // invitation moved on (resent, revoked, accepted) is superseded.
-func (w *Worker) render(d *ent.Delivery) (mail.Message, string, error) {
+func (w *Worker) render(ctx context.Context, d *ent.Delivery) (mail.Message, string, error) {
 	m := mail.Message{To: d.Recipient, MessageID: fmt.Sprintf("<delivery-%d@%s>", d.ID, w.MessageIDDomain)}
 	switch d.Template {
 	case invite.TemplateInvitation:
@@ -276,9 +275,13 @@ func (w *Worker) render(d *ent.Delivery) (mail.Message, string, error) {
 		m.Subject, m.Text, m.HTML, err = mail.RenderInvitation(data)
 		return m, token, err
 	case invite.TemplateAccountExists:
-		var err error
+		// Loaded here, not for every batch: only this message needs it.
+		org, err := w.Client.Organization.Get(ctx, d.OrganizationID)
+		if err != nil {
+			return m, "", fmt.Errorf("outbox: organization: %w", err)
+		}
 		m.Subject, m.Text, m.HTML, err = mail.RenderAccountExists(mail.AccountExists{
-			OrganizationName: d.Edges.Organization.Name,
+			OrganizationName: org.Name,
 			SignInURL:        w.SignInURL,
 		})
 		return m, "", err
