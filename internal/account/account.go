@@ -5,22 +5,23 @@ package account
 import (
 	"context"
 	"crypto/rand"
-	"entgo.io/ent/dialect"
-	entsql "entgo.io/ent/dialect/sql"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+
 	"admit/ent"
 	"admit/ent/organization"
-	"admit/ent/privacy"
 	"admit/ent/role"
 	"admit/ent/session"
 	"admit/ent/user"
 	"admit/internal/auth"
 	"admit/internal/emaildomain"
 	"admit/internal/password"
+	"admit/internal/rule"
 	"admit/internal/secret"
 )
 
@@ -39,12 +40,6 @@ type Service struct {
 	Keys       *secret.Keyring
 	SessionTTL time.Duration
 	Now        func() time.Time
-}
-
-// system lets account code read and write sessions and users outside any
-// viewer; everything it does is decided here, not by the caller.
-func system(ctx context.Context) context.Context {
-	return privacy.DecisionContext(ctx, privacy.Allow)
 }
 
 // NormalizeEmail lower-cases an address and normalizes its domain. It does
@@ -74,7 +69,7 @@ func (s *Service) SignIn(ctx context.Context, c *ent.Client, email, pw string, o
 	if orgID != nil {
 		q = q.Where(user.OrganizationID(*orgID))
 	}
-	users, err := q.All(system(ctx))
+	users, err := q.All(rule.System(ctx))
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("account.SignIn: %w", err)
 	}
@@ -99,7 +94,7 @@ func (s *Service) SignIn(ctx context.Context, c *ent.Client, email, pw string, o
 	if err != nil {
 		return "", nil, nil, err
 	}
-	if err := c.User.UpdateOneID(u.ID).SetLastSignInAt(s.Now()).Exec(system(ctx)); err != nil {
+	if err := c.User.UpdateOneID(u.ID).SetLastSignInAt(s.Now()).Exec(rule.System(ctx)); err != nil {
 		return "", nil, nil, fmt.Errorf("account.SignIn: %w", err)
 	}
 	return token, sess, u, nil
@@ -153,7 +148,7 @@ func (s *Service) dialect() string {
 
 // SignOut ends the viewer's session.
 func (s *Service) SignOut(ctx context.Context, c *ent.Client, v *auth.Viewer) (bool, error) {
-	n, err := c.Session.Delete().Where(session.ID(v.SessionID)).Exec(system(ctx))
+	n, err := c.Session.Delete().Where(session.ID(v.SessionID)).Exec(rule.System(ctx))
 	if err != nil {
 		return false, fmt.Errorf("account.SignOut: %w", err)
 	}
@@ -197,7 +192,7 @@ func createOrganizationTx(ctx context.Context, c *ent.Client, in NewOrganization
 		return nil, nil, fmt.Errorf("admin password: %w", err)
 	}
 	hash := password.Hash(in.AdminPassword)
-	ctx = system(ctx)
+	ctx = rule.System(ctx)
 	tx, err := c.Tx(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("account.CreateOrganization: %w", err)
@@ -262,7 +257,7 @@ func createOrganization(ctx context.Context, c *ent.Client, name, email, adminNa
 
 // IsEmpty reports whether no organization exists yet (first run).
 func IsEmpty(ctx context.Context, c *ent.Client) (bool, error) {
-	n, err := c.Organization.Query().Limit(1).Count(system(ctx))
+	n, err := c.Organization.Query().Limit(1).Count(rule.System(ctx))
 	if err != nil {
 		return false, fmt.Errorf("account.IsEmpty: %w", err)
 	}
@@ -273,17 +268,17 @@ func IsEmpty(ctx context.Context, c *ent.Client) (bool, error) {
 func BuiltinRole(ctx context.Context, c *ent.Client, orgID int, admin bool) (*ent.Role, error) {
 	return c.Role.Query().
 		Where(role.OrganizationID(orgID), role.Builtin(true), role.Admin(admin)).
-		Only(system(ctx))
+		Only(rule.System(ctx))
 }
 
 // OrganizationByID loads an organization outside any viewer (operators).
 func OrganizationByID(ctx context.Context, c *ent.Client, id int) (*ent.Organization, error) {
-	return c.Organization.Query().Where(organization.ID(id)).Only(system(ctx))
+	return c.Organization.Query().Where(organization.ID(id)).Only(rule.System(ctx))
 }
 
 // EndSessions signs a user out everywhere (on deactivation).
 func (s *Service) EndSessions(ctx context.Context, c *ent.Client, userID int) error {
-	if _, err := c.Session.Delete().Where(session.UserID(userID)).Exec(system(ctx)); err != nil {
+	if _, err := c.Session.Delete().Where(session.UserID(userID)).Exec(rule.System(ctx)); err != nil {
 		return fmt.Errorf("account.EndSessions: %w", err)
 	}
 	return nil
@@ -334,7 +329,7 @@ func (s *Service) Revalidate(ctx context.Context, c *ent.Client, v *auth.Viewer)
 			session.ExpiresAtGT(s.Now()),
 			session.HasUserWith(user.StatusEQ(user.StatusACTIVE)),
 		).
-		Exist(system(ctx))
+		Exist(rule.System(ctx))
 	if err != nil {
 		return fmt.Errorf("account.Revalidate: %w", err)
 	}
@@ -351,7 +346,7 @@ func (s *Service) StartSession(ctx context.Context, c *ent.Client, userID int) (
 		SetTokenHash(hash).
 		SetUserID(userID).
 		SetExpiresAt(s.Now().Add(s.SessionTTL)).
-		Save(system(ctx))
+		Save(rule.System(ctx))
 	if err != nil {
 		return "", nil, fmt.Errorf("account.StartSession: %w", err)
 	}

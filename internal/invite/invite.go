@@ -16,7 +16,6 @@ import (
 	"admit/ent"
 	"admit/ent/delivery"
 	"admit/ent/invitation"
-	"admit/ent/privacy"
 	"admit/ent/role"
 	"admit/ent/user"
 	"admit/internal/address"
@@ -90,11 +89,6 @@ func (o *Outcome) Count(code string) int {
 		}
 	}
 	return n
-}
-
-// system bypasses privacy for lookups the pipeline decides itself.
-func system(ctx context.Context) context.Context {
-	return privacy.DecisionContext(ctx, privacy.Allow)
 }
 
 // batch is how many addresses go in one IN list or multi-row INSERT: under

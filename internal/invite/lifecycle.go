@@ -59,7 +59,7 @@ func (s *Service) Lookup(ctx context.Context, c *ent.Client, token string) (*ent
 		WithRole().
 		WithWorkspace().
 		WithInviter().
-		Only(system(ctx))
+		Only(rule.System(ctx))
 	if ent.IsNotFound(err) {
 		return nil, ErrNotFound
 	}
@@ -122,7 +122,7 @@ func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.S
 	if err != nil {
 		return nil, err
 	}
-	sys := system(ctx)
+	sys := rule.System(ctx)
 	org, rl := inv.Edges.Organization, inv.Edges.Role
 	if inv.Email == nil {
 		// Phone invitations are accepted through their own path.
@@ -266,7 +266,8 @@ func (s *Service) stillGrantable(ctx context.Context, c *ent.Client, inv *ent.In
 		return fmt.Errorf("invite: inviter role: %w", err)
 	}
 	rl := inv.Edges.Role
-	if !ir.Admin || rl.Rank > ir.Rank || (rl.Admin || inv.Admin) && !ir.Admin {
+	// Still an admin (only admins invite), and the role still within reach.
+	if !ir.Admin || !rule.CanGrant(ir.Rank, ir.Admin, rl.Rank, rl.Admin || inv.Admin) {
 		return refuse
 	}
 	return nil
@@ -331,7 +332,7 @@ func (s *Service) Resend(ctx context.Context, c *ent.Client, id int) (*ent.Invit
 		return nil, err
 	}
 	if inv.Email != nil {
-		if err := queueInvitation(c, inv.OrganizationID, inv.ID, *inv.Email, gen, now).Exec(system(ctx)); err != nil {
+		if err := queueInvitation(c, inv.OrganizationID, inv.ID, *inv.Email, gen, now).Exec(rule.System(ctx)); err != nil {
 			return nil, err
 		}
 	}
@@ -380,7 +381,7 @@ func cancelQueued(ctx context.Context, c *ent.Client, invitationID int) error {
 	_, err := c.Delivery.Update().
 		Where(delivery.InvitationID(invitationID), delivery.StatusEQ(delivery.StatusQUEUED)).
 		SetStatus(delivery.StatusCANCELLED).
-		Save(system(ctx))
+		Save(rule.System(ctx))
 	if err != nil {
 		return fmt.Errorf("invite: cancel queued messages: %w", err)
 	}

@@ -189,7 +189,7 @@ func (s *Service) LookupLink(ctx context.Context, c *ent.Client, token string) (
 		Where(invitelink.ID(id), invitelink.PurposeEQ(invitelink.PurposeORGANIZATION)).
 		WithOrganization().
 		WithRole().
-		Only(system(ctx))
+		Only(rule.System(ctx))
 	if ent.IsNotFound(err) {
 		return nil, ErrLinkNotFound
 	}
@@ -252,7 +252,7 @@ func (s *Service) Join(ctx context.Context, c *ent.Client, limits LinkLimits, in
 		return userErr(CodeDomainNotAllowed, "input.email", "this link is only for addresses at "+strings.Join(org.Domains, ", "))
 	}
 
-	sys := system(ctx)
+	sys := rule.System(ctx)
 	now := s.Now()
 	// Count the use first, atomically: of N+k concurrent joins on a link
 	// with N uses left exactly N get through.
@@ -311,7 +311,7 @@ func (s *Service) Join(ctx context.Context, c *ent.Client, limits LinkLimits, in
 // joinInvitation creates the pending invitation for a link join, or sends
 // the existing pending one again (at most once per cooldown).
 func (s *Service) joinInvitation(ctx context.Context, c *ent.Client, link *ent.InviteLink, email, name string, now time.Time) error {
-	sys := system(ctx)
+	sys := rule.System(ctx)
 	if _, err := c.Invitation.Update().
 		Where(invitation.OrganizationID(link.OrganizationID), invitation.Email(email), invitation.StatusEQ(invitation.StatusPENDING), invitation.ExpiresAtLTE(now)).
 		SetStatus(invitation.StatusEXPIRED).

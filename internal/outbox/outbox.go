@@ -22,10 +22,10 @@ import (
 	"admit/ent"
 	"admit/ent/delivery"
 	"admit/ent/invitation"
-	"admit/ent/privacy"
 	"admit/internal/invite"
 	"admit/internal/mail"
 	"admit/internal/pubsub"
+	"admit/internal/rule"
 )
 
 // Worker sends queued deliveries.
@@ -115,16 +115,11 @@ func (w *Worker) Run(ctx context.Context) {
 	}
 }
 
-// system: the worker acts for no viewer.
-func system(ctx context.Context) context.Context {
-	return privacy.DecisionContext(ctx, privacy.Allow)
-}
-
 // RunOnce claims one batch of due rows and sends them. It returns how many
 // rows it handled.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	w.init()
-	ctx = system(ctx)
+	ctx = rule.System(ctx)
 	ids, err := w.claim(ctx)
 	if err != nil || len(ids) == 0 {
 		return 0, err

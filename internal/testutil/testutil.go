@@ -25,7 +25,6 @@ import (
 	_ "admit/ent/runtime" // privacy policies and hooks
 
 	"admit/ent"
-	"admit/ent/privacy"
 	"admit/internal/account"
 	"admit/internal/db"
 	"admit/internal/importfile"
@@ -35,6 +34,7 @@ import (
 	"admit/internal/password"
 	"admit/internal/pubsub"
 	"admit/internal/ratelimit"
+	"admit/internal/rule"
 	"admit/internal/secret"
 	"admit/internal/server"
 )
@@ -277,7 +277,7 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 
 // System returns a context that bypasses privacy, for fixtures only.
 func System() context.Context {
-	return privacy.DecisionContext(context.Background(), privacy.Allow)
+	return rule.System(context.Background())
 }
 
 // Org is an organization made for a test, with its signed-in admin.
