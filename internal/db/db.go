@@ -6,14 +6,16 @@ package db
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
-	_ "github.com/lib/pq"  // registers "postgres"
+	"github.com/lib/pq"
 	_ "modernc.org/sqlite" // registers "sqlite"
 
 	"admit/ent"
@@ -25,7 +27,9 @@ type DB struct {
 	Client  *ent.Client
 	SQL     *sql.DB
 	Dialect string // dialect.SQLite or dialect.Postgres
-	URL     string // as configured; holds credentials, never log it
+	// URL is as configured, less Admit's own statement_cache_size
+	// parameter, so lib/pq accepts it. It holds credentials: never log it.
+	URL string
 	// SQLitePath is the database file for SQLite, "" otherwise.
 	SQLitePath string
 }
@@ -62,26 +66,66 @@ func SQLiteDSN(path string) (dsn, file string) {
 }
 
 // Open connects to url and returns the client. It does not migrate.
+//
+// On PostgreSQL each connection caches up to 256 prepared statements (see
+// stmtcache.go); the URL parameter statement_cache_size sets another size,
+// and 0 turns the cache off (for PgBouncer in transaction pooling mode,
+// where a statement prepared on one server connection is unknown on the
+// next).
 func Open(rawURL string) (*DB, error) {
 	d := &DB{URL: rawURL}
-	var drv, dsn string
+	var sdb *sql.DB
 	if IsPostgres(rawURL) {
-		drv, dsn, d.Dialect = "postgres", rawURL, dialect.Postgres
-	} else {
-		drv, d.Dialect = "sqlite", dialect.SQLite
-		dsn, d.SQLitePath = SQLiteDSN(rawURL)
-	}
-	sdb, err := sql.Open(drv, dsn)
-	if err != nil {
-		return nil, fmt.Errorf("db.Open: %w", err)
-	}
-	if d.Dialect == dialect.Postgres {
+		d.Dialect = dialect.Postgres
+		dsn, size, err := statementCacheSize(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("db.Open: %w", err)
+		}
+		d.URL = dsn
+		c, err := pq.NewConnector(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("db.Open: %w", err)
+		}
+		sdb = sql.OpenDB(newStmtCacheConnector(c, size))
 		sdb.SetMaxOpenConns(20)
 		sdb.SetMaxIdleConns(20)
+	} else {
+		d.Dialect = dialect.SQLite
+		dsn, file := SQLiteDSN(rawURL)
+		d.SQLitePath = file
+		var err error
+		if sdb, err = sql.Open("sqlite", dsn); err != nil {
+			return nil, fmt.Errorf("db.Open: %w", err)
+		}
 	}
 	d.SQL = sdb
 	d.Client = ent.NewClient(ent.Driver(entsql.OpenDB(d.Dialect, sdb)))
 	return d, nil
+}
+
+// statementCacheSize takes the statement_cache_size parameter out of a
+// PostgreSQL URL: lib/pq would send it to the server as a run-time setting,
+// which the server refuses.
+func statementCacheSize(rawURL string) (dsn string, size int, err error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // url.Error repeats the URL, password and all
+		}
+		return "", 0, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	q := u.Query()
+	if !q.Has("statement_cache_size") {
+		return rawURL, defaultStatementCacheSize, nil
+	}
+	size, err = strconv.Atoi(q.Get("statement_cache_size"))
+	if err != nil || size < 0 {
+		return "", 0, fmt.Errorf("DATABASE_URL: statement_cache_size %q: want a whole number, 0 to turn the cache off", q.Get("statement_cache_size"))
+	}
+	q.Del("statement_cache_size")
+	u.RawQuery = q.Encode()
+	return u.String(), size, nil
 }
 
 // migrationLock is the PostgreSQL advisory lock key held while migrating,
