@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"admit/ent"
 	"admit/ent/delivery"
@@ -172,7 +173,7 @@ func classify(org *ent.Organization, entries []Entry) (*Outcome, []candidate) {
 		default:
 			r.Email = email
 			seen[email] = true
-			cands = append(cands, candidate{result: len(out.Results), email: email, name: cmpOr(name, e.Name)})
+			cands = append(cands, candidate{result: len(out.Results), email: email, name: clipName(cmpOr(name, e.Name))})
 		}
 		out.Results = append(out.Results, r)
 	}
@@ -312,6 +313,19 @@ func set(ss []string) map[string]bool {
 		m[s] = true
 	}
 	return m
+}
+
+// maxName is the schema's limit on an invitee's name, in characters.
+const maxName = 200
+
+// clipName shortens a name to maxName characters: a name is only a
+// greeting hint, so an over-long cell in a file should not refuse the
+// address beside it.
+func clipName(name string) string {
+	if utf8.RuneCountInString(name) <= maxName {
+		return name
+	}
+	return string([]rune(name)[:maxName])
 }
 
 func cmpOr(a, b string) string {
