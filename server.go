@@ -91,7 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 	}
-	invites := &invite.Service{Keys: keys, Now: now, Broker: broker, ResendCooldown: cfg.ResendCooldown}
+	invites := &invite.Service{Keys: keys, Now: now, Broker: broker, ResendCooldown: cfg.ResendCooldown, Dialect: d.Dialect}
 	worker := &outbox.Worker{
 		Client:          d.Client,
 		Dialect:         d.Dialect,

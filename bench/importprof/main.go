@@ -317,7 +317,7 @@ func run() error {
 	h, err := server.New(server.Options{
 		DB:           d,
 		Accounts:     &account.Service{Dialect: d.Dialect, Keys: keys, SessionTTL: time.Hour, Now: time.Now},
-		Invites:      &invite.Service{Keys: keys, Now: time.Now, Broker: pubsub.New(), ResendCooldown: time.Minute},
+		Invites:      &invite.Service{Keys: keys, Now: time.Now, Broker: pubsub.New(), ResendCooldown: time.Minute, Dialect: d.Dialect},
 		Broker:       pubsub.New(),
 		ImportLimits: importfile.Limits{MaxBytes: 200 << 20, MaxRows: 1_000_000},
 		Log:          log,

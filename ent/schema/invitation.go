@@ -37,7 +37,7 @@ func (Invitation) Fields() []ent.Field {
 			Comment("E.164 invitee number (phone invitations)."),
 		field.String("name").
 			Default("").
-			MaxLen(200).
+			MaxRuneLen(200).
 			Comment("Invitee's name, when the inviter gave one."),
 		field.String("external_id").
 			Optional().
@@ -62,7 +62,7 @@ func (Invitation) Fields() []ent.Field {
 			Annotations(entgql.OrderField("STATUS")),
 		field.String("message").
 			Default("").
-			MaxLen(2000).
+			MaxRuneLen(2000).
 			Comment("Personal note from the inviter, included in the message."),
 		// The token is derived, never stored: HMAC(server key, id,
 		// generation, nonce). A resend appends a new random nonce and raises

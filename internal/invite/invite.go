@@ -4,14 +4,12 @@
 package invite
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
-
-	"entgo.io/ent/dialect/sql"
+	"unicode/utf8"
 
 	"admit/ent"
 	"admit/ent/delivery"
@@ -47,6 +45,9 @@ type Service struct {
 	Kick func()
 	// ResendCooldown is the least time between two sends of one invitation.
 	ResendCooldown time.Duration
+	// Dialect is dialect.Postgres or dialect.SQLite (the default); bulk
+	// writes use each one's own SQL.
+	Dialect string
 }
 
 // Entry is one address as the user gave it.
@@ -172,7 +173,7 @@ func classify(org *ent.Organization, entries []Entry) (*Outcome, []candidate) {
 		default:
 			r.Email = email
 			seen[email] = true
-			cands = append(cands, candidate{result: len(out.Results), email: email, name: cmpOr(name, e.Name)})
+			cands = append(cands, candidate{result: len(out.Results), email: email, name: clipName(cmpOr(name, e.Name))})
 		}
 		out.Results = append(out.Results, r)
 	}
@@ -220,9 +221,8 @@ func (s *Service) invitePart(ctx context.Context, c *ent.Client, v *auth.Viewer,
 	}
 	isMember, isPending := set(members), set(pending)
 
-	var creates []*ent.InvitationCreate
 	var todo []candidate
-	nonces := map[string][]byte{}
+	var fresh []newInvitation
 	for _, p := range part {
 		r := &out.Results[p.result]
 		switch {
@@ -231,78 +231,29 @@ func (s *Service) invitePart(ctx context.Context, c *ent.Client, v *auth.Viewer,
 		case isPending[p.email]:
 			r.Code, r.Message = CodeAlreadyInvited, p.email+" already has a pending invitation"
 		default:
-			nonce := secret.NewNonce()
-			nonces[p.email] = nonce
 			todo = append(todo, p)
-			creates = append(creates, c.Invitation.Create().
-				SetOrganizationID(v.OrgID).
-				SetEmail(p.email).
-				SetName(p.name).
-				SetSource(req.Source).
-				SetMessage(req.Message).
-				SetRoleID(rl.ID).
-				SetInviterID(v.UserID).
-				SetNillableWorkspaceID(req.WorkspaceID).
-				SetTokenNonces([][]byte{nonce}).
-				SetExpiresAt(expires).
-				SetSendCount(1).
-				SetLastSentAt(now))
+			fresh = append(fresh, newInvitation{Email: p.email, Name: p.name, Nonce: secret.NewNonce()})
 		}
-	}
-	if len(creates) == 0 {
-		return nil
 	}
 	// A concurrent request may have invited the same address since the
 	// check above: the partial unique index refuses the second row, and DO
 	// NOTHING turns that into "already invited" instead of an error.
-	err = c.Invitation.CreateBulk(creates...).
-		OnConflict(
-			sql.ConflictColumns(invitation.FieldOrganizationID, invitation.FieldEmail),
-			// Written out as the index's own predicate: SQLite matches a
-			// partial index only when the text implies it, not a parameter.
-			sql.ConflictWhere(sql.ExprP("status = 'PENDING' AND email IS NOT NULL")),
-		).
-		DoNothing().
-		Exec(ctx)
+	created, err := s.writeInvitations(ctx, c, batchFields{
+		orgID: v.OrgID, roleID: rl.ID, inviterID: v.UserID, workspaceID: req.WorkspaceID,
+		source: req.Source, message: req.Message, now: now, expires: expires,
+	}, fresh)
 	if err != nil {
-		return fmt.Errorf("invite: insert: %w", err)
+		return err
 	}
-	written := make([]string, len(todo))
-	for i, p := range todo {
-		written[i] = p.email
-	}
-	rows, err = c.Invitation.Query().
-		Where(invitation.EmailIn(written...), invitation.StatusEQ(invitation.StatusPENDING)).
-		Select(invitation.FieldID, invitation.FieldEmail, invitation.FieldTokenNonces).
-		All(ctx)
-	if err != nil {
-		return fmt.Errorf("invite: read back: %w", err)
-	}
-	ours := map[string]int{}
-	for _, row := range rows {
-		if row.Email != nil && len(row.TokenNonces) == 1 && bytes.Equal(row.TokenNonces[0], nonces[*row.Email]) {
-			ours[*row.Email] = row.ID
-		}
-	}
-	deliveries := make([]*ent.DeliveryCreate, 0, len(ours))
-	events := make([]*ent.AuditEventCreate, 0, len(ours))
 	for _, p := range todo {
 		r := &out.Results[p.result]
-		id, ok := ours[p.email]
+		id, ok := created[p.email]
 		if !ok {
 			r.Code, r.Message = CodeAlreadyInvited, p.email+" already has a pending invitation"
 			continue
 		}
 		r.InvitationID = id
 		r.Message = "invited " + p.email
-		deliveries = append(deliveries, queueInvitation(c, v.OrgID, id, p.email, 1, now))
-		events = append(events, auditCreate(c, v, "invitation.created", id, p.email))
-	}
-	if err := c.Delivery.CreateBulk(deliveries...).Exec(ctx); err != nil {
-		return fmt.Errorf("invite: queue messages: %w", err)
-	}
-	if err := c.AuditEvent.CreateBulk(events...).Exec(ctx); err != nil {
-		return fmt.Errorf("invite: audit: %w", err)
 	}
 	return nil
 }
@@ -362,6 +313,19 @@ func set(ss []string) map[string]bool {
 		m[s] = true
 	}
 	return m
+}
+
+// maxName is the schema's limit on an invitee's name, in characters.
+const maxName = 200
+
+// clipName shortens a name to maxName characters: a name is only a
+// greeting hint, so an over-long cell in a file should not refuse the
+// address beside it.
+func clipName(name string) string {
+	if utf8.RuneCountInString(name) <= maxName {
+		return name
+	}
+	return string([]rune(name)[:maxName])
 }
 
 func cmpOr(a, b string) string {

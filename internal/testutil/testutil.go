@@ -230,7 +230,7 @@ func New(t testing.TB, opts ...Option) *Env {
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	accounts := &account.Service{Dialect: d.Dialect, Keys: keys, SessionTTL: 24 * time.Hour, Now: clock.Now}
 	broker := pubsub.New()
-	invites := &invite.Service{Keys: keys, Now: clock.Now, Broker: broker, ResendCooldown: time.Minute}
+	invites := &invite.Service{Keys: keys, Now: clock.Now, Broker: broker, ResendCooldown: time.Minute, Dialect: d.Dialect}
 	mailbox := &Mailbox{}
 	worker := &outbox.Worker{
 		Client: d.Client, Dialect: d.Dialect, Sender: mailbox, Invites: invites, Broker: broker,
