@@ -488,6 +488,27 @@ func analyze(ctx context.Context, o options, kind string, e *env, firstFile []by
 		logf("%s: %s: %v", kind, row.name, d.Round(time.Millisecond))
 	}
 	r.analysis = append(r.analysis, row)
+	if kind != "postgres" {
+		return nil
+	}
+	row = analysisRow{name: "raw COPY into invitations (PostgreSQL only), 1 tx",
+		note: "the same rows as the raw baseline through lib/pq's CopyIn: a stricter baseline, for information"}
+	for run := 1; run <= o.runs; run++ {
+		if _, _, err := e.db.drainOutbox(ctx, o.drainTimeout); err != nil {
+			return err
+		}
+		rows := makeRawRows(emails(fmt.Sprintf("rawcopy%d", run), o.rows))
+		d, err := e.db.rawCopy(ctx, id, rows)
+		if err != nil {
+			return err
+		}
+		if n, err := e.db.countLike(ctx, fmt.Sprintf("rawcopy%d-%%", run)); err != nil || n != o.rows {
+			return fmt.Errorf("raw copy run %d: %d rows in invitations (%v)", run, n, err)
+		}
+		row.t = append(row.t, d)
+		logf("%s: %s: %v", kind, row.name, d.Round(time.Millisecond))
+	}
+	r.analysis = append(r.analysis, row)
 	return nil
 }
 
