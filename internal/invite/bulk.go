@@ -143,9 +143,12 @@ func (s *Service) writeInvitations(ctx context.Context, c *ent.Client, b batchFi
 		ID    int    `json:"i"`
 		Email string `json:"e"`
 	}
+	// In input order, so messages go out in the order the file lists them.
 	out := make([]createdRow, 0, len(created))
-	for email, id := range created {
-		out = append(out, createdRow{id, email})
+	for _, r := range rows {
+		if id, ok := created[r.Email]; ok {
+			out = append(out, createdRow{id, r.Email})
+		}
 	}
 	ids, err := json.Marshal(out)
 	if err != nil {
