@@ -48,6 +48,10 @@ type batchFields struct {
 // shared by all rows, so one evaluation per table decides for all of them.
 // TestBulkWriteCoversEveryColumn keeps the column lists in step with the
 // schema.
+//
+// ON CONFLICT repeats the partial unique index's predicate as literal text:
+// SQLite uses a partial index as the conflict target only when the text
+// implies its WHERE clause, which a bound parameter would not.
 
 const pgWriteInvitations = `
 WITH input AS (
