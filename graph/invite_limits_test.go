@@ -58,3 +58,23 @@ func TestImportClipsOverlongNames(t *testing.T) {
 		t.Fatalf("want Bo's name kept, got %q", names["bo@example.com"])
 	}
 }
+
+// A name cell is free text: characters that reorder or break what an admin
+// or invitee reads are taken out before it is stored. (C0 controls other
+// than tab make the whole file "not text" already.)
+func TestImportCleansNames(t *testing.T) {
+	t.Parallel()
+	e := testutil.New(t)
+	org := e.NewOrg("Acme")
+	p := importFile(t, e, org.AdminToken, "people.csv",
+		"email,name\nana@example.com,\"Ana\u202e \tMaría\u2028 Luz \"\nbo@example.com,\"\u2066\u2069\"\n", nil)
+	if len(p.Errors) != 0 || p.Counts.Invited != 2 {
+		t.Fatalf("want both rows invited, got %+v", p)
+	}
+	want := map[string]string{"ana@example.com": "Ana María Luz", "bo@example.com": ""}
+	for _, r := range p.Results {
+		if r.Invitation == nil || r.Invitation.Name != want[*r.Email] {
+			t.Fatalf("want %s named %q, got %s", *r.Email, want[*r.Email], r)
+		}
+	}
+}

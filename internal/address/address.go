@@ -366,6 +366,16 @@ func isDottedNumbers(d string) bool {
 	return true
 }
 
+// CleanName makes a display name from a file cell safe to show: control
+// and text-reordering characters (see isControl) become spaces, and runs of
+// spaces collapse to one. Typed entries never get here with such
+// characters, since Parse refuses them; file cells are free text.
+func CleanName(name string) string {
+	return strings.Join(strings.FieldsFunc(name, func(r rune) bool {
+		return isControl(r) || unicode.IsSpace(r)
+	}), " ")
+}
+
 // isControl reports C0 and C1 controls, DEL, and the invisible characters
 // that reorder or break text (bidi overrides and isolates, line and
 // paragraph separators), which make an address display differently from

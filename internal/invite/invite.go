@@ -173,7 +173,7 @@ func classify(org *ent.Organization, entries []Entry) (*Outcome, []candidate) {
 		default:
 			r.Email = email
 			seen[email] = true
-			cands = append(cands, candidate{result: len(out.Results), email: email, name: clipName(cmpOr(name, e.Name))})
+			cands = append(cands, candidate{result: len(out.Results), email: email, name: clipName(address.CleanName(cmpOr(name, e.Name)))})
 		}
 		out.Results = append(out.Results, r)
 	}
