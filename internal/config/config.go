@@ -38,6 +38,7 @@ type Config struct {
 	JoinLimitWindow    time.Duration
 	ImportLimits       importfile.Limits
 	ResendCooldown     time.Duration
+	OutboxConcurrency  int
 
 	BootstrapOrganization  string
 	BootstrapAdminEmail    string
@@ -52,7 +53,7 @@ type Setting struct {
 // Settings lists every setting in the order the README shows them.
 var Settings = []Setting{
 	{"ADDR", "addr", ":8080", "Address to listen on."},
-	{"DATABASE_URL", "database-url", "admit.db", "SQLite file path (default, embedded) or postgres://… for PostgreSQL."},
+	{"DATABASE_URL", "database-url", "admit.db", "SQLite file path (default, embedded) or postgres://… for PostgreSQL. On PostgreSQL each connection keeps its 256 most recently used statements prepared; statement_cache_size=N in the URL changes the number, and statement_cache_size=0 turns this off, as it must be behind PgBouncer in transaction pooling mode."},
 	{"PUBLIC_URL", "public-url", "http://localhost:8080", "Base of links in messages. Request headers never change it."},
 	{"CORS_ALLOWED_ORIGINS", "cors-allowed-origins", "", "Comma-separated exact origins (https://app.example.com) allowed for CORS and websockets."},
 	{"ADMIT_SECRET_KEY", "secret-key", "", "At least 32 characters (openssl rand -base64 32). Keys for token hashes and encryption are derived from it. Required with PostgreSQL; with SQLite it is generated on first run and kept in <database>.secret."},
@@ -68,6 +69,7 @@ var Settings = []Setting{
 	{"WS_KEEPALIVE", "ws-keepalive", "10s", "Websocket keep-alive and ping interval."},
 	{"SMTP_URL", "smtp-url", "", "smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (implicit TLS). Unset: messages are printed to the log and kept in the outbox."},
 	{"SMTP_FROM", "smtp-from", "Admit <no-reply@localhost>", "Sender of every email."},
+	{"OUTBOX_CONCURRENCY", "outbox-concurrency", "4", "Messages each replica sends at once. Raise it for a fast relay; lower it to 1 for a provider that limits parallel connections."},
 	{"ACCEPT_URL_TEMPLATE", "accept-url-template", "", "Link in invitation emails, with {token} where the token goes (for a React app hosting the page). Default: PUBLIC_URL/invitations/accept?token={token}."},
 	{"JOIN_URL_TEMPLATE", "join-url-template", "", "URL of invite links, with {token} where the token goes. Default: PUBLIC_URL/join?token={token}."},
 	{"JOIN_LIMIT_PER_LINK", "join-limit-per-link", "300", "Joins allowed through one invite link per JOIN_LIMIT_WINDOW (per replica)."},
@@ -135,6 +137,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	}
 	c.SessionTTL = dur("SESSION_TTL")
 	c.ResendCooldown = dur("INVITE_RESEND_COOLDOWN")
+	c.OutboxConcurrency = int(num("OUTBOX_CONCURRENCY"))
 	c.ImportLimits = importfile.Limits{MaxBytes: num("IMPORT_MAX_BYTES"), MaxRows: int(num("IMPORT_MAX_ROWS"))}
 	c.AcceptURLTemplate = cmp.Or(get("ACCEPT_URL_TEMPLATE"), c.PublicURL+"/invitations/accept?token={token}")
 	c.JoinURLTemplate = cmp.Or(get("JOIN_URL_TEMPLATE"), c.PublicURL+"/join?token={token}")

@@ -18,6 +18,7 @@ import (
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
+	"golang.org/x/sync/errgroup"
 
 	"admit/ent"
 	"admit/ent/delivery"
@@ -49,6 +50,10 @@ type Worker struct {
 	MaxBackoff  time.Duration // cap on one delay (default 1h)
 	Lease       time.Duration // how long a claim lasts (default 2m)
 	Batch       int           // rows claimed at a time (default 50)
+	// Concurrency is how many messages of a batch are sent at once (default
+	// 4): each SMTP message is its own connection, so sending one at a time
+	// would leave a 10,000-row import waiting on 10,000 round trips in a row.
+	Concurrency int
 	Poll        time.Duration // idle wait between polls (default 2s)
 
 	kick chan struct{}
@@ -72,6 +77,9 @@ func (w *Worker) init() {
 		}
 		if w.Batch == 0 {
 			w.Batch = 50
+		}
+		if w.Concurrency == 0 {
+			w.Concurrency = 4
 		}
 		if w.Poll == 0 {
 			w.Poll = 2 * time.Second
@@ -135,12 +143,14 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("outbox: load: %w", err)
 	}
+	// A failure to record one row does not stop the others: every claimed
+	// row is settled or, failing that, its lease runs out and it is retried.
+	var g errgroup.Group
+	g.SetLimit(w.Concurrency)
 	for _, d := range rows {
-		if err := w.send(ctx, d); err != nil {
-			return len(ids), err
-		}
+		g.Go(func() error { return w.send(ctx, d) })
 	}
-	return len(ids), nil
+	return len(ids), g.Wait()
 }
 
 // claim marks a batch of due rows as being sent by this worker, in one
