@@ -16,7 +16,6 @@ import (
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
 	"github.com/lib/pq"
-	_ "modernc.org/sqlite" // registers "sqlite"
 
 	"admit/ent"
 	"admit/ent/migrate"
@@ -93,10 +92,7 @@ func Open(rawURL string) (*DB, error) {
 		d.Dialect = dialect.SQLite
 		dsn, file := SQLiteDSN(rawURL)
 		d.SQLitePath = file
-		var err error
-		if sdb, err = sql.Open("sqlite", dsn); err != nil {
-			return nil, fmt.Errorf("db.Open: %w", err)
-		}
+		sdb = sql.OpenDB(newSQLiteConnector(dsn))
 	}
 	d.SQL = sdb
 	d.Client = ent.NewClient(ent.Driver(entsql.OpenDB(d.Dialect, sdb)))
