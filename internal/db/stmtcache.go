@@ -190,14 +190,16 @@ func (c *stmtCacheConn) prepared(ctx context.Context, query string) (pqStmt, err
 	return st, nil
 }
 
-// dropAfter forgets query's statement after the server refused to run it:
-// after a schema change PostgreSQL answers "cached plan must not change
-// result type" until it is prepared again. Any server error drops it; that
-// costs one prepare and never leaves a broken statement behind. It is not
-// retried here: the transaction it ran in may be aborted.
+// dropAfter forgets query's statement when the server says the statement
+// itself is stale: after a schema change PostgreSQL answers "cached plan
+// must not change result type" (0A000) until it is prepared again, and
+// 26000 means the server no longer knows the name. Other errors (a unique
+// violation, say) leave the statement good, and dropping it would cost a
+// close and a prepare for nothing. It is not retried here: the transaction
+// it ran in may be aborted.
 func (c *stmtCacheConn) dropAfter(err error, query string) {
 	var pqErr *pq.Error
-	if !errors.As(err, &pqErr) {
+	if !errors.As(err, &pqErr) || (pqErr.Code != "0A000" && pqErr.Code != "26000") {
 		return
 	}
 	if e, ok := c.stmts[query]; ok {

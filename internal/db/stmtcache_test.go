@@ -398,3 +398,26 @@ func TestCachedStatementCancel(t *testing.T) {
 		t.Fatalf("pool after cancel: %d, %v", n, err)
 	}
 }
+
+// An ordinary error, such as a unique violation, says nothing about the
+// statement: it stays prepared and is not closed and prepared again.
+func TestStatementKeptAfterAnOrdinaryError(t *testing.T) {
+	t.Parallel()
+	d, conn := pinned(t)
+	ctx := context.Background()
+	name := table(t, d, "id int PRIMARY KEY")
+	q := "INSERT INTO " + name + " (id) VALUES ($1)"
+	if _, err := conn.ExecContext(ctx, q, 1); err != nil {
+		t.Fatal(err)
+	}
+	var pqErr *pq.Error
+	if _, err := conn.ExecContext(ctx, q, 1); !errors.As(err, &pqErr) || pqErr.Code != "23505" {
+		t.Fatalf("want a unique violation, got %v", err)
+	}
+	if got := preparedOn(t, conn); !slices.Equal(got, []string{q}) {
+		t.Fatalf("after the error, prepared statements %q, want %q still there", got, q)
+	}
+	if _, err := conn.ExecContext(ctx, q, 2); err != nil {
+		t.Fatalf("the kept statement: %v", err)
+	}
+}
