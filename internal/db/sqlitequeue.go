@@ -29,8 +29,9 @@ const sqliteWriteWait = 10 * time.Second
 // errWriteQueueTimeout is what a transaction that waited too long gets.
 var errWriteQueueTimeout = fmt.Errorf("db: database is locked: waited %v for another transaction to finish", sqliteWriteWait)
 
-// sqliteConnector opens modernc connections whose transactions take a turn
-// in one queue per database.
+// sqliteConnector opens modernc connections whose writers share one queue
+// per db.Open. (Another process, or another Open of the same file, still
+// meets them in SQLite's busy handler.)
 type sqliteConnector struct {
 	dsn   string
 	drv   *sqlite.Driver
