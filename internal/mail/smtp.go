@@ -22,8 +22,9 @@ const (
 )
 
 // SMTP is a Sender that submits messages to an SMTP server, one connection
-// per message: the outbox worker sends rarely enough that pooling would only
-// add stale-connection failures.
+// per message: pooling would add stale-connection failures, and the outbox
+// worker gets its speed on large imports from sending several messages at
+// once (OUTBOX_CONCURRENCY) instead. Send is safe for concurrent use.
 type SMTP struct {
 	host        string // for certificate checks
 	addr        string // host:port, safe to show in errors
