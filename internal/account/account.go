@@ -339,6 +339,44 @@ func (s *Service) Revalidate(ctx context.Context, c *ent.Client, v *auth.Viewer)
 	return nil
 }
 
+// Current reloads v as it is now: the same session, still live, its user
+// still active, with the role (and so the admin right and rank) the user
+// holds now. Long-lived callers (websockets, subscriptions) use it so that a
+// demotion, deactivation or sign-out takes effect on them at once.
+func (s *Service) Current(ctx context.Context, c *ent.Client, v *auth.Viewer) (*auth.Viewer, error) {
+	t := entsql.Dialect(s.dialect())
+	ss, us, rs := t.Table(session.Table).As("s"), t.Table(user.Table).As("u"), t.Table(role.Table).As("r")
+	query, args := t.Select(
+		us.C(user.FieldOrganizationID), rs.C(role.FieldID), rs.C(role.FieldAdmin), rs.C(role.FieldRank),
+	).
+		From(ss).
+		Join(us).On(ss.C(session.FieldUserID), us.C(user.FieldID)).
+		Join(rs).On(us.C(user.FieldRoleID), rs.C(role.FieldID)).
+		Where(entsql.And(
+			entsql.EQ(ss.C(session.FieldID), v.SessionID),
+			entsql.EQ(us.C(user.FieldID), v.UserID),
+			entsql.GT(ss.C(session.FieldExpiresAt), s.Now()),
+			entsql.EQ(us.C(user.FieldStatus), user.StatusACTIVE.String()),
+		)).
+		Query()
+	rows, err := c.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("account.Current: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("account.Current: %w", err)
+		}
+		return nil, ErrInvalidSession
+	}
+	cur := *v
+	if err := rows.Scan(&cur.OrgID, &cur.RoleID, &cur.Admin, &cur.Rank); err != nil {
+		return nil, fmt.Errorf("account.Current: %w", err)
+	}
+	return &cur, rows.Err()
+}
+
 // StartSession opens a session for u (after sign-in or acceptance).
 func (s *Service) StartSession(ctx context.Context, c *ent.Client, userID int) (string, *ent.Session, error) {
 	token, hash := s.Keys.NewToken(secret.Session)
