@@ -31,6 +31,7 @@ import (
 	"admit/internal/account"
 	"admit/internal/config"
 	"admit/internal/db"
+	"admit/internal/eventlog"
 	"admit/internal/invite"
 	"admit/internal/mail"
 	"admit/internal/outbox"
@@ -38,6 +39,7 @@ import (
 	"admit/internal/ratelimit"
 	"admit/internal/secret"
 	"admit/internal/server"
+	"admit/internal/workspace"
 )
 
 func main() {
@@ -91,7 +93,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 	}
-	invites := &invite.Service{Keys: keys, Now: now, Broker: broker, ResendCooldown: cfg.ResendCooldown, Dialect: d.Dialect}
+	events := &eventlog.Log{Broker: broker, Dialect: d.Dialect, Now: now}
+	invites := &invite.Service{Keys: keys, Now: now, Broker: broker, ResendCooldown: cfg.ResendCooldown, Dialect: d.Dialect, Events: events}
+	workspaces := &workspace.Service{Keys: keys, Now: now, Invites: invites, Events: events}
 	worker := &outbox.Worker{
 		Concurrency:     cfg.OutboxConcurrency,
 		Client:          d.Client,
@@ -103,18 +107,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Now:             now,
 		AcceptURL:       cfg.AcceptURL,
 		SignInURL:       cfg.PublicURL + "/",
+		JoinRequestURL:  cfg.JoinRequestURL,
 		MessageIDDomain: messageIDDomain(cfg.PublicURL),
 	}
 	invites.Kick = worker.Kick
+	workspaces.Kick = worker.Kick
 	go worker.Run(ctx)
 
 	h, err := server.New(server.Options{
-		DB:           d,
-		Accounts:     accounts,
-		Invites:      invites,
-		Broker:       broker,
-		ImportLimits: cfg.ImportLimits,
-		JoinURL:      cfg.JoinURL,
+		DB:               d,
+		Accounts:         accounts,
+		Invites:          invites,
+		Broker:           broker,
+		ImportLimits:     cfg.ImportLimits,
+		JoinURL:          cfg.JoinURL,
+		Workspaces:       workspaces,
+		Events:           events,
+		WorkspaceLinkURL: cfg.WorkspaceLinkURL,
 		LinkLimits: invite.LinkLimits{
 			PerLink:    &ratelimit.Limiter{Limit: cfg.JoinLimitPerLink, Window: cfg.JoinLimitWindow},
 			PerAddress: &ratelimit.Limiter{Limit: cfg.JoinLimitPerAddr, Window: cfg.JoinLimitWindow},

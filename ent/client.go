@@ -25,6 +25,7 @@ import (
 	"admit/ent/session"
 	"admit/ent/user"
 	"admit/ent/workspace"
+	"admit/ent/workspaceevent"
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect"
@@ -67,6 +68,8 @@ type Client struct {
 	User *UserClient
 	// Workspace is the client for interacting with the Workspace builders.
 	Workspace *WorkspaceClient
+	// WorkspaceEvent is the client for interacting with the WorkspaceEvent builders.
+	WorkspaceEvent *WorkspaceEventClient
 }
 
 // NewClient creates a new client configured with the given options.
@@ -92,6 +95,7 @@ func (c *Client) init() {
 	c.Session = NewSessionClient(c.config)
 	c.User = NewUserClient(c.config)
 	c.Workspace = NewWorkspaceClient(c.config)
+	c.WorkspaceEvent = NewWorkspaceEventClient(c.config)
 }
 
 type (
@@ -198,6 +202,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Session:        NewSessionClient(cfg),
 		User:           NewUserClient(cfg),
 		Workspace:      NewWorkspaceClient(cfg),
+		WorkspaceEvent: NewWorkspaceEventClient(cfg),
 	}, nil
 }
 
@@ -231,6 +236,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Session:        NewSessionClient(cfg),
 		User:           NewUserClient(cfg),
 		Workspace:      NewWorkspaceClient(cfg),
+		WorkspaceEvent: NewWorkspaceEventClient(cfg),
 	}, nil
 }
 
@@ -262,7 +268,7 @@ func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.AuditEvent, c.Contact, c.Delivery, c.HRConnection, c.IdempotencyKey,
 		c.Invitation, c.InviteLink, c.JoinRequest, c.Membership, c.Organization,
-		c.Role, c.Session, c.User, c.Workspace,
+		c.Role, c.Session, c.User, c.Workspace, c.WorkspaceEvent,
 	} {
 		n.Use(hooks...)
 	}
@@ -274,7 +280,7 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.AuditEvent, c.Contact, c.Delivery, c.HRConnection, c.IdempotencyKey,
 		c.Invitation, c.InviteLink, c.JoinRequest, c.Membership, c.Organization,
-		c.Role, c.Session, c.User, c.Workspace,
+		c.Role, c.Session, c.User, c.Workspace, c.WorkspaceEvent,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -311,6 +317,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.User.mutate(ctx, m)
 	case *WorkspaceMutation:
 		return c.Workspace.mutate(ctx, m)
+	case *WorkspaceEventMutation:
+		return c.WorkspaceEvent.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("ent: unknown mutation type %T", m)
 	}
@@ -797,6 +805,22 @@ func (c *DeliveryClient) QueryInvitation(_m *Delivery) *InvitationQuery {
 			sqlgraph.From(delivery.Table, delivery.FieldID, id),
 			sqlgraph.To(invitation.Table, invitation.FieldID),
 			sqlgraph.Edge(sqlgraph.M2O, false, delivery.InvitationTable, delivery.InvitationColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryJoinRequest queries the join_request edge of a Delivery.
+func (c *DeliveryClient) QueryJoinRequest(_m *Delivery) *JoinRequestQuery {
+	query := (&JoinRequestClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(delivery.Table, delivery.FieldID, id),
+			sqlgraph.To(joinrequest.Table, joinrequest.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, delivery.JoinRequestTable, delivery.JoinRequestColumn),
 		)
 		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
 		return fromV, nil
@@ -1746,6 +1770,22 @@ func (c *JoinRequestClient) QueryDecidedBy(_m *JoinRequest) *UserQuery {
 	return query
 }
 
+// QueryInvitation queries the invitation edge of a JoinRequest.
+func (c *JoinRequestClient) QueryInvitation(_m *JoinRequest) *InvitationQuery {
+	query := (&InvitationClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(joinrequest.Table, joinrequest.FieldID, id),
+			sqlgraph.To(invitation.Table, invitation.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, joinrequest.InvitationTable, joinrequest.InvitationColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // Hooks returns the client hooks.
 func (c *JoinRequestClient) Hooks() []Hook {
 	hooks := c.hooks.JoinRequest
@@ -1921,6 +1961,22 @@ func (c *MembershipClient) QueryUser(_m *Membership) *UserQuery {
 			sqlgraph.From(membership.Table, membership.FieldID, id),
 			sqlgraph.To(user.Table, user.FieldID),
 			sqlgraph.Edge(sqlgraph.M2O, false, membership.UserTable, membership.UserColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryInvitation queries the invitation edge of a Membership.
+func (c *MembershipClient) QueryInvitation(_m *Membership) *InvitationQuery {
+	query := (&InvitationClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(membership.Table, membership.FieldID, id),
+			sqlgraph.To(invitation.Table, invitation.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, membership.InvitationTable, membership.InvitationColumn),
 		)
 		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
 		return fromV, nil
@@ -2742,15 +2798,15 @@ func (c *WorkspaceClient) QueryOwner(_m *Workspace) *UserQuery {
 	return query
 }
 
-// QueryMemberships queries the memberships edge of a Workspace.
-func (c *WorkspaceClient) QueryMemberships(_m *Workspace) *MembershipQuery {
+// QueryMembers queries the members edge of a Workspace.
+func (c *WorkspaceClient) QueryMembers(_m *Workspace) *MembershipQuery {
 	query := (&MembershipClient{config: c.config}).Query()
 	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
 		id := _m.ID
 		step := sqlgraph.NewStep(
 			sqlgraph.From(workspace.Table, workspace.FieldID, id),
 			sqlgraph.To(membership.Table, membership.FieldID),
-			sqlgraph.Edge(sqlgraph.O2M, true, workspace.MembershipsTable, workspace.MembershipsColumn),
+			sqlgraph.Edge(sqlgraph.O2M, true, workspace.MembersTable, workspace.MembersColumn),
 		)
 		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
 		return fromV, nil
@@ -2800,17 +2856,151 @@ func (c *WorkspaceClient) mutate(ctx context.Context, m *WorkspaceMutation) (Val
 	}
 }
 
+// WorkspaceEventClient is a client for the WorkspaceEvent schema.
+type WorkspaceEventClient struct {
+	config
+}
+
+// NewWorkspaceEventClient returns a client for the WorkspaceEvent from the given config.
+func NewWorkspaceEventClient(c config) *WorkspaceEventClient {
+	return &WorkspaceEventClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `workspaceevent.Hooks(f(g(h())))`.
+func (c *WorkspaceEventClient) Use(hooks ...Hook) {
+	c.hooks.WorkspaceEvent = append(c.hooks.WorkspaceEvent, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `workspaceevent.Intercept(f(g(h())))`.
+func (c *WorkspaceEventClient) Intercept(interceptors ...Interceptor) {
+	c.inters.WorkspaceEvent = append(c.inters.WorkspaceEvent, interceptors...)
+}
+
+// Create returns a builder for creating a WorkspaceEvent entity.
+func (c *WorkspaceEventClient) Create() *WorkspaceEventCreate {
+	mutation := newWorkspaceEventMutation(c.config, OpCreate)
+	return &WorkspaceEventCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of WorkspaceEvent entities.
+func (c *WorkspaceEventClient) CreateBulk(builders ...*WorkspaceEventCreate) *WorkspaceEventCreateBulk {
+	return &WorkspaceEventCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *WorkspaceEventClient) MapCreateBulk(slice any, setFunc func(*WorkspaceEventCreate, int)) *WorkspaceEventCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &WorkspaceEventCreateBulk{err: fmt.Errorf("calling to WorkspaceEventClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*WorkspaceEventCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &WorkspaceEventCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for WorkspaceEvent.
+func (c *WorkspaceEventClient) Update() *WorkspaceEventUpdate {
+	mutation := newWorkspaceEventMutation(c.config, OpUpdate)
+	return &WorkspaceEventUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *WorkspaceEventClient) UpdateOne(_m *WorkspaceEvent) *WorkspaceEventUpdateOne {
+	mutation := newWorkspaceEventMutation(c.config, OpUpdateOne, withWorkspaceEvent(_m))
+	return &WorkspaceEventUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *WorkspaceEventClient) UpdateOneID(id int) *WorkspaceEventUpdateOne {
+	mutation := newWorkspaceEventMutation(c.config, OpUpdateOne, withWorkspaceEventID(id))
+	return &WorkspaceEventUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for WorkspaceEvent.
+func (c *WorkspaceEventClient) Delete() *WorkspaceEventDelete {
+	mutation := newWorkspaceEventMutation(c.config, OpDelete)
+	return &WorkspaceEventDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *WorkspaceEventClient) DeleteOne(_m *WorkspaceEvent) *WorkspaceEventDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *WorkspaceEventClient) DeleteOneID(id int) *WorkspaceEventDeleteOne {
+	builder := c.Delete().Where(workspaceevent.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &WorkspaceEventDeleteOne{builder}
+}
+
+// Query returns a query builder for WorkspaceEvent.
+func (c *WorkspaceEventClient) Query() *WorkspaceEventQuery {
+	return &WorkspaceEventQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeWorkspaceEvent},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a WorkspaceEvent entity by its id.
+func (c *WorkspaceEventClient) Get(ctx context.Context, id int) (*WorkspaceEvent, error) {
+	return c.Query().Where(workspaceevent.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *WorkspaceEventClient) GetX(ctx context.Context, id int) *WorkspaceEvent {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *WorkspaceEventClient) Hooks() []Hook {
+	hooks := c.hooks.WorkspaceEvent
+	return append(hooks[:len(hooks):len(hooks)], workspaceevent.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *WorkspaceEventClient) Interceptors() []Interceptor {
+	return c.inters.WorkspaceEvent
+}
+
+func (c *WorkspaceEventClient) mutate(ctx context.Context, m *WorkspaceEventMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&WorkspaceEventCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&WorkspaceEventUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&WorkspaceEventUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&WorkspaceEventDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown WorkspaceEvent mutation op: %q", m.Op())
+	}
+}
+
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
 		AuditEvent, Contact, Delivery, HRConnection, IdempotencyKey, Invitation,
 		InviteLink, JoinRequest, Membership, Organization, Role, Session, User,
-		Workspace []ent.Hook
+		Workspace, WorkspaceEvent []ent.Hook
 	}
 	inters struct {
 		AuditEvent, Contact, Delivery, HRConnection, IdempotencyKey, Invitation,
 		InviteLink, JoinRequest, Membership, Organization, Role, Session, User,
-		Workspace []ent.Interceptor
+		Workspace, WorkspaceEvent []ent.Interceptor
 	}
 )
 

@@ -5,6 +5,7 @@ package ent
 import (
 	"admit/ent/delivery"
 	"admit/ent/invitation"
+	"admit/ent/joinrequest"
 	"admit/ent/organization"
 	"fmt"
 	"strings"
@@ -51,6 +52,8 @@ type Delivery struct {
 	SentAt *time.Time `json:"sent_at,omitempty"`
 	// InvitationID holds the value of the "invitation_id" field.
 	InvitationID *int `json:"invitation_id,omitempty"`
+	// JoinRequestID holds the value of the "join_request_id" field.
+	JoinRequestID *int `json:"join_request_id,omitempty"`
 	// TokenGeneration holds the value of the "token_generation" field.
 	TokenGeneration int `json:"token_generation,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
@@ -65,9 +68,11 @@ type DeliveryEdges struct {
 	Organization *Organization `json:"organization,omitempty"`
 	// Invitation holds the value of the invitation edge.
 	Invitation *Invitation `json:"invitation,omitempty"`
+	// JoinRequest holds the value of the join_request edge.
+	JoinRequest *JoinRequest `json:"join_request,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [2]bool
+	loadedTypes [3]bool
 	// totalCount holds the count of the edges above.
 	totalCount [2]map[string]int
 }
@@ -94,12 +99,23 @@ func (e DeliveryEdges) InvitationOrErr() (*Invitation, error) {
 	return nil, &NotLoadedError{edge: "invitation"}
 }
 
+// JoinRequestOrErr returns the JoinRequest value or an error if the edge
+// was not loaded in eager-loading, or loaded but was not found.
+func (e DeliveryEdges) JoinRequestOrErr() (*JoinRequest, error) {
+	if e.JoinRequest != nil {
+		return e.JoinRequest, nil
+	} else if e.loadedTypes[2] {
+		return nil, &NotFoundError{label: joinrequest.Label}
+	}
+	return nil, &NotLoadedError{edge: "join_request"}
+}
+
 // scanValues returns the types for scanning values from sql.Rows.
 func (*Delivery) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case delivery.FieldID, delivery.FieldOrganizationID, delivery.FieldAttempts, delivery.FieldInvitationID, delivery.FieldTokenGeneration:
+		case delivery.FieldID, delivery.FieldOrganizationID, delivery.FieldAttempts, delivery.FieldInvitationID, delivery.FieldJoinRequestID, delivery.FieldTokenGeneration:
 			values[i] = new(sql.NullInt64)
 		case delivery.FieldChannel, delivery.FieldRecipient, delivery.FieldTemplate, delivery.FieldSubject, delivery.FieldBodyText, delivery.FieldBodyHTML, delivery.FieldStatus, delivery.FieldLastError:
 			values[i] = new(sql.NullString)
@@ -225,6 +241,13 @@ func (_m *Delivery) assignValues(columns []string, values []any) error {
 				_m.InvitationID = new(int)
 				*_m.InvitationID = int(value.Int64)
 			}
+		case delivery.FieldJoinRequestID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field join_request_id", values[i])
+			} else if value.Valid {
+				_m.JoinRequestID = new(int)
+				*_m.JoinRequestID = int(value.Int64)
+			}
 		case delivery.FieldTokenGeneration:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
 				return fmt.Errorf("unexpected type %T for field token_generation", values[i])
@@ -252,6 +275,11 @@ func (_m *Delivery) QueryOrganization() *OrganizationQuery {
 // QueryInvitation queries the "invitation" edge of the Delivery entity.
 func (_m *Delivery) QueryInvitation() *InvitationQuery {
 	return NewDeliveryClient(_m.config).QueryInvitation(_m)
+}
+
+// QueryJoinRequest queries the "join_request" edge of the Delivery entity.
+func (_m *Delivery) QueryJoinRequest() *JoinRequestQuery {
+	return NewDeliveryClient(_m.config).QueryJoinRequest(_m)
 }
 
 // Update returns a builder for updating this Delivery.
@@ -326,6 +354,11 @@ func (_m *Delivery) String() string {
 	builder.WriteString(", ")
 	if v := _m.InvitationID; v != nil {
 		builder.WriteString("invitation_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.JoinRequestID; v != nil {
+		builder.WriteString("join_request_id=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
 	builder.WriteString(", ")

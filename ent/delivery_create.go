@@ -5,6 +5,7 @@ package ent
 import (
 	"admit/ent/delivery"
 	"admit/ent/invitation"
+	"admit/ent/joinrequest"
 	"admit/ent/organization"
 	"context"
 	"errors"
@@ -224,6 +225,20 @@ func (_c *DeliveryCreate) SetNillableInvitationID(v *int) *DeliveryCreate {
 	return _c
 }
 
+// SetJoinRequestID sets the "join_request_id" field.
+func (_c *DeliveryCreate) SetJoinRequestID(v int) *DeliveryCreate {
+	_c.mutation.SetJoinRequestID(v)
+	return _c
+}
+
+// SetNillableJoinRequestID sets the "join_request_id" field if the given value is not nil.
+func (_c *DeliveryCreate) SetNillableJoinRequestID(v *int) *DeliveryCreate {
+	if v != nil {
+		_c.SetJoinRequestID(*v)
+	}
+	return _c
+}
+
 // SetTokenGeneration sets the "token_generation" field.
 func (_c *DeliveryCreate) SetTokenGeneration(v int) *DeliveryCreate {
 	_c.mutation.SetTokenGeneration(v)
@@ -246,6 +261,11 @@ func (_c *DeliveryCreate) SetOrganization(v *Organization) *DeliveryCreate {
 // SetInvitation sets the "invitation" edge to the Invitation entity.
 func (_c *DeliveryCreate) SetInvitation(v *Invitation) *DeliveryCreate {
 	return _c.SetInvitationID(v.ID)
+}
+
+// SetJoinRequest sets the "join_request" edge to the JoinRequest entity.
+func (_c *DeliveryCreate) SetJoinRequest(v *JoinRequest) *DeliveryCreate {
+	return _c.SetJoinRequestID(v.ID)
 }
 
 // Mutation returns the DeliveryMutation object of the builder.
@@ -539,6 +559,23 @@ func (_c *DeliveryCreate) createSpec() (*Delivery, *sqlgraph.CreateSpec) {
 		_node.InvitationID = &nodes[0]
 		_spec.Edges = append(_spec.Edges, edge)
 	}
+	if nodes := _c.mutation.JoinRequestIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   delivery.JoinRequestTable,
+			Columns: []string{delivery.JoinRequestColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(joinrequest.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_node.JoinRequestID = &nodes[0]
+		_spec.Edges = append(_spec.Edges, edge)
+	}
 	return _node, _spec
 }
 
@@ -780,6 +817,24 @@ func (u *DeliveryUpsert) UpdateInvitationID() *DeliveryUpsert {
 // ClearInvitationID clears the value of the "invitation_id" field.
 func (u *DeliveryUpsert) ClearInvitationID() *DeliveryUpsert {
 	u.SetNull(delivery.FieldInvitationID)
+	return u
+}
+
+// SetJoinRequestID sets the "join_request_id" field.
+func (u *DeliveryUpsert) SetJoinRequestID(v int) *DeliveryUpsert {
+	u.Set(delivery.FieldJoinRequestID, v)
+	return u
+}
+
+// UpdateJoinRequestID sets the "join_request_id" field to the value that was provided on create.
+func (u *DeliveryUpsert) UpdateJoinRequestID() *DeliveryUpsert {
+	u.SetExcluded(delivery.FieldJoinRequestID)
+	return u
+}
+
+// ClearJoinRequestID clears the value of the "join_request_id" field.
+func (u *DeliveryUpsert) ClearJoinRequestID() *DeliveryUpsert {
+	u.SetNull(delivery.FieldJoinRequestID)
 	return u
 }
 
@@ -1070,6 +1125,27 @@ func (u *DeliveryUpsertOne) UpdateInvitationID() *DeliveryUpsertOne {
 func (u *DeliveryUpsertOne) ClearInvitationID() *DeliveryUpsertOne {
 	return u.Update(func(s *DeliveryUpsert) {
 		s.ClearInvitationID()
+	})
+}
+
+// SetJoinRequestID sets the "join_request_id" field.
+func (u *DeliveryUpsertOne) SetJoinRequestID(v int) *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.SetJoinRequestID(v)
+	})
+}
+
+// UpdateJoinRequestID sets the "join_request_id" field to the value that was provided on create.
+func (u *DeliveryUpsertOne) UpdateJoinRequestID() *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.UpdateJoinRequestID()
+	})
+}
+
+// ClearJoinRequestID clears the value of the "join_request_id" field.
+func (u *DeliveryUpsertOne) ClearJoinRequestID() *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.ClearJoinRequestID()
 	})
 }
 
@@ -1529,6 +1605,27 @@ func (u *DeliveryUpsertBulk) UpdateInvitationID() *DeliveryUpsertBulk {
 func (u *DeliveryUpsertBulk) ClearInvitationID() *DeliveryUpsertBulk {
 	return u.Update(func(s *DeliveryUpsert) {
 		s.ClearInvitationID()
+	})
+}
+
+// SetJoinRequestID sets the "join_request_id" field.
+func (u *DeliveryUpsertBulk) SetJoinRequestID(v int) *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.SetJoinRequestID(v)
+	})
+}
+
+// UpdateJoinRequestID sets the "join_request_id" field to the value that was provided on create.
+func (u *DeliveryUpsertBulk) UpdateJoinRequestID() *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.UpdateJoinRequestID()
+	})
+}
+
+// ClearJoinRequestID clears the value of the "join_request_id" field.
+func (u *DeliveryUpsertBulk) ClearJoinRequestID() *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.ClearJoinRequestID()
 	})
 }
 

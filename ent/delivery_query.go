@@ -5,6 +5,7 @@ package ent
 import (
 	"admit/ent/delivery"
 	"admit/ent/invitation"
+	"admit/ent/joinrequest"
 	"admit/ent/organization"
 	"admit/ent/predicate"
 	"context"
@@ -28,6 +29,7 @@ type DeliveryQuery struct {
 	predicates       []predicate.Delivery
 	withOrganization *OrganizationQuery
 	withInvitation   *InvitationQuery
+	withJoinRequest  *JoinRequestQuery
 	loadTotal        []func(context.Context, []*Delivery) error
 	modifiers        []func(*sql.Selector)
 	// intermediate query (i.e. traversal path).
@@ -103,6 +105,28 @@ func (_q *DeliveryQuery) QueryInvitation() *InvitationQuery {
 			sqlgraph.From(delivery.Table, delivery.FieldID, selector),
 			sqlgraph.To(invitation.Table, invitation.FieldID),
 			sqlgraph.Edge(sqlgraph.M2O, false, delivery.InvitationTable, delivery.InvitationColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryJoinRequest chains the current query on the "join_request" edge.
+func (_q *DeliveryQuery) QueryJoinRequest() *JoinRequestQuery {
+	query := (&JoinRequestClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(delivery.Table, delivery.FieldID, selector),
+			sqlgraph.To(joinrequest.Table, joinrequest.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, delivery.JoinRequestTable, delivery.JoinRequestColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -304,6 +328,7 @@ func (_q *DeliveryQuery) Clone() *DeliveryQuery {
 		predicates:       append([]predicate.Delivery{}, _q.predicates...),
 		withOrganization: _q.withOrganization.Clone(),
 		withInvitation:   _q.withInvitation.Clone(),
+		withJoinRequest:  _q.withJoinRequest.Clone(),
 		// clone intermediate query.
 		sql:  _q.sql.Clone(),
 		path: _q.path,
@@ -329,6 +354,17 @@ func (_q *DeliveryQuery) WithInvitation(opts ...func(*InvitationQuery)) *Deliver
 		opt(query)
 	}
 	_q.withInvitation = query
+	return _q
+}
+
+// WithJoinRequest tells the query-builder to eager-load the nodes that are connected to
+// the "join_request" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *DeliveryQuery) WithJoinRequest(opts ...func(*JoinRequestQuery)) *DeliveryQuery {
+	query := (&JoinRequestClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withJoinRequest = query
 	return _q
 }
 
@@ -416,9 +452,10 @@ func (_q *DeliveryQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Del
 	var (
 		nodes       = []*Delivery{}
 		_spec       = _q.querySpec()
-		loadedTypes = [2]bool{
+		loadedTypes = [3]bool{
 			_q.withOrganization != nil,
 			_q.withInvitation != nil,
+			_q.withJoinRequest != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -451,6 +488,12 @@ func (_q *DeliveryQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Del
 	if query := _q.withInvitation; query != nil {
 		if err := _q.loadInvitation(ctx, query, nodes, nil,
 			func(n *Delivery, e *Invitation) { n.Edges.Invitation = e }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withJoinRequest; query != nil {
+		if err := _q.loadJoinRequest(ctx, query, nodes, nil,
+			func(n *Delivery, e *JoinRequest) { n.Edges.JoinRequest = e }); err != nil {
 			return nil, err
 		}
 	}
@@ -523,6 +566,38 @@ func (_q *DeliveryQuery) loadInvitation(ctx context.Context, query *InvitationQu
 	}
 	return nil
 }
+func (_q *DeliveryQuery) loadJoinRequest(ctx context.Context, query *JoinRequestQuery, nodes []*Delivery, init func(*Delivery), assign func(*Delivery, *JoinRequest)) error {
+	ids := make([]int, 0, len(nodes))
+	nodeids := make(map[int][]*Delivery)
+	for i := range nodes {
+		if nodes[i].JoinRequestID == nil {
+			continue
+		}
+		fk := *nodes[i].JoinRequestID
+		if _, ok := nodeids[fk]; !ok {
+			ids = append(ids, fk)
+		}
+		nodeids[fk] = append(nodeids[fk], nodes[i])
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	query.Where(joinrequest.IDIn(ids...))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		nodes, ok := nodeids[n.ID]
+		if !ok {
+			return fmt.Errorf(`unexpected foreign-key "join_request_id" returned %v`, n.ID)
+		}
+		for i := range nodes {
+			assign(nodes[i], n)
+		}
+	}
+	return nil
+}
 
 func (_q *DeliveryQuery) sqlCount(ctx context.Context) (int, error) {
 	_spec := _q.querySpec()
@@ -557,6 +632,9 @@ func (_q *DeliveryQuery) querySpec() *sqlgraph.QuerySpec {
 		}
 		if _q.withInvitation != nil {
 			_spec.Node.AddColumnOnce(delivery.FieldInvitationID)
+		}
+		if _q.withJoinRequest != nil {
+			_spec.Node.AddColumnOnce(delivery.FieldJoinRequestID)
 		}
 	}
 	if ps := _q.predicates; len(ps) > 0 {

@@ -5,6 +5,7 @@ package ent
 import (
 	"admit/ent/delivery"
 	"admit/ent/invitation"
+	"admit/ent/joinrequest"
 	"admit/ent/predicate"
 	"context"
 	"errors"
@@ -242,6 +243,26 @@ func (_u *DeliveryUpdate) ClearInvitationID() *DeliveryUpdate {
 	return _u
 }
 
+// SetJoinRequestID sets the "join_request_id" field.
+func (_u *DeliveryUpdate) SetJoinRequestID(v int) *DeliveryUpdate {
+	_u.mutation.SetJoinRequestID(v)
+	return _u
+}
+
+// SetNillableJoinRequestID sets the "join_request_id" field if the given value is not nil.
+func (_u *DeliveryUpdate) SetNillableJoinRequestID(v *int) *DeliveryUpdate {
+	if v != nil {
+		_u.SetJoinRequestID(*v)
+	}
+	return _u
+}
+
+// ClearJoinRequestID clears the value of the "join_request_id" field.
+func (_u *DeliveryUpdate) ClearJoinRequestID() *DeliveryUpdate {
+	_u.mutation.ClearJoinRequestID()
+	return _u
+}
+
 // SetTokenGeneration sets the "token_generation" field.
 func (_u *DeliveryUpdate) SetTokenGeneration(v int) *DeliveryUpdate {
 	_u.mutation.ResetTokenGeneration()
@@ -268,6 +289,11 @@ func (_u *DeliveryUpdate) SetInvitation(v *Invitation) *DeliveryUpdate {
 	return _u.SetInvitationID(v.ID)
 }
 
+// SetJoinRequest sets the "join_request" edge to the JoinRequest entity.
+func (_u *DeliveryUpdate) SetJoinRequest(v *JoinRequest) *DeliveryUpdate {
+	return _u.SetJoinRequestID(v.ID)
+}
+
 // Mutation returns the DeliveryMutation object of the builder.
 func (_u *DeliveryUpdate) Mutation() *DeliveryMutation {
 	return _u.mutation
@@ -276,6 +302,12 @@ func (_u *DeliveryUpdate) Mutation() *DeliveryMutation {
 // ClearInvitation clears the "invitation" edge to the Invitation entity.
 func (_u *DeliveryUpdate) ClearInvitation() *DeliveryUpdate {
 	_u.mutation.ClearInvitation()
+	return _u
+}
+
+// ClearJoinRequest clears the "join_request" edge to the JoinRequest entity.
+func (_u *DeliveryUpdate) ClearJoinRequest() *DeliveryUpdate {
+	_u.mutation.ClearJoinRequest()
 	return _u
 }
 
@@ -447,6 +479,35 @@ func (_u *DeliveryUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(invitation.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.JoinRequestCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   delivery.JoinRequestTable,
+			Columns: []string{delivery.JoinRequestColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(joinrequest.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.JoinRequestIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   delivery.JoinRequestTable,
+			Columns: []string{delivery.JoinRequestColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(joinrequest.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {
@@ -687,6 +748,26 @@ func (_u *DeliveryUpdateOne) ClearInvitationID() *DeliveryUpdateOne {
 	return _u
 }
 
+// SetJoinRequestID sets the "join_request_id" field.
+func (_u *DeliveryUpdateOne) SetJoinRequestID(v int) *DeliveryUpdateOne {
+	_u.mutation.SetJoinRequestID(v)
+	return _u
+}
+
+// SetNillableJoinRequestID sets the "join_request_id" field if the given value is not nil.
+func (_u *DeliveryUpdateOne) SetNillableJoinRequestID(v *int) *DeliveryUpdateOne {
+	if v != nil {
+		_u.SetJoinRequestID(*v)
+	}
+	return _u
+}
+
+// ClearJoinRequestID clears the value of the "join_request_id" field.
+func (_u *DeliveryUpdateOne) ClearJoinRequestID() *DeliveryUpdateOne {
+	_u.mutation.ClearJoinRequestID()
+	return _u
+}
+
 // SetTokenGeneration sets the "token_generation" field.
 func (_u *DeliveryUpdateOne) SetTokenGeneration(v int) *DeliveryUpdateOne {
 	_u.mutation.ResetTokenGeneration()
@@ -713,6 +794,11 @@ func (_u *DeliveryUpdateOne) SetInvitation(v *Invitation) *DeliveryUpdateOne {
 	return _u.SetInvitationID(v.ID)
 }
 
+// SetJoinRequest sets the "join_request" edge to the JoinRequest entity.
+func (_u *DeliveryUpdateOne) SetJoinRequest(v *JoinRequest) *DeliveryUpdateOne {
+	return _u.SetJoinRequestID(v.ID)
+}
+
 // Mutation returns the DeliveryMutation object of the builder.
 func (_u *DeliveryUpdateOne) Mutation() *DeliveryMutation {
 	return _u.mutation
@@ -721,6 +807,12 @@ func (_u *DeliveryUpdateOne) Mutation() *DeliveryMutation {
 // ClearInvitation clears the "invitation" edge to the Invitation entity.
 func (_u *DeliveryUpdateOne) ClearInvitation() *DeliveryUpdateOne {
 	_u.mutation.ClearInvitation()
+	return _u
+}
+
+// ClearJoinRequest clears the "join_request" edge to the JoinRequest entity.
+func (_u *DeliveryUpdateOne) ClearJoinRequest() *DeliveryUpdateOne {
+	_u.mutation.ClearJoinRequest()
 	return _u
 }
 
@@ -922,6 +1014,35 @@ func (_u *DeliveryUpdateOne) sqlSave(ctx context.Context) (_node *Delivery, err 
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(invitation.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.JoinRequestCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   delivery.JoinRequestTable,
+			Columns: []string{delivery.JoinRequestColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(joinrequest.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.JoinRequestIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   delivery.JoinRequestTable,
+			Columns: []string{delivery.JoinRequestColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(joinrequest.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {

@@ -17,6 +17,7 @@ import (
 	"admit/ent/session"
 	"admit/ent/user"
 	"admit/ent/workspace"
+	"admit/ent/workspaceevent"
 	"context"
 	"errors"
 	"fmt"
@@ -100,6 +101,7 @@ func checkColumn(t, c string) error {
 			session.Table:        session.ValidColumn,
 			user.Table:           user.ValidColumn,
 			workspace.Table:      workspace.ValidColumn,
+			workspaceevent.Table: workspaceevent.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

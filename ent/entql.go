@@ -18,6 +18,7 @@ import (
 	"admit/ent/session"
 	"admit/ent/user"
 	"admit/ent/workspace"
+	"admit/ent/workspaceevent"
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
@@ -27,7 +28,7 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 14)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 15)}
 	graph.Nodes[0] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   auditevent.Table,
@@ -93,6 +94,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			delivery.FieldLastError:       {Type: field.TypeString, Column: delivery.FieldLastError},
 			delivery.FieldSentAt:          {Type: field.TypeTime, Column: delivery.FieldSentAt},
 			delivery.FieldInvitationID:    {Type: field.TypeInt, Column: delivery.FieldInvitationID},
+			delivery.FieldJoinRequestID:   {Type: field.TypeInt, Column: delivery.FieldJoinRequestID},
 			delivery.FieldTokenGeneration: {Type: field.TypeInt, Column: delivery.FieldTokenGeneration},
 		},
 	}
@@ -217,12 +219,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 			joinrequest.FieldOrganizationID: {Type: field.TypeInt, Column: joinrequest.FieldOrganizationID},
 			joinrequest.FieldEmail:          {Type: field.TypeString, Column: joinrequest.FieldEmail},
 			joinrequest.FieldName:           {Type: field.TypeString, Column: joinrequest.FieldName},
+			joinrequest.FieldMessage:        {Type: field.TypeString, Column: joinrequest.FieldMessage},
 			joinrequest.FieldStatus:         {Type: field.TypeEnum, Column: joinrequest.FieldStatus},
 			joinrequest.FieldDecidedAs:      {Type: field.TypeEnum, Column: joinrequest.FieldDecidedAs},
 			joinrequest.FieldDecidedAt:      {Type: field.TypeTime, Column: joinrequest.FieldDecidedAt},
+			joinrequest.FieldDenyReason:     {Type: field.TypeString, Column: joinrequest.FieldDenyReason},
+			joinrequest.FieldConfirmedAt:    {Type: field.TypeTime, Column: joinrequest.FieldConfirmedAt},
+			joinrequest.FieldTokenNonces:    {Type: field.TypeJSON, Column: joinrequest.FieldTokenNonces},
+			joinrequest.FieldLastSentAt:     {Type: field.TypeTime, Column: joinrequest.FieldLastSentAt},
 			joinrequest.FieldWorkspaceID:    {Type: field.TypeInt, Column: joinrequest.FieldWorkspaceID},
 			joinrequest.FieldRequesterID:    {Type: field.TypeInt, Column: joinrequest.FieldRequesterID},
 			joinrequest.FieldDecidedByID:    {Type: field.TypeInt, Column: joinrequest.FieldDecidedByID},
+			joinrequest.FieldInvitationID:   {Type: field.TypeInt, Column: joinrequest.FieldInvitationID},
 		},
 	}
 	graph.Nodes[8] = &sqlgraph.Node{
@@ -243,6 +251,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			membership.FieldStatus:         {Type: field.TypeEnum, Column: membership.FieldStatus},
 			membership.FieldWorkspaceID:    {Type: field.TypeInt, Column: membership.FieldWorkspaceID},
 			membership.FieldUserID:         {Type: field.TypeInt, Column: membership.FieldUserID},
+			membership.FieldInvitationID:   {Type: field.TypeInt, Column: membership.FieldInvitationID},
 		},
 	}
 	graph.Nodes[9] = &sqlgraph.Node{
@@ -262,6 +271,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			organization.FieldKind:                         {Type: field.TypeEnum, Column: organization.FieldKind},
 			organization.FieldDomains:                      {Type: field.TypeJSON, Column: organization.FieldDomains},
 			organization.FieldRestrictInvitationsToDomains: {Type: field.TypeBool, Column: organization.FieldRestrictInvitationsToDomains},
+			organization.FieldEventPosition:                {Type: field.TypeInt, Column: organization.FieldEventPosition},
 			organization.FieldInvitationExpiryDays:         {Type: field.TypeInt, Column: organization.FieldInvitationExpiryDays},
 		},
 	}
@@ -344,9 +354,34 @@ var schemaGraph = func() *sqlgraph.Schema {
 			workspace.FieldOrganizationID:    {Type: field.TypeInt, Column: workspace.FieldOrganizationID},
 			workspace.FieldName:              {Type: field.TypeString, Column: workspace.FieldName},
 			workspace.FieldType:              {Type: field.TypeEnum, Column: workspace.FieldType},
+			workspace.FieldDescription:       {Type: field.TypeString, Column: workspace.FieldDescription},
 			workspace.FieldLinkEnabled:       {Type: field.TypeBool, Column: workspace.FieldLinkEnabled},
 			workspace.FieldLinkAllowsViewing: {Type: field.TypeBool, Column: workspace.FieldLinkAllowsViewing},
+			workspace.FieldLinkGeneration:    {Type: field.TypeInt, Column: workspace.FieldLinkGeneration},
+			workspace.FieldLinkTokenNonces:   {Type: field.TypeJSON, Column: workspace.FieldLinkTokenNonces},
+			workspace.FieldArchivedAt:        {Type: field.TypeTime, Column: workspace.FieldArchivedAt},
 			workspace.FieldOwnerID:           {Type: field.TypeInt, Column: workspace.FieldOwnerID},
+		},
+	}
+	graph.Nodes[14] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   workspaceevent.Table,
+			Columns: workspaceevent.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: workspaceevent.FieldID,
+			},
+		},
+		Type: "WorkspaceEvent",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			workspaceevent.FieldOrganizationID: {Type: field.TypeInt, Column: workspaceevent.FieldOrganizationID},
+			workspaceevent.FieldPosition:       {Type: field.TypeInt, Column: workspaceevent.FieldPosition},
+			workspaceevent.FieldWorkspaceID:    {Type: field.TypeInt, Column: workspaceevent.FieldWorkspaceID},
+			workspaceevent.FieldTopic:          {Type: field.TypeEnum, Column: workspaceevent.FieldTopic},
+			workspaceevent.FieldType:           {Type: field.TypeString, Column: workspaceevent.FieldType},
+			workspaceevent.FieldObjectID:       {Type: field.TypeInt, Column: workspaceevent.FieldObjectID},
+			workspaceevent.FieldUserID:         {Type: field.TypeInt, Column: workspaceevent.FieldUserID},
+			workspaceevent.FieldCreatedAt:      {Type: field.TypeTime, Column: workspaceevent.FieldCreatedAt},
 		},
 	}
 	graph.MustAddE(
@@ -432,6 +467,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		"Delivery",
 		"Invitation",
+	)
+	graph.MustAddE(
+		"join_request",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   delivery.JoinRequestTable,
+			Columns: []string{delivery.JoinRequestColumn},
+			Bidi:    false,
+		},
+		"Delivery",
+		"JoinRequest",
 	)
 	graph.MustAddE(
 		"organization",
@@ -638,6 +685,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 		"User",
 	)
 	graph.MustAddE(
+		"invitation",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   joinrequest.InvitationTable,
+			Columns: []string{joinrequest.InvitationColumn},
+			Bidi:    false,
+		},
+		"JoinRequest",
+		"Invitation",
+	)
+	graph.MustAddE(
 		"organization",
 		&sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
@@ -672,6 +731,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		"Membership",
 		"User",
+	)
+	graph.MustAddE(
+		"invitation",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   membership.InvitationTable,
+			Columns: []string{membership.InvitationColumn},
+			Bidi:    false,
+		},
+		"Membership",
+		"Invitation",
 	)
 	graph.MustAddE(
 		"organization",
@@ -782,12 +853,12 @@ var schemaGraph = func() *sqlgraph.Schema {
 		"User",
 	)
 	graph.MustAddE(
-		"memberships",
+		"members",
 		&sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
 			Inverse: true,
-			Table:   workspace.MembershipsTable,
-			Columns: []string{workspace.MembershipsColumn},
+			Table:   workspace.MembersTable,
+			Columns: []string{workspace.MembersColumn},
 			Bidi:    false,
 		},
 		"Workspace",
@@ -1144,6 +1215,11 @@ func (f *DeliveryFilter) WhereInvitationID(p entql.IntP) {
 	f.Where(p.Field(delivery.FieldInvitationID))
 }
 
+// WhereJoinRequestID applies the entql int predicate on the join_request_id field.
+func (f *DeliveryFilter) WhereJoinRequestID(p entql.IntP) {
+	f.Where(p.Field(delivery.FieldJoinRequestID))
+}
+
 // WhereTokenGeneration applies the entql int predicate on the token_generation field.
 func (f *DeliveryFilter) WhereTokenGeneration(p entql.IntP) {
 	f.Where(p.Field(delivery.FieldTokenGeneration))
@@ -1171,6 +1247,20 @@ func (f *DeliveryFilter) WhereHasInvitation() {
 // WhereHasInvitationWith applies a predicate to check if query has an edge invitation with a given conditions (other predicates).
 func (f *DeliveryFilter) WhereHasInvitationWith(preds ...predicate.Invitation) {
 	f.Where(entql.HasEdgeWith("invitation", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasJoinRequest applies a predicate to check if query has an edge join_request.
+func (f *DeliveryFilter) WhereHasJoinRequest() {
+	f.Where(entql.HasEdge("join_request"))
+}
+
+// WhereHasJoinRequestWith applies a predicate to check if query has an edge join_request with a given conditions (other predicates).
+func (f *DeliveryFilter) WhereHasJoinRequestWith(preds ...predicate.JoinRequest) {
+	f.Where(entql.HasEdgeWith("join_request", sqlgraph.WrapFunc(func(s *sql.Selector) {
 		for _, p := range preds {
 			p(s)
 		}
@@ -1849,6 +1939,11 @@ func (f *JoinRequestFilter) WhereName(p entql.StringP) {
 	f.Where(p.Field(joinrequest.FieldName))
 }
 
+// WhereMessage applies the entql string predicate on the message field.
+func (f *JoinRequestFilter) WhereMessage(p entql.StringP) {
+	f.Where(p.Field(joinrequest.FieldMessage))
+}
+
 // WhereStatus applies the entql string predicate on the status field.
 func (f *JoinRequestFilter) WhereStatus(p entql.StringP) {
 	f.Where(p.Field(joinrequest.FieldStatus))
@@ -1864,6 +1959,26 @@ func (f *JoinRequestFilter) WhereDecidedAt(p entql.TimeP) {
 	f.Where(p.Field(joinrequest.FieldDecidedAt))
 }
 
+// WhereDenyReason applies the entql string predicate on the deny_reason field.
+func (f *JoinRequestFilter) WhereDenyReason(p entql.StringP) {
+	f.Where(p.Field(joinrequest.FieldDenyReason))
+}
+
+// WhereConfirmedAt applies the entql time.Time predicate on the confirmed_at field.
+func (f *JoinRequestFilter) WhereConfirmedAt(p entql.TimeP) {
+	f.Where(p.Field(joinrequest.FieldConfirmedAt))
+}
+
+// WhereTokenNonces applies the entql json.RawMessage predicate on the token_nonces field.
+func (f *JoinRequestFilter) WhereTokenNonces(p entql.BytesP) {
+	f.Where(p.Field(joinrequest.FieldTokenNonces))
+}
+
+// WhereLastSentAt applies the entql time.Time predicate on the last_sent_at field.
+func (f *JoinRequestFilter) WhereLastSentAt(p entql.TimeP) {
+	f.Where(p.Field(joinrequest.FieldLastSentAt))
+}
+
 // WhereWorkspaceID applies the entql int predicate on the workspace_id field.
 func (f *JoinRequestFilter) WhereWorkspaceID(p entql.IntP) {
 	f.Where(p.Field(joinrequest.FieldWorkspaceID))
@@ -1877,6 +1992,11 @@ func (f *JoinRequestFilter) WhereRequesterID(p entql.IntP) {
 // WhereDecidedByID applies the entql int predicate on the decided_by_id field.
 func (f *JoinRequestFilter) WhereDecidedByID(p entql.IntP) {
 	f.Where(p.Field(joinrequest.FieldDecidedByID))
+}
+
+// WhereInvitationID applies the entql int predicate on the invitation_id field.
+func (f *JoinRequestFilter) WhereInvitationID(p entql.IntP) {
+	f.Where(p.Field(joinrequest.FieldInvitationID))
 }
 
 // WhereHasOrganization applies a predicate to check if query has an edge organization.
@@ -1929,6 +2049,20 @@ func (f *JoinRequestFilter) WhereHasDecidedBy() {
 // WhereHasDecidedByWith applies a predicate to check if query has an edge decided_by with a given conditions (other predicates).
 func (f *JoinRequestFilter) WhereHasDecidedByWith(preds ...predicate.User) {
 	f.Where(entql.HasEdgeWith("decided_by", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasInvitation applies a predicate to check if query has an edge invitation.
+func (f *JoinRequestFilter) WhereHasInvitation() {
+	f.Where(entql.HasEdge("invitation"))
+}
+
+// WhereHasInvitationWith applies a predicate to check if query has an edge invitation with a given conditions (other predicates).
+func (f *JoinRequestFilter) WhereHasInvitationWith(preds ...predicate.Invitation) {
+	f.Where(entql.HasEdgeWith("invitation", sqlgraph.WrapFunc(func(s *sql.Selector) {
 		for _, p := range preds {
 			p(s)
 		}
@@ -2010,6 +2144,11 @@ func (f *MembershipFilter) WhereUserID(p entql.IntP) {
 	f.Where(p.Field(membership.FieldUserID))
 }
 
+// WhereInvitationID applies the entql int predicate on the invitation_id field.
+func (f *MembershipFilter) WhereInvitationID(p entql.IntP) {
+	f.Where(p.Field(membership.FieldInvitationID))
+}
+
 // WhereHasOrganization applies a predicate to check if query has an edge organization.
 func (f *MembershipFilter) WhereHasOrganization() {
 	f.Where(entql.HasEdge("organization"))
@@ -2046,6 +2185,20 @@ func (f *MembershipFilter) WhereHasUser() {
 // WhereHasUserWith applies a predicate to check if query has an edge user with a given conditions (other predicates).
 func (f *MembershipFilter) WhereHasUserWith(preds ...predicate.User) {
 	f.Where(entql.HasEdgeWith("user", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasInvitation applies a predicate to check if query has an edge invitation.
+func (f *MembershipFilter) WhereHasInvitation() {
+	f.Where(entql.HasEdge("invitation"))
+}
+
+// WhereHasInvitationWith applies a predicate to check if query has an edge invitation with a given conditions (other predicates).
+func (f *MembershipFilter) WhereHasInvitationWith(preds ...predicate.Invitation) {
+	f.Where(entql.HasEdgeWith("invitation", sqlgraph.WrapFunc(func(s *sql.Selector) {
 		for _, p := range preds {
 			p(s)
 		}
@@ -2120,6 +2273,11 @@ func (f *OrganizationFilter) WhereDomains(p entql.BytesP) {
 // WhereRestrictInvitationsToDomains applies the entql bool predicate on the restrict_invitations_to_domains field.
 func (f *OrganizationFilter) WhereRestrictInvitationsToDomains(p entql.BoolP) {
 	f.Where(p.Field(organization.FieldRestrictInvitationsToDomains))
+}
+
+// WhereEventPosition applies the entql int predicate on the event_position field.
+func (f *OrganizationFilter) WhereEventPosition(p entql.IntP) {
+	f.Where(p.Field(organization.FieldEventPosition))
 }
 
 // WhereInvitationExpiryDays applies the entql int predicate on the invitation_expiry_days field.
@@ -2530,6 +2688,11 @@ func (f *WorkspaceFilter) WhereType(p entql.StringP) {
 	f.Where(p.Field(workspace.FieldType))
 }
 
+// WhereDescription applies the entql string predicate on the description field.
+func (f *WorkspaceFilter) WhereDescription(p entql.StringP) {
+	f.Where(p.Field(workspace.FieldDescription))
+}
+
 // WhereLinkEnabled applies the entql bool predicate on the link_enabled field.
 func (f *WorkspaceFilter) WhereLinkEnabled(p entql.BoolP) {
 	f.Where(p.Field(workspace.FieldLinkEnabled))
@@ -2538,6 +2701,21 @@ func (f *WorkspaceFilter) WhereLinkEnabled(p entql.BoolP) {
 // WhereLinkAllowsViewing applies the entql bool predicate on the link_allows_viewing field.
 func (f *WorkspaceFilter) WhereLinkAllowsViewing(p entql.BoolP) {
 	f.Where(p.Field(workspace.FieldLinkAllowsViewing))
+}
+
+// WhereLinkGeneration applies the entql int predicate on the link_generation field.
+func (f *WorkspaceFilter) WhereLinkGeneration(p entql.IntP) {
+	f.Where(p.Field(workspace.FieldLinkGeneration))
+}
+
+// WhereLinkTokenNonces applies the entql json.RawMessage predicate on the link_token_nonces field.
+func (f *WorkspaceFilter) WhereLinkTokenNonces(p entql.BytesP) {
+	f.Where(p.Field(workspace.FieldLinkTokenNonces))
+}
+
+// WhereArchivedAt applies the entql time.Time predicate on the archived_at field.
+func (f *WorkspaceFilter) WhereArchivedAt(p entql.TimeP) {
+	f.Where(p.Field(workspace.FieldArchivedAt))
 }
 
 // WhereOwnerID applies the entql int predicate on the owner_id field.
@@ -2573,14 +2751,14 @@ func (f *WorkspaceFilter) WhereHasOwnerWith(preds ...predicate.User) {
 	})))
 }
 
-// WhereHasMemberships applies a predicate to check if query has an edge memberships.
-func (f *WorkspaceFilter) WhereHasMemberships() {
-	f.Where(entql.HasEdge("memberships"))
+// WhereHasMembers applies a predicate to check if query has an edge members.
+func (f *WorkspaceFilter) WhereHasMembers() {
+	f.Where(entql.HasEdge("members"))
 }
 
-// WhereHasMembershipsWith applies a predicate to check if query has an edge memberships with a given conditions (other predicates).
-func (f *WorkspaceFilter) WhereHasMembershipsWith(preds ...predicate.Membership) {
-	f.Where(entql.HasEdgeWith("memberships", sqlgraph.WrapFunc(func(s *sql.Selector) {
+// WhereHasMembersWith applies a predicate to check if query has an edge members with a given conditions (other predicates).
+func (f *WorkspaceFilter) WhereHasMembersWith(preds ...predicate.Membership) {
+	f.Where(entql.HasEdgeWith("members", sqlgraph.WrapFunc(func(s *sql.Selector) {
 		for _, p := range preds {
 			p(s)
 		}
@@ -2599,4 +2777,84 @@ func (f *WorkspaceFilter) WhereHasJoinRequestsWith(preds ...predicate.JoinReques
 			p(s)
 		}
 	})))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *WorkspaceEventQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the WorkspaceEventQuery builder.
+func (_q *WorkspaceEventQuery) Filter() *WorkspaceEventFilter {
+	return &WorkspaceEventFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *WorkspaceEventMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the WorkspaceEventMutation builder.
+func (m *WorkspaceEventMutation) Filter() *WorkspaceEventFilter {
+	return &WorkspaceEventFilter{config: m.config, predicateAdder: m}
+}
+
+// WorkspaceEventFilter provides a generic filtering capability at runtime for WorkspaceEventQuery.
+type WorkspaceEventFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *WorkspaceEventFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[14].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *WorkspaceEventFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(workspaceevent.FieldID))
+}
+
+// WhereOrganizationID applies the entql int predicate on the organization_id field.
+func (f *WorkspaceEventFilter) WhereOrganizationID(p entql.IntP) {
+	f.Where(p.Field(workspaceevent.FieldOrganizationID))
+}
+
+// WherePosition applies the entql int predicate on the position field.
+func (f *WorkspaceEventFilter) WherePosition(p entql.IntP) {
+	f.Where(p.Field(workspaceevent.FieldPosition))
+}
+
+// WhereWorkspaceID applies the entql int predicate on the workspace_id field.
+func (f *WorkspaceEventFilter) WhereWorkspaceID(p entql.IntP) {
+	f.Where(p.Field(workspaceevent.FieldWorkspaceID))
+}
+
+// WhereTopic applies the entql string predicate on the topic field.
+func (f *WorkspaceEventFilter) WhereTopic(p entql.StringP) {
+	f.Where(p.Field(workspaceevent.FieldTopic))
+}
+
+// WhereType applies the entql string predicate on the type field.
+func (f *WorkspaceEventFilter) WhereType(p entql.StringP) {
+	f.Where(p.Field(workspaceevent.FieldType))
+}
+
+// WhereObjectID applies the entql int predicate on the object_id field.
+func (f *WorkspaceEventFilter) WhereObjectID(p entql.IntP) {
+	f.Where(p.Field(workspaceevent.FieldObjectID))
+}
+
+// WhereUserID applies the entql int predicate on the user_id field.
+func (f *WorkspaceEventFilter) WhereUserID(p entql.IntP) {
+	f.Where(p.Field(workspaceevent.FieldUserID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *WorkspaceEventFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(workspaceevent.FieldCreatedAt))
 }

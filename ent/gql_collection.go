@@ -1243,6 +1243,21 @@ func (_q *JoinRequestQuery) collectField(ctx context.Context, oneNode bool, opCt
 				selectedFields = append(selectedFields, joinrequest.FieldDecidedByID)
 				fieldSeen[joinrequest.FieldDecidedByID] = struct{}{}
 			}
+
+		case "invitation":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&InvitationClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, oneNode, opCtx, field, path, mayAddCondition(satisfies, invitationImplementors)...); err != nil {
+				return err
+			}
+			_q.withInvitation = query
+			if _, ok := fieldSeen[joinrequest.FieldInvitationID]; !ok {
+				selectedFields = append(selectedFields, joinrequest.FieldInvitationID)
+				fieldSeen[joinrequest.FieldInvitationID] = struct{}{}
+			}
 		case "createdAt":
 			if _, ok := fieldSeen[joinrequest.FieldCreatedAt]; !ok {
 				selectedFields = append(selectedFields, joinrequest.FieldCreatedAt)
@@ -1268,6 +1283,11 @@ func (_q *JoinRequestQuery) collectField(ctx context.Context, oneNode bool, opCt
 				selectedFields = append(selectedFields, joinrequest.FieldName)
 				fieldSeen[joinrequest.FieldName] = struct{}{}
 			}
+		case "message":
+			if _, ok := fieldSeen[joinrequest.FieldMessage]; !ok {
+				selectedFields = append(selectedFields, joinrequest.FieldMessage)
+				fieldSeen[joinrequest.FieldMessage] = struct{}{}
+			}
 		case "status":
 			if _, ok := fieldSeen[joinrequest.FieldStatus]; !ok {
 				selectedFields = append(selectedFields, joinrequest.FieldStatus)
@@ -1282,6 +1302,16 @@ func (_q *JoinRequestQuery) collectField(ctx context.Context, oneNode bool, opCt
 			if _, ok := fieldSeen[joinrequest.FieldDecidedAt]; !ok {
 				selectedFields = append(selectedFields, joinrequest.FieldDecidedAt)
 				fieldSeen[joinrequest.FieldDecidedAt] = struct{}{}
+			}
+		case "denyReason":
+			if _, ok := fieldSeen[joinrequest.FieldDenyReason]; !ok {
+				selectedFields = append(selectedFields, joinrequest.FieldDenyReason)
+				fieldSeen[joinrequest.FieldDenyReason] = struct{}{}
+			}
+		case "confirmedAt":
+			if _, ok := fieldSeen[joinrequest.FieldConfirmedAt]; !ok {
+				selectedFields = append(selectedFields, joinrequest.FieldConfirmedAt)
+				fieldSeen[joinrequest.FieldConfirmedAt] = struct{}{}
 			}
 		case "id":
 		case "__typename":
@@ -2241,7 +2271,7 @@ func (_q *WorkspaceQuery) collectField(ctx context.Context, oneNode bool, opCtx 
 				fieldSeen[workspace.FieldOwnerID] = struct{}{}
 			}
 
-		case "memberships":
+		case "members":
 			var (
 				alias = field.Alias
 				path  = append(path, alias)
@@ -2273,9 +2303,9 @@ func (_q *WorkspaceQuery) collectField(ctx context.Context, oneNode bool, opCtx 
 							Count  int `sql:"count"`
 						}
 						query.Where(func(s *sql.Selector) {
-							s.Where(sql.InValues(s.C(workspace.MembershipsColumn), ids...))
+							s.Where(sql.InValues(s.C(workspace.MembersColumn), ids...))
 						})
-						if err := query.GroupBy(workspace.MembershipsColumn).Aggregate(Count()).Scan(ctx, &v); err != nil {
+						if err := query.GroupBy(workspace.MembersColumn).Aggregate(Count()).Scan(ctx, &v); err != nil {
 							return err
 						}
 						m := make(map[int]int, len(v))
@@ -2294,7 +2324,7 @@ func (_q *WorkspaceQuery) collectField(ctx context.Context, oneNode bool, opCtx 
 				} else {
 					_q.loadTotal = append(_q.loadTotal, func(_ context.Context, nodes []*Workspace) error {
 						for i := range nodes {
-							n := len(nodes[i].Edges.Memberships)
+							n := len(nodes[i].Edges.Members)
 							if nodes[i].Edges.totalCount[2] == nil {
 								nodes[i].Edges.totalCount[2] = make(map[string]int)
 							}
@@ -2320,13 +2350,13 @@ func (_q *WorkspaceQuery) collectField(ctx context.Context, oneNode bool, opCtx 
 				if oneNode {
 					pager.applyOrder(query.Limit(limit))
 				} else {
-					modify := entgql.LimitPerRow(workspace.MembershipsColumn, limit, pager.orderExpr(query))
+					modify := entgql.LimitPerRow(workspace.MembersColumn, limit, pager.orderExpr(query))
 					query.modifiers = append(query.modifiers, modify)
 				}
 			} else {
 				query = pager.applyOrder(query)
 			}
-			_q.WithNamedMemberships(alias, func(wq *MembershipQuery) {
+			_q.WithNamedMembers(alias, func(wq *MembershipQuery) {
 				*wq = *query
 			})
 
@@ -2443,6 +2473,11 @@ func (_q *WorkspaceQuery) collectField(ctx context.Context, oneNode bool, opCtx 
 				selectedFields = append(selectedFields, workspace.FieldType)
 				fieldSeen[workspace.FieldType] = struct{}{}
 			}
+		case "description":
+			if _, ok := fieldSeen[workspace.FieldDescription]; !ok {
+				selectedFields = append(selectedFields, workspace.FieldDescription)
+				fieldSeen[workspace.FieldDescription] = struct{}{}
+			}
 		case "linkEnabled":
 			if _, ok := fieldSeen[workspace.FieldLinkEnabled]; !ok {
 				selectedFields = append(selectedFields, workspace.FieldLinkEnabled)
@@ -2452,6 +2487,11 @@ func (_q *WorkspaceQuery) collectField(ctx context.Context, oneNode bool, opCtx 
 			if _, ok := fieldSeen[workspace.FieldLinkAllowsViewing]; !ok {
 				selectedFields = append(selectedFields, workspace.FieldLinkAllowsViewing)
 				fieldSeen[workspace.FieldLinkAllowsViewing] = struct{}{}
+			}
+		case "archivedAt":
+			if _, ok := fieldSeen[workspace.FieldArchivedAt]; !ok {
+				selectedFields = append(selectedFields, workspace.FieldArchivedAt)
+				fieldSeen[workspace.FieldArchivedAt] = struct{}{}
 			}
 		case "id":
 		case "__typename":

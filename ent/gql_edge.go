@@ -205,6 +205,14 @@ func (_m *JoinRequest) DecidedBy(ctx context.Context) (*User, error) {
 	return result, MaskNotFound(err)
 }
 
+func (_m *JoinRequest) Invitation(ctx context.Context) (*Invitation, error) {
+	result, err := _m.Edges.InvitationOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryInvitation().Only(ctx)
+	}
+	return result, MaskNotFound(err)
+}
+
 func (_m *Membership) Organization(ctx context.Context) (*Organization, error) {
 	result, err := _m.Edges.OrganizationOrErr()
 	if IsNotLoaded(err) {
@@ -332,7 +340,7 @@ func (_m *Workspace) Owner(ctx context.Context) (*User, error) {
 	return result, MaskNotFound(err)
 }
 
-func (_m *Workspace) Memberships(
+func (_m *Workspace) Members(
 	ctx context.Context, after *Cursor, first *int, before *Cursor, last *int, orderBy *MembershipOrder, where *MembershipWhereInput,
 ) (*MembershipConnection, error) {
 	opts := []MembershipPaginateOption{
@@ -341,7 +349,7 @@ func (_m *Workspace) Memberships(
 	}
 	alias := graphql.GetFieldContext(ctx).Field.Alias
 	totalCount, hasTotalCount := _m.Edges.totalCount[2][alias]
-	if nodes, err := _m.NamedMemberships(alias); err == nil || hasTotalCount {
+	if nodes, err := _m.NamedMembers(alias); err == nil || hasTotalCount {
 		pager, err := newMembershipPager(opts, last != nil)
 		if err != nil {
 			return nil, err
@@ -350,7 +358,7 @@ func (_m *Workspace) Memberships(
 		conn.build(nodes, pager, after, first, before, last)
 		return conn, nil
 	}
-	return _m.QueryMemberships().Paginate(ctx, after, first, before, last, opts...)
+	return _m.QueryMembers().Paginate(ctx, after, first, before, last, opts...)
 }
 
 func (_m *Workspace) JoinRequests(

@@ -2302,6 +2302,20 @@ var (
 			}
 		},
 	}
+	// JoinRequestOrderFieldEmail orders JoinRequest by email.
+	JoinRequestOrderFieldEmail = &JoinRequestOrderField{
+		Value: func(_m *JoinRequest) (ent.Value, error) {
+			return _m.Email, nil
+		},
+		column: joinrequest.FieldEmail,
+		toTerm: joinrequest.ByEmail,
+		toCursor: func(_m *JoinRequest) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.Email,
+			}
+		},
+	}
 	// JoinRequestOrderFieldStatus orders JoinRequest by status.
 	JoinRequestOrderFieldStatus = &JoinRequestOrderField{
 		Value: func(_m *JoinRequest) (ent.Value, error) {
@@ -2326,6 +2340,8 @@ func (f JoinRequestOrderField) String() string {
 		str = "CREATED_AT"
 	case JoinRequestOrderFieldUpdatedAt.column:
 		str = "UPDATED_AT"
+	case JoinRequestOrderFieldEmail.column:
+		str = "EMAIL"
 	case JoinRequestOrderFieldStatus.column:
 		str = "STATUS"
 	}
@@ -2348,6 +2364,8 @@ func (f *JoinRequestOrderField) UnmarshalGQL(v interface{}) error {
 		*f = *JoinRequestOrderFieldCreatedAt
 	case "UPDATED_AT":
 		*f = *JoinRequestOrderFieldUpdatedAt
+	case "EMAIL":
+		*f = *JoinRequestOrderFieldEmail
 	case "STATUS":
 		*f = *JoinRequestOrderFieldStatus
 	default:

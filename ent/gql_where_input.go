@@ -3116,6 +3116,21 @@ type JoinRequestWhereInput struct {
 	NameEqualFold    *string  `json:"nameEqualFold,omitempty"`
 	NameContainsFold *string  `json:"nameContainsFold,omitempty"`
 
+	// "message" field predicates.
+	Message             *string  `json:"message,omitempty"`
+	MessageNEQ          *string  `json:"messageNEQ,omitempty"`
+	MessageIn           []string `json:"messageIn,omitempty"`
+	MessageNotIn        []string `json:"messageNotIn,omitempty"`
+	MessageGT           *string  `json:"messageGT,omitempty"`
+	MessageGTE          *string  `json:"messageGTE,omitempty"`
+	MessageLT           *string  `json:"messageLT,omitempty"`
+	MessageLTE          *string  `json:"messageLTE,omitempty"`
+	MessageContains     *string  `json:"messageContains,omitempty"`
+	MessageHasPrefix    *string  `json:"messageHasPrefix,omitempty"`
+	MessageHasSuffix    *string  `json:"messageHasSuffix,omitempty"`
+	MessageEqualFold    *string  `json:"messageEqualFold,omitempty"`
+	MessageContainsFold *string  `json:"messageContainsFold,omitempty"`
+
 	// "status" field predicates.
 	Status      *joinrequest.Status  `json:"status,omitempty"`
 	StatusNEQ   *joinrequest.Status  `json:"statusNEQ,omitempty"`
@@ -3142,6 +3157,33 @@ type JoinRequestWhereInput struct {
 	DecidedAtIsNil  bool        `json:"decidedAtIsNil,omitempty"`
 	DecidedAtNotNil bool        `json:"decidedAtNotNil,omitempty"`
 
+	// "deny_reason" field predicates.
+	DenyReason             *string  `json:"denyReason,omitempty"`
+	DenyReasonNEQ          *string  `json:"denyReasonNEQ,omitempty"`
+	DenyReasonIn           []string `json:"denyReasonIn,omitempty"`
+	DenyReasonNotIn        []string `json:"denyReasonNotIn,omitempty"`
+	DenyReasonGT           *string  `json:"denyReasonGT,omitempty"`
+	DenyReasonGTE          *string  `json:"denyReasonGTE,omitempty"`
+	DenyReasonLT           *string  `json:"denyReasonLT,omitempty"`
+	DenyReasonLTE          *string  `json:"denyReasonLTE,omitempty"`
+	DenyReasonContains     *string  `json:"denyReasonContains,omitempty"`
+	DenyReasonHasPrefix    *string  `json:"denyReasonHasPrefix,omitempty"`
+	DenyReasonHasSuffix    *string  `json:"denyReasonHasSuffix,omitempty"`
+	DenyReasonEqualFold    *string  `json:"denyReasonEqualFold,omitempty"`
+	DenyReasonContainsFold *string  `json:"denyReasonContainsFold,omitempty"`
+
+	// "confirmed_at" field predicates.
+	ConfirmedAt       *time.Time  `json:"confirmedAt,omitempty"`
+	ConfirmedAtNEQ    *time.Time  `json:"confirmedAtNEQ,omitempty"`
+	ConfirmedAtIn     []time.Time `json:"confirmedAtIn,omitempty"`
+	ConfirmedAtNotIn  []time.Time `json:"confirmedAtNotIn,omitempty"`
+	ConfirmedAtGT     *time.Time  `json:"confirmedAtGT,omitempty"`
+	ConfirmedAtGTE    *time.Time  `json:"confirmedAtGTE,omitempty"`
+	ConfirmedAtLT     *time.Time  `json:"confirmedAtLT,omitempty"`
+	ConfirmedAtLTE    *time.Time  `json:"confirmedAtLTE,omitempty"`
+	ConfirmedAtIsNil  bool        `json:"confirmedAtIsNil,omitempty"`
+	ConfirmedAtNotNil bool        `json:"confirmedAtNotNil,omitempty"`
+
 	// "organization" edge predicates.
 	HasOrganization     *bool                     `json:"hasOrganization,omitempty"`
 	HasOrganizationWith []*OrganizationWhereInput `json:"hasOrganizationWith,omitempty"`
@@ -3157,6 +3199,10 @@ type JoinRequestWhereInput struct {
 	// "decided_by" edge predicates.
 	HasDecidedBy     *bool             `json:"hasDecidedBy,omitempty"`
 	HasDecidedByWith []*UserWhereInput `json:"hasDecidedByWith,omitempty"`
+
+	// "invitation" edge predicates.
+	HasInvitation     *bool                   `json:"hasInvitation,omitempty"`
+	HasInvitationWith []*InvitationWhereInput `json:"hasInvitationWith,omitempty"`
 }
 
 // AddPredicates adds custom predicates to the where input to be used during the filtering phase.
@@ -3380,6 +3426,45 @@ func (i *JoinRequestWhereInput) P() (predicate.JoinRequest, error) {
 	if i.NameContainsFold != nil {
 		predicates = append(predicates, joinrequest.NameContainsFold(*i.NameContainsFold))
 	}
+	if i.Message != nil {
+		predicates = append(predicates, joinrequest.MessageEQ(*i.Message))
+	}
+	if i.MessageNEQ != nil {
+		predicates = append(predicates, joinrequest.MessageNEQ(*i.MessageNEQ))
+	}
+	if len(i.MessageIn) > 0 {
+		predicates = append(predicates, joinrequest.MessageIn(i.MessageIn...))
+	}
+	if len(i.MessageNotIn) > 0 {
+		predicates = append(predicates, joinrequest.MessageNotIn(i.MessageNotIn...))
+	}
+	if i.MessageGT != nil {
+		predicates = append(predicates, joinrequest.MessageGT(*i.MessageGT))
+	}
+	if i.MessageGTE != nil {
+		predicates = append(predicates, joinrequest.MessageGTE(*i.MessageGTE))
+	}
+	if i.MessageLT != nil {
+		predicates = append(predicates, joinrequest.MessageLT(*i.MessageLT))
+	}
+	if i.MessageLTE != nil {
+		predicates = append(predicates, joinrequest.MessageLTE(*i.MessageLTE))
+	}
+	if i.MessageContains != nil {
+		predicates = append(predicates, joinrequest.MessageContains(*i.MessageContains))
+	}
+	if i.MessageHasPrefix != nil {
+		predicates = append(predicates, joinrequest.MessageHasPrefix(*i.MessageHasPrefix))
+	}
+	if i.MessageHasSuffix != nil {
+		predicates = append(predicates, joinrequest.MessageHasSuffix(*i.MessageHasSuffix))
+	}
+	if i.MessageEqualFold != nil {
+		predicates = append(predicates, joinrequest.MessageEqualFold(*i.MessageEqualFold))
+	}
+	if i.MessageContainsFold != nil {
+		predicates = append(predicates, joinrequest.MessageContainsFold(*i.MessageContainsFold))
+	}
 	if i.Status != nil {
 		predicates = append(predicates, joinrequest.StatusEQ(*i.Status))
 	}
@@ -3439,6 +3524,75 @@ func (i *JoinRequestWhereInput) P() (predicate.JoinRequest, error) {
 	}
 	if i.DecidedAtNotNil {
 		predicates = append(predicates, joinrequest.DecidedAtNotNil())
+	}
+	if i.DenyReason != nil {
+		predicates = append(predicates, joinrequest.DenyReasonEQ(*i.DenyReason))
+	}
+	if i.DenyReasonNEQ != nil {
+		predicates = append(predicates, joinrequest.DenyReasonNEQ(*i.DenyReasonNEQ))
+	}
+	if len(i.DenyReasonIn) > 0 {
+		predicates = append(predicates, joinrequest.DenyReasonIn(i.DenyReasonIn...))
+	}
+	if len(i.DenyReasonNotIn) > 0 {
+		predicates = append(predicates, joinrequest.DenyReasonNotIn(i.DenyReasonNotIn...))
+	}
+	if i.DenyReasonGT != nil {
+		predicates = append(predicates, joinrequest.DenyReasonGT(*i.DenyReasonGT))
+	}
+	if i.DenyReasonGTE != nil {
+		predicates = append(predicates, joinrequest.DenyReasonGTE(*i.DenyReasonGTE))
+	}
+	if i.DenyReasonLT != nil {
+		predicates = append(predicates, joinrequest.DenyReasonLT(*i.DenyReasonLT))
+	}
+	if i.DenyReasonLTE != nil {
+		predicates = append(predicates, joinrequest.DenyReasonLTE(*i.DenyReasonLTE))
+	}
+	if i.DenyReasonContains != nil {
+		predicates = append(predicates, joinrequest.DenyReasonContains(*i.DenyReasonContains))
+	}
+	if i.DenyReasonHasPrefix != nil {
+		predicates = append(predicates, joinrequest.DenyReasonHasPrefix(*i.DenyReasonHasPrefix))
+	}
+	if i.DenyReasonHasSuffix != nil {
+		predicates = append(predicates, joinrequest.DenyReasonHasSuffix(*i.DenyReasonHasSuffix))
+	}
+	if i.DenyReasonEqualFold != nil {
+		predicates = append(predicates, joinrequest.DenyReasonEqualFold(*i.DenyReasonEqualFold))
+	}
+	if i.DenyReasonContainsFold != nil {
+		predicates = append(predicates, joinrequest.DenyReasonContainsFold(*i.DenyReasonContainsFold))
+	}
+	if i.ConfirmedAt != nil {
+		predicates = append(predicates, joinrequest.ConfirmedAtEQ(*i.ConfirmedAt))
+	}
+	if i.ConfirmedAtNEQ != nil {
+		predicates = append(predicates, joinrequest.ConfirmedAtNEQ(*i.ConfirmedAtNEQ))
+	}
+	if len(i.ConfirmedAtIn) > 0 {
+		predicates = append(predicates, joinrequest.ConfirmedAtIn(i.ConfirmedAtIn...))
+	}
+	if len(i.ConfirmedAtNotIn) > 0 {
+		predicates = append(predicates, joinrequest.ConfirmedAtNotIn(i.ConfirmedAtNotIn...))
+	}
+	if i.ConfirmedAtGT != nil {
+		predicates = append(predicates, joinrequest.ConfirmedAtGT(*i.ConfirmedAtGT))
+	}
+	if i.ConfirmedAtGTE != nil {
+		predicates = append(predicates, joinrequest.ConfirmedAtGTE(*i.ConfirmedAtGTE))
+	}
+	if i.ConfirmedAtLT != nil {
+		predicates = append(predicates, joinrequest.ConfirmedAtLT(*i.ConfirmedAtLT))
+	}
+	if i.ConfirmedAtLTE != nil {
+		predicates = append(predicates, joinrequest.ConfirmedAtLTE(*i.ConfirmedAtLTE))
+	}
+	if i.ConfirmedAtIsNil {
+		predicates = append(predicates, joinrequest.ConfirmedAtIsNil())
+	}
+	if i.ConfirmedAtNotNil {
+		predicates = append(predicates, joinrequest.ConfirmedAtNotNil())
 	}
 
 	if i.HasOrganization != nil {
@@ -3512,6 +3666,24 @@ func (i *JoinRequestWhereInput) P() (predicate.JoinRequest, error) {
 			with = append(with, p)
 		}
 		predicates = append(predicates, joinrequest.HasDecidedByWith(with...))
+	}
+	if i.HasInvitation != nil {
+		p := joinrequest.HasInvitation()
+		if !*i.HasInvitation {
+			p = joinrequest.Not(p)
+		}
+		predicates = append(predicates, p)
+	}
+	if len(i.HasInvitationWith) > 0 {
+		with := make([]predicate.Invitation, 0, len(i.HasInvitationWith))
+		for _, w := range i.HasInvitationWith {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'HasInvitationWith'", err)
+			}
+			with = append(with, p)
+		}
+		predicates = append(predicates, joinrequest.HasInvitationWith(with...))
 	}
 	switch len(predicates) {
 	case 0:
@@ -5179,6 +5351,21 @@ type WorkspaceWhereInput struct {
 	TypeIn    []workspace.Type `json:"typeIn,omitempty"`
 	TypeNotIn []workspace.Type `json:"typeNotIn,omitempty"`
 
+	// "description" field predicates.
+	Description             *string  `json:"description,omitempty"`
+	DescriptionNEQ          *string  `json:"descriptionNEQ,omitempty"`
+	DescriptionIn           []string `json:"descriptionIn,omitempty"`
+	DescriptionNotIn        []string `json:"descriptionNotIn,omitempty"`
+	DescriptionGT           *string  `json:"descriptionGT,omitempty"`
+	DescriptionGTE          *string  `json:"descriptionGTE,omitempty"`
+	DescriptionLT           *string  `json:"descriptionLT,omitempty"`
+	DescriptionLTE          *string  `json:"descriptionLTE,omitempty"`
+	DescriptionContains     *string  `json:"descriptionContains,omitempty"`
+	DescriptionHasPrefix    *string  `json:"descriptionHasPrefix,omitempty"`
+	DescriptionHasSuffix    *string  `json:"descriptionHasSuffix,omitempty"`
+	DescriptionEqualFold    *string  `json:"descriptionEqualFold,omitempty"`
+	DescriptionContainsFold *string  `json:"descriptionContainsFold,omitempty"`
+
 	// "link_enabled" field predicates.
 	LinkEnabled    *bool `json:"linkEnabled,omitempty"`
 	LinkEnabledNEQ *bool `json:"linkEnabledNEQ,omitempty"`
@@ -5186,6 +5373,18 @@ type WorkspaceWhereInput struct {
 	// "link_allows_viewing" field predicates.
 	LinkAllowsViewing    *bool `json:"linkAllowsViewing,omitempty"`
 	LinkAllowsViewingNEQ *bool `json:"linkAllowsViewingNEQ,omitempty"`
+
+	// "archived_at" field predicates.
+	ArchivedAt       *time.Time  `json:"archivedAt,omitempty"`
+	ArchivedAtNEQ    *time.Time  `json:"archivedAtNEQ,omitempty"`
+	ArchivedAtIn     []time.Time `json:"archivedAtIn,omitempty"`
+	ArchivedAtNotIn  []time.Time `json:"archivedAtNotIn,omitempty"`
+	ArchivedAtGT     *time.Time  `json:"archivedAtGT,omitempty"`
+	ArchivedAtGTE    *time.Time  `json:"archivedAtGTE,omitempty"`
+	ArchivedAtLT     *time.Time  `json:"archivedAtLT,omitempty"`
+	ArchivedAtLTE    *time.Time  `json:"archivedAtLTE,omitempty"`
+	ArchivedAtIsNil  bool        `json:"archivedAtIsNil,omitempty"`
+	ArchivedAtNotNil bool        `json:"archivedAtNotNil,omitempty"`
 
 	// "organization" edge predicates.
 	HasOrganization     *bool                     `json:"hasOrganization,omitempty"`
@@ -5195,9 +5394,9 @@ type WorkspaceWhereInput struct {
 	HasOwner     *bool             `json:"hasOwner,omitempty"`
 	HasOwnerWith []*UserWhereInput `json:"hasOwnerWith,omitempty"`
 
-	// "memberships" edge predicates.
-	HasMemberships     *bool                   `json:"hasMemberships,omitempty"`
-	HasMembershipsWith []*MembershipWhereInput `json:"hasMembershipsWith,omitempty"`
+	// "members" edge predicates.
+	HasMembers     *bool                   `json:"hasMembers,omitempty"`
+	HasMembersWith []*MembershipWhereInput `json:"hasMembersWith,omitempty"`
 
 	// "join_requests" edge predicates.
 	HasJoinRequests     *bool                    `json:"hasJoinRequests,omitempty"`
@@ -5398,6 +5597,45 @@ func (i *WorkspaceWhereInput) P() (predicate.Workspace, error) {
 	if len(i.TypeNotIn) > 0 {
 		predicates = append(predicates, workspace.TypeNotIn(i.TypeNotIn...))
 	}
+	if i.Description != nil {
+		predicates = append(predicates, workspace.DescriptionEQ(*i.Description))
+	}
+	if i.DescriptionNEQ != nil {
+		predicates = append(predicates, workspace.DescriptionNEQ(*i.DescriptionNEQ))
+	}
+	if len(i.DescriptionIn) > 0 {
+		predicates = append(predicates, workspace.DescriptionIn(i.DescriptionIn...))
+	}
+	if len(i.DescriptionNotIn) > 0 {
+		predicates = append(predicates, workspace.DescriptionNotIn(i.DescriptionNotIn...))
+	}
+	if i.DescriptionGT != nil {
+		predicates = append(predicates, workspace.DescriptionGT(*i.DescriptionGT))
+	}
+	if i.DescriptionGTE != nil {
+		predicates = append(predicates, workspace.DescriptionGTE(*i.DescriptionGTE))
+	}
+	if i.DescriptionLT != nil {
+		predicates = append(predicates, workspace.DescriptionLT(*i.DescriptionLT))
+	}
+	if i.DescriptionLTE != nil {
+		predicates = append(predicates, workspace.DescriptionLTE(*i.DescriptionLTE))
+	}
+	if i.DescriptionContains != nil {
+		predicates = append(predicates, workspace.DescriptionContains(*i.DescriptionContains))
+	}
+	if i.DescriptionHasPrefix != nil {
+		predicates = append(predicates, workspace.DescriptionHasPrefix(*i.DescriptionHasPrefix))
+	}
+	if i.DescriptionHasSuffix != nil {
+		predicates = append(predicates, workspace.DescriptionHasSuffix(*i.DescriptionHasSuffix))
+	}
+	if i.DescriptionEqualFold != nil {
+		predicates = append(predicates, workspace.DescriptionEqualFold(*i.DescriptionEqualFold))
+	}
+	if i.DescriptionContainsFold != nil {
+		predicates = append(predicates, workspace.DescriptionContainsFold(*i.DescriptionContainsFold))
+	}
 	if i.LinkEnabled != nil {
 		predicates = append(predicates, workspace.LinkEnabledEQ(*i.LinkEnabled))
 	}
@@ -5409,6 +5647,36 @@ func (i *WorkspaceWhereInput) P() (predicate.Workspace, error) {
 	}
 	if i.LinkAllowsViewingNEQ != nil {
 		predicates = append(predicates, workspace.LinkAllowsViewingNEQ(*i.LinkAllowsViewingNEQ))
+	}
+	if i.ArchivedAt != nil {
+		predicates = append(predicates, workspace.ArchivedAtEQ(*i.ArchivedAt))
+	}
+	if i.ArchivedAtNEQ != nil {
+		predicates = append(predicates, workspace.ArchivedAtNEQ(*i.ArchivedAtNEQ))
+	}
+	if len(i.ArchivedAtIn) > 0 {
+		predicates = append(predicates, workspace.ArchivedAtIn(i.ArchivedAtIn...))
+	}
+	if len(i.ArchivedAtNotIn) > 0 {
+		predicates = append(predicates, workspace.ArchivedAtNotIn(i.ArchivedAtNotIn...))
+	}
+	if i.ArchivedAtGT != nil {
+		predicates = append(predicates, workspace.ArchivedAtGT(*i.ArchivedAtGT))
+	}
+	if i.ArchivedAtGTE != nil {
+		predicates = append(predicates, workspace.ArchivedAtGTE(*i.ArchivedAtGTE))
+	}
+	if i.ArchivedAtLT != nil {
+		predicates = append(predicates, workspace.ArchivedAtLT(*i.ArchivedAtLT))
+	}
+	if i.ArchivedAtLTE != nil {
+		predicates = append(predicates, workspace.ArchivedAtLTE(*i.ArchivedAtLTE))
+	}
+	if i.ArchivedAtIsNil {
+		predicates = append(predicates, workspace.ArchivedAtIsNil())
+	}
+	if i.ArchivedAtNotNil {
+		predicates = append(predicates, workspace.ArchivedAtNotNil())
 	}
 
 	if i.HasOrganization != nil {
@@ -5447,23 +5715,23 @@ func (i *WorkspaceWhereInput) P() (predicate.Workspace, error) {
 		}
 		predicates = append(predicates, workspace.HasOwnerWith(with...))
 	}
-	if i.HasMemberships != nil {
-		p := workspace.HasMemberships()
-		if !*i.HasMemberships {
+	if i.HasMembers != nil {
+		p := workspace.HasMembers()
+		if !*i.HasMembers {
 			p = workspace.Not(p)
 		}
 		predicates = append(predicates, p)
 	}
-	if len(i.HasMembershipsWith) > 0 {
-		with := make([]predicate.Membership, 0, len(i.HasMembershipsWith))
-		for _, w := range i.HasMembershipsWith {
+	if len(i.HasMembersWith) > 0 {
+		with := make([]predicate.Membership, 0, len(i.HasMembersWith))
+		for _, w := range i.HasMembersWith {
 			p, err := w.P()
 			if err != nil {
-				return nil, fmt.Errorf("%w: field 'HasMembershipsWith'", err)
+				return nil, fmt.Errorf("%w: field 'HasMembersWith'", err)
 			}
 			with = append(with, p)
 		}
-		predicates = append(predicates, workspace.HasMembershipsWith(with...))
+		predicates = append(predicates, workspace.HasMembersWith(with...))
 	}
 	if i.HasJoinRequests != nil {
 		p := workspace.HasJoinRequests()

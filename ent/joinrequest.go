@@ -3,10 +3,12 @@
 package ent
 
 import (
+	"admit/ent/invitation"
 	"admit/ent/joinrequest"
 	"admit/ent/organization"
 	"admit/ent/user"
 	"admit/ent/workspace"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -30,18 +32,30 @@ type JoinRequest struct {
 	Email string `json:"email,omitempty"`
 	// Name holds the value of the "name" field.
 	Name string `json:"name,omitempty"`
+	// What the requester wrote to the approvers.
+	Message string `json:"message,omitempty"`
 	// Status holds the value of the "status" field.
 	Status joinrequest.Status `json:"status,omitempty"`
 	// On approval, whether the requester became an internal user or a client.
 	DecidedAs *joinrequest.DecidedAs `json:"decided_as,omitempty"`
 	// DecidedAt holds the value of the "decided_at" field.
 	DecidedAt *time.Time `json:"decided_at,omitempty"`
+	// Why the request was denied, when it was.
+	DenyReason string `json:"deny_reason,omitempty"`
+	// When the requester's address was proven (at once for signed-in requesters).
+	ConfirmedAt *time.Time `json:"confirmed_at,omitempty"`
+	// TokenNonces holds the value of the "token_nonces" field.
+	TokenNonces [][]uint8 `json:"-"`
+	// LastSentAt holds the value of the "last_sent_at" field.
+	LastSentAt *time.Time `json:"last_sent_at,omitempty"`
 	// WorkspaceID holds the value of the "workspace_id" field.
 	WorkspaceID int `json:"workspace_id,omitempty"`
 	// RequesterID holds the value of the "requester_id" field.
 	RequesterID *int `json:"requester_id,omitempty"`
 	// DecidedByID holds the value of the "decided_by_id" field.
 	DecidedByID *int `json:"decided_by_id,omitempty"`
+	// InvitationID holds the value of the "invitation_id" field.
+	InvitationID *int `json:"invitation_id,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the JoinRequestQuery when eager-loading is set.
 	Edges        JoinRequestEdges `json:"edges"`
@@ -54,15 +68,17 @@ type JoinRequestEdges struct {
 	Organization *Organization `json:"organization,omitempty"`
 	// Workspace holds the value of the workspace edge.
 	Workspace *Workspace `json:"workspace,omitempty"`
-	// Requester holds the value of the requester edge.
+	// The requester's account, when they have one in the organization.
 	Requester *User `json:"requester,omitempty"`
 	// DecidedBy holds the value of the decided_by edge.
 	DecidedBy *User `json:"decided_by,omitempty"`
+	// The invitation sent on approval to a person new to the organization.
+	Invitation *Invitation `json:"invitation,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [4]bool
+	loadedTypes [5]bool
 	// totalCount holds the count of the edges above.
-	totalCount [4]map[string]int
+	totalCount [5]map[string]int
 }
 
 // OrganizationOrErr returns the Organization value or an error if the edge
@@ -109,16 +125,29 @@ func (e JoinRequestEdges) DecidedByOrErr() (*User, error) {
 	return nil, &NotLoadedError{edge: "decided_by"}
 }
 
+// InvitationOrErr returns the Invitation value or an error if the edge
+// was not loaded in eager-loading, or loaded but was not found.
+func (e JoinRequestEdges) InvitationOrErr() (*Invitation, error) {
+	if e.Invitation != nil {
+		return e.Invitation, nil
+	} else if e.loadedTypes[4] {
+		return nil, &NotFoundError{label: invitation.Label}
+	}
+	return nil, &NotLoadedError{edge: "invitation"}
+}
+
 // scanValues returns the types for scanning values from sql.Rows.
 func (*JoinRequest) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case joinrequest.FieldID, joinrequest.FieldOrganizationID, joinrequest.FieldWorkspaceID, joinrequest.FieldRequesterID, joinrequest.FieldDecidedByID:
+		case joinrequest.FieldTokenNonces:
+			values[i] = new([]byte)
+		case joinrequest.FieldID, joinrequest.FieldOrganizationID, joinrequest.FieldWorkspaceID, joinrequest.FieldRequesterID, joinrequest.FieldDecidedByID, joinrequest.FieldInvitationID:
 			values[i] = new(sql.NullInt64)
-		case joinrequest.FieldEmail, joinrequest.FieldName, joinrequest.FieldStatus, joinrequest.FieldDecidedAs:
+		case joinrequest.FieldEmail, joinrequest.FieldName, joinrequest.FieldMessage, joinrequest.FieldStatus, joinrequest.FieldDecidedAs, joinrequest.FieldDenyReason:
 			values[i] = new(sql.NullString)
-		case joinrequest.FieldCreatedAt, joinrequest.FieldUpdatedAt, joinrequest.FieldDecidedAt:
+		case joinrequest.FieldCreatedAt, joinrequest.FieldUpdatedAt, joinrequest.FieldDecidedAt, joinrequest.FieldConfirmedAt, joinrequest.FieldLastSentAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -171,6 +200,12 @@ func (_m *JoinRequest) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Name = value.String
 			}
+		case joinrequest.FieldMessage:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field message", values[i])
+			} else if value.Valid {
+				_m.Message = value.String
+			}
 		case joinrequest.FieldStatus:
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field status", values[i])
@@ -191,6 +226,34 @@ func (_m *JoinRequest) assignValues(columns []string, values []any) error {
 				_m.DecidedAt = new(time.Time)
 				*_m.DecidedAt = value.Time
 			}
+		case joinrequest.FieldDenyReason:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field deny_reason", values[i])
+			} else if value.Valid {
+				_m.DenyReason = value.String
+			}
+		case joinrequest.FieldConfirmedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field confirmed_at", values[i])
+			} else if value.Valid {
+				_m.ConfirmedAt = new(time.Time)
+				*_m.ConfirmedAt = value.Time
+			}
+		case joinrequest.FieldTokenNonces:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field token_nonces", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.TokenNonces); err != nil {
+					return fmt.Errorf("unmarshal field token_nonces: %w", err)
+				}
+			}
+		case joinrequest.FieldLastSentAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field last_sent_at", values[i])
+			} else if value.Valid {
+				_m.LastSentAt = new(time.Time)
+				*_m.LastSentAt = value.Time
+			}
 		case joinrequest.FieldWorkspaceID:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
 				return fmt.Errorf("unexpected type %T for field workspace_id", values[i])
@@ -210,6 +273,13 @@ func (_m *JoinRequest) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.DecidedByID = new(int)
 				*_m.DecidedByID = int(value.Int64)
+			}
+		case joinrequest.FieldInvitationID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field invitation_id", values[i])
+			} else if value.Valid {
+				_m.InvitationID = new(int)
+				*_m.InvitationID = int(value.Int64)
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -242,6 +312,11 @@ func (_m *JoinRequest) QueryRequester() *UserQuery {
 // QueryDecidedBy queries the "decided_by" edge of the JoinRequest entity.
 func (_m *JoinRequest) QueryDecidedBy() *UserQuery {
 	return NewJoinRequestClient(_m.config).QueryDecidedBy(_m)
+}
+
+// QueryInvitation queries the "invitation" edge of the JoinRequest entity.
+func (_m *JoinRequest) QueryInvitation() *InvitationQuery {
+	return NewJoinRequestClient(_m.config).QueryInvitation(_m)
 }
 
 // Update returns a builder for updating this JoinRequest.
@@ -282,6 +357,9 @@ func (_m *JoinRequest) String() string {
 	builder.WriteString("name=")
 	builder.WriteString(_m.Name)
 	builder.WriteString(", ")
+	builder.WriteString("message=")
+	builder.WriteString(_m.Message)
+	builder.WriteString(", ")
 	builder.WriteString("status=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Status))
 	builder.WriteString(", ")
@@ -295,6 +373,21 @@ func (_m *JoinRequest) String() string {
 		builder.WriteString(v.Format(time.ANSIC))
 	}
 	builder.WriteString(", ")
+	builder.WriteString("deny_reason=")
+	builder.WriteString(_m.DenyReason)
+	builder.WriteString(", ")
+	if v := _m.ConfirmedAt; v != nil {
+		builder.WriteString("confirmed_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("token_nonces=<sensitive>")
+	builder.WriteString(", ")
+	if v := _m.LastSentAt; v != nil {
+		builder.WriteString("last_sent_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
 	builder.WriteString("workspace_id=")
 	builder.WriteString(fmt.Sprintf("%v", _m.WorkspaceID))
 	builder.WriteString(", ")
@@ -305,6 +398,11 @@ func (_m *JoinRequest) String() string {
 	builder.WriteString(", ")
 	if v := _m.DecidedByID; v != nil {
 		builder.WriteString("decided_by_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.InvitationID; v != nil {
+		builder.WriteString("invitation_id=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
 	builder.WriteByte(')')

@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"admit/ent/invitation"
 	"admit/ent/joinrequest"
 	"admit/ent/organization"
 	"admit/ent/user"
@@ -79,6 +80,20 @@ func (_c *JoinRequestCreate) SetNillableName(v *string) *JoinRequestCreate {
 	return _c
 }
 
+// SetMessage sets the "message" field.
+func (_c *JoinRequestCreate) SetMessage(v string) *JoinRequestCreate {
+	_c.mutation.SetMessage(v)
+	return _c
+}
+
+// SetNillableMessage sets the "message" field if the given value is not nil.
+func (_c *JoinRequestCreate) SetNillableMessage(v *string) *JoinRequestCreate {
+	if v != nil {
+		_c.SetMessage(*v)
+	}
+	return _c
+}
+
 // SetStatus sets the "status" field.
 func (_c *JoinRequestCreate) SetStatus(v joinrequest.Status) *JoinRequestCreate {
 	_c.mutation.SetStatus(v)
@@ -121,6 +136,54 @@ func (_c *JoinRequestCreate) SetNillableDecidedAt(v *time.Time) *JoinRequestCrea
 	return _c
 }
 
+// SetDenyReason sets the "deny_reason" field.
+func (_c *JoinRequestCreate) SetDenyReason(v string) *JoinRequestCreate {
+	_c.mutation.SetDenyReason(v)
+	return _c
+}
+
+// SetNillableDenyReason sets the "deny_reason" field if the given value is not nil.
+func (_c *JoinRequestCreate) SetNillableDenyReason(v *string) *JoinRequestCreate {
+	if v != nil {
+		_c.SetDenyReason(*v)
+	}
+	return _c
+}
+
+// SetConfirmedAt sets the "confirmed_at" field.
+func (_c *JoinRequestCreate) SetConfirmedAt(v time.Time) *JoinRequestCreate {
+	_c.mutation.SetConfirmedAt(v)
+	return _c
+}
+
+// SetNillableConfirmedAt sets the "confirmed_at" field if the given value is not nil.
+func (_c *JoinRequestCreate) SetNillableConfirmedAt(v *time.Time) *JoinRequestCreate {
+	if v != nil {
+		_c.SetConfirmedAt(*v)
+	}
+	return _c
+}
+
+// SetTokenNonces sets the "token_nonces" field.
+func (_c *JoinRequestCreate) SetTokenNonces(v [][]uint8) *JoinRequestCreate {
+	_c.mutation.SetTokenNonces(v)
+	return _c
+}
+
+// SetLastSentAt sets the "last_sent_at" field.
+func (_c *JoinRequestCreate) SetLastSentAt(v time.Time) *JoinRequestCreate {
+	_c.mutation.SetLastSentAt(v)
+	return _c
+}
+
+// SetNillableLastSentAt sets the "last_sent_at" field if the given value is not nil.
+func (_c *JoinRequestCreate) SetNillableLastSentAt(v *time.Time) *JoinRequestCreate {
+	if v != nil {
+		_c.SetLastSentAt(*v)
+	}
+	return _c
+}
+
 // SetWorkspaceID sets the "workspace_id" field.
 func (_c *JoinRequestCreate) SetWorkspaceID(v int) *JoinRequestCreate {
 	_c.mutation.SetWorkspaceID(v)
@@ -155,6 +218,20 @@ func (_c *JoinRequestCreate) SetNillableDecidedByID(v *int) *JoinRequestCreate {
 	return _c
 }
 
+// SetInvitationID sets the "invitation_id" field.
+func (_c *JoinRequestCreate) SetInvitationID(v int) *JoinRequestCreate {
+	_c.mutation.SetInvitationID(v)
+	return _c
+}
+
+// SetNillableInvitationID sets the "invitation_id" field if the given value is not nil.
+func (_c *JoinRequestCreate) SetNillableInvitationID(v *int) *JoinRequestCreate {
+	if v != nil {
+		_c.SetInvitationID(*v)
+	}
+	return _c
+}
+
 // SetOrganization sets the "organization" edge to the Organization entity.
 func (_c *JoinRequestCreate) SetOrganization(v *Organization) *JoinRequestCreate {
 	return _c.SetOrganizationID(v.ID)
@@ -173,6 +250,11 @@ func (_c *JoinRequestCreate) SetRequester(v *User) *JoinRequestCreate {
 // SetDecidedBy sets the "decided_by" edge to the User entity.
 func (_c *JoinRequestCreate) SetDecidedBy(v *User) *JoinRequestCreate {
 	return _c.SetDecidedByID(v.ID)
+}
+
+// SetInvitation sets the "invitation" edge to the Invitation entity.
+func (_c *JoinRequestCreate) SetInvitation(v *Invitation) *JoinRequestCreate {
+	return _c.SetInvitationID(v.ID)
 }
 
 // Mutation returns the JoinRequestMutation object of the builder.
@@ -230,9 +312,17 @@ func (_c *JoinRequestCreate) defaults() error {
 		v := joinrequest.DefaultName
 		_c.mutation.SetName(v)
 	}
+	if _, ok := _c.mutation.Message(); !ok {
+		v := joinrequest.DefaultMessage
+		_c.mutation.SetMessage(v)
+	}
 	if _, ok := _c.mutation.Status(); !ok {
 		v := joinrequest.DefaultStatus
 		_c.mutation.SetStatus(v)
+	}
+	if _, ok := _c.mutation.DenyReason(); !ok {
+		v := joinrequest.DefaultDenyReason
+		_c.mutation.SetDenyReason(v)
 	}
 	return nil
 }
@@ -264,6 +354,14 @@ func (_c *JoinRequestCreate) check() error {
 			return &ValidationError{Name: "name", err: fmt.Errorf(`ent: validator failed for field "JoinRequest.name": %w`, err)}
 		}
 	}
+	if _, ok := _c.mutation.Message(); !ok {
+		return &ValidationError{Name: "message", err: errors.New(`ent: missing required field "JoinRequest.message"`)}
+	}
+	if v, ok := _c.mutation.Message(); ok {
+		if err := joinrequest.MessageValidator(v); err != nil {
+			return &ValidationError{Name: "message", err: fmt.Errorf(`ent: validator failed for field "JoinRequest.message": %w`, err)}
+		}
+	}
 	if _, ok := _c.mutation.Status(); !ok {
 		return &ValidationError{Name: "status", err: errors.New(`ent: missing required field "JoinRequest.status"`)}
 	}
@@ -276,6 +374,17 @@ func (_c *JoinRequestCreate) check() error {
 		if err := joinrequest.DecidedAsValidator(v); err != nil {
 			return &ValidationError{Name: "decided_as", err: fmt.Errorf(`ent: validator failed for field "JoinRequest.decided_as": %w`, err)}
 		}
+	}
+	if _, ok := _c.mutation.DenyReason(); !ok {
+		return &ValidationError{Name: "deny_reason", err: errors.New(`ent: missing required field "JoinRequest.deny_reason"`)}
+	}
+	if v, ok := _c.mutation.DenyReason(); ok {
+		if err := joinrequest.DenyReasonValidator(v); err != nil {
+			return &ValidationError{Name: "deny_reason", err: fmt.Errorf(`ent: validator failed for field "JoinRequest.deny_reason": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.TokenNonces(); !ok {
+		return &ValidationError{Name: "token_nonces", err: errors.New(`ent: missing required field "JoinRequest.token_nonces"`)}
 	}
 	if _, ok := _c.mutation.WorkspaceID(); !ok {
 		return &ValidationError{Name: "workspace_id", err: errors.New(`ent: missing required field "JoinRequest.workspace_id"`)}
@@ -329,6 +438,10 @@ func (_c *JoinRequestCreate) createSpec() (*JoinRequest, *sqlgraph.CreateSpec) {
 		_spec.SetField(joinrequest.FieldName, field.TypeString, value)
 		_node.Name = value
 	}
+	if value, ok := _c.mutation.Message(); ok {
+		_spec.SetField(joinrequest.FieldMessage, field.TypeString, value)
+		_node.Message = value
+	}
 	if value, ok := _c.mutation.Status(); ok {
 		_spec.SetField(joinrequest.FieldStatus, field.TypeEnum, value)
 		_node.Status = value
@@ -340,6 +453,22 @@ func (_c *JoinRequestCreate) createSpec() (*JoinRequest, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.DecidedAt(); ok {
 		_spec.SetField(joinrequest.FieldDecidedAt, field.TypeTime, value)
 		_node.DecidedAt = &value
+	}
+	if value, ok := _c.mutation.DenyReason(); ok {
+		_spec.SetField(joinrequest.FieldDenyReason, field.TypeString, value)
+		_node.DenyReason = value
+	}
+	if value, ok := _c.mutation.ConfirmedAt(); ok {
+		_spec.SetField(joinrequest.FieldConfirmedAt, field.TypeTime, value)
+		_node.ConfirmedAt = &value
+	}
+	if value, ok := _c.mutation.TokenNonces(); ok {
+		_spec.SetField(joinrequest.FieldTokenNonces, field.TypeJSON, value)
+		_node.TokenNonces = value
+	}
+	if value, ok := _c.mutation.LastSentAt(); ok {
+		_spec.SetField(joinrequest.FieldLastSentAt, field.TypeTime, value)
+		_node.LastSentAt = &value
 	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -407,6 +536,23 @@ func (_c *JoinRequestCreate) createSpec() (*JoinRequest, *sqlgraph.CreateSpec) {
 			edge.Target.Nodes = append(edge.Target.Nodes, k)
 		}
 		_node.DecidedByID = &nodes[0]
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.InvitationIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   joinrequest.InvitationTable,
+			Columns: []string{joinrequest.InvitationColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(invitation.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_node.InvitationID = &nodes[0]
 		_spec.Edges = append(_spec.Edges, edge)
 	}
 	return _node, _spec
@@ -497,6 +643,18 @@ func (u *JoinRequestUpsert) UpdateName() *JoinRequestUpsert {
 	return u
 }
 
+// SetMessage sets the "message" field.
+func (u *JoinRequestUpsert) SetMessage(v string) *JoinRequestUpsert {
+	u.Set(joinrequest.FieldMessage, v)
+	return u
+}
+
+// UpdateMessage sets the "message" field to the value that was provided on create.
+func (u *JoinRequestUpsert) UpdateMessage() *JoinRequestUpsert {
+	u.SetExcluded(joinrequest.FieldMessage)
+	return u
+}
+
 // SetStatus sets the "status" field.
 func (u *JoinRequestUpsert) SetStatus(v joinrequest.Status) *JoinRequestUpsert {
 	u.Set(joinrequest.FieldStatus, v)
@@ -545,6 +703,66 @@ func (u *JoinRequestUpsert) ClearDecidedAt() *JoinRequestUpsert {
 	return u
 }
 
+// SetDenyReason sets the "deny_reason" field.
+func (u *JoinRequestUpsert) SetDenyReason(v string) *JoinRequestUpsert {
+	u.Set(joinrequest.FieldDenyReason, v)
+	return u
+}
+
+// UpdateDenyReason sets the "deny_reason" field to the value that was provided on create.
+func (u *JoinRequestUpsert) UpdateDenyReason() *JoinRequestUpsert {
+	u.SetExcluded(joinrequest.FieldDenyReason)
+	return u
+}
+
+// SetConfirmedAt sets the "confirmed_at" field.
+func (u *JoinRequestUpsert) SetConfirmedAt(v time.Time) *JoinRequestUpsert {
+	u.Set(joinrequest.FieldConfirmedAt, v)
+	return u
+}
+
+// UpdateConfirmedAt sets the "confirmed_at" field to the value that was provided on create.
+func (u *JoinRequestUpsert) UpdateConfirmedAt() *JoinRequestUpsert {
+	u.SetExcluded(joinrequest.FieldConfirmedAt)
+	return u
+}
+
+// ClearConfirmedAt clears the value of the "confirmed_at" field.
+func (u *JoinRequestUpsert) ClearConfirmedAt() *JoinRequestUpsert {
+	u.SetNull(joinrequest.FieldConfirmedAt)
+	return u
+}
+
+// SetTokenNonces sets the "token_nonces" field.
+func (u *JoinRequestUpsert) SetTokenNonces(v [][]uint8) *JoinRequestUpsert {
+	u.Set(joinrequest.FieldTokenNonces, v)
+	return u
+}
+
+// UpdateTokenNonces sets the "token_nonces" field to the value that was provided on create.
+func (u *JoinRequestUpsert) UpdateTokenNonces() *JoinRequestUpsert {
+	u.SetExcluded(joinrequest.FieldTokenNonces)
+	return u
+}
+
+// SetLastSentAt sets the "last_sent_at" field.
+func (u *JoinRequestUpsert) SetLastSentAt(v time.Time) *JoinRequestUpsert {
+	u.Set(joinrequest.FieldLastSentAt, v)
+	return u
+}
+
+// UpdateLastSentAt sets the "last_sent_at" field to the value that was provided on create.
+func (u *JoinRequestUpsert) UpdateLastSentAt() *JoinRequestUpsert {
+	u.SetExcluded(joinrequest.FieldLastSentAt)
+	return u
+}
+
+// ClearLastSentAt clears the value of the "last_sent_at" field.
+func (u *JoinRequestUpsert) ClearLastSentAt() *JoinRequestUpsert {
+	u.SetNull(joinrequest.FieldLastSentAt)
+	return u
+}
+
 // SetWorkspaceID sets the "workspace_id" field.
 func (u *JoinRequestUpsert) SetWorkspaceID(v int) *JoinRequestUpsert {
 	u.Set(joinrequest.FieldWorkspaceID, v)
@@ -590,6 +808,24 @@ func (u *JoinRequestUpsert) UpdateDecidedByID() *JoinRequestUpsert {
 // ClearDecidedByID clears the value of the "decided_by_id" field.
 func (u *JoinRequestUpsert) ClearDecidedByID() *JoinRequestUpsert {
 	u.SetNull(joinrequest.FieldDecidedByID)
+	return u
+}
+
+// SetInvitationID sets the "invitation_id" field.
+func (u *JoinRequestUpsert) SetInvitationID(v int) *JoinRequestUpsert {
+	u.Set(joinrequest.FieldInvitationID, v)
+	return u
+}
+
+// UpdateInvitationID sets the "invitation_id" field to the value that was provided on create.
+func (u *JoinRequestUpsert) UpdateInvitationID() *JoinRequestUpsert {
+	u.SetExcluded(joinrequest.FieldInvitationID)
+	return u
+}
+
+// ClearInvitationID clears the value of the "invitation_id" field.
+func (u *JoinRequestUpsert) ClearInvitationID() *JoinRequestUpsert {
+	u.SetNull(joinrequest.FieldInvitationID)
 	return u
 }
 
@@ -683,6 +919,20 @@ func (u *JoinRequestUpsertOne) UpdateName() *JoinRequestUpsertOne {
 	})
 }
 
+// SetMessage sets the "message" field.
+func (u *JoinRequestUpsertOne) SetMessage(v string) *JoinRequestUpsertOne {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.SetMessage(v)
+	})
+}
+
+// UpdateMessage sets the "message" field to the value that was provided on create.
+func (u *JoinRequestUpsertOne) UpdateMessage() *JoinRequestUpsertOne {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.UpdateMessage()
+	})
+}
+
 // SetStatus sets the "status" field.
 func (u *JoinRequestUpsertOne) SetStatus(v joinrequest.Status) *JoinRequestUpsertOne {
 	return u.Update(func(s *JoinRequestUpsert) {
@@ -739,6 +989,76 @@ func (u *JoinRequestUpsertOne) ClearDecidedAt() *JoinRequestUpsertOne {
 	})
 }
 
+// SetDenyReason sets the "deny_reason" field.
+func (u *JoinRequestUpsertOne) SetDenyReason(v string) *JoinRequestUpsertOne {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.SetDenyReason(v)
+	})
+}
+
+// UpdateDenyReason sets the "deny_reason" field to the value that was provided on create.
+func (u *JoinRequestUpsertOne) UpdateDenyReason() *JoinRequestUpsertOne {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.UpdateDenyReason()
+	})
+}
+
+// SetConfirmedAt sets the "confirmed_at" field.
+func (u *JoinRequestUpsertOne) SetConfirmedAt(v time.Time) *JoinRequestUpsertOne {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.SetConfirmedAt(v)
+	})
+}
+
+// UpdateConfirmedAt sets the "confirmed_at" field to the value that was provided on create.
+func (u *JoinRequestUpsertOne) UpdateConfirmedAt() *JoinRequestUpsertOne {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.UpdateConfirmedAt()
+	})
+}
+
+// ClearConfirmedAt clears the value of the "confirmed_at" field.
+func (u *JoinRequestUpsertOne) ClearConfirmedAt() *JoinRequestUpsertOne {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.ClearConfirmedAt()
+	})
+}
+
+// SetTokenNonces sets the "token_nonces" field.
+func (u *JoinRequestUpsertOne) SetTokenNonces(v [][]uint8) *JoinRequestUpsertOne {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.SetTokenNonces(v)
+	})
+}
+
+// UpdateTokenNonces sets the "token_nonces" field to the value that was provided on create.
+func (u *JoinRequestUpsertOne) UpdateTokenNonces() *JoinRequestUpsertOne {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.UpdateTokenNonces()
+	})
+}
+
+// SetLastSentAt sets the "last_sent_at" field.
+func (u *JoinRequestUpsertOne) SetLastSentAt(v time.Time) *JoinRequestUpsertOne {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.SetLastSentAt(v)
+	})
+}
+
+// UpdateLastSentAt sets the "last_sent_at" field to the value that was provided on create.
+func (u *JoinRequestUpsertOne) UpdateLastSentAt() *JoinRequestUpsertOne {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.UpdateLastSentAt()
+	})
+}
+
+// ClearLastSentAt clears the value of the "last_sent_at" field.
+func (u *JoinRequestUpsertOne) ClearLastSentAt() *JoinRequestUpsertOne {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.ClearLastSentAt()
+	})
+}
+
 // SetWorkspaceID sets the "workspace_id" field.
 func (u *JoinRequestUpsertOne) SetWorkspaceID(v int) *JoinRequestUpsertOne {
 	return u.Update(func(s *JoinRequestUpsert) {
@@ -792,6 +1112,27 @@ func (u *JoinRequestUpsertOne) UpdateDecidedByID() *JoinRequestUpsertOne {
 func (u *JoinRequestUpsertOne) ClearDecidedByID() *JoinRequestUpsertOne {
 	return u.Update(func(s *JoinRequestUpsert) {
 		s.ClearDecidedByID()
+	})
+}
+
+// SetInvitationID sets the "invitation_id" field.
+func (u *JoinRequestUpsertOne) SetInvitationID(v int) *JoinRequestUpsertOne {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.SetInvitationID(v)
+	})
+}
+
+// UpdateInvitationID sets the "invitation_id" field to the value that was provided on create.
+func (u *JoinRequestUpsertOne) UpdateInvitationID() *JoinRequestUpsertOne {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.UpdateInvitationID()
+	})
+}
+
+// ClearInvitationID clears the value of the "invitation_id" field.
+func (u *JoinRequestUpsertOne) ClearInvitationID() *JoinRequestUpsertOne {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.ClearInvitationID()
 	})
 }
 
@@ -1051,6 +1392,20 @@ func (u *JoinRequestUpsertBulk) UpdateName() *JoinRequestUpsertBulk {
 	})
 }
 
+// SetMessage sets the "message" field.
+func (u *JoinRequestUpsertBulk) SetMessage(v string) *JoinRequestUpsertBulk {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.SetMessage(v)
+	})
+}
+
+// UpdateMessage sets the "message" field to the value that was provided on create.
+func (u *JoinRequestUpsertBulk) UpdateMessage() *JoinRequestUpsertBulk {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.UpdateMessage()
+	})
+}
+
 // SetStatus sets the "status" field.
 func (u *JoinRequestUpsertBulk) SetStatus(v joinrequest.Status) *JoinRequestUpsertBulk {
 	return u.Update(func(s *JoinRequestUpsert) {
@@ -1107,6 +1462,76 @@ func (u *JoinRequestUpsertBulk) ClearDecidedAt() *JoinRequestUpsertBulk {
 	})
 }
 
+// SetDenyReason sets the "deny_reason" field.
+func (u *JoinRequestUpsertBulk) SetDenyReason(v string) *JoinRequestUpsertBulk {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.SetDenyReason(v)
+	})
+}
+
+// UpdateDenyReason sets the "deny_reason" field to the value that was provided on create.
+func (u *JoinRequestUpsertBulk) UpdateDenyReason() *JoinRequestUpsertBulk {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.UpdateDenyReason()
+	})
+}
+
+// SetConfirmedAt sets the "confirmed_at" field.
+func (u *JoinRequestUpsertBulk) SetConfirmedAt(v time.Time) *JoinRequestUpsertBulk {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.SetConfirmedAt(v)
+	})
+}
+
+// UpdateConfirmedAt sets the "confirmed_at" field to the value that was provided on create.
+func (u *JoinRequestUpsertBulk) UpdateConfirmedAt() *JoinRequestUpsertBulk {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.UpdateConfirmedAt()
+	})
+}
+
+// ClearConfirmedAt clears the value of the "confirmed_at" field.
+func (u *JoinRequestUpsertBulk) ClearConfirmedAt() *JoinRequestUpsertBulk {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.ClearConfirmedAt()
+	})
+}
+
+// SetTokenNonces sets the "token_nonces" field.
+func (u *JoinRequestUpsertBulk) SetTokenNonces(v [][]uint8) *JoinRequestUpsertBulk {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.SetTokenNonces(v)
+	})
+}
+
+// UpdateTokenNonces sets the "token_nonces" field to the value that was provided on create.
+func (u *JoinRequestUpsertBulk) UpdateTokenNonces() *JoinRequestUpsertBulk {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.UpdateTokenNonces()
+	})
+}
+
+// SetLastSentAt sets the "last_sent_at" field.
+func (u *JoinRequestUpsertBulk) SetLastSentAt(v time.Time) *JoinRequestUpsertBulk {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.SetLastSentAt(v)
+	})
+}
+
+// UpdateLastSentAt sets the "last_sent_at" field to the value that was provided on create.
+func (u *JoinRequestUpsertBulk) UpdateLastSentAt() *JoinRequestUpsertBulk {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.UpdateLastSentAt()
+	})
+}
+
+// ClearLastSentAt clears the value of the "last_sent_at" field.
+func (u *JoinRequestUpsertBulk) ClearLastSentAt() *JoinRequestUpsertBulk {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.ClearLastSentAt()
+	})
+}
+
 // SetWorkspaceID sets the "workspace_id" field.
 func (u *JoinRequestUpsertBulk) SetWorkspaceID(v int) *JoinRequestUpsertBulk {
 	return u.Update(func(s *JoinRequestUpsert) {
@@ -1160,6 +1585,27 @@ func (u *JoinRequestUpsertBulk) UpdateDecidedByID() *JoinRequestUpsertBulk {
 func (u *JoinRequestUpsertBulk) ClearDecidedByID() *JoinRequestUpsertBulk {
 	return u.Update(func(s *JoinRequestUpsert) {
 		s.ClearDecidedByID()
+	})
+}
+
+// SetInvitationID sets the "invitation_id" field.
+func (u *JoinRequestUpsertBulk) SetInvitationID(v int) *JoinRequestUpsertBulk {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.SetInvitationID(v)
+	})
+}
+
+// UpdateInvitationID sets the "invitation_id" field to the value that was provided on create.
+func (u *JoinRequestUpsertBulk) UpdateInvitationID() *JoinRequestUpsertBulk {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.UpdateInvitationID()
+	})
+}
+
+// ClearInvitationID clears the value of the "invitation_id" field.
+func (u *JoinRequestUpsertBulk) ClearInvitationID() *JoinRequestUpsertBulk {
+	return u.Update(func(s *JoinRequestUpsert) {
+		s.ClearInvitationID()
 	})
 }
 

@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"admit/ent/invitation"
 	"admit/ent/joinrequest"
 	"admit/ent/organization"
 	"admit/ent/predicate"
@@ -31,6 +32,7 @@ type JoinRequestQuery struct {
 	withWorkspace    *WorkspaceQuery
 	withRequester    *UserQuery
 	withDecidedBy    *UserQuery
+	withInvitation   *InvitationQuery
 	loadTotal        []func(context.Context, []*JoinRequest) error
 	modifiers        []func(*sql.Selector)
 	// intermediate query (i.e. traversal path).
@@ -150,6 +152,28 @@ func (_q *JoinRequestQuery) QueryDecidedBy() *UserQuery {
 			sqlgraph.From(joinrequest.Table, joinrequest.FieldID, selector),
 			sqlgraph.To(user.Table, user.FieldID),
 			sqlgraph.Edge(sqlgraph.M2O, false, joinrequest.DecidedByTable, joinrequest.DecidedByColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryInvitation chains the current query on the "invitation" edge.
+func (_q *JoinRequestQuery) QueryInvitation() *InvitationQuery {
+	query := (&InvitationClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(joinrequest.Table, joinrequest.FieldID, selector),
+			sqlgraph.To(invitation.Table, invitation.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, joinrequest.InvitationTable, joinrequest.InvitationColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -353,6 +377,7 @@ func (_q *JoinRequestQuery) Clone() *JoinRequestQuery {
 		withWorkspace:    _q.withWorkspace.Clone(),
 		withRequester:    _q.withRequester.Clone(),
 		withDecidedBy:    _q.withDecidedBy.Clone(),
+		withInvitation:   _q.withInvitation.Clone(),
 		// clone intermediate query.
 		sql:  _q.sql.Clone(),
 		path: _q.path,
@@ -400,6 +425,17 @@ func (_q *JoinRequestQuery) WithDecidedBy(opts ...func(*UserQuery)) *JoinRequest
 		opt(query)
 	}
 	_q.withDecidedBy = query
+	return _q
+}
+
+// WithInvitation tells the query-builder to eager-load the nodes that are connected to
+// the "invitation" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *JoinRequestQuery) WithInvitation(opts ...func(*InvitationQuery)) *JoinRequestQuery {
+	query := (&InvitationClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withInvitation = query
 	return _q
 }
 
@@ -487,11 +523,12 @@ func (_q *JoinRequestQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*
 	var (
 		nodes       = []*JoinRequest{}
 		_spec       = _q.querySpec()
-		loadedTypes = [4]bool{
+		loadedTypes = [5]bool{
 			_q.withOrganization != nil,
 			_q.withWorkspace != nil,
 			_q.withRequester != nil,
 			_q.withDecidedBy != nil,
+			_q.withInvitation != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -536,6 +573,12 @@ func (_q *JoinRequestQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*
 	if query := _q.withDecidedBy; query != nil {
 		if err := _q.loadDecidedBy(ctx, query, nodes, nil,
 			func(n *JoinRequest, e *User) { n.Edges.DecidedBy = e }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withInvitation; query != nil {
+		if err := _q.loadInvitation(ctx, query, nodes, nil,
+			func(n *JoinRequest, e *Invitation) { n.Edges.Invitation = e }); err != nil {
 			return nil, err
 		}
 	}
@@ -669,6 +712,38 @@ func (_q *JoinRequestQuery) loadDecidedBy(ctx context.Context, query *UserQuery,
 	}
 	return nil
 }
+func (_q *JoinRequestQuery) loadInvitation(ctx context.Context, query *InvitationQuery, nodes []*JoinRequest, init func(*JoinRequest), assign func(*JoinRequest, *Invitation)) error {
+	ids := make([]int, 0, len(nodes))
+	nodeids := make(map[int][]*JoinRequest)
+	for i := range nodes {
+		if nodes[i].InvitationID == nil {
+			continue
+		}
+		fk := *nodes[i].InvitationID
+		if _, ok := nodeids[fk]; !ok {
+			ids = append(ids, fk)
+		}
+		nodeids[fk] = append(nodeids[fk], nodes[i])
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	query.Where(invitation.IDIn(ids...))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		nodes, ok := nodeids[n.ID]
+		if !ok {
+			return fmt.Errorf(`unexpected foreign-key "invitation_id" returned %v`, n.ID)
+		}
+		for i := range nodes {
+			assign(nodes[i], n)
+		}
+	}
+	return nil
+}
 
 func (_q *JoinRequestQuery) sqlCount(ctx context.Context) (int, error) {
 	_spec := _q.querySpec()
@@ -709,6 +784,9 @@ func (_q *JoinRequestQuery) querySpec() *sqlgraph.QuerySpec {
 		}
 		if _q.withDecidedBy != nil {
 			_spec.Node.AddColumnOnce(joinrequest.FieldDecidedByID)
+		}
+		if _q.withInvitation != nil {
+			_spec.Node.AddColumnOnce(joinrequest.FieldInvitationID)
 		}
 	}
 	if ps := _q.predicates; len(ps) > 0 {

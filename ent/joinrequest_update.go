@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"admit/ent/invitation"
 	"admit/ent/joinrequest"
 	"admit/ent/predicate"
 	"admit/ent/user"
@@ -14,6 +15,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"entgo.io/ent/dialect/sql/sqljson"
 	"entgo.io/ent/schema/field"
 )
 
@@ -60,6 +62,20 @@ func (_u *JoinRequestUpdate) SetName(v string) *JoinRequestUpdate {
 func (_u *JoinRequestUpdate) SetNillableName(v *string) *JoinRequestUpdate {
 	if v != nil {
 		_u.SetName(*v)
+	}
+	return _u
+}
+
+// SetMessage sets the "message" field.
+func (_u *JoinRequestUpdate) SetMessage(v string) *JoinRequestUpdate {
+	_u.mutation.SetMessage(v)
+	return _u
+}
+
+// SetNillableMessage sets the "message" field if the given value is not nil.
+func (_u *JoinRequestUpdate) SetNillableMessage(v *string) *JoinRequestUpdate {
+	if v != nil {
+		_u.SetMessage(*v)
 	}
 	return _u
 }
@@ -118,6 +134,72 @@ func (_u *JoinRequestUpdate) ClearDecidedAt() *JoinRequestUpdate {
 	return _u
 }
 
+// SetDenyReason sets the "deny_reason" field.
+func (_u *JoinRequestUpdate) SetDenyReason(v string) *JoinRequestUpdate {
+	_u.mutation.SetDenyReason(v)
+	return _u
+}
+
+// SetNillableDenyReason sets the "deny_reason" field if the given value is not nil.
+func (_u *JoinRequestUpdate) SetNillableDenyReason(v *string) *JoinRequestUpdate {
+	if v != nil {
+		_u.SetDenyReason(*v)
+	}
+	return _u
+}
+
+// SetConfirmedAt sets the "confirmed_at" field.
+func (_u *JoinRequestUpdate) SetConfirmedAt(v time.Time) *JoinRequestUpdate {
+	_u.mutation.SetConfirmedAt(v)
+	return _u
+}
+
+// SetNillableConfirmedAt sets the "confirmed_at" field if the given value is not nil.
+func (_u *JoinRequestUpdate) SetNillableConfirmedAt(v *time.Time) *JoinRequestUpdate {
+	if v != nil {
+		_u.SetConfirmedAt(*v)
+	}
+	return _u
+}
+
+// ClearConfirmedAt clears the value of the "confirmed_at" field.
+func (_u *JoinRequestUpdate) ClearConfirmedAt() *JoinRequestUpdate {
+	_u.mutation.ClearConfirmedAt()
+	return _u
+}
+
+// SetTokenNonces sets the "token_nonces" field.
+func (_u *JoinRequestUpdate) SetTokenNonces(v [][]uint8) *JoinRequestUpdate {
+	_u.mutation.SetTokenNonces(v)
+	return _u
+}
+
+// AppendTokenNonces appends value to the "token_nonces" field.
+func (_u *JoinRequestUpdate) AppendTokenNonces(v [][]uint8) *JoinRequestUpdate {
+	_u.mutation.AppendTokenNonces(v)
+	return _u
+}
+
+// SetLastSentAt sets the "last_sent_at" field.
+func (_u *JoinRequestUpdate) SetLastSentAt(v time.Time) *JoinRequestUpdate {
+	_u.mutation.SetLastSentAt(v)
+	return _u
+}
+
+// SetNillableLastSentAt sets the "last_sent_at" field if the given value is not nil.
+func (_u *JoinRequestUpdate) SetNillableLastSentAt(v *time.Time) *JoinRequestUpdate {
+	if v != nil {
+		_u.SetLastSentAt(*v)
+	}
+	return _u
+}
+
+// ClearLastSentAt clears the value of the "last_sent_at" field.
+func (_u *JoinRequestUpdate) ClearLastSentAt() *JoinRequestUpdate {
+	_u.mutation.ClearLastSentAt()
+	return _u
+}
+
 // SetWorkspaceID sets the "workspace_id" field.
 func (_u *JoinRequestUpdate) SetWorkspaceID(v int) *JoinRequestUpdate {
 	_u.mutation.SetWorkspaceID(v)
@@ -172,6 +254,26 @@ func (_u *JoinRequestUpdate) ClearDecidedByID() *JoinRequestUpdate {
 	return _u
 }
 
+// SetInvitationID sets the "invitation_id" field.
+func (_u *JoinRequestUpdate) SetInvitationID(v int) *JoinRequestUpdate {
+	_u.mutation.SetInvitationID(v)
+	return _u
+}
+
+// SetNillableInvitationID sets the "invitation_id" field if the given value is not nil.
+func (_u *JoinRequestUpdate) SetNillableInvitationID(v *int) *JoinRequestUpdate {
+	if v != nil {
+		_u.SetInvitationID(*v)
+	}
+	return _u
+}
+
+// ClearInvitationID clears the value of the "invitation_id" field.
+func (_u *JoinRequestUpdate) ClearInvitationID() *JoinRequestUpdate {
+	_u.mutation.ClearInvitationID()
+	return _u
+}
+
 // SetWorkspace sets the "workspace" edge to the Workspace entity.
 func (_u *JoinRequestUpdate) SetWorkspace(v *Workspace) *JoinRequestUpdate {
 	return _u.SetWorkspaceID(v.ID)
@@ -185,6 +287,11 @@ func (_u *JoinRequestUpdate) SetRequester(v *User) *JoinRequestUpdate {
 // SetDecidedBy sets the "decided_by" edge to the User entity.
 func (_u *JoinRequestUpdate) SetDecidedBy(v *User) *JoinRequestUpdate {
 	return _u.SetDecidedByID(v.ID)
+}
+
+// SetInvitation sets the "invitation" edge to the Invitation entity.
+func (_u *JoinRequestUpdate) SetInvitation(v *Invitation) *JoinRequestUpdate {
+	return _u.SetInvitationID(v.ID)
 }
 
 // Mutation returns the JoinRequestMutation object of the builder.
@@ -207,6 +314,12 @@ func (_u *JoinRequestUpdate) ClearRequester() *JoinRequestUpdate {
 // ClearDecidedBy clears the "decided_by" edge to the User entity.
 func (_u *JoinRequestUpdate) ClearDecidedBy() *JoinRequestUpdate {
 	_u.mutation.ClearDecidedBy()
+	return _u
+}
+
+// ClearInvitation clears the "invitation" edge to the Invitation entity.
+func (_u *JoinRequestUpdate) ClearInvitation() *JoinRequestUpdate {
+	_u.mutation.ClearInvitation()
 	return _u
 }
 
@@ -264,6 +377,11 @@ func (_u *JoinRequestUpdate) check() error {
 			return &ValidationError{Name: "name", err: fmt.Errorf(`ent: validator failed for field "JoinRequest.name": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Message(); ok {
+		if err := joinrequest.MessageValidator(v); err != nil {
+			return &ValidationError{Name: "message", err: fmt.Errorf(`ent: validator failed for field "JoinRequest.message": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.Status(); ok {
 		if err := joinrequest.StatusValidator(v); err != nil {
 			return &ValidationError{Name: "status", err: fmt.Errorf(`ent: validator failed for field "JoinRequest.status": %w`, err)}
@@ -272,6 +390,11 @@ func (_u *JoinRequestUpdate) check() error {
 	if v, ok := _u.mutation.DecidedAs(); ok {
 		if err := joinrequest.DecidedAsValidator(v); err != nil {
 			return &ValidationError{Name: "decided_as", err: fmt.Errorf(`ent: validator failed for field "JoinRequest.decided_as": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.DenyReason(); ok {
+		if err := joinrequest.DenyReasonValidator(v); err != nil {
+			return &ValidationError{Name: "deny_reason", err: fmt.Errorf(`ent: validator failed for field "JoinRequest.deny_reason": %w`, err)}
 		}
 	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
@@ -304,6 +427,9 @@ func (_u *JoinRequestUpdate) sqlSave(ctx context.Context) (_node int, err error)
 	if value, ok := _u.mutation.Name(); ok {
 		_spec.SetField(joinrequest.FieldName, field.TypeString, value)
 	}
+	if value, ok := _u.mutation.Message(); ok {
+		_spec.SetField(joinrequest.FieldMessage, field.TypeString, value)
+	}
 	if value, ok := _u.mutation.Status(); ok {
 		_spec.SetField(joinrequest.FieldStatus, field.TypeEnum, value)
 	}
@@ -318,6 +444,29 @@ func (_u *JoinRequestUpdate) sqlSave(ctx context.Context) (_node int, err error)
 	}
 	if _u.mutation.DecidedAtCleared() {
 		_spec.ClearField(joinrequest.FieldDecidedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.DenyReason(); ok {
+		_spec.SetField(joinrequest.FieldDenyReason, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.ConfirmedAt(); ok {
+		_spec.SetField(joinrequest.FieldConfirmedAt, field.TypeTime, value)
+	}
+	if _u.mutation.ConfirmedAtCleared() {
+		_spec.ClearField(joinrequest.FieldConfirmedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.TokenNonces(); ok {
+		_spec.SetField(joinrequest.FieldTokenNonces, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedTokenNonces(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, joinrequest.FieldTokenNonces, value)
+		})
+	}
+	if value, ok := _u.mutation.LastSentAt(); ok {
+		_spec.SetField(joinrequest.FieldLastSentAt, field.TypeTime, value)
+	}
+	if _u.mutation.LastSentAtCleared() {
+		_spec.ClearField(joinrequest.FieldLastSentAt, field.TypeTime)
 	}
 	if _u.mutation.WorkspaceCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -406,6 +555,35 @@ func (_u *JoinRequestUpdate) sqlSave(ctx context.Context) (_node int, err error)
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
+	if _u.mutation.InvitationCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   joinrequest.InvitationTable,
+			Columns: []string{joinrequest.InvitationColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(invitation.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.InvitationIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   joinrequest.InvitationTable,
+			Columns: []string{joinrequest.InvitationColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(invitation.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
 			err = &NotFoundError{joinrequest.Label}
@@ -456,6 +634,20 @@ func (_u *JoinRequestUpdateOne) SetName(v string) *JoinRequestUpdateOne {
 func (_u *JoinRequestUpdateOne) SetNillableName(v *string) *JoinRequestUpdateOne {
 	if v != nil {
 		_u.SetName(*v)
+	}
+	return _u
+}
+
+// SetMessage sets the "message" field.
+func (_u *JoinRequestUpdateOne) SetMessage(v string) *JoinRequestUpdateOne {
+	_u.mutation.SetMessage(v)
+	return _u
+}
+
+// SetNillableMessage sets the "message" field if the given value is not nil.
+func (_u *JoinRequestUpdateOne) SetNillableMessage(v *string) *JoinRequestUpdateOne {
+	if v != nil {
+		_u.SetMessage(*v)
 	}
 	return _u
 }
@@ -514,6 +706,72 @@ func (_u *JoinRequestUpdateOne) ClearDecidedAt() *JoinRequestUpdateOne {
 	return _u
 }
 
+// SetDenyReason sets the "deny_reason" field.
+func (_u *JoinRequestUpdateOne) SetDenyReason(v string) *JoinRequestUpdateOne {
+	_u.mutation.SetDenyReason(v)
+	return _u
+}
+
+// SetNillableDenyReason sets the "deny_reason" field if the given value is not nil.
+func (_u *JoinRequestUpdateOne) SetNillableDenyReason(v *string) *JoinRequestUpdateOne {
+	if v != nil {
+		_u.SetDenyReason(*v)
+	}
+	return _u
+}
+
+// SetConfirmedAt sets the "confirmed_at" field.
+func (_u *JoinRequestUpdateOne) SetConfirmedAt(v time.Time) *JoinRequestUpdateOne {
+	_u.mutation.SetConfirmedAt(v)
+	return _u
+}
+
+// SetNillableConfirmedAt sets the "confirmed_at" field if the given value is not nil.
+func (_u *JoinRequestUpdateOne) SetNillableConfirmedAt(v *time.Time) *JoinRequestUpdateOne {
+	if v != nil {
+		_u.SetConfirmedAt(*v)
+	}
+	return _u
+}
+
+// ClearConfirmedAt clears the value of the "confirmed_at" field.
+func (_u *JoinRequestUpdateOne) ClearConfirmedAt() *JoinRequestUpdateOne {
+	_u.mutation.ClearConfirmedAt()
+	return _u
+}
+
+// SetTokenNonces sets the "token_nonces" field.
+func (_u *JoinRequestUpdateOne) SetTokenNonces(v [][]uint8) *JoinRequestUpdateOne {
+	_u.mutation.SetTokenNonces(v)
+	return _u
+}
+
+// AppendTokenNonces appends value to the "token_nonces" field.
+func (_u *JoinRequestUpdateOne) AppendTokenNonces(v [][]uint8) *JoinRequestUpdateOne {
+	_u.mutation.AppendTokenNonces(v)
+	return _u
+}
+
+// SetLastSentAt sets the "last_sent_at" field.
+func (_u *JoinRequestUpdateOne) SetLastSentAt(v time.Time) *JoinRequestUpdateOne {
+	_u.mutation.SetLastSentAt(v)
+	return _u
+}
+
+// SetNillableLastSentAt sets the "last_sent_at" field if the given value is not nil.
+func (_u *JoinRequestUpdateOne) SetNillableLastSentAt(v *time.Time) *JoinRequestUpdateOne {
+	if v != nil {
+		_u.SetLastSentAt(*v)
+	}
+	return _u
+}
+
+// ClearLastSentAt clears the value of the "last_sent_at" field.
+func (_u *JoinRequestUpdateOne) ClearLastSentAt() *JoinRequestUpdateOne {
+	_u.mutation.ClearLastSentAt()
+	return _u
+}
+
 // SetWorkspaceID sets the "workspace_id" field.
 func (_u *JoinRequestUpdateOne) SetWorkspaceID(v int) *JoinRequestUpdateOne {
 	_u.mutation.SetWorkspaceID(v)
@@ -568,6 +826,26 @@ func (_u *JoinRequestUpdateOne) ClearDecidedByID() *JoinRequestUpdateOne {
 	return _u
 }
 
+// SetInvitationID sets the "invitation_id" field.
+func (_u *JoinRequestUpdateOne) SetInvitationID(v int) *JoinRequestUpdateOne {
+	_u.mutation.SetInvitationID(v)
+	return _u
+}
+
+// SetNillableInvitationID sets the "invitation_id" field if the given value is not nil.
+func (_u *JoinRequestUpdateOne) SetNillableInvitationID(v *int) *JoinRequestUpdateOne {
+	if v != nil {
+		_u.SetInvitationID(*v)
+	}
+	return _u
+}
+
+// ClearInvitationID clears the value of the "invitation_id" field.
+func (_u *JoinRequestUpdateOne) ClearInvitationID() *JoinRequestUpdateOne {
+	_u.mutation.ClearInvitationID()
+	return _u
+}
+
 // SetWorkspace sets the "workspace" edge to the Workspace entity.
 func (_u *JoinRequestUpdateOne) SetWorkspace(v *Workspace) *JoinRequestUpdateOne {
 	return _u.SetWorkspaceID(v.ID)
@@ -581,6 +859,11 @@ func (_u *JoinRequestUpdateOne) SetRequester(v *User) *JoinRequestUpdateOne {
 // SetDecidedBy sets the "decided_by" edge to the User entity.
 func (_u *JoinRequestUpdateOne) SetDecidedBy(v *User) *JoinRequestUpdateOne {
 	return _u.SetDecidedByID(v.ID)
+}
+
+// SetInvitation sets the "invitation" edge to the Invitation entity.
+func (_u *JoinRequestUpdateOne) SetInvitation(v *Invitation) *JoinRequestUpdateOne {
+	return _u.SetInvitationID(v.ID)
 }
 
 // Mutation returns the JoinRequestMutation object of the builder.
@@ -603,6 +886,12 @@ func (_u *JoinRequestUpdateOne) ClearRequester() *JoinRequestUpdateOne {
 // ClearDecidedBy clears the "decided_by" edge to the User entity.
 func (_u *JoinRequestUpdateOne) ClearDecidedBy() *JoinRequestUpdateOne {
 	_u.mutation.ClearDecidedBy()
+	return _u
+}
+
+// ClearInvitation clears the "invitation" edge to the Invitation entity.
+func (_u *JoinRequestUpdateOne) ClearInvitation() *JoinRequestUpdateOne {
+	_u.mutation.ClearInvitation()
 	return _u
 }
 
@@ -673,6 +962,11 @@ func (_u *JoinRequestUpdateOne) check() error {
 			return &ValidationError{Name: "name", err: fmt.Errorf(`ent: validator failed for field "JoinRequest.name": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Message(); ok {
+		if err := joinrequest.MessageValidator(v); err != nil {
+			return &ValidationError{Name: "message", err: fmt.Errorf(`ent: validator failed for field "JoinRequest.message": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.Status(); ok {
 		if err := joinrequest.StatusValidator(v); err != nil {
 			return &ValidationError{Name: "status", err: fmt.Errorf(`ent: validator failed for field "JoinRequest.status": %w`, err)}
@@ -681,6 +975,11 @@ func (_u *JoinRequestUpdateOne) check() error {
 	if v, ok := _u.mutation.DecidedAs(); ok {
 		if err := joinrequest.DecidedAsValidator(v); err != nil {
 			return &ValidationError{Name: "decided_as", err: fmt.Errorf(`ent: validator failed for field "JoinRequest.decided_as": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.DenyReason(); ok {
+		if err := joinrequest.DenyReasonValidator(v); err != nil {
+			return &ValidationError{Name: "deny_reason", err: fmt.Errorf(`ent: validator failed for field "JoinRequest.deny_reason": %w`, err)}
 		}
 	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
@@ -730,6 +1029,9 @@ func (_u *JoinRequestUpdateOne) sqlSave(ctx context.Context) (_node *JoinRequest
 	if value, ok := _u.mutation.Name(); ok {
 		_spec.SetField(joinrequest.FieldName, field.TypeString, value)
 	}
+	if value, ok := _u.mutation.Message(); ok {
+		_spec.SetField(joinrequest.FieldMessage, field.TypeString, value)
+	}
 	if value, ok := _u.mutation.Status(); ok {
 		_spec.SetField(joinrequest.FieldStatus, field.TypeEnum, value)
 	}
@@ -744,6 +1046,29 @@ func (_u *JoinRequestUpdateOne) sqlSave(ctx context.Context) (_node *JoinRequest
 	}
 	if _u.mutation.DecidedAtCleared() {
 		_spec.ClearField(joinrequest.FieldDecidedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.DenyReason(); ok {
+		_spec.SetField(joinrequest.FieldDenyReason, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.ConfirmedAt(); ok {
+		_spec.SetField(joinrequest.FieldConfirmedAt, field.TypeTime, value)
+	}
+	if _u.mutation.ConfirmedAtCleared() {
+		_spec.ClearField(joinrequest.FieldConfirmedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.TokenNonces(); ok {
+		_spec.SetField(joinrequest.FieldTokenNonces, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedTokenNonces(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, joinrequest.FieldTokenNonces, value)
+		})
+	}
+	if value, ok := _u.mutation.LastSentAt(); ok {
+		_spec.SetField(joinrequest.FieldLastSentAt, field.TypeTime, value)
+	}
+	if _u.mutation.LastSentAtCleared() {
+		_spec.ClearField(joinrequest.FieldLastSentAt, field.TypeTime)
 	}
 	if _u.mutation.WorkspaceCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -825,6 +1150,35 @@ func (_u *JoinRequestUpdateOne) sqlSave(ctx context.Context) (_node *JoinRequest
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(user.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.InvitationCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   joinrequest.InvitationTable,
+			Columns: []string{joinrequest.InvitationColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(invitation.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.InvitationIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   joinrequest.InvitationTable,
+			Columns: []string{joinrequest.InvitationColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(invitation.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {

@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"admit/ent/invitation"
 	"admit/ent/membership"
 	"admit/ent/organization"
 	"admit/ent/user"
@@ -26,7 +27,7 @@ type Membership struct {
 	UpdatedAt time.Time `json:"updated_at,omitempty"`
 	// OrganizationID holds the value of the "organization_id" field.
 	OrganizationID int `json:"organization_id,omitempty"`
-	// Role within the workspace.
+	// OWNERs manage the workspace; MEMBERs take part in it.
 	Role membership.Role `json:"role,omitempty"`
 	// Status holds the value of the "status" field.
 	Status membership.Status `json:"status,omitempty"`
@@ -34,6 +35,8 @@ type Membership struct {
 	WorkspaceID int `json:"workspace_id,omitempty"`
 	// UserID holds the value of the "user_id" field.
 	UserID int `json:"user_id,omitempty"`
+	// InvitationID holds the value of the "invitation_id" field.
+	InvitationID *int `json:"invitation_id,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the MembershipQuery when eager-loading is set.
 	Edges        MembershipEdges `json:"edges"`
@@ -48,9 +51,11 @@ type MembershipEdges struct {
 	Workspace *Workspace `json:"workspace,omitempty"`
 	// User holds the value of the user edge.
 	User *User `json:"user,omitempty"`
+	// The invitation that brings a NOT_JOINED member in.
+	Invitation *Invitation `json:"invitation,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [3]bool
+	loadedTypes [4]bool
 	// totalCount holds the count of the edges above.
 	totalCount [3]map[string]int
 }
@@ -88,12 +93,23 @@ func (e MembershipEdges) UserOrErr() (*User, error) {
 	return nil, &NotLoadedError{edge: "user"}
 }
 
+// InvitationOrErr returns the Invitation value or an error if the edge
+// was not loaded in eager-loading, or loaded but was not found.
+func (e MembershipEdges) InvitationOrErr() (*Invitation, error) {
+	if e.Invitation != nil {
+		return e.Invitation, nil
+	} else if e.loadedTypes[3] {
+		return nil, &NotFoundError{label: invitation.Label}
+	}
+	return nil, &NotLoadedError{edge: "invitation"}
+}
+
 // scanValues returns the types for scanning values from sql.Rows.
 func (*Membership) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case membership.FieldID, membership.FieldOrganizationID, membership.FieldWorkspaceID, membership.FieldUserID:
+		case membership.FieldID, membership.FieldOrganizationID, membership.FieldWorkspaceID, membership.FieldUserID, membership.FieldInvitationID:
 			values[i] = new(sql.NullInt64)
 		case membership.FieldRole, membership.FieldStatus:
 			values[i] = new(sql.NullString)
@@ -162,6 +178,13 @@ func (_m *Membership) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.UserID = int(value.Int64)
 			}
+		case membership.FieldInvitationID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field invitation_id", values[i])
+			} else if value.Valid {
+				_m.InvitationID = new(int)
+				*_m.InvitationID = int(value.Int64)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -188,6 +211,11 @@ func (_m *Membership) QueryWorkspace() *WorkspaceQuery {
 // QueryUser queries the "user" edge of the Membership entity.
 func (_m *Membership) QueryUser() *UserQuery {
 	return NewMembershipClient(_m.config).QueryUser(_m)
+}
+
+// QueryInvitation queries the "invitation" edge of the Membership entity.
+func (_m *Membership) QueryInvitation() *InvitationQuery {
+	return NewMembershipClient(_m.config).QueryInvitation(_m)
 }
 
 // Update returns a builder for updating this Membership.
@@ -233,6 +261,11 @@ func (_m *Membership) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("user_id=")
 	builder.WriteString(fmt.Sprintf("%v", _m.UserID))
+	builder.WriteString(", ")
+	if v := _m.InvitationID; v != nil {
+		builder.WriteString("invitation_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"admit/ent/invitation"
 	"admit/ent/membership"
 	"admit/ent/organization"
 	"admit/ent/user"
@@ -99,6 +100,20 @@ func (_c *MembershipCreate) SetUserID(v int) *MembershipCreate {
 	return _c
 }
 
+// SetInvitationID sets the "invitation_id" field.
+func (_c *MembershipCreate) SetInvitationID(v int) *MembershipCreate {
+	_c.mutation.SetInvitationID(v)
+	return _c
+}
+
+// SetNillableInvitationID sets the "invitation_id" field if the given value is not nil.
+func (_c *MembershipCreate) SetNillableInvitationID(v *int) *MembershipCreate {
+	if v != nil {
+		_c.SetInvitationID(*v)
+	}
+	return _c
+}
+
 // SetOrganization sets the "organization" edge to the Organization entity.
 func (_c *MembershipCreate) SetOrganization(v *Organization) *MembershipCreate {
 	return _c.SetOrganizationID(v.ID)
@@ -112,6 +127,11 @@ func (_c *MembershipCreate) SetWorkspace(v *Workspace) *MembershipCreate {
 // SetUser sets the "user" edge to the User entity.
 func (_c *MembershipCreate) SetUser(v *User) *MembershipCreate {
 	return _c.SetUserID(v.ID)
+}
+
+// SetInvitation sets the "invitation" edge to the Invitation entity.
+func (_c *MembershipCreate) SetInvitation(v *Invitation) *MembershipCreate {
+	return _c.SetInvitationID(v.ID)
 }
 
 // Mutation returns the MembershipMutation object of the builder.
@@ -312,6 +332,23 @@ func (_c *MembershipCreate) createSpec() (*Membership, *sqlgraph.CreateSpec) {
 		_node.UserID = nodes[0]
 		_spec.Edges = append(_spec.Edges, edge)
 	}
+	if nodes := _c.mutation.InvitationIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   membership.InvitationTable,
+			Columns: []string{membership.InvitationColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(invitation.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_node.InvitationID = &nodes[0]
+		_spec.Edges = append(_spec.Edges, edge)
+	}
 	return _node, _spec
 }
 
@@ -421,6 +458,24 @@ func (u *MembershipUpsert) SetUserID(v int) *MembershipUpsert {
 // UpdateUserID sets the "user_id" field to the value that was provided on create.
 func (u *MembershipUpsert) UpdateUserID() *MembershipUpsert {
 	u.SetExcluded(membership.FieldUserID)
+	return u
+}
+
+// SetInvitationID sets the "invitation_id" field.
+func (u *MembershipUpsert) SetInvitationID(v int) *MembershipUpsert {
+	u.Set(membership.FieldInvitationID, v)
+	return u
+}
+
+// UpdateInvitationID sets the "invitation_id" field to the value that was provided on create.
+func (u *MembershipUpsert) UpdateInvitationID() *MembershipUpsert {
+	u.SetExcluded(membership.FieldInvitationID)
+	return u
+}
+
+// ClearInvitationID clears the value of the "invitation_id" field.
+func (u *MembershipUpsert) ClearInvitationID() *MembershipUpsert {
+	u.SetNull(membership.FieldInvitationID)
 	return u
 }
 
@@ -539,6 +594,27 @@ func (u *MembershipUpsertOne) SetUserID(v int) *MembershipUpsertOne {
 func (u *MembershipUpsertOne) UpdateUserID() *MembershipUpsertOne {
 	return u.Update(func(s *MembershipUpsert) {
 		s.UpdateUserID()
+	})
+}
+
+// SetInvitationID sets the "invitation_id" field.
+func (u *MembershipUpsertOne) SetInvitationID(v int) *MembershipUpsertOne {
+	return u.Update(func(s *MembershipUpsert) {
+		s.SetInvitationID(v)
+	})
+}
+
+// UpdateInvitationID sets the "invitation_id" field to the value that was provided on create.
+func (u *MembershipUpsertOne) UpdateInvitationID() *MembershipUpsertOne {
+	return u.Update(func(s *MembershipUpsert) {
+		s.UpdateInvitationID()
+	})
+}
+
+// ClearInvitationID clears the value of the "invitation_id" field.
+func (u *MembershipUpsertOne) ClearInvitationID() *MembershipUpsertOne {
+	return u.Update(func(s *MembershipUpsert) {
+		s.ClearInvitationID()
 	})
 }
 
@@ -823,6 +899,27 @@ func (u *MembershipUpsertBulk) SetUserID(v int) *MembershipUpsertBulk {
 func (u *MembershipUpsertBulk) UpdateUserID() *MembershipUpsertBulk {
 	return u.Update(func(s *MembershipUpsert) {
 		s.UpdateUserID()
+	})
+}
+
+// SetInvitationID sets the "invitation_id" field.
+func (u *MembershipUpsertBulk) SetInvitationID(v int) *MembershipUpsertBulk {
+	return u.Update(func(s *MembershipUpsert) {
+		s.SetInvitationID(v)
+	})
+}
+
+// UpdateInvitationID sets the "invitation_id" field to the value that was provided on create.
+func (u *MembershipUpsertBulk) UpdateInvitationID() *MembershipUpsertBulk {
+	return u.Update(func(s *MembershipUpsert) {
+		s.UpdateInvitationID()
+	})
+}
+
+// ClearInvitationID clears the value of the "invitation_id" field.
+func (u *MembershipUpsertBulk) ClearInvitationID() *MembershipUpsertBulk {
+	return u.Update(func(s *MembershipUpsert) {
+		s.ClearInvitationID()
 	})
 }
 

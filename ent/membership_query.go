@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"admit/ent/invitation"
 	"admit/ent/membership"
 	"admit/ent/organization"
 	"admit/ent/predicate"
@@ -30,6 +31,7 @@ type MembershipQuery struct {
 	withOrganization *OrganizationQuery
 	withWorkspace    *WorkspaceQuery
 	withUser         *UserQuery
+	withInvitation   *InvitationQuery
 	loadTotal        []func(context.Context, []*Membership) error
 	modifiers        []func(*sql.Selector)
 	// intermediate query (i.e. traversal path).
@@ -127,6 +129,28 @@ func (_q *MembershipQuery) QueryUser() *UserQuery {
 			sqlgraph.From(membership.Table, membership.FieldID, selector),
 			sqlgraph.To(user.Table, user.FieldID),
 			sqlgraph.Edge(sqlgraph.M2O, false, membership.UserTable, membership.UserColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryInvitation chains the current query on the "invitation" edge.
+func (_q *MembershipQuery) QueryInvitation() *InvitationQuery {
+	query := (&InvitationClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(membership.Table, membership.FieldID, selector),
+			sqlgraph.To(invitation.Table, invitation.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, membership.InvitationTable, membership.InvitationColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -329,6 +353,7 @@ func (_q *MembershipQuery) Clone() *MembershipQuery {
 		withOrganization: _q.withOrganization.Clone(),
 		withWorkspace:    _q.withWorkspace.Clone(),
 		withUser:         _q.withUser.Clone(),
+		withInvitation:   _q.withInvitation.Clone(),
 		// clone intermediate query.
 		sql:  _q.sql.Clone(),
 		path: _q.path,
@@ -365,6 +390,17 @@ func (_q *MembershipQuery) WithUser(opts ...func(*UserQuery)) *MembershipQuery {
 		opt(query)
 	}
 	_q.withUser = query
+	return _q
+}
+
+// WithInvitation tells the query-builder to eager-load the nodes that are connected to
+// the "invitation" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *MembershipQuery) WithInvitation(opts ...func(*InvitationQuery)) *MembershipQuery {
+	query := (&InvitationClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withInvitation = query
 	return _q
 }
 
@@ -452,10 +488,11 @@ func (_q *MembershipQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*M
 	var (
 		nodes       = []*Membership{}
 		_spec       = _q.querySpec()
-		loadedTypes = [3]bool{
+		loadedTypes = [4]bool{
 			_q.withOrganization != nil,
 			_q.withWorkspace != nil,
 			_q.withUser != nil,
+			_q.withInvitation != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -494,6 +531,12 @@ func (_q *MembershipQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*M
 	if query := _q.withUser; query != nil {
 		if err := _q.loadUser(ctx, query, nodes, nil,
 			func(n *Membership, e *User) { n.Edges.User = e }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withInvitation; query != nil {
+		if err := _q.loadInvitation(ctx, query, nodes, nil,
+			func(n *Membership, e *Invitation) { n.Edges.Invitation = e }); err != nil {
 			return nil, err
 		}
 	}
@@ -592,6 +635,38 @@ func (_q *MembershipQuery) loadUser(ctx context.Context, query *UserQuery, nodes
 	}
 	return nil
 }
+func (_q *MembershipQuery) loadInvitation(ctx context.Context, query *InvitationQuery, nodes []*Membership, init func(*Membership), assign func(*Membership, *Invitation)) error {
+	ids := make([]int, 0, len(nodes))
+	nodeids := make(map[int][]*Membership)
+	for i := range nodes {
+		if nodes[i].InvitationID == nil {
+			continue
+		}
+		fk := *nodes[i].InvitationID
+		if _, ok := nodeids[fk]; !ok {
+			ids = append(ids, fk)
+		}
+		nodeids[fk] = append(nodeids[fk], nodes[i])
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	query.Where(invitation.IDIn(ids...))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		nodes, ok := nodeids[n.ID]
+		if !ok {
+			return fmt.Errorf(`unexpected foreign-key "invitation_id" returned %v`, n.ID)
+		}
+		for i := range nodes {
+			assign(nodes[i], n)
+		}
+	}
+	return nil
+}
 
 func (_q *MembershipQuery) sqlCount(ctx context.Context) (int, error) {
 	_spec := _q.querySpec()
@@ -629,6 +704,9 @@ func (_q *MembershipQuery) querySpec() *sqlgraph.QuerySpec {
 		}
 		if _q.withUser != nil {
 			_spec.Node.AddColumnOnce(membership.FieldUserID)
+		}
+		if _q.withInvitation != nil {
+			_spec.Node.AddColumnOnce(membership.FieldInvitationID)
 		}
 	}
 	if ps := _q.predicates; len(ps) > 0 {

@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"admit/ent/invitation"
 	"admit/ent/membership"
 	"admit/ent/predicate"
 	"admit/ent/user"
@@ -92,6 +93,26 @@ func (_u *MembershipUpdate) SetNillableUserID(v *int) *MembershipUpdate {
 	return _u
 }
 
+// SetInvitationID sets the "invitation_id" field.
+func (_u *MembershipUpdate) SetInvitationID(v int) *MembershipUpdate {
+	_u.mutation.SetInvitationID(v)
+	return _u
+}
+
+// SetNillableInvitationID sets the "invitation_id" field if the given value is not nil.
+func (_u *MembershipUpdate) SetNillableInvitationID(v *int) *MembershipUpdate {
+	if v != nil {
+		_u.SetInvitationID(*v)
+	}
+	return _u
+}
+
+// ClearInvitationID clears the value of the "invitation_id" field.
+func (_u *MembershipUpdate) ClearInvitationID() *MembershipUpdate {
+	_u.mutation.ClearInvitationID()
+	return _u
+}
+
 // SetWorkspace sets the "workspace" edge to the Workspace entity.
 func (_u *MembershipUpdate) SetWorkspace(v *Workspace) *MembershipUpdate {
 	return _u.SetWorkspaceID(v.ID)
@@ -100,6 +121,11 @@ func (_u *MembershipUpdate) SetWorkspace(v *Workspace) *MembershipUpdate {
 // SetUser sets the "user" edge to the User entity.
 func (_u *MembershipUpdate) SetUser(v *User) *MembershipUpdate {
 	return _u.SetUserID(v.ID)
+}
+
+// SetInvitation sets the "invitation" edge to the Invitation entity.
+func (_u *MembershipUpdate) SetInvitation(v *Invitation) *MembershipUpdate {
+	return _u.SetInvitationID(v.ID)
 }
 
 // Mutation returns the MembershipMutation object of the builder.
@@ -116,6 +142,12 @@ func (_u *MembershipUpdate) ClearWorkspace() *MembershipUpdate {
 // ClearUser clears the "user" edge to the User entity.
 func (_u *MembershipUpdate) ClearUser() *MembershipUpdate {
 	_u.mutation.ClearUser()
+	return _u
+}
+
+// ClearInvitation clears the "invitation" edge to the Invitation entity.
+func (_u *MembershipUpdate) ClearInvitation() *MembershipUpdate {
+	_u.mutation.ClearInvitation()
 	return _u
 }
 
@@ -264,6 +296,35 @@ func (_u *MembershipUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
+	if _u.mutation.InvitationCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   membership.InvitationTable,
+			Columns: []string{membership.InvitationColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(invitation.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.InvitationIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   membership.InvitationTable,
+			Columns: []string{membership.InvitationColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(invitation.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
 			err = &NotFoundError{membership.Label}
@@ -346,6 +407,26 @@ func (_u *MembershipUpdateOne) SetNillableUserID(v *int) *MembershipUpdateOne {
 	return _u
 }
 
+// SetInvitationID sets the "invitation_id" field.
+func (_u *MembershipUpdateOne) SetInvitationID(v int) *MembershipUpdateOne {
+	_u.mutation.SetInvitationID(v)
+	return _u
+}
+
+// SetNillableInvitationID sets the "invitation_id" field if the given value is not nil.
+func (_u *MembershipUpdateOne) SetNillableInvitationID(v *int) *MembershipUpdateOne {
+	if v != nil {
+		_u.SetInvitationID(*v)
+	}
+	return _u
+}
+
+// ClearInvitationID clears the value of the "invitation_id" field.
+func (_u *MembershipUpdateOne) ClearInvitationID() *MembershipUpdateOne {
+	_u.mutation.ClearInvitationID()
+	return _u
+}
+
 // SetWorkspace sets the "workspace" edge to the Workspace entity.
 func (_u *MembershipUpdateOne) SetWorkspace(v *Workspace) *MembershipUpdateOne {
 	return _u.SetWorkspaceID(v.ID)
@@ -354,6 +435,11 @@ func (_u *MembershipUpdateOne) SetWorkspace(v *Workspace) *MembershipUpdateOne {
 // SetUser sets the "user" edge to the User entity.
 func (_u *MembershipUpdateOne) SetUser(v *User) *MembershipUpdateOne {
 	return _u.SetUserID(v.ID)
+}
+
+// SetInvitation sets the "invitation" edge to the Invitation entity.
+func (_u *MembershipUpdateOne) SetInvitation(v *Invitation) *MembershipUpdateOne {
+	return _u.SetInvitationID(v.ID)
 }
 
 // Mutation returns the MembershipMutation object of the builder.
@@ -370,6 +456,12 @@ func (_u *MembershipUpdateOne) ClearWorkspace() *MembershipUpdateOne {
 // ClearUser clears the "user" edge to the User entity.
 func (_u *MembershipUpdateOne) ClearUser() *MembershipUpdateOne {
 	_u.mutation.ClearUser()
+	return _u
+}
+
+// ClearInvitation clears the "invitation" edge to the Invitation entity.
+func (_u *MembershipUpdateOne) ClearInvitation() *MembershipUpdateOne {
+	_u.mutation.ClearInvitation()
 	return _u
 }
 
@@ -541,6 +633,35 @@ func (_u *MembershipUpdateOne) sqlSave(ctx context.Context) (_node *Membership, 
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(user.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.InvitationCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   membership.InvitationTable,
+			Columns: []string{membership.InvitationColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(invitation.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.InvitationIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   membership.InvitationTable,
+			Columns: []string{membership.InvitationColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(invitation.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {

@@ -18,6 +18,7 @@ import (
 	"admit/ent/session"
 	"admit/ent/user"
 	"admit/ent/workspace"
+	"admit/ent/workspaceevent"
 	"context"
 	"errors"
 	"fmt"
@@ -51,6 +52,7 @@ const (
 	TypeSession        = "Session"
 	TypeUser           = "User"
 	TypeWorkspace      = "Workspace"
+	TypeWorkspaceEvent = "WorkspaceEvent"
 )
 
 // AuditEventMutation represents an operation that mutates the AuditEvent nodes in the graph.
@@ -1600,6 +1602,8 @@ type DeliveryMutation struct {
 	clearedorganization bool
 	invitation          *int
 	clearedinvitation   bool
+	join_request        *int
+	clearedjoin_request bool
 	done                bool
 	oldValue            func(context.Context) (*Delivery, error)
 	predicates          []predicate.Delivery
@@ -2338,6 +2342,55 @@ func (m *DeliveryMutation) ResetInvitationID() {
 	delete(m.clearedFields, delivery.FieldInvitationID)
 }
 
+// SetJoinRequestID sets the "join_request_id" field.
+func (m *DeliveryMutation) SetJoinRequestID(i int) {
+	m.join_request = &i
+}
+
+// JoinRequestID returns the value of the "join_request_id" field in the mutation.
+func (m *DeliveryMutation) JoinRequestID() (r int, exists bool) {
+	v := m.join_request
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldJoinRequestID returns the old "join_request_id" field's value of the Delivery entity.
+// If the Delivery object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryMutation) OldJoinRequestID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldJoinRequestID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldJoinRequestID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldJoinRequestID: %w", err)
+	}
+	return oldValue.JoinRequestID, nil
+}
+
+// ClearJoinRequestID clears the value of the "join_request_id" field.
+func (m *DeliveryMutation) ClearJoinRequestID() {
+	m.join_request = nil
+	m.clearedFields[delivery.FieldJoinRequestID] = struct{}{}
+}
+
+// JoinRequestIDCleared returns if the "join_request_id" field was cleared in this mutation.
+func (m *DeliveryMutation) JoinRequestIDCleared() bool {
+	_, ok := m.clearedFields[delivery.FieldJoinRequestID]
+	return ok
+}
+
+// ResetJoinRequestID resets all changes to the "join_request_id" field.
+func (m *DeliveryMutation) ResetJoinRequestID() {
+	m.join_request = nil
+	delete(m.clearedFields, delivery.FieldJoinRequestID)
+}
+
 // SetTokenGeneration sets the "token_generation" field.
 func (m *DeliveryMutation) SetTokenGeneration(i int) {
 	m.token_generation = &i
@@ -2448,6 +2501,33 @@ func (m *DeliveryMutation) ResetInvitation() {
 	m.clearedinvitation = false
 }
 
+// ClearJoinRequest clears the "join_request" edge to the JoinRequest entity.
+func (m *DeliveryMutation) ClearJoinRequest() {
+	m.clearedjoin_request = true
+	m.clearedFields[delivery.FieldJoinRequestID] = struct{}{}
+}
+
+// JoinRequestCleared reports if the "join_request" edge to the JoinRequest entity was cleared.
+func (m *DeliveryMutation) JoinRequestCleared() bool {
+	return m.JoinRequestIDCleared() || m.clearedjoin_request
+}
+
+// JoinRequestIDs returns the "join_request" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// JoinRequestID instead. It exists only for internal usage by the builders.
+func (m *DeliveryMutation) JoinRequestIDs() (ids []int) {
+	if id := m.join_request; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetJoinRequest resets all changes to the "join_request" edge.
+func (m *DeliveryMutation) ResetJoinRequest() {
+	m.join_request = nil
+	m.clearedjoin_request = false
+}
+
 // Where appends a list predicates to the DeliveryMutation builder.
 func (m *DeliveryMutation) Where(ps ...predicate.Delivery) {
 	m.predicates = append(m.predicates, ps...)
@@ -2482,7 +2562,7 @@ func (m *DeliveryMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *DeliveryMutation) Fields() []string {
-	fields := make([]string, 0, 17)
+	fields := make([]string, 0, 18)
 	if m.created_at != nil {
 		fields = append(fields, delivery.FieldCreatedAt)
 	}
@@ -2531,6 +2611,9 @@ func (m *DeliveryMutation) Fields() []string {
 	if m.invitation != nil {
 		fields = append(fields, delivery.FieldInvitationID)
 	}
+	if m.join_request != nil {
+		fields = append(fields, delivery.FieldJoinRequestID)
+	}
 	if m.token_generation != nil {
 		fields = append(fields, delivery.FieldTokenGeneration)
 	}
@@ -2574,6 +2657,8 @@ func (m *DeliveryMutation) Field(name string) (ent.Value, bool) {
 		return m.SentAt()
 	case delivery.FieldInvitationID:
 		return m.InvitationID()
+	case delivery.FieldJoinRequestID:
+		return m.JoinRequestID()
 	case delivery.FieldTokenGeneration:
 		return m.TokenGeneration()
 	}
@@ -2617,6 +2702,8 @@ func (m *DeliveryMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldSentAt(ctx)
 	case delivery.FieldInvitationID:
 		return m.OldInvitationID(ctx)
+	case delivery.FieldJoinRequestID:
+		return m.OldJoinRequestID(ctx)
 	case delivery.FieldTokenGeneration:
 		return m.OldTokenGeneration(ctx)
 	}
@@ -2740,6 +2827,13 @@ func (m *DeliveryMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetInvitationID(v)
 		return nil
+	case delivery.FieldJoinRequestID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetJoinRequestID(v)
+		return nil
 	case delivery.FieldTokenGeneration:
 		v, ok := value.(int)
 		if !ok {
@@ -2813,6 +2907,9 @@ func (m *DeliveryMutation) ClearedFields() []string {
 	if m.FieldCleared(delivery.FieldInvitationID) {
 		fields = append(fields, delivery.FieldInvitationID)
 	}
+	if m.FieldCleared(delivery.FieldJoinRequestID) {
+		fields = append(fields, delivery.FieldJoinRequestID)
+	}
 	return fields
 }
 
@@ -2835,6 +2932,9 @@ func (m *DeliveryMutation) ClearField(name string) error {
 		return nil
 	case delivery.FieldInvitationID:
 		m.ClearInvitationID()
+		return nil
+	case delivery.FieldJoinRequestID:
+		m.ClearJoinRequestID()
 		return nil
 	}
 	return fmt.Errorf("unknown Delivery nullable field %s", name)
@@ -2892,6 +2992,9 @@ func (m *DeliveryMutation) ResetField(name string) error {
 	case delivery.FieldInvitationID:
 		m.ResetInvitationID()
 		return nil
+	case delivery.FieldJoinRequestID:
+		m.ResetJoinRequestID()
+		return nil
 	case delivery.FieldTokenGeneration:
 		m.ResetTokenGeneration()
 		return nil
@@ -2901,12 +3004,15 @@ func (m *DeliveryMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *DeliveryMutation) AddedEdges() []string {
-	edges := make([]string, 0, 2)
+	edges := make([]string, 0, 3)
 	if m.organization != nil {
 		edges = append(edges, delivery.EdgeOrganization)
 	}
 	if m.invitation != nil {
 		edges = append(edges, delivery.EdgeInvitation)
+	}
+	if m.join_request != nil {
+		edges = append(edges, delivery.EdgeJoinRequest)
 	}
 	return edges
 }
@@ -2923,13 +3029,17 @@ func (m *DeliveryMutation) AddedIDs(name string) []ent.Value {
 		if id := m.invitation; id != nil {
 			return []ent.Value{*id}
 		}
+	case delivery.EdgeJoinRequest:
+		if id := m.join_request; id != nil {
+			return []ent.Value{*id}
+		}
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *DeliveryMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 2)
+	edges := make([]string, 0, 3)
 	return edges
 }
 
@@ -2941,12 +3051,15 @@ func (m *DeliveryMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *DeliveryMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 2)
+	edges := make([]string, 0, 3)
 	if m.clearedorganization {
 		edges = append(edges, delivery.EdgeOrganization)
 	}
 	if m.clearedinvitation {
 		edges = append(edges, delivery.EdgeInvitation)
+	}
+	if m.clearedjoin_request {
+		edges = append(edges, delivery.EdgeJoinRequest)
 	}
 	return edges
 }
@@ -2959,6 +3072,8 @@ func (m *DeliveryMutation) EdgeCleared(name string) bool {
 		return m.clearedorganization
 	case delivery.EdgeInvitation:
 		return m.clearedinvitation
+	case delivery.EdgeJoinRequest:
+		return m.clearedjoin_request
 	}
 	return false
 }
@@ -2973,6 +3088,9 @@ func (m *DeliveryMutation) ClearEdge(name string) error {
 	case delivery.EdgeInvitation:
 		m.ClearInvitation()
 		return nil
+	case delivery.EdgeJoinRequest:
+		m.ClearJoinRequest()
+		return nil
 	}
 	return fmt.Errorf("unknown Delivery unique edge %s", name)
 }
@@ -2986,6 +3104,9 @@ func (m *DeliveryMutation) ResetEdge(name string) error {
 		return nil
 	case delivery.EdgeInvitation:
 		m.ResetInvitation()
+		return nil
+	case delivery.EdgeJoinRequest:
+		m.ResetJoinRequest()
 		return nil
 	}
 	return fmt.Errorf("unknown Delivery edge %s", name)
@@ -8184,9 +8305,15 @@ type JoinRequestMutation struct {
 	updated_at          *time.Time
 	email               *string
 	name                *string
+	message             *string
 	status              *joinrequest.Status
 	decided_as          *joinrequest.DecidedAs
 	decided_at          *time.Time
+	deny_reason         *string
+	confirmed_at        *time.Time
+	token_nonces        *[][]uint8
+	appendtoken_nonces  [][]uint8
+	last_sent_at        *time.Time
 	clearedFields       map[string]struct{}
 	organization        *int
 	clearedorganization bool
@@ -8196,6 +8323,8 @@ type JoinRequestMutation struct {
 	clearedrequester    bool
 	decided_by          *int
 	cleareddecided_by   bool
+	invitation          *int
+	clearedinvitation   bool
 	done                bool
 	oldValue            func(context.Context) (*JoinRequest, error)
 	predicates          []predicate.JoinRequest
@@ -8479,6 +8608,42 @@ func (m *JoinRequestMutation) ResetName() {
 	m.name = nil
 }
 
+// SetMessage sets the "message" field.
+func (m *JoinRequestMutation) SetMessage(s string) {
+	m.message = &s
+}
+
+// Message returns the value of the "message" field in the mutation.
+func (m *JoinRequestMutation) Message() (r string, exists bool) {
+	v := m.message
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMessage returns the old "message" field's value of the JoinRequest entity.
+// If the JoinRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JoinRequestMutation) OldMessage(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMessage is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMessage requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMessage: %w", err)
+	}
+	return oldValue.Message, nil
+}
+
+// ResetMessage resets all changes to the "message" field.
+func (m *JoinRequestMutation) ResetMessage() {
+	m.message = nil
+}
+
 // SetStatus sets the "status" field.
 func (m *JoinRequestMutation) SetStatus(j joinrequest.Status) {
 	m.status = &j
@@ -8611,6 +8776,191 @@ func (m *JoinRequestMutation) DecidedAtCleared() bool {
 func (m *JoinRequestMutation) ResetDecidedAt() {
 	m.decided_at = nil
 	delete(m.clearedFields, joinrequest.FieldDecidedAt)
+}
+
+// SetDenyReason sets the "deny_reason" field.
+func (m *JoinRequestMutation) SetDenyReason(s string) {
+	m.deny_reason = &s
+}
+
+// DenyReason returns the value of the "deny_reason" field in the mutation.
+func (m *JoinRequestMutation) DenyReason() (r string, exists bool) {
+	v := m.deny_reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDenyReason returns the old "deny_reason" field's value of the JoinRequest entity.
+// If the JoinRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JoinRequestMutation) OldDenyReason(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDenyReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDenyReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDenyReason: %w", err)
+	}
+	return oldValue.DenyReason, nil
+}
+
+// ResetDenyReason resets all changes to the "deny_reason" field.
+func (m *JoinRequestMutation) ResetDenyReason() {
+	m.deny_reason = nil
+}
+
+// SetConfirmedAt sets the "confirmed_at" field.
+func (m *JoinRequestMutation) SetConfirmedAt(t time.Time) {
+	m.confirmed_at = &t
+}
+
+// ConfirmedAt returns the value of the "confirmed_at" field in the mutation.
+func (m *JoinRequestMutation) ConfirmedAt() (r time.Time, exists bool) {
+	v := m.confirmed_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldConfirmedAt returns the old "confirmed_at" field's value of the JoinRequest entity.
+// If the JoinRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JoinRequestMutation) OldConfirmedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldConfirmedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldConfirmedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldConfirmedAt: %w", err)
+	}
+	return oldValue.ConfirmedAt, nil
+}
+
+// ClearConfirmedAt clears the value of the "confirmed_at" field.
+func (m *JoinRequestMutation) ClearConfirmedAt() {
+	m.confirmed_at = nil
+	m.clearedFields[joinrequest.FieldConfirmedAt] = struct{}{}
+}
+
+// ConfirmedAtCleared returns if the "confirmed_at" field was cleared in this mutation.
+func (m *JoinRequestMutation) ConfirmedAtCleared() bool {
+	_, ok := m.clearedFields[joinrequest.FieldConfirmedAt]
+	return ok
+}
+
+// ResetConfirmedAt resets all changes to the "confirmed_at" field.
+func (m *JoinRequestMutation) ResetConfirmedAt() {
+	m.confirmed_at = nil
+	delete(m.clearedFields, joinrequest.FieldConfirmedAt)
+}
+
+// SetTokenNonces sets the "token_nonces" field.
+func (m *JoinRequestMutation) SetTokenNonces(u [][]uint8) {
+	m.token_nonces = &u
+	m.appendtoken_nonces = nil
+}
+
+// TokenNonces returns the value of the "token_nonces" field in the mutation.
+func (m *JoinRequestMutation) TokenNonces() (r [][]uint8, exists bool) {
+	v := m.token_nonces
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTokenNonces returns the old "token_nonces" field's value of the JoinRequest entity.
+// If the JoinRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JoinRequestMutation) OldTokenNonces(ctx context.Context) (v [][]uint8, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTokenNonces is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTokenNonces requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTokenNonces: %w", err)
+	}
+	return oldValue.TokenNonces, nil
+}
+
+// AppendTokenNonces adds u to the "token_nonces" field.
+func (m *JoinRequestMutation) AppendTokenNonces(u [][]uint8) {
+	m.appendtoken_nonces = append(m.appendtoken_nonces, u...)
+}
+
+// AppendedTokenNonces returns the list of values that were appended to the "token_nonces" field in this mutation.
+func (m *JoinRequestMutation) AppendedTokenNonces() ([][]uint8, bool) {
+	if len(m.appendtoken_nonces) == 0 {
+		return nil, false
+	}
+	return m.appendtoken_nonces, true
+}
+
+// ResetTokenNonces resets all changes to the "token_nonces" field.
+func (m *JoinRequestMutation) ResetTokenNonces() {
+	m.token_nonces = nil
+	m.appendtoken_nonces = nil
+}
+
+// SetLastSentAt sets the "last_sent_at" field.
+func (m *JoinRequestMutation) SetLastSentAt(t time.Time) {
+	m.last_sent_at = &t
+}
+
+// LastSentAt returns the value of the "last_sent_at" field in the mutation.
+func (m *JoinRequestMutation) LastSentAt() (r time.Time, exists bool) {
+	v := m.last_sent_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastSentAt returns the old "last_sent_at" field's value of the JoinRequest entity.
+// If the JoinRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JoinRequestMutation) OldLastSentAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastSentAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastSentAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastSentAt: %w", err)
+	}
+	return oldValue.LastSentAt, nil
+}
+
+// ClearLastSentAt clears the value of the "last_sent_at" field.
+func (m *JoinRequestMutation) ClearLastSentAt() {
+	m.last_sent_at = nil
+	m.clearedFields[joinrequest.FieldLastSentAt] = struct{}{}
+}
+
+// LastSentAtCleared returns if the "last_sent_at" field was cleared in this mutation.
+func (m *JoinRequestMutation) LastSentAtCleared() bool {
+	_, ok := m.clearedFields[joinrequest.FieldLastSentAt]
+	return ok
+}
+
+// ResetLastSentAt resets all changes to the "last_sent_at" field.
+func (m *JoinRequestMutation) ResetLastSentAt() {
+	m.last_sent_at = nil
+	delete(m.clearedFields, joinrequest.FieldLastSentAt)
 }
 
 // SetWorkspaceID sets the "workspace_id" field.
@@ -8747,6 +9097,55 @@ func (m *JoinRequestMutation) ResetDecidedByID() {
 	delete(m.clearedFields, joinrequest.FieldDecidedByID)
 }
 
+// SetInvitationID sets the "invitation_id" field.
+func (m *JoinRequestMutation) SetInvitationID(i int) {
+	m.invitation = &i
+}
+
+// InvitationID returns the value of the "invitation_id" field in the mutation.
+func (m *JoinRequestMutation) InvitationID() (r int, exists bool) {
+	v := m.invitation
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldInvitationID returns the old "invitation_id" field's value of the JoinRequest entity.
+// If the JoinRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JoinRequestMutation) OldInvitationID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldInvitationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldInvitationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldInvitationID: %w", err)
+	}
+	return oldValue.InvitationID, nil
+}
+
+// ClearInvitationID clears the value of the "invitation_id" field.
+func (m *JoinRequestMutation) ClearInvitationID() {
+	m.invitation = nil
+	m.clearedFields[joinrequest.FieldInvitationID] = struct{}{}
+}
+
+// InvitationIDCleared returns if the "invitation_id" field was cleared in this mutation.
+func (m *JoinRequestMutation) InvitationIDCleared() bool {
+	_, ok := m.clearedFields[joinrequest.FieldInvitationID]
+	return ok
+}
+
+// ResetInvitationID resets all changes to the "invitation_id" field.
+func (m *JoinRequestMutation) ResetInvitationID() {
+	m.invitation = nil
+	delete(m.clearedFields, joinrequest.FieldInvitationID)
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *JoinRequestMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -8855,6 +9254,33 @@ func (m *JoinRequestMutation) ResetDecidedBy() {
 	m.cleareddecided_by = false
 }
 
+// ClearInvitation clears the "invitation" edge to the Invitation entity.
+func (m *JoinRequestMutation) ClearInvitation() {
+	m.clearedinvitation = true
+	m.clearedFields[joinrequest.FieldInvitationID] = struct{}{}
+}
+
+// InvitationCleared reports if the "invitation" edge to the Invitation entity was cleared.
+func (m *JoinRequestMutation) InvitationCleared() bool {
+	return m.InvitationIDCleared() || m.clearedinvitation
+}
+
+// InvitationIDs returns the "invitation" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// InvitationID instead. It exists only for internal usage by the builders.
+func (m *JoinRequestMutation) InvitationIDs() (ids []int) {
+	if id := m.invitation; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetInvitation resets all changes to the "invitation" edge.
+func (m *JoinRequestMutation) ResetInvitation() {
+	m.invitation = nil
+	m.clearedinvitation = false
+}
+
 // Where appends a list predicates to the JoinRequestMutation builder.
 func (m *JoinRequestMutation) Where(ps ...predicate.JoinRequest) {
 	m.predicates = append(m.predicates, ps...)
@@ -8889,7 +9315,7 @@ func (m *JoinRequestMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *JoinRequestMutation) Fields() []string {
-	fields := make([]string, 0, 11)
+	fields := make([]string, 0, 17)
 	if m.created_at != nil {
 		fields = append(fields, joinrequest.FieldCreatedAt)
 	}
@@ -8905,6 +9331,9 @@ func (m *JoinRequestMutation) Fields() []string {
 	if m.name != nil {
 		fields = append(fields, joinrequest.FieldName)
 	}
+	if m.message != nil {
+		fields = append(fields, joinrequest.FieldMessage)
+	}
 	if m.status != nil {
 		fields = append(fields, joinrequest.FieldStatus)
 	}
@@ -8914,6 +9343,18 @@ func (m *JoinRequestMutation) Fields() []string {
 	if m.decided_at != nil {
 		fields = append(fields, joinrequest.FieldDecidedAt)
 	}
+	if m.deny_reason != nil {
+		fields = append(fields, joinrequest.FieldDenyReason)
+	}
+	if m.confirmed_at != nil {
+		fields = append(fields, joinrequest.FieldConfirmedAt)
+	}
+	if m.token_nonces != nil {
+		fields = append(fields, joinrequest.FieldTokenNonces)
+	}
+	if m.last_sent_at != nil {
+		fields = append(fields, joinrequest.FieldLastSentAt)
+	}
 	if m.workspace != nil {
 		fields = append(fields, joinrequest.FieldWorkspaceID)
 	}
@@ -8922,6 +9363,9 @@ func (m *JoinRequestMutation) Fields() []string {
 	}
 	if m.decided_by != nil {
 		fields = append(fields, joinrequest.FieldDecidedByID)
+	}
+	if m.invitation != nil {
+		fields = append(fields, joinrequest.FieldInvitationID)
 	}
 	return fields
 }
@@ -8941,18 +9385,30 @@ func (m *JoinRequestMutation) Field(name string) (ent.Value, bool) {
 		return m.Email()
 	case joinrequest.FieldName:
 		return m.Name()
+	case joinrequest.FieldMessage:
+		return m.Message()
 	case joinrequest.FieldStatus:
 		return m.Status()
 	case joinrequest.FieldDecidedAs:
 		return m.DecidedAs()
 	case joinrequest.FieldDecidedAt:
 		return m.DecidedAt()
+	case joinrequest.FieldDenyReason:
+		return m.DenyReason()
+	case joinrequest.FieldConfirmedAt:
+		return m.ConfirmedAt()
+	case joinrequest.FieldTokenNonces:
+		return m.TokenNonces()
+	case joinrequest.FieldLastSentAt:
+		return m.LastSentAt()
 	case joinrequest.FieldWorkspaceID:
 		return m.WorkspaceID()
 	case joinrequest.FieldRequesterID:
 		return m.RequesterID()
 	case joinrequest.FieldDecidedByID:
 		return m.DecidedByID()
+	case joinrequest.FieldInvitationID:
+		return m.InvitationID()
 	}
 	return nil, false
 }
@@ -8972,18 +9428,30 @@ func (m *JoinRequestMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldEmail(ctx)
 	case joinrequest.FieldName:
 		return m.OldName(ctx)
+	case joinrequest.FieldMessage:
+		return m.OldMessage(ctx)
 	case joinrequest.FieldStatus:
 		return m.OldStatus(ctx)
 	case joinrequest.FieldDecidedAs:
 		return m.OldDecidedAs(ctx)
 	case joinrequest.FieldDecidedAt:
 		return m.OldDecidedAt(ctx)
+	case joinrequest.FieldDenyReason:
+		return m.OldDenyReason(ctx)
+	case joinrequest.FieldConfirmedAt:
+		return m.OldConfirmedAt(ctx)
+	case joinrequest.FieldTokenNonces:
+		return m.OldTokenNonces(ctx)
+	case joinrequest.FieldLastSentAt:
+		return m.OldLastSentAt(ctx)
 	case joinrequest.FieldWorkspaceID:
 		return m.OldWorkspaceID(ctx)
 	case joinrequest.FieldRequesterID:
 		return m.OldRequesterID(ctx)
 	case joinrequest.FieldDecidedByID:
 		return m.OldDecidedByID(ctx)
+	case joinrequest.FieldInvitationID:
+		return m.OldInvitationID(ctx)
 	}
 	return nil, fmt.Errorf("unknown JoinRequest field %s", name)
 }
@@ -9028,6 +9496,13 @@ func (m *JoinRequestMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetName(v)
 		return nil
+	case joinrequest.FieldMessage:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMessage(v)
+		return nil
 	case joinrequest.FieldStatus:
 		v, ok := value.(joinrequest.Status)
 		if !ok {
@@ -9049,6 +9524,34 @@ func (m *JoinRequestMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetDecidedAt(v)
 		return nil
+	case joinrequest.FieldDenyReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDenyReason(v)
+		return nil
+	case joinrequest.FieldConfirmedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetConfirmedAt(v)
+		return nil
+	case joinrequest.FieldTokenNonces:
+		v, ok := value.([][]uint8)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTokenNonces(v)
+		return nil
+	case joinrequest.FieldLastSentAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastSentAt(v)
+		return nil
 	case joinrequest.FieldWorkspaceID:
 		v, ok := value.(int)
 		if !ok {
@@ -9069,6 +9572,13 @@ func (m *JoinRequestMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetDecidedByID(v)
+		return nil
+	case joinrequest.FieldInvitationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetInvitationID(v)
 		return nil
 	}
 	return fmt.Errorf("unknown JoinRequest field %s", name)
@@ -9109,11 +9619,20 @@ func (m *JoinRequestMutation) ClearedFields() []string {
 	if m.FieldCleared(joinrequest.FieldDecidedAt) {
 		fields = append(fields, joinrequest.FieldDecidedAt)
 	}
+	if m.FieldCleared(joinrequest.FieldConfirmedAt) {
+		fields = append(fields, joinrequest.FieldConfirmedAt)
+	}
+	if m.FieldCleared(joinrequest.FieldLastSentAt) {
+		fields = append(fields, joinrequest.FieldLastSentAt)
+	}
 	if m.FieldCleared(joinrequest.FieldRequesterID) {
 		fields = append(fields, joinrequest.FieldRequesterID)
 	}
 	if m.FieldCleared(joinrequest.FieldDecidedByID) {
 		fields = append(fields, joinrequest.FieldDecidedByID)
+	}
+	if m.FieldCleared(joinrequest.FieldInvitationID) {
+		fields = append(fields, joinrequest.FieldInvitationID)
 	}
 	return fields
 }
@@ -9135,11 +9654,20 @@ func (m *JoinRequestMutation) ClearField(name string) error {
 	case joinrequest.FieldDecidedAt:
 		m.ClearDecidedAt()
 		return nil
+	case joinrequest.FieldConfirmedAt:
+		m.ClearConfirmedAt()
+		return nil
+	case joinrequest.FieldLastSentAt:
+		m.ClearLastSentAt()
+		return nil
 	case joinrequest.FieldRequesterID:
 		m.ClearRequesterID()
 		return nil
 	case joinrequest.FieldDecidedByID:
 		m.ClearDecidedByID()
+		return nil
+	case joinrequest.FieldInvitationID:
+		m.ClearInvitationID()
 		return nil
 	}
 	return fmt.Errorf("unknown JoinRequest nullable field %s", name)
@@ -9164,6 +9692,9 @@ func (m *JoinRequestMutation) ResetField(name string) error {
 	case joinrequest.FieldName:
 		m.ResetName()
 		return nil
+	case joinrequest.FieldMessage:
+		m.ResetMessage()
+		return nil
 	case joinrequest.FieldStatus:
 		m.ResetStatus()
 		return nil
@@ -9172,6 +9703,18 @@ func (m *JoinRequestMutation) ResetField(name string) error {
 		return nil
 	case joinrequest.FieldDecidedAt:
 		m.ResetDecidedAt()
+		return nil
+	case joinrequest.FieldDenyReason:
+		m.ResetDenyReason()
+		return nil
+	case joinrequest.FieldConfirmedAt:
+		m.ResetConfirmedAt()
+		return nil
+	case joinrequest.FieldTokenNonces:
+		m.ResetTokenNonces()
+		return nil
+	case joinrequest.FieldLastSentAt:
+		m.ResetLastSentAt()
 		return nil
 	case joinrequest.FieldWorkspaceID:
 		m.ResetWorkspaceID()
@@ -9182,13 +9725,16 @@ func (m *JoinRequestMutation) ResetField(name string) error {
 	case joinrequest.FieldDecidedByID:
 		m.ResetDecidedByID()
 		return nil
+	case joinrequest.FieldInvitationID:
+		m.ResetInvitationID()
+		return nil
 	}
 	return fmt.Errorf("unknown JoinRequest field %s", name)
 }
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *JoinRequestMutation) AddedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.organization != nil {
 		edges = append(edges, joinrequest.EdgeOrganization)
 	}
@@ -9200,6 +9746,9 @@ func (m *JoinRequestMutation) AddedEdges() []string {
 	}
 	if m.decided_by != nil {
 		edges = append(edges, joinrequest.EdgeDecidedBy)
+	}
+	if m.invitation != nil {
+		edges = append(edges, joinrequest.EdgeInvitation)
 	}
 	return edges
 }
@@ -9224,13 +9773,17 @@ func (m *JoinRequestMutation) AddedIDs(name string) []ent.Value {
 		if id := m.decided_by; id != nil {
 			return []ent.Value{*id}
 		}
+	case joinrequest.EdgeInvitation:
+		if id := m.invitation; id != nil {
+			return []ent.Value{*id}
+		}
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *JoinRequestMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	return edges
 }
 
@@ -9242,7 +9795,7 @@ func (m *JoinRequestMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *JoinRequestMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.clearedorganization {
 		edges = append(edges, joinrequest.EdgeOrganization)
 	}
@@ -9254,6 +9807,9 @@ func (m *JoinRequestMutation) ClearedEdges() []string {
 	}
 	if m.cleareddecided_by {
 		edges = append(edges, joinrequest.EdgeDecidedBy)
+	}
+	if m.clearedinvitation {
+		edges = append(edges, joinrequest.EdgeInvitation)
 	}
 	return edges
 }
@@ -9270,6 +9826,8 @@ func (m *JoinRequestMutation) EdgeCleared(name string) bool {
 		return m.clearedrequester
 	case joinrequest.EdgeDecidedBy:
 		return m.cleareddecided_by
+	case joinrequest.EdgeInvitation:
+		return m.clearedinvitation
 	}
 	return false
 }
@@ -9290,6 +9848,9 @@ func (m *JoinRequestMutation) ClearEdge(name string) error {
 	case joinrequest.EdgeDecidedBy:
 		m.ClearDecidedBy()
 		return nil
+	case joinrequest.EdgeInvitation:
+		m.ClearInvitation()
+		return nil
 	}
 	return fmt.Errorf("unknown JoinRequest unique edge %s", name)
 }
@@ -9309,6 +9870,9 @@ func (m *JoinRequestMutation) ResetEdge(name string) error {
 		return nil
 	case joinrequest.EdgeDecidedBy:
 		m.ResetDecidedBy()
+		return nil
+	case joinrequest.EdgeInvitation:
+		m.ResetInvitation()
 		return nil
 	}
 	return fmt.Errorf("unknown JoinRequest edge %s", name)
@@ -9331,6 +9895,8 @@ type MembershipMutation struct {
 	clearedworkspace    bool
 	user                *int
 	cleareduser         bool
+	invitation          *int
+	clearedinvitation   bool
 	done                bool
 	oldValue            func(context.Context) (*Membership, error)
 	predicates          []predicate.Membership
@@ -9686,6 +10252,55 @@ func (m *MembershipMutation) ResetUserID() {
 	m.user = nil
 }
 
+// SetInvitationID sets the "invitation_id" field.
+func (m *MembershipMutation) SetInvitationID(i int) {
+	m.invitation = &i
+}
+
+// InvitationID returns the value of the "invitation_id" field in the mutation.
+func (m *MembershipMutation) InvitationID() (r int, exists bool) {
+	v := m.invitation
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldInvitationID returns the old "invitation_id" field's value of the Membership entity.
+// If the Membership object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MembershipMutation) OldInvitationID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldInvitationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldInvitationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldInvitationID: %w", err)
+	}
+	return oldValue.InvitationID, nil
+}
+
+// ClearInvitationID clears the value of the "invitation_id" field.
+func (m *MembershipMutation) ClearInvitationID() {
+	m.invitation = nil
+	m.clearedFields[membership.FieldInvitationID] = struct{}{}
+}
+
+// InvitationIDCleared returns if the "invitation_id" field was cleared in this mutation.
+func (m *MembershipMutation) InvitationIDCleared() bool {
+	_, ok := m.clearedFields[membership.FieldInvitationID]
+	return ok
+}
+
+// ResetInvitationID resets all changes to the "invitation_id" field.
+func (m *MembershipMutation) ResetInvitationID() {
+	m.invitation = nil
+	delete(m.clearedFields, membership.FieldInvitationID)
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *MembershipMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -9767,6 +10382,33 @@ func (m *MembershipMutation) ResetUser() {
 	m.cleareduser = false
 }
 
+// ClearInvitation clears the "invitation" edge to the Invitation entity.
+func (m *MembershipMutation) ClearInvitation() {
+	m.clearedinvitation = true
+	m.clearedFields[membership.FieldInvitationID] = struct{}{}
+}
+
+// InvitationCleared reports if the "invitation" edge to the Invitation entity was cleared.
+func (m *MembershipMutation) InvitationCleared() bool {
+	return m.InvitationIDCleared() || m.clearedinvitation
+}
+
+// InvitationIDs returns the "invitation" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// InvitationID instead. It exists only for internal usage by the builders.
+func (m *MembershipMutation) InvitationIDs() (ids []int) {
+	if id := m.invitation; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetInvitation resets all changes to the "invitation" edge.
+func (m *MembershipMutation) ResetInvitation() {
+	m.invitation = nil
+	m.clearedinvitation = false
+}
+
 // Where appends a list predicates to the MembershipMutation builder.
 func (m *MembershipMutation) Where(ps ...predicate.Membership) {
 	m.predicates = append(m.predicates, ps...)
@@ -9801,7 +10443,7 @@ func (m *MembershipMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *MembershipMutation) Fields() []string {
-	fields := make([]string, 0, 7)
+	fields := make([]string, 0, 8)
 	if m.created_at != nil {
 		fields = append(fields, membership.FieldCreatedAt)
 	}
@@ -9822,6 +10464,9 @@ func (m *MembershipMutation) Fields() []string {
 	}
 	if m.user != nil {
 		fields = append(fields, membership.FieldUserID)
+	}
+	if m.invitation != nil {
+		fields = append(fields, membership.FieldInvitationID)
 	}
 	return fields
 }
@@ -9845,6 +10490,8 @@ func (m *MembershipMutation) Field(name string) (ent.Value, bool) {
 		return m.WorkspaceID()
 	case membership.FieldUserID:
 		return m.UserID()
+	case membership.FieldInvitationID:
+		return m.InvitationID()
 	}
 	return nil, false
 }
@@ -9868,6 +10515,8 @@ func (m *MembershipMutation) OldField(ctx context.Context, name string) (ent.Val
 		return m.OldWorkspaceID(ctx)
 	case membership.FieldUserID:
 		return m.OldUserID(ctx)
+	case membership.FieldInvitationID:
+		return m.OldInvitationID(ctx)
 	}
 	return nil, fmt.Errorf("unknown Membership field %s", name)
 }
@@ -9926,6 +10575,13 @@ func (m *MembershipMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetUserID(v)
 		return nil
+	case membership.FieldInvitationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetInvitationID(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Membership field %s", name)
 }
@@ -9958,7 +10614,11 @@ func (m *MembershipMutation) AddField(name string, value ent.Value) error {
 // ClearedFields returns all nullable fields that were cleared during this
 // mutation.
 func (m *MembershipMutation) ClearedFields() []string {
-	return nil
+	var fields []string
+	if m.FieldCleared(membership.FieldInvitationID) {
+		fields = append(fields, membership.FieldInvitationID)
+	}
+	return fields
 }
 
 // FieldCleared returns a boolean indicating if a field with the given name was
@@ -9971,6 +10631,11 @@ func (m *MembershipMutation) FieldCleared(name string) bool {
 // ClearField clears the value of the field with the given name. It returns an
 // error if the field is not defined in the schema.
 func (m *MembershipMutation) ClearField(name string) error {
+	switch name {
+	case membership.FieldInvitationID:
+		m.ClearInvitationID()
+		return nil
+	}
 	return fmt.Errorf("unknown Membership nullable field %s", name)
 }
 
@@ -9999,13 +10664,16 @@ func (m *MembershipMutation) ResetField(name string) error {
 	case membership.FieldUserID:
 		m.ResetUserID()
 		return nil
+	case membership.FieldInvitationID:
+		m.ResetInvitationID()
+		return nil
 	}
 	return fmt.Errorf("unknown Membership field %s", name)
 }
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *MembershipMutation) AddedEdges() []string {
-	edges := make([]string, 0, 3)
+	edges := make([]string, 0, 4)
 	if m.organization != nil {
 		edges = append(edges, membership.EdgeOrganization)
 	}
@@ -10014,6 +10682,9 @@ func (m *MembershipMutation) AddedEdges() []string {
 	}
 	if m.user != nil {
 		edges = append(edges, membership.EdgeUser)
+	}
+	if m.invitation != nil {
+		edges = append(edges, membership.EdgeInvitation)
 	}
 	return edges
 }
@@ -10034,13 +10705,17 @@ func (m *MembershipMutation) AddedIDs(name string) []ent.Value {
 		if id := m.user; id != nil {
 			return []ent.Value{*id}
 		}
+	case membership.EdgeInvitation:
+		if id := m.invitation; id != nil {
+			return []ent.Value{*id}
+		}
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *MembershipMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 3)
+	edges := make([]string, 0, 4)
 	return edges
 }
 
@@ -10052,7 +10727,7 @@ func (m *MembershipMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *MembershipMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 3)
+	edges := make([]string, 0, 4)
 	if m.clearedorganization {
 		edges = append(edges, membership.EdgeOrganization)
 	}
@@ -10061,6 +10736,9 @@ func (m *MembershipMutation) ClearedEdges() []string {
 	}
 	if m.cleareduser {
 		edges = append(edges, membership.EdgeUser)
+	}
+	if m.clearedinvitation {
+		edges = append(edges, membership.EdgeInvitation)
 	}
 	return edges
 }
@@ -10075,6 +10753,8 @@ func (m *MembershipMutation) EdgeCleared(name string) bool {
 		return m.clearedworkspace
 	case membership.EdgeUser:
 		return m.cleareduser
+	case membership.EdgeInvitation:
+		return m.clearedinvitation
 	}
 	return false
 }
@@ -10091,6 +10771,9 @@ func (m *MembershipMutation) ClearEdge(name string) error {
 		return nil
 	case membership.EdgeUser:
 		m.ClearUser()
+		return nil
+	case membership.EdgeInvitation:
+		m.ClearInvitation()
 		return nil
 	}
 	return fmt.Errorf("unknown Membership unique edge %s", name)
@@ -10109,6 +10792,9 @@ func (m *MembershipMutation) ResetEdge(name string) error {
 	case membership.EdgeUser:
 		m.ResetUser()
 		return nil
+	case membership.EdgeInvitation:
+		m.ResetInvitation()
+		return nil
 	}
 	return fmt.Errorf("unknown Membership edge %s", name)
 }
@@ -10126,6 +10812,8 @@ type OrganizationMutation struct {
 	domains                         *[]string
 	appenddomains                   []string
 	restrict_invitations_to_domains *bool
+	event_position                  *int
+	addevent_position               *int
 	invitation_expiry_days          *int
 	addinvitation_expiry_days       *int
 	clearedFields                   map[string]struct{}
@@ -10463,6 +11151,62 @@ func (m *OrganizationMutation) ResetRestrictInvitationsToDomains() {
 	m.restrict_invitations_to_domains = nil
 }
 
+// SetEventPosition sets the "event_position" field.
+func (m *OrganizationMutation) SetEventPosition(i int) {
+	m.event_position = &i
+	m.addevent_position = nil
+}
+
+// EventPosition returns the value of the "event_position" field in the mutation.
+func (m *OrganizationMutation) EventPosition() (r int, exists bool) {
+	v := m.event_position
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEventPosition returns the old "event_position" field's value of the Organization entity.
+// If the Organization object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OrganizationMutation) OldEventPosition(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEventPosition is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEventPosition requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEventPosition: %w", err)
+	}
+	return oldValue.EventPosition, nil
+}
+
+// AddEventPosition adds i to the "event_position" field.
+func (m *OrganizationMutation) AddEventPosition(i int) {
+	if m.addevent_position != nil {
+		*m.addevent_position += i
+	} else {
+		m.addevent_position = &i
+	}
+}
+
+// AddedEventPosition returns the value that was added to the "event_position" field in this mutation.
+func (m *OrganizationMutation) AddedEventPosition() (r int, exists bool) {
+	v := m.addevent_position
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetEventPosition resets all changes to the "event_position" field.
+func (m *OrganizationMutation) ResetEventPosition() {
+	m.event_position = nil
+	m.addevent_position = nil
+}
+
 // SetInvitationExpiryDays sets the "invitation_expiry_days" field.
 func (m *OrganizationMutation) SetInvitationExpiryDays(i int) {
 	m.invitation_expiry_days = &i
@@ -10553,7 +11297,7 @@ func (m *OrganizationMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *OrganizationMutation) Fields() []string {
-	fields := make([]string, 0, 7)
+	fields := make([]string, 0, 8)
 	if m.created_at != nil {
 		fields = append(fields, organization.FieldCreatedAt)
 	}
@@ -10571,6 +11315,9 @@ func (m *OrganizationMutation) Fields() []string {
 	}
 	if m.restrict_invitations_to_domains != nil {
 		fields = append(fields, organization.FieldRestrictInvitationsToDomains)
+	}
+	if m.event_position != nil {
+		fields = append(fields, organization.FieldEventPosition)
 	}
 	if m.invitation_expiry_days != nil {
 		fields = append(fields, organization.FieldInvitationExpiryDays)
@@ -10595,6 +11342,8 @@ func (m *OrganizationMutation) Field(name string) (ent.Value, bool) {
 		return m.Domains()
 	case organization.FieldRestrictInvitationsToDomains:
 		return m.RestrictInvitationsToDomains()
+	case organization.FieldEventPosition:
+		return m.EventPosition()
 	case organization.FieldInvitationExpiryDays:
 		return m.InvitationExpiryDays()
 	}
@@ -10618,6 +11367,8 @@ func (m *OrganizationMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldDomains(ctx)
 	case organization.FieldRestrictInvitationsToDomains:
 		return m.OldRestrictInvitationsToDomains(ctx)
+	case organization.FieldEventPosition:
+		return m.OldEventPosition(ctx)
 	case organization.FieldInvitationExpiryDays:
 		return m.OldInvitationExpiryDays(ctx)
 	}
@@ -10671,6 +11422,13 @@ func (m *OrganizationMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetRestrictInvitationsToDomains(v)
 		return nil
+	case organization.FieldEventPosition:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEventPosition(v)
+		return nil
 	case organization.FieldInvitationExpiryDays:
 		v, ok := value.(int)
 		if !ok {
@@ -10686,6 +11444,9 @@ func (m *OrganizationMutation) SetField(name string, value ent.Value) error {
 // this mutation.
 func (m *OrganizationMutation) AddedFields() []string {
 	var fields []string
+	if m.addevent_position != nil {
+		fields = append(fields, organization.FieldEventPosition)
+	}
 	if m.addinvitation_expiry_days != nil {
 		fields = append(fields, organization.FieldInvitationExpiryDays)
 	}
@@ -10697,6 +11458,8 @@ func (m *OrganizationMutation) AddedFields() []string {
 // was not set, or was not defined in the schema.
 func (m *OrganizationMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
+	case organization.FieldEventPosition:
+		return m.AddedEventPosition()
 	case organization.FieldInvitationExpiryDays:
 		return m.AddedInvitationExpiryDays()
 	}
@@ -10708,6 +11471,13 @@ func (m *OrganizationMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *OrganizationMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case organization.FieldEventPosition:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddEventPosition(v)
+		return nil
 	case organization.FieldInvitationExpiryDays:
 		v, ok := value.(int)
 		if !ok {
@@ -10759,6 +11529,9 @@ func (m *OrganizationMutation) ResetField(name string) error {
 		return nil
 	case organization.FieldRestrictInvitationsToDomains:
 		m.ResetRestrictInvitationsToDomains()
+		return nil
+	case organization.FieldEventPosition:
+		m.ResetEventPosition()
 		return nil
 	case organization.FieldInvitationExpiryDays:
 		m.ResetInvitationExpiryDays()
@@ -13531,29 +14304,35 @@ func (m *UserMutation) ResetEdge(name string) error {
 // WorkspaceMutation represents an operation that mutates the Workspace nodes in the graph.
 type WorkspaceMutation struct {
 	config
-	op                   Op
-	typ                  string
-	id                   *int
-	created_at           *time.Time
-	updated_at           *time.Time
-	name                 *string
-	_type                *workspace.Type
-	link_enabled         *bool
-	link_allows_viewing  *bool
-	clearedFields        map[string]struct{}
-	organization         *int
-	clearedorganization  bool
-	owner                *int
-	clearedowner         bool
-	memberships          map[int]struct{}
-	removedmemberships   map[int]struct{}
-	clearedmemberships   bool
-	join_requests        map[int]struct{}
-	removedjoin_requests map[int]struct{}
-	clearedjoin_requests bool
-	done                 bool
-	oldValue             func(context.Context) (*Workspace, error)
-	predicates           []predicate.Workspace
+	op                      Op
+	typ                     string
+	id                      *int
+	created_at              *time.Time
+	updated_at              *time.Time
+	name                    *string
+	_type                   *workspace.Type
+	description             *string
+	link_enabled            *bool
+	link_allows_viewing     *bool
+	link_generation         *int
+	addlink_generation      *int
+	link_token_nonces       *[][]uint8
+	appendlink_token_nonces [][]uint8
+	archived_at             *time.Time
+	clearedFields           map[string]struct{}
+	organization            *int
+	clearedorganization     bool
+	owner                   *int
+	clearedowner            bool
+	members                 map[int]struct{}
+	removedmembers          map[int]struct{}
+	clearedmembers          bool
+	join_requests           map[int]struct{}
+	removedjoin_requests    map[int]struct{}
+	clearedjoin_requests    bool
+	done                    bool
+	oldValue                func(context.Context) (*Workspace, error)
+	predicates              []predicate.Workspace
 }
 
 var _ ent.Mutation = (*WorkspaceMutation)(nil)
@@ -13834,6 +14613,42 @@ func (m *WorkspaceMutation) ResetType() {
 	m._type = nil
 }
 
+// SetDescription sets the "description" field.
+func (m *WorkspaceMutation) SetDescription(s string) {
+	m.description = &s
+}
+
+// Description returns the value of the "description" field in the mutation.
+func (m *WorkspaceMutation) Description() (r string, exists bool) {
+	v := m.description
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDescription returns the old "description" field's value of the Workspace entity.
+// If the Workspace object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WorkspaceMutation) OldDescription(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDescription is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDescription requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDescription: %w", err)
+	}
+	return oldValue.Description, nil
+}
+
+// ResetDescription resets all changes to the "description" field.
+func (m *WorkspaceMutation) ResetDescription() {
+	m.description = nil
+}
+
 // SetLinkEnabled sets the "link_enabled" field.
 func (m *WorkspaceMutation) SetLinkEnabled(b bool) {
 	m.link_enabled = &b
@@ -13904,6 +14719,176 @@ func (m *WorkspaceMutation) OldLinkAllowsViewing(ctx context.Context) (v bool, e
 // ResetLinkAllowsViewing resets all changes to the "link_allows_viewing" field.
 func (m *WorkspaceMutation) ResetLinkAllowsViewing() {
 	m.link_allows_viewing = nil
+}
+
+// SetLinkGeneration sets the "link_generation" field.
+func (m *WorkspaceMutation) SetLinkGeneration(i int) {
+	m.link_generation = &i
+	m.addlink_generation = nil
+}
+
+// LinkGeneration returns the value of the "link_generation" field in the mutation.
+func (m *WorkspaceMutation) LinkGeneration() (r int, exists bool) {
+	v := m.link_generation
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLinkGeneration returns the old "link_generation" field's value of the Workspace entity.
+// If the Workspace object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WorkspaceMutation) OldLinkGeneration(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLinkGeneration is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLinkGeneration requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLinkGeneration: %w", err)
+	}
+	return oldValue.LinkGeneration, nil
+}
+
+// AddLinkGeneration adds i to the "link_generation" field.
+func (m *WorkspaceMutation) AddLinkGeneration(i int) {
+	if m.addlink_generation != nil {
+		*m.addlink_generation += i
+	} else {
+		m.addlink_generation = &i
+	}
+}
+
+// AddedLinkGeneration returns the value that was added to the "link_generation" field in this mutation.
+func (m *WorkspaceMutation) AddedLinkGeneration() (r int, exists bool) {
+	v := m.addlink_generation
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLinkGeneration resets all changes to the "link_generation" field.
+func (m *WorkspaceMutation) ResetLinkGeneration() {
+	m.link_generation = nil
+	m.addlink_generation = nil
+}
+
+// SetLinkTokenNonces sets the "link_token_nonces" field.
+func (m *WorkspaceMutation) SetLinkTokenNonces(u [][]uint8) {
+	m.link_token_nonces = &u
+	m.appendlink_token_nonces = nil
+}
+
+// LinkTokenNonces returns the value of the "link_token_nonces" field in the mutation.
+func (m *WorkspaceMutation) LinkTokenNonces() (r [][]uint8, exists bool) {
+	v := m.link_token_nonces
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLinkTokenNonces returns the old "link_token_nonces" field's value of the Workspace entity.
+// If the Workspace object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WorkspaceMutation) OldLinkTokenNonces(ctx context.Context) (v [][]uint8, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLinkTokenNonces is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLinkTokenNonces requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLinkTokenNonces: %w", err)
+	}
+	return oldValue.LinkTokenNonces, nil
+}
+
+// AppendLinkTokenNonces adds u to the "link_token_nonces" field.
+func (m *WorkspaceMutation) AppendLinkTokenNonces(u [][]uint8) {
+	m.appendlink_token_nonces = append(m.appendlink_token_nonces, u...)
+}
+
+// AppendedLinkTokenNonces returns the list of values that were appended to the "link_token_nonces" field in this mutation.
+func (m *WorkspaceMutation) AppendedLinkTokenNonces() ([][]uint8, bool) {
+	if len(m.appendlink_token_nonces) == 0 {
+		return nil, false
+	}
+	return m.appendlink_token_nonces, true
+}
+
+// ClearLinkTokenNonces clears the value of the "link_token_nonces" field.
+func (m *WorkspaceMutation) ClearLinkTokenNonces() {
+	m.link_token_nonces = nil
+	m.appendlink_token_nonces = nil
+	m.clearedFields[workspace.FieldLinkTokenNonces] = struct{}{}
+}
+
+// LinkTokenNoncesCleared returns if the "link_token_nonces" field was cleared in this mutation.
+func (m *WorkspaceMutation) LinkTokenNoncesCleared() bool {
+	_, ok := m.clearedFields[workspace.FieldLinkTokenNonces]
+	return ok
+}
+
+// ResetLinkTokenNonces resets all changes to the "link_token_nonces" field.
+func (m *WorkspaceMutation) ResetLinkTokenNonces() {
+	m.link_token_nonces = nil
+	m.appendlink_token_nonces = nil
+	delete(m.clearedFields, workspace.FieldLinkTokenNonces)
+}
+
+// SetArchivedAt sets the "archived_at" field.
+func (m *WorkspaceMutation) SetArchivedAt(t time.Time) {
+	m.archived_at = &t
+}
+
+// ArchivedAt returns the value of the "archived_at" field in the mutation.
+func (m *WorkspaceMutation) ArchivedAt() (r time.Time, exists bool) {
+	v := m.archived_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldArchivedAt returns the old "archived_at" field's value of the Workspace entity.
+// If the Workspace object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WorkspaceMutation) OldArchivedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldArchivedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldArchivedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldArchivedAt: %w", err)
+	}
+	return oldValue.ArchivedAt, nil
+}
+
+// ClearArchivedAt clears the value of the "archived_at" field.
+func (m *WorkspaceMutation) ClearArchivedAt() {
+	m.archived_at = nil
+	m.clearedFields[workspace.FieldArchivedAt] = struct{}{}
+}
+
+// ArchivedAtCleared returns if the "archived_at" field was cleared in this mutation.
+func (m *WorkspaceMutation) ArchivedAtCleared() bool {
+	_, ok := m.clearedFields[workspace.FieldArchivedAt]
+	return ok
+}
+
+// ResetArchivedAt resets all changes to the "archived_at" field.
+func (m *WorkspaceMutation) ResetArchivedAt() {
+	m.archived_at = nil
+	delete(m.clearedFields, workspace.FieldArchivedAt)
 }
 
 // SetOwnerID sets the "owner_id" field.
@@ -14009,58 +14994,58 @@ func (m *WorkspaceMutation) ResetOwner() {
 	m.clearedowner = false
 }
 
-// AddMembershipIDs adds the "memberships" edge to the Membership entity by ids.
-func (m *WorkspaceMutation) AddMembershipIDs(ids ...int) {
-	if m.memberships == nil {
-		m.memberships = make(map[int]struct{})
+// AddMemberIDs adds the "members" edge to the Membership entity by ids.
+func (m *WorkspaceMutation) AddMemberIDs(ids ...int) {
+	if m.members == nil {
+		m.members = make(map[int]struct{})
 	}
 	for i := range ids {
-		m.memberships[ids[i]] = struct{}{}
+		m.members[ids[i]] = struct{}{}
 	}
 }
 
-// ClearMemberships clears the "memberships" edge to the Membership entity.
-func (m *WorkspaceMutation) ClearMemberships() {
-	m.clearedmemberships = true
+// ClearMembers clears the "members" edge to the Membership entity.
+func (m *WorkspaceMutation) ClearMembers() {
+	m.clearedmembers = true
 }
 
-// MembershipsCleared reports if the "memberships" edge to the Membership entity was cleared.
-func (m *WorkspaceMutation) MembershipsCleared() bool {
-	return m.clearedmemberships
+// MembersCleared reports if the "members" edge to the Membership entity was cleared.
+func (m *WorkspaceMutation) MembersCleared() bool {
+	return m.clearedmembers
 }
 
-// RemoveMembershipIDs removes the "memberships" edge to the Membership entity by IDs.
-func (m *WorkspaceMutation) RemoveMembershipIDs(ids ...int) {
-	if m.removedmemberships == nil {
-		m.removedmemberships = make(map[int]struct{})
+// RemoveMemberIDs removes the "members" edge to the Membership entity by IDs.
+func (m *WorkspaceMutation) RemoveMemberIDs(ids ...int) {
+	if m.removedmembers == nil {
+		m.removedmembers = make(map[int]struct{})
 	}
 	for i := range ids {
-		delete(m.memberships, ids[i])
-		m.removedmemberships[ids[i]] = struct{}{}
+		delete(m.members, ids[i])
+		m.removedmembers[ids[i]] = struct{}{}
 	}
 }
 
-// RemovedMemberships returns the removed IDs of the "memberships" edge to the Membership entity.
-func (m *WorkspaceMutation) RemovedMembershipsIDs() (ids []int) {
-	for id := range m.removedmemberships {
+// RemovedMembers returns the removed IDs of the "members" edge to the Membership entity.
+func (m *WorkspaceMutation) RemovedMembersIDs() (ids []int) {
+	for id := range m.removedmembers {
 		ids = append(ids, id)
 	}
 	return
 }
 
-// MembershipsIDs returns the "memberships" edge IDs in the mutation.
-func (m *WorkspaceMutation) MembershipsIDs() (ids []int) {
-	for id := range m.memberships {
+// MembersIDs returns the "members" edge IDs in the mutation.
+func (m *WorkspaceMutation) MembersIDs() (ids []int) {
+	for id := range m.members {
 		ids = append(ids, id)
 	}
 	return
 }
 
-// ResetMemberships resets all changes to the "memberships" edge.
-func (m *WorkspaceMutation) ResetMemberships() {
-	m.memberships = nil
-	m.clearedmemberships = false
-	m.removedmemberships = nil
+// ResetMembers resets all changes to the "members" edge.
+func (m *WorkspaceMutation) ResetMembers() {
+	m.members = nil
+	m.clearedmembers = false
+	m.removedmembers = nil
 }
 
 // AddJoinRequestIDs adds the "join_requests" edge to the JoinRequest entity by ids.
@@ -14151,7 +15136,7 @@ func (m *WorkspaceMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *WorkspaceMutation) Fields() []string {
-	fields := make([]string, 0, 8)
+	fields := make([]string, 0, 12)
 	if m.created_at != nil {
 		fields = append(fields, workspace.FieldCreatedAt)
 	}
@@ -14167,11 +15152,23 @@ func (m *WorkspaceMutation) Fields() []string {
 	if m._type != nil {
 		fields = append(fields, workspace.FieldType)
 	}
+	if m.description != nil {
+		fields = append(fields, workspace.FieldDescription)
+	}
 	if m.link_enabled != nil {
 		fields = append(fields, workspace.FieldLinkEnabled)
 	}
 	if m.link_allows_viewing != nil {
 		fields = append(fields, workspace.FieldLinkAllowsViewing)
+	}
+	if m.link_generation != nil {
+		fields = append(fields, workspace.FieldLinkGeneration)
+	}
+	if m.link_token_nonces != nil {
+		fields = append(fields, workspace.FieldLinkTokenNonces)
+	}
+	if m.archived_at != nil {
+		fields = append(fields, workspace.FieldArchivedAt)
 	}
 	if m.owner != nil {
 		fields = append(fields, workspace.FieldOwnerID)
@@ -14194,10 +15191,18 @@ func (m *WorkspaceMutation) Field(name string) (ent.Value, bool) {
 		return m.Name()
 	case workspace.FieldType:
 		return m.GetType()
+	case workspace.FieldDescription:
+		return m.Description()
 	case workspace.FieldLinkEnabled:
 		return m.LinkEnabled()
 	case workspace.FieldLinkAllowsViewing:
 		return m.LinkAllowsViewing()
+	case workspace.FieldLinkGeneration:
+		return m.LinkGeneration()
+	case workspace.FieldLinkTokenNonces:
+		return m.LinkTokenNonces()
+	case workspace.FieldArchivedAt:
+		return m.ArchivedAt()
 	case workspace.FieldOwnerID:
 		return m.OwnerID()
 	}
@@ -14219,10 +15224,18 @@ func (m *WorkspaceMutation) OldField(ctx context.Context, name string) (ent.Valu
 		return m.OldName(ctx)
 	case workspace.FieldType:
 		return m.OldType(ctx)
+	case workspace.FieldDescription:
+		return m.OldDescription(ctx)
 	case workspace.FieldLinkEnabled:
 		return m.OldLinkEnabled(ctx)
 	case workspace.FieldLinkAllowsViewing:
 		return m.OldLinkAllowsViewing(ctx)
+	case workspace.FieldLinkGeneration:
+		return m.OldLinkGeneration(ctx)
+	case workspace.FieldLinkTokenNonces:
+		return m.OldLinkTokenNonces(ctx)
+	case workspace.FieldArchivedAt:
+		return m.OldArchivedAt(ctx)
 	case workspace.FieldOwnerID:
 		return m.OldOwnerID(ctx)
 	}
@@ -14269,6 +15282,13 @@ func (m *WorkspaceMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetType(v)
 		return nil
+	case workspace.FieldDescription:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDescription(v)
+		return nil
 	case workspace.FieldLinkEnabled:
 		v, ok := value.(bool)
 		if !ok {
@@ -14282,6 +15302,27 @@ func (m *WorkspaceMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetLinkAllowsViewing(v)
+		return nil
+	case workspace.FieldLinkGeneration:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLinkGeneration(v)
+		return nil
+	case workspace.FieldLinkTokenNonces:
+		v, ok := value.([][]uint8)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLinkTokenNonces(v)
+		return nil
+	case workspace.FieldArchivedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetArchivedAt(v)
 		return nil
 	case workspace.FieldOwnerID:
 		v, ok := value.(int)
@@ -14298,6 +15339,9 @@ func (m *WorkspaceMutation) SetField(name string, value ent.Value) error {
 // this mutation.
 func (m *WorkspaceMutation) AddedFields() []string {
 	var fields []string
+	if m.addlink_generation != nil {
+		fields = append(fields, workspace.FieldLinkGeneration)
+	}
 	return fields
 }
 
@@ -14306,6 +15350,8 @@ func (m *WorkspaceMutation) AddedFields() []string {
 // was not set, or was not defined in the schema.
 func (m *WorkspaceMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
+	case workspace.FieldLinkGeneration:
+		return m.AddedLinkGeneration()
 	}
 	return nil, false
 }
@@ -14315,6 +15361,13 @@ func (m *WorkspaceMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *WorkspaceMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case workspace.FieldLinkGeneration:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLinkGeneration(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Workspace numeric field %s", name)
 }
@@ -14323,6 +15376,12 @@ func (m *WorkspaceMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *WorkspaceMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(workspace.FieldLinkTokenNonces) {
+		fields = append(fields, workspace.FieldLinkTokenNonces)
+	}
+	if m.FieldCleared(workspace.FieldArchivedAt) {
+		fields = append(fields, workspace.FieldArchivedAt)
+	}
 	if m.FieldCleared(workspace.FieldOwnerID) {
 		fields = append(fields, workspace.FieldOwnerID)
 	}
@@ -14340,6 +15399,12 @@ func (m *WorkspaceMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *WorkspaceMutation) ClearField(name string) error {
 	switch name {
+	case workspace.FieldLinkTokenNonces:
+		m.ClearLinkTokenNonces()
+		return nil
+	case workspace.FieldArchivedAt:
+		m.ClearArchivedAt()
+		return nil
 	case workspace.FieldOwnerID:
 		m.ClearOwnerID()
 		return nil
@@ -14366,11 +15431,23 @@ func (m *WorkspaceMutation) ResetField(name string) error {
 	case workspace.FieldType:
 		m.ResetType()
 		return nil
+	case workspace.FieldDescription:
+		m.ResetDescription()
+		return nil
 	case workspace.FieldLinkEnabled:
 		m.ResetLinkEnabled()
 		return nil
 	case workspace.FieldLinkAllowsViewing:
 		m.ResetLinkAllowsViewing()
+		return nil
+	case workspace.FieldLinkGeneration:
+		m.ResetLinkGeneration()
+		return nil
+	case workspace.FieldLinkTokenNonces:
+		m.ResetLinkTokenNonces()
+		return nil
+	case workspace.FieldArchivedAt:
+		m.ResetArchivedAt()
 		return nil
 	case workspace.FieldOwnerID:
 		m.ResetOwnerID()
@@ -14388,8 +15465,8 @@ func (m *WorkspaceMutation) AddedEdges() []string {
 	if m.owner != nil {
 		edges = append(edges, workspace.EdgeOwner)
 	}
-	if m.memberships != nil {
-		edges = append(edges, workspace.EdgeMemberships)
+	if m.members != nil {
+		edges = append(edges, workspace.EdgeMembers)
 	}
 	if m.join_requests != nil {
 		edges = append(edges, workspace.EdgeJoinRequests)
@@ -14409,9 +15486,9 @@ func (m *WorkspaceMutation) AddedIDs(name string) []ent.Value {
 		if id := m.owner; id != nil {
 			return []ent.Value{*id}
 		}
-	case workspace.EdgeMemberships:
-		ids := make([]ent.Value, 0, len(m.memberships))
-		for id := range m.memberships {
+	case workspace.EdgeMembers:
+		ids := make([]ent.Value, 0, len(m.members))
+		for id := range m.members {
 			ids = append(ids, id)
 		}
 		return ids
@@ -14428,8 +15505,8 @@ func (m *WorkspaceMutation) AddedIDs(name string) []ent.Value {
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *WorkspaceMutation) RemovedEdges() []string {
 	edges := make([]string, 0, 4)
-	if m.removedmemberships != nil {
-		edges = append(edges, workspace.EdgeMemberships)
+	if m.removedmembers != nil {
+		edges = append(edges, workspace.EdgeMembers)
 	}
 	if m.removedjoin_requests != nil {
 		edges = append(edges, workspace.EdgeJoinRequests)
@@ -14441,9 +15518,9 @@ func (m *WorkspaceMutation) RemovedEdges() []string {
 // the given name in this mutation.
 func (m *WorkspaceMutation) RemovedIDs(name string) []ent.Value {
 	switch name {
-	case workspace.EdgeMemberships:
-		ids := make([]ent.Value, 0, len(m.removedmemberships))
-		for id := range m.removedmemberships {
+	case workspace.EdgeMembers:
+		ids := make([]ent.Value, 0, len(m.removedmembers))
+		for id := range m.removedmembers {
 			ids = append(ids, id)
 		}
 		return ids
@@ -14466,8 +15543,8 @@ func (m *WorkspaceMutation) ClearedEdges() []string {
 	if m.clearedowner {
 		edges = append(edges, workspace.EdgeOwner)
 	}
-	if m.clearedmemberships {
-		edges = append(edges, workspace.EdgeMemberships)
+	if m.clearedmembers {
+		edges = append(edges, workspace.EdgeMembers)
 	}
 	if m.clearedjoin_requests {
 		edges = append(edges, workspace.EdgeJoinRequests)
@@ -14483,8 +15560,8 @@ func (m *WorkspaceMutation) EdgeCleared(name string) bool {
 		return m.clearedorganization
 	case workspace.EdgeOwner:
 		return m.clearedowner
-	case workspace.EdgeMemberships:
-		return m.clearedmemberships
+	case workspace.EdgeMembers:
+		return m.clearedmembers
 	case workspace.EdgeJoinRequests:
 		return m.clearedjoin_requests
 	}
@@ -14515,12 +15592,907 @@ func (m *WorkspaceMutation) ResetEdge(name string) error {
 	case workspace.EdgeOwner:
 		m.ResetOwner()
 		return nil
-	case workspace.EdgeMemberships:
-		m.ResetMemberships()
+	case workspace.EdgeMembers:
+		m.ResetMembers()
 		return nil
 	case workspace.EdgeJoinRequests:
 		m.ResetJoinRequests()
 		return nil
 	}
 	return fmt.Errorf("unknown Workspace edge %s", name)
+}
+
+// WorkspaceEventMutation represents an operation that mutates the WorkspaceEvent nodes in the graph.
+type WorkspaceEventMutation struct {
+	config
+	op                 Op
+	typ                string
+	id                 *int
+	organization_id    *int
+	addorganization_id *int
+	position           *int
+	addposition        *int
+	workspace_id       *int
+	addworkspace_id    *int
+	topic              *workspaceevent.Topic
+	_type              *string
+	object_id          *int
+	addobject_id       *int
+	user_id            *int
+	adduser_id         *int
+	created_at         *time.Time
+	clearedFields      map[string]struct{}
+	done               bool
+	oldValue           func(context.Context) (*WorkspaceEvent, error)
+	predicates         []predicate.WorkspaceEvent
+}
+
+var _ ent.Mutation = (*WorkspaceEventMutation)(nil)
+
+// workspaceeventOption allows management of the mutation configuration using functional options.
+type workspaceeventOption func(*WorkspaceEventMutation)
+
+// newWorkspaceEventMutation creates new mutation for the WorkspaceEvent entity.
+func newWorkspaceEventMutation(c config, op Op, opts ...workspaceeventOption) *WorkspaceEventMutation {
+	m := &WorkspaceEventMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeWorkspaceEvent,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withWorkspaceEventID sets the ID field of the mutation.
+func withWorkspaceEventID(id int) workspaceeventOption {
+	return func(m *WorkspaceEventMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *WorkspaceEvent
+		)
+		m.oldValue = func(ctx context.Context) (*WorkspaceEvent, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().WorkspaceEvent.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withWorkspaceEvent sets the old WorkspaceEvent of the mutation.
+func withWorkspaceEvent(node *WorkspaceEvent) workspaceeventOption {
+	return func(m *WorkspaceEventMutation) {
+		m.oldValue = func(context.Context) (*WorkspaceEvent, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m WorkspaceEventMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m WorkspaceEventMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *WorkspaceEventMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *WorkspaceEventMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().WorkspaceEvent.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetOrganizationID sets the "organization_id" field.
+func (m *WorkspaceEventMutation) SetOrganizationID(i int) {
+	m.organization_id = &i
+	m.addorganization_id = nil
+}
+
+// OrganizationID returns the value of the "organization_id" field in the mutation.
+func (m *WorkspaceEventMutation) OrganizationID() (r int, exists bool) {
+	v := m.organization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrganizationID returns the old "organization_id" field's value of the WorkspaceEvent entity.
+// If the WorkspaceEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WorkspaceEventMutation) OldOrganizationID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrganizationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrganizationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrganizationID: %w", err)
+	}
+	return oldValue.OrganizationID, nil
+}
+
+// AddOrganizationID adds i to the "organization_id" field.
+func (m *WorkspaceEventMutation) AddOrganizationID(i int) {
+	if m.addorganization_id != nil {
+		*m.addorganization_id += i
+	} else {
+		m.addorganization_id = &i
+	}
+}
+
+// AddedOrganizationID returns the value that was added to the "organization_id" field in this mutation.
+func (m *WorkspaceEventMutation) AddedOrganizationID() (r int, exists bool) {
+	v := m.addorganization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetOrganizationID resets all changes to the "organization_id" field.
+func (m *WorkspaceEventMutation) ResetOrganizationID() {
+	m.organization_id = nil
+	m.addorganization_id = nil
+}
+
+// SetPosition sets the "position" field.
+func (m *WorkspaceEventMutation) SetPosition(i int) {
+	m.position = &i
+	m.addposition = nil
+}
+
+// Position returns the value of the "position" field in the mutation.
+func (m *WorkspaceEventMutation) Position() (r int, exists bool) {
+	v := m.position
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPosition returns the old "position" field's value of the WorkspaceEvent entity.
+// If the WorkspaceEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WorkspaceEventMutation) OldPosition(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPosition is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPosition requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPosition: %w", err)
+	}
+	return oldValue.Position, nil
+}
+
+// AddPosition adds i to the "position" field.
+func (m *WorkspaceEventMutation) AddPosition(i int) {
+	if m.addposition != nil {
+		*m.addposition += i
+	} else {
+		m.addposition = &i
+	}
+}
+
+// AddedPosition returns the value that was added to the "position" field in this mutation.
+func (m *WorkspaceEventMutation) AddedPosition() (r int, exists bool) {
+	v := m.addposition
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPosition resets all changes to the "position" field.
+func (m *WorkspaceEventMutation) ResetPosition() {
+	m.position = nil
+	m.addposition = nil
+}
+
+// SetWorkspaceID sets the "workspace_id" field.
+func (m *WorkspaceEventMutation) SetWorkspaceID(i int) {
+	m.workspace_id = &i
+	m.addworkspace_id = nil
+}
+
+// WorkspaceID returns the value of the "workspace_id" field in the mutation.
+func (m *WorkspaceEventMutation) WorkspaceID() (r int, exists bool) {
+	v := m.workspace_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldWorkspaceID returns the old "workspace_id" field's value of the WorkspaceEvent entity.
+// If the WorkspaceEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WorkspaceEventMutation) OldWorkspaceID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldWorkspaceID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldWorkspaceID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldWorkspaceID: %w", err)
+	}
+	return oldValue.WorkspaceID, nil
+}
+
+// AddWorkspaceID adds i to the "workspace_id" field.
+func (m *WorkspaceEventMutation) AddWorkspaceID(i int) {
+	if m.addworkspace_id != nil {
+		*m.addworkspace_id += i
+	} else {
+		m.addworkspace_id = &i
+	}
+}
+
+// AddedWorkspaceID returns the value that was added to the "workspace_id" field in this mutation.
+func (m *WorkspaceEventMutation) AddedWorkspaceID() (r int, exists bool) {
+	v := m.addworkspace_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetWorkspaceID resets all changes to the "workspace_id" field.
+func (m *WorkspaceEventMutation) ResetWorkspaceID() {
+	m.workspace_id = nil
+	m.addworkspace_id = nil
+}
+
+// SetTopic sets the "topic" field.
+func (m *WorkspaceEventMutation) SetTopic(w workspaceevent.Topic) {
+	m.topic = &w
+}
+
+// Topic returns the value of the "topic" field in the mutation.
+func (m *WorkspaceEventMutation) Topic() (r workspaceevent.Topic, exists bool) {
+	v := m.topic
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTopic returns the old "topic" field's value of the WorkspaceEvent entity.
+// If the WorkspaceEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WorkspaceEventMutation) OldTopic(ctx context.Context) (v workspaceevent.Topic, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTopic is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTopic requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTopic: %w", err)
+	}
+	return oldValue.Topic, nil
+}
+
+// ResetTopic resets all changes to the "topic" field.
+func (m *WorkspaceEventMutation) ResetTopic() {
+	m.topic = nil
+}
+
+// SetType sets the "type" field.
+func (m *WorkspaceEventMutation) SetType(s string) {
+	m._type = &s
+}
+
+// GetType returns the value of the "type" field in the mutation.
+func (m *WorkspaceEventMutation) GetType() (r string, exists bool) {
+	v := m._type
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldType returns the old "type" field's value of the WorkspaceEvent entity.
+// If the WorkspaceEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WorkspaceEventMutation) OldType(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldType is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldType requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldType: %w", err)
+	}
+	return oldValue.Type, nil
+}
+
+// ResetType resets all changes to the "type" field.
+func (m *WorkspaceEventMutation) ResetType() {
+	m._type = nil
+}
+
+// SetObjectID sets the "object_id" field.
+func (m *WorkspaceEventMutation) SetObjectID(i int) {
+	m.object_id = &i
+	m.addobject_id = nil
+}
+
+// ObjectID returns the value of the "object_id" field in the mutation.
+func (m *WorkspaceEventMutation) ObjectID() (r int, exists bool) {
+	v := m.object_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldObjectID returns the old "object_id" field's value of the WorkspaceEvent entity.
+// If the WorkspaceEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WorkspaceEventMutation) OldObjectID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldObjectID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldObjectID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldObjectID: %w", err)
+	}
+	return oldValue.ObjectID, nil
+}
+
+// AddObjectID adds i to the "object_id" field.
+func (m *WorkspaceEventMutation) AddObjectID(i int) {
+	if m.addobject_id != nil {
+		*m.addobject_id += i
+	} else {
+		m.addobject_id = &i
+	}
+}
+
+// AddedObjectID returns the value that was added to the "object_id" field in this mutation.
+func (m *WorkspaceEventMutation) AddedObjectID() (r int, exists bool) {
+	v := m.addobject_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetObjectID resets all changes to the "object_id" field.
+func (m *WorkspaceEventMutation) ResetObjectID() {
+	m.object_id = nil
+	m.addobject_id = nil
+}
+
+// SetUserID sets the "user_id" field.
+func (m *WorkspaceEventMutation) SetUserID(i int) {
+	m.user_id = &i
+	m.adduser_id = nil
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *WorkspaceEventMutation) UserID() (r int, exists bool) {
+	v := m.user_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the WorkspaceEvent entity.
+// If the WorkspaceEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WorkspaceEventMutation) OldUserID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// AddUserID adds i to the "user_id" field.
+func (m *WorkspaceEventMutation) AddUserID(i int) {
+	if m.adduser_id != nil {
+		*m.adduser_id += i
+	} else {
+		m.adduser_id = &i
+	}
+}
+
+// AddedUserID returns the value that was added to the "user_id" field in this mutation.
+func (m *WorkspaceEventMutation) AddedUserID() (r int, exists bool) {
+	v := m.adduser_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearUserID clears the value of the "user_id" field.
+func (m *WorkspaceEventMutation) ClearUserID() {
+	m.user_id = nil
+	m.adduser_id = nil
+	m.clearedFields[workspaceevent.FieldUserID] = struct{}{}
+}
+
+// UserIDCleared returns if the "user_id" field was cleared in this mutation.
+func (m *WorkspaceEventMutation) UserIDCleared() bool {
+	_, ok := m.clearedFields[workspaceevent.FieldUserID]
+	return ok
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *WorkspaceEventMutation) ResetUserID() {
+	m.user_id = nil
+	m.adduser_id = nil
+	delete(m.clearedFields, workspaceevent.FieldUserID)
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *WorkspaceEventMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *WorkspaceEventMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the WorkspaceEvent entity.
+// If the WorkspaceEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WorkspaceEventMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *WorkspaceEventMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// Where appends a list predicates to the WorkspaceEventMutation builder.
+func (m *WorkspaceEventMutation) Where(ps ...predicate.WorkspaceEvent) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the WorkspaceEventMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *WorkspaceEventMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.WorkspaceEvent, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *WorkspaceEventMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *WorkspaceEventMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (WorkspaceEvent).
+func (m *WorkspaceEventMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *WorkspaceEventMutation) Fields() []string {
+	fields := make([]string, 0, 8)
+	if m.organization_id != nil {
+		fields = append(fields, workspaceevent.FieldOrganizationID)
+	}
+	if m.position != nil {
+		fields = append(fields, workspaceevent.FieldPosition)
+	}
+	if m.workspace_id != nil {
+		fields = append(fields, workspaceevent.FieldWorkspaceID)
+	}
+	if m.topic != nil {
+		fields = append(fields, workspaceevent.FieldTopic)
+	}
+	if m._type != nil {
+		fields = append(fields, workspaceevent.FieldType)
+	}
+	if m.object_id != nil {
+		fields = append(fields, workspaceevent.FieldObjectID)
+	}
+	if m.user_id != nil {
+		fields = append(fields, workspaceevent.FieldUserID)
+	}
+	if m.created_at != nil {
+		fields = append(fields, workspaceevent.FieldCreatedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *WorkspaceEventMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case workspaceevent.FieldOrganizationID:
+		return m.OrganizationID()
+	case workspaceevent.FieldPosition:
+		return m.Position()
+	case workspaceevent.FieldWorkspaceID:
+		return m.WorkspaceID()
+	case workspaceevent.FieldTopic:
+		return m.Topic()
+	case workspaceevent.FieldType:
+		return m.GetType()
+	case workspaceevent.FieldObjectID:
+		return m.ObjectID()
+	case workspaceevent.FieldUserID:
+		return m.UserID()
+	case workspaceevent.FieldCreatedAt:
+		return m.CreatedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *WorkspaceEventMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case workspaceevent.FieldOrganizationID:
+		return m.OldOrganizationID(ctx)
+	case workspaceevent.FieldPosition:
+		return m.OldPosition(ctx)
+	case workspaceevent.FieldWorkspaceID:
+		return m.OldWorkspaceID(ctx)
+	case workspaceevent.FieldTopic:
+		return m.OldTopic(ctx)
+	case workspaceevent.FieldType:
+		return m.OldType(ctx)
+	case workspaceevent.FieldObjectID:
+		return m.OldObjectID(ctx)
+	case workspaceevent.FieldUserID:
+		return m.OldUserID(ctx)
+	case workspaceevent.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown WorkspaceEvent field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *WorkspaceEventMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case workspaceevent.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrganizationID(v)
+		return nil
+	case workspaceevent.FieldPosition:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPosition(v)
+		return nil
+	case workspaceevent.FieldWorkspaceID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetWorkspaceID(v)
+		return nil
+	case workspaceevent.FieldTopic:
+		v, ok := value.(workspaceevent.Topic)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTopic(v)
+		return nil
+	case workspaceevent.FieldType:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetType(v)
+		return nil
+	case workspaceevent.FieldObjectID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetObjectID(v)
+		return nil
+	case workspaceevent.FieldUserID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	case workspaceevent.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown WorkspaceEvent field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *WorkspaceEventMutation) AddedFields() []string {
+	var fields []string
+	if m.addorganization_id != nil {
+		fields = append(fields, workspaceevent.FieldOrganizationID)
+	}
+	if m.addposition != nil {
+		fields = append(fields, workspaceevent.FieldPosition)
+	}
+	if m.addworkspace_id != nil {
+		fields = append(fields, workspaceevent.FieldWorkspaceID)
+	}
+	if m.addobject_id != nil {
+		fields = append(fields, workspaceevent.FieldObjectID)
+	}
+	if m.adduser_id != nil {
+		fields = append(fields, workspaceevent.FieldUserID)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *WorkspaceEventMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case workspaceevent.FieldOrganizationID:
+		return m.AddedOrganizationID()
+	case workspaceevent.FieldPosition:
+		return m.AddedPosition()
+	case workspaceevent.FieldWorkspaceID:
+		return m.AddedWorkspaceID()
+	case workspaceevent.FieldObjectID:
+		return m.AddedObjectID()
+	case workspaceevent.FieldUserID:
+		return m.AddedUserID()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *WorkspaceEventMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case workspaceevent.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddOrganizationID(v)
+		return nil
+	case workspaceevent.FieldPosition:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPosition(v)
+		return nil
+	case workspaceevent.FieldWorkspaceID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddWorkspaceID(v)
+		return nil
+	case workspaceevent.FieldObjectID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddObjectID(v)
+		return nil
+	case workspaceevent.FieldUserID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddUserID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown WorkspaceEvent numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *WorkspaceEventMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(workspaceevent.FieldUserID) {
+		fields = append(fields, workspaceevent.FieldUserID)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *WorkspaceEventMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *WorkspaceEventMutation) ClearField(name string) error {
+	switch name {
+	case workspaceevent.FieldUserID:
+		m.ClearUserID()
+		return nil
+	}
+	return fmt.Errorf("unknown WorkspaceEvent nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *WorkspaceEventMutation) ResetField(name string) error {
+	switch name {
+	case workspaceevent.FieldOrganizationID:
+		m.ResetOrganizationID()
+		return nil
+	case workspaceevent.FieldPosition:
+		m.ResetPosition()
+		return nil
+	case workspaceevent.FieldWorkspaceID:
+		m.ResetWorkspaceID()
+		return nil
+	case workspaceevent.FieldTopic:
+		m.ResetTopic()
+		return nil
+	case workspaceevent.FieldType:
+		m.ResetType()
+		return nil
+	case workspaceevent.FieldObjectID:
+		m.ResetObjectID()
+		return nil
+	case workspaceevent.FieldUserID:
+		m.ResetUserID()
+		return nil
+	case workspaceevent.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown WorkspaceEvent field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *WorkspaceEventMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *WorkspaceEventMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *WorkspaceEventMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *WorkspaceEventMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *WorkspaceEventMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *WorkspaceEventMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *WorkspaceEventMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown WorkspaceEvent unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *WorkspaceEventMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown WorkspaceEvent edge %s", name)
 }

@@ -30,6 +30,8 @@ type Organization struct {
 	Domains []string `json:"domains,omitempty"`
 	// When true, invitations may only go to addresses in the verified domains.
 	RestrictInvitationsToDomains bool `json:"restrict_invitations_to_domains,omitempty"`
+	// The position of the organization's latest workspace event.
+	EventPosition int `json:"event_position,omitempty"`
 	// Days an invitation stays valid after it is sent.
 	InvitationExpiryDays int `json:"invitation_expiry_days,omitempty"`
 	selectValues         sql.SelectValues
@@ -44,7 +46,7 @@ func (*Organization) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case organization.FieldRestrictInvitationsToDomains:
 			values[i] = new(sql.NullBool)
-		case organization.FieldID, organization.FieldInvitationExpiryDays:
+		case organization.FieldID, organization.FieldEventPosition, organization.FieldInvitationExpiryDays:
 			values[i] = new(sql.NullInt64)
 		case organization.FieldName, organization.FieldKind:
 			values[i] = new(sql.NullString)
@@ -109,6 +111,12 @@ func (_m *Organization) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.RestrictInvitationsToDomains = value.Bool
 			}
+		case organization.FieldEventPosition:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field event_position", values[i])
+			} else if value.Valid {
+				_m.EventPosition = int(value.Int64)
+			}
 		case organization.FieldInvitationExpiryDays:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
 				return fmt.Errorf("unexpected type %T for field invitation_expiry_days", values[i])
@@ -168,6 +176,9 @@ func (_m *Organization) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("restrict_invitations_to_domains=")
 	builder.WriteString(fmt.Sprintf("%v", _m.RestrictInvitationsToDomains))
+	builder.WriteString(", ")
+	builder.WriteString("event_position=")
+	builder.WriteString(fmt.Sprintf("%v", _m.EventPosition))
 	builder.WriteString(", ")
 	builder.WriteString("invitation_expiry_days=")
 	builder.WriteString(fmt.Sprintf("%v", _m.InvitationExpiryDays))

@@ -90,6 +90,20 @@ func (_c *OrganizationCreate) SetNillableRestrictInvitationsToDomains(v *bool) *
 	return _c
 }
 
+// SetEventPosition sets the "event_position" field.
+func (_c *OrganizationCreate) SetEventPosition(v int) *OrganizationCreate {
+	_c.mutation.SetEventPosition(v)
+	return _c
+}
+
+// SetNillableEventPosition sets the "event_position" field if the given value is not nil.
+func (_c *OrganizationCreate) SetNillableEventPosition(v *int) *OrganizationCreate {
+	if v != nil {
+		_c.SetEventPosition(*v)
+	}
+	return _c
+}
+
 // SetInvitationExpiryDays sets the "invitation_expiry_days" field.
 func (_c *OrganizationCreate) SetInvitationExpiryDays(v int) *OrganizationCreate {
 	_c.mutation.SetInvitationExpiryDays(v)
@@ -167,6 +181,10 @@ func (_c *OrganizationCreate) defaults() error {
 		v := organization.DefaultRestrictInvitationsToDomains
 		_c.mutation.SetRestrictInvitationsToDomains(v)
 	}
+	if _, ok := _c.mutation.EventPosition(); !ok {
+		v := organization.DefaultEventPosition
+		_c.mutation.SetEventPosition(v)
+	}
 	if _, ok := _c.mutation.InvitationExpiryDays(); !ok {
 		v := organization.DefaultInvitationExpiryDays
 		_c.mutation.SetInvitationExpiryDays(v)
@@ -203,6 +221,9 @@ func (_c *OrganizationCreate) check() error {
 	}
 	if _, ok := _c.mutation.RestrictInvitationsToDomains(); !ok {
 		return &ValidationError{Name: "restrict_invitations_to_domains", err: errors.New(`ent: missing required field "Organization.restrict_invitations_to_domains"`)}
+	}
+	if _, ok := _c.mutation.EventPosition(); !ok {
+		return &ValidationError{Name: "event_position", err: errors.New(`ent: missing required field "Organization.event_position"`)}
 	}
 	if _, ok := _c.mutation.InvitationExpiryDays(); !ok {
 		return &ValidationError{Name: "invitation_expiry_days", err: errors.New(`ent: missing required field "Organization.invitation_expiry_days"`)}
@@ -262,6 +283,10 @@ func (_c *OrganizationCreate) createSpec() (*Organization, *sqlgraph.CreateSpec)
 	if value, ok := _c.mutation.RestrictInvitationsToDomains(); ok {
 		_spec.SetField(organization.FieldRestrictInvitationsToDomains, field.TypeBool, value)
 		_node.RestrictInvitationsToDomains = value
+	}
+	if value, ok := _c.mutation.EventPosition(); ok {
+		_spec.SetField(organization.FieldEventPosition, field.TypeInt, value)
+		_node.EventPosition = value
 	}
 	if value, ok := _c.mutation.InvitationExpiryDays(); ok {
 		_spec.SetField(organization.FieldInvitationExpiryDays, field.TypeInt, value)
@@ -376,6 +401,24 @@ func (u *OrganizationUpsert) SetRestrictInvitationsToDomains(v bool) *Organizati
 // UpdateRestrictInvitationsToDomains sets the "restrict_invitations_to_domains" field to the value that was provided on create.
 func (u *OrganizationUpsert) UpdateRestrictInvitationsToDomains() *OrganizationUpsert {
 	u.SetExcluded(organization.FieldRestrictInvitationsToDomains)
+	return u
+}
+
+// SetEventPosition sets the "event_position" field.
+func (u *OrganizationUpsert) SetEventPosition(v int) *OrganizationUpsert {
+	u.Set(organization.FieldEventPosition, v)
+	return u
+}
+
+// UpdateEventPosition sets the "event_position" field to the value that was provided on create.
+func (u *OrganizationUpsert) UpdateEventPosition() *OrganizationUpsert {
+	u.SetExcluded(organization.FieldEventPosition)
+	return u
+}
+
+// AddEventPosition adds v to the "event_position" field.
+func (u *OrganizationUpsert) AddEventPosition(v int) *OrganizationUpsert {
+	u.Add(organization.FieldEventPosition, v)
 	return u
 }
 
@@ -509,6 +552,27 @@ func (u *OrganizationUpsertOne) SetRestrictInvitationsToDomains(v bool) *Organiz
 func (u *OrganizationUpsertOne) UpdateRestrictInvitationsToDomains() *OrganizationUpsertOne {
 	return u.Update(func(s *OrganizationUpsert) {
 		s.UpdateRestrictInvitationsToDomains()
+	})
+}
+
+// SetEventPosition sets the "event_position" field.
+func (u *OrganizationUpsertOne) SetEventPosition(v int) *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.SetEventPosition(v)
+	})
+}
+
+// AddEventPosition adds v to the "event_position" field.
+func (u *OrganizationUpsertOne) AddEventPosition(v int) *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.AddEventPosition(v)
+	})
+}
+
+// UpdateEventPosition sets the "event_position" field to the value that was provided on create.
+func (u *OrganizationUpsertOne) UpdateEventPosition() *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.UpdateEventPosition()
 	})
 }
 
@@ -811,6 +875,27 @@ func (u *OrganizationUpsertBulk) SetRestrictInvitationsToDomains(v bool) *Organi
 func (u *OrganizationUpsertBulk) UpdateRestrictInvitationsToDomains() *OrganizationUpsertBulk {
 	return u.Update(func(s *OrganizationUpsert) {
 		s.UpdateRestrictInvitationsToDomains()
+	})
+}
+
+// SetEventPosition sets the "event_position" field.
+func (u *OrganizationUpsertBulk) SetEventPosition(v int) *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.SetEventPosition(v)
+	})
+}
+
+// AddEventPosition adds v to the "event_position" field.
+func (u *OrganizationUpsertBulk) AddEventPosition(v int) *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.AddEventPosition(v)
+	})
+}
+
+// UpdateEventPosition sets the "event_position" field to the value that was provided on create.
+func (u *OrganizationUpsertBulk) UpdateEventPosition() *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.UpdateEventPosition()
 	})
 }
 

@@ -89,6 +89,27 @@ func (_u *OrganizationUpdate) SetNillableRestrictInvitationsToDomains(v *bool) *
 	return _u
 }
 
+// SetEventPosition sets the "event_position" field.
+func (_u *OrganizationUpdate) SetEventPosition(v int) *OrganizationUpdate {
+	_u.mutation.ResetEventPosition()
+	_u.mutation.SetEventPosition(v)
+	return _u
+}
+
+// SetNillableEventPosition sets the "event_position" field if the given value is not nil.
+func (_u *OrganizationUpdate) SetNillableEventPosition(v *int) *OrganizationUpdate {
+	if v != nil {
+		_u.SetEventPosition(*v)
+	}
+	return _u
+}
+
+// AddEventPosition adds value to the "event_position" field.
+func (_u *OrganizationUpdate) AddEventPosition(v int) *OrganizationUpdate {
+	_u.mutation.AddEventPosition(v)
+	return _u
+}
+
 // SetInvitationExpiryDays sets the "invitation_expiry_days" field.
 func (_u *OrganizationUpdate) SetInvitationExpiryDays(v int) *OrganizationUpdate {
 	_u.mutation.ResetInvitationExpiryDays()
@@ -209,6 +230,12 @@ func (_u *OrganizationUpdate) sqlSave(ctx context.Context) (_node int, err error
 	if value, ok := _u.mutation.RestrictInvitationsToDomains(); ok {
 		_spec.SetField(organization.FieldRestrictInvitationsToDomains, field.TypeBool, value)
 	}
+	if value, ok := _u.mutation.EventPosition(); ok {
+		_spec.SetField(organization.FieldEventPosition, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedEventPosition(); ok {
+		_spec.AddField(organization.FieldEventPosition, field.TypeInt, value)
+	}
 	if value, ok := _u.mutation.InvitationExpiryDays(); ok {
 		_spec.SetField(organization.FieldInvitationExpiryDays, field.TypeInt, value)
 	}
@@ -292,6 +319,27 @@ func (_u *OrganizationUpdateOne) SetNillableRestrictInvitationsToDomains(v *bool
 	if v != nil {
 		_u.SetRestrictInvitationsToDomains(*v)
 	}
+	return _u
+}
+
+// SetEventPosition sets the "event_position" field.
+func (_u *OrganizationUpdateOne) SetEventPosition(v int) *OrganizationUpdateOne {
+	_u.mutation.ResetEventPosition()
+	_u.mutation.SetEventPosition(v)
+	return _u
+}
+
+// SetNillableEventPosition sets the "event_position" field if the given value is not nil.
+func (_u *OrganizationUpdateOne) SetNillableEventPosition(v *int) *OrganizationUpdateOne {
+	if v != nil {
+		_u.SetEventPosition(*v)
+	}
+	return _u
+}
+
+// AddEventPosition adds value to the "event_position" field.
+func (_u *OrganizationUpdateOne) AddEventPosition(v int) *OrganizationUpdateOne {
+	_u.mutation.AddEventPosition(v)
 	return _u
 }
 
@@ -444,6 +492,12 @@ func (_u *OrganizationUpdateOne) sqlSave(ctx context.Context) (_node *Organizati
 	}
 	if value, ok := _u.mutation.RestrictInvitationsToDomains(); ok {
 		_spec.SetField(organization.FieldRestrictInvitationsToDomains, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.EventPosition(); ok {
+		_spec.SetField(organization.FieldEventPosition, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedEventPosition(); ok {
+		_spec.AddField(organization.FieldEventPosition, field.TypeInt, value)
 	}
 	if value, ok := _u.mutation.InvitationExpiryDays(); ok {
 		_spec.SetField(organization.FieldInvitationExpiryDays, field.TypeInt, value)

@@ -42,6 +42,8 @@ type Tx struct {
 	User *UserClient
 	// Workspace is the client for interacting with the Workspace builders.
 	Workspace *WorkspaceClient
+	// WorkspaceEvent is the client for interacting with the WorkspaceEvent builders.
+	WorkspaceEvent *WorkspaceEventClient
 
 	// lazily loaded.
 	client     *Client
@@ -187,6 +189,7 @@ func (tx *Tx) init() {
 	tx.Session = NewSessionClient(tx.config)
 	tx.User = NewUserClient(tx.config)
 	tx.Workspace = NewWorkspaceClient(tx.config)
+	tx.WorkspaceEvent = NewWorkspaceEventClient(tx.config)
 }
 
 // txDriver wraps the given dialect.Tx with a nop dialect.Driver implementation.

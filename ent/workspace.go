@@ -6,6 +6,7 @@ import (
 	"admit/ent/organization"
 	"admit/ent/user"
 	"admit/ent/workspace"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -27,12 +28,20 @@ type Workspace struct {
 	OrganizationID int `json:"organization_id,omitempty"`
 	// Name holds the value of the "name" field.
 	Name string `json:"name,omitempty"`
-	// Type holds the value of the "type" field.
+	// FLOW workspaces take people through their link, with approval; GROUP workspaces add them directly.
 	Type workspace.Type `json:"type,omitempty"`
+	// Description holds the value of the "description" field.
+	Description string `json:"description,omitempty"`
 	// Whether the workspace link accepts join requests.
 	LinkEnabled bool `json:"link_enabled,omitempty"`
-	// Whether people waiting for approval may read the workspace.
+	// Whether people waiting for approval may read the workspace's name, description and members.
 	LinkAllowsViewing bool `json:"link_allows_viewing,omitempty"`
+	// LinkGeneration holds the value of the "link_generation" field.
+	LinkGeneration int `json:"link_generation,omitempty"`
+	// LinkTokenNonces holds the value of the "link_token_nonces" field.
+	LinkTokenNonces [][]uint8 `json:"-"`
+	// When the workspace was archived; an archived workspace takes no new members or requests.
+	ArchivedAt *time.Time `json:"archived_at,omitempty"`
 	// OwnerID holds the value of the "owner_id" field.
 	OwnerID *int `json:"owner_id,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
@@ -45,10 +54,10 @@ type Workspace struct {
 type WorkspaceEdges struct {
 	// Organization holds the value of the organization edge.
 	Organization *Organization `json:"organization,omitempty"`
-	// Owner holds the value of the owner edge.
+	// Who created the workspace.
 	Owner *User `json:"owner,omitempty"`
-	// Memberships holds the value of the memberships edge.
-	Memberships []*Membership `json:"memberships,omitempty"`
+	// Members holds the value of the members edge.
+	Members []*Membership `json:"members,omitempty"`
 	// JoinRequests holds the value of the join_requests edge.
 	JoinRequests []*JoinRequest `json:"join_requests,omitempty"`
 	// loadedTypes holds the information for reporting if a
@@ -57,7 +66,7 @@ type WorkspaceEdges struct {
 	// totalCount holds the count of the edges above.
 	totalCount [4]map[string]int
 
-	namedMemberships  map[string][]*Membership
+	namedMembers      map[string][]*Membership
 	namedJoinRequests map[string][]*JoinRequest
 }
 
@@ -83,13 +92,13 @@ func (e WorkspaceEdges) OwnerOrErr() (*User, error) {
 	return nil, &NotLoadedError{edge: "owner"}
 }
 
-// MembershipsOrErr returns the Memberships value or an error if the edge
+// MembersOrErr returns the Members value or an error if the edge
 // was not loaded in eager-loading.
-func (e WorkspaceEdges) MembershipsOrErr() ([]*Membership, error) {
+func (e WorkspaceEdges) MembersOrErr() ([]*Membership, error) {
 	if e.loadedTypes[2] {
-		return e.Memberships, nil
+		return e.Members, nil
 	}
-	return nil, &NotLoadedError{edge: "memberships"}
+	return nil, &NotLoadedError{edge: "members"}
 }
 
 // JoinRequestsOrErr returns the JoinRequests value or an error if the edge
@@ -106,13 +115,15 @@ func (*Workspace) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case workspace.FieldLinkTokenNonces:
+			values[i] = new([]byte)
 		case workspace.FieldLinkEnabled, workspace.FieldLinkAllowsViewing:
 			values[i] = new(sql.NullBool)
-		case workspace.FieldID, workspace.FieldOrganizationID, workspace.FieldOwnerID:
+		case workspace.FieldID, workspace.FieldOrganizationID, workspace.FieldLinkGeneration, workspace.FieldOwnerID:
 			values[i] = new(sql.NullInt64)
-		case workspace.FieldName, workspace.FieldType:
+		case workspace.FieldName, workspace.FieldType, workspace.FieldDescription:
 			values[i] = new(sql.NullString)
-		case workspace.FieldCreatedAt, workspace.FieldUpdatedAt:
+		case workspace.FieldCreatedAt, workspace.FieldUpdatedAt, workspace.FieldArchivedAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -165,6 +176,12 @@ func (_m *Workspace) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Type = workspace.Type(value.String)
 			}
+		case workspace.FieldDescription:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field description", values[i])
+			} else if value.Valid {
+				_m.Description = value.String
+			}
 		case workspace.FieldLinkEnabled:
 			if value, ok := values[i].(*sql.NullBool); !ok {
 				return fmt.Errorf("unexpected type %T for field link_enabled", values[i])
@@ -176,6 +193,27 @@ func (_m *Workspace) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field link_allows_viewing", values[i])
 			} else if value.Valid {
 				_m.LinkAllowsViewing = value.Bool
+			}
+		case workspace.FieldLinkGeneration:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field link_generation", values[i])
+			} else if value.Valid {
+				_m.LinkGeneration = int(value.Int64)
+			}
+		case workspace.FieldLinkTokenNonces:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field link_token_nonces", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.LinkTokenNonces); err != nil {
+					return fmt.Errorf("unmarshal field link_token_nonces: %w", err)
+				}
+			}
+		case workspace.FieldArchivedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field archived_at", values[i])
+			} else if value.Valid {
+				_m.ArchivedAt = new(time.Time)
+				*_m.ArchivedAt = value.Time
 			}
 		case workspace.FieldOwnerID:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
@@ -207,9 +245,9 @@ func (_m *Workspace) QueryOwner() *UserQuery {
 	return NewWorkspaceClient(_m.config).QueryOwner(_m)
 }
 
-// QueryMemberships queries the "memberships" edge of the Workspace entity.
-func (_m *Workspace) QueryMemberships() *MembershipQuery {
-	return NewWorkspaceClient(_m.config).QueryMemberships(_m)
+// QueryMembers queries the "members" edge of the Workspace entity.
+func (_m *Workspace) QueryMembers() *MembershipQuery {
+	return NewWorkspaceClient(_m.config).QueryMembers(_m)
 }
 
 // QueryJoinRequests queries the "join_requests" edge of the Workspace entity.
@@ -255,11 +293,24 @@ func (_m *Workspace) String() string {
 	builder.WriteString("type=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Type))
 	builder.WriteString(", ")
+	builder.WriteString("description=")
+	builder.WriteString(_m.Description)
+	builder.WriteString(", ")
 	builder.WriteString("link_enabled=")
 	builder.WriteString(fmt.Sprintf("%v", _m.LinkEnabled))
 	builder.WriteString(", ")
 	builder.WriteString("link_allows_viewing=")
 	builder.WriteString(fmt.Sprintf("%v", _m.LinkAllowsViewing))
+	builder.WriteString(", ")
+	builder.WriteString("link_generation=")
+	builder.WriteString(fmt.Sprintf("%v", _m.LinkGeneration))
+	builder.WriteString(", ")
+	builder.WriteString("link_token_nonces=<sensitive>")
+	builder.WriteString(", ")
+	if v := _m.ArchivedAt; v != nil {
+		builder.WriteString("archived_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
 	builder.WriteString(", ")
 	if v := _m.OwnerID; v != nil {
 		builder.WriteString("owner_id=")
@@ -269,27 +320,27 @@ func (_m *Workspace) String() string {
 	return builder.String()
 }
 
-// NamedMemberships returns the Memberships named value or an error if the edge was not
+// NamedMembers returns the Members named value or an error if the edge was not
 // loaded in eager-loading with this name.
-func (_m *Workspace) NamedMemberships(name string) ([]*Membership, error) {
-	if _m.Edges.namedMemberships == nil {
+func (_m *Workspace) NamedMembers(name string) ([]*Membership, error) {
+	if _m.Edges.namedMembers == nil {
 		return nil, &NotLoadedError{edge: name}
 	}
-	nodes, ok := _m.Edges.namedMemberships[name]
+	nodes, ok := _m.Edges.namedMembers[name]
 	if !ok {
 		return nil, &NotLoadedError{edge: name}
 	}
 	return nodes, nil
 }
 
-func (_m *Workspace) appendNamedMemberships(name string, edges ...*Membership) {
-	if _m.Edges.namedMemberships == nil {
-		_m.Edges.namedMemberships = make(map[string][]*Membership)
+func (_m *Workspace) appendNamedMembers(name string, edges ...*Membership) {
+	if _m.Edges.namedMembers == nil {
+		_m.Edges.namedMembers = make(map[string][]*Membership)
 	}
 	if len(edges) == 0 {
-		_m.Edges.namedMemberships[name] = []*Membership{}
+		_m.Edges.namedMembers[name] = []*Membership{}
 	} else {
-		_m.Edges.namedMemberships[name] = append(_m.Edges.namedMemberships[name], edges...)
+		_m.Edges.namedMembers[name] = append(_m.Edges.namedMembers[name], edges...)
 	}
 }
 

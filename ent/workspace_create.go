@@ -80,6 +80,20 @@ func (_c *WorkspaceCreate) SetNillableType(v *workspace.Type) *WorkspaceCreate {
 	return _c
 }
 
+// SetDescription sets the "description" field.
+func (_c *WorkspaceCreate) SetDescription(v string) *WorkspaceCreate {
+	_c.mutation.SetDescription(v)
+	return _c
+}
+
+// SetNillableDescription sets the "description" field if the given value is not nil.
+func (_c *WorkspaceCreate) SetNillableDescription(v *string) *WorkspaceCreate {
+	if v != nil {
+		_c.SetDescription(*v)
+	}
+	return _c
+}
+
 // SetLinkEnabled sets the "link_enabled" field.
 func (_c *WorkspaceCreate) SetLinkEnabled(v bool) *WorkspaceCreate {
 	_c.mutation.SetLinkEnabled(v)
@@ -108,6 +122,40 @@ func (_c *WorkspaceCreate) SetNillableLinkAllowsViewing(v *bool) *WorkspaceCreat
 	return _c
 }
 
+// SetLinkGeneration sets the "link_generation" field.
+func (_c *WorkspaceCreate) SetLinkGeneration(v int) *WorkspaceCreate {
+	_c.mutation.SetLinkGeneration(v)
+	return _c
+}
+
+// SetNillableLinkGeneration sets the "link_generation" field if the given value is not nil.
+func (_c *WorkspaceCreate) SetNillableLinkGeneration(v *int) *WorkspaceCreate {
+	if v != nil {
+		_c.SetLinkGeneration(*v)
+	}
+	return _c
+}
+
+// SetLinkTokenNonces sets the "link_token_nonces" field.
+func (_c *WorkspaceCreate) SetLinkTokenNonces(v [][]uint8) *WorkspaceCreate {
+	_c.mutation.SetLinkTokenNonces(v)
+	return _c
+}
+
+// SetArchivedAt sets the "archived_at" field.
+func (_c *WorkspaceCreate) SetArchivedAt(v time.Time) *WorkspaceCreate {
+	_c.mutation.SetArchivedAt(v)
+	return _c
+}
+
+// SetNillableArchivedAt sets the "archived_at" field if the given value is not nil.
+func (_c *WorkspaceCreate) SetNillableArchivedAt(v *time.Time) *WorkspaceCreate {
+	if v != nil {
+		_c.SetArchivedAt(*v)
+	}
+	return _c
+}
+
 // SetOwnerID sets the "owner_id" field.
 func (_c *WorkspaceCreate) SetOwnerID(v int) *WorkspaceCreate {
 	_c.mutation.SetOwnerID(v)
@@ -132,19 +180,19 @@ func (_c *WorkspaceCreate) SetOwner(v *User) *WorkspaceCreate {
 	return _c.SetOwnerID(v.ID)
 }
 
-// AddMembershipIDs adds the "memberships" edge to the Membership entity by IDs.
-func (_c *WorkspaceCreate) AddMembershipIDs(ids ...int) *WorkspaceCreate {
-	_c.mutation.AddMembershipIDs(ids...)
+// AddMemberIDs adds the "members" edge to the Membership entity by IDs.
+func (_c *WorkspaceCreate) AddMemberIDs(ids ...int) *WorkspaceCreate {
+	_c.mutation.AddMemberIDs(ids...)
 	return _c
 }
 
-// AddMemberships adds the "memberships" edges to the Membership entity.
-func (_c *WorkspaceCreate) AddMemberships(v ...*Membership) *WorkspaceCreate {
+// AddMembers adds the "members" edges to the Membership entity.
+func (_c *WorkspaceCreate) AddMembers(v ...*Membership) *WorkspaceCreate {
 	ids := make([]int, len(v))
 	for i := range v {
 		ids[i] = v[i].ID
 	}
-	return _c.AddMembershipIDs(ids...)
+	return _c.AddMemberIDs(ids...)
 }
 
 // AddJoinRequestIDs adds the "join_requests" edge to the JoinRequest entity by IDs.
@@ -217,6 +265,10 @@ func (_c *WorkspaceCreate) defaults() error {
 		v := workspace.DefaultType
 		_c.mutation.SetType(v)
 	}
+	if _, ok := _c.mutation.Description(); !ok {
+		v := workspace.DefaultDescription
+		_c.mutation.SetDescription(v)
+	}
 	if _, ok := _c.mutation.LinkEnabled(); !ok {
 		v := workspace.DefaultLinkEnabled
 		_c.mutation.SetLinkEnabled(v)
@@ -224,6 +276,10 @@ func (_c *WorkspaceCreate) defaults() error {
 	if _, ok := _c.mutation.LinkAllowsViewing(); !ok {
 		v := workspace.DefaultLinkAllowsViewing
 		_c.mutation.SetLinkAllowsViewing(v)
+	}
+	if _, ok := _c.mutation.LinkGeneration(); !ok {
+		v := workspace.DefaultLinkGeneration
+		_c.mutation.SetLinkGeneration(v)
 	}
 	return nil
 }
@@ -255,11 +311,22 @@ func (_c *WorkspaceCreate) check() error {
 			return &ValidationError{Name: "type", err: fmt.Errorf(`ent: validator failed for field "Workspace.type": %w`, err)}
 		}
 	}
+	if _, ok := _c.mutation.Description(); !ok {
+		return &ValidationError{Name: "description", err: errors.New(`ent: missing required field "Workspace.description"`)}
+	}
+	if v, ok := _c.mutation.Description(); ok {
+		if err := workspace.DescriptionValidator(v); err != nil {
+			return &ValidationError{Name: "description", err: fmt.Errorf(`ent: validator failed for field "Workspace.description": %w`, err)}
+		}
+	}
 	if _, ok := _c.mutation.LinkEnabled(); !ok {
 		return &ValidationError{Name: "link_enabled", err: errors.New(`ent: missing required field "Workspace.link_enabled"`)}
 	}
 	if _, ok := _c.mutation.LinkAllowsViewing(); !ok {
 		return &ValidationError{Name: "link_allows_viewing", err: errors.New(`ent: missing required field "Workspace.link_allows_viewing"`)}
+	}
+	if _, ok := _c.mutation.LinkGeneration(); !ok {
+		return &ValidationError{Name: "link_generation", err: errors.New(`ent: missing required field "Workspace.link_generation"`)}
 	}
 	if len(_c.mutation.OrganizationIDs()) == 0 {
 		return &ValidationError{Name: "organization", err: errors.New(`ent: missing required edge "Workspace.organization"`)}
@@ -307,6 +374,10 @@ func (_c *WorkspaceCreate) createSpec() (*Workspace, *sqlgraph.CreateSpec) {
 		_spec.SetField(workspace.FieldType, field.TypeEnum, value)
 		_node.Type = value
 	}
+	if value, ok := _c.mutation.Description(); ok {
+		_spec.SetField(workspace.FieldDescription, field.TypeString, value)
+		_node.Description = value
+	}
 	if value, ok := _c.mutation.LinkEnabled(); ok {
 		_spec.SetField(workspace.FieldLinkEnabled, field.TypeBool, value)
 		_node.LinkEnabled = value
@@ -314,6 +385,18 @@ func (_c *WorkspaceCreate) createSpec() (*Workspace, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.LinkAllowsViewing(); ok {
 		_spec.SetField(workspace.FieldLinkAllowsViewing, field.TypeBool, value)
 		_node.LinkAllowsViewing = value
+	}
+	if value, ok := _c.mutation.LinkGeneration(); ok {
+		_spec.SetField(workspace.FieldLinkGeneration, field.TypeInt, value)
+		_node.LinkGeneration = value
+	}
+	if value, ok := _c.mutation.LinkTokenNonces(); ok {
+		_spec.SetField(workspace.FieldLinkTokenNonces, field.TypeJSON, value)
+		_node.LinkTokenNonces = value
+	}
+	if value, ok := _c.mutation.ArchivedAt(); ok {
+		_spec.SetField(workspace.FieldArchivedAt, field.TypeTime, value)
+		_node.ArchivedAt = &value
 	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -349,12 +432,12 @@ func (_c *WorkspaceCreate) createSpec() (*Workspace, *sqlgraph.CreateSpec) {
 		_node.OwnerID = &nodes[0]
 		_spec.Edges = append(_spec.Edges, edge)
 	}
-	if nodes := _c.mutation.MembershipsIDs(); len(nodes) > 0 {
+	if nodes := _c.mutation.MembersIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
 			Inverse: true,
-			Table:   workspace.MembershipsTable,
-			Columns: []string{workspace.MembershipsColumn},
+			Table:   workspace.MembersTable,
+			Columns: []string{workspace.MembersColumn},
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(membership.FieldID, field.TypeInt),
@@ -469,6 +552,18 @@ func (u *WorkspaceUpsert) UpdateType() *WorkspaceUpsert {
 	return u
 }
 
+// SetDescription sets the "description" field.
+func (u *WorkspaceUpsert) SetDescription(v string) *WorkspaceUpsert {
+	u.Set(workspace.FieldDescription, v)
+	return u
+}
+
+// UpdateDescription sets the "description" field to the value that was provided on create.
+func (u *WorkspaceUpsert) UpdateDescription() *WorkspaceUpsert {
+	u.SetExcluded(workspace.FieldDescription)
+	return u
+}
+
 // SetLinkEnabled sets the "link_enabled" field.
 func (u *WorkspaceUpsert) SetLinkEnabled(v bool) *WorkspaceUpsert {
 	u.Set(workspace.FieldLinkEnabled, v)
@@ -490,6 +585,60 @@ func (u *WorkspaceUpsert) SetLinkAllowsViewing(v bool) *WorkspaceUpsert {
 // UpdateLinkAllowsViewing sets the "link_allows_viewing" field to the value that was provided on create.
 func (u *WorkspaceUpsert) UpdateLinkAllowsViewing() *WorkspaceUpsert {
 	u.SetExcluded(workspace.FieldLinkAllowsViewing)
+	return u
+}
+
+// SetLinkGeneration sets the "link_generation" field.
+func (u *WorkspaceUpsert) SetLinkGeneration(v int) *WorkspaceUpsert {
+	u.Set(workspace.FieldLinkGeneration, v)
+	return u
+}
+
+// UpdateLinkGeneration sets the "link_generation" field to the value that was provided on create.
+func (u *WorkspaceUpsert) UpdateLinkGeneration() *WorkspaceUpsert {
+	u.SetExcluded(workspace.FieldLinkGeneration)
+	return u
+}
+
+// AddLinkGeneration adds v to the "link_generation" field.
+func (u *WorkspaceUpsert) AddLinkGeneration(v int) *WorkspaceUpsert {
+	u.Add(workspace.FieldLinkGeneration, v)
+	return u
+}
+
+// SetLinkTokenNonces sets the "link_token_nonces" field.
+func (u *WorkspaceUpsert) SetLinkTokenNonces(v [][]uint8) *WorkspaceUpsert {
+	u.Set(workspace.FieldLinkTokenNonces, v)
+	return u
+}
+
+// UpdateLinkTokenNonces sets the "link_token_nonces" field to the value that was provided on create.
+func (u *WorkspaceUpsert) UpdateLinkTokenNonces() *WorkspaceUpsert {
+	u.SetExcluded(workspace.FieldLinkTokenNonces)
+	return u
+}
+
+// ClearLinkTokenNonces clears the value of the "link_token_nonces" field.
+func (u *WorkspaceUpsert) ClearLinkTokenNonces() *WorkspaceUpsert {
+	u.SetNull(workspace.FieldLinkTokenNonces)
+	return u
+}
+
+// SetArchivedAt sets the "archived_at" field.
+func (u *WorkspaceUpsert) SetArchivedAt(v time.Time) *WorkspaceUpsert {
+	u.Set(workspace.FieldArchivedAt, v)
+	return u
+}
+
+// UpdateArchivedAt sets the "archived_at" field to the value that was provided on create.
+func (u *WorkspaceUpsert) UpdateArchivedAt() *WorkspaceUpsert {
+	u.SetExcluded(workspace.FieldArchivedAt)
+	return u
+}
+
+// ClearArchivedAt clears the value of the "archived_at" field.
+func (u *WorkspaceUpsert) ClearArchivedAt() *WorkspaceUpsert {
+	u.SetNull(workspace.FieldArchivedAt)
 	return u
 }
 
@@ -601,6 +750,20 @@ func (u *WorkspaceUpsertOne) UpdateType() *WorkspaceUpsertOne {
 	})
 }
 
+// SetDescription sets the "description" field.
+func (u *WorkspaceUpsertOne) SetDescription(v string) *WorkspaceUpsertOne {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.SetDescription(v)
+	})
+}
+
+// UpdateDescription sets the "description" field to the value that was provided on create.
+func (u *WorkspaceUpsertOne) UpdateDescription() *WorkspaceUpsertOne {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.UpdateDescription()
+	})
+}
+
 // SetLinkEnabled sets the "link_enabled" field.
 func (u *WorkspaceUpsertOne) SetLinkEnabled(v bool) *WorkspaceUpsertOne {
 	return u.Update(func(s *WorkspaceUpsert) {
@@ -626,6 +789,69 @@ func (u *WorkspaceUpsertOne) SetLinkAllowsViewing(v bool) *WorkspaceUpsertOne {
 func (u *WorkspaceUpsertOne) UpdateLinkAllowsViewing() *WorkspaceUpsertOne {
 	return u.Update(func(s *WorkspaceUpsert) {
 		s.UpdateLinkAllowsViewing()
+	})
+}
+
+// SetLinkGeneration sets the "link_generation" field.
+func (u *WorkspaceUpsertOne) SetLinkGeneration(v int) *WorkspaceUpsertOne {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.SetLinkGeneration(v)
+	})
+}
+
+// AddLinkGeneration adds v to the "link_generation" field.
+func (u *WorkspaceUpsertOne) AddLinkGeneration(v int) *WorkspaceUpsertOne {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.AddLinkGeneration(v)
+	})
+}
+
+// UpdateLinkGeneration sets the "link_generation" field to the value that was provided on create.
+func (u *WorkspaceUpsertOne) UpdateLinkGeneration() *WorkspaceUpsertOne {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.UpdateLinkGeneration()
+	})
+}
+
+// SetLinkTokenNonces sets the "link_token_nonces" field.
+func (u *WorkspaceUpsertOne) SetLinkTokenNonces(v [][]uint8) *WorkspaceUpsertOne {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.SetLinkTokenNonces(v)
+	})
+}
+
+// UpdateLinkTokenNonces sets the "link_token_nonces" field to the value that was provided on create.
+func (u *WorkspaceUpsertOne) UpdateLinkTokenNonces() *WorkspaceUpsertOne {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.UpdateLinkTokenNonces()
+	})
+}
+
+// ClearLinkTokenNonces clears the value of the "link_token_nonces" field.
+func (u *WorkspaceUpsertOne) ClearLinkTokenNonces() *WorkspaceUpsertOne {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.ClearLinkTokenNonces()
+	})
+}
+
+// SetArchivedAt sets the "archived_at" field.
+func (u *WorkspaceUpsertOne) SetArchivedAt(v time.Time) *WorkspaceUpsertOne {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.SetArchivedAt(v)
+	})
+}
+
+// UpdateArchivedAt sets the "archived_at" field to the value that was provided on create.
+func (u *WorkspaceUpsertOne) UpdateArchivedAt() *WorkspaceUpsertOne {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.UpdateArchivedAt()
+	})
+}
+
+// ClearArchivedAt clears the value of the "archived_at" field.
+func (u *WorkspaceUpsertOne) ClearArchivedAt() *WorkspaceUpsertOne {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.ClearArchivedAt()
 	})
 }
 
@@ -906,6 +1132,20 @@ func (u *WorkspaceUpsertBulk) UpdateType() *WorkspaceUpsertBulk {
 	})
 }
 
+// SetDescription sets the "description" field.
+func (u *WorkspaceUpsertBulk) SetDescription(v string) *WorkspaceUpsertBulk {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.SetDescription(v)
+	})
+}
+
+// UpdateDescription sets the "description" field to the value that was provided on create.
+func (u *WorkspaceUpsertBulk) UpdateDescription() *WorkspaceUpsertBulk {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.UpdateDescription()
+	})
+}
+
 // SetLinkEnabled sets the "link_enabled" field.
 func (u *WorkspaceUpsertBulk) SetLinkEnabled(v bool) *WorkspaceUpsertBulk {
 	return u.Update(func(s *WorkspaceUpsert) {
@@ -931,6 +1171,69 @@ func (u *WorkspaceUpsertBulk) SetLinkAllowsViewing(v bool) *WorkspaceUpsertBulk 
 func (u *WorkspaceUpsertBulk) UpdateLinkAllowsViewing() *WorkspaceUpsertBulk {
 	return u.Update(func(s *WorkspaceUpsert) {
 		s.UpdateLinkAllowsViewing()
+	})
+}
+
+// SetLinkGeneration sets the "link_generation" field.
+func (u *WorkspaceUpsertBulk) SetLinkGeneration(v int) *WorkspaceUpsertBulk {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.SetLinkGeneration(v)
+	})
+}
+
+// AddLinkGeneration adds v to the "link_generation" field.
+func (u *WorkspaceUpsertBulk) AddLinkGeneration(v int) *WorkspaceUpsertBulk {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.AddLinkGeneration(v)
+	})
+}
+
+// UpdateLinkGeneration sets the "link_generation" field to the value that was provided on create.
+func (u *WorkspaceUpsertBulk) UpdateLinkGeneration() *WorkspaceUpsertBulk {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.UpdateLinkGeneration()
+	})
+}
+
+// SetLinkTokenNonces sets the "link_token_nonces" field.
+func (u *WorkspaceUpsertBulk) SetLinkTokenNonces(v [][]uint8) *WorkspaceUpsertBulk {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.SetLinkTokenNonces(v)
+	})
+}
+
+// UpdateLinkTokenNonces sets the "link_token_nonces" field to the value that was provided on create.
+func (u *WorkspaceUpsertBulk) UpdateLinkTokenNonces() *WorkspaceUpsertBulk {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.UpdateLinkTokenNonces()
+	})
+}
+
+// ClearLinkTokenNonces clears the value of the "link_token_nonces" field.
+func (u *WorkspaceUpsertBulk) ClearLinkTokenNonces() *WorkspaceUpsertBulk {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.ClearLinkTokenNonces()
+	})
+}
+
+// SetArchivedAt sets the "archived_at" field.
+func (u *WorkspaceUpsertBulk) SetArchivedAt(v time.Time) *WorkspaceUpsertBulk {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.SetArchivedAt(v)
+	})
+}
+
+// UpdateArchivedAt sets the "archived_at" field to the value that was provided on create.
+func (u *WorkspaceUpsertBulk) UpdateArchivedAt() *WorkspaceUpsertBulk {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.UpdateArchivedAt()
+	})
+}
+
+// ClearArchivedAt clears the value of the "archived_at" field.
+func (u *WorkspaceUpsertBulk) ClearArchivedAt() *WorkspaceUpsertBulk {
+	return u.Update(func(s *WorkspaceUpsert) {
+		s.ClearArchivedAt()
 	})
 }
 

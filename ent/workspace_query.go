@@ -31,11 +31,11 @@ type WorkspaceQuery struct {
 	predicates            []predicate.Workspace
 	withOrganization      *OrganizationQuery
 	withOwner             *UserQuery
-	withMemberships       *MembershipQuery
+	withMembers           *MembershipQuery
 	withJoinRequests      *JoinRequestQuery
 	loadTotal             []func(context.Context, []*Workspace) error
 	modifiers             []func(*sql.Selector)
-	withNamedMemberships  map[string]*MembershipQuery
+	withNamedMembers      map[string]*MembershipQuery
 	withNamedJoinRequests map[string]*JoinRequestQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
@@ -117,8 +117,8 @@ func (_q *WorkspaceQuery) QueryOwner() *UserQuery {
 	return query
 }
 
-// QueryMemberships chains the current query on the "memberships" edge.
-func (_q *WorkspaceQuery) QueryMemberships() *MembershipQuery {
+// QueryMembers chains the current query on the "members" edge.
+func (_q *WorkspaceQuery) QueryMembers() *MembershipQuery {
 	query := (&MembershipClient{config: _q.config}).Query()
 	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
 		if err := _q.prepareQuery(ctx); err != nil {
@@ -131,7 +131,7 @@ func (_q *WorkspaceQuery) QueryMemberships() *MembershipQuery {
 		step := sqlgraph.NewStep(
 			sqlgraph.From(workspace.Table, workspace.FieldID, selector),
 			sqlgraph.To(membership.Table, membership.FieldID),
-			sqlgraph.Edge(sqlgraph.O2M, true, workspace.MembershipsTable, workspace.MembershipsColumn),
+			sqlgraph.Edge(sqlgraph.O2M, true, workspace.MembersTable, workspace.MembersColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -355,7 +355,7 @@ func (_q *WorkspaceQuery) Clone() *WorkspaceQuery {
 		predicates:       append([]predicate.Workspace{}, _q.predicates...),
 		withOrganization: _q.withOrganization.Clone(),
 		withOwner:        _q.withOwner.Clone(),
-		withMemberships:  _q.withMemberships.Clone(),
+		withMembers:      _q.withMembers.Clone(),
 		withJoinRequests: _q.withJoinRequests.Clone(),
 		// clone intermediate query.
 		sql:  _q.sql.Clone(),
@@ -385,14 +385,14 @@ func (_q *WorkspaceQuery) WithOwner(opts ...func(*UserQuery)) *WorkspaceQuery {
 	return _q
 }
 
-// WithMemberships tells the query-builder to eager-load the nodes that are connected to
-// the "memberships" edge. The optional arguments are used to configure the query builder of the edge.
-func (_q *WorkspaceQuery) WithMemberships(opts ...func(*MembershipQuery)) *WorkspaceQuery {
+// WithMembers tells the query-builder to eager-load the nodes that are connected to
+// the "members" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *WorkspaceQuery) WithMembers(opts ...func(*MembershipQuery)) *WorkspaceQuery {
 	query := (&MembershipClient{config: _q.config}).Query()
 	for _, opt := range opts {
 		opt(query)
 	}
-	_q.withMemberships = query
+	_q.withMembers = query
 	return _q
 }
 
@@ -494,7 +494,7 @@ func (_q *WorkspaceQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Wo
 		loadedTypes = [4]bool{
 			_q.withOrganization != nil,
 			_q.withOwner != nil,
-			_q.withMemberships != nil,
+			_q.withMembers != nil,
 			_q.withJoinRequests != nil,
 		}
 	)
@@ -531,10 +531,10 @@ func (_q *WorkspaceQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Wo
 			return nil, err
 		}
 	}
-	if query := _q.withMemberships; query != nil {
-		if err := _q.loadMemberships(ctx, query, nodes,
-			func(n *Workspace) { n.Edges.Memberships = []*Membership{} },
-			func(n *Workspace, e *Membership) { n.Edges.Memberships = append(n.Edges.Memberships, e) }); err != nil {
+	if query := _q.withMembers; query != nil {
+		if err := _q.loadMembers(ctx, query, nodes,
+			func(n *Workspace) { n.Edges.Members = []*Membership{} },
+			func(n *Workspace, e *Membership) { n.Edges.Members = append(n.Edges.Members, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -545,10 +545,10 @@ func (_q *WorkspaceQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Wo
 			return nil, err
 		}
 	}
-	for name, query := range _q.withNamedMemberships {
-		if err := _q.loadMemberships(ctx, query, nodes,
-			func(n *Workspace) { n.appendNamedMemberships(name) },
-			func(n *Workspace, e *Membership) { n.appendNamedMemberships(name, e) }); err != nil {
+	for name, query := range _q.withNamedMembers {
+		if err := _q.loadMembers(ctx, query, nodes,
+			func(n *Workspace) { n.appendNamedMembers(name) },
+			func(n *Workspace, e *Membership) { n.appendNamedMembers(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -628,7 +628,7 @@ func (_q *WorkspaceQuery) loadOwner(ctx context.Context, query *UserQuery, nodes
 	}
 	return nil
 }
-func (_q *WorkspaceQuery) loadMemberships(ctx context.Context, query *MembershipQuery, nodes []*Workspace, init func(*Workspace), assign func(*Workspace, *Membership)) error {
+func (_q *WorkspaceQuery) loadMembers(ctx context.Context, query *MembershipQuery, nodes []*Workspace, init func(*Workspace), assign func(*Workspace, *Membership)) error {
 	fks := make([]driver.Value, 0, len(nodes))
 	nodeids := make(map[int]*Workspace)
 	for i := range nodes {
@@ -642,7 +642,7 @@ func (_q *WorkspaceQuery) loadMemberships(ctx context.Context, query *Membership
 		query.ctx.AppendFieldOnce(membership.FieldWorkspaceID)
 	}
 	query.Where(predicate.Membership(func(s *sql.Selector) {
-		s.Where(sql.InValues(s.C(workspace.MembershipsColumn), fks...))
+		s.Where(sql.InValues(s.C(workspace.MembersColumn), fks...))
 	}))
 	neighbors, err := query.All(ctx)
 	if err != nil {
@@ -808,17 +808,17 @@ func (_q *WorkspaceQuery) ForShare(opts ...sql.LockOption) *WorkspaceQuery {
 	return _q
 }
 
-// WithNamedMemberships tells the query-builder to eager-load the nodes that are connected to the "memberships"
+// WithNamedMembers tells the query-builder to eager-load the nodes that are connected to the "members"
 // edge with the given name. The optional arguments are used to configure the query builder of the edge.
-func (_q *WorkspaceQuery) WithNamedMemberships(name string, opts ...func(*MembershipQuery)) *WorkspaceQuery {
+func (_q *WorkspaceQuery) WithNamedMembers(name string, opts ...func(*MembershipQuery)) *WorkspaceQuery {
 	query := (&MembershipClient{config: _q.config}).Query()
 	for _, opt := range opts {
 		opt(query)
 	}
-	if _q.withNamedMemberships == nil {
-		_q.withNamedMemberships = make(map[string]*MembershipQuery)
+	if _q.withNamedMembers == nil {
+		_q.withNamedMembers = make(map[string]*MembershipQuery)
 	}
-	_q.withNamedMemberships[name] = query
+	_q.withNamedMembers[name] = query
 	return _q
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"entgo.io/ent/dialect/sql/sqljson"
 	"entgo.io/ent/schema/field"
 )
 
@@ -65,6 +66,20 @@ func (_u *WorkspaceUpdate) SetNillableType(v *workspace.Type) *WorkspaceUpdate {
 	return _u
 }
 
+// SetDescription sets the "description" field.
+func (_u *WorkspaceUpdate) SetDescription(v string) *WorkspaceUpdate {
+	_u.mutation.SetDescription(v)
+	return _u
+}
+
+// SetNillableDescription sets the "description" field if the given value is not nil.
+func (_u *WorkspaceUpdate) SetNillableDescription(v *string) *WorkspaceUpdate {
+	if v != nil {
+		_u.SetDescription(*v)
+	}
+	return _u
+}
+
 // SetLinkEnabled sets the "link_enabled" field.
 func (_u *WorkspaceUpdate) SetLinkEnabled(v bool) *WorkspaceUpdate {
 	_u.mutation.SetLinkEnabled(v)
@@ -93,6 +108,65 @@ func (_u *WorkspaceUpdate) SetNillableLinkAllowsViewing(v *bool) *WorkspaceUpdat
 	return _u
 }
 
+// SetLinkGeneration sets the "link_generation" field.
+func (_u *WorkspaceUpdate) SetLinkGeneration(v int) *WorkspaceUpdate {
+	_u.mutation.ResetLinkGeneration()
+	_u.mutation.SetLinkGeneration(v)
+	return _u
+}
+
+// SetNillableLinkGeneration sets the "link_generation" field if the given value is not nil.
+func (_u *WorkspaceUpdate) SetNillableLinkGeneration(v *int) *WorkspaceUpdate {
+	if v != nil {
+		_u.SetLinkGeneration(*v)
+	}
+	return _u
+}
+
+// AddLinkGeneration adds value to the "link_generation" field.
+func (_u *WorkspaceUpdate) AddLinkGeneration(v int) *WorkspaceUpdate {
+	_u.mutation.AddLinkGeneration(v)
+	return _u
+}
+
+// SetLinkTokenNonces sets the "link_token_nonces" field.
+func (_u *WorkspaceUpdate) SetLinkTokenNonces(v [][]uint8) *WorkspaceUpdate {
+	_u.mutation.SetLinkTokenNonces(v)
+	return _u
+}
+
+// AppendLinkTokenNonces appends value to the "link_token_nonces" field.
+func (_u *WorkspaceUpdate) AppendLinkTokenNonces(v [][]uint8) *WorkspaceUpdate {
+	_u.mutation.AppendLinkTokenNonces(v)
+	return _u
+}
+
+// ClearLinkTokenNonces clears the value of the "link_token_nonces" field.
+func (_u *WorkspaceUpdate) ClearLinkTokenNonces() *WorkspaceUpdate {
+	_u.mutation.ClearLinkTokenNonces()
+	return _u
+}
+
+// SetArchivedAt sets the "archived_at" field.
+func (_u *WorkspaceUpdate) SetArchivedAt(v time.Time) *WorkspaceUpdate {
+	_u.mutation.SetArchivedAt(v)
+	return _u
+}
+
+// SetNillableArchivedAt sets the "archived_at" field if the given value is not nil.
+func (_u *WorkspaceUpdate) SetNillableArchivedAt(v *time.Time) *WorkspaceUpdate {
+	if v != nil {
+		_u.SetArchivedAt(*v)
+	}
+	return _u
+}
+
+// ClearArchivedAt clears the value of the "archived_at" field.
+func (_u *WorkspaceUpdate) ClearArchivedAt() *WorkspaceUpdate {
+	_u.mutation.ClearArchivedAt()
+	return _u
+}
+
 // SetOwnerID sets the "owner_id" field.
 func (_u *WorkspaceUpdate) SetOwnerID(v int) *WorkspaceUpdate {
 	_u.mutation.SetOwnerID(v)
@@ -118,19 +192,19 @@ func (_u *WorkspaceUpdate) SetOwner(v *User) *WorkspaceUpdate {
 	return _u.SetOwnerID(v.ID)
 }
 
-// AddMembershipIDs adds the "memberships" edge to the Membership entity by IDs.
-func (_u *WorkspaceUpdate) AddMembershipIDs(ids ...int) *WorkspaceUpdate {
-	_u.mutation.AddMembershipIDs(ids...)
+// AddMemberIDs adds the "members" edge to the Membership entity by IDs.
+func (_u *WorkspaceUpdate) AddMemberIDs(ids ...int) *WorkspaceUpdate {
+	_u.mutation.AddMemberIDs(ids...)
 	return _u
 }
 
-// AddMemberships adds the "memberships" edges to the Membership entity.
-func (_u *WorkspaceUpdate) AddMemberships(v ...*Membership) *WorkspaceUpdate {
+// AddMembers adds the "members" edges to the Membership entity.
+func (_u *WorkspaceUpdate) AddMembers(v ...*Membership) *WorkspaceUpdate {
 	ids := make([]int, len(v))
 	for i := range v {
 		ids[i] = v[i].ID
 	}
-	return _u.AddMembershipIDs(ids...)
+	return _u.AddMemberIDs(ids...)
 }
 
 // AddJoinRequestIDs adds the "join_requests" edge to the JoinRequest entity by IDs.
@@ -159,25 +233,25 @@ func (_u *WorkspaceUpdate) ClearOwner() *WorkspaceUpdate {
 	return _u
 }
 
-// ClearMemberships clears all "memberships" edges to the Membership entity.
-func (_u *WorkspaceUpdate) ClearMemberships() *WorkspaceUpdate {
-	_u.mutation.ClearMemberships()
+// ClearMembers clears all "members" edges to the Membership entity.
+func (_u *WorkspaceUpdate) ClearMembers() *WorkspaceUpdate {
+	_u.mutation.ClearMembers()
 	return _u
 }
 
-// RemoveMembershipIDs removes the "memberships" edge to Membership entities by IDs.
-func (_u *WorkspaceUpdate) RemoveMembershipIDs(ids ...int) *WorkspaceUpdate {
-	_u.mutation.RemoveMembershipIDs(ids...)
+// RemoveMemberIDs removes the "members" edge to Membership entities by IDs.
+func (_u *WorkspaceUpdate) RemoveMemberIDs(ids ...int) *WorkspaceUpdate {
+	_u.mutation.RemoveMemberIDs(ids...)
 	return _u
 }
 
-// RemoveMemberships removes "memberships" edges to Membership entities.
-func (_u *WorkspaceUpdate) RemoveMemberships(v ...*Membership) *WorkspaceUpdate {
+// RemoveMembers removes "members" edges to Membership entities.
+func (_u *WorkspaceUpdate) RemoveMembers(v ...*Membership) *WorkspaceUpdate {
 	ids := make([]int, len(v))
 	for i := range v {
 		ids[i] = v[i].ID
 	}
-	return _u.RemoveMembershipIDs(ids...)
+	return _u.RemoveMemberIDs(ids...)
 }
 
 // ClearJoinRequests clears all "join_requests" edges to the JoinRequest entity.
@@ -255,6 +329,11 @@ func (_u *WorkspaceUpdate) check() error {
 			return &ValidationError{Name: "type", err: fmt.Errorf(`ent: validator failed for field "Workspace.type": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Description(); ok {
+		if err := workspace.DescriptionValidator(v); err != nil {
+			return &ValidationError{Name: "description", err: fmt.Errorf(`ent: validator failed for field "Workspace.description": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Workspace.organization"`)
 	}
@@ -282,11 +361,37 @@ func (_u *WorkspaceUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if value, ok := _u.mutation.GetType(); ok {
 		_spec.SetField(workspace.FieldType, field.TypeEnum, value)
 	}
+	if value, ok := _u.mutation.Description(); ok {
+		_spec.SetField(workspace.FieldDescription, field.TypeString, value)
+	}
 	if value, ok := _u.mutation.LinkEnabled(); ok {
 		_spec.SetField(workspace.FieldLinkEnabled, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.LinkAllowsViewing(); ok {
 		_spec.SetField(workspace.FieldLinkAllowsViewing, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.LinkGeneration(); ok {
+		_spec.SetField(workspace.FieldLinkGeneration, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedLinkGeneration(); ok {
+		_spec.AddField(workspace.FieldLinkGeneration, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.LinkTokenNonces(); ok {
+		_spec.SetField(workspace.FieldLinkTokenNonces, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedLinkTokenNonces(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, workspace.FieldLinkTokenNonces, value)
+		})
+	}
+	if _u.mutation.LinkTokenNoncesCleared() {
+		_spec.ClearField(workspace.FieldLinkTokenNonces, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.ArchivedAt(); ok {
+		_spec.SetField(workspace.FieldArchivedAt, field.TypeTime, value)
+	}
+	if _u.mutation.ArchivedAtCleared() {
+		_spec.ClearField(workspace.FieldArchivedAt, field.TypeTime)
 	}
 	if _u.mutation.OwnerCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -317,12 +422,12 @@ func (_u *WorkspaceUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
-	if _u.mutation.MembershipsCleared() {
+	if _u.mutation.MembersCleared() {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
 			Inverse: true,
-			Table:   workspace.MembershipsTable,
-			Columns: []string{workspace.MembershipsColumn},
+			Table:   workspace.MembersTable,
+			Columns: []string{workspace.MembersColumn},
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(membership.FieldID, field.TypeInt),
@@ -330,12 +435,12 @@ func (_u *WorkspaceUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 		}
 		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
 	}
-	if nodes := _u.mutation.RemovedMembershipsIDs(); len(nodes) > 0 && !_u.mutation.MembershipsCleared() {
+	if nodes := _u.mutation.RemovedMembersIDs(); len(nodes) > 0 && !_u.mutation.MembersCleared() {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
 			Inverse: true,
-			Table:   workspace.MembershipsTable,
-			Columns: []string{workspace.MembershipsColumn},
+			Table:   workspace.MembersTable,
+			Columns: []string{workspace.MembersColumn},
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(membership.FieldID, field.TypeInt),
@@ -346,12 +451,12 @@ func (_u *WorkspaceUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 		}
 		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
 	}
-	if nodes := _u.mutation.MembershipsIDs(); len(nodes) > 0 {
+	if nodes := _u.mutation.MembersIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
 			Inverse: true,
-			Table:   workspace.MembershipsTable,
-			Columns: []string{workspace.MembershipsColumn},
+			Table:   workspace.MembersTable,
+			Columns: []string{workspace.MembersColumn},
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(membership.FieldID, field.TypeInt),
@@ -461,6 +566,20 @@ func (_u *WorkspaceUpdateOne) SetNillableType(v *workspace.Type) *WorkspaceUpdat
 	return _u
 }
 
+// SetDescription sets the "description" field.
+func (_u *WorkspaceUpdateOne) SetDescription(v string) *WorkspaceUpdateOne {
+	_u.mutation.SetDescription(v)
+	return _u
+}
+
+// SetNillableDescription sets the "description" field if the given value is not nil.
+func (_u *WorkspaceUpdateOne) SetNillableDescription(v *string) *WorkspaceUpdateOne {
+	if v != nil {
+		_u.SetDescription(*v)
+	}
+	return _u
+}
+
 // SetLinkEnabled sets the "link_enabled" field.
 func (_u *WorkspaceUpdateOne) SetLinkEnabled(v bool) *WorkspaceUpdateOne {
 	_u.mutation.SetLinkEnabled(v)
@@ -489,6 +608,65 @@ func (_u *WorkspaceUpdateOne) SetNillableLinkAllowsViewing(v *bool) *WorkspaceUp
 	return _u
 }
 
+// SetLinkGeneration sets the "link_generation" field.
+func (_u *WorkspaceUpdateOne) SetLinkGeneration(v int) *WorkspaceUpdateOne {
+	_u.mutation.ResetLinkGeneration()
+	_u.mutation.SetLinkGeneration(v)
+	return _u
+}
+
+// SetNillableLinkGeneration sets the "link_generation" field if the given value is not nil.
+func (_u *WorkspaceUpdateOne) SetNillableLinkGeneration(v *int) *WorkspaceUpdateOne {
+	if v != nil {
+		_u.SetLinkGeneration(*v)
+	}
+	return _u
+}
+
+// AddLinkGeneration adds value to the "link_generation" field.
+func (_u *WorkspaceUpdateOne) AddLinkGeneration(v int) *WorkspaceUpdateOne {
+	_u.mutation.AddLinkGeneration(v)
+	return _u
+}
+
+// SetLinkTokenNonces sets the "link_token_nonces" field.
+func (_u *WorkspaceUpdateOne) SetLinkTokenNonces(v [][]uint8) *WorkspaceUpdateOne {
+	_u.mutation.SetLinkTokenNonces(v)
+	return _u
+}
+
+// AppendLinkTokenNonces appends value to the "link_token_nonces" field.
+func (_u *WorkspaceUpdateOne) AppendLinkTokenNonces(v [][]uint8) *WorkspaceUpdateOne {
+	_u.mutation.AppendLinkTokenNonces(v)
+	return _u
+}
+
+// ClearLinkTokenNonces clears the value of the "link_token_nonces" field.
+func (_u *WorkspaceUpdateOne) ClearLinkTokenNonces() *WorkspaceUpdateOne {
+	_u.mutation.ClearLinkTokenNonces()
+	return _u
+}
+
+// SetArchivedAt sets the "archived_at" field.
+func (_u *WorkspaceUpdateOne) SetArchivedAt(v time.Time) *WorkspaceUpdateOne {
+	_u.mutation.SetArchivedAt(v)
+	return _u
+}
+
+// SetNillableArchivedAt sets the "archived_at" field if the given value is not nil.
+func (_u *WorkspaceUpdateOne) SetNillableArchivedAt(v *time.Time) *WorkspaceUpdateOne {
+	if v != nil {
+		_u.SetArchivedAt(*v)
+	}
+	return _u
+}
+
+// ClearArchivedAt clears the value of the "archived_at" field.
+func (_u *WorkspaceUpdateOne) ClearArchivedAt() *WorkspaceUpdateOne {
+	_u.mutation.ClearArchivedAt()
+	return _u
+}
+
 // SetOwnerID sets the "owner_id" field.
 func (_u *WorkspaceUpdateOne) SetOwnerID(v int) *WorkspaceUpdateOne {
 	_u.mutation.SetOwnerID(v)
@@ -514,19 +692,19 @@ func (_u *WorkspaceUpdateOne) SetOwner(v *User) *WorkspaceUpdateOne {
 	return _u.SetOwnerID(v.ID)
 }
 
-// AddMembershipIDs adds the "memberships" edge to the Membership entity by IDs.
-func (_u *WorkspaceUpdateOne) AddMembershipIDs(ids ...int) *WorkspaceUpdateOne {
-	_u.mutation.AddMembershipIDs(ids...)
+// AddMemberIDs adds the "members" edge to the Membership entity by IDs.
+func (_u *WorkspaceUpdateOne) AddMemberIDs(ids ...int) *WorkspaceUpdateOne {
+	_u.mutation.AddMemberIDs(ids...)
 	return _u
 }
 
-// AddMemberships adds the "memberships" edges to the Membership entity.
-func (_u *WorkspaceUpdateOne) AddMemberships(v ...*Membership) *WorkspaceUpdateOne {
+// AddMembers adds the "members" edges to the Membership entity.
+func (_u *WorkspaceUpdateOne) AddMembers(v ...*Membership) *WorkspaceUpdateOne {
 	ids := make([]int, len(v))
 	for i := range v {
 		ids[i] = v[i].ID
 	}
-	return _u.AddMembershipIDs(ids...)
+	return _u.AddMemberIDs(ids...)
 }
 
 // AddJoinRequestIDs adds the "join_requests" edge to the JoinRequest entity by IDs.
@@ -555,25 +733,25 @@ func (_u *WorkspaceUpdateOne) ClearOwner() *WorkspaceUpdateOne {
 	return _u
 }
 
-// ClearMemberships clears all "memberships" edges to the Membership entity.
-func (_u *WorkspaceUpdateOne) ClearMemberships() *WorkspaceUpdateOne {
-	_u.mutation.ClearMemberships()
+// ClearMembers clears all "members" edges to the Membership entity.
+func (_u *WorkspaceUpdateOne) ClearMembers() *WorkspaceUpdateOne {
+	_u.mutation.ClearMembers()
 	return _u
 }
 
-// RemoveMembershipIDs removes the "memberships" edge to Membership entities by IDs.
-func (_u *WorkspaceUpdateOne) RemoveMembershipIDs(ids ...int) *WorkspaceUpdateOne {
-	_u.mutation.RemoveMembershipIDs(ids...)
+// RemoveMemberIDs removes the "members" edge to Membership entities by IDs.
+func (_u *WorkspaceUpdateOne) RemoveMemberIDs(ids ...int) *WorkspaceUpdateOne {
+	_u.mutation.RemoveMemberIDs(ids...)
 	return _u
 }
 
-// RemoveMemberships removes "memberships" edges to Membership entities.
-func (_u *WorkspaceUpdateOne) RemoveMemberships(v ...*Membership) *WorkspaceUpdateOne {
+// RemoveMembers removes "members" edges to Membership entities.
+func (_u *WorkspaceUpdateOne) RemoveMembers(v ...*Membership) *WorkspaceUpdateOne {
 	ids := make([]int, len(v))
 	for i := range v {
 		ids[i] = v[i].ID
 	}
-	return _u.RemoveMembershipIDs(ids...)
+	return _u.RemoveMemberIDs(ids...)
 }
 
 // ClearJoinRequests clears all "join_requests" edges to the JoinRequest entity.
@@ -664,6 +842,11 @@ func (_u *WorkspaceUpdateOne) check() error {
 			return &ValidationError{Name: "type", err: fmt.Errorf(`ent: validator failed for field "Workspace.type": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Description(); ok {
+		if err := workspace.DescriptionValidator(v); err != nil {
+			return &ValidationError{Name: "description", err: fmt.Errorf(`ent: validator failed for field "Workspace.description": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Workspace.organization"`)
 	}
@@ -708,11 +891,37 @@ func (_u *WorkspaceUpdateOne) sqlSave(ctx context.Context) (_node *Workspace, er
 	if value, ok := _u.mutation.GetType(); ok {
 		_spec.SetField(workspace.FieldType, field.TypeEnum, value)
 	}
+	if value, ok := _u.mutation.Description(); ok {
+		_spec.SetField(workspace.FieldDescription, field.TypeString, value)
+	}
 	if value, ok := _u.mutation.LinkEnabled(); ok {
 		_spec.SetField(workspace.FieldLinkEnabled, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.LinkAllowsViewing(); ok {
 		_spec.SetField(workspace.FieldLinkAllowsViewing, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.LinkGeneration(); ok {
+		_spec.SetField(workspace.FieldLinkGeneration, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedLinkGeneration(); ok {
+		_spec.AddField(workspace.FieldLinkGeneration, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.LinkTokenNonces(); ok {
+		_spec.SetField(workspace.FieldLinkTokenNonces, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedLinkTokenNonces(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, workspace.FieldLinkTokenNonces, value)
+		})
+	}
+	if _u.mutation.LinkTokenNoncesCleared() {
+		_spec.ClearField(workspace.FieldLinkTokenNonces, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.ArchivedAt(); ok {
+		_spec.SetField(workspace.FieldArchivedAt, field.TypeTime, value)
+	}
+	if _u.mutation.ArchivedAtCleared() {
+		_spec.ClearField(workspace.FieldArchivedAt, field.TypeTime)
 	}
 	if _u.mutation.OwnerCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -743,12 +952,12 @@ func (_u *WorkspaceUpdateOne) sqlSave(ctx context.Context) (_node *Workspace, er
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
-	if _u.mutation.MembershipsCleared() {
+	if _u.mutation.MembersCleared() {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
 			Inverse: true,
-			Table:   workspace.MembershipsTable,
-			Columns: []string{workspace.MembershipsColumn},
+			Table:   workspace.MembersTable,
+			Columns: []string{workspace.MembersColumn},
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(membership.FieldID, field.TypeInt),
@@ -756,12 +965,12 @@ func (_u *WorkspaceUpdateOne) sqlSave(ctx context.Context) (_node *Workspace, er
 		}
 		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
 	}
-	if nodes := _u.mutation.RemovedMembershipsIDs(); len(nodes) > 0 && !_u.mutation.MembershipsCleared() {
+	if nodes := _u.mutation.RemovedMembersIDs(); len(nodes) > 0 && !_u.mutation.MembersCleared() {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
 			Inverse: true,
-			Table:   workspace.MembershipsTable,
-			Columns: []string{workspace.MembershipsColumn},
+			Table:   workspace.MembersTable,
+			Columns: []string{workspace.MembersColumn},
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(membership.FieldID, field.TypeInt),
@@ -772,12 +981,12 @@ func (_u *WorkspaceUpdateOne) sqlSave(ctx context.Context) (_node *Workspace, er
 		}
 		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
 	}
-	if nodes := _u.mutation.MembershipsIDs(); len(nodes) > 0 {
+	if nodes := _u.mutation.MembersIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
 			Inverse: true,
-			Table:   workspace.MembershipsTable,
-			Columns: []string{workspace.MembershipsColumn},
+			Table:   workspace.MembersTable,
+			Columns: []string{workspace.MembersColumn},
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(membership.FieldID, field.TypeInt),

@@ -100,11 +100,25 @@ func (r *Resolver) Invitation() InvitationResolver { return &invitationResolver{
 // InviteLink returns InviteLinkResolver implementation.
 func (r *Resolver) InviteLink() InviteLinkResolver { return &inviteLinkResolver{r} }
 
+// Membership returns MembershipResolver implementation.
+func (r *Resolver) Membership() MembershipResolver { return &membershipResolver{r} }
+
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
+// Workspace returns WorkspaceResolver implementation.
+func (r *Resolver) Workspace() WorkspaceResolver { return &workspaceResolver{r} }
+
+// MembershipWhereInput returns MembershipWhereInputResolver implementation.
+func (r *Resolver) MembershipWhereInput() MembershipWhereInputResolver {
+	return &membershipWhereInputResolver{r}
+}
+
 type (
-	invitationResolver struct{ *Resolver }
-	inviteLinkResolver struct{ *Resolver }
-	queryResolver      struct{ *Resolver }
+	invitationResolver           struct{ *Resolver }
+	inviteLinkResolver           struct{ *Resolver }
+	membershipResolver           struct{ *Resolver }
+	queryResolver                struct{ *Resolver }
+	workspaceResolver            struct{ *Resolver }
+	membershipWhereInputResolver struct{ *Resolver }
 )

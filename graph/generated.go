@@ -40,9 +40,12 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	Invitation() InvitationResolver
 	InviteLink() InviteLinkResolver
+	Membership() MembershipResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
+	Workspace() WorkspaceResolver
+	MembershipWhereInput() MembershipWhereInputResolver
 }
 
 type DirectiveRoot struct {
@@ -225,6 +228,7 @@ type ComplexityRoot struct {
 	}
 
 	InviteCounts struct {
+		Added            func(childComplexity int) int
 		AlreadyInvited   func(childComplexity int) int
 		AlreadyMember    func(childComplexity int) int
 		DomainNotAllowed func(childComplexity int) int
@@ -282,8 +286,10 @@ type ComplexityRoot struct {
 	InviteResult struct {
 		Code       func(childComplexity int) int
 		Email      func(childComplexity int) int
+		Field      func(childComplexity int) int
 		Input      func(childComplexity int) int
 		Invitation func(childComplexity int) int
+		Membership func(childComplexity int) int
 		Message    func(childComplexity int) int
 		Outcome    func(childComplexity int) int
 		Row        func(childComplexity int) int
@@ -295,13 +301,23 @@ type ComplexityRoot struct {
 		Results func(childComplexity int) int
 	}
 
+	InviteWorkspaceMembersPayload struct {
+		Counts  func(childComplexity int) int
+		Errors  func(childComplexity int) int
+		Results func(childComplexity int) int
+	}
+
 	JoinRequest struct {
+		ConfirmedAt    func(childComplexity int) int
 		CreatedAt      func(childComplexity int) int
 		DecidedAs      func(childComplexity int) int
 		DecidedAt      func(childComplexity int) int
 		DecidedBy      func(childComplexity int) int
+		DenyReason     func(childComplexity int) int
 		Email          func(childComplexity int) int
 		ID             func(childComplexity int) int
+		Invitation     func(childComplexity int) int
+		Message        func(childComplexity int) int
 		Name           func(childComplexity int) int
 		Organization   func(childComplexity int) int
 		OrganizationID func(childComplexity int) int
@@ -322,21 +338,35 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	JoinRequestEvent struct {
+		At          func(childComplexity int) int
+		Cursor      func(childComplexity int) int
+		JoinRequest func(childComplexity int) int
+		Type        func(childComplexity int) int
+	}
+
+	JoinRequestPayload struct {
+		Errors      func(childComplexity int) int
+		JoinRequest func(childComplexity int) int
+		Membership  func(childComplexity int) int
+	}
+
 	JoinWithInviteLinkPayload struct {
 		Errors  func(childComplexity int) int
 		Message func(childComplexity int) int
 	}
 
 	Membership struct {
-		CreatedAt      func(childComplexity int) int
-		ID             func(childComplexity int) int
-		Organization   func(childComplexity int) int
-		OrganizationID func(childComplexity int) int
-		Role           func(childComplexity int) int
-		Status         func(childComplexity int) int
-		UpdatedAt      func(childComplexity int) int
-		User           func(childComplexity int) int
-		Workspace      func(childComplexity int) int
+		CreatedAt         func(childComplexity int) int
+		ID                func(childComplexity int) int
+		Organization      func(childComplexity int) int
+		OrganizationID    func(childComplexity int) int
+		PendingInvitation func(childComplexity int) int
+		Role              func(childComplexity int) int
+		Status            func(childComplexity int) int
+		UpdatedAt         func(childComplexity int) int
+		User              func(childComplexity int) int
+		Workspace         func(childComplexity int) int
 	}
 
 	MembershipConnection struct {
@@ -350,24 +380,53 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	MembershipEvent struct {
+		At           func(childComplexity int) int
+		Cursor       func(childComplexity int) int
+		Membership   func(childComplexity int) int
+		MembershipID func(childComplexity int) int
+		Type         func(childComplexity int) int
+		User         func(childComplexity int) int
+		Workspace    func(childComplexity int) int
+	}
+
+	MembershipPayload struct {
+		Errors     func(childComplexity int) int
+		Membership func(childComplexity int) int
+	}
+
 	Mutation struct {
-		AcceptInvitation         func(childComplexity int, input AcceptInvitationInput) int
-		AddOrganizationDomain    func(childComplexity int, input OrganizationDomainInput) int
-		CreateInviteLink         func(childComplexity int, input CreateInviteLinkInput) int
-		CreateRole               func(childComplexity int, input CreateRoleInput) int
-		DeleteRole               func(childComplexity int, input DeleteRoleInput) int
-		ImportInvitations        func(childComplexity int, input ImportInvitationsInput) int
-		InviteUsers              func(childComplexity int, input InviteUsersInput) int
-		JoinWithInviteLink       func(childComplexity int, input JoinWithInviteLinkInput) int
-		RefreshInviteLink        func(childComplexity int, input InviteLinkIDInput) int
-		RemoveOrganizationDomain func(childComplexity int, input OrganizationDomainInput) int
-		ResendInvitation         func(childComplexity int, input InvitationIDInput) int
-		RevokeInvitation         func(childComplexity int, input InvitationIDInput) int
-		RevokeInviteLink         func(childComplexity int, input InviteLinkIDInput) int
-		SignIn                   func(childComplexity int, input SignInInput) int
-		SignOut                  func(childComplexity int) int
-		UpdateRole               func(childComplexity int, input UpdateRoleInput) int
-		UpdateUser               func(childComplexity int, input UpdateUserInput) int
+		AcceptInvitation           func(childComplexity int, input AcceptInvitationInput) int
+		AddOrganizationDomain      func(childComplexity int, input OrganizationDomainInput) int
+		ApproveJoinRequest         func(childComplexity int, input ApproveJoinRequestInput) int
+		ArchiveWorkspace           func(childComplexity int, input ArchiveWorkspaceInput) int
+		CancelJoinRequest          func(childComplexity int, input JoinRequestTokenInput) int
+		ConfirmJoinRequest         func(childComplexity int, input JoinRequestTokenInput) int
+		CreateInviteLink           func(childComplexity int, input CreateInviteLinkInput) int
+		CreateRole                 func(childComplexity int, input CreateRoleInput) int
+		CreateWorkspace            func(childComplexity int, input CreateWorkspaceInput) int
+		DeleteRole                 func(childComplexity int, input DeleteRoleInput) int
+		DenyJoinRequest            func(childComplexity int, input DenyJoinRequestInput) int
+		ImportInvitations          func(childComplexity int, input ImportInvitationsInput) int
+		InviteUsers                func(childComplexity int, input InviteUsersInput) int
+		InviteWorkspaceMembers     func(childComplexity int, input InviteWorkspaceMembersInput) int
+		JoinWithInviteLink         func(childComplexity int, input JoinWithInviteLinkInput) int
+		RefreshInviteLink          func(childComplexity int, input InviteLinkIDInput) int
+		RefreshWorkspaceLink       func(childComplexity int, input WorkspaceIDInput) int
+		RemoveOrganizationDomain   func(childComplexity int, input OrganizationDomainInput) int
+		RemoveWorkspaceMember      func(childComplexity int, input RemoveWorkspaceMemberInput) int
+		RequestToJoinWorkspace     func(childComplexity int, input RequestToJoinWorkspaceInput) int
+		ResendInvitation           func(childComplexity int, input InvitationIDInput) int
+		ResendWorkspaceInvitations func(childComplexity int, input WorkspaceIDInput) int
+		RevokeInvitation           func(childComplexity int, input InvitationIDInput) int
+		RevokeInviteLink           func(childComplexity int, input InviteLinkIDInput) int
+		SignIn                     func(childComplexity int, input SignInInput) int
+		SignOut                    func(childComplexity int) int
+		UpdateRole                 func(childComplexity int, input UpdateRoleInput) int
+		UpdateUser                 func(childComplexity int, input UpdateUserInput) int
+		UpdateWorkspace            func(childComplexity int, input UpdateWorkspaceInput) int
+		UpdateWorkspaceLink        func(childComplexity int, input UpdateWorkspaceLinkInput) int
+		UpdateWorkspaceMember      func(childComplexity int, input UpdateWorkspaceMemberInput) int
 	}
 
 	Organization struct {
@@ -405,23 +464,81 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		AuditEvents       func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.AuditEventOrder, where *ent.AuditEventWhereInput) int
-		Contacts          func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ContactOrder, where *ent.ContactWhereInput) int
-		Deliveries        func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.DeliveryOrder, where *ent.DeliveryWhereInput) int
-		HrConnections     func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.HRConnectionOrder, where *ent.HRConnectionWhereInput) int
-		InvitationPreview func(childComplexity int, token string) int
-		Invitations       func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.InvitationOrder, where *ent.InvitationWhereInput) int
-		InviteLinkPreview func(childComplexity int, token string) int
-		InviteLinks       func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.InviteLinkOrder, where *ent.InviteLinkWhereInput) int
-		JoinRequests      func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.JoinRequestOrder, where *ent.JoinRequestWhereInput) int
-		Me                func(childComplexity int) int
-		Memberships       func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.MembershipOrder, where *ent.MembershipWhereInput) int
-		Node              func(childComplexity int, id int) int
-		Nodes             func(childComplexity int, ids []int) int
-		Organization      func(childComplexity int) int
-		Roles             func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.RoleOrder, where *ent.RoleWhereInput) int
-		Users             func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) int
-		Workspaces        func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.WorkspaceOrder, where *ent.WorkspaceWhereInput) int
+		AuditEvents          func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.AuditEventOrder, where *ent.AuditEventWhereInput) int
+		Contacts             func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ContactOrder, where *ent.ContactWhereInput) int
+		Deliveries           func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.DeliveryOrder, where *ent.DeliveryWhereInput) int
+		HrConnections        func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.HRConnectionOrder, where *ent.HRConnectionWhereInput) int
+		InvitationPreview    func(childComplexity int, token string) int
+		Invitations          func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.InvitationOrder, where *ent.InvitationWhereInput) int
+		InviteLinkPreview    func(childComplexity int, token string) int
+		InviteLinks          func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.InviteLinkOrder, where *ent.InviteLinkWhereInput) int
+		JoinRequestByToken   func(childComplexity int, token string) int
+		JoinRequests         func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.JoinRequestOrder, where *ent.JoinRequestWhereInput) int
+		Me                   func(childComplexity int) int
+		Memberships          func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.MembershipOrder, where *ent.MembershipWhereInput) int
+		Node                 func(childComplexity int, id int) int
+		Nodes                func(childComplexity int, ids []int) int
+		Organization         func(childComplexity int) int
+		Roles                func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.RoleOrder, where *ent.RoleWhereInput) int
+		Users                func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) int
+		Workspace            func(childComplexity int, id int) int
+		WorkspaceLinkPreview func(childComplexity int, token string) int
+		Workspaces           func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.WorkspaceOrder, where *ent.WorkspaceWhereInput) int
+	}
+
+	RemoveWorkspaceMemberPayload struct {
+		Errors    func(childComplexity int) int
+		RemovedID func(childComplexity int) int
+	}
+
+	RequestToJoinWorkspacePayload struct {
+		Errors         func(childComplexity int) int
+		Message        func(childComplexity int) int
+		Request        func(childComplexity int) int
+		RequesterToken func(childComplexity int) int
+	}
+
+	RequesterJoinRequest struct {
+		CreatedAt        func(childComplexity int) int
+		DecidedAs        func(childComplexity int) int
+		Email            func(childComplexity int) int
+		Message          func(childComplexity int) int
+		Name             func(childComplexity int) int
+		OrganizationName func(childComplexity int) int
+		Status           func(childComplexity int) int
+		Workspace        func(childComplexity int) int
+		WorkspaceName    func(childComplexity int) int
+	}
+
+	RequesterJoinRequestPayload struct {
+		Errors  func(childComplexity int) int
+		Request func(childComplexity int) int
+	}
+
+	RequesterWorkspaceMember struct {
+		Kind   func(childComplexity int) int
+		Name   func(childComplexity int) int
+		Role   func(childComplexity int) int
+		Status func(childComplexity int) int
+	}
+
+	RequesterWorkspaceView struct {
+		Description func(childComplexity int) int
+		Members     func(childComplexity int) int
+		Name        func(childComplexity int) int
+		Type        func(childComplexity int) int
+	}
+
+	ResendSkipped struct {
+		Code       func(childComplexity int) int
+		Membership func(childComplexity int) int
+		Message    func(childComplexity int) int
+	}
+
+	ResendWorkspaceInvitationsPayload struct {
+		Errors  func(childComplexity int) int
+		Sent    func(childComplexity int) int
+		Skipped func(childComplexity int) int
 	}
 
 	Role struct {
@@ -466,7 +583,9 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		InvitationEvents func(childComplexity int) int
+		InvitationEvents  func(childComplexity int) int
+		JoinRequestEvents func(childComplexity int, workspaceID *int, after *string) int
+		MembershipEvents  func(childComplexity int, workspaceID *int, after *string) int
 	}
 
 	User struct {
@@ -511,12 +630,15 @@ type ComplexityRoot struct {
 	}
 
 	Workspace struct {
+		ArchivedAt        func(childComplexity int) int
 		CreatedAt         func(childComplexity int) int
+		Description       func(childComplexity int) int
 		ID                func(childComplexity int) int
 		JoinRequests      func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.JoinRequestOrder, where *ent.JoinRequestWhereInput) int
+		Link              func(childComplexity int) int
 		LinkAllowsViewing func(childComplexity int) int
 		LinkEnabled       func(childComplexity int) int
-		Memberships       func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.MembershipOrder, where *ent.MembershipWhereInput) int
+		Members           func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.MembershipOrder, where *ent.MembershipWhereInput) int
 		Name              func(childComplexity int) int
 		Organization      func(childComplexity int) int
 		OrganizationID    func(childComplexity int) int
@@ -535,6 +657,28 @@ type ComplexityRoot struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
 	}
+
+	WorkspaceLink struct {
+		AllowsViewing func(childComplexity int) int
+		Enabled       func(childComplexity int) int
+		URL           func(childComplexity int) int
+	}
+
+	WorkspaceLinkPayload struct {
+		Errors func(childComplexity int) int
+		Link   func(childComplexity int) int
+	}
+
+	WorkspaceLinkPreview struct {
+		AllowsViewing    func(childComplexity int) int
+		OrganizationName func(childComplexity int) int
+		WorkspaceName    func(childComplexity int) int
+	}
+
+	WorkspacePayload struct {
+		Errors    func(childComplexity int) int
+		Workspace func(childComplexity int) int
+	}
 }
 
 // endregion ***************************** api!.gotpl *****************************
@@ -547,6 +691,9 @@ type InvitationResolver interface {
 type InviteLinkResolver interface {
 	URL(ctx context.Context, obj *ent.InviteLink) (*string, error)
 	Status(ctx context.Context, obj *ent.InviteLink) (InviteLinkStatus, error)
+}
+type MembershipResolver interface {
+	PendingInvitation(ctx context.Context, obj *ent.Membership) (*ent.Invitation, error)
 }
 type MutationResolver interface {
 	SignIn(ctx context.Context, input SignInInput) (*SignInPayload, error)
@@ -566,6 +713,20 @@ type MutationResolver interface {
 	UpdateRole(ctx context.Context, input UpdateRoleInput) (*RolePayload, error)
 	DeleteRole(ctx context.Context, input DeleteRoleInput) (*DeleteRolePayload, error)
 	UpdateUser(ctx context.Context, input UpdateUserInput) (*UserPayload, error)
+	CreateWorkspace(ctx context.Context, input CreateWorkspaceInput) (*WorkspacePayload, error)
+	UpdateWorkspace(ctx context.Context, input UpdateWorkspaceInput) (*WorkspacePayload, error)
+	ArchiveWorkspace(ctx context.Context, input ArchiveWorkspaceInput) (*WorkspacePayload, error)
+	UpdateWorkspaceLink(ctx context.Context, input UpdateWorkspaceLinkInput) (*WorkspaceLinkPayload, error)
+	RefreshWorkspaceLink(ctx context.Context, input WorkspaceIDInput) (*WorkspaceLinkPayload, error)
+	RequestToJoinWorkspace(ctx context.Context, input RequestToJoinWorkspaceInput) (*RequestToJoinWorkspacePayload, error)
+	ConfirmJoinRequest(ctx context.Context, input JoinRequestTokenInput) (*RequesterJoinRequestPayload, error)
+	CancelJoinRequest(ctx context.Context, input JoinRequestTokenInput) (*RequesterJoinRequestPayload, error)
+	ApproveJoinRequest(ctx context.Context, input ApproveJoinRequestInput) (*JoinRequestPayload, error)
+	DenyJoinRequest(ctx context.Context, input DenyJoinRequestInput) (*JoinRequestPayload, error)
+	InviteWorkspaceMembers(ctx context.Context, input InviteWorkspaceMembersInput) (*InviteWorkspaceMembersPayload, error)
+	ResendWorkspaceInvitations(ctx context.Context, input WorkspaceIDInput) (*ResendWorkspaceInvitationsPayload, error)
+	UpdateWorkspaceMember(ctx context.Context, input UpdateWorkspaceMemberInput) (*MembershipPayload, error)
+	RemoveWorkspaceMember(ctx context.Context, input RemoveWorkspaceMemberInput) (*RemoveWorkspaceMemberPayload, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id int) (ent.Noder, error)
@@ -585,9 +746,21 @@ type QueryResolver interface {
 	InvitationPreview(ctx context.Context, token string) (*InvitationPreview, error)
 	InviteLinkPreview(ctx context.Context, token string) (*InviteLinkPreview, error)
 	Organization(ctx context.Context) (*ent.Organization, error)
+	Workspace(ctx context.Context, id int) (*ent.Workspace, error)
+	WorkspaceLinkPreview(ctx context.Context, token string) (*WorkspaceLinkPreview, error)
+	JoinRequestByToken(ctx context.Context, token string) (*RequesterJoinRequest, error)
 }
 type SubscriptionResolver interface {
 	InvitationEvents(ctx context.Context) (<-chan *InvitationEvent, error)
+	JoinRequestEvents(ctx context.Context, workspaceID *int, after *string) (<-chan *JoinRequestEvent, error)
+	MembershipEvents(ctx context.Context, workspaceID *int, after *string) (<-chan *MembershipEvent, error)
+}
+type WorkspaceResolver interface {
+	Link(ctx context.Context, obj *ent.Workspace) (*WorkspaceLink, error)
+}
+
+type MembershipWhereInputResolver interface {
+	Kind(ctx context.Context, obj *ent.MembershipWhereInput, data *user.Kind) error
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -1306,6 +1479,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.InvitationPreview.WorkspaceName(childComplexity), true
 
+	case "InviteCounts.added":
+		if e.ComplexityRoot.InviteCounts.Added == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteCounts.Added(childComplexity), true
 	case "InviteCounts.alreadyInvited":
 		if e.ComplexityRoot.InviteCounts.AlreadyInvited == nil {
 			break
@@ -1546,6 +1725,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InviteResult.Email(childComplexity), true
+	case "InviteResult.field":
+		if e.ComplexityRoot.InviteResult.Field == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteResult.Field(childComplexity), true
 	case "InviteResult.input":
 		if e.ComplexityRoot.InviteResult.Input == nil {
 			break
@@ -1558,6 +1743,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InviteResult.Invitation(childComplexity), true
+	case "InviteResult.membership":
+		if e.ComplexityRoot.InviteResult.Membership == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteResult.Membership(childComplexity), true
 	case "InviteResult.message":
 		if e.ComplexityRoot.InviteResult.Message == nil {
 			break
@@ -1596,6 +1787,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.InviteUsersPayload.Results(childComplexity), true
 
+	case "InviteWorkspaceMembersPayload.counts":
+		if e.ComplexityRoot.InviteWorkspaceMembersPayload.Counts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteWorkspaceMembersPayload.Counts(childComplexity), true
+	case "InviteWorkspaceMembersPayload.errors":
+		if e.ComplexityRoot.InviteWorkspaceMembersPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteWorkspaceMembersPayload.Errors(childComplexity), true
+	case "InviteWorkspaceMembersPayload.results":
+		if e.ComplexityRoot.InviteWorkspaceMembersPayload.Results == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteWorkspaceMembersPayload.Results(childComplexity), true
+
+	case "JoinRequest.confirmedAt":
+		if e.ComplexityRoot.JoinRequest.ConfirmedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinRequest.ConfirmedAt(childComplexity), true
 	case "JoinRequest.createdAt":
 		if e.ComplexityRoot.JoinRequest.CreatedAt == nil {
 			break
@@ -1620,6 +1836,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.JoinRequest.DecidedBy(childComplexity), true
+	case "JoinRequest.denyReason":
+		if e.ComplexityRoot.JoinRequest.DenyReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinRequest.DenyReason(childComplexity), true
 	case "JoinRequest.email":
 		if e.ComplexityRoot.JoinRequest.Email == nil {
 			break
@@ -1632,6 +1854,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.JoinRequest.ID(childComplexity), true
+	case "JoinRequest.invitation":
+		if e.ComplexityRoot.JoinRequest.Invitation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinRequest.Invitation(childComplexity), true
+	case "JoinRequest.message":
+		if e.ComplexityRoot.JoinRequest.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinRequest.Message(childComplexity), true
 	case "JoinRequest.name":
 		if e.ComplexityRoot.JoinRequest.Name == nil {
 			break
@@ -1707,6 +1941,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.JoinRequestEdge.Node(childComplexity), true
 
+	case "JoinRequestEvent.at":
+		if e.ComplexityRoot.JoinRequestEvent.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinRequestEvent.At(childComplexity), true
+	case "JoinRequestEvent.cursor":
+		if e.ComplexityRoot.JoinRequestEvent.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinRequestEvent.Cursor(childComplexity), true
+	case "JoinRequestEvent.joinRequest":
+		if e.ComplexityRoot.JoinRequestEvent.JoinRequest == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinRequestEvent.JoinRequest(childComplexity), true
+	case "JoinRequestEvent.type":
+		if e.ComplexityRoot.JoinRequestEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinRequestEvent.Type(childComplexity), true
+
+	case "JoinRequestPayload.errors":
+		if e.ComplexityRoot.JoinRequestPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinRequestPayload.Errors(childComplexity), true
+	case "JoinRequestPayload.joinRequest":
+		if e.ComplexityRoot.JoinRequestPayload.JoinRequest == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinRequestPayload.JoinRequest(childComplexity), true
+	case "JoinRequestPayload.membership":
+		if e.ComplexityRoot.JoinRequestPayload.Membership == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JoinRequestPayload.Membership(childComplexity), true
+
 	case "JoinWithInviteLinkPayload.errors":
 		if e.ComplexityRoot.JoinWithInviteLinkPayload.Errors == nil {
 			break
@@ -1744,6 +2022,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Membership.OrganizationID(childComplexity), true
+	case "Membership.pendingInvitation":
+		if e.ComplexityRoot.Membership.PendingInvitation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Membership.PendingInvitation(childComplexity), true
 	case "Membership.role":
 		if e.ComplexityRoot.Membership.Role == nil {
 			break
@@ -1807,6 +2091,62 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MembershipEdge.Node(childComplexity), true
 
+	case "MembershipEvent.at":
+		if e.ComplexityRoot.MembershipEvent.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipEvent.At(childComplexity), true
+	case "MembershipEvent.cursor":
+		if e.ComplexityRoot.MembershipEvent.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipEvent.Cursor(childComplexity), true
+	case "MembershipEvent.membership":
+		if e.ComplexityRoot.MembershipEvent.Membership == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipEvent.Membership(childComplexity), true
+	case "MembershipEvent.membershipID":
+		if e.ComplexityRoot.MembershipEvent.MembershipID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipEvent.MembershipID(childComplexity), true
+	case "MembershipEvent.type":
+		if e.ComplexityRoot.MembershipEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipEvent.Type(childComplexity), true
+	case "MembershipEvent.user":
+		if e.ComplexityRoot.MembershipEvent.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipEvent.User(childComplexity), true
+	case "MembershipEvent.workspace":
+		if e.ComplexityRoot.MembershipEvent.Workspace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipEvent.Workspace(childComplexity), true
+
+	case "MembershipPayload.errors":
+		if e.ComplexityRoot.MembershipPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipPayload.Errors(childComplexity), true
+	case "MembershipPayload.membership":
+		if e.ComplexityRoot.MembershipPayload.Membership == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipPayload.Membership(childComplexity), true
+
 	case "Mutation.acceptInvitation":
 		if e.ComplexityRoot.Mutation.AcceptInvitation == nil {
 			break
@@ -1829,6 +2169,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AddOrganizationDomain(childComplexity, args["input"].(OrganizationDomainInput)), true
+	case "Mutation.approveJoinRequest":
+		if e.ComplexityRoot.Mutation.ApproveJoinRequest == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_approveJoinRequest_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ApproveJoinRequest(childComplexity, args["input"].(ApproveJoinRequestInput)), true
+	case "Mutation.archiveWorkspace":
+		if e.ComplexityRoot.Mutation.ArchiveWorkspace == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_archiveWorkspace_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ArchiveWorkspace(childComplexity, args["input"].(ArchiveWorkspaceInput)), true
+	case "Mutation.cancelJoinRequest":
+		if e.ComplexityRoot.Mutation.CancelJoinRequest == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cancelJoinRequest_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CancelJoinRequest(childComplexity, args["input"].(JoinRequestTokenInput)), true
+	case "Mutation.confirmJoinRequest":
+		if e.ComplexityRoot.Mutation.ConfirmJoinRequest == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_confirmJoinRequest_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConfirmJoinRequest(childComplexity, args["input"].(JoinRequestTokenInput)), true
 	case "Mutation.createInviteLink":
 		if e.ComplexityRoot.Mutation.CreateInviteLink == nil {
 			break
@@ -1851,6 +2235,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateRole(childComplexity, args["input"].(CreateRoleInput)), true
+	case "Mutation.createWorkspace":
+		if e.ComplexityRoot.Mutation.CreateWorkspace == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createWorkspace_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateWorkspace(childComplexity, args["input"].(CreateWorkspaceInput)), true
 	case "Mutation.deleteRole":
 		if e.ComplexityRoot.Mutation.DeleteRole == nil {
 			break
@@ -1862,6 +2257,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteRole(childComplexity, args["input"].(DeleteRoleInput)), true
+	case "Mutation.denyJoinRequest":
+		if e.ComplexityRoot.Mutation.DenyJoinRequest == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_denyJoinRequest_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DenyJoinRequest(childComplexity, args["input"].(DenyJoinRequestInput)), true
 	case "Mutation.importInvitations":
 		if e.ComplexityRoot.Mutation.ImportInvitations == nil {
 			break
@@ -1884,6 +2290,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.InviteUsers(childComplexity, args["input"].(InviteUsersInput)), true
+	case "Mutation.inviteWorkspaceMembers":
+		if e.ComplexityRoot.Mutation.InviteWorkspaceMembers == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_inviteWorkspaceMembers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.InviteWorkspaceMembers(childComplexity, args["input"].(InviteWorkspaceMembersInput)), true
 	case "Mutation.joinWithInviteLink":
 		if e.ComplexityRoot.Mutation.JoinWithInviteLink == nil {
 			break
@@ -1906,6 +2323,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RefreshInviteLink(childComplexity, args["input"].(InviteLinkIDInput)), true
+	case "Mutation.refreshWorkspaceLink":
+		if e.ComplexityRoot.Mutation.RefreshWorkspaceLink == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_refreshWorkspaceLink_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RefreshWorkspaceLink(childComplexity, args["input"].(WorkspaceIDInput)), true
 	case "Mutation.removeOrganizationDomain":
 		if e.ComplexityRoot.Mutation.RemoveOrganizationDomain == nil {
 			break
@@ -1917,6 +2345,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveOrganizationDomain(childComplexity, args["input"].(OrganizationDomainInput)), true
+	case "Mutation.removeWorkspaceMember":
+		if e.ComplexityRoot.Mutation.RemoveWorkspaceMember == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_removeWorkspaceMember_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RemoveWorkspaceMember(childComplexity, args["input"].(RemoveWorkspaceMemberInput)), true
+	case "Mutation.requestToJoinWorkspace":
+		if e.ComplexityRoot.Mutation.RequestToJoinWorkspace == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_requestToJoinWorkspace_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RequestToJoinWorkspace(childComplexity, args["input"].(RequestToJoinWorkspaceInput)), true
 	case "Mutation.resendInvitation":
 		if e.ComplexityRoot.Mutation.ResendInvitation == nil {
 			break
@@ -1928,6 +2378,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ResendInvitation(childComplexity, args["input"].(InvitationIDInput)), true
+	case "Mutation.resendWorkspaceInvitations":
+		if e.ComplexityRoot.Mutation.ResendWorkspaceInvitations == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resendWorkspaceInvitations_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResendWorkspaceInvitations(childComplexity, args["input"].(WorkspaceIDInput)), true
 	case "Mutation.revokeInvitation":
 		if e.ComplexityRoot.Mutation.RevokeInvitation == nil {
 			break
@@ -1989,6 +2450,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateUser(childComplexity, args["input"].(UpdateUserInput)), true
+	case "Mutation.updateWorkspace":
+		if e.ComplexityRoot.Mutation.UpdateWorkspace == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateWorkspace_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateWorkspace(childComplexity, args["input"].(UpdateWorkspaceInput)), true
+	case "Mutation.updateWorkspaceLink":
+		if e.ComplexityRoot.Mutation.UpdateWorkspaceLink == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateWorkspaceLink_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateWorkspaceLink(childComplexity, args["input"].(UpdateWorkspaceLinkInput)), true
+	case "Mutation.updateWorkspaceMember":
+		if e.ComplexityRoot.Mutation.UpdateWorkspaceMember == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateWorkspaceMember_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateWorkspaceMember(childComplexity, args["input"].(UpdateWorkspaceMemberInput)), true
 
 	case "Organization.createdAt":
 		if e.ComplexityRoot.Organization.CreatedAt == nil {
@@ -2198,6 +2692,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.InviteLinks(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.InviteLinkOrder), args["where"].(*ent.InviteLinkWhereInput)), true
+	case "Query.joinRequestByToken":
+		if e.ComplexityRoot.Query.JoinRequestByToken == nil {
+			break
+		}
+
+		args, err := ec.field_Query_joinRequestByToken_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.JoinRequestByToken(childComplexity, args["token"].(string)), true
 	case "Query.joinRequests":
 		if e.ComplexityRoot.Query.JoinRequests == nil {
 			break
@@ -2276,6 +2781,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Users(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.UserOrder), args["where"].(*ent.UserWhereInput)), true
+	case "Query.workspace":
+		if e.ComplexityRoot.Query.Workspace == nil {
+			break
+		}
+
+		args, err := ec.field_Query_workspace_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Workspace(childComplexity, args["id"].(int)), true
+	case "Query.workspaceLinkPreview":
+		if e.ComplexityRoot.Query.WorkspaceLinkPreview == nil {
+			break
+		}
+
+		args, err := ec.field_Query_workspaceLinkPreview_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.WorkspaceLinkPreview(childComplexity, args["token"].(string)), true
 	case "Query.workspaces":
 		if e.ComplexityRoot.Query.Workspaces == nil {
 			break
@@ -2287,6 +2814,200 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Workspaces(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.WorkspaceOrder), args["where"].(*ent.WorkspaceWhereInput)), true
+
+	case "RemoveWorkspaceMemberPayload.errors":
+		if e.ComplexityRoot.RemoveWorkspaceMemberPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoveWorkspaceMemberPayload.Errors(childComplexity), true
+	case "RemoveWorkspaceMemberPayload.removedID":
+		if e.ComplexityRoot.RemoveWorkspaceMemberPayload.RemovedID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoveWorkspaceMemberPayload.RemovedID(childComplexity), true
+
+	case "RequestToJoinWorkspacePayload.errors":
+		if e.ComplexityRoot.RequestToJoinWorkspacePayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequestToJoinWorkspacePayload.Errors(childComplexity), true
+	case "RequestToJoinWorkspacePayload.message":
+		if e.ComplexityRoot.RequestToJoinWorkspacePayload.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequestToJoinWorkspacePayload.Message(childComplexity), true
+	case "RequestToJoinWorkspacePayload.request":
+		if e.ComplexityRoot.RequestToJoinWorkspacePayload.Request == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequestToJoinWorkspacePayload.Request(childComplexity), true
+	case "RequestToJoinWorkspacePayload.requesterToken":
+		if e.ComplexityRoot.RequestToJoinWorkspacePayload.RequesterToken == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequestToJoinWorkspacePayload.RequesterToken(childComplexity), true
+
+	case "RequesterJoinRequest.createdAt":
+		if e.ComplexityRoot.RequesterJoinRequest.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterJoinRequest.CreatedAt(childComplexity), true
+	case "RequesterJoinRequest.decidedAs":
+		if e.ComplexityRoot.RequesterJoinRequest.DecidedAs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterJoinRequest.DecidedAs(childComplexity), true
+	case "RequesterJoinRequest.email":
+		if e.ComplexityRoot.RequesterJoinRequest.Email == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterJoinRequest.Email(childComplexity), true
+	case "RequesterJoinRequest.message":
+		if e.ComplexityRoot.RequesterJoinRequest.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterJoinRequest.Message(childComplexity), true
+	case "RequesterJoinRequest.name":
+		if e.ComplexityRoot.RequesterJoinRequest.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterJoinRequest.Name(childComplexity), true
+	case "RequesterJoinRequest.organizationName":
+		if e.ComplexityRoot.RequesterJoinRequest.OrganizationName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterJoinRequest.OrganizationName(childComplexity), true
+	case "RequesterJoinRequest.status":
+		if e.ComplexityRoot.RequesterJoinRequest.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterJoinRequest.Status(childComplexity), true
+	case "RequesterJoinRequest.workspace":
+		if e.ComplexityRoot.RequesterJoinRequest.Workspace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterJoinRequest.Workspace(childComplexity), true
+	case "RequesterJoinRequest.workspaceName":
+		if e.ComplexityRoot.RequesterJoinRequest.WorkspaceName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterJoinRequest.WorkspaceName(childComplexity), true
+
+	case "RequesterJoinRequestPayload.errors":
+		if e.ComplexityRoot.RequesterJoinRequestPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterJoinRequestPayload.Errors(childComplexity), true
+	case "RequesterJoinRequestPayload.request":
+		if e.ComplexityRoot.RequesterJoinRequestPayload.Request == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterJoinRequestPayload.Request(childComplexity), true
+
+	case "RequesterWorkspaceMember.kind":
+		if e.ComplexityRoot.RequesterWorkspaceMember.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterWorkspaceMember.Kind(childComplexity), true
+	case "RequesterWorkspaceMember.name":
+		if e.ComplexityRoot.RequesterWorkspaceMember.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterWorkspaceMember.Name(childComplexity), true
+	case "RequesterWorkspaceMember.role":
+		if e.ComplexityRoot.RequesterWorkspaceMember.Role == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterWorkspaceMember.Role(childComplexity), true
+	case "RequesterWorkspaceMember.status":
+		if e.ComplexityRoot.RequesterWorkspaceMember.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterWorkspaceMember.Status(childComplexity), true
+
+	case "RequesterWorkspaceView.description":
+		if e.ComplexityRoot.RequesterWorkspaceView.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterWorkspaceView.Description(childComplexity), true
+	case "RequesterWorkspaceView.members":
+		if e.ComplexityRoot.RequesterWorkspaceView.Members == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterWorkspaceView.Members(childComplexity), true
+	case "RequesterWorkspaceView.name":
+		if e.ComplexityRoot.RequesterWorkspaceView.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterWorkspaceView.Name(childComplexity), true
+	case "RequesterWorkspaceView.type":
+		if e.ComplexityRoot.RequesterWorkspaceView.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequesterWorkspaceView.Type(childComplexity), true
+
+	case "ResendSkipped.code":
+		if e.ComplexityRoot.ResendSkipped.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResendSkipped.Code(childComplexity), true
+	case "ResendSkipped.membership":
+		if e.ComplexityRoot.ResendSkipped.Membership == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResendSkipped.Membership(childComplexity), true
+	case "ResendSkipped.message":
+		if e.ComplexityRoot.ResendSkipped.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResendSkipped.Message(childComplexity), true
+
+	case "ResendWorkspaceInvitationsPayload.errors":
+		if e.ComplexityRoot.ResendWorkspaceInvitationsPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResendWorkspaceInvitationsPayload.Errors(childComplexity), true
+	case "ResendWorkspaceInvitationsPayload.sent":
+		if e.ComplexityRoot.ResendWorkspaceInvitationsPayload.Sent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResendWorkspaceInvitationsPayload.Sent(childComplexity), true
+	case "ResendWorkspaceInvitationsPayload.skipped":
+		if e.ComplexityRoot.ResendWorkspaceInvitationsPayload.Skipped == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResendWorkspaceInvitationsPayload.Skipped(childComplexity), true
 
 	case "Role.admin":
 		if e.ComplexityRoot.Role.Admin == nil {
@@ -2443,6 +3164,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.InvitationEvents(childComplexity), true
+	case "Subscription.joinRequestEvents":
+		if e.ComplexityRoot.Subscription.JoinRequestEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_joinRequestEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.JoinRequestEvents(childComplexity, args["workspaceID"].(*int), args["after"].(*string)), true
+	case "Subscription.membershipEvents":
+		if e.ComplexityRoot.Subscription.MembershipEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_membershipEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.MembershipEvents(childComplexity, args["workspaceID"].(*int), args["after"].(*string)), true
 
 	case "User.contacts":
 		if e.ComplexityRoot.User.Contacts == nil {
@@ -2615,12 +3358,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.UserPayload.User(childComplexity), true
 
+	case "Workspace.archivedAt":
+		if e.ComplexityRoot.Workspace.ArchivedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.ArchivedAt(childComplexity), true
 	case "Workspace.createdAt":
 		if e.ComplexityRoot.Workspace.CreatedAt == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Workspace.CreatedAt(childComplexity), true
+	case "Workspace.description":
+		if e.ComplexityRoot.Workspace.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.Description(childComplexity), true
 	case "Workspace.id":
 		if e.ComplexityRoot.Workspace.ID == nil {
 			break
@@ -2638,6 +3393,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Workspace.JoinRequests(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.JoinRequestOrder), args["where"].(*ent.JoinRequestWhereInput)), true
+	case "Workspace.link":
+		if e.ComplexityRoot.Workspace.Link == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Workspace.Link(childComplexity), true
 	case "Workspace.linkAllowsViewing":
 		if e.ComplexityRoot.Workspace.LinkAllowsViewing == nil {
 			break
@@ -2650,17 +3411,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Workspace.LinkEnabled(childComplexity), true
-	case "Workspace.memberships":
-		if e.ComplexityRoot.Workspace.Memberships == nil {
+	case "Workspace.members":
+		if e.ComplexityRoot.Workspace.Members == nil {
 			break
 		}
 
-		args, err := ec.field_Workspace_memberships_args(ctx, rawArgs)
+		args, err := ec.field_Workspace_members_args(ctx, rawArgs)
 		if err != nil {
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Workspace.Memberships(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.MembershipOrder), args["where"].(*ent.MembershipWhereInput)), true
+		return e.ComplexityRoot.Workspace.Members(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.MembershipOrder), args["where"].(*ent.MembershipWhereInput)), true
 	case "Workspace.name":
 		if e.ComplexityRoot.Workspace.Name == nil {
 			break
@@ -2730,6 +3491,70 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.WorkspaceEdge.Node(childComplexity), true
 
+	case "WorkspaceLink.allowsViewing":
+		if e.ComplexityRoot.WorkspaceLink.AllowsViewing == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLink.AllowsViewing(childComplexity), true
+	case "WorkspaceLink.enabled":
+		if e.ComplexityRoot.WorkspaceLink.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLink.Enabled(childComplexity), true
+	case "WorkspaceLink.url":
+		if e.ComplexityRoot.WorkspaceLink.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLink.URL(childComplexity), true
+
+	case "WorkspaceLinkPayload.errors":
+		if e.ComplexityRoot.WorkspaceLinkPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLinkPayload.Errors(childComplexity), true
+	case "WorkspaceLinkPayload.link":
+		if e.ComplexityRoot.WorkspaceLinkPayload.Link == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLinkPayload.Link(childComplexity), true
+
+	case "WorkspaceLinkPreview.allowsViewing":
+		if e.ComplexityRoot.WorkspaceLinkPreview.AllowsViewing == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLinkPreview.AllowsViewing(childComplexity), true
+	case "WorkspaceLinkPreview.organizationName":
+		if e.ComplexityRoot.WorkspaceLinkPreview.OrganizationName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLinkPreview.OrganizationName(childComplexity), true
+	case "WorkspaceLinkPreview.workspaceName":
+		if e.ComplexityRoot.WorkspaceLinkPreview.WorkspaceName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLinkPreview.WorkspaceName(childComplexity), true
+
+	case "WorkspacePayload.errors":
+		if e.ComplexityRoot.WorkspacePayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspacePayload.Errors(childComplexity), true
+	case "WorkspacePayload.workspace":
+		if e.ComplexityRoot.WorkspacePayload.Workspace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspacePayload.Workspace(childComplexity), true
+
 	}
 	return 0, false
 }
@@ -2739,15 +3564,19 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
 		ec.unmarshalInputAcceptInvitationInput,
+		ec.unmarshalInputApproveJoinRequestInput,
+		ec.unmarshalInputArchiveWorkspaceInput,
 		ec.unmarshalInputAuditEventOrder,
 		ec.unmarshalInputAuditEventWhereInput,
 		ec.unmarshalInputContactOrder,
 		ec.unmarshalInputContactWhereInput,
 		ec.unmarshalInputCreateInviteLinkInput,
 		ec.unmarshalInputCreateRoleInput,
+		ec.unmarshalInputCreateWorkspaceInput,
 		ec.unmarshalInputDeleteRoleInput,
 		ec.unmarshalInputDeliveryOrder,
 		ec.unmarshalInputDeliveryWhereInput,
+		ec.unmarshalInputDenyJoinRequestInput,
 		ec.unmarshalInputHRConnectionOrder,
 		ec.unmarshalInputHRConnectionWhereInput,
 		ec.unmarshalInputImportInvitationsInput,
@@ -2758,7 +3587,10 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputInviteLinkOrder,
 		ec.unmarshalInputInviteLinkWhereInput,
 		ec.unmarshalInputInviteUsersInput,
+		ec.unmarshalInputInviteWorkspaceMembersInput,
+		ec.unmarshalInputInviteeInput,
 		ec.unmarshalInputJoinRequestOrder,
+		ec.unmarshalInputJoinRequestTokenInput,
 		ec.unmarshalInputJoinRequestWhereInput,
 		ec.unmarshalInputJoinWithInviteLinkInput,
 		ec.unmarshalInputMembershipOrder,
@@ -2766,13 +3598,19 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputOrganizationDomainInput,
 		ec.unmarshalInputOrganizationOrder,
 		ec.unmarshalInputOrganizationWhereInput,
+		ec.unmarshalInputRemoveWorkspaceMemberInput,
+		ec.unmarshalInputRequestToJoinWorkspaceInput,
 		ec.unmarshalInputRoleOrder,
 		ec.unmarshalInputRoleWhereInput,
 		ec.unmarshalInputSignInInput,
 		ec.unmarshalInputUpdateRoleInput,
 		ec.unmarshalInputUpdateUserInput,
+		ec.unmarshalInputUpdateWorkspaceInput,
+		ec.unmarshalInputUpdateWorkspaceLinkInput,
+		ec.unmarshalInputUpdateWorkspaceMemberInput,
 		ec.unmarshalInputUserOrder,
 		ec.unmarshalInputUserWhereInput,
+		ec.unmarshalInputWorkspaceIDInput,
 		ec.unmarshalInputWorkspaceOrder,
 		ec.unmarshalInputWorkspaceWhereInput,
 	)
@@ -3016,6 +3854,26 @@ enum ErrorCode {
   DOMAIN_EXISTS
   """The organization does not have this domain."""
   DOMAIN_NOT_FOUND
+  """The workspace is archived: it takes no new members or requests."""
+  WORKSPACE_ARCHIVED
+  """New internal users join a FLOW workspace only after being invited to the organization."""
+  INVITE_TO_ORGANIZATION_FIRST
+  """Phone invitations are not available yet; give an email address."""
+  PHONE_NOT_SUPPORTED
+  """No user of the organization has this ID."""
+  USER_NOT_FOUND
+  """The person is already a member of the workspace."""
+  ALREADY_WORKSPACE_MEMBER
+  """No join request has this token."""
+  JOIN_REQUEST_NOT_FOUND
+  """The join request was already decided or withdrawn."""
+  JOIN_REQUEST_CLOSED
+  """The member has no pending invitation to send again."""
+  NO_PENDING_INVITATION
+  """Another user of the organization has this external User ID."""
+  EXTERNAL_ID_TAKEN
+  """The change would leave the workspace without an owner."""
+  LAST_OWNER
 }
 `, BuiltIn: false},
 	{Name: "../schema/ent.graphql", Input: `directive @goField(forceResolver: Boolean, name: String, omittable: Boolean) on FIELD_DEFINITION | INPUT_FIELD_DEFINITION
@@ -4361,16 +5219,35 @@ type JoinRequest implements Node {
   """
   email: String!
   name: String!
+  """
+  What the requester wrote to the approvers.
+  """
+  message: String!
   status: JoinRequestStatus!
   """
   On approval, whether the requester became an internal user or a client.
   """
   decidedAs: JoinRequestDecidedAs
   decidedAt: Time
+  """
+  Why the request was denied, when it was.
+  """
+  denyReason: String!
+  """
+  When the requester's address was proven (at once for signed-in requesters).
+  """
+  confirmedAt: Time
   organization: Organization!
   workspace: Workspace!
+  """
+  The requester's account, when they have one in the organization.
+  """
   requester: User
   decidedBy: User
+  """
+  The invitation sent on approval to a person new to the organization.
+  """
+  invitation: Invitation
 }
 """
 A connection to a list of items.
@@ -4428,15 +5305,18 @@ Properties by which JoinRequest connections can be ordered.
 enum JoinRequestOrderField {
   CREATED_AT
   UPDATED_AT
+  EMAIL
   STATUS
 }
 """
 JoinRequestStatus is enum for the field status
 """
 enum JoinRequestStatus @goModel(model: "admit/ent/joinrequest.Status") {
+  UNCONFIRMED
   PENDING
   APPROVED
   DENIED
+  CANCELLED
 }
 """
 JoinRequestWhereInput is used for filtering JoinRequest objects.
@@ -4512,6 +5392,22 @@ input JoinRequestWhereInput {
   nameEqualFold: String
   nameContainsFold: String
   """
+  message field predicates
+  """
+  message: String
+  messageNEQ: String
+  messageIn: [String!]
+  messageNotIn: [String!]
+  messageGT: String
+  messageGTE: String
+  messageLT: String
+  messageLTE: String
+  messageContains: String
+  messageHasPrefix: String
+  messageHasSuffix: String
+  messageEqualFold: String
+  messageContainsFold: String
+  """
   status field predicates
   """
   status: JoinRequestStatus
@@ -4541,6 +5437,35 @@ input JoinRequestWhereInput {
   decidedAtIsNil: Boolean
   decidedAtNotNil: Boolean
   """
+  deny_reason field predicates
+  """
+  denyReason: String
+  denyReasonNEQ: String
+  denyReasonIn: [String!]
+  denyReasonNotIn: [String!]
+  denyReasonGT: String
+  denyReasonGTE: String
+  denyReasonLT: String
+  denyReasonLTE: String
+  denyReasonContains: String
+  denyReasonHasPrefix: String
+  denyReasonHasSuffix: String
+  denyReasonEqualFold: String
+  denyReasonContainsFold: String
+  """
+  confirmed_at field predicates
+  """
+  confirmedAt: Time
+  confirmedAtNEQ: Time
+  confirmedAtIn: [Time!]
+  confirmedAtNotIn: [Time!]
+  confirmedAtGT: Time
+  confirmedAtGTE: Time
+  confirmedAtLT: Time
+  confirmedAtLTE: Time
+  confirmedAtIsNil: Boolean
+  confirmedAtNotNil: Boolean
+  """
   organization edge predicates
   """
   hasOrganization: Boolean
@@ -4560,6 +5485,11 @@ input JoinRequestWhereInput {
   """
   hasDecidedBy: Boolean
   hasDecidedByWith: [UserWhereInput!]
+  """
+  invitation edge predicates
+  """
+  hasInvitation: Boolean
+  hasInvitationWith: [InvitationWhereInput!]
 }
 type Membership implements Node {
   id: ID!
@@ -4567,7 +5497,7 @@ type Membership implements Node {
   updatedAt: Time!
   organizationID: ID!
   """
-  Role within the workspace.
+  OWNERs manage the workspace; MEMBERs take part in it.
   """
   role: MembershipRole!
   status: MembershipStatus!
@@ -4631,7 +5561,6 @@ MembershipRole is enum for the field role
 """
 enum MembershipRole @goModel(model: "admit/ent/membership.Role") {
   OWNER
-  ADMIN
   MEMBER
 }
 """
@@ -5823,18 +6752,29 @@ type Workspace implements Node {
   updatedAt: Time!
   organizationID: ID!
   name: String!
+  """
+  FLOW workspaces take people through their link, with approval; GROUP workspaces add them directly.
+  """
   type: WorkspaceType!
+  description: String!
   """
   Whether the workspace link accepts join requests.
   """
   linkEnabled: Boolean!
   """
-  Whether people waiting for approval may read the workspace.
+  Whether people waiting for approval may read the workspace's name, description and members.
   """
   linkAllowsViewing: Boolean!
+  """
+  When the workspace was archived; an archived workspace takes no new members or requests.
+  """
+  archivedAt: Time
   organization: Organization!
+  """
+  Who created the workspace.
+  """
   owner: User
-  memberships(
+  members(
     """
     Returns the elements in the list that come after the specified cursor.
     """
@@ -6020,6 +6960,22 @@ input WorkspaceWhereInput {
   typeIn: [WorkspaceType!]
   typeNotIn: [WorkspaceType!]
   """
+  description field predicates
+  """
+  description: String
+  descriptionNEQ: String
+  descriptionIn: [String!]
+  descriptionNotIn: [String!]
+  descriptionGT: String
+  descriptionGTE: String
+  descriptionLT: String
+  descriptionLTE: String
+  descriptionContains: String
+  descriptionHasPrefix: String
+  descriptionHasSuffix: String
+  descriptionEqualFold: String
+  descriptionContainsFold: String
+  """
   link_enabled field predicates
   """
   linkEnabled: Boolean
@@ -6029,6 +6985,19 @@ input WorkspaceWhereInput {
   """
   linkAllowsViewing: Boolean
   linkAllowsViewingNEQ: Boolean
+  """
+  archived_at field predicates
+  """
+  archivedAt: Time
+  archivedAtNEQ: Time
+  archivedAtIn: [Time!]
+  archivedAtNotIn: [Time!]
+  archivedAtGT: Time
+  archivedAtGTE: Time
+  archivedAtLT: Time
+  archivedAtLTE: Time
+  archivedAtIsNil: Boolean
+  archivedAtNotNil: Boolean
   """
   organization edge predicates
   """
@@ -6040,10 +7009,10 @@ input WorkspaceWhereInput {
   hasOwner: Boolean
   hasOwnerWith: [UserWhereInput!]
   """
-  memberships edge predicates
+  members edge predicates
   """
-  hasMemberships: Boolean
-  hasMembershipsWith: [MembershipWhereInput!]
+  hasMembers: Boolean
+  hasMembersWith: [MembershipWhereInput!]
   """
   join_requests edge predicates
   """
@@ -6163,6 +7132,8 @@ enum InviteOutcome {
   WOULD_INVITE
   """Not invited; see code and message."""
   SKIPPED
+  """An existing user was added (inviteWorkspaceMembers)."""
+  ADDED
 }
 
 """The result for one address or file row."""
@@ -6181,6 +7152,10 @@ type InviteResult {
   message: String
   """The new invitation."""
   invitation: Invitation
+  """For workspace invitations: the person's membership."""
+  membership: Membership
+  """The input field the result is about, such as ` + "`" + `input.invitees[2]` + "`" + `."""
+  field: String
 }
 
 """Counts of an invite request by outcome and reason."""
@@ -6199,6 +7174,8 @@ type InviteCounts {
   alreadyInvited: Int!
   """Outside the organization's domains."""
   domainNotAllowed: Int!
+  """Existing users added to a workspace."""
+  added: Int!
 }
 
 """The result of inviteUsers."""
@@ -6553,6 +7530,523 @@ type UserPayload {
   user: User
   """Why the change was refused; empty on success."""
   errors: [UserError!]!
+}
+`, BuiltIn: false},
+	{Name: "../schema/workspace.graphql", Input: `extend type Query {
+  """
+  One workspace, if you may see it: admins see every workspace, members
+  theirs. Null for unknown, foreign and hidden workspaces alike.
+  """
+  workspace(
+    """The workspace's ID."""
+    id: ID!
+  ): Workspace
+
+  """
+  Public facts about a workspace link, for its landing page: the
+  workspace's and organization's names and whether people waiting for
+  approval may look inside. Unknown, refreshed and disabled links fail with
+  LINK_NOT_FOUND, LINK_REFRESHED and LINK_REVOKED; an archived workspace with
+  WORKSPACE_ARCHIVED.
+  """
+  workspaceLinkPreview(
+    """The token from the workspace link."""
+    token: String!
+  ): WorkspaceLinkPreview!
+
+  """
+  A join request as its requester sees it, through the requester token (the
+  link in the confirmation email, or the token a signed-in requester was
+  given). With viewing permission and a confirmed request, it includes the
+  workspace's name, description and members; otherwise only the request.
+  """
+  joinRequestByToken(
+    """The requester token."""
+    token: String!
+  ): RequesterJoinRequest!
+}
+
+extend type Workspace {
+  """The workspace link; null unless you are an admin or one of the workspace's owners."""
+  link: WorkspaceLink
+}
+
+extend type Membership {
+  """The invitation a NOT_JOINED member has yet to accept, while it is pending."""
+  pendingInvitation: Invitation
+}
+
+extend input MembershipWhereInput {
+  """Only members who are internal users (INTERNAL) or clients (CLIENT)."""
+  kind: UserKind
+}
+
+extend type Mutation {
+  """Creates a workspace (internal users). Its creator becomes its OWNER."""
+  createWorkspace(
+    """The new workspace."""
+    input: CreateWorkspaceInput!
+  ): WorkspacePayload!
+
+  """Renames a workspace or changes its description (admins and its owners)."""
+  updateWorkspace(
+    """The changes."""
+    input: UpdateWorkspaceInput!
+  ): WorkspacePayload!
+
+  """
+  Archives a workspace (admins and its owners): it takes no new members or
+  join requests, and its link stops working.
+  """
+  archiveWorkspace(
+    """The workspace."""
+    input: ArchiveWorkspaceInput!
+  ): WorkspacePayload!
+
+  """Turns the workspace link on or off and sets whether waiting requesters may view the workspace (admins and its owners)."""
+  updateWorkspaceLink(
+    """The link settings."""
+    input: UpdateWorkspaceLinkInput!
+  ): WorkspaceLinkPayload!
+
+  """Gives the workspace link a new URL; the previous one stops working at once (admins and its owners)."""
+  refreshWorkspaceLink(
+    """The workspace."""
+    input: WorkspaceIDInput!
+  ): WorkspaceLinkPayload!
+
+  """
+  Asks to join a workspace through its link (public). A signed-in user of
+  the organization asks as themselves and the request is pending at once.
+  Anyone else gives an address and is emailed a link that confirms it;
+  approvers see the request only then. The answer is the same whether or
+  not the address has an account, and asking again returns the first request.
+  """
+  requestToJoinWorkspace(
+    """The link token and who is asking."""
+    input: RequestToJoinWorkspaceInput!
+  ): RequestToJoinWorkspacePayload!
+
+  """Confirms the address of a join request through the emailed link (public); the request becomes pending."""
+  confirmJoinRequest(
+    """The requester token from the email."""
+    input: JoinRequestTokenInput!
+  ): RequesterJoinRequestPayload!
+
+  """Withdraws a join request that is still waiting (its requester, through the requester token)."""
+  cancelJoinRequest(
+    """The requester token."""
+    input: JoinRequestTokenInput!
+  ): RequesterJoinRequestPayload!
+
+  """
+  Approves a pending join request (admins and the workspace's owners; never
+  the requester). A person who already has an account joins at once; anyone
+  else is sent an invitation of the chosen kind and is a NOT_JOINED member
+  until they accept. Making someone new an internal user needs an admin.
+  Of two approvers deciding at once, one succeeds and the other gets CONFLICT.
+  """
+  approveJoinRequest(
+    """The request and how to admit the requester."""
+    input: ApproveJoinRequestInput!
+  ): JoinRequestPayload!
+
+  """Denies a pending join request (admins and the workspace's owners; never the requester)."""
+  denyJoinRequest(
+    """The request and, optionally, why."""
+    input: DenyJoinRequestInput!
+  ): JoinRequestPayload!
+
+  """
+  Adds people to a workspace (admins and its owners), one result per
+  person: existing users join at once; new clients are invited; new internal
+  users may be invited this way into GROUP workspaces only, by admins.
+  """
+  inviteWorkspaceMembers(
+    """The workspace and the people."""
+    input: InviteWorkspaceMembersInput!
+  ): InviteWorkspaceMembersPayload!
+
+  """
+  Sends every NOT_JOINED member's pending invitation again with a fresh link
+  (admins and the workspace's owners); the old links stop working. Members
+  whose invitation was sent under a minute ago are skipped.
+  """
+  resendWorkspaceInvitations(
+    """The workspace."""
+    input: WorkspaceIDInput!
+  ): ResendWorkspaceInvitationsPayload!
+
+  """Changes a member's workspace role (admins and the workspace's owners)."""
+  updateWorkspaceMember(
+    """The membership and its new role."""
+    input: UpdateWorkspaceMemberInput!
+  ): MembershipPayload!
+
+  """Removes someone from a workspace (admins and the workspace's owners)."""
+  removeWorkspaceMember(
+    """The membership."""
+    input: RemoveWorkspaceMemberInput!
+  ): RemoveWorkspaceMemberPayload!
+}
+
+extend type Subscription {
+  """
+  Join requests as they are made and decided, for the workspaces you may
+  decide on (admins: all; owners: theirs), or for one of them. Pass the last
+  ` + "`" + `cursor` + "`" + ` you received as ` + "`" + `after` + "`" + ` to get every event you missed first, then
+  live ones, with no gap and no repeat.
+  """
+  joinRequestEvents(
+    """Only this workspace's requests."""
+    workspaceID: ID
+    """Resume after this cursor."""
+    after: String
+  ): JoinRequestEvent!
+
+  """
+  People added to, joining, leaving and changing role in the workspaces you
+  are a member of (admins: all), or in one of them. ` + "`" + `after` + "`" + ` resumes as for
+  joinRequestEvents.
+  """
+  membershipEvents(
+    """Only this workspace's members."""
+    workspaceID: ID
+    """Resume after this cursor."""
+    after: String
+  ): MembershipEvent!
+}
+
+"""A new workspace."""
+input CreateWorkspaceInput {
+  """Its name (1 to 200 characters)."""
+  name: String!
+  """FLOW (people join through the link, with approval) or GROUP."""
+  type: WorkspaceType!
+  """What the workspace is for (at most 2,000 characters)."""
+  description: String
+}
+
+"""Changes to a workspace."""
+input UpdateWorkspaceInput {
+  """The workspace."""
+  id: ID!
+  """A new name."""
+  name: String
+  """A new description."""
+  description: String
+}
+
+"""A workspace to archive."""
+input ArchiveWorkspaceInput {
+  """The workspace."""
+  id: ID!
+}
+
+"""A workspace to act on."""
+input WorkspaceIDInput {
+  """The workspace."""
+  workspaceID: ID!
+}
+
+"""A workspace after a change."""
+type WorkspacePayload {
+  """The workspace, as changed."""
+  workspace: Workspace
+  """Why the change was refused; empty on success."""
+  errors: [UserError!]!
+}
+
+"""A workspace's link, through which people ask to join."""
+type WorkspaceLink {
+  """The URL to share; it works while the link is enabled."""
+  url: String!
+  """Whether the link takes join requests."""
+  enabled: Boolean!
+  """Whether people waiting for approval may read the workspace's name, description and members."""
+  allowsViewing: Boolean!
+}
+
+"""Workspace link settings; an omitted field keeps its value."""
+input UpdateWorkspaceLinkInput {
+  """The workspace."""
+  workspaceID: ID!
+  """Turn the link on or off."""
+  enabled: Boolean
+  """Let waiting requesters view the workspace."""
+  allowsViewing: Boolean
+}
+
+"""A workspace link after a change."""
+type WorkspaceLinkPayload {
+  """The link, as changed."""
+  link: WorkspaceLink
+  """Why the change was refused; empty on success."""
+  errors: [UserError!]!
+}
+
+"""Public facts about a workspace link."""
+type WorkspaceLinkPreview {
+  """The workspace's name."""
+  workspaceName: String!
+  """The organization's name."""
+  organizationName: String!
+  """Whether people waiting for approval may read the workspace."""
+  allowsViewing: Boolean!
+}
+
+"""Asking to join a workspace."""
+input RequestToJoinWorkspaceInput {
+  """The token from the workspace link."""
+  token: String!
+  """Your address; ignored when you are signed in to the organization."""
+  email: String
+  """Your full name (at most 200 characters)."""
+  name: String
+  """A note to the approvers (at most 2,000 characters)."""
+  message: String
+}
+
+"""The answer to requestToJoinWorkspace."""
+type RequestToJoinWorkspacePayload {
+  """What happens next, for people."""
+  message: String
+  """The request, for signed-in requesters (others get it through the emailed link)."""
+  request: RequesterJoinRequest
+  """For signed-in requesters: the token that shows and cancels the request (shown once)."""
+  requesterToken: String
+  """Why the request was refused; empty otherwise."""
+  errors: [UserError!]!
+}
+
+"""A requester token."""
+input JoinRequestTokenInput {
+  """The requester token."""
+  token: String!
+}
+
+"""A join request as its requester sees it."""
+type RequesterJoinRequest {
+  """UNCONFIRMED until the address is proven, then PENDING until decided."""
+  status: JoinRequestStatus!
+  """The requester's address."""
+  email: String!
+  """The requester's name."""
+  name: String!
+  """The requester's note."""
+  message: String!
+  """On approval, whether the requester was admitted as an internal user or a client."""
+  decidedAs: JoinRequestDecidedAs
+  """The workspace's name."""
+  workspaceName: String!
+  """The organization's name."""
+  organizationName: String!
+  """When the request was made."""
+  createdAt: Time!
+  """The workspace, while waiting with viewing permission; null otherwise."""
+  workspace: RequesterWorkspaceView
+}
+
+"""What a waiting requester with viewing permission may read of a workspace."""
+type RequesterWorkspaceView {
+  """The workspace's name."""
+  name: String!
+  """Its description."""
+  description: String!
+  """FLOW or GROUP."""
+  type: WorkspaceType!
+  """Its members."""
+  members: [RequesterWorkspaceMember!]!
+}
+
+"""A member, as a waiting requester sees them."""
+type RequesterWorkspaceMember {
+  """Their name."""
+  name: String!
+  """INTERNAL or CLIENT."""
+  kind: UserKind!
+  """OWNER or MEMBER."""
+  role: MembershipRole!
+  """JOINED or NOT_JOINED."""
+  status: MembershipStatus!
+}
+
+"""A join request after a requester's change."""
+type RequesterJoinRequestPayload {
+  """The request, as changed."""
+  request: RequesterJoinRequest
+  """Why the change was refused; empty on success."""
+  errors: [UserError!]!
+}
+
+"""Approving a join request."""
+input ApproveJoinRequestInput {
+  """The request."""
+  id: ID!
+  """Admit the requester as an internal user or a client."""
+  as: UserKind!
+  """Role for a requester new to the organization; the built-in Member role when omitted. At most your own rank."""
+  roleID: ID
+}
+
+"""Denying a join request."""
+input DenyJoinRequestInput {
+  """The request."""
+  id: ID!
+  """Why (at most 1,000 characters)."""
+  reason: String
+}
+
+"""A join request after a decision."""
+type JoinRequestPayload {
+  """The request, as decided."""
+  joinRequest: JoinRequest
+  """The requester's membership, after an approval."""
+  membership: Membership
+  """Why the decision was refused; empty on success."""
+  errors: [UserError!]!
+}
+
+"""A person to invite by their details."""
+input InviteeInput {
+  """Full name."""
+  name: String
+  """Email address."""
+  email: String
+  """Phone number (phone invitations are not available yet)."""
+  phone: String
+  """The organization's own User ID for the person."""
+  externalID: String
+}
+
+"""People to add to a workspace."""
+input InviteWorkspaceMembersInput {
+  """The workspace."""
+  workspaceID: ID!
+  """Existing users (internal users or clients) to add."""
+  userIDs: [ID!]
+  """New people to invite."""
+  invitees: [InviteeInput!]
+  """Whether new invitees are clients (the default) or internal users."""
+  kind: UserKind
+  """Role for new invitees; the built-in Member role when omitted."""
+  roleID: ID
+  """A personal note included in the invitations."""
+  message: String
+}
+
+"""The result of inviteWorkspaceMembers."""
+type InviteWorkspaceMembersPayload {
+  """One result per person, users first, in the order given; ` + "`" + `field` + "`" + ` names the input position."""
+  results: [InviteResult!]!
+  """Counts by outcome."""
+  counts: InviteCounts!
+  """Why the whole request was refused; empty when it was processed."""
+  errors: [UserError!]!
+}
+
+"""The result of resendWorkspaceInvitations."""
+type ResendWorkspaceInvitationsPayload {
+  """How many invitations were sent again."""
+  sent: Int!
+  """The NOT_JOINED members whose invitation was not sent, and why."""
+  skipped: [ResendSkipped!]!
+  """Why the whole request was refused; empty otherwise."""
+  errors: [UserError!]!
+}
+
+"""A member whose invitation was not sent again."""
+type ResendSkipped {
+  """The membership."""
+  membership: Membership!
+  """Why: RESEND_TOO_SOON, NO_PENDING_INVITATION, ..."""
+  code: ErrorCode!
+  """A sentence for people."""
+  message: String!
+}
+
+"""A new workspace role for a member."""
+input UpdateWorkspaceMemberInput {
+  """The membership."""
+  id: ID!
+  """OWNER or MEMBER."""
+  role: MembershipRole!
+}
+
+"""A membership after a change."""
+type MembershipPayload {
+  """The membership, as changed."""
+  membership: Membership
+  """Why the change was refused; empty on success."""
+  errors: [UserError!]!
+}
+
+"""A member to remove."""
+input RemoveWorkspaceMemberInput {
+  """The membership."""
+  id: ID!
+}
+
+"""The result of removeWorkspaceMember."""
+type RemoveWorkspaceMemberPayload {
+  """The removed membership's ID."""
+  removedID: ID
+  """Why the change was refused; empty on success."""
+  errors: [UserError!]!
+}
+
+"""Kinds of join request event."""
+enum JoinRequestEventType {
+  """A request was confirmed (or made by a signed-in user) and awaits a decision."""
+  CREATED
+  """The request was approved."""
+  APPROVED
+  """The request was denied."""
+  DENIED
+  """The requester withdrew the request."""
+  CANCELLED
+}
+
+"""A join request event."""
+type JoinRequestEvent {
+  """What happened."""
+  type: JoinRequestEventType!
+  """The request, as it is now."""
+  joinRequest: JoinRequest!
+  """Pass it as ` + "`" + `after` + "`" + ` to resume after this event."""
+  cursor: String!
+  """When it happened."""
+  at: Time!
+}
+
+"""Kinds of membership event."""
+enum MembershipEventType {
+  """Someone was added to the workspace (NOT_JOINED until they accept, or JOINED)."""
+  ADDED
+  """A NOT_JOINED member accepted and joined."""
+  JOINED
+  """Someone was removed from the workspace."""
+  REMOVED
+  """A member's workspace role changed."""
+  ROLE_CHANGED
+}
+
+"""A membership event."""
+type MembershipEvent {
+  """What happened."""
+  type: MembershipEventType!
+  """The membership, as it is now; null once removed."""
+  membership: Membership
+  """The membership's ID."""
+  membershipID: ID!
+  """The workspace."""
+  workspace: Workspace!
+  """The member."""
+  user: User
+  """Pass it as ` + "`" + `after` + "`" + ` to resume after this event."""
+  cursor: String!
+  """When it happened."""
+  at: Time!
 }
 `, BuiltIn: false},
 }
@@ -6928,6 +8422,8 @@ func (ec *executionContext) childFields_InviteCounts(ctx context.Context, field 
 		return ec.fieldContext_InviteCounts_alreadyInvited(ctx, field)
 	case "domainNotAllowed":
 		return ec.fieldContext_InviteCounts_domainNotAllowed(ctx, field)
+	case "added":
+		return ec.fieldContext_InviteCounts_added(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type InviteCounts", field.Name)
 }
@@ -7038,6 +8534,10 @@ func (ec *executionContext) childFields_InviteResult(ctx context.Context, field 
 		return ec.fieldContext_InviteResult_message(ctx, field)
 	case "invitation":
 		return ec.fieldContext_InviteResult_invitation(ctx, field)
+	case "membership":
+		return ec.fieldContext_InviteResult_membership(ctx, field)
+	case "field":
+		return ec.fieldContext_InviteResult_field(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type InviteResult", field.Name)
 }
@@ -7054,6 +8554,18 @@ func (ec *executionContext) childFields_InviteUsersPayload(ctx context.Context, 
 	return nil, fmt.Errorf("no field named %q was found under type InviteUsersPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_InviteWorkspaceMembersPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "results":
+		return ec.fieldContext_InviteWorkspaceMembersPayload_results(ctx, field)
+	case "counts":
+		return ec.fieldContext_InviteWorkspaceMembersPayload_counts(ctx, field)
+	case "errors":
+		return ec.fieldContext_InviteWorkspaceMembersPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InviteWorkspaceMembersPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_JoinRequest(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -7068,12 +8580,18 @@ func (ec *executionContext) childFields_JoinRequest(ctx context.Context, field g
 		return ec.fieldContext_JoinRequest_email(ctx, field)
 	case "name":
 		return ec.fieldContext_JoinRequest_name(ctx, field)
+	case "message":
+		return ec.fieldContext_JoinRequest_message(ctx, field)
 	case "status":
 		return ec.fieldContext_JoinRequest_status(ctx, field)
 	case "decidedAs":
 		return ec.fieldContext_JoinRequest_decidedAs(ctx, field)
 	case "decidedAt":
 		return ec.fieldContext_JoinRequest_decidedAt(ctx, field)
+	case "denyReason":
+		return ec.fieldContext_JoinRequest_denyReason(ctx, field)
+	case "confirmedAt":
+		return ec.fieldContext_JoinRequest_confirmedAt(ctx, field)
 	case "organization":
 		return ec.fieldContext_JoinRequest_organization(ctx, field)
 	case "workspace":
@@ -7082,6 +8600,8 @@ func (ec *executionContext) childFields_JoinRequest(ctx context.Context, field g
 		return ec.fieldContext_JoinRequest_requester(ctx, field)
 	case "decidedBy":
 		return ec.fieldContext_JoinRequest_decidedBy(ctx, field)
+	case "invitation":
+		return ec.fieldContext_JoinRequest_invitation(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type JoinRequest", field.Name)
 }
@@ -7106,6 +8626,32 @@ func (ec *executionContext) childFields_JoinRequestEdge(ctx context.Context, fie
 		return ec.fieldContext_JoinRequestEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type JoinRequestEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_JoinRequestEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_JoinRequestEvent_type(ctx, field)
+	case "joinRequest":
+		return ec.fieldContext_JoinRequestEvent_joinRequest(ctx, field)
+	case "cursor":
+		return ec.fieldContext_JoinRequestEvent_cursor(ctx, field)
+	case "at":
+		return ec.fieldContext_JoinRequestEvent_at(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type JoinRequestEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_JoinRequestPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "joinRequest":
+		return ec.fieldContext_JoinRequestPayload_joinRequest(ctx, field)
+	case "membership":
+		return ec.fieldContext_JoinRequestPayload_membership(ctx, field)
+	case "errors":
+		return ec.fieldContext_JoinRequestPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type JoinRequestPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_JoinWithInviteLinkPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -7138,6 +8684,8 @@ func (ec *executionContext) childFields_Membership(ctx context.Context, field gr
 		return ec.fieldContext_Membership_workspace(ctx, field)
 	case "user":
 		return ec.fieldContext_Membership_user(ctx, field)
+	case "pendingInvitation":
+		return ec.fieldContext_Membership_pendingInvitation(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Membership", field.Name)
 }
@@ -7162,6 +8710,36 @@ func (ec *executionContext) childFields_MembershipEdge(ctx context.Context, fiel
 		return ec.fieldContext_MembershipEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type MembershipEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_MembershipEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_MembershipEvent_type(ctx, field)
+	case "membership":
+		return ec.fieldContext_MembershipEvent_membership(ctx, field)
+	case "membershipID":
+		return ec.fieldContext_MembershipEvent_membershipID(ctx, field)
+	case "workspace":
+		return ec.fieldContext_MembershipEvent_workspace(ctx, field)
+	case "user":
+		return ec.fieldContext_MembershipEvent_user(ctx, field)
+	case "cursor":
+		return ec.fieldContext_MembershipEvent_cursor(ctx, field)
+	case "at":
+		return ec.fieldContext_MembershipEvent_at(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MembershipEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_MembershipPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "membership":
+		return ec.fieldContext_MembershipPayload_membership(ctx, field)
+	case "errors":
+		return ec.fieldContext_MembershipPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MembershipPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_Organization(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -7218,6 +8796,116 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_RemoveWorkspaceMemberPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "removedID":
+		return ec.fieldContext_RemoveWorkspaceMemberPayload_removedID(ctx, field)
+	case "errors":
+		return ec.fieldContext_RemoveWorkspaceMemberPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RemoveWorkspaceMemberPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RequestToJoinWorkspacePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "message":
+		return ec.fieldContext_RequestToJoinWorkspacePayload_message(ctx, field)
+	case "request":
+		return ec.fieldContext_RequestToJoinWorkspacePayload_request(ctx, field)
+	case "requesterToken":
+		return ec.fieldContext_RequestToJoinWorkspacePayload_requesterToken(ctx, field)
+	case "errors":
+		return ec.fieldContext_RequestToJoinWorkspacePayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RequestToJoinWorkspacePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RequesterJoinRequest(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "status":
+		return ec.fieldContext_RequesterJoinRequest_status(ctx, field)
+	case "email":
+		return ec.fieldContext_RequesterJoinRequest_email(ctx, field)
+	case "name":
+		return ec.fieldContext_RequesterJoinRequest_name(ctx, field)
+	case "message":
+		return ec.fieldContext_RequesterJoinRequest_message(ctx, field)
+	case "decidedAs":
+		return ec.fieldContext_RequesterJoinRequest_decidedAs(ctx, field)
+	case "workspaceName":
+		return ec.fieldContext_RequesterJoinRequest_workspaceName(ctx, field)
+	case "organizationName":
+		return ec.fieldContext_RequesterJoinRequest_organizationName(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_RequesterJoinRequest_createdAt(ctx, field)
+	case "workspace":
+		return ec.fieldContext_RequesterJoinRequest_workspace(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RequesterJoinRequest", field.Name)
+}
+
+func (ec *executionContext) childFields_RequesterJoinRequestPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "request":
+		return ec.fieldContext_RequesterJoinRequestPayload_request(ctx, field)
+	case "errors":
+		return ec.fieldContext_RequesterJoinRequestPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RequesterJoinRequestPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RequesterWorkspaceMember(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_RequesterWorkspaceMember_name(ctx, field)
+	case "kind":
+		return ec.fieldContext_RequesterWorkspaceMember_kind(ctx, field)
+	case "role":
+		return ec.fieldContext_RequesterWorkspaceMember_role(ctx, field)
+	case "status":
+		return ec.fieldContext_RequesterWorkspaceMember_status(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RequesterWorkspaceMember", field.Name)
+}
+
+func (ec *executionContext) childFields_RequesterWorkspaceView(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_RequesterWorkspaceView_name(ctx, field)
+	case "description":
+		return ec.fieldContext_RequesterWorkspaceView_description(ctx, field)
+	case "type":
+		return ec.fieldContext_RequesterWorkspaceView_type(ctx, field)
+	case "members":
+		return ec.fieldContext_RequesterWorkspaceView_members(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RequesterWorkspaceView", field.Name)
+}
+
+func (ec *executionContext) childFields_ResendSkipped(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "membership":
+		return ec.fieldContext_ResendSkipped_membership(ctx, field)
+	case "code":
+		return ec.fieldContext_ResendSkipped_code(ctx, field)
+	case "message":
+		return ec.fieldContext_ResendSkipped_message(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ResendSkipped", field.Name)
+}
+
+func (ec *executionContext) childFields_ResendWorkspaceInvitationsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "sent":
+		return ec.fieldContext_ResendWorkspaceInvitationsPayload_sent(ctx, field)
+	case "skipped":
+		return ec.fieldContext_ResendWorkspaceInvitationsPayload_skipped(ctx, field)
+	case "errors":
+		return ec.fieldContext_ResendWorkspaceInvitationsPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ResendWorkspaceInvitationsPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_Role(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -7398,18 +9086,24 @@ func (ec *executionContext) childFields_Workspace(ctx context.Context, field gra
 		return ec.fieldContext_Workspace_name(ctx, field)
 	case "type":
 		return ec.fieldContext_Workspace_type(ctx, field)
+	case "description":
+		return ec.fieldContext_Workspace_description(ctx, field)
 	case "linkEnabled":
 		return ec.fieldContext_Workspace_linkEnabled(ctx, field)
 	case "linkAllowsViewing":
 		return ec.fieldContext_Workspace_linkAllowsViewing(ctx, field)
+	case "archivedAt":
+		return ec.fieldContext_Workspace_archivedAt(ctx, field)
 	case "organization":
 		return ec.fieldContext_Workspace_organization(ctx, field)
 	case "owner":
 		return ec.fieldContext_Workspace_owner(ctx, field)
-	case "memberships":
-		return ec.fieldContext_Workspace_memberships(ctx, field)
+	case "members":
+		return ec.fieldContext_Workspace_members(ctx, field)
 	case "joinRequests":
 		return ec.fieldContext_Workspace_joinRequests(ctx, field)
+	case "link":
+		return ec.fieldContext_Workspace_link(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Workspace", field.Name)
 }
@@ -7434,6 +9128,50 @@ func (ec *executionContext) childFields_WorkspaceEdge(ctx context.Context, field
 		return ec.fieldContext_WorkspaceEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type WorkspaceEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_WorkspaceLink(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "url":
+		return ec.fieldContext_WorkspaceLink_url(ctx, field)
+	case "enabled":
+		return ec.fieldContext_WorkspaceLink_enabled(ctx, field)
+	case "allowsViewing":
+		return ec.fieldContext_WorkspaceLink_allowsViewing(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WorkspaceLink", field.Name)
+}
+
+func (ec *executionContext) childFields_WorkspaceLinkPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "link":
+		return ec.fieldContext_WorkspaceLinkPayload_link(ctx, field)
+	case "errors":
+		return ec.fieldContext_WorkspaceLinkPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WorkspaceLinkPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_WorkspaceLinkPreview(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "workspaceName":
+		return ec.fieldContext_WorkspaceLinkPreview_workspaceName(ctx, field)
+	case "organizationName":
+		return ec.fieldContext_WorkspaceLinkPreview_organizationName(ctx, field)
+	case "allowsViewing":
+		return ec.fieldContext_WorkspaceLinkPreview_allowsViewing(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WorkspaceLinkPreview", field.Name)
+}
+
+func (ec *executionContext) childFields_WorkspacePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "workspace":
+		return ec.fieldContext_WorkspacePayload_workspace(ctx, field)
+	case "errors":
+		return ec.fieldContext_WorkspacePayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WorkspacePayload", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -7634,6 +9372,62 @@ func (ec *executionContext) field_Mutation_addOrganizationDomain_args(ctx contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_approveJoinRequest_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ApproveJoinRequestInput, error) {
+			return ec.unmarshalNApproveJoinRequestInput2admitᚋgraphᚐApproveJoinRequestInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_archiveWorkspace_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ArchiveWorkspaceInput, error) {
+			return ec.unmarshalNArchiveWorkspaceInput2admitᚋgraphᚐArchiveWorkspaceInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_cancelJoinRequest_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (JoinRequestTokenInput, error) {
+			return ec.unmarshalNJoinRequestTokenInput2admitᚋgraphᚐJoinRequestTokenInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_confirmJoinRequest_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (JoinRequestTokenInput, error) {
+			return ec.unmarshalNJoinRequestTokenInput2admitᚋgraphᚐJoinRequestTokenInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createInviteLink_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -7662,12 +9456,40 @@ func (ec *executionContext) field_Mutation_createRole_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_createWorkspace_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (CreateWorkspaceInput, error) {
+			return ec.unmarshalNCreateWorkspaceInput2admitᚋgraphᚐCreateWorkspaceInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_deleteRole_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (DeleteRoleInput, error) {
 			return ec.unmarshalNDeleteRoleInput2admitᚋgraphᚐDeleteRoleInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_denyJoinRequest_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (DenyJoinRequestInput, error) {
+			return ec.unmarshalNDenyJoinRequestInput2admitᚋgraphᚐDenyJoinRequestInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -7704,6 +9526,20 @@ func (ec *executionContext) field_Mutation_inviteUsers_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_inviteWorkspaceMembers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (InviteWorkspaceMembersInput, error) {
+			return ec.unmarshalNInviteWorkspaceMembersInput2admitᚋgraphᚐInviteWorkspaceMembersInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_joinWithInviteLink_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -7732,6 +9568,20 @@ func (ec *executionContext) field_Mutation_refreshInviteLink_args(ctx context.Co
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_refreshWorkspaceLink_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (WorkspaceIDInput, error) {
+			return ec.unmarshalNWorkspaceIDInput2admitᚋgraphᚐWorkspaceIDInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_removeOrganizationDomain_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -7746,12 +9596,54 @@ func (ec *executionContext) field_Mutation_removeOrganizationDomain_args(ctx con
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_removeWorkspaceMember_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (RemoveWorkspaceMemberInput, error) {
+			return ec.unmarshalNRemoveWorkspaceMemberInput2admitᚋgraphᚐRemoveWorkspaceMemberInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_requestToJoinWorkspace_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (RequestToJoinWorkspaceInput, error) {
+			return ec.unmarshalNRequestToJoinWorkspaceInput2admitᚋgraphᚐRequestToJoinWorkspaceInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_resendInvitation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (InvitationIDInput, error) {
 			return ec.unmarshalNInvitationIDInput2admitᚋgraphᚐInvitationIDInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_resendWorkspaceInvitations_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (WorkspaceIDInput, error) {
+			return ec.unmarshalNWorkspaceIDInput2admitᚋgraphᚐWorkspaceIDInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -7822,6 +9714,48 @@ func (ec *executionContext) field_Mutation_updateUser_args(ctx context.Context, 
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (UpdateUserInput, error) {
 			return ec.unmarshalNUpdateUserInput2admitᚋgraphᚐUpdateUserInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updateWorkspaceLink_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (UpdateWorkspaceLinkInput, error) {
+			return ec.unmarshalNUpdateWorkspaceLinkInput2admitᚋgraphᚐUpdateWorkspaceLinkInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updateWorkspaceMember_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (UpdateWorkspaceMemberInput, error) {
+			return ec.unmarshalNUpdateWorkspaceMemberInput2admitᚋgraphᚐUpdateWorkspaceMemberInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updateWorkspace_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (UpdateWorkspaceInput, error) {
+			return ec.unmarshalNUpdateWorkspaceInput2admitᚋgraphᚐUpdateWorkspaceInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -8196,6 +10130,20 @@ func (ec *executionContext) field_Query_inviteLinks_args(ctx context.Context, ra
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_joinRequestByToken_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "token",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["token"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_joinRequests_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -8440,6 +10388,34 @@ func (ec *executionContext) field_Query_users_args(ctx context.Context, rawArgs 
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_workspaceLinkPreview_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "token",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["token"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_workspace_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_workspaces_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -8545,6 +10521,50 @@ func (ec *executionContext) field_Role_users_args(ctx context.Context, rawArgs m
 		return nil, err
 	}
 	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_joinRequestEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "workspaceID",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOID2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["workspaceID"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_membershipEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "workspaceID",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOID2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["workspaceID"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
 	return args, nil
 }
 
@@ -8710,7 +10730,7 @@ func (ec *executionContext) field_Workspace_joinRequests_args(ctx context.Contex
 	return args, nil
 }
 
-func (ec *executionContext) field_Workspace_memberships_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+func (ec *executionContext) field_Workspace_members_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
@@ -11924,6 +13944,29 @@ func (ec *executionContext) fieldContext_InviteCounts_domainNotAllowed(_ context
 	return graphql.NewScalarFieldContext("InviteCounts", field, false, false, errors.New("field of type Int does not have child fields"))
 }
 
+func (ec *executionContext) _InviteCounts_added(ctx context.Context, field graphql.CollectedField, obj *InviteCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteCounts_added(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Added, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteCounts_added(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteCounts", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
 func (ec *executionContext) _InviteLink_id(ctx context.Context, field graphql.CollectedField, obj *ent.InviteLink) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12865,6 +14908,61 @@ func (ec *executionContext) fieldContext_InviteResult_invitation(_ context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _InviteResult_membership(ctx context.Context, field graphql.CollectedField, obj *InviteResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteResult_membership(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Membership, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Membership) graphql.Marshaler {
+			return ec.marshalOMembership2ᚖadmitᚋentᚐMembership(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InviteResult_membership(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InviteResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Membership(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InviteResult_field(ctx context.Context, field graphql.CollectedField, obj *InviteResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteResult_field(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Field, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InviteResult_field(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteResult", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
 func (ec *executionContext) _InviteUsersPayload_results(ctx context.Context, field graphql.CollectedField, obj *InviteUsersPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12951,6 +15049,102 @@ func (ec *executionContext) _InviteUsersPayload_errors(ctx context.Context, fiel
 func (ec *executionContext) fieldContext_InviteUsersPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "InviteUsersPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InviteWorkspaceMembersPayload_results(ctx context.Context, field graphql.CollectedField, obj *InviteWorkspaceMembersPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteWorkspaceMembersPayload_results(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Results, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*InviteResult) graphql.Marshaler {
+			return ec.marshalNInviteResult2ᚕᚖadmitᚋgraphᚐInviteResultᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteWorkspaceMembersPayload_results(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InviteWorkspaceMembersPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InviteResult(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InviteWorkspaceMembersPayload_counts(ctx context.Context, field graphql.CollectedField, obj *InviteWorkspaceMembersPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteWorkspaceMembersPayload_counts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Counts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *InviteCounts) graphql.Marshaler {
+			return ec.marshalNInviteCounts2ᚖadmitᚋgraphᚐInviteCounts(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteWorkspaceMembersPayload_counts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InviteWorkspaceMembersPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InviteCounts(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InviteWorkspaceMembersPayload_errors(ctx context.Context, field graphql.CollectedField, obj *InviteWorkspaceMembersPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteWorkspaceMembersPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteWorkspaceMembersPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InviteWorkspaceMembersPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -13099,6 +15293,29 @@ func (ec *executionContext) fieldContext_JoinRequest_name(_ context.Context, fie
 	return graphql.NewScalarFieldContext("JoinRequest", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
+func (ec *executionContext) _JoinRequest_message(ctx context.Context, field graphql.CollectedField, obj *ent.JoinRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JoinRequest_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_JoinRequest_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JoinRequest", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
 func (ec *executionContext) _JoinRequest_status(ctx context.Context, field graphql.CollectedField, obj *ent.JoinRequest) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13165,6 +15382,52 @@ func (ec *executionContext) _JoinRequest_decidedAt(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext_JoinRequest_decidedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JoinRequest", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _JoinRequest_denyReason(ctx context.Context, field graphql.CollectedField, obj *ent.JoinRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JoinRequest_denyReason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DenyReason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_JoinRequest_denyReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JoinRequest", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _JoinRequest_confirmedAt(ctx context.Context, field graphql.CollectedField, obj *ent.JoinRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JoinRequest_confirmedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ConfirmedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_JoinRequest_confirmedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("JoinRequest", field, false, false, errors.New("field of type Time does not have child fields"))
 }
 
@@ -13291,6 +15554,38 @@ func (ec *executionContext) fieldContext_JoinRequest_decidedBy(_ context.Context
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _JoinRequest_invitation(ctx context.Context, field graphql.CollectedField, obj *ent.JoinRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JoinRequest_invitation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Invitation(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Invitation) graphql.Marshaler {
+			return ec.marshalOInvitation2ᚖadmitᚋentᚐInvitation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_JoinRequest_invitation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "JoinRequest",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Invitation(ctx, field)
 		},
 	}
 	return fc, nil
@@ -13436,6 +15731,203 @@ func (ec *executionContext) _JoinRequestEdge_cursor(ctx context.Context, field g
 }
 func (ec *executionContext) fieldContext_JoinRequestEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("JoinRequestEdge", field, false, false, errors.New("field of type Cursor does not have child fields"))
+}
+
+func (ec *executionContext) _JoinRequestEvent_type(ctx context.Context, field graphql.CollectedField, obj *JoinRequestEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JoinRequestEvent_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v JoinRequestEventType) graphql.Marshaler {
+			return ec.marshalNJoinRequestEventType2admitᚋgraphᚐJoinRequestEventType(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_JoinRequestEvent_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JoinRequestEvent", field, false, false, errors.New("field of type JoinRequestEventType does not have child fields"))
+}
+
+func (ec *executionContext) _JoinRequestEvent_joinRequest(ctx context.Context, field graphql.CollectedField, obj *JoinRequestEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JoinRequestEvent_joinRequest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.JoinRequest, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.JoinRequest) graphql.Marshaler {
+			return ec.marshalNJoinRequest2ᚖadmitᚋentᚐJoinRequest(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_JoinRequestEvent_joinRequest(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "JoinRequestEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_JoinRequest(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _JoinRequestEvent_cursor(ctx context.Context, field graphql.CollectedField, obj *JoinRequestEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JoinRequestEvent_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_JoinRequestEvent_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JoinRequestEvent", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _JoinRequestEvent_at(ctx context.Context, field graphql.CollectedField, obj *JoinRequestEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JoinRequestEvent_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_JoinRequestEvent_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JoinRequestEvent", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _JoinRequestPayload_joinRequest(ctx context.Context, field graphql.CollectedField, obj *JoinRequestPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JoinRequestPayload_joinRequest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.JoinRequest, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.JoinRequest) graphql.Marshaler {
+			return ec.marshalOJoinRequest2ᚖadmitᚋentᚐJoinRequest(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_JoinRequestPayload_joinRequest(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "JoinRequestPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_JoinRequest(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _JoinRequestPayload_membership(ctx context.Context, field graphql.CollectedField, obj *JoinRequestPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JoinRequestPayload_membership(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Membership, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Membership) graphql.Marshaler {
+			return ec.marshalOMembership2ᚖadmitᚋentᚐMembership(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_JoinRequestPayload_membership(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "JoinRequestPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Membership(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _JoinRequestPayload_errors(ctx context.Context, field graphql.CollectedField, obj *JoinRequestPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JoinRequestPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_JoinRequestPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "JoinRequestPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _JoinWithInviteLinkPayload_message(ctx context.Context, field graphql.CollectedField, obj *JoinWithInviteLinkPayload) (ret graphql.Marshaler) {
@@ -13727,6 +16219,38 @@ func (ec *executionContext) fieldContext_Membership_user(_ context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _Membership_pendingInvitation(ctx context.Context, field graphql.CollectedField, obj *ent.Membership) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Membership_pendingInvitation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Membership().PendingInvitation(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Invitation) graphql.Marshaler {
+			return ec.marshalOInvitation2ᚖadmitᚋentᚐInvitation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Membership_pendingInvitation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Membership",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Invitation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _MembershipConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.MembershipConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13867,6 +16391,258 @@ func (ec *executionContext) _MembershipEdge_cursor(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_MembershipEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("MembershipEdge", field, false, false, errors.New("field of type Cursor does not have child fields"))
+}
+
+func (ec *executionContext) _MembershipEvent_type(ctx context.Context, field graphql.CollectedField, obj *MembershipEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MembershipEvent_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v MembershipEventType) graphql.Marshaler {
+			return ec.marshalNMembershipEventType2admitᚋgraphᚐMembershipEventType(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MembershipEvent_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MembershipEvent", field, false, false, errors.New("field of type MembershipEventType does not have child fields"))
+}
+
+func (ec *executionContext) _MembershipEvent_membership(ctx context.Context, field graphql.CollectedField, obj *MembershipEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MembershipEvent_membership(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Membership, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Membership) graphql.Marshaler {
+			return ec.marshalOMembership2ᚖadmitᚋentᚐMembership(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_MembershipEvent_membership(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MembershipEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Membership(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MembershipEvent_membershipID(ctx context.Context, field graphql.CollectedField, obj *MembershipEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MembershipEvent_membershipID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MembershipID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNID2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MembershipEvent_membershipID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MembershipEvent", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _MembershipEvent_workspace(ctx context.Context, field graphql.CollectedField, obj *MembershipEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MembershipEvent_workspace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Workspace, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Workspace) graphql.Marshaler {
+			return ec.marshalNWorkspace2ᚖadmitᚋentᚐWorkspace(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MembershipEvent_workspace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MembershipEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Workspace(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MembershipEvent_user(ctx context.Context, field graphql.CollectedField, obj *MembershipEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MembershipEvent_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖadmitᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_MembershipEvent_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MembershipEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MembershipEvent_cursor(ctx context.Context, field graphql.CollectedField, obj *MembershipEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MembershipEvent_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MembershipEvent_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MembershipEvent", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _MembershipEvent_at(ctx context.Context, field graphql.CollectedField, obj *MembershipEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MembershipEvent_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MembershipEvent_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MembershipEvent", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _MembershipPayload_membership(ctx context.Context, field graphql.CollectedField, obj *MembershipPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MembershipPayload_membership(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Membership, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Membership) graphql.Marshaler {
+			return ec.marshalOMembership2ᚖadmitᚋentᚐMembership(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_MembershipPayload_membership(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MembershipPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Membership(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MembershipPayload_errors(ctx context.Context, field graphql.CollectedField, obj *MembershipPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MembershipPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MembershipPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MembershipPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Mutation_signIn(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -14599,6 +17375,622 @@ func (ec *executionContext) fieldContext_Mutation_updateUser(ctx context.Context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_updateUser_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createWorkspace(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createWorkspace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateWorkspace(ctx, fc.Args["input"].(CreateWorkspaceInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *WorkspacePayload) graphql.Marshaler {
+			return ec.marshalNWorkspacePayload2ᚖadmitᚋgraphᚐWorkspacePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createWorkspace(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkspacePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createWorkspace_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateWorkspace(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateWorkspace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateWorkspace(ctx, fc.Args["input"].(UpdateWorkspaceInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *WorkspacePayload) graphql.Marshaler {
+			return ec.marshalNWorkspacePayload2ᚖadmitᚋgraphᚐWorkspacePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateWorkspace(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkspacePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateWorkspace_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_archiveWorkspace(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_archiveWorkspace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ArchiveWorkspace(ctx, fc.Args["input"].(ArchiveWorkspaceInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *WorkspacePayload) graphql.Marshaler {
+			return ec.marshalNWorkspacePayload2ᚖadmitᚋgraphᚐWorkspacePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_archiveWorkspace(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkspacePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_archiveWorkspace_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateWorkspaceLink(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateWorkspaceLink(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateWorkspaceLink(ctx, fc.Args["input"].(UpdateWorkspaceLinkInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *WorkspaceLinkPayload) graphql.Marshaler {
+			return ec.marshalNWorkspaceLinkPayload2ᚖadmitᚋgraphᚐWorkspaceLinkPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateWorkspaceLink(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkspaceLinkPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateWorkspaceLink_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_refreshWorkspaceLink(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_refreshWorkspaceLink(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RefreshWorkspaceLink(ctx, fc.Args["input"].(WorkspaceIDInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *WorkspaceLinkPayload) graphql.Marshaler {
+			return ec.marshalNWorkspaceLinkPayload2ᚖadmitᚋgraphᚐWorkspaceLinkPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_refreshWorkspaceLink(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkspaceLinkPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_refreshWorkspaceLink_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_requestToJoinWorkspace(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_requestToJoinWorkspace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RequestToJoinWorkspace(ctx, fc.Args["input"].(RequestToJoinWorkspaceInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *RequestToJoinWorkspacePayload) graphql.Marshaler {
+			return ec.marshalNRequestToJoinWorkspacePayload2ᚖadmitᚋgraphᚐRequestToJoinWorkspacePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_requestToJoinWorkspace(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RequestToJoinWorkspacePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_requestToJoinWorkspace_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_confirmJoinRequest(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_confirmJoinRequest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ConfirmJoinRequest(ctx, fc.Args["input"].(JoinRequestTokenInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *RequesterJoinRequestPayload) graphql.Marshaler {
+			return ec.marshalNRequesterJoinRequestPayload2ᚖadmitᚋgraphᚐRequesterJoinRequestPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_confirmJoinRequest(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RequesterJoinRequestPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_confirmJoinRequest_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cancelJoinRequest(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cancelJoinRequest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CancelJoinRequest(ctx, fc.Args["input"].(JoinRequestTokenInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *RequesterJoinRequestPayload) graphql.Marshaler {
+			return ec.marshalNRequesterJoinRequestPayload2ᚖadmitᚋgraphᚐRequesterJoinRequestPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cancelJoinRequest(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RequesterJoinRequestPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cancelJoinRequest_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_approveJoinRequest(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_approveJoinRequest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ApproveJoinRequest(ctx, fc.Args["input"].(ApproveJoinRequestInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *JoinRequestPayload) graphql.Marshaler {
+			return ec.marshalNJoinRequestPayload2ᚖadmitᚋgraphᚐJoinRequestPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_approveJoinRequest(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_JoinRequestPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_approveJoinRequest_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_denyJoinRequest(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_denyJoinRequest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DenyJoinRequest(ctx, fc.Args["input"].(DenyJoinRequestInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *JoinRequestPayload) graphql.Marshaler {
+			return ec.marshalNJoinRequestPayload2ᚖadmitᚋgraphᚐJoinRequestPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_denyJoinRequest(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_JoinRequestPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_denyJoinRequest_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_inviteWorkspaceMembers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_inviteWorkspaceMembers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().InviteWorkspaceMembers(ctx, fc.Args["input"].(InviteWorkspaceMembersInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *InviteWorkspaceMembersPayload) graphql.Marshaler {
+			return ec.marshalNInviteWorkspaceMembersPayload2ᚖadmitᚋgraphᚐInviteWorkspaceMembersPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_inviteWorkspaceMembers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InviteWorkspaceMembersPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_inviteWorkspaceMembers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resendWorkspaceInvitations(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_resendWorkspaceInvitations(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResendWorkspaceInvitations(ctx, fc.Args["input"].(WorkspaceIDInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ResendWorkspaceInvitationsPayload) graphql.Marshaler {
+			return ec.marshalNResendWorkspaceInvitationsPayload2ᚖadmitᚋgraphᚐResendWorkspaceInvitationsPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_resendWorkspaceInvitations(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ResendWorkspaceInvitationsPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resendWorkspaceInvitations_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateWorkspaceMember(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateWorkspaceMember(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateWorkspaceMember(ctx, fc.Args["input"].(UpdateWorkspaceMemberInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *MembershipPayload) graphql.Marshaler {
+			return ec.marshalNMembershipPayload2ᚖadmitᚋgraphᚐMembershipPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateWorkspaceMember(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MembershipPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateWorkspaceMember_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_removeWorkspaceMember(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_removeWorkspaceMember(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RemoveWorkspaceMember(ctx, fc.Args["input"].(RemoveWorkspaceMemberInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *RemoveWorkspaceMemberPayload) graphql.Marshaler {
+			return ec.marshalNRemoveWorkspaceMemberPayload2ᚖadmitᚋgraphᚐRemoveWorkspaceMemberPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_removeWorkspaceMember(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RemoveWorkspaceMemberPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_removeWorkspaceMember_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -15811,6 +19203,138 @@ func (ec *executionContext) fieldContext_Query_organization(_ context.Context, f
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_workspace(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_workspace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Workspace(ctx, fc.Args["id"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Workspace) graphql.Marshaler {
+			return ec.marshalOWorkspace2ᚖadmitᚋentᚐWorkspace(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_workspace(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Workspace(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_workspace_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_workspaceLinkPreview(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_workspaceLinkPreview(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().WorkspaceLinkPreview(ctx, fc.Args["token"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *WorkspaceLinkPreview) graphql.Marshaler {
+			return ec.marshalNWorkspaceLinkPreview2ᚖadmitᚋgraphᚐWorkspaceLinkPreview(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_workspaceLinkPreview(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkspaceLinkPreview(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_workspaceLinkPreview_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_joinRequestByToken(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_joinRequestByToken(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().JoinRequestByToken(ctx, fc.Args["token"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *RequesterJoinRequest) graphql.Marshaler {
+			return ec.marshalNRequesterJoinRequest2ᚖadmitᚋgraphᚐRequesterJoinRequest(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_joinRequestByToken(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RequesterJoinRequest(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_joinRequestByToken_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15882,6 +19406,809 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields___Schema(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RemoveWorkspaceMemberPayload_removedID(ctx context.Context, field graphql.CollectedField, obj *RemoveWorkspaceMemberPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoveWorkspaceMemberPayload_removedID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RemovedID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOID2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoveWorkspaceMemberPayload_removedID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoveWorkspaceMemberPayload", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _RemoveWorkspaceMemberPayload_errors(ctx context.Context, field graphql.CollectedField, obj *RemoveWorkspaceMemberPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoveWorkspaceMemberPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoveWorkspaceMemberPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RemoveWorkspaceMemberPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RequestToJoinWorkspacePayload_message(ctx context.Context, field graphql.CollectedField, obj *RequestToJoinWorkspacePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequestToJoinWorkspacePayload_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RequestToJoinWorkspacePayload_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequestToJoinWorkspacePayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RequestToJoinWorkspacePayload_request(ctx context.Context, field graphql.CollectedField, obj *RequestToJoinWorkspacePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequestToJoinWorkspacePayload_request(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Request, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *RequesterJoinRequest) graphql.Marshaler {
+			return ec.marshalORequesterJoinRequest2ᚖadmitᚋgraphᚐRequesterJoinRequest(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RequestToJoinWorkspacePayload_request(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RequestToJoinWorkspacePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RequesterJoinRequest(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RequestToJoinWorkspacePayload_requesterToken(ctx context.Context, field graphql.CollectedField, obj *RequestToJoinWorkspacePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequestToJoinWorkspacePayload_requesterToken(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RequesterToken, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RequestToJoinWorkspacePayload_requesterToken(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequestToJoinWorkspacePayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RequestToJoinWorkspacePayload_errors(ctx context.Context, field graphql.CollectedField, obj *RequestToJoinWorkspacePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequestToJoinWorkspacePayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequestToJoinWorkspacePayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RequestToJoinWorkspacePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RequesterJoinRequest_status(ctx context.Context, field graphql.CollectedField, obj *RequesterJoinRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterJoinRequest_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v joinrequest.Status) graphql.Marshaler {
+			return ec.marshalNJoinRequestStatus2admitᚋentᚋjoinrequestᚐStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterJoinRequest_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequesterJoinRequest", field, false, false, errors.New("field of type JoinRequestStatus does not have child fields"))
+}
+
+func (ec *executionContext) _RequesterJoinRequest_email(ctx context.Context, field graphql.CollectedField, obj *RequesterJoinRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterJoinRequest_email(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Email, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterJoinRequest_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequesterJoinRequest", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RequesterJoinRequest_name(ctx context.Context, field graphql.CollectedField, obj *RequesterJoinRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterJoinRequest_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterJoinRequest_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequesterJoinRequest", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RequesterJoinRequest_message(ctx context.Context, field graphql.CollectedField, obj *RequesterJoinRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterJoinRequest_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterJoinRequest_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequesterJoinRequest", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RequesterJoinRequest_decidedAs(ctx context.Context, field graphql.CollectedField, obj *RequesterJoinRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterJoinRequest_decidedAs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DecidedAs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *joinrequest.DecidedAs) graphql.Marshaler {
+			return ec.marshalOJoinRequestDecidedAs2ᚖadmitᚋentᚋjoinrequestᚐDecidedAs(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterJoinRequest_decidedAs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequesterJoinRequest", field, false, false, errors.New("field of type JoinRequestDecidedAs does not have child fields"))
+}
+
+func (ec *executionContext) _RequesterJoinRequest_workspaceName(ctx context.Context, field graphql.CollectedField, obj *RequesterJoinRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterJoinRequest_workspaceName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WorkspaceName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterJoinRequest_workspaceName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequesterJoinRequest", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RequesterJoinRequest_organizationName(ctx context.Context, field graphql.CollectedField, obj *RequesterJoinRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterJoinRequest_organizationName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OrganizationName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterJoinRequest_organizationName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequesterJoinRequest", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RequesterJoinRequest_createdAt(ctx context.Context, field graphql.CollectedField, obj *RequesterJoinRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterJoinRequest_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterJoinRequest_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequesterJoinRequest", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _RequesterJoinRequest_workspace(ctx context.Context, field graphql.CollectedField, obj *RequesterJoinRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterJoinRequest_workspace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Workspace, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *RequesterWorkspaceView) graphql.Marshaler {
+			return ec.marshalORequesterWorkspaceView2ᚖadmitᚋgraphᚐRequesterWorkspaceView(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterJoinRequest_workspace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RequesterJoinRequest",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RequesterWorkspaceView(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RequesterJoinRequestPayload_request(ctx context.Context, field graphql.CollectedField, obj *RequesterJoinRequestPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterJoinRequestPayload_request(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Request, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *RequesterJoinRequest) graphql.Marshaler {
+			return ec.marshalORequesterJoinRequest2ᚖadmitᚋgraphᚐRequesterJoinRequest(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterJoinRequestPayload_request(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RequesterJoinRequestPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RequesterJoinRequest(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RequesterJoinRequestPayload_errors(ctx context.Context, field graphql.CollectedField, obj *RequesterJoinRequestPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterJoinRequestPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterJoinRequestPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RequesterJoinRequestPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RequesterWorkspaceMember_name(ctx context.Context, field graphql.CollectedField, obj *RequesterWorkspaceMember) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterWorkspaceMember_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterWorkspaceMember_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequesterWorkspaceMember", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RequesterWorkspaceMember_kind(ctx context.Context, field graphql.CollectedField, obj *RequesterWorkspaceMember) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterWorkspaceMember_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v user.Kind) graphql.Marshaler {
+			return ec.marshalNUserKind2admitᚋentᚋuserᚐKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterWorkspaceMember_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequesterWorkspaceMember", field, false, false, errors.New("field of type UserKind does not have child fields"))
+}
+
+func (ec *executionContext) _RequesterWorkspaceMember_role(ctx context.Context, field graphql.CollectedField, obj *RequesterWorkspaceMember) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterWorkspaceMember_role(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Role, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v membership.Role) graphql.Marshaler {
+			return ec.marshalNMembershipRole2admitᚋentᚋmembershipᚐRole(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterWorkspaceMember_role(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequesterWorkspaceMember", field, false, false, errors.New("field of type MembershipRole does not have child fields"))
+}
+
+func (ec *executionContext) _RequesterWorkspaceMember_status(ctx context.Context, field graphql.CollectedField, obj *RequesterWorkspaceMember) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterWorkspaceMember_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v membership.Status) graphql.Marshaler {
+			return ec.marshalNMembershipStatus2admitᚋentᚋmembershipᚐStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterWorkspaceMember_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequesterWorkspaceMember", field, false, false, errors.New("field of type MembershipStatus does not have child fields"))
+}
+
+func (ec *executionContext) _RequesterWorkspaceView_name(ctx context.Context, field graphql.CollectedField, obj *RequesterWorkspaceView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterWorkspaceView_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterWorkspaceView_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequesterWorkspaceView", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RequesterWorkspaceView_description(ctx context.Context, field graphql.CollectedField, obj *RequesterWorkspaceView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterWorkspaceView_description(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Description, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterWorkspaceView_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequesterWorkspaceView", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RequesterWorkspaceView_type(ctx context.Context, field graphql.CollectedField, obj *RequesterWorkspaceView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterWorkspaceView_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v workspace.Type) graphql.Marshaler {
+			return ec.marshalNWorkspaceType2admitᚋentᚋworkspaceᚐType(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterWorkspaceView_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequesterWorkspaceView", field, false, false, errors.New("field of type WorkspaceType does not have child fields"))
+}
+
+func (ec *executionContext) _RequesterWorkspaceView_members(ctx context.Context, field graphql.CollectedField, obj *RequesterWorkspaceView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequesterWorkspaceView_members(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Members, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*RequesterWorkspaceMember) graphql.Marshaler {
+			return ec.marshalNRequesterWorkspaceMember2ᚕᚖadmitᚋgraphᚐRequesterWorkspaceMemberᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequesterWorkspaceView_members(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RequesterWorkspaceView",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RequesterWorkspaceMember(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ResendSkipped_membership(ctx context.Context, field graphql.CollectedField, obj *ResendSkipped) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ResendSkipped_membership(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Membership, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Membership) graphql.Marshaler {
+			return ec.marshalNMembership2ᚖadmitᚋentᚐMembership(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ResendSkipped_membership(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ResendSkipped",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Membership(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ResendSkipped_code(ctx context.Context, field graphql.CollectedField, obj *ResendSkipped) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ResendSkipped_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v ErrorCode) graphql.Marshaler {
+			return ec.marshalNErrorCode2admitᚋgraphᚐErrorCode(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ResendSkipped_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ResendSkipped", field, false, false, errors.New("field of type ErrorCode does not have child fields"))
+}
+
+func (ec *executionContext) _ResendSkipped_message(ctx context.Context, field graphql.CollectedField, obj *ResendSkipped) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ResendSkipped_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ResendSkipped_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ResendSkipped", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ResendWorkspaceInvitationsPayload_sent(ctx context.Context, field graphql.CollectedField, obj *ResendWorkspaceInvitationsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ResendWorkspaceInvitationsPayload_sent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ResendWorkspaceInvitationsPayload_sent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ResendWorkspaceInvitationsPayload", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ResendWorkspaceInvitationsPayload_skipped(ctx context.Context, field graphql.CollectedField, obj *ResendWorkspaceInvitationsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ResendWorkspaceInvitationsPayload_skipped(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Skipped, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ResendSkipped) graphql.Marshaler {
+			return ec.marshalNResendSkipped2ᚕᚖadmitᚋgraphᚐResendSkippedᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ResendWorkspaceInvitationsPayload_skipped(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ResendWorkspaceInvitationsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ResendSkipped(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ResendWorkspaceInvitationsPayload_errors(ctx context.Context, field graphql.CollectedField, obj *ResendWorkspaceInvitationsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ResendWorkspaceInvitationsPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ResendWorkspaceInvitationsPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ResendWorkspaceInvitationsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
 		},
 	}
 	return fc, nil
@@ -16537,6 +20864,94 @@ func (ec *executionContext) fieldContext_Subscription_invitationEvents(_ context
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_InvitationEvent(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_joinRequestEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_joinRequestEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().JoinRequestEvents(ctx, fc.Args["workspaceID"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *JoinRequestEvent) graphql.Marshaler {
+			return ec.marshalNJoinRequestEvent2ᚖadmitᚋgraphᚐJoinRequestEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_joinRequestEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_JoinRequestEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_joinRequestEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_membershipEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_membershipEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().MembershipEvents(ctx, fc.Args["workspaceID"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *MembershipEvent) graphql.Marshaler {
+			return ec.marshalNMembershipEvent2ᚖadmitᚋgraphᚐMembershipEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_membershipEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MembershipEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_membershipEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -17382,6 +21797,29 @@ func (ec *executionContext) fieldContext_Workspace_type(_ context.Context, field
 	return graphql.NewScalarFieldContext("Workspace", field, false, false, errors.New("field of type WorkspaceType does not have child fields"))
 }
 
+func (ec *executionContext) _Workspace_description(ctx context.Context, field graphql.CollectedField, obj *ent.Workspace) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Workspace_description(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Description, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Workspace_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Workspace", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
 func (ec *executionContext) _Workspace_linkEnabled(ctx context.Context, field graphql.CollectedField, obj *ent.Workspace) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -17426,6 +21864,29 @@ func (ec *executionContext) _Workspace_linkAllowsViewing(ctx context.Context, fi
 }
 func (ec *executionContext) fieldContext_Workspace_linkAllowsViewing(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Workspace", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _Workspace_archivedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Workspace) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Workspace_archivedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ArchivedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Workspace_archivedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Workspace", field, false, false, errors.New("field of type Time does not have child fields"))
 }
 
 func (ec *executionContext) _Workspace_organization(ctx context.Context, field graphql.CollectedField, obj *ent.Workspace) (ret graphql.Marshaler) {
@@ -17492,17 +21953,17 @@ func (ec *executionContext) fieldContext_Workspace_owner(_ context.Context, fiel
 	return fc, nil
 }
 
-func (ec *executionContext) _Workspace_memberships(ctx context.Context, field graphql.CollectedField, obj *ent.Workspace) (ret graphql.Marshaler) {
+func (ec *executionContext) _Workspace_members(ctx context.Context, field graphql.CollectedField, obj *ent.Workspace) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Workspace_memberships(ctx, field)
+			return ec.fieldContext_Workspace_members(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return obj.Memberships(ctx, fc.Args["after"].(*entgql.Cursor[int]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[int]), fc.Args["last"].(*int), fc.Args["orderBy"].(*ent.MembershipOrder), fc.Args["where"].(*ent.MembershipWhereInput))
+			return obj.Members(ctx, fc.Args["after"].(*entgql.Cursor[int]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[int]), fc.Args["last"].(*int), fc.Args["orderBy"].(*ent.MembershipOrder), fc.Args["where"].(*ent.MembershipWhereInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *ent.MembershipConnection) graphql.Marshaler {
@@ -17512,7 +21973,7 @@ func (ec *executionContext) _Workspace_memberships(ctx context.Context, field gr
 		true,
 	)
 }
-func (ec *executionContext) fieldContext_Workspace_memberships(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+func (ec *executionContext) fieldContext_Workspace_members(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "Workspace",
 		Field:      field,
@@ -17529,7 +21990,7 @@ func (ec *executionContext) fieldContext_Workspace_memberships(ctx context.Conte
 		}
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Workspace_memberships_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+	if fc.Args, err = ec.field_Workspace_members_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -17576,6 +22037,38 @@ func (ec *executionContext) fieldContext_Workspace_joinRequests(ctx context.Cont
 	if fc.Args, err = ec.field_Workspace_joinRequests_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Workspace_link(ctx context.Context, field graphql.CollectedField, obj *ent.Workspace) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Workspace_link(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Workspace().Link(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *WorkspaceLink) graphql.Marshaler {
+			return ec.marshalOWorkspaceLink2ᚖadmitᚋgraphᚐWorkspaceLink(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Workspace_link(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Workspace",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkspaceLink(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -17720,6 +22213,272 @@ func (ec *executionContext) _WorkspaceEdge_cursor(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_WorkspaceEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("WorkspaceEdge", field, false, false, errors.New("field of type Cursor does not have child fields"))
+}
+
+func (ec *executionContext) _WorkspaceLink_url(ctx context.Context, field graphql.CollectedField, obj *WorkspaceLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLink_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLink_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceLink", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _WorkspaceLink_enabled(ctx context.Context, field graphql.CollectedField, obj *WorkspaceLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLink_enabled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Enabled, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLink_enabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceLink", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _WorkspaceLink_allowsViewing(ctx context.Context, field graphql.CollectedField, obj *WorkspaceLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLink_allowsViewing(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AllowsViewing, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLink_allowsViewing(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceLink", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _WorkspaceLinkPayload_link(ctx context.Context, field graphql.CollectedField, obj *WorkspaceLinkPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLinkPayload_link(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Link, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *WorkspaceLink) graphql.Marshaler {
+			return ec.marshalOWorkspaceLink2ᚖadmitᚋgraphᚐWorkspaceLink(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLinkPayload_link(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WorkspaceLinkPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkspaceLink(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WorkspaceLinkPayload_errors(ctx context.Context, field graphql.CollectedField, obj *WorkspaceLinkPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLinkPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLinkPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WorkspaceLinkPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WorkspaceLinkPreview_workspaceName(ctx context.Context, field graphql.CollectedField, obj *WorkspaceLinkPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLinkPreview_workspaceName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WorkspaceName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLinkPreview_workspaceName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceLinkPreview", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _WorkspaceLinkPreview_organizationName(ctx context.Context, field graphql.CollectedField, obj *WorkspaceLinkPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLinkPreview_organizationName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OrganizationName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLinkPreview_organizationName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceLinkPreview", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _WorkspaceLinkPreview_allowsViewing(ctx context.Context, field graphql.CollectedField, obj *WorkspaceLinkPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLinkPreview_allowsViewing(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AllowsViewing, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLinkPreview_allowsViewing(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceLinkPreview", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _WorkspacePayload_workspace(ctx context.Context, field graphql.CollectedField, obj *WorkspacePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspacePayload_workspace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Workspace, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Workspace) graphql.Marshaler {
+			return ec.marshalOWorkspace2ᚖadmitᚋentᚐWorkspace(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspacePayload_workspace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WorkspacePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Workspace(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WorkspacePayload_errors(ctx context.Context, field graphql.CollectedField, obj *WorkspacePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspacePayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspacePayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WorkspacePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -18825,6 +23584,80 @@ func (ec *executionContext) unmarshalInputAcceptInvitationInput(ctx context.Cont
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputApproveJoinRequestInput(ctx context.Context, obj any) (ApproveJoinRequestInput, error) {
+	var it ApproveJoinRequestInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "as", "roleID"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "as":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("as"))
+			data, err := ec.unmarshalNUserKind2admitᚋentᚋuserᚐKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.As = data
+		case "roleID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("roleID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RoleID = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputArchiveWorkspaceInput(ctx context.Context, obj any) (ArchiveWorkspaceInput, error) {
+	var it ArchiveWorkspaceInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputAuditEventOrder(ctx context.Context, obj any) (ent.AuditEventOrder, error) {
 	var it ent.AuditEventOrder
 	if obj == nil {
@@ -19797,6 +24630,50 @@ func (ec *executionContext) unmarshalInputCreateRoleInput(ctx context.Context, o
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputCreateWorkspaceInput(ctx context.Context, obj any) (CreateWorkspaceInput, error) {
+	var it CreateWorkspaceInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "type", "description"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "type":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
+			data, err := ec.unmarshalNWorkspaceType2admitᚋentᚋworkspaceᚐType(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Type = data
+		case "description":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("description"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Description = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputDeleteRoleInput(ctx context.Context, obj any) (DeleteRoleInput, error) {
 	var it DeleteRoleInput
 	if obj == nil {
@@ -20705,6 +25582,43 @@ func (ec *executionContext) unmarshalInputDeliveryWhereInput(ctx context.Context
 				return it, err
 			}
 			it.HasInvitationWith = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputDenyJoinRequestInput(ctx context.Context, obj any) (DenyJoinRequestInput, error) {
+	var it DenyJoinRequestInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "reason"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
 		}
 	}
 	return it, nil
@@ -23353,6 +28267,122 @@ func (ec *executionContext) unmarshalInputInviteUsersInput(ctx context.Context, 
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputInviteWorkspaceMembersInput(ctx context.Context, obj any) (InviteWorkspaceMembersInput, error) {
+	var it InviteWorkspaceMembersInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"workspaceID", "userIDs", "invitees", "kind", "roleID", "message"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "workspaceID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("workspaceID"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WorkspaceID = data
+		case "userIDs":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userIDs"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserIDs = data
+		case "invitees":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("invitees"))
+			data, err := ec.unmarshalOInviteeInput2ᚕᚖadmitᚋgraphᚐInviteeInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Invitees = data
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalOUserKind2ᚖadmitᚋentᚋuserᚐKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "roleID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("roleID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RoleID = data
+		case "message":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("message"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Message = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputInviteeInput(ctx context.Context, obj any) (InviteeInput, error) {
+	var it InviteeInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "email", "phone", "externalID"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "email":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("email"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Email = data
+		case "phone":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("phone"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Phone = data
+		case "externalID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalID"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalID = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputJoinRequestOrder(ctx context.Context, obj any) (ent.JoinRequestOrder, error) {
 	var it ent.JoinRequestOrder
 	if obj == nil {
@@ -23394,6 +28424,36 @@ func (ec *executionContext) unmarshalInputJoinRequestOrder(ctx context.Context, 
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputJoinRequestTokenInput(ctx context.Context, obj any) (JoinRequestTokenInput, error) {
+	var it JoinRequestTokenInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"token"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "token":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("token"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Token = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputJoinRequestWhereInput(ctx context.Context, obj any) (ent.JoinRequestWhereInput, error) {
 	var it ent.JoinRequestWhereInput
 	if obj == nil {
@@ -23405,7 +28465,7 @@ func (ec *executionContext) unmarshalInputJoinRequestWhereInput(ctx context.Cont
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "email", "emailNEQ", "emailIn", "emailNotIn", "emailGT", "emailGTE", "emailLT", "emailLTE", "emailContains", "emailHasPrefix", "emailHasSuffix", "emailEqualFold", "emailContainsFold", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "decidedAs", "decidedAsNEQ", "decidedAsIn", "decidedAsNotIn", "decidedAsIsNil", "decidedAsNotNil", "decidedAt", "decidedAtNEQ", "decidedAtIn", "decidedAtNotIn", "decidedAtGT", "decidedAtGTE", "decidedAtLT", "decidedAtLTE", "decidedAtIsNil", "decidedAtNotNil", "hasOrganization", "hasOrganizationWith", "hasWorkspace", "hasWorkspaceWith", "hasRequester", "hasRequesterWith", "hasDecidedBy", "hasDecidedByWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "email", "emailNEQ", "emailIn", "emailNotIn", "emailGT", "emailGTE", "emailLT", "emailLTE", "emailContains", "emailHasPrefix", "emailHasSuffix", "emailEqualFold", "emailContainsFold", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "message", "messageNEQ", "messageIn", "messageNotIn", "messageGT", "messageGTE", "messageLT", "messageLTE", "messageContains", "messageHasPrefix", "messageHasSuffix", "messageEqualFold", "messageContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "decidedAs", "decidedAsNEQ", "decidedAsIn", "decidedAsNotIn", "decidedAsIsNil", "decidedAsNotNil", "decidedAt", "decidedAtNEQ", "decidedAtIn", "decidedAtNotIn", "decidedAtGT", "decidedAtGTE", "decidedAtLT", "decidedAtLTE", "decidedAtIsNil", "decidedAtNotNil", "denyReason", "denyReasonNEQ", "denyReasonIn", "denyReasonNotIn", "denyReasonGT", "denyReasonGTE", "denyReasonLT", "denyReasonLTE", "denyReasonContains", "denyReasonHasPrefix", "denyReasonHasSuffix", "denyReasonEqualFold", "denyReasonContainsFold", "confirmedAt", "confirmedAtNEQ", "confirmedAtIn", "confirmedAtNotIn", "confirmedAtGT", "confirmedAtGTE", "confirmedAtLT", "confirmedAtLTE", "confirmedAtIsNil", "confirmedAtNotNil", "hasOrganization", "hasOrganizationWith", "hasWorkspace", "hasWorkspaceWith", "hasRequester", "hasRequesterWith", "hasDecidedBy", "hasDecidedByWith", "hasInvitation", "hasInvitationWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -23783,6 +28843,97 @@ func (ec *executionContext) unmarshalInputJoinRequestWhereInput(ctx context.Cont
 				return it, err
 			}
 			it.NameContainsFold = data
+		case "message":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("message"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Message = data
+		case "messageNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageNEQ = data
+		case "messageIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageIn = data
+		case "messageNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageNotIn = data
+		case "messageGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageGT = data
+		case "messageGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageGTE = data
+		case "messageLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageLT = data
+		case "messageLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageLTE = data
+		case "messageContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageContains = data
+		case "messageHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageHasPrefix = data
+		case "messageHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageHasSuffix = data
+		case "messageEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageEqualFold = data
+		case "messageContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messageContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MessageContainsFold = data
 		case "status":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
 			data, err := ec.unmarshalOJoinRequestStatus2ᚖadmitᚋentᚋjoinrequestᚐStatus(ctx, v)
@@ -23923,6 +29074,167 @@ func (ec *executionContext) unmarshalInputJoinRequestWhereInput(ctx context.Cont
 				return it, err
 			}
 			it.DecidedAtNotNil = data
+		case "denyReason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("denyReason"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DenyReason = data
+		case "denyReasonNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("denyReasonNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DenyReasonNEQ = data
+		case "denyReasonIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("denyReasonIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DenyReasonIn = data
+		case "denyReasonNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("denyReasonNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DenyReasonNotIn = data
+		case "denyReasonGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("denyReasonGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DenyReasonGT = data
+		case "denyReasonGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("denyReasonGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DenyReasonGTE = data
+		case "denyReasonLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("denyReasonLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DenyReasonLT = data
+		case "denyReasonLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("denyReasonLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DenyReasonLTE = data
+		case "denyReasonContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("denyReasonContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DenyReasonContains = data
+		case "denyReasonHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("denyReasonHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DenyReasonHasPrefix = data
+		case "denyReasonHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("denyReasonHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DenyReasonHasSuffix = data
+		case "denyReasonEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("denyReasonEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DenyReasonEqualFold = data
+		case "denyReasonContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("denyReasonContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DenyReasonContainsFold = data
+		case "confirmedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("confirmedAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ConfirmedAt = data
+		case "confirmedAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("confirmedAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ConfirmedAtNEQ = data
+		case "confirmedAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("confirmedAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ConfirmedAtIn = data
+		case "confirmedAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("confirmedAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ConfirmedAtNotIn = data
+		case "confirmedAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("confirmedAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ConfirmedAtGT = data
+		case "confirmedAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("confirmedAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ConfirmedAtGTE = data
+		case "confirmedAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("confirmedAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ConfirmedAtLT = data
+		case "confirmedAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("confirmedAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ConfirmedAtLTE = data
+		case "confirmedAtIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("confirmedAtIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ConfirmedAtIsNil = data
+		case "confirmedAtNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("confirmedAtNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ConfirmedAtNotNil = data
 		case "hasOrganization":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasOrganization"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -23979,6 +29291,20 @@ func (ec *executionContext) unmarshalInputJoinRequestWhereInput(ctx context.Cont
 				return it, err
 			}
 			it.HasDecidedByWith = data
+		case "hasInvitation":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasInvitation"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HasInvitation = data
+		case "hasInvitationWith":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasInvitationWith"))
+			data, err := ec.unmarshalOInvitationWhereInput2ᚕᚖadmitᚋentᚐInvitationWhereInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HasInvitationWith = data
 		}
 	}
 	return it, nil
@@ -24080,7 +29406,7 @@ func (ec *executionContext) unmarshalInputMembershipWhereInput(ctx context.Conte
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "role", "roleNEQ", "roleIn", "roleNotIn", "status", "statusNEQ", "statusIn", "statusNotIn", "hasOrganization", "hasOrganizationWith", "hasWorkspace", "hasWorkspaceWith", "hasUser", "hasUserWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "role", "roleNEQ", "roleIn", "roleNotIn", "status", "statusNEQ", "statusIn", "statusNotIn", "hasOrganization", "hasOrganizationWith", "hasWorkspace", "hasWorkspaceWith", "hasUser", "hasUserWith", "kind"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -24374,6 +29700,15 @@ func (ec *executionContext) unmarshalInputMembershipWhereInput(ctx context.Conte
 				return it, err
 			}
 			it.HasUserWith = data
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalOUserKind2ᚖadmitᚋentᚋuserᚐKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			if err = ec.Resolvers.MembershipWhereInput().Kind(ctx, &it, data); err != nil {
+				return it, err
+			}
 		}
 	}
 	return it, nil
@@ -24846,6 +30181,87 @@ func (ec *executionContext) unmarshalInputOrganizationWhereInput(ctx context.Con
 				return it, err
 			}
 			it.InvitationExpiryDaysLTE = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputRemoveWorkspaceMemberInput(ctx context.Context, obj any) (RemoveWorkspaceMemberInput, error) {
+	var it RemoveWorkspaceMemberInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputRequestToJoinWorkspaceInput(ctx context.Context, obj any) (RequestToJoinWorkspaceInput, error) {
+	var it RequestToJoinWorkspaceInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"token", "email", "name", "message"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "token":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("token"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Token = data
+		case "email":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("email"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Email = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "message":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("message"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Message = data
 		}
 	}
 	return it, nil
@@ -25546,6 +30962,131 @@ func (ec *executionContext) unmarshalInputUpdateUserInput(ctx context.Context, o
 				return it, err
 			}
 			it.Status = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputUpdateWorkspaceInput(ctx context.Context, obj any) (UpdateWorkspaceInput, error) {
+	var it UpdateWorkspaceInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "name", "description"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "description":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("description"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Description = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputUpdateWorkspaceLinkInput(ctx context.Context, obj any) (UpdateWorkspaceLinkInput, error) {
+	var it UpdateWorkspaceLinkInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"workspaceID", "enabled", "allowsViewing"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "workspaceID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("workspaceID"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WorkspaceID = data
+		case "enabled":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("enabled"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Enabled = data
+		case "allowsViewing":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("allowsViewing"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AllowsViewing = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputUpdateWorkspaceMemberInput(ctx context.Context, obj any) (UpdateWorkspaceMemberInput, error) {
+	var it UpdateWorkspaceMemberInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "role"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "role":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("role"))
+			data, err := ec.unmarshalNMembershipRole2admitᚋentᚋmembershipᚐRole(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Role = data
 		}
 	}
 	return it, nil
@@ -26392,6 +31933,36 @@ func (ec *executionContext) unmarshalInputUserWhereInput(ctx context.Context, ob
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputWorkspaceIDInput(ctx context.Context, obj any) (WorkspaceIDInput, error) {
+	var it WorkspaceIDInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"workspaceID"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "workspaceID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("workspaceID"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WorkspaceID = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputWorkspaceOrder(ctx context.Context, obj any) (ent.WorkspaceOrder, error) {
 	var it ent.WorkspaceOrder
 	if obj == nil {
@@ -26444,7 +32015,7 @@ func (ec *executionContext) unmarshalInputWorkspaceWhereInput(ctx context.Contex
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "type", "typeNEQ", "typeIn", "typeNotIn", "linkEnabled", "linkEnabledNEQ", "linkAllowsViewing", "linkAllowsViewingNEQ", "hasOrganization", "hasOrganizationWith", "hasOwner", "hasOwnerWith", "hasMemberships", "hasMembershipsWith", "hasJoinRequests", "hasJoinRequestsWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "type", "typeNEQ", "typeIn", "typeNotIn", "description", "descriptionNEQ", "descriptionIn", "descriptionNotIn", "descriptionGT", "descriptionGTE", "descriptionLT", "descriptionLTE", "descriptionContains", "descriptionHasPrefix", "descriptionHasSuffix", "descriptionEqualFold", "descriptionContainsFold", "linkEnabled", "linkEnabledNEQ", "linkAllowsViewing", "linkAllowsViewingNEQ", "archivedAt", "archivedAtNEQ", "archivedAtIn", "archivedAtNotIn", "archivedAtGT", "archivedAtGTE", "archivedAtLT", "archivedAtLTE", "archivedAtIsNil", "archivedAtNotNil", "hasOrganization", "hasOrganizationWith", "hasOwner", "hasOwnerWith", "hasMembers", "hasMembersWith", "hasJoinRequests", "hasJoinRequestsWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -26759,6 +32330,97 @@ func (ec *executionContext) unmarshalInputWorkspaceWhereInput(ctx context.Contex
 				return it, err
 			}
 			it.TypeNotIn = data
+		case "description":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("description"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Description = data
+		case "descriptionNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionNEQ = data
+		case "descriptionIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionIn = data
+		case "descriptionNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionNotIn = data
+		case "descriptionGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionGT = data
+		case "descriptionGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionGTE = data
+		case "descriptionLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionLT = data
+		case "descriptionLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionLTE = data
+		case "descriptionContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionContains = data
+		case "descriptionHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionHasPrefix = data
+		case "descriptionHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionHasSuffix = data
+		case "descriptionEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionEqualFold = data
+		case "descriptionContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descriptionContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DescriptionContainsFold = data
 		case "linkEnabled":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("linkEnabled"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -26787,6 +32449,76 @@ func (ec *executionContext) unmarshalInputWorkspaceWhereInput(ctx context.Contex
 				return it, err
 			}
 			it.LinkAllowsViewingNEQ = data
+		case "archivedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("archivedAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ArchivedAt = data
+		case "archivedAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("archivedAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ArchivedAtNEQ = data
+		case "archivedAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("archivedAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ArchivedAtIn = data
+		case "archivedAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("archivedAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ArchivedAtNotIn = data
+		case "archivedAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("archivedAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ArchivedAtGT = data
+		case "archivedAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("archivedAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ArchivedAtGTE = data
+		case "archivedAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("archivedAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ArchivedAtLT = data
+		case "archivedAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("archivedAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ArchivedAtLTE = data
+		case "archivedAtIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("archivedAtIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ArchivedAtIsNil = data
+		case "archivedAtNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("archivedAtNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ArchivedAtNotNil = data
 		case "hasOrganization":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasOrganization"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -26815,20 +32547,20 @@ func (ec *executionContext) unmarshalInputWorkspaceWhereInput(ctx context.Contex
 				return it, err
 			}
 			it.HasOwnerWith = data
-		case "hasMemberships":
-			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasMemberships"))
+		case "hasMembers":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasMembers"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
 			if err != nil {
 				return it, err
 			}
-			it.HasMemberships = data
-		case "hasMembershipsWith":
-			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasMembershipsWith"))
+			it.HasMembers = data
+		case "hasMembersWith":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasMembersWith"))
 			data, err := ec.unmarshalOMembershipWhereInput2ᚕᚖadmitᚋentᚐMembershipWhereInputᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
-			it.HasMembershipsWith = data
+			it.HasMembersWith = data
 		case "hasJoinRequests":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasJoinRequests"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -28757,6 +34489,11 @@ func (ec *executionContext) _InviteCounts(ctx context.Context, sel ast.Selection
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "added":
+			out.Values[i] = ec._InviteCounts_added(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -29338,6 +35075,16 @@ func (ec *executionContext) _InviteResult(ctx context.Context, sel ast.Selection
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "membership":
+			out.Values[i] = ec._InviteResult_membership(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "field":
+			out.Values[i] = ec._InviteResult_field(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -29407,6 +35154,54 @@ func (ec *executionContext) _InviteUsersPayload(ctx context.Context, sel ast.Sel
 	return out
 }
 
+var inviteWorkspaceMembersPayloadImplementors = []string{"InviteWorkspaceMembersPayload"}
+
+func (ec *executionContext) _InviteWorkspaceMembersPayload(ctx context.Context, sel ast.SelectionSet, obj *InviteWorkspaceMembersPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, inviteWorkspaceMembersPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("InviteWorkspaceMembersPayload")
+		case "results":
+			out.Values[i] = ec._InviteWorkspaceMembersPayload_results(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "counts":
+			out.Values[i] = ec._InviteWorkspaceMembersPayload_counts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._InviteWorkspaceMembersPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var joinRequestImplementors = []string{"JoinRequest", "Node"}
 
 func (ec *executionContext) _JoinRequest(ctx context.Context, sel ast.SelectionSet, obj *ent.JoinRequest) graphql.Marshaler {
@@ -29449,6 +35244,11 @@ func (ec *executionContext) _JoinRequest(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "message":
+			out.Values[i] = ec._JoinRequest_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "status":
 			out.Values[i] = ec._JoinRequest_status(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -29461,6 +35261,16 @@ func (ec *executionContext) _JoinRequest(ctx context.Context, sel ast.SelectionS
 			}
 		case "decidedAt":
 			out.Values[i] = ec._JoinRequest_decidedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "denyReason":
+			out.Values[i] = ec._JoinRequest_denyReason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "confirmedAt":
+			out.Values[i] = ec._JoinRequest_confirmedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -29616,6 +35426,44 @@ func (ec *executionContext) _JoinRequest(ctx context.Context, sel ast.SelectionS
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "invitation":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._JoinRequest_invitation(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -29704,6 +35552,107 @@ func (ec *executionContext) _JoinRequestEdge(ctx context.Context, sel ast.Select
 			}
 		case "cursor":
 			out.Values[i] = ec._JoinRequestEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var joinRequestEventImplementors = []string{"JoinRequestEvent"}
+
+func (ec *executionContext) _JoinRequestEvent(ctx context.Context, sel ast.SelectionSet, obj *JoinRequestEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, joinRequestEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("JoinRequestEvent")
+		case "type":
+			out.Values[i] = ec._JoinRequestEvent_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "joinRequest":
+			out.Values[i] = ec._JoinRequestEvent_joinRequest(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._JoinRequestEvent_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._JoinRequestEvent_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var joinRequestPayloadImplementors = []string{"JoinRequestPayload"}
+
+func (ec *executionContext) _JoinRequestPayload(ctx context.Context, sel ast.SelectionSet, obj *JoinRequestPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, joinRequestPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("JoinRequestPayload")
+		case "joinRequest":
+			out.Values[i] = ec._JoinRequestPayload_joinRequest(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "membership":
+			out.Values[i] = ec._JoinRequestPayload_membership(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._JoinRequestPayload_errors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -29927,6 +35876,44 @@ func (ec *executionContext) _Membership(ctx context.Context, sel ast.SelectionSe
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "pendingInvitation":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Membership_pendingInvitation(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -30015,6 +36002,117 @@ func (ec *executionContext) _MembershipEdge(ctx context.Context, sel ast.Selecti
 			}
 		case "cursor":
 			out.Values[i] = ec._MembershipEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var membershipEventImplementors = []string{"MembershipEvent"}
+
+func (ec *executionContext) _MembershipEvent(ctx context.Context, sel ast.SelectionSet, obj *MembershipEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, membershipEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MembershipEvent")
+		case "type":
+			out.Values[i] = ec._MembershipEvent_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "membership":
+			out.Values[i] = ec._MembershipEvent_membership(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "membershipID":
+			out.Values[i] = ec._MembershipEvent_membershipID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "workspace":
+			out.Values[i] = ec._MembershipEvent_workspace(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "user":
+			out.Values[i] = ec._MembershipEvent_user(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._MembershipEvent_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._MembershipEvent_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var membershipPayloadImplementors = []string{"MembershipPayload"}
+
+func (ec *executionContext) _MembershipPayload(ctx context.Context, sel ast.SelectionSet, obj *MembershipPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, membershipPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MembershipPayload")
+		case "membership":
+			out.Values[i] = ec._MembershipPayload_membership(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._MembershipPayload_errors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -30174,6 +36272,104 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "updateUser":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateUser(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createWorkspace":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createWorkspace(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateWorkspace":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateWorkspace(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "archiveWorkspace":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_archiveWorkspace(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateWorkspaceLink":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateWorkspaceLink(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "refreshWorkspaceLink":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_refreshWorkspaceLink(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestToJoinWorkspace":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_requestToJoinWorkspace(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "confirmJoinRequest":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_confirmJoinRequest(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cancelJoinRequest":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cancelJoinRequest(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "approveJoinRequest":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_approveJoinRequest(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "denyJoinRequest":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_denyJoinRequest(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "inviteWorkspaceMembers":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_inviteWorkspaceMembers(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resendWorkspaceInvitations":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resendWorkspaceInvitations(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateWorkspaceMember":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateWorkspaceMember(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "removeWorkspaceMember":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_removeWorkspaceMember(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -30853,6 +37049,72 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "workspace":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_workspace(ctx, field)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "workspaceLinkPreview":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_workspaceLinkPreview(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "joinRequestByToken":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_joinRequestByToken(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -30866,6 +37128,425 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var removeWorkspaceMemberPayloadImplementors = []string{"RemoveWorkspaceMemberPayload"}
+
+func (ec *executionContext) _RemoveWorkspaceMemberPayload(ctx context.Context, sel ast.SelectionSet, obj *RemoveWorkspaceMemberPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, removeWorkspaceMemberPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RemoveWorkspaceMemberPayload")
+		case "removedID":
+			out.Values[i] = ec._RemoveWorkspaceMemberPayload_removedID(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._RemoveWorkspaceMemberPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var requestToJoinWorkspacePayloadImplementors = []string{"RequestToJoinWorkspacePayload"}
+
+func (ec *executionContext) _RequestToJoinWorkspacePayload(ctx context.Context, sel ast.SelectionSet, obj *RequestToJoinWorkspacePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, requestToJoinWorkspacePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RequestToJoinWorkspacePayload")
+		case "message":
+			out.Values[i] = ec._RequestToJoinWorkspacePayload_message(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "request":
+			out.Values[i] = ec._RequestToJoinWorkspacePayload_request(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "requesterToken":
+			out.Values[i] = ec._RequestToJoinWorkspacePayload_requesterToken(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._RequestToJoinWorkspacePayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var requesterJoinRequestImplementors = []string{"RequesterJoinRequest"}
+
+func (ec *executionContext) _RequesterJoinRequest(ctx context.Context, sel ast.SelectionSet, obj *RequesterJoinRequest) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, requesterJoinRequestImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RequesterJoinRequest")
+		case "status":
+			out.Values[i] = ec._RequesterJoinRequest_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "email":
+			out.Values[i] = ec._RequesterJoinRequest_email(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._RequesterJoinRequest_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._RequesterJoinRequest_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "decidedAs":
+			out.Values[i] = ec._RequesterJoinRequest_decidedAs(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "workspaceName":
+			out.Values[i] = ec._RequesterJoinRequest_workspaceName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "organizationName":
+			out.Values[i] = ec._RequesterJoinRequest_organizationName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._RequesterJoinRequest_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "workspace":
+			out.Values[i] = ec._RequesterJoinRequest_workspace(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var requesterJoinRequestPayloadImplementors = []string{"RequesterJoinRequestPayload"}
+
+func (ec *executionContext) _RequesterJoinRequestPayload(ctx context.Context, sel ast.SelectionSet, obj *RequesterJoinRequestPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, requesterJoinRequestPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RequesterJoinRequestPayload")
+		case "request":
+			out.Values[i] = ec._RequesterJoinRequestPayload_request(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._RequesterJoinRequestPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var requesterWorkspaceMemberImplementors = []string{"RequesterWorkspaceMember"}
+
+func (ec *executionContext) _RequesterWorkspaceMember(ctx context.Context, sel ast.SelectionSet, obj *RequesterWorkspaceMember) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, requesterWorkspaceMemberImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RequesterWorkspaceMember")
+		case "name":
+			out.Values[i] = ec._RequesterWorkspaceMember_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._RequesterWorkspaceMember_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "role":
+			out.Values[i] = ec._RequesterWorkspaceMember_role(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._RequesterWorkspaceMember_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var requesterWorkspaceViewImplementors = []string{"RequesterWorkspaceView"}
+
+func (ec *executionContext) _RequesterWorkspaceView(ctx context.Context, sel ast.SelectionSet, obj *RequesterWorkspaceView) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, requesterWorkspaceViewImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RequesterWorkspaceView")
+		case "name":
+			out.Values[i] = ec._RequesterWorkspaceView_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "description":
+			out.Values[i] = ec._RequesterWorkspaceView_description(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "type":
+			out.Values[i] = ec._RequesterWorkspaceView_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "members":
+			out.Values[i] = ec._RequesterWorkspaceView_members(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var resendSkippedImplementors = []string{"ResendSkipped"}
+
+func (ec *executionContext) _ResendSkipped(ctx context.Context, sel ast.SelectionSet, obj *ResendSkipped) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, resendSkippedImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ResendSkipped")
+		case "membership":
+			out.Values[i] = ec._ResendSkipped_membership(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "code":
+			out.Values[i] = ec._ResendSkipped_code(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._ResendSkipped_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var resendWorkspaceInvitationsPayloadImplementors = []string{"ResendWorkspaceInvitationsPayload"}
+
+func (ec *executionContext) _ResendWorkspaceInvitationsPayload(ctx context.Context, sel ast.SelectionSet, obj *ResendWorkspaceInvitationsPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, resendWorkspaceInvitationsPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ResendWorkspaceInvitationsPayload")
+		case "sent":
+			out.Values[i] = ec._ResendWorkspaceInvitationsPayload_sent(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "skipped":
+			out.Values[i] = ec._ResendWorkspaceInvitationsPayload_skipped(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._ResendWorkspaceInvitationsPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -31282,6 +37963,10 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	switch fields[0].Name {
 	case "invitationEvents":
 		return ec._Subscription_invitationEvents(ctx, fields[0])
+	case "joinRequestEvents":
+		return ec._Subscription_joinRequestEvents(ctx, fields[0])
+	case "membershipEvents":
+		return ec._Subscription_membershipEvents(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -31756,6 +38441,11 @@ func (ec *executionContext) _Workspace(ctx context.Context, sel ast.SelectionSet
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "description":
+			out.Values[i] = ec._Workspace_description(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "linkEnabled":
 			out.Values[i] = ec._Workspace_linkEnabled(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -31764,6 +38454,11 @@ func (ec *executionContext) _Workspace(ctx context.Context, sel ast.SelectionSet
 		case "linkAllowsViewing":
 			out.Values[i] = ec._Workspace_linkAllowsViewing(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "archivedAt":
+			out.Values[i] = ec._Workspace_archivedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "organization":
@@ -31842,7 +38537,7 @@ func (ec *executionContext) _Workspace(ctx context.Context, sel ast.SelectionSet
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
-		case "memberships":
+		case "members":
 			field := field
 
 			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
@@ -31851,7 +38546,7 @@ func (ec *executionContext) _Workspace(ctx context.Context, sel ast.SelectionSet
 						ec.Error(ctx, ec.Recover(ctx, r))
 					}
 				}()
-				res = ec._Workspace_memberships(ctx, field, obj)
+				res = ec._Workspace_members(ctx, field, obj)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -31891,6 +38586,44 @@ func (ec *executionContext) _Workspace(ctx context.Context, sel ast.SelectionSet
 				}()
 				res = ec._Workspace_joinRequests(ctx, field, obj)
 				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "link":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Workspace_link(ctx, field, obj)
+				if res == graphql.RequiredNull {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
 				return res
@@ -32006,6 +38739,188 @@ func (ec *executionContext) _WorkspaceEdge(ctx context.Context, sel ast.Selectio
 			}
 		case "cursor":
 			out.Values[i] = ec._WorkspaceEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var workspaceLinkImplementors = []string{"WorkspaceLink"}
+
+func (ec *executionContext) _WorkspaceLink(ctx context.Context, sel ast.SelectionSet, obj *WorkspaceLink) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, workspaceLinkImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WorkspaceLink")
+		case "url":
+			out.Values[i] = ec._WorkspaceLink_url(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "enabled":
+			out.Values[i] = ec._WorkspaceLink_enabled(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "allowsViewing":
+			out.Values[i] = ec._WorkspaceLink_allowsViewing(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var workspaceLinkPayloadImplementors = []string{"WorkspaceLinkPayload"}
+
+func (ec *executionContext) _WorkspaceLinkPayload(ctx context.Context, sel ast.SelectionSet, obj *WorkspaceLinkPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, workspaceLinkPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WorkspaceLinkPayload")
+		case "link":
+			out.Values[i] = ec._WorkspaceLinkPayload_link(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._WorkspaceLinkPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var workspaceLinkPreviewImplementors = []string{"WorkspaceLinkPreview"}
+
+func (ec *executionContext) _WorkspaceLinkPreview(ctx context.Context, sel ast.SelectionSet, obj *WorkspaceLinkPreview) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, workspaceLinkPreviewImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WorkspaceLinkPreview")
+		case "workspaceName":
+			out.Values[i] = ec._WorkspaceLinkPreview_workspaceName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "organizationName":
+			out.Values[i] = ec._WorkspaceLinkPreview_organizationName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "allowsViewing":
+			out.Values[i] = ec._WorkspaceLinkPreview_allowsViewing(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var workspacePayloadImplementors = []string{"WorkspacePayload"}
+
+func (ec *executionContext) _WorkspacePayload(ctx context.Context, sel ast.SelectionSet, obj *WorkspacePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, workspacePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WorkspacePayload")
+		case "workspace":
+			out.Values[i] = ec._WorkspacePayload_workspace(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._WorkspacePayload_errors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -32437,6 +39352,16 @@ func (ec *executionContext) marshalNAcceptInvitationPayload2ᚖadmitᚋgraphᚐA
 	return ec._AcceptInvitationPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNApproveJoinRequestInput2admitᚋgraphᚐApproveJoinRequestInput(ctx context.Context, v any) (ApproveJoinRequestInput, error) {
+	res, err := ec.unmarshalInputApproveJoinRequestInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNArchiveWorkspaceInput2admitᚋgraphᚐArchiveWorkspaceInput(ctx context.Context, v any) (ArchiveWorkspaceInput, error) {
+	res, err := ec.unmarshalInputArchiveWorkspaceInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNAuditEventConnection2ᚖadmitᚋentᚐAuditEventConnection(ctx context.Context, sel ast.SelectionSet, v *ent.AuditEventConnection) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -32525,6 +39450,11 @@ func (ec *executionContext) unmarshalNCreateRoleInput2admitᚋgraphᚐCreateRole
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNCreateWorkspaceInput2admitᚋgraphᚐCreateWorkspaceInput(ctx context.Context, v any) (CreateWorkspaceInput, error) {
+	res, err := ec.unmarshalInputCreateWorkspaceInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor(ctx context.Context, v any) (entgql.Cursor[int], error) {
 	var res entgql.Cursor[int]
 	err := res.UnmarshalGQL(v)
@@ -32599,6 +39529,11 @@ func (ec *executionContext) marshalNDeliveryStatus2admitᚋentᚋdeliveryᚐStat
 func (ec *executionContext) unmarshalNDeliveryWhereInput2ᚖadmitᚋentᚐDeliveryWhereInput(ctx context.Context, v any) (*ent.DeliveryWhereInput, error) {
 	res, err := ec.unmarshalInputDeliveryWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNDenyJoinRequestInput2admitᚋgraphᚐDenyJoinRequestInput(ctx context.Context, v any) (DenyJoinRequestInput, error) {
+	res, err := ec.unmarshalInputDenyJoinRequestInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNErrorCode2admitᚋgraphᚐErrorCode(ctx context.Context, v any) (ErrorCode, error) {
@@ -32991,6 +39926,36 @@ func (ec *executionContext) marshalNInviteUsersPayload2ᚖadmitᚋgraphᚐInvite
 	return ec._InviteUsersPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNInviteWorkspaceMembersInput2admitᚋgraphᚐInviteWorkspaceMembersInput(ctx context.Context, v any) (InviteWorkspaceMembersInput, error) {
+	res, err := ec.unmarshalInputInviteWorkspaceMembersInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInviteWorkspaceMembersPayload2ᚖadmitᚋgraphᚐInviteWorkspaceMembersPayload(ctx context.Context, sel ast.SelectionSet, v *InviteWorkspaceMembersPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._InviteWorkspaceMembersPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNInviteeInput2ᚖadmitᚋgraphᚐInviteeInput(ctx context.Context, v any) (*InviteeInput, error) {
+	res, err := ec.unmarshalInputInviteeInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNJoinRequest2ᚖadmitᚋentᚐJoinRequest(ctx context.Context, sel ast.SelectionSet, v *ent.JoinRequest) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._JoinRequest(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNJoinRequestConnection2ᚖadmitᚋentᚐJoinRequestConnection(ctx context.Context, sel ast.SelectionSet, v *ent.JoinRequestConnection) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -33011,6 +39976,26 @@ func (ec *executionContext) marshalNJoinRequestDecidedAs2admitᚋentᚋjoinreque
 	return v
 }
 
+func (ec *executionContext) marshalNJoinRequestEvent2ᚖadmitᚋgraphᚐJoinRequestEvent(ctx context.Context, sel ast.SelectionSet, v *JoinRequestEvent) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._JoinRequestEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNJoinRequestEventType2admitᚋgraphᚐJoinRequestEventType(ctx context.Context, v any) (JoinRequestEventType, error) {
+	var res JoinRequestEventType
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNJoinRequestEventType2admitᚋgraphᚐJoinRequestEventType(ctx context.Context, sel ast.SelectionSet, v JoinRequestEventType) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNJoinRequestOrderField2ᚖadmitᚋentᚐJoinRequestOrderField(ctx context.Context, v any) (*ent.JoinRequestOrderField, error) {
 	var res = new(ent.JoinRequestOrderField)
 	err := res.UnmarshalGQL(v)
@@ -33027,6 +40012,16 @@ func (ec *executionContext) marshalNJoinRequestOrderField2ᚖadmitᚋentᚐJoinR
 	return v
 }
 
+func (ec *executionContext) marshalNJoinRequestPayload2ᚖadmitᚋgraphᚐJoinRequestPayload(ctx context.Context, sel ast.SelectionSet, v *JoinRequestPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._JoinRequestPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNJoinRequestStatus2admitᚋentᚋjoinrequestᚐStatus(ctx context.Context, v any) (joinrequest.Status, error) {
 	var res joinrequest.Status
 	err := res.UnmarshalGQL(v)
@@ -33035,6 +40030,11 @@ func (ec *executionContext) unmarshalNJoinRequestStatus2admitᚋentᚋjoinreques
 
 func (ec *executionContext) marshalNJoinRequestStatus2admitᚋentᚋjoinrequestᚐStatus(ctx context.Context, sel ast.SelectionSet, v joinrequest.Status) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) unmarshalNJoinRequestTokenInput2admitᚋgraphᚐJoinRequestTokenInput(ctx context.Context, v any) (JoinRequestTokenInput, error) {
+	res, err := ec.unmarshalInputJoinRequestTokenInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNJoinRequestWhereInput2ᚖadmitᚋentᚐJoinRequestWhereInput(ctx context.Context, v any) (*ent.JoinRequestWhereInput, error) {
@@ -33057,6 +40057,16 @@ func (ec *executionContext) marshalNJoinWithInviteLinkPayload2ᚖadmitᚋgraph�
 	return ec._JoinWithInviteLinkPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNMembership2ᚖadmitᚋentᚐMembership(ctx context.Context, sel ast.SelectionSet, v *ent.Membership) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Membership(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNMembershipConnection2ᚖadmitᚋentᚐMembershipConnection(ctx context.Context, sel ast.SelectionSet, v *ent.MembershipConnection) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -33065,6 +40075,26 @@ func (ec *executionContext) marshalNMembershipConnection2ᚖadmitᚋentᚐMember
 		return graphql.Null
 	}
 	return ec._MembershipConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNMembershipEvent2ᚖadmitᚋgraphᚐMembershipEvent(ctx context.Context, sel ast.SelectionSet, v *MembershipEvent) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._MembershipEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNMembershipEventType2admitᚋgraphᚐMembershipEventType(ctx context.Context, v any) (MembershipEventType, error) {
+	var res MembershipEventType
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNMembershipEventType2admitᚋgraphᚐMembershipEventType(ctx context.Context, sel ast.SelectionSet, v MembershipEventType) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNMembershipOrderField2ᚖadmitᚋentᚐMembershipOrderField(ctx context.Context, v any) (*ent.MembershipOrderField, error) {
@@ -33081,6 +40111,16 @@ func (ec *executionContext) marshalNMembershipOrderField2ᚖadmitᚋentᚐMember
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalNMembershipPayload2ᚖadmitᚋgraphᚐMembershipPayload(ctx context.Context, sel ast.SelectionSet, v *MembershipPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._MembershipPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNMembershipRole2admitᚋentᚋmembershipᚐRole(ctx context.Context, v any) (membership.Role, error) {
@@ -33186,6 +40226,118 @@ func (ec *executionContext) unmarshalNOrganizationWhereInput2ᚖadmitᚋentᚐOr
 
 func (ec *executionContext) marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v entgql.PageInfo[int]) graphql.Marshaler {
 	return ec._PageInfo(ctx, sel, &v)
+}
+
+func (ec *executionContext) unmarshalNRemoveWorkspaceMemberInput2admitᚋgraphᚐRemoveWorkspaceMemberInput(ctx context.Context, v any) (RemoveWorkspaceMemberInput, error) {
+	res, err := ec.unmarshalInputRemoveWorkspaceMemberInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRemoveWorkspaceMemberPayload2ᚖadmitᚋgraphᚐRemoveWorkspaceMemberPayload(ctx context.Context, sel ast.SelectionSet, v *RemoveWorkspaceMemberPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._RemoveWorkspaceMemberPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRequestToJoinWorkspaceInput2admitᚋgraphᚐRequestToJoinWorkspaceInput(ctx context.Context, v any) (RequestToJoinWorkspaceInput, error) {
+	res, err := ec.unmarshalInputRequestToJoinWorkspaceInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRequestToJoinWorkspacePayload2ᚖadmitᚋgraphᚐRequestToJoinWorkspacePayload(ctx context.Context, sel ast.SelectionSet, v *RequestToJoinWorkspacePayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._RequestToJoinWorkspacePayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRequesterJoinRequest2ᚖadmitᚋgraphᚐRequesterJoinRequest(ctx context.Context, sel ast.SelectionSet, v *RequesterJoinRequest) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._RequesterJoinRequest(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRequesterJoinRequestPayload2ᚖadmitᚋgraphᚐRequesterJoinRequestPayload(ctx context.Context, sel ast.SelectionSet, v *RequesterJoinRequestPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._RequesterJoinRequestPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRequesterWorkspaceMember2ᚕᚖadmitᚋgraphᚐRequesterWorkspaceMemberᚄ(ctx context.Context, sel ast.SelectionSet, v []*RequesterWorkspaceMember) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRequesterWorkspaceMember2ᚖadmitᚋgraphᚐRequesterWorkspaceMember(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNRequesterWorkspaceMember2ᚖadmitᚋgraphᚐRequesterWorkspaceMember(ctx context.Context, sel ast.SelectionSet, v *RequesterWorkspaceMember) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._RequesterWorkspaceMember(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNResendSkipped2ᚕᚖadmitᚋgraphᚐResendSkippedᚄ(ctx context.Context, sel ast.SelectionSet, v []*ResendSkipped) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNResendSkipped2ᚖadmitᚋgraphᚐResendSkipped(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNResendSkipped2ᚖadmitᚋgraphᚐResendSkipped(ctx context.Context, sel ast.SelectionSet, v *ResendSkipped) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ResendSkipped(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNResendWorkspaceInvitationsPayload2ᚖadmitᚋgraphᚐResendWorkspaceInvitationsPayload(ctx context.Context, sel ast.SelectionSet, v *ResendWorkspaceInvitationsPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ResendWorkspaceInvitationsPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNRole2ᚖadmitᚋentᚐRole(ctx context.Context, sel ast.SelectionSet, v *ent.Role) graphql.Marshaler {
@@ -33335,6 +40487,21 @@ func (ec *executionContext) unmarshalNUpdateUserInput2admitᚋgraphᚐUpdateUser
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNUpdateWorkspaceInput2admitᚋgraphᚐUpdateWorkspaceInput(ctx context.Context, v any) (UpdateWorkspaceInput, error) {
+	res, err := ec.unmarshalInputUpdateWorkspaceInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNUpdateWorkspaceLinkInput2admitᚋgraphᚐUpdateWorkspaceLinkInput(ctx context.Context, v any) (UpdateWorkspaceLinkInput, error) {
+	res, err := ec.unmarshalInputUpdateWorkspaceLinkInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNUpdateWorkspaceMemberInput2admitᚋgraphᚐUpdateWorkspaceMemberInput(ctx context.Context, v any) (UpdateWorkspaceMemberInput, error) {
+	res, err := ec.unmarshalInputUpdateWorkspaceMemberInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNUpload2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚐUpload(ctx context.Context, v any) (graphql.Upload, error) {
 	res, err := graphql.UnmarshalUpload(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -33468,6 +40635,31 @@ func (ec *executionContext) marshalNWorkspaceConnection2ᚖadmitᚋentᚐWorkspa
 	return ec._WorkspaceConnection(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNWorkspaceIDInput2admitᚋgraphᚐWorkspaceIDInput(ctx context.Context, v any) (WorkspaceIDInput, error) {
+	res, err := ec.unmarshalInputWorkspaceIDInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNWorkspaceLinkPayload2ᚖadmitᚋgraphᚐWorkspaceLinkPayload(ctx context.Context, sel ast.SelectionSet, v *WorkspaceLinkPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._WorkspaceLinkPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWorkspaceLinkPreview2ᚖadmitᚋgraphᚐWorkspaceLinkPreview(ctx context.Context, sel ast.SelectionSet, v *WorkspaceLinkPreview) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._WorkspaceLinkPreview(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNWorkspaceOrderField2ᚖadmitᚋentᚐWorkspaceOrderField(ctx context.Context, v any) (*ent.WorkspaceOrderField, error) {
 	var res = new(ent.WorkspaceOrderField)
 	err := res.UnmarshalGQL(v)
@@ -33482,6 +40674,16 @@ func (ec *executionContext) marshalNWorkspaceOrderField2ᚖadmitᚋentᚐWorkspa
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalNWorkspacePayload2ᚖadmitᚋgraphᚐWorkspacePayload(ctx context.Context, sel ast.SelectionSet, v *WorkspacePayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._WorkspacePayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNWorkspaceType2admitᚋentᚋworkspaceᚐType(ctx context.Context, v any) (workspace.Type, error) {
@@ -34583,6 +41785,23 @@ func (ec *executionContext) unmarshalOInviteLinkWhereInput2ᚖadmitᚋentᚐInvi
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalOInviteeInput2ᚕᚖadmitᚋgraphᚐInviteeInputᚄ(ctx context.Context, v any) ([]*InviteeInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*InviteeInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNInviteeInput2ᚖadmitᚋgraphᚐInviteeInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
 func (ec *executionContext) marshalOJoinRequest2ᚖadmitᚋentᚐJoinRequest(ctx context.Context, sel ast.SelectionSet, v *ent.JoinRequest) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -35022,6 +42241,20 @@ func (ec *executionContext) unmarshalOOrganizationWhereInput2ᚖadmitᚋentᚐOr
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalORequesterJoinRequest2ᚖadmitᚋgraphᚐRequesterJoinRequest(ctx context.Context, sel ast.SelectionSet, v *RequesterJoinRequest) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RequesterJoinRequest(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalORequesterWorkspaceView2ᚖadmitᚋgraphᚐRequesterWorkspaceView(ctx context.Context, sel ast.SelectionSet, v *RequesterWorkspaceView) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RequesterWorkspaceView(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalORole2ᚖadmitᚋentᚐRole(ctx context.Context, sel ast.SelectionSet, v *ent.Role) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -35377,6 +42610,13 @@ func (ec *executionContext) marshalOWorkspaceEdge2ᚖadmitᚋentᚐWorkspaceEdge
 		return graphql.Null
 	}
 	return ec._WorkspaceEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOWorkspaceLink2ᚖadmitᚋgraphᚐWorkspaceLink(ctx context.Context, sel ast.SelectionSet, v *WorkspaceLink) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._WorkspaceLink(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOWorkspaceOrder2ᚖadmitᚋentᚐWorkspaceOrder(ctx context.Context, v any) (*ent.WorkspaceOrder, error) {

@@ -6,7 +6,10 @@ import (
 	"admit/ent"
 	"admit/ent/invitation"
 	"admit/ent/invitelink"
+	"admit/ent/joinrequest"
+	"admit/ent/membership"
 	"admit/ent/user"
+	"admit/ent/workspace"
 	"bytes"
 	"fmt"
 	"io"
@@ -38,6 +41,22 @@ type AcceptInvitationPayload struct {
 	Errors []*UserError `json:"errors"`
 }
 
+// Approving a join request.
+type ApproveJoinRequestInput struct {
+	// The request.
+	ID int `json:"id"`
+	// Admit the requester as an internal user or a client.
+	As user.Kind `json:"as"`
+	// Role for a requester new to the organization; the built-in Member role when omitted. At most your own rank.
+	RoleID *int `json:"roleID,omitempty"`
+}
+
+// A workspace to archive.
+type ArchiveWorkspaceInput struct {
+	// The workspace.
+	ID int `json:"id"`
+}
+
 // A new invite link.
 type CreateInviteLinkInput struct {
 	// INTERNAL users or CLIENTs.
@@ -64,6 +83,16 @@ type CreateRoleInput struct {
 	Rank *int `json:"rank,omitempty"`
 }
 
+// A new workspace.
+type CreateWorkspaceInput struct {
+	// Its name (1 to 200 characters).
+	Name string `json:"name"`
+	// FLOW (people join through the link, with approval) or GROUP.
+	Type workspace.Type `json:"type"`
+	// What the workspace is for (at most 2,000 characters).
+	Description *string `json:"description,omitempty"`
+}
+
 // The role to delete.
 type DeleteRoleInput struct {
 	// The role's ID.
@@ -76,6 +105,14 @@ type DeleteRolePayload struct {
 	DeletedID *int `json:"deletedID,omitempty"`
 	// Why the deletion was refused; empty on success.
 	Errors []*UserError `json:"errors"`
+}
+
+// Denying a join request.
+type DenyJoinRequestInput struct {
+	// The request.
+	ID int `json:"id"`
+	// Why (at most 1,000 characters).
+	Reason *string `json:"reason,omitempty"`
 }
 
 // A file of addresses to invite.
@@ -164,6 +201,8 @@ type InviteCounts struct {
 	AlreadyInvited int `json:"alreadyInvited"`
 	// Outside the organization's domains.
 	DomainNotAllowed int `json:"domainNotAllowed"`
+	// Existing users added to a workspace.
+	Added int `json:"added"`
 }
 
 // A link to act on.
@@ -212,6 +251,10 @@ type InviteResult struct {
 	Message *string `json:"message,omitempty"`
 	// The new invitation.
 	Invitation *ent.Invitation `json:"invitation,omitempty"`
+	// For workspace invitations: the person's membership.
+	Membership *ent.Membership `json:"membership,omitempty"`
+	// The input field the result is about, such as `input.invitees[2]`.
+	Field *string `json:"field,omitempty"`
 }
 
 // Addresses to invite.
@@ -238,6 +281,72 @@ type InviteUsersPayload struct {
 	Errors []*UserError `json:"errors"`
 }
 
+// People to add to a workspace.
+type InviteWorkspaceMembersInput struct {
+	// The workspace.
+	WorkspaceID int `json:"workspaceID"`
+	// Existing users (internal users or clients) to add.
+	UserIDs []int `json:"userIDs,omitempty"`
+	// New people to invite.
+	Invitees []*InviteeInput `json:"invitees,omitempty"`
+	// Whether new invitees are clients (the default) or internal users.
+	Kind *user.Kind `json:"kind,omitempty"`
+	// Role for new invitees; the built-in Member role when omitted.
+	RoleID *int `json:"roleID,omitempty"`
+	// A personal note included in the invitations.
+	Message *string `json:"message,omitempty"`
+}
+
+// The result of inviteWorkspaceMembers.
+type InviteWorkspaceMembersPayload struct {
+	// One result per person, users first, in the order given; `field` names the input position.
+	Results []*InviteResult `json:"results"`
+	// Counts by outcome.
+	Counts *InviteCounts `json:"counts"`
+	// Why the whole request was refused; empty when it was processed.
+	Errors []*UserError `json:"errors"`
+}
+
+// A person to invite by their details.
+type InviteeInput struct {
+	// Full name.
+	Name *string `json:"name,omitempty"`
+	// Email address.
+	Email *string `json:"email,omitempty"`
+	// Phone number (phone invitations are not available yet).
+	Phone *string `json:"phone,omitempty"`
+	// The organization's own User ID for the person.
+	ExternalID *string `json:"externalID,omitempty"`
+}
+
+// A join request event.
+type JoinRequestEvent struct {
+	// What happened.
+	Type JoinRequestEventType `json:"type"`
+	// The request, as it is now.
+	JoinRequest *ent.JoinRequest `json:"joinRequest"`
+	// Pass it as `after` to resume after this event.
+	Cursor string `json:"cursor"`
+	// When it happened.
+	At time.Time `json:"at"`
+}
+
+// A join request after a decision.
+type JoinRequestPayload struct {
+	// The request, as decided.
+	JoinRequest *ent.JoinRequest `json:"joinRequest,omitempty"`
+	// The requester's membership, after an approval.
+	Membership *ent.Membership `json:"membership,omitempty"`
+	// Why the decision was refused; empty on success.
+	Errors []*UserError `json:"errors"`
+}
+
+// A requester token.
+type JoinRequestTokenInput struct {
+	// The requester token.
+	Token string `json:"token"`
+}
+
 // Joining through a link.
 type JoinWithInviteLinkInput struct {
 	// The token from the link.
@@ -256,6 +365,32 @@ type JoinWithInviteLinkPayload struct {
 	Errors []*UserError `json:"errors"`
 }
 
+// A membership event.
+type MembershipEvent struct {
+	// What happened.
+	Type MembershipEventType `json:"type"`
+	// The membership, as it is now; null once removed.
+	Membership *ent.Membership `json:"membership,omitempty"`
+	// The membership's ID.
+	MembershipID int `json:"membershipID"`
+	// The workspace.
+	Workspace *ent.Workspace `json:"workspace"`
+	// The member.
+	User *ent.User `json:"user,omitempty"`
+	// Pass it as `after` to resume after this event.
+	Cursor string `json:"cursor"`
+	// When it happened.
+	At time.Time `json:"at"`
+}
+
+// A membership after a change.
+type MembershipPayload struct {
+	// The membership, as changed.
+	Membership *ent.Membership `json:"membership,omitempty"`
+	// Why the change was refused; empty on success.
+	Errors []*UserError `json:"errors"`
+}
+
 // A domain such as `example.com`.
 type OrganizationDomainInput struct {
 	// The domain, in any case, Unicode or ASCII.
@@ -267,6 +402,118 @@ type OrganizationPayload struct {
 	// The organization, as changed.
 	Organization *ent.Organization `json:"organization,omitempty"`
 	// Why the change was refused; empty on success.
+	Errors []*UserError `json:"errors"`
+}
+
+// A member to remove.
+type RemoveWorkspaceMemberInput struct {
+	// The membership.
+	ID int `json:"id"`
+}
+
+// The result of removeWorkspaceMember.
+type RemoveWorkspaceMemberPayload struct {
+	// The removed membership's ID.
+	RemovedID *int `json:"removedID,omitempty"`
+	// Why the change was refused; empty on success.
+	Errors []*UserError `json:"errors"`
+}
+
+// Asking to join a workspace.
+type RequestToJoinWorkspaceInput struct {
+	// The token from the workspace link.
+	Token string `json:"token"`
+	// Your address; ignored when you are signed in to the organization.
+	Email *string `json:"email,omitempty"`
+	// Your full name (at most 200 characters).
+	Name *string `json:"name,omitempty"`
+	// A note to the approvers (at most 2,000 characters).
+	Message *string `json:"message,omitempty"`
+}
+
+// The answer to requestToJoinWorkspace.
+type RequestToJoinWorkspacePayload struct {
+	// What happens next, for people.
+	Message *string `json:"message,omitempty"`
+	// The request, for signed-in requesters (others get it through the emailed link).
+	Request *RequesterJoinRequest `json:"request,omitempty"`
+	// For signed-in requesters: the token that shows and cancels the request (shown once).
+	RequesterToken *string `json:"requesterToken,omitempty"`
+	// Why the request was refused; empty otherwise.
+	Errors []*UserError `json:"errors"`
+}
+
+// A join request as its requester sees it.
+type RequesterJoinRequest struct {
+	// UNCONFIRMED until the address is proven, then PENDING until decided.
+	Status joinrequest.Status `json:"status"`
+	// The requester's address.
+	Email string `json:"email"`
+	// The requester's name.
+	Name string `json:"name"`
+	// The requester's note.
+	Message string `json:"message"`
+	// On approval, whether the requester was admitted as an internal user or a client.
+	DecidedAs *joinrequest.DecidedAs `json:"decidedAs,omitempty"`
+	// The workspace's name.
+	WorkspaceName string `json:"workspaceName"`
+	// The organization's name.
+	OrganizationName string `json:"organizationName"`
+	// When the request was made.
+	CreatedAt time.Time `json:"createdAt"`
+	// The workspace, while waiting with viewing permission; null otherwise.
+	Workspace *RequesterWorkspaceView `json:"workspace,omitempty"`
+}
+
+// A join request after a requester's change.
+type RequesterJoinRequestPayload struct {
+	// The request, as changed.
+	Request *RequesterJoinRequest `json:"request,omitempty"`
+	// Why the change was refused; empty on success.
+	Errors []*UserError `json:"errors"`
+}
+
+// A member, as a waiting requester sees them.
+type RequesterWorkspaceMember struct {
+	// Their name.
+	Name string `json:"name"`
+	// INTERNAL or CLIENT.
+	Kind user.Kind `json:"kind"`
+	// OWNER or MEMBER.
+	Role membership.Role `json:"role"`
+	// JOINED or NOT_JOINED.
+	Status membership.Status `json:"status"`
+}
+
+// What a waiting requester with viewing permission may read of a workspace.
+type RequesterWorkspaceView struct {
+	// The workspace's name.
+	Name string `json:"name"`
+	// Its description.
+	Description string `json:"description"`
+	// FLOW or GROUP.
+	Type workspace.Type `json:"type"`
+	// Its members.
+	Members []*RequesterWorkspaceMember `json:"members"`
+}
+
+// A member whose invitation was not sent again.
+type ResendSkipped struct {
+	// The membership.
+	Membership *ent.Membership `json:"membership"`
+	// Why: RESEND_TOO_SOON, NO_PENDING_INVITATION, ...
+	Code ErrorCode `json:"code"`
+	// A sentence for people.
+	Message string `json:"message"`
+}
+
+// The result of resendWorkspaceInvitations.
+type ResendWorkspaceInvitationsPayload struct {
+	// How many invitations were sent again.
+	Sent int `json:"sent"`
+	// The NOT_JOINED members whose invitation was not sent, and why.
+	Skipped []*ResendSkipped `json:"skipped"`
+	// Why the whole request was refused; empty otherwise.
 	Errors []*UserError `json:"errors"`
 }
 
@@ -332,6 +579,34 @@ type UpdateUserInput struct {
 	Status *user.Status `json:"status,omitempty"`
 }
 
+// Changes to a workspace.
+type UpdateWorkspaceInput struct {
+	// The workspace.
+	ID int `json:"id"`
+	// A new name.
+	Name *string `json:"name,omitempty"`
+	// A new description.
+	Description *string `json:"description,omitempty"`
+}
+
+// Workspace link settings; an omitted field keeps its value.
+type UpdateWorkspaceLinkInput struct {
+	// The workspace.
+	WorkspaceID int `json:"workspaceID"`
+	// Turn the link on or off.
+	Enabled *bool `json:"enabled,omitempty"`
+	// Let waiting requesters view the workspace.
+	AllowsViewing *bool `json:"allowsViewing,omitempty"`
+}
+
+// A new workspace role for a member.
+type UpdateWorkspaceMemberInput struct {
+	// The membership.
+	ID int `json:"id"`
+	// OWNER or MEMBER.
+	Role membership.Role `json:"role"`
+}
+
 // A mistake in the caller's input, returned inside a mutation payload. Nothing
 // the mutation would have written is kept when its payload carries errors,
 // unless the mutation says it handles items one by one.
@@ -350,6 +625,48 @@ type UserError struct {
 type UserPayload struct {
 	// The user, as changed.
 	User *ent.User `json:"user,omitempty"`
+	// Why the change was refused; empty on success.
+	Errors []*UserError `json:"errors"`
+}
+
+// A workspace to act on.
+type WorkspaceIDInput struct {
+	// The workspace.
+	WorkspaceID int `json:"workspaceID"`
+}
+
+// A workspace's link, through which people ask to join.
+type WorkspaceLink struct {
+	// The URL to share; it works while the link is enabled.
+	URL string `json:"url"`
+	// Whether the link takes join requests.
+	Enabled bool `json:"enabled"`
+	// Whether people waiting for approval may read the workspace's name, description and members.
+	AllowsViewing bool `json:"allowsViewing"`
+}
+
+// A workspace link after a change.
+type WorkspaceLinkPayload struct {
+	// The link, as changed.
+	Link *WorkspaceLink `json:"link,omitempty"`
+	// Why the change was refused; empty on success.
+	Errors []*UserError `json:"errors"`
+}
+
+// Public facts about a workspace link.
+type WorkspaceLinkPreview struct {
+	// The workspace's name.
+	WorkspaceName string `json:"workspaceName"`
+	// The organization's name.
+	OrganizationName string `json:"organizationName"`
+	// Whether people waiting for approval may read the workspace.
+	AllowsViewing bool `json:"allowsViewing"`
+}
+
+// A workspace after a change.
+type WorkspacePayload struct {
+	// The workspace, as changed.
+	Workspace *ent.Workspace `json:"workspace,omitempty"`
 	// Why the change was refused; empty on success.
 	Errors []*UserError `json:"errors"`
 }
@@ -440,6 +757,26 @@ const (
 	ErrorCodeDomainExists ErrorCode = "DOMAIN_EXISTS"
 	// The organization does not have this domain.
 	ErrorCodeDomainNotFound ErrorCode = "DOMAIN_NOT_FOUND"
+	// The workspace is archived: it takes no new members or requests.
+	ErrorCodeWorkspaceArchived ErrorCode = "WORKSPACE_ARCHIVED"
+	// New internal users join a FLOW workspace only after being invited to the organization.
+	ErrorCodeInviteToOrganizationFirst ErrorCode = "INVITE_TO_ORGANIZATION_FIRST"
+	// Phone invitations are not available yet; give an email address.
+	ErrorCodePhoneNotSupported ErrorCode = "PHONE_NOT_SUPPORTED"
+	// No user of the organization has this ID.
+	ErrorCodeUserNotFound ErrorCode = "USER_NOT_FOUND"
+	// The person is already a member of the workspace.
+	ErrorCodeAlreadyWorkspaceMember ErrorCode = "ALREADY_WORKSPACE_MEMBER"
+	// No join request has this token.
+	ErrorCodeJoinRequestNotFound ErrorCode = "JOIN_REQUEST_NOT_FOUND"
+	// The join request was already decided or withdrawn.
+	ErrorCodeJoinRequestClosed ErrorCode = "JOIN_REQUEST_CLOSED"
+	// The member has no pending invitation to send again.
+	ErrorCodeNoPendingInvitation ErrorCode = "NO_PENDING_INVITATION"
+	// Another user of the organization has this external User ID.
+	ErrorCodeExternalIDTaken ErrorCode = "EXTERNAL_ID_TAKEN"
+	// The change would leave the workspace without an owner.
+	ErrorCodeLastOwner ErrorCode = "LAST_OWNER"
 )
 
 var AllErrorCode = []ErrorCode{
@@ -484,11 +821,21 @@ var AllErrorCode = []ErrorCode{
 	ErrorCodeInvalidDomain,
 	ErrorCodeDomainExists,
 	ErrorCodeDomainNotFound,
+	ErrorCodeWorkspaceArchived,
+	ErrorCodeInviteToOrganizationFirst,
+	ErrorCodePhoneNotSupported,
+	ErrorCodeUserNotFound,
+	ErrorCodeAlreadyWorkspaceMember,
+	ErrorCodeJoinRequestNotFound,
+	ErrorCodeJoinRequestClosed,
+	ErrorCodeNoPendingInvitation,
+	ErrorCodeExternalIDTaken,
+	ErrorCodeLastOwner,
 }
 
 func (e ErrorCode) IsValid() bool {
 	switch e {
-	case ErrorCodeInvalidCredentials, ErrorCodeOrganizationRequired, ErrorCodeInvalidInput, ErrorCodeNameTaken, ErrorCodeBuiltinRole, ErrorCodeRoleInUse, ErrorCodeLastAdmin, ErrorCodeInvalidAddress, ErrorCodeDuplicateInRequest, ErrorCodeAlreadyMember, ErrorCodeAlreadyInvited, ErrorCodeDomainNotAllowed, ErrorCodeInvitationNotFound, ErrorCodeInvitationReplaced, ErrorCodeInvitationRevoked, ErrorCodeInvitationExpired, ErrorCodeInvitationAlreadyAccepted, ErrorCodeInvitationNotAcceptable, ErrorCodeSignInRequired, ErrorCodeWrongAccount, ErrorCodeAccountDeactivated, ErrorCodePasswordTooWeak, ErrorCodeResendTooSoon, ErrorCodeIdempotencyKeyReused, ErrorCodeFileEmpty, ErrorCodeFileTooLarge, ErrorCodeFileTooManyRows, ErrorCodeFileNotText, ErrorCodeFileUnsupportedType, ErrorCodeFileNoAddressColumn, ErrorCodeFileMalformed, ErrorCodeLinkNotFound, ErrorCodeLinkRefreshed, ErrorCodeLinkRevoked, ErrorCodeLinkExpired, ErrorCodeLinkExhausted, ErrorCodeNoDomains, ErrorCodeRateLimited, ErrorCodeInvalidDomain, ErrorCodeDomainExists, ErrorCodeDomainNotFound:
+	case ErrorCodeInvalidCredentials, ErrorCodeOrganizationRequired, ErrorCodeInvalidInput, ErrorCodeNameTaken, ErrorCodeBuiltinRole, ErrorCodeRoleInUse, ErrorCodeLastAdmin, ErrorCodeInvalidAddress, ErrorCodeDuplicateInRequest, ErrorCodeAlreadyMember, ErrorCodeAlreadyInvited, ErrorCodeDomainNotAllowed, ErrorCodeInvitationNotFound, ErrorCodeInvitationReplaced, ErrorCodeInvitationRevoked, ErrorCodeInvitationExpired, ErrorCodeInvitationAlreadyAccepted, ErrorCodeInvitationNotAcceptable, ErrorCodeSignInRequired, ErrorCodeWrongAccount, ErrorCodeAccountDeactivated, ErrorCodePasswordTooWeak, ErrorCodeResendTooSoon, ErrorCodeIdempotencyKeyReused, ErrorCodeFileEmpty, ErrorCodeFileTooLarge, ErrorCodeFileTooManyRows, ErrorCodeFileNotText, ErrorCodeFileUnsupportedType, ErrorCodeFileNoAddressColumn, ErrorCodeFileMalformed, ErrorCodeLinkNotFound, ErrorCodeLinkRefreshed, ErrorCodeLinkRevoked, ErrorCodeLinkExpired, ErrorCodeLinkExhausted, ErrorCodeNoDomains, ErrorCodeRateLimited, ErrorCodeInvalidDomain, ErrorCodeDomainExists, ErrorCodeDomainNotFound, ErrorCodeWorkspaceArchived, ErrorCodeInviteToOrganizationFirst, ErrorCodePhoneNotSupported, ErrorCodeUserNotFound, ErrorCodeAlreadyWorkspaceMember, ErrorCodeJoinRequestNotFound, ErrorCodeJoinRequestClosed, ErrorCodeNoPendingInvitation, ErrorCodeExternalIDTaken, ErrorCodeLastOwner:
 		return true
 	}
 	return false
@@ -667,17 +1014,20 @@ const (
 	InviteOutcomeWouldInvite InviteOutcome = "WOULD_INVITE"
 	// Not invited; see code and message.
 	InviteOutcomeSkipped InviteOutcome = "SKIPPED"
+	// An existing user was added (inviteWorkspaceMembers).
+	InviteOutcomeAdded InviteOutcome = "ADDED"
 )
 
 var AllInviteOutcome = []InviteOutcome{
 	InviteOutcomeInvited,
 	InviteOutcomeWouldInvite,
 	InviteOutcomeSkipped,
+	InviteOutcomeAdded,
 }
 
 func (e InviteOutcome) IsValid() bool {
 	switch e {
-	case InviteOutcomeInvited, InviteOutcomeWouldInvite, InviteOutcomeSkipped:
+	case InviteOutcomeInvited, InviteOutcomeWouldInvite, InviteOutcomeSkipped, InviteOutcomeAdded:
 		return true
 	}
 	return false
@@ -713,6 +1063,134 @@ func (e *InviteOutcome) UnmarshalJSON(b []byte) error {
 }
 
 func (e InviteOutcome) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Kinds of join request event.
+type JoinRequestEventType string
+
+const (
+	// A request was confirmed (or made by a signed-in user) and awaits a decision.
+	JoinRequestEventTypeCreated JoinRequestEventType = "CREATED"
+	// The request was approved.
+	JoinRequestEventTypeApproved JoinRequestEventType = "APPROVED"
+	// The request was denied.
+	JoinRequestEventTypeDenied JoinRequestEventType = "DENIED"
+	// The requester withdrew the request.
+	JoinRequestEventTypeCancelled JoinRequestEventType = "CANCELLED"
+)
+
+var AllJoinRequestEventType = []JoinRequestEventType{
+	JoinRequestEventTypeCreated,
+	JoinRequestEventTypeApproved,
+	JoinRequestEventTypeDenied,
+	JoinRequestEventTypeCancelled,
+}
+
+func (e JoinRequestEventType) IsValid() bool {
+	switch e {
+	case JoinRequestEventTypeCreated, JoinRequestEventTypeApproved, JoinRequestEventTypeDenied, JoinRequestEventTypeCancelled:
+		return true
+	}
+	return false
+}
+
+func (e JoinRequestEventType) String() string {
+	return string(e)
+}
+
+func (e *JoinRequestEventType) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = JoinRequestEventType(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid JoinRequestEventType", str)
+	}
+	return nil
+}
+
+func (e JoinRequestEventType) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *JoinRequestEventType) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e JoinRequestEventType) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Kinds of membership event.
+type MembershipEventType string
+
+const (
+	// Someone was added to the workspace (NOT_JOINED until they accept, or JOINED).
+	MembershipEventTypeAdded MembershipEventType = "ADDED"
+	// A NOT_JOINED member accepted and joined.
+	MembershipEventTypeJoined MembershipEventType = "JOINED"
+	// Someone was removed from the workspace.
+	MembershipEventTypeRemoved MembershipEventType = "REMOVED"
+	// A member's workspace role changed.
+	MembershipEventTypeRoleChanged MembershipEventType = "ROLE_CHANGED"
+)
+
+var AllMembershipEventType = []MembershipEventType{
+	MembershipEventTypeAdded,
+	MembershipEventTypeJoined,
+	MembershipEventTypeRemoved,
+	MembershipEventTypeRoleChanged,
+}
+
+func (e MembershipEventType) IsValid() bool {
+	switch e {
+	case MembershipEventTypeAdded, MembershipEventTypeJoined, MembershipEventTypeRemoved, MembershipEventTypeRoleChanged:
+		return true
+	}
+	return false
+}
+
+func (e MembershipEventType) String() string {
+	return string(e)
+}
+
+func (e *MembershipEventType) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = MembershipEventType(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid MembershipEventType", str)
+	}
+	return nil
+}
+
+func (e MembershipEventType) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *MembershipEventType) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e MembershipEventType) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -12,9 +12,11 @@ import (
 
 	"admit/ent"
 	"admit/internal/account"
+	"admit/internal/eventlog"
 	"admit/internal/importfile"
 	"admit/internal/invite"
 	"admit/internal/pubsub"
+	"admit/internal/workspace"
 )
 
 // Resolver is the root resolver. Its dependencies are set once at start;
@@ -28,6 +30,9 @@ type Resolver struct {
 	importLimit importfile.Limits
 	linkLimits  invite.LinkLimits
 	joinURL     func(token string) string
+	workspaces  *workspace.Service
+	events      *eventlog.Log
+	wsLinkURL   func(token string) string
 	log         *slog.Logger
 }
 
@@ -44,7 +49,12 @@ type Deps struct {
 	LinkLimits invite.LinkLimits
 	// JoinURL turns a link token into the URL admins share.
 	JoinURL func(token string) string
-	Log     *slog.Logger
+	// Workspaces runs the workspace paths; Events streams their events.
+	Workspaces *workspace.Service
+	Events     *eventlog.Log
+	// WorkspaceLinkURL turns a workspace link token into its URL.
+	WorkspaceLinkURL func(token string) string
+	Log              *slog.Logger
 	// MaxPageSize caps `first`/`last` and weighs connections in the
 	// complexity limit.
 	MaxPageSize int
@@ -64,6 +74,9 @@ func NewSchema(d Deps) graphql.ExecutableSchema {
 		importLimit: d.ImportLimits,
 		linkLimits:  d.LinkLimits,
 		joinURL:     d.JoinURL,
+		workspaces:  d.Workspaces,
+		events:      d.Events,
+		wsLinkURL:   d.WorkspaceLinkURL,
 		log:         d.Log,
 	}})
 	return pagedSchema{ExecutableSchema: es, maxPage: d.MaxPageSize}

@@ -50,12 +50,16 @@ const (
 	FieldSentAt = "sent_at"
 	// FieldInvitationID holds the string denoting the invitation_id field in the database.
 	FieldInvitationID = "invitation_id"
+	// FieldJoinRequestID holds the string denoting the join_request_id field in the database.
+	FieldJoinRequestID = "join_request_id"
 	// FieldTokenGeneration holds the string denoting the token_generation field in the database.
 	FieldTokenGeneration = "token_generation"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeInvitation holds the string denoting the invitation edge name in mutations.
 	EdgeInvitation = "invitation"
+	// EdgeJoinRequest holds the string denoting the join_request edge name in mutations.
+	EdgeJoinRequest = "join_request"
 	// Table holds the table name of the delivery in the database.
 	Table = "deliveries"
 	// OrganizationTable is the table that holds the organization relation/edge.
@@ -72,6 +76,13 @@ const (
 	InvitationInverseTable = "invitations"
 	// InvitationColumn is the table column denoting the invitation relation/edge.
 	InvitationColumn = "invitation_id"
+	// JoinRequestTable is the table that holds the join_request relation/edge.
+	JoinRequestTable = "deliveries"
+	// JoinRequestInverseTable is the table name for the JoinRequest entity.
+	// It exists in this package in order to avoid circular dependency with the "joinrequest" package.
+	JoinRequestInverseTable = "join_requests"
+	// JoinRequestColumn is the table column denoting the join_request relation/edge.
+	JoinRequestColumn = "join_request_id"
 )
 
 // Columns holds all SQL columns for delivery fields.
@@ -93,6 +104,7 @@ var Columns = []string{
 	FieldLastError,
 	FieldSentAt,
 	FieldInvitationID,
+	FieldJoinRequestID,
 	FieldTokenGeneration,
 }
 
@@ -287,6 +299,11 @@ func ByInvitationID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldInvitationID, opts...).ToFunc()
 }
 
+// ByJoinRequestID orders the results by the join_request_id field.
+func ByJoinRequestID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldJoinRequestID, opts...).ToFunc()
+}
+
 // ByTokenGeneration orders the results by the token_generation field.
 func ByTokenGeneration(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldTokenGeneration, opts...).ToFunc()
@@ -305,6 +322,13 @@ func ByInvitationField(field string, opts ...sql.OrderTermOption) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newInvitationStep(), sql.OrderByField(field, opts...))
 	}
 }
+
+// ByJoinRequestField orders the results by join_request field.
+func ByJoinRequestField(field string, opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newJoinRequestStep(), sql.OrderByField(field, opts...))
+	}
+}
 func newOrganizationStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -317,6 +341,13 @@ func newInvitationStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(InvitationInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.M2O, false, InvitationTable, InvitationColumn),
+	)
+}
+func newJoinRequestStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(JoinRequestInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.M2O, false, JoinRequestTable, JoinRequestColumn),
 	)
 }
 

@@ -125,6 +125,11 @@ func InvitationID(v int) predicate.Delivery {
 	return predicate.Delivery(sql.FieldEQ(FieldInvitationID, v))
 }
 
+// JoinRequestID applies equality check predicate on the "join_request_id" field. It's identical to JoinRequestIDEQ.
+func JoinRequestID(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldEQ(FieldJoinRequestID, v))
+}
+
 // TokenGeneration applies equality check predicate on the "token_generation" field. It's identical to TokenGenerationEQ.
 func TokenGeneration(v int) predicate.Delivery {
 	return predicate.Delivery(sql.FieldEQ(FieldTokenGeneration, v))
@@ -870,6 +875,36 @@ func InvitationIDNotNil() predicate.Delivery {
 	return predicate.Delivery(sql.FieldNotNull(FieldInvitationID))
 }
 
+// JoinRequestIDEQ applies the EQ predicate on the "join_request_id" field.
+func JoinRequestIDEQ(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldEQ(FieldJoinRequestID, v))
+}
+
+// JoinRequestIDNEQ applies the NEQ predicate on the "join_request_id" field.
+func JoinRequestIDNEQ(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldNEQ(FieldJoinRequestID, v))
+}
+
+// JoinRequestIDIn applies the In predicate on the "join_request_id" field.
+func JoinRequestIDIn(vs ...int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldIn(FieldJoinRequestID, vs...))
+}
+
+// JoinRequestIDNotIn applies the NotIn predicate on the "join_request_id" field.
+func JoinRequestIDNotIn(vs ...int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldNotIn(FieldJoinRequestID, vs...))
+}
+
+// JoinRequestIDIsNil applies the IsNil predicate on the "join_request_id" field.
+func JoinRequestIDIsNil() predicate.Delivery {
+	return predicate.Delivery(sql.FieldIsNull(FieldJoinRequestID))
+}
+
+// JoinRequestIDNotNil applies the NotNil predicate on the "join_request_id" field.
+func JoinRequestIDNotNil() predicate.Delivery {
+	return predicate.Delivery(sql.FieldNotNull(FieldJoinRequestID))
+}
+
 // TokenGenerationEQ applies the EQ predicate on the "token_generation" field.
 func TokenGenerationEQ(v int) predicate.Delivery {
 	return predicate.Delivery(sql.FieldEQ(FieldTokenGeneration, v))
@@ -948,6 +983,29 @@ func HasInvitation() predicate.Delivery {
 func HasInvitationWith(preds ...predicate.Invitation) predicate.Delivery {
 	return predicate.Delivery(func(s *sql.Selector) {
 		step := newInvitationStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasJoinRequest applies the HasEdge predicate on the "join_request" edge.
+func HasJoinRequest() predicate.Delivery {
+	return predicate.Delivery(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, JoinRequestTable, JoinRequestColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasJoinRequestWith applies the HasEdge predicate on the "join_request" edge with a given conditions (other predicates).
+func HasJoinRequestWith(preds ...predicate.JoinRequest) predicate.Delivery {
+	return predicate.Delivery(func(s *sql.Selector) {
+		step := newJoinRequestStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

@@ -176,6 +176,18 @@ func (f WorkspaceFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, e
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.WorkspaceMutation", m)
 }
 
+// The WorkspaceEventFunc type is an adapter to allow the use of ordinary
+// function as WorkspaceEvent mutator.
+type WorkspaceEventFunc func(context.Context, *ent.WorkspaceEventMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f WorkspaceEventFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.WorkspaceEventMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.WorkspaceEventMutation", m)
+}
+
 // Condition is a hook condition function.
 type Condition func(context.Context, ent.Mutation) bool
 

@@ -22,6 +22,7 @@ import (
 	"admit/ent/session"
 	"admit/ent/user"
 	"admit/ent/workspace"
+	"admit/ent/workspaceevent"
 
 	"entgo.io/ent/dialect/sql"
 )
@@ -460,6 +461,33 @@ func (f TraverseWorkspace) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.WorkspaceQuery", q)
 }
 
+// The WorkspaceEventFunc type is an adapter to allow the use of ordinary function as a Querier.
+type WorkspaceEventFunc func(context.Context, *ent.WorkspaceEventQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f WorkspaceEventFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.WorkspaceEventQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.WorkspaceEventQuery", q)
+}
+
+// The TraverseWorkspaceEvent type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseWorkspaceEvent func(context.Context, *ent.WorkspaceEventQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseWorkspaceEvent) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseWorkspaceEvent) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.WorkspaceEventQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.WorkspaceEventQuery", q)
+}
+
 // NewQuery returns the generic Query interface for the given typed query.
 func NewQuery(q ent.Query) (Query, error) {
 	switch q := q.(type) {
@@ -491,6 +519,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.UserQuery, predicate.User, user.OrderOption]{typ: ent.TypeUser, tq: q}, nil
 	case *ent.WorkspaceQuery:
 		return &query[*ent.WorkspaceQuery, predicate.Workspace, workspace.OrderOption]{typ: ent.TypeWorkspace, tq: q}, nil
+	case *ent.WorkspaceEventQuery:
+		return &query[*ent.WorkspaceEventQuery, predicate.WorkspaceEvent, workspaceevent.OrderOption]{typ: ent.TypeWorkspaceEvent, tq: q}, nil
 	default:
 		return nil, fmt.Errorf("unknown query type %T", q)
 	}

@@ -28,18 +28,30 @@ const (
 	FieldEmail = "email"
 	// FieldName holds the string denoting the name field in the database.
 	FieldName = "name"
+	// FieldMessage holds the string denoting the message field in the database.
+	FieldMessage = "message"
 	// FieldStatus holds the string denoting the status field in the database.
 	FieldStatus = "status"
 	// FieldDecidedAs holds the string denoting the decided_as field in the database.
 	FieldDecidedAs = "decided_as"
 	// FieldDecidedAt holds the string denoting the decided_at field in the database.
 	FieldDecidedAt = "decided_at"
+	// FieldDenyReason holds the string denoting the deny_reason field in the database.
+	FieldDenyReason = "deny_reason"
+	// FieldConfirmedAt holds the string denoting the confirmed_at field in the database.
+	FieldConfirmedAt = "confirmed_at"
+	// FieldTokenNonces holds the string denoting the token_nonces field in the database.
+	FieldTokenNonces = "token_nonces"
+	// FieldLastSentAt holds the string denoting the last_sent_at field in the database.
+	FieldLastSentAt = "last_sent_at"
 	// FieldWorkspaceID holds the string denoting the workspace_id field in the database.
 	FieldWorkspaceID = "workspace_id"
 	// FieldRequesterID holds the string denoting the requester_id field in the database.
 	FieldRequesterID = "requester_id"
 	// FieldDecidedByID holds the string denoting the decided_by_id field in the database.
 	FieldDecidedByID = "decided_by_id"
+	// FieldInvitationID holds the string denoting the invitation_id field in the database.
+	FieldInvitationID = "invitation_id"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeWorkspace holds the string denoting the workspace edge name in mutations.
@@ -48,6 +60,8 @@ const (
 	EdgeRequester = "requester"
 	// EdgeDecidedBy holds the string denoting the decided_by edge name in mutations.
 	EdgeDecidedBy = "decided_by"
+	// EdgeInvitation holds the string denoting the invitation edge name in mutations.
+	EdgeInvitation = "invitation"
 	// Table holds the table name of the joinrequest in the database.
 	Table = "join_requests"
 	// OrganizationTable is the table that holds the organization relation/edge.
@@ -78,6 +92,13 @@ const (
 	DecidedByInverseTable = "users"
 	// DecidedByColumn is the table column denoting the decided_by relation/edge.
 	DecidedByColumn = "decided_by_id"
+	// InvitationTable is the table that holds the invitation relation/edge.
+	InvitationTable = "join_requests"
+	// InvitationInverseTable is the table name for the Invitation entity.
+	// It exists in this package in order to avoid circular dependency with the "invitation" package.
+	InvitationInverseTable = "invitations"
+	// InvitationColumn is the table column denoting the invitation relation/edge.
+	InvitationColumn = "invitation_id"
 )
 
 // Columns holds all SQL columns for joinrequest fields.
@@ -88,12 +109,18 @@ var Columns = []string{
 	FieldOrganizationID,
 	FieldEmail,
 	FieldName,
+	FieldMessage,
 	FieldStatus,
 	FieldDecidedAs,
 	FieldDecidedAt,
+	FieldDenyReason,
+	FieldConfirmedAt,
+	FieldTokenNonces,
+	FieldLastSentAt,
 	FieldWorkspaceID,
 	FieldRequesterID,
 	FieldDecidedByID,
+	FieldInvitationID,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -126,6 +153,14 @@ var (
 	DefaultName string
 	// NameValidator is a validator for the "name" field. It is called by the builders before save.
 	NameValidator func(string) error
+	// DefaultMessage holds the default value on creation for the "message" field.
+	DefaultMessage string
+	// MessageValidator is a validator for the "message" field. It is called by the builders before save.
+	MessageValidator func(string) error
+	// DefaultDenyReason holds the default value on creation for the "deny_reason" field.
+	DefaultDenyReason string
+	// DenyReasonValidator is a validator for the "deny_reason" field. It is called by the builders before save.
+	DenyReasonValidator func(string) error
 )
 
 // Status defines the type for the "status" enum field.
@@ -136,9 +171,11 @@ const DefaultStatus = StatusPENDING
 
 // Status values.
 const (
-	StatusPENDING  Status = "PENDING"
-	StatusAPPROVED Status = "APPROVED"
-	StatusDENIED   Status = "DENIED"
+	StatusUNCONFIRMED Status = "UNCONFIRMED"
+	StatusPENDING     Status = "PENDING"
+	StatusAPPROVED    Status = "APPROVED"
+	StatusDENIED      Status = "DENIED"
+	StatusCANCELLED   Status = "CANCELLED"
 )
 
 func (s Status) String() string {
@@ -148,7 +185,7 @@ func (s Status) String() string {
 // StatusValidator is a validator for the "status" field enum values. It is called by the builders before save.
 func StatusValidator(s Status) error {
 	switch s {
-	case StatusPENDING, StatusAPPROVED, StatusDENIED:
+	case StatusUNCONFIRMED, StatusPENDING, StatusAPPROVED, StatusDENIED, StatusCANCELLED:
 		return nil
 	default:
 		return fmt.Errorf("joinrequest: invalid enum value for status field: %q", s)
@@ -211,6 +248,11 @@ func ByName(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldName, opts...).ToFunc()
 }
 
+// ByMessage orders the results by the message field.
+func ByMessage(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldMessage, opts...).ToFunc()
+}
+
 // ByStatus orders the results by the status field.
 func ByStatus(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldStatus, opts...).ToFunc()
@@ -226,6 +268,21 @@ func ByDecidedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldDecidedAt, opts...).ToFunc()
 }
 
+// ByDenyReason orders the results by the deny_reason field.
+func ByDenyReason(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDenyReason, opts...).ToFunc()
+}
+
+// ByConfirmedAt orders the results by the confirmed_at field.
+func ByConfirmedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldConfirmedAt, opts...).ToFunc()
+}
+
+// ByLastSentAt orders the results by the last_sent_at field.
+func ByLastSentAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLastSentAt, opts...).ToFunc()
+}
+
 // ByWorkspaceID orders the results by the workspace_id field.
 func ByWorkspaceID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldWorkspaceID, opts...).ToFunc()
@@ -239,6 +296,11 @@ func ByRequesterID(opts ...sql.OrderTermOption) OrderOption {
 // ByDecidedByID orders the results by the decided_by_id field.
 func ByDecidedByID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldDecidedByID, opts...).ToFunc()
+}
+
+// ByInvitationID orders the results by the invitation_id field.
+func ByInvitationID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldInvitationID, opts...).ToFunc()
 }
 
 // ByOrganizationField orders the results by organization field.
@@ -268,6 +330,13 @@ func ByDecidedByField(field string, opts ...sql.OrderTermOption) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newDecidedByStep(), sql.OrderByField(field, opts...))
 	}
 }
+
+// ByInvitationField orders the results by invitation field.
+func ByInvitationField(field string, opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newInvitationStep(), sql.OrderByField(field, opts...))
+	}
+}
 func newOrganizationStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -294,6 +363,13 @@ func newDecidedByStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(DecidedByInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.M2O, false, DecidedByTable, DecidedByColumn),
+	)
+}
+func newInvitationStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(InvitationInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.M2O, false, InvitationTable, InvitationColumn),
 	)
 }
 

@@ -80,9 +80,29 @@ func Name(v string) predicate.JoinRequest {
 	return predicate.JoinRequest(sql.FieldEQ(FieldName, v))
 }
 
+// Message applies equality check predicate on the "message" field. It's identical to MessageEQ.
+func Message(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldEQ(FieldMessage, v))
+}
+
 // DecidedAt applies equality check predicate on the "decided_at" field. It's identical to DecidedAtEQ.
 func DecidedAt(v time.Time) predicate.JoinRequest {
 	return predicate.JoinRequest(sql.FieldEQ(FieldDecidedAt, v))
+}
+
+// DenyReason applies equality check predicate on the "deny_reason" field. It's identical to DenyReasonEQ.
+func DenyReason(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldEQ(FieldDenyReason, v))
+}
+
+// ConfirmedAt applies equality check predicate on the "confirmed_at" field. It's identical to ConfirmedAtEQ.
+func ConfirmedAt(v time.Time) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldEQ(FieldConfirmedAt, v))
+}
+
+// LastSentAt applies equality check predicate on the "last_sent_at" field. It's identical to LastSentAtEQ.
+func LastSentAt(v time.Time) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldEQ(FieldLastSentAt, v))
 }
 
 // WorkspaceID applies equality check predicate on the "workspace_id" field. It's identical to WorkspaceIDEQ.
@@ -98,6 +118,11 @@ func RequesterID(v int) predicate.JoinRequest {
 // DecidedByID applies equality check predicate on the "decided_by_id" field. It's identical to DecidedByIDEQ.
 func DecidedByID(v int) predicate.JoinRequest {
 	return predicate.JoinRequest(sql.FieldEQ(FieldDecidedByID, v))
+}
+
+// InvitationID applies equality check predicate on the "invitation_id" field. It's identical to InvitationIDEQ.
+func InvitationID(v int) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldEQ(FieldInvitationID, v))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
@@ -330,6 +355,71 @@ func NameContainsFold(v string) predicate.JoinRequest {
 	return predicate.JoinRequest(sql.FieldContainsFold(FieldName, v))
 }
 
+// MessageEQ applies the EQ predicate on the "message" field.
+func MessageEQ(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldEQ(FieldMessage, v))
+}
+
+// MessageNEQ applies the NEQ predicate on the "message" field.
+func MessageNEQ(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldNEQ(FieldMessage, v))
+}
+
+// MessageIn applies the In predicate on the "message" field.
+func MessageIn(vs ...string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldIn(FieldMessage, vs...))
+}
+
+// MessageNotIn applies the NotIn predicate on the "message" field.
+func MessageNotIn(vs ...string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldNotIn(FieldMessage, vs...))
+}
+
+// MessageGT applies the GT predicate on the "message" field.
+func MessageGT(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldGT(FieldMessage, v))
+}
+
+// MessageGTE applies the GTE predicate on the "message" field.
+func MessageGTE(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldGTE(FieldMessage, v))
+}
+
+// MessageLT applies the LT predicate on the "message" field.
+func MessageLT(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldLT(FieldMessage, v))
+}
+
+// MessageLTE applies the LTE predicate on the "message" field.
+func MessageLTE(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldLTE(FieldMessage, v))
+}
+
+// MessageContains applies the Contains predicate on the "message" field.
+func MessageContains(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldContains(FieldMessage, v))
+}
+
+// MessageHasPrefix applies the HasPrefix predicate on the "message" field.
+func MessageHasPrefix(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldHasPrefix(FieldMessage, v))
+}
+
+// MessageHasSuffix applies the HasSuffix predicate on the "message" field.
+func MessageHasSuffix(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldHasSuffix(FieldMessage, v))
+}
+
+// MessageEqualFold applies the EqualFold predicate on the "message" field.
+func MessageEqualFold(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldEqualFold(FieldMessage, v))
+}
+
+// MessageContainsFold applies the ContainsFold predicate on the "message" field.
+func MessageContainsFold(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldContainsFold(FieldMessage, v))
+}
+
 // StatusEQ applies the EQ predicate on the "status" field.
 func StatusEQ(v Status) predicate.JoinRequest {
 	return predicate.JoinRequest(sql.FieldEQ(FieldStatus, v))
@@ -430,6 +520,171 @@ func DecidedAtNotNil() predicate.JoinRequest {
 	return predicate.JoinRequest(sql.FieldNotNull(FieldDecidedAt))
 }
 
+// DenyReasonEQ applies the EQ predicate on the "deny_reason" field.
+func DenyReasonEQ(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldEQ(FieldDenyReason, v))
+}
+
+// DenyReasonNEQ applies the NEQ predicate on the "deny_reason" field.
+func DenyReasonNEQ(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldNEQ(FieldDenyReason, v))
+}
+
+// DenyReasonIn applies the In predicate on the "deny_reason" field.
+func DenyReasonIn(vs ...string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldIn(FieldDenyReason, vs...))
+}
+
+// DenyReasonNotIn applies the NotIn predicate on the "deny_reason" field.
+func DenyReasonNotIn(vs ...string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldNotIn(FieldDenyReason, vs...))
+}
+
+// DenyReasonGT applies the GT predicate on the "deny_reason" field.
+func DenyReasonGT(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldGT(FieldDenyReason, v))
+}
+
+// DenyReasonGTE applies the GTE predicate on the "deny_reason" field.
+func DenyReasonGTE(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldGTE(FieldDenyReason, v))
+}
+
+// DenyReasonLT applies the LT predicate on the "deny_reason" field.
+func DenyReasonLT(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldLT(FieldDenyReason, v))
+}
+
+// DenyReasonLTE applies the LTE predicate on the "deny_reason" field.
+func DenyReasonLTE(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldLTE(FieldDenyReason, v))
+}
+
+// DenyReasonContains applies the Contains predicate on the "deny_reason" field.
+func DenyReasonContains(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldContains(FieldDenyReason, v))
+}
+
+// DenyReasonHasPrefix applies the HasPrefix predicate on the "deny_reason" field.
+func DenyReasonHasPrefix(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldHasPrefix(FieldDenyReason, v))
+}
+
+// DenyReasonHasSuffix applies the HasSuffix predicate on the "deny_reason" field.
+func DenyReasonHasSuffix(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldHasSuffix(FieldDenyReason, v))
+}
+
+// DenyReasonEqualFold applies the EqualFold predicate on the "deny_reason" field.
+func DenyReasonEqualFold(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldEqualFold(FieldDenyReason, v))
+}
+
+// DenyReasonContainsFold applies the ContainsFold predicate on the "deny_reason" field.
+func DenyReasonContainsFold(v string) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldContainsFold(FieldDenyReason, v))
+}
+
+// ConfirmedAtEQ applies the EQ predicate on the "confirmed_at" field.
+func ConfirmedAtEQ(v time.Time) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldEQ(FieldConfirmedAt, v))
+}
+
+// ConfirmedAtNEQ applies the NEQ predicate on the "confirmed_at" field.
+func ConfirmedAtNEQ(v time.Time) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldNEQ(FieldConfirmedAt, v))
+}
+
+// ConfirmedAtIn applies the In predicate on the "confirmed_at" field.
+func ConfirmedAtIn(vs ...time.Time) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldIn(FieldConfirmedAt, vs...))
+}
+
+// ConfirmedAtNotIn applies the NotIn predicate on the "confirmed_at" field.
+func ConfirmedAtNotIn(vs ...time.Time) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldNotIn(FieldConfirmedAt, vs...))
+}
+
+// ConfirmedAtGT applies the GT predicate on the "confirmed_at" field.
+func ConfirmedAtGT(v time.Time) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldGT(FieldConfirmedAt, v))
+}
+
+// ConfirmedAtGTE applies the GTE predicate on the "confirmed_at" field.
+func ConfirmedAtGTE(v time.Time) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldGTE(FieldConfirmedAt, v))
+}
+
+// ConfirmedAtLT applies the LT predicate on the "confirmed_at" field.
+func ConfirmedAtLT(v time.Time) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldLT(FieldConfirmedAt, v))
+}
+
+// ConfirmedAtLTE applies the LTE predicate on the "confirmed_at" field.
+func ConfirmedAtLTE(v time.Time) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldLTE(FieldConfirmedAt, v))
+}
+
+// ConfirmedAtIsNil applies the IsNil predicate on the "confirmed_at" field.
+func ConfirmedAtIsNil() predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldIsNull(FieldConfirmedAt))
+}
+
+// ConfirmedAtNotNil applies the NotNil predicate on the "confirmed_at" field.
+func ConfirmedAtNotNil() predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldNotNull(FieldConfirmedAt))
+}
+
+// LastSentAtEQ applies the EQ predicate on the "last_sent_at" field.
+func LastSentAtEQ(v time.Time) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldEQ(FieldLastSentAt, v))
+}
+
+// LastSentAtNEQ applies the NEQ predicate on the "last_sent_at" field.
+func LastSentAtNEQ(v time.Time) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldNEQ(FieldLastSentAt, v))
+}
+
+// LastSentAtIn applies the In predicate on the "last_sent_at" field.
+func LastSentAtIn(vs ...time.Time) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldIn(FieldLastSentAt, vs...))
+}
+
+// LastSentAtNotIn applies the NotIn predicate on the "last_sent_at" field.
+func LastSentAtNotIn(vs ...time.Time) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldNotIn(FieldLastSentAt, vs...))
+}
+
+// LastSentAtGT applies the GT predicate on the "last_sent_at" field.
+func LastSentAtGT(v time.Time) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldGT(FieldLastSentAt, v))
+}
+
+// LastSentAtGTE applies the GTE predicate on the "last_sent_at" field.
+func LastSentAtGTE(v time.Time) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldGTE(FieldLastSentAt, v))
+}
+
+// LastSentAtLT applies the LT predicate on the "last_sent_at" field.
+func LastSentAtLT(v time.Time) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldLT(FieldLastSentAt, v))
+}
+
+// LastSentAtLTE applies the LTE predicate on the "last_sent_at" field.
+func LastSentAtLTE(v time.Time) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldLTE(FieldLastSentAt, v))
+}
+
+// LastSentAtIsNil applies the IsNil predicate on the "last_sent_at" field.
+func LastSentAtIsNil() predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldIsNull(FieldLastSentAt))
+}
+
+// LastSentAtNotNil applies the NotNil predicate on the "last_sent_at" field.
+func LastSentAtNotNil() predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldNotNull(FieldLastSentAt))
+}
+
 // WorkspaceIDEQ applies the EQ predicate on the "workspace_id" field.
 func WorkspaceIDEQ(v int) predicate.JoinRequest {
 	return predicate.JoinRequest(sql.FieldEQ(FieldWorkspaceID, v))
@@ -508,6 +763,36 @@ func DecidedByIDIsNil() predicate.JoinRequest {
 // DecidedByIDNotNil applies the NotNil predicate on the "decided_by_id" field.
 func DecidedByIDNotNil() predicate.JoinRequest {
 	return predicate.JoinRequest(sql.FieldNotNull(FieldDecidedByID))
+}
+
+// InvitationIDEQ applies the EQ predicate on the "invitation_id" field.
+func InvitationIDEQ(v int) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldEQ(FieldInvitationID, v))
+}
+
+// InvitationIDNEQ applies the NEQ predicate on the "invitation_id" field.
+func InvitationIDNEQ(v int) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldNEQ(FieldInvitationID, v))
+}
+
+// InvitationIDIn applies the In predicate on the "invitation_id" field.
+func InvitationIDIn(vs ...int) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldIn(FieldInvitationID, vs...))
+}
+
+// InvitationIDNotIn applies the NotIn predicate on the "invitation_id" field.
+func InvitationIDNotIn(vs ...int) predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldNotIn(FieldInvitationID, vs...))
+}
+
+// InvitationIDIsNil applies the IsNil predicate on the "invitation_id" field.
+func InvitationIDIsNil() predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldIsNull(FieldInvitationID))
+}
+
+// InvitationIDNotNil applies the NotNil predicate on the "invitation_id" field.
+func InvitationIDNotNil() predicate.JoinRequest {
+	return predicate.JoinRequest(sql.FieldNotNull(FieldInvitationID))
 }
 
 // HasOrganization applies the HasEdge predicate on the "organization" edge.
@@ -594,6 +879,29 @@ func HasDecidedBy() predicate.JoinRequest {
 func HasDecidedByWith(preds ...predicate.User) predicate.JoinRequest {
 	return predicate.JoinRequest(func(s *sql.Selector) {
 		step := newDecidedByStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasInvitation applies the HasEdge predicate on the "invitation" edge.
+func HasInvitation() predicate.JoinRequest {
+	return predicate.JoinRequest(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, InvitationTable, InvitationColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasInvitationWith applies the HasEdge predicate on the "invitation" edge with a given conditions (other predicates).
+func HasInvitationWith(preds ...predicate.Invitation) predicate.JoinRequest {
+	return predicate.JoinRequest(func(s *sql.Selector) {
+		step := newInvitationStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

@@ -32,12 +32,16 @@ const (
 	FieldWorkspaceID = "workspace_id"
 	// FieldUserID holds the string denoting the user_id field in the database.
 	FieldUserID = "user_id"
+	// FieldInvitationID holds the string denoting the invitation_id field in the database.
+	FieldInvitationID = "invitation_id"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeWorkspace holds the string denoting the workspace edge name in mutations.
 	EdgeWorkspace = "workspace"
 	// EdgeUser holds the string denoting the user edge name in mutations.
 	EdgeUser = "user"
+	// EdgeInvitation holds the string denoting the invitation edge name in mutations.
+	EdgeInvitation = "invitation"
 	// Table holds the table name of the membership in the database.
 	Table = "memberships"
 	// OrganizationTable is the table that holds the organization relation/edge.
@@ -61,6 +65,13 @@ const (
 	UserInverseTable = "users"
 	// UserColumn is the table column denoting the user relation/edge.
 	UserColumn = "user_id"
+	// InvitationTable is the table that holds the invitation relation/edge.
+	InvitationTable = "memberships"
+	// InvitationInverseTable is the table name for the Invitation entity.
+	// It exists in this package in order to avoid circular dependency with the "invitation" package.
+	InvitationInverseTable = "invitations"
+	// InvitationColumn is the table column denoting the invitation relation/edge.
+	InvitationColumn = "invitation_id"
 )
 
 // Columns holds all SQL columns for membership fields.
@@ -73,6 +84,7 @@ var Columns = []string{
 	FieldStatus,
 	FieldWorkspaceID,
 	FieldUserID,
+	FieldInvitationID,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -110,7 +122,6 @@ const DefaultRole = RoleMEMBER
 // Role values.
 const (
 	RoleOWNER  Role = "OWNER"
-	RoleADMIN  Role = "ADMIN"
 	RoleMEMBER Role = "MEMBER"
 )
 
@@ -121,7 +132,7 @@ func (r Role) String() string {
 // RoleValidator is a validator for the "role" field enum values. It is called by the builders before save.
 func RoleValidator(r Role) error {
 	switch r {
-	case RoleOWNER, RoleADMIN, RoleMEMBER:
+	case RoleOWNER, RoleMEMBER:
 		return nil
 	default:
 		return fmt.Errorf("membership: invalid enum value for role field: %q", r)
@@ -197,6 +208,11 @@ func ByUserID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldUserID, opts...).ToFunc()
 }
 
+// ByInvitationID orders the results by the invitation_id field.
+func ByInvitationID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldInvitationID, opts...).ToFunc()
+}
+
 // ByOrganizationField orders the results by organization field.
 func ByOrganizationField(field string, opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
@@ -215,6 +231,13 @@ func ByWorkspaceField(field string, opts ...sql.OrderTermOption) OrderOption {
 func ByUserField(field string, opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
 		sqlgraph.OrderByNeighborTerms(s, newUserStep(), sql.OrderByField(field, opts...))
+	}
+}
+
+// ByInvitationField orders the results by invitation field.
+func ByInvitationField(field string, opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newInvitationStep(), sql.OrderByField(field, opts...))
 	}
 }
 func newOrganizationStep() *sqlgraph.Step {
@@ -236,6 +259,13 @@ func newUserStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(UserInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.M2O, false, UserTable, UserColumn),
+	)
+}
+func newInvitationStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(InvitationInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.M2O, false, InvitationTable, InvitationColumn),
 	)
 }
 

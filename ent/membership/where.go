@@ -80,6 +80,11 @@ func UserID(v int) predicate.Membership {
 	return predicate.Membership(sql.FieldEQ(FieldUserID, v))
 }
 
+// InvitationID applies equality check predicate on the "invitation_id" field. It's identical to InvitationIDEQ.
+func InvitationID(v int) predicate.Membership {
+	return predicate.Membership(sql.FieldEQ(FieldInvitationID, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Membership {
 	return predicate.Membership(sql.FieldEQ(FieldCreatedAt, v))
@@ -260,6 +265,36 @@ func UserIDNotIn(vs ...int) predicate.Membership {
 	return predicate.Membership(sql.FieldNotIn(FieldUserID, vs...))
 }
 
+// InvitationIDEQ applies the EQ predicate on the "invitation_id" field.
+func InvitationIDEQ(v int) predicate.Membership {
+	return predicate.Membership(sql.FieldEQ(FieldInvitationID, v))
+}
+
+// InvitationIDNEQ applies the NEQ predicate on the "invitation_id" field.
+func InvitationIDNEQ(v int) predicate.Membership {
+	return predicate.Membership(sql.FieldNEQ(FieldInvitationID, v))
+}
+
+// InvitationIDIn applies the In predicate on the "invitation_id" field.
+func InvitationIDIn(vs ...int) predicate.Membership {
+	return predicate.Membership(sql.FieldIn(FieldInvitationID, vs...))
+}
+
+// InvitationIDNotIn applies the NotIn predicate on the "invitation_id" field.
+func InvitationIDNotIn(vs ...int) predicate.Membership {
+	return predicate.Membership(sql.FieldNotIn(FieldInvitationID, vs...))
+}
+
+// InvitationIDIsNil applies the IsNil predicate on the "invitation_id" field.
+func InvitationIDIsNil() predicate.Membership {
+	return predicate.Membership(sql.FieldIsNull(FieldInvitationID))
+}
+
+// InvitationIDNotNil applies the NotNil predicate on the "invitation_id" field.
+func InvitationIDNotNil() predicate.Membership {
+	return predicate.Membership(sql.FieldNotNull(FieldInvitationID))
+}
+
 // HasOrganization applies the HasEdge predicate on the "organization" edge.
 func HasOrganization() predicate.Membership {
 	return predicate.Membership(func(s *sql.Selector) {
@@ -321,6 +356,29 @@ func HasUser() predicate.Membership {
 func HasUserWith(preds ...predicate.User) predicate.Membership {
 	return predicate.Membership(func(s *sql.Selector) {
 		step := newUserStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasInvitation applies the HasEdge predicate on the "invitation" edge.
+func HasInvitation() predicate.Membership {
+	return predicate.Membership(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, InvitationTable, InvitationColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasInvitationWith applies the HasEdge predicate on the "invitation" edge with a given conditions (other predicates).
+func HasInvitationWith(preds ...predicate.Invitation) predicate.Membership {
+	return predicate.Membership(func(s *sql.Selector) {
+		step := newInvitationStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

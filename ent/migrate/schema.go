@@ -109,6 +109,7 @@ var (
 		{Name: "token_generation", Type: field.TypeInt, Default: 0},
 		{Name: "organization_id", Type: field.TypeInt},
 		{Name: "invitation_id", Type: field.TypeInt, Nullable: true},
+		{Name: "join_request_id", Type: field.TypeInt, Nullable: true},
 	}
 	// DeliveriesTable holds the schema information for the "deliveries" table.
 	DeliveriesTable = &schema.Table{
@@ -126,6 +127,12 @@ var (
 				Symbol:     "deliveries_invitations_invitation",
 				Columns:    []*schema.Column{DeliveriesColumns[17]},
 				RefColumns: []*schema.Column{InvitationsColumns[0]},
+				OnDelete:   schema.SetNull,
+			},
+			{
+				Symbol:     "deliveries_join_requests_join_request",
+				Columns:    []*schema.Column{DeliveriesColumns[18]},
+				RefColumns: []*schema.Column{JoinRequestsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 		},
@@ -354,13 +361,19 @@ var (
 		{Name: "updated_at", Type: field.TypeTime},
 		{Name: "email", Type: field.TypeString, Size: 320},
 		{Name: "name", Type: field.TypeString, Size: 200, Default: ""},
-		{Name: "status", Type: field.TypeEnum, Enums: []string{"PENDING", "APPROVED", "DENIED"}, Default: "PENDING"},
+		{Name: "message", Type: field.TypeString, Size: 2000, Default: ""},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"UNCONFIRMED", "PENDING", "APPROVED", "DENIED", "CANCELLED"}, Default: "PENDING"},
 		{Name: "decided_as", Type: field.TypeEnum, Nullable: true, Enums: []string{"INTERNAL", "CLIENT"}},
 		{Name: "decided_at", Type: field.TypeTime, Nullable: true},
+		{Name: "deny_reason", Type: field.TypeString, Size: 1000, Default: ""},
+		{Name: "confirmed_at", Type: field.TypeTime, Nullable: true},
+		{Name: "token_nonces", Type: field.TypeJSON},
+		{Name: "last_sent_at", Type: field.TypeTime, Nullable: true},
 		{Name: "organization_id", Type: field.TypeInt},
 		{Name: "workspace_id", Type: field.TypeInt},
 		{Name: "requester_id", Type: field.TypeInt, Nullable: true},
 		{Name: "decided_by_id", Type: field.TypeInt, Nullable: true},
+		{Name: "invitation_id", Type: field.TypeInt, Nullable: true},
 	}
 	// JoinRequestsTable holds the schema information for the "join_requests" table.
 	JoinRequestsTable = &schema.Table{
@@ -370,26 +383,32 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "join_requests_organizations_organization",
-				Columns:    []*schema.Column{JoinRequestsColumns[8]},
+				Columns:    []*schema.Column{JoinRequestsColumns[13]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "join_requests_workspaces_workspace",
-				Columns:    []*schema.Column{JoinRequestsColumns[9]},
+				Columns:    []*schema.Column{JoinRequestsColumns[14]},
 				RefColumns: []*schema.Column{WorkspacesColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "join_requests_users_requester",
-				Columns:    []*schema.Column{JoinRequestsColumns[10]},
+				Columns:    []*schema.Column{JoinRequestsColumns[15]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "join_requests_users_decided_by",
-				Columns:    []*schema.Column{JoinRequestsColumns[11]},
+				Columns:    []*schema.Column{JoinRequestsColumns[16]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
+				OnDelete:   schema.SetNull,
+			},
+			{
+				Symbol:     "join_requests_invitations_invitation",
+				Columns:    []*schema.Column{JoinRequestsColumns[17]},
+				RefColumns: []*schema.Column{InvitationsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 		},
@@ -397,9 +416,9 @@ var (
 			{
 				Name:    "joinrequest_workspace_id_email",
 				Unique:  true,
-				Columns: []*schema.Column{JoinRequestsColumns[9], JoinRequestsColumns[3]},
+				Columns: []*schema.Column{JoinRequestsColumns[14], JoinRequestsColumns[3]},
 				Annotation: &entsql.IndexAnnotation{
-					Where: "status = 'PENDING'",
+					Where: "status IN ('UNCONFIRMED', 'PENDING')",
 				},
 			},
 		},
@@ -409,11 +428,12 @@ var (
 		{Name: "id", Type: field.TypeInt, Increment: true},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
-		{Name: "role", Type: field.TypeEnum, Enums: []string{"OWNER", "ADMIN", "MEMBER"}, Default: "MEMBER"},
+		{Name: "role", Type: field.TypeEnum, Enums: []string{"OWNER", "MEMBER"}, Default: "MEMBER"},
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"NOT_JOINED", "JOINED"}, Default: "NOT_JOINED"},
 		{Name: "organization_id", Type: field.TypeInt},
 		{Name: "workspace_id", Type: field.TypeInt},
 		{Name: "user_id", Type: field.TypeInt},
+		{Name: "invitation_id", Type: field.TypeInt, Nullable: true},
 	}
 	// MembershipsTable holds the schema information for the "memberships" table.
 	MembershipsTable = &schema.Table{
@@ -439,12 +459,23 @@ var (
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
+			{
+				Symbol:     "memberships_invitations_invitation",
+				Columns:    []*schema.Column{MembershipsColumns[8]},
+				RefColumns: []*schema.Column{InvitationsColumns[0]},
+				OnDelete:   schema.SetNull,
+			},
 		},
 		Indexes: []*schema.Index{
 			{
 				Name:    "membership_workspace_id_user_id",
 				Unique:  true,
 				Columns: []*schema.Column{MembershipsColumns[6], MembershipsColumns[7]},
+			},
+			{
+				Name:    "membership_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{MembershipsColumns[7]},
 			},
 		},
 	}
@@ -457,6 +488,7 @@ var (
 		{Name: "kind", Type: field.TypeEnum, Enums: []string{"COMPANY", "PORTAL"}, Default: "COMPANY"},
 		{Name: "domains", Type: field.TypeJSON},
 		{Name: "restrict_invitations_to_domains", Type: field.TypeBool, Default: false},
+		{Name: "event_position", Type: field.TypeInt, Default: 0},
 		{Name: "invitation_expiry_days", Type: field.TypeInt, Default: 14},
 	}
 	// OrganizationsTable holds the schema information for the "organizations" table.
@@ -587,8 +619,12 @@ var (
 		{Name: "updated_at", Type: field.TypeTime},
 		{Name: "name", Type: field.TypeString, Size: 200},
 		{Name: "type", Type: field.TypeEnum, Enums: []string{"FLOW", "GROUP"}, Default: "GROUP"},
+		{Name: "description", Type: field.TypeString, Size: 2000, Default: ""},
 		{Name: "link_enabled", Type: field.TypeBool, Default: false},
 		{Name: "link_allows_viewing", Type: field.TypeBool, Default: false},
+		{Name: "link_generation", Type: field.TypeInt, Default: 0},
+		{Name: "link_token_nonces", Type: field.TypeJSON, Nullable: true},
+		{Name: "archived_at", Type: field.TypeTime, Nullable: true},
 		{Name: "organization_id", Type: field.TypeInt},
 		{Name: "owner_id", Type: field.TypeInt, Nullable: true},
 	}
@@ -600,15 +636,40 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "workspaces_organizations_organization",
-				Columns:    []*schema.Column{WorkspacesColumns[7]},
+				Columns:    []*schema.Column{WorkspacesColumns[11]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "workspaces_users_owner",
-				Columns:    []*schema.Column{WorkspacesColumns[8]},
+				Columns:    []*schema.Column{WorkspacesColumns[12]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.SetNull,
+			},
+		},
+	}
+	// WorkspaceEventsColumns holds the columns for the "workspace_events" table.
+	WorkspaceEventsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "organization_id", Type: field.TypeInt},
+		{Name: "position", Type: field.TypeInt},
+		{Name: "workspace_id", Type: field.TypeInt},
+		{Name: "topic", Type: field.TypeEnum, Enums: []string{"JOIN_REQUEST", "MEMBERSHIP"}},
+		{Name: "type", Type: field.TypeString, Size: 30},
+		{Name: "object_id", Type: field.TypeInt},
+		{Name: "user_id", Type: field.TypeInt, Nullable: true},
+		{Name: "created_at", Type: field.TypeTime},
+	}
+	// WorkspaceEventsTable holds the schema information for the "workspace_events" table.
+	WorkspaceEventsTable = &schema.Table{
+		Name:       "workspace_events",
+		Columns:    WorkspaceEventsColumns,
+		PrimaryKey: []*schema.Column{WorkspaceEventsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "workspaceevent_organization_id_position",
+				Unique:  true,
+				Columns: []*schema.Column{WorkspaceEventsColumns[1], WorkspaceEventsColumns[2]},
 			},
 		},
 	}
@@ -628,6 +689,7 @@ var (
 		SessionsTable,
 		UsersTable,
 		WorkspacesTable,
+		WorkspaceEventsTable,
 	}
 )
 
@@ -645,6 +707,7 @@ func init() {
 	}
 	DeliveriesTable.ForeignKeys[0].RefTable = OrganizationsTable
 	DeliveriesTable.ForeignKeys[1].RefTable = InvitationsTable
+	DeliveriesTable.ForeignKeys[2].RefTable = JoinRequestsTable
 	DeliveriesTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(8589934592),
 	}
@@ -676,12 +739,14 @@ func init() {
 	JoinRequestsTable.ForeignKeys[1].RefTable = WorkspacesTable
 	JoinRequestsTable.ForeignKeys[2].RefTable = UsersTable
 	JoinRequestsTable.ForeignKeys[3].RefTable = UsersTable
+	JoinRequestsTable.ForeignKeys[4].RefTable = InvitationsTable
 	JoinRequestsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(25769803776),
 	}
 	MembershipsTable.ForeignKeys[0].RefTable = OrganizationsTable
 	MembershipsTable.ForeignKeys[1].RefTable = WorkspacesTable
 	MembershipsTable.ForeignKeys[2].RefTable = UsersTable
+	MembershipsTable.ForeignKeys[3].RefTable = InvitationsTable
 	MembershipsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(30064771072),
 	}
@@ -705,5 +770,8 @@ func init() {
 	WorkspacesTable.ForeignKeys[1].RefTable = UsersTable
 	WorkspacesTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(51539607552),
+	}
+	WorkspaceEventsTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(60129542144),
 	}
 }

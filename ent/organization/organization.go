@@ -29,6 +29,8 @@ const (
 	FieldDomains = "domains"
 	// FieldRestrictInvitationsToDomains holds the string denoting the restrict_invitations_to_domains field in the database.
 	FieldRestrictInvitationsToDomains = "restrict_invitations_to_domains"
+	// FieldEventPosition holds the string denoting the event_position field in the database.
+	FieldEventPosition = "event_position"
 	// FieldInvitationExpiryDays holds the string denoting the invitation_expiry_days field in the database.
 	FieldInvitationExpiryDays = "invitation_expiry_days"
 	// Table holds the table name of the organization in the database.
@@ -44,6 +46,7 @@ var Columns = []string{
 	FieldKind,
 	FieldDomains,
 	FieldRestrictInvitationsToDomains,
+	FieldEventPosition,
 	FieldInvitationExpiryDays,
 }
 
@@ -77,6 +80,8 @@ var (
 	DefaultDomains []string
 	// DefaultRestrictInvitationsToDomains holds the default value on creation for the "restrict_invitations_to_domains" field.
 	DefaultRestrictInvitationsToDomains bool
+	// DefaultEventPosition holds the default value on creation for the "event_position" field.
+	DefaultEventPosition int
 	// DefaultInvitationExpiryDays holds the default value on creation for the "invitation_expiry_days" field.
 	DefaultInvitationExpiryDays int
 	// InvitationExpiryDaysValidator is a validator for the "invitation_expiry_days" field. It is called by the builders before save.
@@ -140,6 +145,11 @@ func ByKind(opts ...sql.OrderTermOption) OrderOption {
 // ByRestrictInvitationsToDomains orders the results by the restrict_invitations_to_domains field.
 func ByRestrictInvitationsToDomains(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldRestrictInvitationsToDomains, opts...).ToFunc()
+}
+
+// ByEventPosition orders the results by the event_position field.
+func ByEventPosition(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldEventPosition, opts...).ToFunc()
 }
 
 // ByInvitationExpiryDays orders the results by the invitation_expiry_days field.

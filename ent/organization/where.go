@@ -74,6 +74,11 @@ func RestrictInvitationsToDomains(v bool) predicate.Organization {
 	return predicate.Organization(sql.FieldEQ(FieldRestrictInvitationsToDomains, v))
 }
 
+// EventPosition applies equality check predicate on the "event_position" field. It's identical to EventPositionEQ.
+func EventPosition(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldEQ(FieldEventPosition, v))
+}
+
 // InvitationExpiryDays applies equality check predicate on the "invitation_expiry_days" field. It's identical to InvitationExpiryDaysEQ.
 func InvitationExpiryDays(v int) predicate.Organization {
 	return predicate.Organization(sql.FieldEQ(FieldInvitationExpiryDays, v))
@@ -252,6 +257,46 @@ func RestrictInvitationsToDomainsEQ(v bool) predicate.Organization {
 // RestrictInvitationsToDomainsNEQ applies the NEQ predicate on the "restrict_invitations_to_domains" field.
 func RestrictInvitationsToDomainsNEQ(v bool) predicate.Organization {
 	return predicate.Organization(sql.FieldNEQ(FieldRestrictInvitationsToDomains, v))
+}
+
+// EventPositionEQ applies the EQ predicate on the "event_position" field.
+func EventPositionEQ(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldEQ(FieldEventPosition, v))
+}
+
+// EventPositionNEQ applies the NEQ predicate on the "event_position" field.
+func EventPositionNEQ(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldNEQ(FieldEventPosition, v))
+}
+
+// EventPositionIn applies the In predicate on the "event_position" field.
+func EventPositionIn(vs ...int) predicate.Organization {
+	return predicate.Organization(sql.FieldIn(FieldEventPosition, vs...))
+}
+
+// EventPositionNotIn applies the NotIn predicate on the "event_position" field.
+func EventPositionNotIn(vs ...int) predicate.Organization {
+	return predicate.Organization(sql.FieldNotIn(FieldEventPosition, vs...))
+}
+
+// EventPositionGT applies the GT predicate on the "event_position" field.
+func EventPositionGT(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldGT(FieldEventPosition, v))
+}
+
+// EventPositionGTE applies the GTE predicate on the "event_position" field.
+func EventPositionGTE(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldGTE(FieldEventPosition, v))
+}
+
+// EventPositionLT applies the LT predicate on the "event_position" field.
+func EventPositionLT(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldLT(FieldEventPosition, v))
+}
+
+// EventPositionLTE applies the LTE predicate on the "event_position" field.
+func EventPositionLTE(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldLTE(FieldEventPosition, v))
 }
 
 // InvitationExpiryDaysEQ applies the EQ predicate on the "invitation_expiry_days" field.

@@ -47,3 +47,6 @@ type User func(*sql.Selector)
 
 // Workspace is the predicate function for workspace builders.
 type Workspace func(*sql.Selector)
+
+// WorkspaceEvent is the predicate function for workspaceevent builders.
+type WorkspaceEvent func(*sql.Selector)

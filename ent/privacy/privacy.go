@@ -447,6 +447,30 @@ func (f WorkspaceMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutat
 	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.WorkspaceMutation", m)
 }
 
+// The WorkspaceEventQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type WorkspaceEventQueryRuleFunc func(context.Context, *ent.WorkspaceEventQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f WorkspaceEventQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.WorkspaceEventQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.WorkspaceEventQuery", q)
+}
+
+// The WorkspaceEventMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type WorkspaceEventMutationRuleFunc func(context.Context, *ent.WorkspaceEventMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f WorkspaceEventMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.WorkspaceEventMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.WorkspaceEventMutation", m)
+}
+
 type (
 	// Filter is the interface that wraps the Where function
 	// for filtering nodes in queries and mutations.
@@ -510,6 +534,8 @@ func queryFilter(q ent.Query) (Filter, error) {
 		return q.Filter(), nil
 	case *ent.WorkspaceQuery:
 		return q.Filter(), nil
+	case *ent.WorkspaceEventQuery:
+		return q.Filter(), nil
 	default:
 		return nil, Denyf("ent/privacy: unexpected query type %T for query filter", q)
 	}
@@ -544,6 +570,8 @@ func mutationFilter(m ent.Mutation) (Filter, error) {
 	case *ent.UserMutation:
 		return m.Filter(), nil
 	case *ent.WorkspaceMutation:
+		return m.Filter(), nil
+	case *ent.WorkspaceEventMutation:
 		return m.Filter(), nil
 	default:
 		return nil, Denyf("ent/privacy: unexpected mutation type %T for mutation filter", m)

@@ -18,6 +18,7 @@ import (
 	"admit/ent/session"
 	"admit/ent/user"
 	"admit/ent/workspace"
+	"admit/ent/workspaceevent"
 	"context"
 	"time"
 
@@ -146,7 +147,7 @@ func init() {
 	// delivery.LastErrorValidator is a validator for the "last_error" field. It is called by the builders before save.
 	delivery.LastErrorValidator = deliveryDescLastError.Validators[0].(func(string) error)
 	// deliveryDescTokenGeneration is the schema descriptor for token_generation field.
-	deliveryDescTokenGeneration := deliveryFields[13].Descriptor()
+	deliveryDescTokenGeneration := deliveryFields[14].Descriptor()
 	// delivery.DefaultTokenGeneration holds the default value on creation for the token_generation field.
 	delivery.DefaultTokenGeneration = deliveryDescTokenGeneration.Default.(int)
 	hrconnectionMixin := schema.HRConnection{}.Mixin()
@@ -359,6 +360,18 @@ func init() {
 	joinrequest.DefaultName = joinrequestDescName.Default.(string)
 	// joinrequest.NameValidator is a validator for the "name" field. It is called by the builders before save.
 	joinrequest.NameValidator = joinrequestDescName.Validators[0].(func(string) error)
+	// joinrequestDescMessage is the schema descriptor for message field.
+	joinrequestDescMessage := joinrequestFields[2].Descriptor()
+	// joinrequest.DefaultMessage holds the default value on creation for the message field.
+	joinrequest.DefaultMessage = joinrequestDescMessage.Default.(string)
+	// joinrequest.MessageValidator is a validator for the "message" field. It is called by the builders before save.
+	joinrequest.MessageValidator = joinrequestDescMessage.Validators[0].(func(string) error)
+	// joinrequestDescDenyReason is the schema descriptor for deny_reason field.
+	joinrequestDescDenyReason := joinrequestFields[6].Descriptor()
+	// joinrequest.DefaultDenyReason holds the default value on creation for the deny_reason field.
+	joinrequest.DefaultDenyReason = joinrequestDescDenyReason.Default.(string)
+	// joinrequest.DenyReasonValidator is a validator for the "deny_reason" field. It is called by the builders before save.
+	joinrequest.DenyReasonValidator = joinrequestDescDenyReason.Validators[0].(func(string) error)
 	membershipMixin := schema.Membership{}.Mixin()
 	membership.Policy = privacy.NewPolicies(membershipMixin[1], schema.Membership{})
 	membership.Hooks[0] = func(next ent.Mutator) ent.Mutator {
@@ -433,8 +446,12 @@ func init() {
 	organizationDescRestrictInvitationsToDomains := organizationFields[3].Descriptor()
 	// organization.DefaultRestrictInvitationsToDomains holds the default value on creation for the restrict_invitations_to_domains field.
 	organization.DefaultRestrictInvitationsToDomains = organizationDescRestrictInvitationsToDomains.Default.(bool)
+	// organizationDescEventPosition is the schema descriptor for event_position field.
+	organizationDescEventPosition := organizationFields[4].Descriptor()
+	// organization.DefaultEventPosition holds the default value on creation for the event_position field.
+	organization.DefaultEventPosition = organizationDescEventPosition.Default.(int)
 	// organizationDescInvitationExpiryDays is the schema descriptor for invitation_expiry_days field.
-	organizationDescInvitationExpiryDays := organizationFields[4].Descriptor()
+	organizationDescInvitationExpiryDays := organizationFields[5].Descriptor()
 	// organization.DefaultInvitationExpiryDays holds the default value on creation for the invitation_expiry_days field.
 	organization.DefaultInvitationExpiryDays = organizationDescInvitationExpiryDays.Default.(int)
 	// organization.InvitationExpiryDaysValidator is a validator for the "invitation_expiry_days" field. It is called by the builders before save.
@@ -614,14 +631,43 @@ func init() {
 			return nil
 		}
 	}()
+	// workspaceDescDescription is the schema descriptor for description field.
+	workspaceDescDescription := workspaceFields[2].Descriptor()
+	// workspace.DefaultDescription holds the default value on creation for the description field.
+	workspace.DefaultDescription = workspaceDescDescription.Default.(string)
+	// workspace.DescriptionValidator is a validator for the "description" field. It is called by the builders before save.
+	workspace.DescriptionValidator = workspaceDescDescription.Validators[0].(func(string) error)
 	// workspaceDescLinkEnabled is the schema descriptor for link_enabled field.
-	workspaceDescLinkEnabled := workspaceFields[2].Descriptor()
+	workspaceDescLinkEnabled := workspaceFields[3].Descriptor()
 	// workspace.DefaultLinkEnabled holds the default value on creation for the link_enabled field.
 	workspace.DefaultLinkEnabled = workspaceDescLinkEnabled.Default.(bool)
 	// workspaceDescLinkAllowsViewing is the schema descriptor for link_allows_viewing field.
-	workspaceDescLinkAllowsViewing := workspaceFields[3].Descriptor()
+	workspaceDescLinkAllowsViewing := workspaceFields[4].Descriptor()
 	// workspace.DefaultLinkAllowsViewing holds the default value on creation for the link_allows_viewing field.
 	workspace.DefaultLinkAllowsViewing = workspaceDescLinkAllowsViewing.Default.(bool)
+	// workspaceDescLinkGeneration is the schema descriptor for link_generation field.
+	workspaceDescLinkGeneration := workspaceFields[5].Descriptor()
+	// workspace.DefaultLinkGeneration holds the default value on creation for the link_generation field.
+	workspace.DefaultLinkGeneration = workspaceDescLinkGeneration.Default.(int)
+	workspaceevent.Policy = privacy.NewPolicies(schema.WorkspaceEvent{})
+	workspaceevent.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := workspaceevent.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	workspaceeventFields := schema.WorkspaceEvent{}.Fields()
+	_ = workspaceeventFields
+	// workspaceeventDescType is the schema descriptor for type field.
+	workspaceeventDescType := workspaceeventFields[4].Descriptor()
+	// workspaceevent.TypeValidator is a validator for the "type" field. It is called by the builders before save.
+	workspaceevent.TypeValidator = workspaceeventDescType.Validators[0].(func(string) error)
+	// workspaceeventDescCreatedAt is the schema descriptor for created_at field.
+	workspaceeventDescCreatedAt := workspaceeventFields[7].Descriptor()
+	// workspaceevent.DefaultCreatedAt holds the default value on creation for the created_at field.
+	workspaceevent.DefaultCreatedAt = workspaceeventDescCreatedAt.Default.(func() time.Time)
 }
 
 const (

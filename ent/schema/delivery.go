@@ -42,6 +42,7 @@ func (Delivery) Fields() []ent.Field {
 		field.String("last_error").Default("").MaxLen(1000),
 		field.Time("sent_at").Optional().Nillable(),
 		field.Int("invitation_id").Optional().Nillable().Annotations(entgql.Skip(entgql.SkipAll)),
+		field.Int("join_request_id").Optional().Nillable().Annotations(entgql.Skip(entgql.SkipAll)),
 		// The invitation token generation this message carries; the worker
 		// derives the link at send time so no token is stored.
 		field.Int("token_generation").Default(0).Annotations(entgql.Skip(entgql.SkipAll)),
@@ -52,6 +53,7 @@ func (Delivery) Fields() []ent.Field {
 func (Delivery) Edges() []ent.Edge {
 	return []ent.Edge{
 		edge.To("invitation", Invitation.Type).Field("invitation_id").Unique(),
+		edge.To("join_request", JoinRequest.Type).Field("join_request_id").Unique().Annotations(entgql.Skip(entgql.SkipAll)),
 	}
 }
 

@@ -153,14 +153,15 @@ func (Invitation) Annotations() []schema.Annotation {
 	}
 }
 
-// Policy of the Invitation: admins only.
+// Policy of the Invitation: admins, and a workspace's owners for the
+// client invitations of their workspace.
 func (Invitation) Policy() ent.Policy {
 	return privacy.Policy{
 		Query: privacy.QueryPolicy{
-			rule.DenyQueryIfNotAdmin("see invitations"),
+			rule.FilterInvitationsToManagers(),
 		},
 		Mutation: privacy.MutationPolicy{
-			rule.DenyIfNotAdmin("manage invitations"),
+			rule.DenyInvitationWriteUnlessAllowed(),
 			rule.DenyRoleAboveViewer(),
 		},
 	}

@@ -14,7 +14,9 @@ import (
 )
 
 // JoinRequest is a request to join a workspace through its link, approved
-// (as an internal user or a client) or denied by an owner or admin.
+// (as an internal user or a client) or denied by an owner or admin. A
+// request by someone not signed in stays UNCONFIRMED, unseen by approvers,
+// until its address is proven through the emailed link.
 type JoinRequest struct{ ent.Schema }
 
 // Mixin of the JoinRequest.
@@ -25,12 +27,17 @@ func (JoinRequest) Fields() []ent.Field {
 	return []ent.Field{
 		field.String("email").
 			MaxLen(320).
-			Comment("Normalized address of the requester."),
+			Comment("Normalized address of the requester.").
+			Annotations(entgql.OrderField("EMAIL")),
 		field.String("name").
 			Default("").
-			MaxLen(200),
+			MaxRuneLen(200),
+		field.String("message").
+			Default("").
+			MaxRuneLen(2000).
+			Comment("What the requester wrote to the approvers."),
 		field.Enum("status").
-			Values("PENDING", "APPROVED", "DENIED").
+			Values("UNCONFIRMED", "PENDING", "APPROVED", "DENIED", "CANCELLED").
 			Default("PENDING").
 			Annotations(entgql.OrderField("STATUS")),
 		field.Enum("decided_as").
@@ -41,6 +48,24 @@ func (JoinRequest) Fields() []ent.Field {
 		field.Time("decided_at").
 			Optional().
 			Nillable(),
+		field.String("deny_reason").
+			Default("").
+			MaxRuneLen(1000).
+			Comment("Why the request was denied, when it was."),
+		field.Time("confirmed_at").
+			Optional().
+			Nillable().
+			Comment("When the requester's address was proven (at once for signed-in requesters)."),
+		// The requester's token is derived, never stored (as invitation
+		// tokens are); it confirms the address, shows the request and
+		// cancels it, and nothing else.
+		field.JSON("token_nonces", [][]byte{}).
+			Sensitive().
+			Annotations(entgql.Skip(entgql.SkipAll)),
+		field.Time("last_sent_at").
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip(entgql.SkipAll)),
 		field.Int("workspace_id").
 			Annotations(entgql.Skip(entgql.SkipAll)),
 		field.Int("requester_id").
@@ -51,6 +76,10 @@ func (JoinRequest) Fields() []ent.Field {
 			Optional().
 			Nillable().
 			Annotations(entgql.Skip(entgql.SkipAll)),
+		field.Int("invitation_id").
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip(entgql.SkipAll)),
 	}
 }
 
@@ -58,17 +87,25 @@ func (JoinRequest) Fields() []ent.Field {
 func (JoinRequest) Edges() []ent.Edge {
 	return []ent.Edge{
 		edge.To("workspace", Workspace.Type).Field("workspace_id").Unique().Required(),
-		edge.To("requester", User.Type).Field("requester_id").Unique(),
+		edge.To("requester", User.Type).
+			Field("requester_id").
+			Unique().
+			Comment("The requester's account, when they have one in the organization."),
 		edge.To("decided_by", User.Type).Field("decided_by_id").Unique(),
+		edge.To("invitation", Invitation.Type).
+			Field("invitation_id").
+			Unique().
+			Comment("The invitation sent on approval to a person new to the organization."),
 	}
 }
 
-// Indexes of the JoinRequest: one pending request per address and workspace.
+// Indexes of the JoinRequest: one open request per address and workspace,
+// so a second request returns the first.
 func (JoinRequest) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("workspace_id", "email").
 			Unique().
-			Annotations(entsql.IndexWhere("status = 'PENDING'")),
+			Annotations(entsql.IndexWhere("status IN ('UNCONFIRMED', 'PENDING')")),
 	}
 }
 
@@ -80,14 +117,16 @@ func (JoinRequest) Annotations() []schema.Annotation {
 	}
 }
 
-// Policy of the JoinRequest.
+// Policy of the JoinRequest: admins and the workspace's owners see its
+// confirmed requests and decide them; requests are created by the public
+// link path, outside any viewer; nobody decides their own request.
 func (JoinRequest) Policy() ent.Policy {
 	return privacy.Policy{
 		Query: privacy.QueryPolicy{
-			rule.DenyQueryIfNotAdmin("see join requests"),
+			rule.FilterJoinRequestsToDeciders(),
 		},
 		Mutation: privacy.MutationPolicy{
-			rule.DenyIfNotAdmin("decide join requests"),
+			rule.DenyJoinRequestWriteUnlessDecider(),
 		},
 	}
 }

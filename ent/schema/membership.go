@@ -12,7 +12,8 @@ import (
 	"admit/internal/rule"
 )
 
-// Membership places a user in a workspace. NOT_JOINED until the user accepts.
+// Membership places a user in a workspace. A person invited to the
+// workspace is NOT_JOINED until they accept their invitation.
 type Membership struct{ ent.Schema }
 
 // Mixin of the Membership.
@@ -22,9 +23,9 @@ func (Membership) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}, TenantMi
 func (Membership) Fields() []ent.Field {
 	return []ent.Field{
 		field.Enum("role").
-			Values("OWNER", "ADMIN", "MEMBER").
+			Values("OWNER", "MEMBER").
 			Default("MEMBER").
-			Comment("Role within the workspace."),
+			Comment("OWNERs manage the workspace; MEMBERs take part in it."),
 		field.Enum("status").
 			Values("NOT_JOINED", "JOINED").
 			Default("NOT_JOINED").
@@ -32,6 +33,10 @@ func (Membership) Fields() []ent.Field {
 		field.Int("workspace_id").
 			Annotations(entgql.Skip(entgql.SkipAll)),
 		field.Int("user_id").
+			Annotations(entgql.Skip(entgql.SkipAll)),
+		field.Int("invitation_id").
+			Optional().
+			Nillable().
 			Annotations(entgql.Skip(entgql.SkipAll)),
 	}
 }
@@ -41,6 +46,11 @@ func (Membership) Edges() []ent.Edge {
 	return []ent.Edge{
 		edge.To("workspace", Workspace.Type).Field("workspace_id").Unique().Required(),
 		edge.To("user", User.Type).Field("user_id").Unique().Required(),
+		edge.To("invitation", Invitation.Type).
+			Field("invitation_id").
+			Unique().
+			Comment("The invitation that brings a NOT_JOINED member in.").
+			Annotations(entgql.Skip(entgql.SkipAll)),
 	}
 }
 
@@ -48,6 +58,7 @@ func (Membership) Edges() []ent.Edge {
 func (Membership) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("workspace_id", "user_id").Unique(),
+		index.Fields("user_id"),
 	}
 }
 
@@ -59,11 +70,15 @@ func (Membership) Annotations() []schema.Annotation {
 	}
 }
 
-// Policy of the Membership.
+// Policy of the Membership: members read their workspaces' members;
+// admins and the workspace's owners change them.
 func (Membership) Policy() ent.Policy {
 	return privacy.Policy{
+		Query: privacy.QueryPolicy{
+			rule.FilterMembershipsToMembers(),
+		},
 		Mutation: privacy.MutationPolicy{
-			rule.DenyIfNotAdmin("manage workspace members"),
+			rule.DenyMembershipWriteUnlessManager(),
 		},
 	}
 }

@@ -36,6 +36,10 @@ func (Organization) Fields() []ent.Field {
 		field.Bool("restrict_invitations_to_domains").
 			Default(false).
 			Comment("When true, invitations may only go to addresses in the verified domains."),
+		field.Int("event_position").
+			Default(0).
+			Comment("The position of the organization's latest workspace event.").
+			Annotations(entgql.Skip(entgql.SkipAll)),
 		field.Int("invitation_expiry_days").
 			Default(14).
 			Min(1).

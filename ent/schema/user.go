@@ -100,7 +100,7 @@ func (User) Annotations() []schema.Annotation {
 func (User) Policy() ent.Policy {
 	return privacy.Policy{
 		Mutation: privacy.MutationPolicy{
-			rule.DenyIfNotAdmin("manage users"),
+			rule.DenyUserWriteUnlessAllowed(),
 			rule.DenyRoleAboveViewer(),
 		},
 	}

@@ -75,6 +75,11 @@ func Name(v string) predicate.Workspace {
 	return predicate.Workspace(sql.FieldEQ(FieldName, v))
 }
 
+// Description applies equality check predicate on the "description" field. It's identical to DescriptionEQ.
+func Description(v string) predicate.Workspace {
+	return predicate.Workspace(sql.FieldEQ(FieldDescription, v))
+}
+
 // LinkEnabled applies equality check predicate on the "link_enabled" field. It's identical to LinkEnabledEQ.
 func LinkEnabled(v bool) predicate.Workspace {
 	return predicate.Workspace(sql.FieldEQ(FieldLinkEnabled, v))
@@ -83,6 +88,16 @@ func LinkEnabled(v bool) predicate.Workspace {
 // LinkAllowsViewing applies equality check predicate on the "link_allows_viewing" field. It's identical to LinkAllowsViewingEQ.
 func LinkAllowsViewing(v bool) predicate.Workspace {
 	return predicate.Workspace(sql.FieldEQ(FieldLinkAllowsViewing, v))
+}
+
+// LinkGeneration applies equality check predicate on the "link_generation" field. It's identical to LinkGenerationEQ.
+func LinkGeneration(v int) predicate.Workspace {
+	return predicate.Workspace(sql.FieldEQ(FieldLinkGeneration, v))
+}
+
+// ArchivedAt applies equality check predicate on the "archived_at" field. It's identical to ArchivedAtEQ.
+func ArchivedAt(v time.Time) predicate.Workspace {
+	return predicate.Workspace(sql.FieldEQ(FieldArchivedAt, v))
 }
 
 // OwnerID applies equality check predicate on the "owner_id" field. It's identical to OwnerIDEQ.
@@ -275,6 +290,71 @@ func TypeNotIn(vs ...Type) predicate.Workspace {
 	return predicate.Workspace(sql.FieldNotIn(FieldType, vs...))
 }
 
+// DescriptionEQ applies the EQ predicate on the "description" field.
+func DescriptionEQ(v string) predicate.Workspace {
+	return predicate.Workspace(sql.FieldEQ(FieldDescription, v))
+}
+
+// DescriptionNEQ applies the NEQ predicate on the "description" field.
+func DescriptionNEQ(v string) predicate.Workspace {
+	return predicate.Workspace(sql.FieldNEQ(FieldDescription, v))
+}
+
+// DescriptionIn applies the In predicate on the "description" field.
+func DescriptionIn(vs ...string) predicate.Workspace {
+	return predicate.Workspace(sql.FieldIn(FieldDescription, vs...))
+}
+
+// DescriptionNotIn applies the NotIn predicate on the "description" field.
+func DescriptionNotIn(vs ...string) predicate.Workspace {
+	return predicate.Workspace(sql.FieldNotIn(FieldDescription, vs...))
+}
+
+// DescriptionGT applies the GT predicate on the "description" field.
+func DescriptionGT(v string) predicate.Workspace {
+	return predicate.Workspace(sql.FieldGT(FieldDescription, v))
+}
+
+// DescriptionGTE applies the GTE predicate on the "description" field.
+func DescriptionGTE(v string) predicate.Workspace {
+	return predicate.Workspace(sql.FieldGTE(FieldDescription, v))
+}
+
+// DescriptionLT applies the LT predicate on the "description" field.
+func DescriptionLT(v string) predicate.Workspace {
+	return predicate.Workspace(sql.FieldLT(FieldDescription, v))
+}
+
+// DescriptionLTE applies the LTE predicate on the "description" field.
+func DescriptionLTE(v string) predicate.Workspace {
+	return predicate.Workspace(sql.FieldLTE(FieldDescription, v))
+}
+
+// DescriptionContains applies the Contains predicate on the "description" field.
+func DescriptionContains(v string) predicate.Workspace {
+	return predicate.Workspace(sql.FieldContains(FieldDescription, v))
+}
+
+// DescriptionHasPrefix applies the HasPrefix predicate on the "description" field.
+func DescriptionHasPrefix(v string) predicate.Workspace {
+	return predicate.Workspace(sql.FieldHasPrefix(FieldDescription, v))
+}
+
+// DescriptionHasSuffix applies the HasSuffix predicate on the "description" field.
+func DescriptionHasSuffix(v string) predicate.Workspace {
+	return predicate.Workspace(sql.FieldHasSuffix(FieldDescription, v))
+}
+
+// DescriptionEqualFold applies the EqualFold predicate on the "description" field.
+func DescriptionEqualFold(v string) predicate.Workspace {
+	return predicate.Workspace(sql.FieldEqualFold(FieldDescription, v))
+}
+
+// DescriptionContainsFold applies the ContainsFold predicate on the "description" field.
+func DescriptionContainsFold(v string) predicate.Workspace {
+	return predicate.Workspace(sql.FieldContainsFold(FieldDescription, v))
+}
+
 // LinkEnabledEQ applies the EQ predicate on the "link_enabled" field.
 func LinkEnabledEQ(v bool) predicate.Workspace {
 	return predicate.Workspace(sql.FieldEQ(FieldLinkEnabled, v))
@@ -293,6 +373,106 @@ func LinkAllowsViewingEQ(v bool) predicate.Workspace {
 // LinkAllowsViewingNEQ applies the NEQ predicate on the "link_allows_viewing" field.
 func LinkAllowsViewingNEQ(v bool) predicate.Workspace {
 	return predicate.Workspace(sql.FieldNEQ(FieldLinkAllowsViewing, v))
+}
+
+// LinkGenerationEQ applies the EQ predicate on the "link_generation" field.
+func LinkGenerationEQ(v int) predicate.Workspace {
+	return predicate.Workspace(sql.FieldEQ(FieldLinkGeneration, v))
+}
+
+// LinkGenerationNEQ applies the NEQ predicate on the "link_generation" field.
+func LinkGenerationNEQ(v int) predicate.Workspace {
+	return predicate.Workspace(sql.FieldNEQ(FieldLinkGeneration, v))
+}
+
+// LinkGenerationIn applies the In predicate on the "link_generation" field.
+func LinkGenerationIn(vs ...int) predicate.Workspace {
+	return predicate.Workspace(sql.FieldIn(FieldLinkGeneration, vs...))
+}
+
+// LinkGenerationNotIn applies the NotIn predicate on the "link_generation" field.
+func LinkGenerationNotIn(vs ...int) predicate.Workspace {
+	return predicate.Workspace(sql.FieldNotIn(FieldLinkGeneration, vs...))
+}
+
+// LinkGenerationGT applies the GT predicate on the "link_generation" field.
+func LinkGenerationGT(v int) predicate.Workspace {
+	return predicate.Workspace(sql.FieldGT(FieldLinkGeneration, v))
+}
+
+// LinkGenerationGTE applies the GTE predicate on the "link_generation" field.
+func LinkGenerationGTE(v int) predicate.Workspace {
+	return predicate.Workspace(sql.FieldGTE(FieldLinkGeneration, v))
+}
+
+// LinkGenerationLT applies the LT predicate on the "link_generation" field.
+func LinkGenerationLT(v int) predicate.Workspace {
+	return predicate.Workspace(sql.FieldLT(FieldLinkGeneration, v))
+}
+
+// LinkGenerationLTE applies the LTE predicate on the "link_generation" field.
+func LinkGenerationLTE(v int) predicate.Workspace {
+	return predicate.Workspace(sql.FieldLTE(FieldLinkGeneration, v))
+}
+
+// LinkTokenNoncesIsNil applies the IsNil predicate on the "link_token_nonces" field.
+func LinkTokenNoncesIsNil() predicate.Workspace {
+	return predicate.Workspace(sql.FieldIsNull(FieldLinkTokenNonces))
+}
+
+// LinkTokenNoncesNotNil applies the NotNil predicate on the "link_token_nonces" field.
+func LinkTokenNoncesNotNil() predicate.Workspace {
+	return predicate.Workspace(sql.FieldNotNull(FieldLinkTokenNonces))
+}
+
+// ArchivedAtEQ applies the EQ predicate on the "archived_at" field.
+func ArchivedAtEQ(v time.Time) predicate.Workspace {
+	return predicate.Workspace(sql.FieldEQ(FieldArchivedAt, v))
+}
+
+// ArchivedAtNEQ applies the NEQ predicate on the "archived_at" field.
+func ArchivedAtNEQ(v time.Time) predicate.Workspace {
+	return predicate.Workspace(sql.FieldNEQ(FieldArchivedAt, v))
+}
+
+// ArchivedAtIn applies the In predicate on the "archived_at" field.
+func ArchivedAtIn(vs ...time.Time) predicate.Workspace {
+	return predicate.Workspace(sql.FieldIn(FieldArchivedAt, vs...))
+}
+
+// ArchivedAtNotIn applies the NotIn predicate on the "archived_at" field.
+func ArchivedAtNotIn(vs ...time.Time) predicate.Workspace {
+	return predicate.Workspace(sql.FieldNotIn(FieldArchivedAt, vs...))
+}
+
+// ArchivedAtGT applies the GT predicate on the "archived_at" field.
+func ArchivedAtGT(v time.Time) predicate.Workspace {
+	return predicate.Workspace(sql.FieldGT(FieldArchivedAt, v))
+}
+
+// ArchivedAtGTE applies the GTE predicate on the "archived_at" field.
+func ArchivedAtGTE(v time.Time) predicate.Workspace {
+	return predicate.Workspace(sql.FieldGTE(FieldArchivedAt, v))
+}
+
+// ArchivedAtLT applies the LT predicate on the "archived_at" field.
+func ArchivedAtLT(v time.Time) predicate.Workspace {
+	return predicate.Workspace(sql.FieldLT(FieldArchivedAt, v))
+}
+
+// ArchivedAtLTE applies the LTE predicate on the "archived_at" field.
+func ArchivedAtLTE(v time.Time) predicate.Workspace {
+	return predicate.Workspace(sql.FieldLTE(FieldArchivedAt, v))
+}
+
+// ArchivedAtIsNil applies the IsNil predicate on the "archived_at" field.
+func ArchivedAtIsNil() predicate.Workspace {
+	return predicate.Workspace(sql.FieldIsNull(FieldArchivedAt))
+}
+
+// ArchivedAtNotNil applies the NotNil predicate on the "archived_at" field.
+func ArchivedAtNotNil() predicate.Workspace {
+	return predicate.Workspace(sql.FieldNotNull(FieldArchivedAt))
 }
 
 // OwnerIDEQ applies the EQ predicate on the "owner_id" field.
@@ -371,21 +551,21 @@ func HasOwnerWith(preds ...predicate.User) predicate.Workspace {
 	})
 }
 
-// HasMemberships applies the HasEdge predicate on the "memberships" edge.
-func HasMemberships() predicate.Workspace {
+// HasMembers applies the HasEdge predicate on the "members" edge.
+func HasMembers() predicate.Workspace {
 	return predicate.Workspace(func(s *sql.Selector) {
 		step := sqlgraph.NewStep(
 			sqlgraph.From(Table, FieldID),
-			sqlgraph.Edge(sqlgraph.O2M, true, MembershipsTable, MembershipsColumn),
+			sqlgraph.Edge(sqlgraph.O2M, true, MembersTable, MembersColumn),
 		)
 		sqlgraph.HasNeighbors(s, step)
 	})
 }
 
-// HasMembershipsWith applies the HasEdge predicate on the "memberships" edge with a given conditions (other predicates).
-func HasMembershipsWith(preds ...predicate.Membership) predicate.Workspace {
+// HasMembersWith applies the HasEdge predicate on the "members" edge with a given conditions (other predicates).
+func HasMembersWith(preds ...predicate.Membership) predicate.Workspace {
 	return predicate.Workspace(func(s *sql.Selector) {
-		step := newMembershipsStep()
+		step := newMembersStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

@@ -28,18 +28,26 @@ const (
 	FieldName = "name"
 	// FieldType holds the string denoting the type field in the database.
 	FieldType = "type"
+	// FieldDescription holds the string denoting the description field in the database.
+	FieldDescription = "description"
 	// FieldLinkEnabled holds the string denoting the link_enabled field in the database.
 	FieldLinkEnabled = "link_enabled"
 	// FieldLinkAllowsViewing holds the string denoting the link_allows_viewing field in the database.
 	FieldLinkAllowsViewing = "link_allows_viewing"
+	// FieldLinkGeneration holds the string denoting the link_generation field in the database.
+	FieldLinkGeneration = "link_generation"
+	// FieldLinkTokenNonces holds the string denoting the link_token_nonces field in the database.
+	FieldLinkTokenNonces = "link_token_nonces"
+	// FieldArchivedAt holds the string denoting the archived_at field in the database.
+	FieldArchivedAt = "archived_at"
 	// FieldOwnerID holds the string denoting the owner_id field in the database.
 	FieldOwnerID = "owner_id"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeOwner holds the string denoting the owner edge name in mutations.
 	EdgeOwner = "owner"
-	// EdgeMemberships holds the string denoting the memberships edge name in mutations.
-	EdgeMemberships = "memberships"
+	// EdgeMembers holds the string denoting the members edge name in mutations.
+	EdgeMembers = "members"
 	// EdgeJoinRequests holds the string denoting the join_requests edge name in mutations.
 	EdgeJoinRequests = "join_requests"
 	// Table holds the table name of the workspace in the database.
@@ -58,13 +66,13 @@ const (
 	OwnerInverseTable = "users"
 	// OwnerColumn is the table column denoting the owner relation/edge.
 	OwnerColumn = "owner_id"
-	// MembershipsTable is the table that holds the memberships relation/edge.
-	MembershipsTable = "memberships"
-	// MembershipsInverseTable is the table name for the Membership entity.
+	// MembersTable is the table that holds the members relation/edge.
+	MembersTable = "memberships"
+	// MembersInverseTable is the table name for the Membership entity.
 	// It exists in this package in order to avoid circular dependency with the "membership" package.
-	MembershipsInverseTable = "memberships"
-	// MembershipsColumn is the table column denoting the memberships relation/edge.
-	MembershipsColumn = "workspace_id"
+	MembersInverseTable = "memberships"
+	// MembersColumn is the table column denoting the members relation/edge.
+	MembersColumn = "workspace_id"
 	// JoinRequestsTable is the table that holds the join_requests relation/edge.
 	JoinRequestsTable = "join_requests"
 	// JoinRequestsInverseTable is the table name for the JoinRequest entity.
@@ -82,8 +90,12 @@ var Columns = []string{
 	FieldOrganizationID,
 	FieldName,
 	FieldType,
+	FieldDescription,
 	FieldLinkEnabled,
 	FieldLinkAllowsViewing,
+	FieldLinkGeneration,
+	FieldLinkTokenNonces,
+	FieldArchivedAt,
 	FieldOwnerID,
 }
 
@@ -113,10 +125,16 @@ var (
 	UpdateDefaultUpdatedAt func() time.Time
 	// NameValidator is a validator for the "name" field. It is called by the builders before save.
 	NameValidator func(string) error
+	// DefaultDescription holds the default value on creation for the "description" field.
+	DefaultDescription string
+	// DescriptionValidator is a validator for the "description" field. It is called by the builders before save.
+	DescriptionValidator func(string) error
 	// DefaultLinkEnabled holds the default value on creation for the "link_enabled" field.
 	DefaultLinkEnabled bool
 	// DefaultLinkAllowsViewing holds the default value on creation for the "link_allows_viewing" field.
 	DefaultLinkAllowsViewing bool
+	// DefaultLinkGeneration holds the default value on creation for the "link_generation" field.
+	DefaultLinkGeneration int
 )
 
 // Type defines the type for the "type" enum field.
@@ -178,6 +196,11 @@ func ByType(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldType, opts...).ToFunc()
 }
 
+// ByDescription orders the results by the description field.
+func ByDescription(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDescription, opts...).ToFunc()
+}
+
 // ByLinkEnabled orders the results by the link_enabled field.
 func ByLinkEnabled(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldLinkEnabled, opts...).ToFunc()
@@ -186,6 +209,16 @@ func ByLinkEnabled(opts ...sql.OrderTermOption) OrderOption {
 // ByLinkAllowsViewing orders the results by the link_allows_viewing field.
 func ByLinkAllowsViewing(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldLinkAllowsViewing, opts...).ToFunc()
+}
+
+// ByLinkGeneration orders the results by the link_generation field.
+func ByLinkGeneration(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLinkGeneration, opts...).ToFunc()
+}
+
+// ByArchivedAt orders the results by the archived_at field.
+func ByArchivedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldArchivedAt, opts...).ToFunc()
 }
 
 // ByOwnerID orders the results by the owner_id field.
@@ -207,17 +240,17 @@ func ByOwnerField(field string, opts ...sql.OrderTermOption) OrderOption {
 	}
 }
 
-// ByMembershipsCount orders the results by memberships count.
-func ByMembershipsCount(opts ...sql.OrderTermOption) OrderOption {
+// ByMembersCount orders the results by members count.
+func ByMembersCount(opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
-		sqlgraph.OrderByNeighborsCount(s, newMembershipsStep(), opts...)
+		sqlgraph.OrderByNeighborsCount(s, newMembersStep(), opts...)
 	}
 }
 
-// ByMemberships orders the results by memberships terms.
-func ByMemberships(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+// ByMembers orders the results by members terms.
+func ByMembers(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 	return func(s *sql.Selector) {
-		sqlgraph.OrderByNeighborTerms(s, newMembershipsStep(), append([]sql.OrderTerm{term}, terms...)...)
+		sqlgraph.OrderByNeighborTerms(s, newMembersStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
 }
 
@@ -248,11 +281,11 @@ func newOwnerStep() *sqlgraph.Step {
 		sqlgraph.Edge(sqlgraph.M2O, false, OwnerTable, OwnerColumn),
 	)
 }
-func newMembershipsStep() *sqlgraph.Step {
+func newMembersStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
-		sqlgraph.To(MembershipsInverseTable, FieldID),
-		sqlgraph.Edge(sqlgraph.O2M, true, MembershipsTable, MembershipsColumn),
+		sqlgraph.To(MembersInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, true, MembersTable, MembersColumn),
 	)
 }
 func newJoinRequestsStep() *sqlgraph.Step {

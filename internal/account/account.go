@@ -110,7 +110,7 @@ func (s *Service) Authenticate(ctx context.Context, c *ent.Client, token string)
 	ss, us, rs := t.Table(session.Table).As("s"), t.Table(user.Table).As("u"), t.Table(role.Table).As("r")
 	query, args := t.Select(
 		ss.C(session.FieldID), us.C(user.FieldID), us.C(user.FieldOrganizationID),
-		rs.C(role.FieldID), rs.C(role.FieldAdmin), rs.C(role.FieldRank),
+		rs.C(role.FieldID), rs.C(role.FieldAdmin), rs.C(role.FieldRank), us.C(user.FieldKind),
 	).
 		From(ss).
 		Join(us).On(ss.C(session.FieldUserID), us.C(user.FieldID)).
@@ -133,9 +133,11 @@ func (s *Service) Authenticate(ctx context.Context, c *ent.Client, token string)
 		return nil, ErrInvalidSession
 	}
 	v := &auth.Viewer{}
-	if err := rows.Scan(&v.SessionID, &v.UserID, &v.OrgID, &v.RoleID, &v.Admin, &v.Rank); err != nil {
+	var kind string
+	if err := rows.Scan(&v.SessionID, &v.UserID, &v.OrgID, &v.RoleID, &v.Admin, &v.Rank, &kind); err != nil {
 		return nil, fmt.Errorf("account.Authenticate: %w", err)
 	}
+	v.Client = kind == user.KindCLIENT.String()
 	return v, rows.Err()
 }
 
@@ -347,7 +349,7 @@ func (s *Service) Current(ctx context.Context, c *ent.Client, v *auth.Viewer) (*
 	t := entsql.Dialect(s.dialect())
 	ss, us, rs := t.Table(session.Table).As("s"), t.Table(user.Table).As("u"), t.Table(role.Table).As("r")
 	query, args := t.Select(
-		us.C(user.FieldOrganizationID), rs.C(role.FieldID), rs.C(role.FieldAdmin), rs.C(role.FieldRank),
+		us.C(user.FieldOrganizationID), rs.C(role.FieldID), rs.C(role.FieldAdmin), rs.C(role.FieldRank), us.C(user.FieldKind),
 	).
 		From(ss).
 		Join(us).On(ss.C(session.FieldUserID), us.C(user.FieldID)).
@@ -371,9 +373,11 @@ func (s *Service) Current(ctx context.Context, c *ent.Client, v *auth.Viewer) (*
 		return nil, ErrInvalidSession
 	}
 	cur := *v
-	if err := rows.Scan(&cur.OrgID, &cur.RoleID, &cur.Admin, &cur.Rank); err != nil {
+	var kind string
+	if err := rows.Scan(&cur.OrgID, &cur.RoleID, &cur.Admin, &cur.Rank, &kind); err != nil {
 		return nil, fmt.Errorf("account.Current: %w", err)
 	}
+	cur.Client = kind == user.KindCLIENT.String()
 	return &cur, rows.Err()
 }
 

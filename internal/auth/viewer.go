@@ -13,6 +13,7 @@ type Viewer struct {
 	Admin     bool // the user's role confers admin rights
 	Rank      int  // the user's role rank; nobody grants a rank above their own
 	SessionID int
+	Client    bool // the user is a CLIENT, not an internal user
 	// Socket marks a viewer authenticated once for a websocket; its session
 	// is re-checked before each operation.
 	Socket bool

@@ -177,6 +177,17 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	return c, nil
 }
 
+// WorkspaceLinkURL returns the shareable URL for a workspace link token.
+func (c Config) WorkspaceLinkURL(token string) string {
+	return c.PublicURL + "/workspaces/join?token=" + url.QueryEscape(token)
+}
+
+// JoinRequestURL returns the link, sent to a join requester, that confirms
+// the request and then shows it.
+func (c Config) JoinRequestURL(token string) string {
+	return c.PublicURL + "/workspaces/request?token=" + url.QueryEscape(token)
+}
+
 // JoinURL returns the shareable URL for an invite link token.
 func (c Config) JoinURL(token string) string {
 	return strings.ReplaceAll(c.JoinURLTemplate, "{token}", url.QueryEscape(token))

@@ -29,6 +29,7 @@ type batchFields struct {
 	orgID, roleID, inviterID int
 	workspaceID              *int
 	source                   invitation.Source
+	kind                     invitation.Kind
 	message                  string
 	now, expires             time.Time
 }
@@ -60,7 +61,7 @@ WITH input AS (
 	INSERT INTO invitations (created_at, updated_at, organization_id, email, name, kind, admin, source,
 		delivery_mode, status, message, token_nonces, token_generation, expires_at, send_count,
 		last_sent_at, last_delivery_error, role_id, inviter_id, workspace_id)
-	SELECT $2::timestamptz, $2::timestamptz, $3::bigint, e, n, 'INTERNAL', false, $4::varchar,
+	SELECT $2::timestamptz, $2::timestamptz, $3::bigint, e, n, $12::varchar, false, $4::varchar,
 		'INVITE', 'PENDING', $5::varchar, jsonb_build_array(t), 1, $6::timestamptz, 1,
 		$2::timestamptz, '', $7::bigint, $8::bigint, $9::bigint
 	FROM input
@@ -88,7 +89,7 @@ const (
 INSERT INTO invitations (created_at, updated_at, organization_id, email, name, kind, admin, source,
 	delivery_mode, status, message, token_nonces, token_generation, expires_at, send_count,
 	last_sent_at, last_delivery_error, role_id, inviter_id, workspace_id)
-SELECT ?1, ?1, ?2, j.value ->> 'e', j.value ->> 'n', 'INTERNAL', false, ?3,
+SELECT ?1, ?1, ?2, j.value ->> 'e', j.value ->> 'n', ?10, false, ?3,
 	'INVITE', 'PENDING', ?4, json_array(j.value ->> 't'), 1, ?5, 1,
 	?1, '', ?6, ?7, ?8
 FROM json_each(?9) AS j WHERE true
@@ -136,10 +137,10 @@ func (s *Service) writeInvitations(ctx context.Context, c *ent.Client, b batchFi
 	if s.Dialect == dialect.Postgres {
 		return scanCreated(c.QueryContext(ctx, pgWriteInvitations,
 			string(input), b.now, b.orgID, string(b.source), b.message, b.expires,
-			b.roleID, b.inviterID, b.workspaceID, TemplateInvitation, createdAction))
+			b.roleID, b.inviterID, b.workspaceID, TemplateInvitation, createdAction, string(b.kind)))
 	}
 	created, err := scanCreated(c.QueryContext(ctx, sqliteInsertInvitations,
-		b.now, b.orgID, string(b.source), b.message, b.expires, b.roleID, b.inviterID, b.workspaceID, string(input)))
+		b.now, b.orgID, string(b.source), b.message, b.expires, b.roleID, b.inviterID, b.workspaceID, string(input), string(b.kind)))
 	if err != nil || len(created) == 0 {
 		return created, err
 	}
@@ -176,6 +177,7 @@ func (b batchFields) authorize(ctx context.Context, c *ent.Client, first newInvi
 		SetEmail(first.Email).
 		SetName(first.Name).
 		SetSource(b.source).
+		SetKind(b.kind).
 		SetMessage(b.message).
 		SetRoleID(b.roleID).
 		SetInviterID(b.inviterID).

@@ -17,7 +17,7 @@ func BulkInvite(ctx context.Context, s *Service, c *ent.Client, orgID, roleID, i
 		rows[i] = newInvitation{Email: e, Nonce: []byte("0123456789abcdef")}
 	}
 	return s.writeInvitations(ctx, c, batchFields{
-		orgID: orgID, roleID: roleID, inviterID: inviterID, source: invitation.SourceMANUAL,
+		orgID: orgID, roleID: roleID, inviterID: inviterID, source: invitation.SourceMANUAL, kind: invitation.KindINTERNAL,
 		now: now, expires: now.Add(time.Hour),
 	}, rows)
 }

@@ -19,6 +19,7 @@ import (
 	"admit/internal/address"
 	"admit/internal/apperr"
 	"admit/internal/auth"
+	"admit/internal/eventlog"
 	"admit/internal/pubsub"
 	"admit/internal/rule"
 	"admit/internal/secret"
@@ -48,6 +49,8 @@ type Service struct {
 	// Dialect is dialect.Postgres or dialect.SQLite (the default); bulk
 	// writes use each one's own SQL.
 	Dialect string
+	// Events stores workspace events (a member joining on acceptance).
+	Events *eventlog.Log
 }
 
 // Entry is one address as the user gave it.
@@ -64,6 +67,8 @@ type Request struct {
 	WorkspaceID *int
 	Message     string
 	Source      invitation.Source
+	// Kind is INTERNAL (the default) or CLIENT.
+	Kind invitation.Kind
 }
 
 // Result is what happened to one entry.
@@ -109,7 +114,10 @@ type candidate struct {
 // transaction). A role or workspace that does not exist fails the whole
 // request; problems with single addresses are reported in the results.
 func (s *Service) Invite(ctx context.Context, c *ent.Client, req Request) (*Outcome, error) {
-	if err := rule.RequireAdmin(ctx, "invite people"); err != nil {
+	if req.Kind == "" {
+		req.Kind = invitation.KindINTERNAL
+	}
+	if err := rule.RequireInviter(ctx, c, req.Kind, req.WorkspaceID); err != nil {
 		return nil, err
 	}
 	v := auth.FromContext(ctx)
@@ -123,10 +131,14 @@ func (s *Service) Invite(ctx context.Context, c *ent.Client, req Request) (*Outc
 		return nil, err
 	}
 	if req.WorkspaceID != nil {
-		if _, err := c.Workspace.Get(ctx, *req.WorkspaceID); ent.IsNotFound(err) {
+		ws, err := c.Workspace.Get(ctx, *req.WorkspaceID)
+		if ent.IsNotFound(err) {
 			return nil, apperr.New(apperr.NotFound, "workspace not found")
 		} else if err != nil {
 			return nil, fmt.Errorf("invite.Invite: %w", err)
+		}
+		if ws.ArchivedAt != nil {
+			return nil, apperr.New(apperr.BadUserInput, "the workspace is archived and takes no new members")
 		}
 	}
 	if len([]rune(req.Message)) > 2000 {
@@ -240,7 +252,7 @@ func (s *Service) invitePart(ctx context.Context, c *ent.Client, v *auth.Viewer,
 	// NOTHING turns that into "already invited" instead of an error.
 	created, err := s.writeInvitations(ctx, c, batchFields{
 		orgID: v.OrgID, roleID: rl.ID, inviterID: v.UserID, workspaceID: req.WorkspaceID,
-		source: req.Source, message: req.Message, now: now, expires: expires,
+		source: req.Source, kind: req.Kind, message: req.Message, now: now, expires: expires,
 	}, fresh)
 	if err != nil {
 		return err

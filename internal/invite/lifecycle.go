@@ -16,6 +16,7 @@ import (
 	"admit/ent/user"
 	"admit/internal/account"
 	"admit/internal/auth"
+	"admit/internal/eventlog"
 	"admit/internal/password"
 	"admit/internal/rule"
 	"admit/internal/secret"
@@ -219,18 +220,8 @@ func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.S
 	if err := c.Invitation.UpdateOneID(inv.ID).SetUserID(u.ID).Exec(sys); err != nil {
 		return nil, fmt.Errorf("invite.Accept: %w", err)
 	}
-	if inv.WorkspaceID != nil {
-		err := c.Membership.Create().
-			SetOrganizationID(inv.OrganizationID).
-			SetWorkspaceID(*inv.WorkspaceID).
-			SetUserID(u.ID).
-			SetStatus(membership.StatusJOINED).
-			OnConflictColumns(membership.FieldWorkspaceID, membership.FieldUserID).
-			Update(func(m *ent.MembershipUpsert) { m.SetStatus(membership.StatusJOINED) }).
-			Exec(sys)
-		if err != nil {
-			return nil, fmt.Errorf("invite.Accept: membership: %w", err)
-		}
+	if err := s.joinWorkspaces(ctx, c, inv, u.ID); err != nil {
+		return nil, err
 	}
 	if err := cancelQueued(ctx, c, inv.ID); err != nil {
 		return nil, err
@@ -253,6 +244,62 @@ func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.S
 	return &Accepted{User: u, SessionToken: token, Session: sess}, nil
 }
 
+// joinWorkspaces makes the accepting user a JOINED member of the
+// invitation's workspace and of every workspace they were added to while
+// invited, and records a JOINED (or, for a membership new here, ADDED)
+// event for each.
+func (s *Service) joinWorkspaces(ctx context.Context, c *ent.Client, inv *ent.Invitation, userID int) error {
+	sys := rule.System(ctx)
+	waiting, err := c.Membership.Query().
+		Where(membership.UserID(userID), membership.StatusEQ(membership.StatusNOT_JOINED)).
+		All(sys)
+	if err != nil {
+		return fmt.Errorf("invite.Accept: memberships: %w", err)
+	}
+	joined := map[int]bool{}
+	for _, m := range waiting {
+		if err := c.Membership.UpdateOne(m).SetStatus(membership.StatusJOINED).ClearInvitationID().Exec(sys); err != nil {
+			return fmt.Errorf("invite.Accept: membership: %w", err)
+		}
+		joined[m.WorkspaceID] = true
+		if err := s.recordMembership(ctx, m, "JOINED"); err != nil {
+			return err
+		}
+	}
+	if inv.WorkspaceID == nil || joined[*inv.WorkspaceID] {
+		return nil
+	}
+	existing, err := c.Membership.Query().
+		Where(membership.WorkspaceID(*inv.WorkspaceID), membership.UserID(userID)).
+		Only(sys)
+	if err == nil && existing.Status == membership.StatusJOINED {
+		return nil // already a member
+	}
+	if err != nil && !ent.IsNotFound(err) {
+		return fmt.Errorf("invite.Accept: membership: %w", err)
+	}
+	m, err := c.Membership.Create().
+		SetOrganizationID(inv.OrganizationID).
+		SetWorkspaceID(*inv.WorkspaceID).
+		SetUserID(userID).
+		SetStatus(membership.StatusJOINED).
+		Save(sys)
+	if err != nil {
+		return fmt.Errorf("invite.Accept: membership: %w", err)
+	}
+	return s.recordMembership(ctx, m, "ADDED")
+}
+
+func (s *Service) recordMembership(ctx context.Context, m *ent.Membership, kind string) error {
+	if s.Events == nil {
+		return nil
+	}
+	return s.Events.Record(ctx, eventlog.Event{
+		OrgID: m.OrganizationID, WorkspaceID: m.WorkspaceID, Subject: eventlog.Membership,
+		Type: kind, ObjectID: m.ID, UserID: m.UserID,
+	})
+}
+
 // stillGrantable refuses an invitation whose role its inviter could no
 // longer grant (the inviter was demoted, deactivated or the role raised).
 func (s *Service) stillGrantable(ctx context.Context, c *ent.Client, inv *ent.Invitation) error {
@@ -266,8 +313,24 @@ func (s *Service) stillGrantable(ctx context.Context, c *ent.Client, inv *ent.In
 		return fmt.Errorf("invite: inviter role: %w", err)
 	}
 	rl := inv.Edges.Role
-	// Still an admin (only admins invite), and the role still within reach.
-	if !ir.Admin || !rule.CanGrant(ir.Rank, ir.Admin, rl.Rank, rl.Admin || inv.Admin) {
+	if !rule.CanGrant(ir.Rank, ir.Admin, rl.Rank, rl.Admin || inv.Admin) {
+		return refuse // the role is no longer within the inviter's reach
+	}
+	if ir.Admin {
+		return nil
+	}
+	// A workspace's owners invite clients into it: still an owner?
+	if inv.Kind != invitation.KindCLIENT || inv.WorkspaceID == nil {
+		return refuse
+	}
+	owner, err := c.Membership.Query().
+		Where(membership.WorkspaceID(*inv.WorkspaceID), membership.UserID(inviter.ID),
+			membership.RoleEQ(membership.RoleOWNER), membership.StatusEQ(membership.StatusJOINED)).
+		Exist(ctx)
+	if err != nil {
+		return fmt.Errorf("invite: inviter ownership: %w", err)
+	}
+	if !owner {
 		return refuse
 	}
 	return nil
@@ -276,7 +339,7 @@ func (s *Service) stillGrantable(ctx context.Context, c *ent.Client, inv *ent.In
 // Resend issues a fresh token, expiry and message for a pending or expired
 // invitation; every earlier link stops working.
 func (s *Service) Resend(ctx context.Context, c *ent.Client, id int) (*ent.Invitation, error) {
-	if err := rule.RequireAdmin(ctx, "resend invitations"); err != nil {
+	if err := rule.RequireAdminOrOwner(ctx, c, "resend invitations"); err != nil {
 		return nil, err
 	}
 	inv, err := c.Invitation.Query().Where(invitation.ID(id)).WithOrganization().Only(ctx)
@@ -300,18 +363,20 @@ func (s *Service) Resend(ctx context.Context, c *ent.Client, id int) (*ent.Invit
 		// Reviving an expired invitation must not create a second
 		// pending one for the address.
 		other, err := c.Invitation.Query().
-			Where(invitation.IDNEQ(inv.ID), invitation.Email(*inv.Email), invitation.StatusEQ(invitation.StatusPENDING), invitation.ExpiresAtGT(now)).
-			Exist(ctx)
+			Where(invitation.OrganizationID(inv.OrganizationID), invitation.IDNEQ(inv.ID), invitation.Email(*inv.Email), invitation.StatusEQ(invitation.StatusPENDING), invitation.ExpiresAtGT(now)).
+			Exist(rule.System(ctx))
 		if err != nil {
 			return nil, err
 		}
 		if other {
 			return nil, userErr("ALREADY_INVITED", "input.id", *inv.Email+" has a newer pending invitation")
 		}
+		// Those are expired already (checked above); marking them so is
+		// bookkeeping, not a change the caller makes.
 		if _, err := c.Invitation.Update().
-			Where(invitation.IDNEQ(inv.ID), invitation.Email(*inv.Email), invitation.StatusEQ(invitation.StatusPENDING)).
+			Where(invitation.OrganizationID(inv.OrganizationID), invitation.IDNEQ(inv.ID), invitation.Email(*inv.Email), invitation.StatusEQ(invitation.StatusPENDING)).
 			SetStatus(invitation.StatusEXPIRED).
-			Save(ctx); err != nil {
+			Save(rule.System(ctx)); err != nil {
 			return nil, err
 		}
 	}

@@ -27,6 +27,10 @@ import (
 // link with an address that already has an account.
 const TemplateAccountExists = "account_exists"
 
+// TemplateJoinRequestConfirm names the message that proves a workspace join
+// requester's address.
+const TemplateJoinRequestConfirm = "join_request_confirm"
+
 // CompanyLinkTTL is how long a domain-restricted (company) link lives by
 // default.
 const CompanyLinkTTL = 10 * 24 * time.Hour

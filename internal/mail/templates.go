@@ -235,3 +235,64 @@ const accountExistsHTMLSrc = `<!DOCTYPE html>
 </body>
 </html>
 `
+
+// JoinRequestConfirm is the data of the email that proves a join
+// requester's address.
+type JoinRequestConfirm struct {
+	OrganizationName string
+	WorkspaceName    string
+	ConfirmURL       string
+}
+
+// RenderJoinRequestConfirm returns the subject, text and HTML bodies of the
+// email asking someone who requested to join a workspace to confirm their
+// address. Errors are permanent.
+func RenderJoinRequestConfirm(d JoinRequestConfirm) (subject, text, html string, err error) {
+	if strings.TrimSpace(d.OrganizationName) == "" || strings.TrimSpace(d.WorkspaceName) == "" {
+		return "", "", "", permanentf("mail: join request email has no organization or workspace name")
+	}
+	if err := checkLink(d.ConfirmURL); err != nil {
+		return "", "", "", permanentf("mail: join request confirm URL: %w", err)
+	}
+	d.OrganizationName = oneLine(d.OrganizationName)
+	d.WorkspaceName = oneLine(d.WorkspaceName)
+	text, html, err = render(joinConfirmText, joinConfirmHTML, d)
+	if err != nil {
+		return "", "", "", err
+	}
+	return fmt.Sprintf("Confirm your request to join %s", d.WorkspaceName), text, html, nil
+}
+
+var (
+	joinConfirmText = texttemplate.Must(texttemplate.New("join-confirm.txt").Parse(joinConfirmTextSrc))
+	joinConfirmHTML = htmltemplate.Must(htmltemplate.New("join-confirm.html").Parse(joinConfirmHTMLSrc))
+)
+
+const joinConfirmTextSrc = `Someone asked to join the workspace {{.WorkspaceName}} of {{.OrganizationName}} on Admit with this email address.
+
+If it was you, confirm the request; the workspace's owners will then decide on it:
+{{.ConfirmURL}}
+
+The same link shows your request while it waits, and lets you withdraw it.
+
+If it was not you, you can ignore this email: nothing happens until the request is confirmed.
+`
+
+const joinConfirmHTMLSrc = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Confirm your request to join {{.WorkspaceName}}</title>
+</head>
+<body style="margin:0;padding:24px;background:#f6f7f9;font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#1f2328;">
+<div style="max-width:560px;margin:0 auto;background:#ffffff;border-radius:8px;padding:32px;">
+<p style="font-size:16px;line-height:1.5;margin:0 0 16px;">Someone asked to join the workspace {{.WorkspaceName}} of {{.OrganizationName}} on Admit with this email address.</p>
+<p style="font-size:16px;line-height:1.5;margin:0 0 16px;">If it was you, confirm the request; the workspace's owners will then decide on it.</p>
+<p style="margin:24px 0;"><a href="{{.ConfirmURL}}" style="display:inline-block;background:#1f6feb;color:#ffffff;text-decoration:none;padding:12px 20px;border-radius:6px;font-weight:600;">Confirm the request</a></p>
+<p style="font-size:13px;color:#57606a;margin:0 0 16px;">Or paste this link into your browser:<br><a href="{{.ConfirmURL}}" style="color:#1f6feb;word-break:break-all;">{{.ConfirmURL}}</a></p>
+<p style="font-size:13px;color:#57606a;margin:0;">If it was not you, you can ignore this email: nothing happens until the request is confirmed.</p>
+</div>
+</body>
+</html>
+`

@@ -23,10 +23,12 @@ import (
 	"admit/ent"
 	"admit/ent/delivery"
 	"admit/ent/invitation"
+	"admit/ent/joinrequest"
 	"admit/internal/invite"
 	"admit/internal/mail"
 	"admit/internal/pubsub"
 	"admit/internal/rule"
+	"admit/internal/secret"
 )
 
 // Worker sends queued deliveries.
@@ -44,6 +46,9 @@ type Worker struct {
 	MessageIDDomain string
 	// SignInURL is where "you already have an account" messages point.
 	SignInURL string
+	// JoinRequestURL turns a join requester's token into the link that
+	// confirms the request.
+	JoinRequestURL func(token string) string
 
 	MaxAttempts int           // attempts before a message is marked failed (default 6)
 	BaseBackoff time.Duration // first retry delay (default 30s); doubles, with full jitter
@@ -279,6 +284,28 @@ func (w *Worker) render(ctx context.Context, d *ent.Delivery) (mail.Message, str
 		var err error
 		m.Subject, m.Text, m.HTML, err = mail.RenderInvitation(data)
 		return m, token, err
+	case invite.TemplateJoinRequestConfirm:
+		jr, err := w.Client.JoinRequest.Query().
+			Where(joinrequest.ID(derefInt(d.JoinRequestID))).
+			WithWorkspace().
+			WithOrganization().
+			Only(ctx)
+		if ent.IsNotFound(err) {
+			return m, "", errSuperseded
+		}
+		if err != nil {
+			return m, "", fmt.Errorf("outbox: join request: %w", err)
+		}
+		if (jr.Status != joinrequest.StatusUNCONFIRMED && jr.Status != joinrequest.StatusPENDING) || len(jr.TokenNonces) == 0 || w.JoinRequestURL == nil {
+			return m, "", errSuperseded
+		}
+		token := w.Invites.Keys.Derive(secret.JoinRequest, jr.ID, 1, jr.TokenNonces[0])
+		m.Subject, m.Text, m.HTML, err = mail.RenderJoinRequestConfirm(mail.JoinRequestConfirm{
+			OrganizationName: jr.Edges.Organization.Name,
+			WorkspaceName:    jr.Edges.Workspace.Name,
+			ConfirmURL:       w.JoinRequestURL(token),
+		})
+		return m, token, err
 	case invite.TemplateAccountExists:
 		// Loaded here, not for every batch: only this message needs it.
 		org, err := w.Client.Organization.Get(ctx, d.OrganizationID)
@@ -302,6 +329,13 @@ func (w *Worker) backoff(n int) time.Duration {
 		ceiling = w.MaxBackoff
 	}
 	return w.BaseBackoff/2 + time.Duration(rand.Int64N(int64(ceiling)))
+}
+
+func derefInt(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 // mask hides the token in a body kept in the outbox.

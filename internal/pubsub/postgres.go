@@ -22,6 +22,23 @@ type wireEvent struct {
 	Kind  string    `json:"k"`
 	ID    int       `json:"i"`
 	At    time.Time `json:"a"`
+	Pos   int       `json:"p,omitempty"`
+	WS    int       `json:"w,omitempty"`
+	Subj  string    `json:"s,omitempty"`
+	User  int       `json:"u,omitempty"`
+}
+
+func toWire(e Event) wireEvent {
+	return wireEvent{Topic: e.Topic, Org: e.OrgID, Kind: e.Kind, ID: e.ObjectID, At: e.At,
+		Pos: e.Position, WS: e.WorkspaceID, Subj: e.Subject, User: e.UserID}
+}
+
+// NotifyStatement is the SQL that announces e to every replica. Run inside
+// a transaction, PostgreSQL delivers it only if and when that commits, in
+// commit order.
+func NotifyStatement(e Event) (string, []any) {
+	payload, _ := json.Marshal(toWire(e))
+	return "SELECT pg_notify($1, $2)", []any{channel, string(payload)}
 }
 
 // RelayThroughPostgres makes b publish through PostgreSQL NOTIFY and
@@ -62,7 +79,7 @@ func (b *Broker) RelayThroughPostgres(ctx context.Context, dsn string, db *sql.D
 	}
 	b.mu.Lock()
 	b.remote = func(e Event) {
-		payload, _ := json.Marshal(wireEvent{Topic: e.Topic, Org: e.OrgID, Kind: e.Kind, ID: e.ObjectID, At: e.At})
+		payload, _ := json.Marshal(toWire(e))
 		// After the change committed (callers publish after commit), so
 		// NOTIFY needs no transaction of its own.
 		if _, err := db.ExecContext(context.WithoutCancel(ctx), "SELECT pg_notify($1, $2)", channel, string(payload)); err != nil {
@@ -79,14 +96,18 @@ func (b *Broker) RelayThroughPostgres(ctx context.Context, dsn string, db *sql.D
 				return
 			case n := <-l.Notify:
 				if n == nil {
-					continue // reconnected; anything sent meanwhile is lost
+					// Reconnected: what was sent meanwhile is lost here,
+					// so subscribers replay it from the event store.
+					b.ResyncAll()
+					continue
 				}
 				var w wireEvent
 				if err := json.Unmarshal([]byte(n.Extra), &w); err != nil {
 					log.Warn("pubsub: bad notification", "error", err)
 					continue
 				}
-				b.deliver(Event{Topic: w.Topic, OrgID: w.Org, Kind: w.Kind, ObjectID: w.ID, At: w.At})
+				b.deliver(Event{Topic: w.Topic, OrgID: w.Org, Kind: w.Kind, ObjectID: w.ID, At: w.At,
+					Position: w.Pos, WorkspaceID: w.WS, Subject: w.Subj, UserID: w.User})
 			case <-time.After(90 * time.Second):
 				go func() { _ = l.Ping() }() // notice a dead connection
 			}

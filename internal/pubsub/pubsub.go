@@ -17,6 +17,12 @@ type Event struct {
 	Kind     string // e.g. SENT, FAILED, ACCEPTED, REVOKED
 	ObjectID int
 	At       time.Time
+	// Workspace events also carry their stored position, so subscribers
+	// notice a gap and replay it from the store.
+	Position    int
+	WorkspaceID int
+	Subject     string // JOIN_REQUEST or MEMBERSHIP
+	UserID      int
 }
 
 // Broker is an in-process event hub.
@@ -30,7 +36,11 @@ type Broker struct {
 
 // Subscription receives the events of one topic and organization.
 type Subscription struct {
-	C       chan Event
+	C chan Event
+	// Resync is signalled when events may have been missed (the buffer
+	// overflowed, or the cross-replica listener reconnected); the
+	// subscriber then reads what it missed from the store.
+	Resync  chan struct{}
 	topic   string
 	orgID   int
 	broker  *Broker
@@ -43,7 +53,7 @@ func New() *Broker { return &Broker{subs: map[*Subscription]struct{}{}} }
 // Subscribe registers a subscriber before returning, so no event published
 // after Subscribe returns is missed.
 func (b *Broker) Subscribe(topic string, orgID, buffer int) *Subscription {
-	s := &Subscription{C: make(chan Event, buffer), topic: topic, orgID: orgID, broker: b}
+	s := &Subscription{C: make(chan Event, buffer), Resync: make(chan struct{}, 1), topic: topic, orgID: orgID, broker: b}
 	b.mu.Lock()
 	b.subs[s] = struct{}{}
 	b.mu.Unlock()
@@ -83,8 +93,33 @@ func (b *Broker) deliver(e Event) {
 		case s.C <- e:
 		default:
 			s.dropped++
+			s.resync()
 		}
 	}
+}
+
+func (s *Subscription) resync() {
+	select {
+	case s.Resync <- struct{}{}:
+	default:
+	}
+}
+
+// ResyncAll tells every subscriber that it may have missed events.
+func (b *Broker) ResyncAll() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s := range b.subs {
+		s.resync()
+	}
+}
+
+// Relayed reports whether events travel through PostgreSQL, so that a
+// publisher may NOTIFY inside its own transaction.
+func (b *Broker) Relayed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.remote != nil
 }
 
 // Subscribers counts live subscriptions (for tests and metrics).

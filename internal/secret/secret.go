@@ -29,6 +29,10 @@ const (
 	Session    Purpose = "ads"
 	Invitation Purpose = "adi"
 	Link       Purpose = "adl"
+	// WorkspaceLink is a workspace's join link; JoinRequest is a
+	// requester's token (confirm, view, cancel).
+	WorkspaceLink Purpose = "adw"
+	JoinRequest   Purpose = "adj"
 )
 
 // Keyring holds keys derived from the server secret.

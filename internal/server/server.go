@@ -34,10 +34,12 @@ import (
 	"admit/internal/account"
 	"admit/internal/auth"
 	"admit/internal/db"
+	"admit/internal/eventlog"
 	"admit/internal/importfile"
 	"admit/internal/invite"
 	"admit/internal/pubsub"
 	"admit/internal/rule"
+	"admit/internal/workspace"
 )
 
 // Limits bound what one request may ask of the server.
@@ -66,17 +68,21 @@ var DefaultLimits = Limits{
 
 // Options configure the handler.
 type Options struct {
-	DB             *db.DB
-	Accounts       *account.Service
-	Invites        *invite.Service
-	Broker         *pubsub.Broker
-	ImportLimits   importfile.Limits
-	LinkLimits     invite.LinkLimits
-	JoinURL        func(token string) string
-	Log            *slog.Logger
-	Limits         Limits
-	AllowedOrigins []string // exact origins, such as https://app.example.com
-	Introspection  bool
+	DB           *db.DB
+	Accounts     *account.Service
+	Invites      *invite.Service
+	Broker       *pubsub.Broker
+	ImportLimits importfile.Limits
+	LinkLimits   invite.LinkLimits
+	JoinURL      func(token string) string
+	Workspaces   *workspace.Service
+	Events       *eventlog.Log
+	// WorkspaceLinkURL turns a workspace link token into its URL.
+	WorkspaceLinkURL func(token string) string
+	Log              *slog.Logger
+	Limits           Limits
+	AllowedOrigins   []string // exact origins, such as https://app.example.com
+	Introspection    bool
 }
 
 // Server is Admit's HTTP handler. Shutdown closes live websockets.
@@ -165,16 +171,19 @@ func (s *Server) CloseSockets() { s.once.Do(s.cancel) }
 func (s *Server) graphQL() http.Handler {
 	o := s.opts
 	es := graph.NewSchema(graph.Deps{
-		Client:       o.DB.Client,
-		Dialect:      o.DB.Dialect,
-		Accounts:     o.Accounts,
-		Invites:      o.Invites,
-		Broker:       o.Broker,
-		ImportLimits: o.ImportLimits,
-		LinkLimits:   o.LinkLimits,
-		JoinURL:      o.JoinURL,
-		Log:          o.Log,
-		MaxPageSize:  o.Limits.MaxPageSize,
+		Client:           o.DB.Client,
+		Dialect:          o.DB.Dialect,
+		Accounts:         o.Accounts,
+		Invites:          o.Invites,
+		Broker:           o.Broker,
+		ImportLimits:     o.ImportLimits,
+		LinkLimits:       o.LinkLimits,
+		JoinURL:          o.JoinURL,
+		Workspaces:       o.Workspaces,
+		Events:           o.Events,
+		WorkspaceLinkURL: o.WorkspaceLinkURL,
+		Log:              o.Log,
+		MaxPageSize:      o.Limits.MaxPageSize,
 	})
 	srv := handler.New(es)
 	srv.AddTransport(transport.Websocket{

@@ -27,6 +27,7 @@ import (
 	"admit/ent"
 	"admit/internal/account"
 	"admit/internal/db"
+	"admit/internal/eventlog"
 	"admit/internal/importfile"
 	"admit/internal/invite"
 	"admit/internal/mail"
@@ -37,6 +38,7 @@ import (
 	"admit/internal/rule"
 	"admit/internal/secret"
 	"admit/internal/server"
+	"admit/internal/workspace"
 )
 
 // PostgresURL is the database the suite runs against, or "" for SQLite.
@@ -122,6 +124,8 @@ type Env struct {
 	Clock    *Clock
 	Invites  *invite.Service
 	Broker   *pubsub.Broker
+	Events   *eventlog.Log
+	Work     *workspace.Service
 	Worker   *outbox.Worker
 	Mail     *Mailbox
 	logs     *syncBuffer
@@ -168,6 +172,16 @@ func (m *Mailbox) To(addr string) []mail.Message {
 // JoinURL is the invite link template tests run with.
 func JoinURL(token string) string {
 	return "https://admit.test/join?token=" + url.QueryEscape(token)
+}
+
+// WorkspaceLinkURL is the workspace link template tests run with.
+func WorkspaceLinkURL(token string) string {
+	return "https://admit.test/workspaces/join?token=" + url.QueryEscape(token)
+}
+
+// JoinRequestURL is the join-request confirmation link tests run with.
+func JoinRequestURL(token string) string {
+	return "https://admit.test/workspaces/request?token=" + url.QueryEscape(token)
 }
 
 // AcceptURL is the link template tests run with.
@@ -230,20 +244,26 @@ func New(t testing.TB, opts ...Option) *Env {
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	accounts := &account.Service{Dialect: d.Dialect, Keys: keys, SessionTTL: 24 * time.Hour, Now: clock.Now}
 	broker := pubsub.New()
-	invites := &invite.Service{Keys: keys, Now: clock.Now, Broker: broker, ResendCooldown: time.Minute, Dialect: d.Dialect}
+	events := &eventlog.Log{Broker: broker, Dialect: d.Dialect, Now: clock.Now}
+	invites := &invite.Service{Keys: keys, Now: clock.Now, Broker: broker, ResendCooldown: time.Minute, Dialect: d.Dialect, Events: events}
+	workspaces := &workspace.Service{Keys: keys, Now: clock.Now, Invites: invites, Events: events}
 	mailbox := &Mailbox{}
 	worker := &outbox.Worker{
 		Client: d.Client, Dialect: d.Dialect, Sender: mailbox, Invites: invites, Broker: broker,
 		Log: log, Now: clock.Now, AcceptURL: AcceptURL, MessageIDDomain: "admit.test", SignInURL: "https://admit.test/",
-		BaseBackoff: time.Second, MaxBackoff: 10 * time.Second,
+		JoinRequestURL: JoinRequestURL,
+		BaseBackoff:    time.Second, MaxBackoff: 10 * time.Second,
 	}
 	o := server.Options{
-		DB:           d,
-		Accounts:     accounts,
-		Invites:      invites,
-		Broker:       broker,
-		ImportLimits: importfile.DefaultLimits,
-		JoinURL:      JoinURL,
+		DB:               d,
+		Accounts:         accounts,
+		Invites:          invites,
+		Broker:           broker,
+		ImportLimits:     importfile.DefaultLimits,
+		JoinURL:          JoinURL,
+		Workspaces:       workspaces,
+		Events:           events,
+		WorkspaceLinkURL: WorkspaceLinkURL,
 		LinkLimits: invite.LinkLimits{
 			PerLink:    &ratelimit.Limiter{Limit: 1000, Window: time.Hour, Now: clock.Now},
 			PerAddress: &ratelimit.Limiter{Limit: 1000, Window: time.Hour, Now: clock.Now},
@@ -261,7 +281,7 @@ func New(t testing.TB, opts ...Option) *Env {
 	}
 	t.Cleanup(srv.CloseSockets)
 	return &Env{T: t, DB: d, Keys: keys, Accounts: accounts, Server: srv, Clock: clock,
-		Invites: invites, Broker: broker, Worker: worker, Mail: mailbox, logs: logs}
+		Invites: invites, Broker: broker, Events: events, Work: workspaces, Worker: worker, Mail: mailbox, logs: logs}
 }
 
 type syncBuffer struct {

@@ -1,0 +1,281 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"admit/ent"
+	"admit/ent/invitation"
+	"admit/ent/predicate"
+	"admit/ent/privacy"
+	"admit/ent/joinrequest"
+	"admit/ent/membership"
+	"admit/ent/workspace"
+	"admit/internal/apperr"
+	"admit/internal/auth"
+	"admit/internal/eventlog"
+	"admit/internal/rule"
+	wsvc "admit/internal/workspace"
+)
+
+// workspacePayload turns a workspace result into its payload.
+func workspacePayload(ws *ent.Workspace, err error) (*WorkspacePayload, error) {
+	if ue, ok := userErrorFrom(err); ok {
+		return &WorkspacePayload{Errors: []*UserError{ue}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &WorkspacePayload{Workspace: ws, Errors: []*UserError{}}, nil
+}
+
+// linkOf is the workspace link as its managers see it.
+func (r *Resolver) linkOf(ws *ent.Workspace) *WorkspaceLink {
+	l := &WorkspaceLink{Enabled: ws.LinkEnabled, AllowsViewing: ws.LinkAllowsViewing}
+	if token := r.workspaces.LinkToken(ws); token != "" {
+		l.URL = r.wsLinkURL(token)
+	}
+	return l
+}
+
+func (r *Resolver) workspaceLinkPayload(ws *ent.Workspace, err error) (*WorkspaceLinkPayload, error) {
+	if ue, ok := userErrorFrom(err); ok {
+		return &WorkspaceLinkPayload{Errors: []*UserError{ue}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &WorkspaceLinkPayload{Link: r.linkOf(ws), Errors: []*UserError{}}, nil
+}
+
+// requesterView is a join request as its requester may read it.
+func requesterView(v *wsvc.RequesterView) *RequesterJoinRequest {
+	jr := v.Request
+	out := &RequesterJoinRequest{
+		Status: jr.Status, Email: jr.Email, Name: jr.Name, Message: jr.Message,
+		DecidedAs: jr.DecidedAs, CreatedAt: jr.CreatedAt,
+	}
+	if ws := jr.Edges.Workspace; ws != nil {
+		out.WorkspaceName = ws.Name
+		if v.Viewing {
+			view := &RequesterWorkspaceView{Name: ws.Name, Description: ws.Description, Type: ws.Type, Members: []*RequesterWorkspaceMember{}}
+			for _, m := range v.Members {
+				if u := m.Edges.User; u != nil {
+					view.Members = append(view.Members, &RequesterWorkspaceMember{Name: u.Name, Kind: u.Kind, Role: m.Role, Status: m.Status})
+				}
+			}
+			out.Workspace = view
+		}
+	}
+	if org := jr.Edges.Organization; org != nil {
+		out.OrganizationName = org.Name
+	}
+	return out
+}
+
+func (r *Resolver) requesterPayload(ctx context.Context, c *ent.Client, jr *ent.JoinRequest, err error) (*RequesterJoinRequestPayload, error) {
+	if ue, ok := userErrorFrom(err); ok {
+		return &RequesterJoinRequestPayload{Errors: []*UserError{ue}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	view, err := r.workspaces.ViewOf(ctx, c, jr)
+	if err != nil {
+		return nil, err
+	}
+	return &RequesterJoinRequestPayload{Request: requesterView(view), Errors: []*UserError{}}, nil
+}
+
+func joinRequestPayload(jr *ent.JoinRequest, m *ent.Membership, err error) (*JoinRequestPayload, error) {
+	if ue, ok := userErrorFrom(err); ok {
+		return &JoinRequestPayload{Errors: []*UserError{ue}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &JoinRequestPayload{JoinRequest: jr, Membership: m, Errors: []*UserError{}}, nil
+}
+
+// workspaceResults turns per-person results into GraphQL results.
+func (r *Resolver) workspaceResults(ctx context.Context, c *ent.Client, results []wsvc.Result) ([]*InviteResult, *InviteCounts, error) {
+	var ids []int
+	for _, res := range results {
+		if res.InvitationID != 0 {
+			ids = append(ids, res.InvitationID)
+		}
+	}
+	byID := map[int]*ent.Invitation{}
+	if len(ids) > 0 && selects(ctx, "results", "invitation") {
+		invs, err := c.Invitation.Query().Where(invitationIDIn(ids)).All(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, inv := range invs {
+			byID[inv.ID] = inv
+		}
+	}
+	counts := &InviteCounts{Total: len(results)}
+	out := make([]*InviteResult, len(results))
+	for i, res := range results {
+		ir := &InviteResult{Input: res.Input, Email: nonEmpty(res.Email), Message: nonEmpty(res.Message),
+			Field: nonEmpty(res.Field), Membership: res.Membership, Invitation: byID[res.InvitationID]}
+		switch res.Outcome {
+		case wsvc.OutcomeAdded:
+			ir.Outcome = InviteOutcomeAdded
+			counts.Added++
+		case wsvc.OutcomeInvited:
+			ir.Outcome = InviteOutcomeInvited
+			counts.Invited++
+		default:
+			ir.Outcome = InviteOutcomeSkipped
+			code := ErrorCode(res.Code)
+			ir.Code = &code
+			switch res.Code {
+			case "INVALID_ADDRESS":
+				counts.Invalid++
+			case "DUPLICATE_IN_REQUEST":
+				counts.Duplicate++
+			case "ALREADY_MEMBER", "ALREADY_WORKSPACE_MEMBER":
+				counts.AlreadyMember++
+			case "ALREADY_INVITED":
+				counts.AlreadyInvited++
+			case "DOMAIN_NOT_ALLOWED":
+				counts.DomainNotAllowed++
+			}
+		}
+		out[i] = ir
+	}
+	return out, counts, nil
+}
+
+// parseCursor reads an event cursor; nil means "from now on".
+func parseCursor(after *string) (int, error) {
+	if after == nil || *after == "" {
+		return -1, nil
+	}
+	n, err := strconv.Atoi(*after)
+	if err != nil || n < 0 {
+		return 0, apperr.New(apperr.BadUserInput, "after: not a cursor this server gave out")
+	}
+	return n, nil
+}
+
+// follow streams the viewer's organization's events of one subject (and
+// workspace, when given) to deliver, re-checking the subscriber before
+// every event: load is given a context carrying the subscriber as they are
+// now, so a demotion, removal, deactivation or sign-out takes effect on
+// the next event. A subscriber whose session ended stops.
+func (r *Resolver) follow(ctx context.Context, subject string, workspaceID *int, after *string, load func(context.Context, eventlog.Event) (bool, error)) error {
+	v := auth.FromContext(ctx)
+	pos, err := parseCursor(after)
+	if err != nil {
+		return err
+	}
+	events, err := r.events.Subscribe(ctx, r.client, v.OrgID, pos)
+	if err != nil {
+		return err
+	}
+	go func() {
+		for e := range events {
+			if e.Subject != subject || (workspaceID != nil && e.WorkspaceID != *workspaceID) {
+				continue
+			}
+			cur, err := r.accounts.Current(ctx, r.client, v)
+			if err != nil {
+				return // signed out, expired or deactivated: the subscription ends
+			}
+			if ok, err := load(auth.NewContext(ctx, cur), e); err != nil || !ok {
+				if err != nil && ctx.Err() == nil {
+					r.log.ErrorContext(ctx, "workspace events: load", "error", err)
+				}
+				if ctx.Err() != nil {
+					return
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// canFollowJoinRequests checks, at subscription time, that the viewer may
+// decide the workspace's requests (or any, without a workspace).
+func (r *Resolver) canFollowJoinRequests(ctx context.Context, workspaceID *int) error {
+	v := auth.FromContext(ctx)
+	if v == nil {
+		return rule.ErrUnauthenticated
+	}
+	if workspaceID == nil {
+		return rule.RequireAdminOrOwner(ctx, r.client, "follow join requests")
+	}
+	if exists, err := r.client.Workspace.Query().Where(workspace.ID(*workspaceID)).Exist(ctx); err != nil {
+		return err
+	} else if !exists {
+		return apperr.New(apperr.NotFound, "workspace not found")
+	}
+	return rule.CanManageWorkspace(ctx, r.client, *workspaceID, "follow its join requests")
+}
+
+func (r *Resolver) canFollowMembers(ctx context.Context, workspaceID *int) error {
+	if auth.FromContext(ctx) == nil {
+		return rule.ErrUnauthenticated
+	}
+	if workspaceID == nil {
+		return nil // each event is shown only to members of its workspace
+	}
+	exists, err := r.client.Workspace.Query().Where(workspace.ID(*workspaceID)).Exist(ctx)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return apperr.New(apperr.NotFound, "workspace not found")
+	}
+	return nil
+}
+
+func cursorOf(e eventlog.Event) string { return fmt.Sprint(e.Position) }
+
+// loadJoinRequestEvent loads the request of e as the subscriber (through
+// the privacy rules: admins and the workspace's owners only).
+func (r *Resolver) loadJoinRequestEvent(ctx context.Context, e eventlog.Event) (*JoinRequestEvent, error) {
+	jr, err := r.client.JoinRequest.Query().Where(joinrequest.ID(e.ObjectID)).Only(ctx)
+	if ent.IsNotFound(err) || isDenied(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &JoinRequestEvent{Type: JoinRequestEventType(e.Type), JoinRequest: jr, Cursor: cursorOf(e), At: e.At}, nil
+}
+
+// loadMembershipEvent loads the membership (or, once removed, the
+// workspace) of e as the subscriber: members of the workspace only.
+func (r *Resolver) loadMembershipEvent(ctx context.Context, e eventlog.Event) (*MembershipEvent, error) {
+	ws, err := r.client.Workspace.Query().Where(workspace.ID(e.WorkspaceID)).Only(ctx)
+	if ent.IsNotFound(err) || isDenied(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := &MembershipEvent{Type: MembershipEventType(e.Type), MembershipID: e.ObjectID, Workspace: ws, Cursor: cursorOf(e), At: e.At}
+	if e.Type != "REMOVED" {
+		m, err := r.client.Membership.Query().Where(membership.ID(e.ObjectID)).Only(ctx)
+		if err != nil && !ent.IsNotFound(err) {
+			return nil, err
+		}
+		out.Membership = m
+	}
+	if e.UserID != 0 {
+		if out.User, err = r.client.User.Get(ctx, e.UserID); err != nil && !ent.IsNotFound(err) {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func isDenied(err error) bool { return err != nil && errors.Is(err, privacy.Deny) }
+
+func invitationIDIn(ids []int) predicate.Invitation { return invitation.IDIn(ids...) }
