@@ -9,6 +9,7 @@ import (
 	"admit/ent"
 	"admit/ent/invitation"
 	"admit/internal/invite"
+	"admit/internal/rule"
 	"context"
 
 	"entgo.io/contrib/entgql"
@@ -60,6 +61,10 @@ func (r *queryResolver) HrConnections(ctx context.Context, after *entgql.Cursor[
 
 // Invitations is the resolver for the invitations field.
 func (r *queryResolver) Invitations(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.InvitationOrder, where *ent.InvitationWhereInput) (*ent.InvitationConnection, error) {
+	// Someone who owns no workspace is told so, not shown an empty list.
+	if err := rule.RequireAdminOrOwner(ctx, r.client, "see invitations"); err != nil {
+		return nil, err
+	}
 	r.invitationWhere(where)
 	return r.client.Invitation.Query().Paginate(ctx, after, first, before, last, ent.WithInvitationOrder(orderBy), ent.WithInvitationFilter(where.Filter))
 }

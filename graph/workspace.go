@@ -8,10 +8,10 @@ import (
 
 	"admit/ent"
 	"admit/ent/invitation"
-	"admit/ent/predicate"
-	"admit/ent/privacy"
 	"admit/ent/joinrequest"
 	"admit/ent/membership"
+	"admit/ent/predicate"
+	"admit/ent/privacy"
 	"admit/ent/workspace"
 	"admit/internal/apperr"
 	"admit/internal/auth"
