@@ -33,6 +33,7 @@ type Resolver struct {
 	workspaces  *workspace.Service
 	events      *eventlog.Log
 	wsLinkURL   func(token string) string
+	memo        *eventMemo
 	log         *slog.Logger
 }
 
@@ -77,6 +78,7 @@ func NewSchema(d Deps) graphql.ExecutableSchema {
 		workspaces:  d.Workspaces,
 		events:      d.Events,
 		wsLinkURL:   d.WorkspaceLinkURL,
+		memo:        &eventMemo{},
 		log:         d.Log,
 	}})
 	return pagedSchema{ExecutableSchema: es, maxPage: d.MaxPageSize}

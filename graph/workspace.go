@@ -13,6 +13,7 @@ import (
 	"admit/ent/predicate"
 	"admit/ent/privacy"
 	"admit/ent/workspace"
+	"admit/internal/account"
 	"admit/internal/apperr"
 	"admit/internal/auth"
 	"admit/internal/eventlog"
@@ -164,40 +165,42 @@ func parseCursor(after *string) (int, error) {
 }
 
 // follow streams the viewer's organization's events of one subject (and
-// workspace, when given) to deliver, re-checking the subscriber before
-// every event: load is given a context carrying the subscriber as they are
-// now, so a demotion, removal, deactivation or sign-out takes effect on
-// the next event. A subscriber whose session ended stops.
-func (r *Resolver) follow(ctx context.Context, subject string, workspaceID *int, after *string, load func(context.Context, eventlog.Event) (bool, error)) error {
+// workspace, when given), re-checking the subscriber before every event:
+// load runs with a context carrying the subscriber as they are now, so a
+// demotion, removal, deactivation or sign-out takes effect on the next
+// event, and a subscriber whose session ended stops. load returns nil for
+// an event the subscriber may not see; send delivers the rest.
+func (r *Resolver) follow(ctx context.Context, subject string, workspaceID *int, after *string,
+	load func(context.Context, eventlog.Event) (any, error), send func(any) bool, done func()) error {
 	v := auth.FromContext(ctx)
 	pos, err := parseCursor(after)
 	if err != nil {
 		return err
 	}
-	events, err := r.events.Subscribe(ctx, r.client, v.OrgID, pos)
-	if err != nil {
-		return err
-	}
-	go func() {
-		for e := range events {
-			if e.Subject != subject || (workspaceID != nil && e.WorkspaceID != *workspaceID) {
-				continue
-			}
-			cur, err := r.accounts.Current(ctx, r.client, v)
-			if err != nil {
-				return // signed out, expired or deactivated: the subscription ends
-			}
-			if ok, err := load(auth.NewContext(ctx, cur), e); err != nil || !ok {
-				if err != nil && ctx.Err() == nil {
-					r.log.ErrorContext(ctx, "workspace events: load", "error", err)
-				}
-				if ctx.Err() != nil {
-					return
-				}
-			}
+	// Work shared with other subscribers must not fail because this one
+	// went away.
+	shared := context.WithoutCancel(ctx)
+	return r.events.Follow(ctx, r.client, v.OrgID, pos, func(e eventlog.Event) bool {
+		if e.Subject != subject || (workspaceID != nil && e.WorkspaceID != *workspaceID) {
+			return true
 		}
-	}()
-	return nil
+		memo := r.memo.event(eventKey{e.OrgID, e.Position})
+		cur, err := memo.session(v.SessionID, func() (*auth.Viewer, error) {
+			return r.accounts.Current(shared, r.client, v)
+		})
+		if err != nil {
+			if !errors.Is(err, account.ErrInvalidSession) {
+				r.log.ErrorContext(ctx, "workspace events: session check", "error", err)
+			}
+			return false // signed out, expired or deactivated: the subscription ends
+		}
+		ev, err := memo.load(cur, func() (any, error) { return load(auth.NewContext(shared, cur), e) })
+		if err != nil {
+			r.log.ErrorContext(ctx, "workspace events: load", "error", err)
+			return true
+		}
+		return ev == nil || send(ev)
+	}, done)
 }
 
 // canFollowJoinRequests checks, at subscription time, that the viewer may

@@ -227,18 +227,23 @@ func (r *subscriptionResolver) JoinRequestEvents(ctx context.Context, workspaceI
 		return nil, err
 	}
 	out := make(chan *JoinRequestEvent, 1)
-	err := r.follow(ctx, eventlog.JoinRequest, workspaceID, after, func(vctx context.Context, e eventlog.Event) (bool, error) {
-		ev, err := r.loadJoinRequestEvent(vctx, e)
-		if err != nil || ev == nil {
-			return false, err
-		}
-		select {
-		case out <- ev:
-			return true, nil
-		case <-ctx.Done():
-			return false, nil
-		}
-	})
+	err := r.follow(ctx, eventlog.JoinRequest, workspaceID, after,
+		func(vctx context.Context, e eventlog.Event) (any, error) {
+			ev, err := r.loadJoinRequestEvent(vctx, e)
+			if ev == nil {
+				return nil, err
+			}
+			return ev, err
+		},
+		func(ev any) bool {
+			select {
+			case out <- ev.(*JoinRequestEvent):
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		},
+		func() { close(out) })
 	if err != nil {
 		return nil, err
 	}
@@ -251,18 +256,23 @@ func (r *subscriptionResolver) MembershipEvents(ctx context.Context, workspaceID
 		return nil, err
 	}
 	out := make(chan *MembershipEvent, 1)
-	err := r.follow(ctx, eventlog.Membership, workspaceID, after, func(vctx context.Context, e eventlog.Event) (bool, error) {
-		ev, err := r.loadMembershipEvent(vctx, e)
-		if err != nil || ev == nil {
-			return false, err
-		}
-		select {
-		case out <- ev:
-			return true, nil
-		case <-ctx.Done():
-			return false, nil
-		}
-	})
+	err := r.follow(ctx, eventlog.Membership, workspaceID, after,
+		func(vctx context.Context, e eventlog.Event) (any, error) {
+			ev, err := r.loadMembershipEvent(vctx, e)
+			if ev == nil {
+				return nil, err
+			}
+			return ev, err
+		},
+		func(ev any) bool {
+			select {
+			case out <- ev.(*MembershipEvent):
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		},
+		func() { close(out) })
 	if err != nil {
 		return nil, err
 	}

@@ -51,7 +51,7 @@ type Log struct {
 	Broker  *pubsub.Broker
 	Dialect string
 	Now     func() time.Time
-	// Buffer is each subscriber's queue of live events (default 32); a
+	// Buffer is each subscriber's queue of live events (default 8); a
 	// subscriber that falls further behind is resynced from the store.
 	Buffer int
 
@@ -219,14 +219,33 @@ func (l *Log) Latest(ctx context.Context, c *ent.Client, orgID int) (int, error)
 const page = 500
 
 // Subscribe streams org's events after position after (or, when after is
-// negative, from now on), in position order with no gap and no repeat,
-// until ctx ends. It registers before it returns, so nothing that commits
-// after Subscribe returns is missed. The channel closes when ctx ends or
-// the store cannot be read.
+// negative, from now on) on a channel, as Follow does. The channel closes
+// when ctx ends or the store cannot be read.
 func (l *Log) Subscribe(ctx context.Context, c *ent.Client, orgID, after int) (<-chan Event, error) {
+	out := make(chan Event)
+	err := l.Follow(ctx, c, orgID, after, func(e Event) bool {
+		select {
+		case out <- e:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}, func() { close(out) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Follow calls deliver with org's events after position after (or, when
+// after is negative, from now on), in position order with no gap and no
+// repeat, from one goroutine, until ctx ends, deliver returns false or the
+// store cannot be read; then it calls done. It registers before it
+// returns, so nothing that commits after Follow returns is missed.
+func (l *Log) Follow(ctx context.Context, c *ent.Client, orgID, after int, deliver func(Event) bool, done func()) error {
 	buffer := l.Buffer
 	if buffer <= 0 {
-		buffer = 32
+		buffer = 8
 	}
 	sub := l.Broker.Subscribe(topic, orgID, buffer)
 	last := after
@@ -234,21 +253,18 @@ func (l *Log) Subscribe(ctx context.Context, c *ent.Client, orgID, after int) (<
 		var err error
 		if last, err = l.Latest(ctx, c, orgID); err != nil {
 			sub.Close()
-			return nil, err
+			return err
 		}
 	}
-	out := make(chan Event)
 	go func() {
-		defer close(out)
+		defer done()
 		defer sub.Close()
 		send := func(e Event) bool {
-			select {
-			case out <- e:
-				last = e.Position
-				return true
-			case <-ctx.Done():
+			if ctx.Err() != nil || !deliver(e) {
 				return false
 			}
+			last = e.Position
+			return true
 		}
 		// replay sends what the store holds after last, up to upTo (0: all).
 		replay := func(upTo int) bool {
@@ -302,7 +318,7 @@ func (l *Log) Subscribe(ctx context.Context, c *ent.Client, orgID, after int) (<
 			}
 		}
 	}()
-	return out, nil
+	return nil
 }
 
 func stored(r *ent.WorkspaceEvent) Event {

@@ -133,6 +133,10 @@ func New(o Options) (*Server, error) {
 	mux.Handle("GET /page.js", acceptPage("page.js", "text/javascript; charset=utf-8"))
 	mux.Handle("GET /join", acceptPage("join.html", "text/html; charset=utf-8"))
 	mux.Handle("GET /join.js", acceptPage("join.js", "text/javascript; charset=utf-8"))
+	mux.Handle("GET /workspaces/join", acceptPage("workspace-join.html", "text/html; charset=utf-8"))
+	mux.Handle("GET /workspaces/join.js", acceptPage("workspace-join.js", "text/javascript; charset=utf-8"))
+	mux.Handle("GET /workspaces/request", acceptPage("workspace-request.html", "text/html; charset=utf-8"))
+	mux.Handle("GET /workspaces/request.js", acceptPage("workspace-request.js", "text/javascript; charset=utf-8"))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -1,0 +1,93 @@
+package graph
+
+import (
+	"sync"
+
+	"admit/internal/auth"
+)
+
+// eventMemo shares, among the subscribers of one event, the work that is the
+// same for all of them: re-checking one session, and loading the event's
+// object for one viewer (same user, role and rights). With a thousand
+// sockets of a few approvers, an event then costs a few queries, not two
+// thousand. Each subscriber still gets exactly what its own, current viewer
+// may read: the memo only skips asking the same question twice.
+type eventMemo struct {
+	mu    sync.Mutex
+	byKey map[eventKey]*memoEvent
+	order []eventKey // oldest first, for eviction
+}
+
+// eventKey names one stored event.
+type eventKey struct{ org, position int }
+
+type memoEvent struct {
+	mu       sync.Mutex
+	sessions map[int]*memoCall[*auth.Viewer]
+	loads    map[viewerKey]*memoCall[any]
+}
+
+// viewerKey is everything of a viewer that authorization reads.
+type viewerKey struct {
+	org, user, role, rank int
+	admin, client         bool
+}
+
+func keyOf(v *auth.Viewer) viewerKey {
+	return viewerKey{org: v.OrgID, user: v.UserID, role: v.RoleID, rank: v.Rank, admin: v.Admin, client: v.Client}
+}
+
+type memoCall[T any] struct {
+	once sync.Once
+	v    T
+	err  error
+}
+
+// memoEvents is how many recent events keep their memo.
+const memoEvents = 256
+
+func (m *eventMemo) event(k eventKey) *memoEvent {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.byKey == nil {
+		m.byKey = map[eventKey]*memoEvent{}
+	}
+	e := m.byKey[k]
+	if e == nil {
+		e = &memoEvent{sessions: map[int]*memoCall[*auth.Viewer]{}, loads: map[viewerKey]*memoCall[any]{}}
+		m.byKey[k] = e
+		m.order = append(m.order, k)
+		if len(m.order) > memoEvents {
+			delete(m.byKey, m.order[0])
+			m.order = m.order[1:]
+		}
+	}
+	return e
+}
+
+// session runs check once per session for this event.
+func (e *memoEvent) session(id int, check func() (*auth.Viewer, error)) (*auth.Viewer, error) {
+	e.mu.Lock()
+	c := e.sessions[id]
+	if c == nil {
+		c = &memoCall[*auth.Viewer]{}
+		e.sessions[id] = c
+	}
+	e.mu.Unlock()
+	c.once.Do(func() { c.v, c.err = check() })
+	return c.v, c.err
+}
+
+// load runs fn once per viewer for this event.
+func (e *memoEvent) load(v *auth.Viewer, fn func() (any, error)) (any, error) {
+	k := keyOf(v)
+	e.mu.Lock()
+	c := e.loads[k]
+	if c == nil {
+		c = &memoCall[any]{}
+		e.loads[k] = c
+	}
+	e.mu.Unlock()
+	c.once.Do(func() { c.v, c.err = fn() })
+	return c.v, c.err
+}
