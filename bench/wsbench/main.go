@@ -7,10 +7,11 @@
 //     HTTP response to each subscriber's receipt of the APPROVED event, p50
 //     and p99, on one process and with the subscribers on a second replica
 //     (PostgreSQL);
+//
 //   - idle: M idle subscribers on one process: the server's RSS growth per
 //     subscriber and the time from the first dial to all subscribed.
 //
-//	go build -o /tmp/admit . && go run ./bench/wsbench -bin /tmp/admit -db sqlite,postgres
+//     go build -o /tmp/admit . && go run ./bench/wsbench -bin /tmp/admit -db sqlite,postgres
 package main
 
 import (
