@@ -203,6 +203,34 @@ func (r *Resolver) follow(ctx context.Context, subject string, workspaceID *int,
 	}, done)
 }
 
+// followEvents is a subscription of one subject's events, each loaded by
+// load as the subscriber is now (nil: not for this subscriber).
+func followEvents[T any](ctx context.Context, r *Resolver, subject string, workspaceID *int, after *string,
+	load func(context.Context, eventlog.Event) (*T, error)) (<-chan *T, error) {
+	out := make(chan *T, 1)
+	err := r.follow(ctx, subject, workspaceID, after,
+		func(vctx context.Context, e eventlog.Event) (any, error) {
+			ev, err := load(vctx, e)
+			if ev == nil {
+				return nil, err // a typed nil would read as an event
+			}
+			return ev, err
+		},
+		func(ev any) bool {
+			select {
+			case out <- ev.(*T):
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		},
+		func() { close(out) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // canFollowJoinRequests checks, at subscription time, that the viewer may
 // decide the workspace's requests (or any, without a workspace).
 func (r *Resolver) canFollowJoinRequests(ctx context.Context, workspaceID *int) error {

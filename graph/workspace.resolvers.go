@@ -226,28 +226,7 @@ func (r *subscriptionResolver) JoinRequestEvents(ctx context.Context, workspaceI
 	if err := r.canFollowJoinRequests(ctx, workspaceID); err != nil {
 		return nil, err
 	}
-	out := make(chan *JoinRequestEvent, 1)
-	err := r.follow(ctx, eventlog.JoinRequest, workspaceID, after,
-		func(vctx context.Context, e eventlog.Event) (any, error) {
-			ev, err := r.loadJoinRequestEvent(vctx, e)
-			if ev == nil {
-				return nil, err
-			}
-			return ev, err
-		},
-		func(ev any) bool {
-			select {
-			case out <- ev.(*JoinRequestEvent):
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		},
-		func() { close(out) })
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return followEvents(ctx, r.Resolver, eventlog.JoinRequest, workspaceID, after, r.loadJoinRequestEvent)
 }
 
 // MembershipEvents is the resolver for the membershipEvents field.
@@ -255,28 +234,7 @@ func (r *subscriptionResolver) MembershipEvents(ctx context.Context, workspaceID
 	if err := r.canFollowMembers(ctx, workspaceID); err != nil {
 		return nil, err
 	}
-	out := make(chan *MembershipEvent, 1)
-	err := r.follow(ctx, eventlog.Membership, workspaceID, after,
-		func(vctx context.Context, e eventlog.Event) (any, error) {
-			ev, err := r.loadMembershipEvent(vctx, e)
-			if ev == nil {
-				return nil, err
-			}
-			return ev, err
-		},
-		func(ev any) bool {
-			select {
-			case out <- ev.(*MembershipEvent):
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		},
-		func() { close(out) })
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return followEvents(ctx, r.Resolver, eventlog.Membership, workspaceID, after, r.loadMembershipEvent)
 }
 
 // Link is the resolver for the link field.

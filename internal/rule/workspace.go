@@ -230,14 +230,7 @@ func DenyWorkspaceWriteUnlessManager() privacy.MutationRule {
 // change and remove its members. The creator of a workspace becomes its
 // first owner.
 func DenyMembershipWriteUnlessManager() privacy.MutationRule {
-	return privacy.MutationRuleFunc(func(ctx context.Context, m ent.Mutation) error {
-		v := auth.FromContext(ctx)
-		if v == nil {
-			return ErrUnauthenticated
-		}
-		if v.Admin {
-			return privacy.Skip
-		}
+	return forNonAdmins(func(ctx context.Context, v *auth.Viewer, m ent.Mutation) error {
 		mm, ok := m.(*ent.MembershipMutation)
 		if !ok {
 			return privacy.Denyf("rule: %T is not a membership mutation", m)
@@ -315,14 +308,7 @@ func DenyJoinRequestWriteUnlessDecider() privacy.MutationRule {
 // workspace's owners create client invitations into it and resend the
 // invitations of its members.
 func DenyInvitationWriteUnlessAllowed() privacy.MutationRule {
-	return privacy.MutationRuleFunc(func(ctx context.Context, m ent.Mutation) error {
-		v := auth.FromContext(ctx)
-		if v == nil {
-			return ErrUnauthenticated
-		}
-		if v.Admin {
-			return privacy.Skip
-		}
+	return forNonAdmins(func(ctx context.Context, v *auth.Viewer, m ent.Mutation) error {
 		im, ok := m.(*ent.InvitationMutation)
 		if !ok {
 			return privacy.Denyf("rule: %T is not an invitation mutation", m)
@@ -362,14 +348,7 @@ func DenyInvitationWriteUnlessAllowed() privacy.MutationRule {
 // owners create the not-yet-active client account an invitation into
 // their workspace brings in.
 func DenyUserWriteUnlessAllowed() privacy.MutationRule {
-	return privacy.MutationRuleFunc(func(ctx context.Context, m ent.Mutation) error {
-		v := auth.FromContext(ctx)
-		if v == nil {
-			return ErrUnauthenticated
-		}
-		if v.Admin {
-			return privacy.Skip
-		}
+	return forNonAdmins(func(ctx context.Context, v *auth.Viewer, m ent.Mutation) error {
 		um, ok := m.(*ent.UserMutation)
 		if ok && m.Op().Is(ent.OpCreate) {
 			status, _ := um.Status()
@@ -379,6 +358,21 @@ func DenyUserWriteUnlessAllowed() privacy.MutationRule {
 			}
 		}
 		return Forbidden("only administrators may manage users")
+	})
+}
+
+// forNonAdmins is a mutation rule that lets admins through and asks decide
+// about everyone else signed in.
+func forNonAdmins(decide func(ctx context.Context, v *auth.Viewer, m ent.Mutation) error) privacy.MutationRule {
+	return privacy.MutationRuleFunc(func(ctx context.Context, m ent.Mutation) error {
+		v := auth.FromContext(ctx)
+		if v == nil {
+			return ErrUnauthenticated
+		}
+		if v.Admin {
+			return privacy.Skip
+		}
+		return decide(ctx, v, m)
 	})
 }
 
