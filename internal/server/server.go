@@ -24,7 +24,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/coder/websocket"
 	"github.com/rs/cors"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -125,7 +124,8 @@ func New(o Options) (*Server, error) {
 
 	gql := s.graphQL()
 	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", playground.Handler("Admit", "/query"))
+	mux.Handle("GET /{$}", graphiqlHandler())
+	mux.Handle("GET /graphiql/", graphiqlHandler())
 	mux.Handle("/query", s.withAuth(guardSimpleRequests(s.limitBody(gql))))
 	mux.Handle("GET /invitations/accept", acceptPage("accept.html", "text/html; charset=utf-8"))
 	mux.Handle("GET /invitations/accept.js", acceptPage("accept.js", "text/javascript; charset=utf-8"))

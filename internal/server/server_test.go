@@ -687,8 +687,8 @@ func TestGraphiQLPage(t *testing.T) {
 	if !strings.Contains(strings.ToLower(string(r.Body)), "graphiql") {
 		t.Fatalf("want the GraphiQL page, got %.300s", r.Body)
 	}
-	if !strings.Contains(string(r.Body), "/query") {
-		t.Fatalf("want the page to point at /query, got %.300s", r.Body)
+	if js := e.Serve(httptest.NewRequest(http.MethodGet, "/graphiql/admit.js", nil)); !strings.Contains(string(js.Body), `"/query"`) {
+		t.Fatalf("want the page's script to point at /query, got %.300s", js.Body)
 	}
 	// Only the root is the page.
 	if r := e.Serve(httptest.NewRequest(http.MethodGet, "/nope", nil)); r.Status != http.StatusNotFound {
