@@ -196,3 +196,101 @@ func TestGraphiQLIsServedFromTheBinary(t *testing.T) {
 		}
 	}
 }
+
+// fill types into the inputs of a page (by element id) and submits its form.
+func fill(values map[string]string, submit string) chromedp.Action[chromedp.Void] {
+	var steps []chromedp.Action[chromedp.Void]
+	for id, v := range values {
+		steps = append(steps, chromedp.SendKeys(chromedp.ID(id), v))
+	}
+	steps = append(steps, chromedp.Click(chromedp.CSS(submit)))
+	return chromedp.Steps(steps...)
+}
+
+// waitText waits until the element with id shows want.
+func waitText(t *testing.T, ctx context.Context, id, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	got := ""
+	for time.Now().Before(deadline) {
+		got, _ = chromedp.Run(ctx, chromedp.Evaluate[string](`(document.getElementById(`+jsString(id)+`)||{}).textContent||""`))
+		if strings.Contains(got, want) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("#%s never showed %q; it shows %q", id, want, got)
+}
+
+// An emailed invitation link, opened in a browser: fill in name and
+// password, submit, and land signed in.
+func TestBrowserAcceptInvitation(t *testing.T) {
+	t.Parallel()
+	ctx := browser(t)
+	e := testutil.New(t)
+	org := e.NewOrg("Acme")
+	base := serveHTTP(t, e)
+	if r := e.Do(org.AdminToken, `mutation { inviteUsers(input: {emails: ["ann@example.com"]}) { errors { code } } }`, nil); len(r.Errors) > 0 {
+		t.Fatal(string(r.Body))
+	}
+	e.Deliver()
+	token := testutil.TokenIn(t, e.Mail.To("ann@example.com")[0])
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/invitations/accept?token="+token),
+		chromedp.WaitVisible(chromedp.ID("form")),
+		fill(map[string]string{"name": "Ann Example", "password": "a long enough password"}, "#form button"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "message", "You are signed in to Acme as ann@example.com")
+	if token := e.SignIn("ann@example.com", "a long enough password"); token == "" {
+		t.Fatal("the account cannot sign in")
+	}
+}
+
+// An invite link's page, then the workspace link's page and its emailed
+// confirmation link, as a stranger uses them.
+func TestBrowserJoinPages(t *testing.T) {
+	t.Parallel()
+	ctx := browser(t)
+	w := newEvWorld(t)
+	base := "http" + strings.TrimSuffix(strings.TrimPrefix(w.url, "ws"), "/query")
+
+	link := evDo(t, w.e, w.org.AdminToken, `mutation { createInviteLink(input: {kind: CLIENT}) { link { url } errors { code } } }`, nil)
+	u := link["createInviteLink"].(map[string]any)["link"].(map[string]any)["url"].(string)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/join?token="+u[strings.Index(u, "token=")+len("token="):]),
+		chromedp.WaitVisible(chromedp.ID("form")),
+		fill(map[string]string{"name": "Bea", "email": "bea@example.com"}, "#form button"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "message", "Check your inbox")
+	w.e.Deliver()
+	if len(w.e.Mail.To("bea@example.com")) != 1 {
+		t.Fatal("the invite link page sent no confirmation")
+	}
+
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(base+"/workspaces/join?token="+w.linkToken),
+		chromedp.WaitVisible(chromedp.ID("form")),
+		fill(map[string]string{"name": "Cy", "email": "cy@example.com", "note": "Hello"}, "#form button"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "title", "Ask to join Deals")
+	waitText(t, ctx, "message", "Check your inbox")
+	w.e.Deliver()
+	msgs := w.e.Mail.To("cy@example.com")
+	if len(msgs) != 1 {
+		t.Fatalf("want the confirmation email, got %d", len(msgs))
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/workspaces/request?token="+testutil.TokenIn(t, msgs[0]))); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "summary", "Your address is confirmed")
+	w.pendingID(t, "cy@example.com")
+}

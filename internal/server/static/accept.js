@@ -19,15 +19,20 @@
 
   $("form").addEventListener("submit", function (ev) {
     ev.preventDefault();
-    gql("mutation($in: AcceptInvitationInput!) { acceptInvitation(input: $in) { user { email } errors { code message } } }",
+    gql("mutation($in: AcceptInvitationInput!) { acceptInvitation(input: $in) { token user { email } errors { code message } } }",
       { in: { token: token, name: $("name").value, password: $("password").value } })
       .then(function (res) {
         if (res.errors) { fail(res.errors[0].message); return; }
         var r = res.data.acceptInvitation;
         if (r.errors.length) { fail(r.errors[0].message); return; }
         $("form").hidden = true;
-        $("message").className = "";
-        $("message").textContent = "Welcome! Your account " + r.user.email + " is ready; sign in to continue.";
+        // Accepting signed the new account in: show it with its session.
+        return gql("query { me { name email organization { name } } }", {}, r.token).then(function (me) {
+          if (me.errors) { fail(me.errors[0].message); return; }
+          $("message").className = "";
+          $("message").textContent = "Welcome, " + me.data.me.name + "! You are signed in to " +
+            me.data.me.organization.name + " as " + me.data.me.email + ".";
+        });
       })
       .catch(function () { fail("Admit could not be reached. Try again later."); });
   });

@@ -4,10 +4,13 @@ var admit = (function () {
   return {
     $: function (id) { return document.getElementById(id); },
     token: new URLSearchParams(location.search).get("token") || "",
-    gql: function (query, variables) {
+    // gql runs an operation, as the session token when one is given.
+    gql: function (query, variables, session) {
+      var headers = { "Content-Type": "application/json" };
+      if (session) { headers.Authorization = "Bearer " + session; }
       return fetch("/query", {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: headers,
         body: JSON.stringify({ query: query, variables: variables })
       }).then(function (r) { return r.json(); });
     },
