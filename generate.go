@@ -4,3 +4,4 @@ package main
 // schema/ent.graphql), then gqlgen (it reads every schema/*.graphql).
 //go:generate go run -mod=mod ./ent/entc.go
 //go:generate go run -mod=mod github.com/99designs/gqlgen
+//go:generate sh -c "go run . schema > schema/export/admit.graphql"

@@ -2,6 +2,7 @@
 //
 //	go run .                         # serve (SQLite file admit.db by default)
 //	go run . create-organization --name … --admin-email … --admin-password …
+//	go run . schema                  # print the complete GraphQL schema (SDL)
 //
 // server.go only wires the parts together: configuration, database,
 // bootstrap, the HTTP handler from internal/server, and shutdown.
@@ -28,6 +29,7 @@ import (
 
 	_ "admit/ent/runtime" // registers the privacy policies and hooks
 
+	"admit/graph"
 	"admit/internal/account"
 	"admit/internal/config"
 	"admit/internal/db"
@@ -55,6 +57,11 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready func(net.Addr)) error {
 	if len(args) > 0 && args[0] == "create-organization" {
 		return createOrganization(ctx, args[1:], getenv, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "schema" {
+		// The complete SDL, for client code generators; needs no database.
+		_, err := io.WriteString(stdout, graph.SDL())
+		return err
 	}
 	cfg, err := config.Load(args, getenv, stderr)
 	if err != nil {
