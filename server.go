@@ -36,6 +36,7 @@ import (
 	"admit/internal/eventlog"
 	"admit/internal/invite"
 	"admit/internal/mail"
+	"admit/internal/metrics"
 	"admit/internal/outbox"
 	"admit/internal/pubsub"
 	"admit/internal/ratelimit"
@@ -119,6 +120,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	invites.Kick = worker.Kick
 	workspaces.Kick = worker.Kick
+	var m *metrics.Metrics
+	if cfg.MetricsAddr != "" {
+		m = metrics.New(d.SQL, worker.Stats, broker.Subscribers)
+		worker.Metrics = m
+		stopMetrics, err := serveMetrics(ctx, cfg.MetricsAddr, m, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	go worker.Run(ctx)
 
 	h, err := server.New(server.Options{
@@ -131,6 +142,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Workspaces:       workspaces,
 		Events:           events,
 		WorkspaceLinkURL: cfg.WorkspaceLinkURL,
+		Metrics:          m,
 		LinkLimits: invite.LinkLimits{
 			PerLink:    &ratelimit.Limiter{Limit: cfg.JoinLimitPerLink, Window: cfg.JoinLimitWindow},
 			PerAddress: &ratelimit.Limiter{Limit: cfg.JoinLimitPerAddr, Window: cfg.JoinLimitWindow},
@@ -272,6 +284,24 @@ func printWelcome(w io.Writer, cfg config.Config, publicURLSet bool, addr net.Ad
 		fmt.Fprintf(&b, "Sign in with signIn(input: {email, password}) and send the token as \"Authorization: Bearer <token>\".\n\n")
 	}
 	fmt.Fprint(w, b.String())
+}
+
+// serveMetrics serves /metrics on its own listener until stop is called.
+func serveMetrics(ctx context.Context, addr string, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("METRICS_ADDR %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener stopped", "error", err)
+		}
+	}()
+	log.Info("serving Prometheus metrics", "addr", ln.Addr().String()+"/metrics")
+	return func() { _ = hs.Close() }, nil
 }
 
 // now is the server's clock, at PostgreSQL's microsecond precision, so an

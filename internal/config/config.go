@@ -39,6 +39,7 @@ type Config struct {
 	ImportLimits       importfile.Limits
 	ResendCooldown     time.Duration
 	OutboxConcurrency  int
+	MetricsAddr        string
 
 	BootstrapOrganization  string
 	BootstrapAdminEmail    string
@@ -53,6 +54,7 @@ type Setting struct {
 // Settings lists every setting in the order the README shows them.
 var Settings = []Setting{
 	{"ADDR", "addr", ":8080", "Address to listen on."},
+	{"METRICS_ADDR", "metrics-addr", "", "Address of a separate listener serving Prometheus metrics at /metrics, such as 127.0.0.1:9090. Off when empty, so metrics are never public by accident."},
 	{"DATABASE_URL", "database-url", "admit.db", "SQLite file path (default, embedded) or postgres://… for PostgreSQL. On PostgreSQL each connection keeps its 256 most recently used statements prepared; statement_cache_size=N in the URL changes the number, and statement_cache_size=0 turns this off, as it must be behind PgBouncer in transaction pooling mode."},
 	{"PUBLIC_URL", "public-url", "http://localhost:8080", "Base of links in messages. Request headers never change it."},
 	{"CORS_ALLOWED_ORIGINS", "cors-allowed-origins", "", "Comma-separated exact origins (https://app.example.com) allowed for CORS and websockets."},
@@ -102,6 +104,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	get := func(k string) string { return strings.TrimSpace(*vals[k]) }
 	c := Config{
 		Addr:                   get("ADDR"),
+		MetricsAddr:            get("METRICS_ADDR"),
 		DatabaseURL:            get("DATABASE_URL"),
 		PublicURL:              strings.TrimRight(get("PUBLIC_URL"), "/"),
 		SecretKey:              get("ADMIT_SECRET_KEY"),

@@ -49,6 +49,8 @@ type Worker struct {
 	// JoinRequestURL turns a join requester's token into the link that
 	// confirms the request.
 	JoinRequestURL func(token string) string
+	// Metrics counts sends by channel and result; may be nil.
+	Metrics interface{ Sent(channel, result string) }
 
 	MaxAttempts int           // attempts before a message is marked failed (default 6)
 	BaseBackoff time.Duration // first retry delay (default 30s); doubles, with full jitter
@@ -233,6 +235,16 @@ func (w *Worker) send(ctx context.Context, d *ent.Delivery) error {
 	if uerr := up.Exec(ctx); uerr != nil {
 		return fmt.Errorf("outbox: record %d: %w", id, uerr)
 	}
+	if w.Metrics != nil {
+		result := "retry"
+		switch kind {
+		case "SENT":
+			result = "sent"
+		case "FAILED":
+			result = "failed"
+		}
+		w.Metrics.Sent(string(d.Channel), result)
+	}
 	if err != nil {
 		w.Log.WarnContext(ctx, "outbox: send failed", "delivery", id, "attempt", attempts, "final", kind == "FAILED", "error", err)
 	}
@@ -320,6 +332,30 @@ func (w *Worker) render(ctx context.Context, d *ent.Delivery) (mail.Message, str
 	default:
 		return m, "", fmt.Errorf("outbox: unknown template %q", d.Template)
 	}
+}
+
+// Stats reports the queue: messages queued or being sent, and the age of
+// the oldest queued one (for metrics).
+func (w *Worker) Stats(ctx context.Context) (int, time.Duration, error) {
+	w.init()
+	ctx = rule.System(ctx)
+	depth, err := w.Client.Delivery.Query().
+		Where(delivery.StatusIn(delivery.StatusQUEUED, delivery.StatusSENDING)).
+		Count(ctx)
+	if err != nil || depth == 0 {
+		return depth, 0, err
+	}
+	oldest, err := w.Client.Delivery.Query().
+		Where(delivery.StatusEQ(delivery.StatusQUEUED)).
+		Order(ent.Asc(delivery.FieldCreatedAt)).
+		First(ctx)
+	if ent.IsNotFound(err) {
+		return depth, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	return depth, max(0, w.Now().Sub(oldest.CreatedAt)), nil
 }
 
 // backoff is the capped exponential delay with full jitter before retry n.

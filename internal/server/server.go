@@ -36,6 +36,7 @@ import (
 	"admit/internal/eventlog"
 	"admit/internal/importfile"
 	"admit/internal/invite"
+	"admit/internal/metrics"
 	"admit/internal/pubsub"
 	"admit/internal/rule"
 	"admit/internal/workspace"
@@ -78,10 +79,12 @@ type Options struct {
 	Events       *eventlog.Log
 	// WorkspaceLinkURL turns a workspace link token into its URL.
 	WorkspaceLinkURL func(token string) string
-	Log              *slog.Logger
-	Limits           Limits
-	AllowedOrigins   []string // exact origins, such as https://app.example.com
-	Introspection    bool
+	// Metrics, when set, counts requests and operations (nil: off).
+	Metrics        *metrics.Metrics
+	Log            *slog.Logger
+	Limits         Limits
+	AllowedOrigins []string // exact origins, such as https://app.example.com
+	Introspection  bool
 }
 
 // Server is Admit's HTTP handler. Shutdown closes live websockets.
@@ -161,7 +164,7 @@ func New(o Options) (*Server, error) {
 		MaxAge:         600,
 		// Bearer tokens, not cookies: credentials are never needed.
 		AllowCredentials: false,
-	}).Handler(mux)
+	}).Handler(o.Metrics.HTTP(mux))
 	return s, nil
 }
 
@@ -221,6 +224,9 @@ func (s *Server) graphQL() http.Handler {
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
 	srv.Use(extension.FixedComplexityLimit(o.Limits.ComplexityLimit))
 	srv.Use(graph.DepthLimit{Max: o.Limits.DepthLimit})
+	if o.Metrics != nil {
+		srv.Use(o.Metrics.Extension())
+	}
 	srv.Use(graph.Transactioner{Client: o.DB.Client, Log: o.Log})
 	srv.AroundOperations(s.revalidateSocketSession)
 	srv.AroundFields(graph.PageSize(o.Limits.MaxPageSize))
