@@ -125,8 +125,8 @@ var _ interface {
 	graphql.ResponseInterceptor
 } = operationMetrics{}
 
-func (operationMetrics) ExtensionName() string                          { return "AdmitMetrics" }
-func (operationMetrics) Validate(graphql.ExecutableSchema) error         { return nil }
+func (operationMetrics) ExtensionName() string                   { return "AdmitMetrics" }
+func (operationMetrics) Validate(graphql.ExecutableSchema) error { return nil }
 func (o operationMetrics) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	rsp := next(ctx)
 	if !graphql.HasOperationContext(ctx) || rsp == nil {
