@@ -42,6 +42,7 @@ import (
 	"admit/internal/ratelimit"
 	"admit/internal/secret"
 	"admit/internal/server"
+	"admit/internal/telemetry"
 	"admit/internal/workspace"
 )
 
@@ -75,6 +76,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer d.Close()
+	tracing, stopTracing, err := telemetry.Setup(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	if tracing {
+		d.Wrap(telemetry.Driver)
+		log.Info("tracing with OpenTelemetry (OTEL_EXPORTER_OTLP_ENDPOINT)")
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = stopTracing(sctx) // flush what is buffered
+		}()
+	}
 	accounts := &account.Service{Dialect: d.Dialect, Keys: keys, SessionTTL: cfg.SessionTTL, Now: now}
 
 	var boot account.BootstrapResult
@@ -143,6 +157,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Events:           events,
 		WorkspaceLinkURL: cfg.WorkspaceLinkURL,
 		Metrics:          m,
+		Tracing:          tracing,
 		LinkLimits: invite.LinkLimits{
 			PerLink:    &ratelimit.Limiter{Limit: cfg.JoinLimitPerLink, Window: cfg.JoinLimitWindow},
 			PerAddress: &ratelimit.Limiter{Limit: cfg.JoinLimitPerAddr, Window: cfg.JoinLimitWindow},

@@ -99,6 +99,12 @@ func Open(rawURL string) (*DB, error) {
 	return d, nil
 }
 
+// Wrap rebuilds the ent client over wrap(driver), for instrumentation such
+// as tracing. Call it before the client is handed out.
+func (d *DB) Wrap(wrap func(dialect.Driver) dialect.Driver) {
+	d.Client = ent.NewClient(ent.Driver(wrap(entsql.OpenDB(d.Dialect, d.SQL))))
+}
+
 // statementCacheSize takes the statement_cache_size parameter out of a
 // PostgreSQL URL: lib/pq would send it to the server as a run-time setting,
 // which the server refuses.

@@ -29,6 +29,7 @@ import (
 	"admit/internal/pubsub"
 	"admit/internal/rule"
 	"admit/internal/secret"
+	"admit/internal/telemetry"
 )
 
 // Worker sends queued deliveries.
@@ -205,7 +206,9 @@ var errSuperseded = errors.New("superseded")
 // send renders and sends one claimed row and records what happened.
 func (w *Worker) send(ctx context.Context, d *ent.Delivery) error {
 	id := d.ID
+	ctx, traced := telemetry.Send(ctx, string(d.Channel), d.Template)
 	msg, token, err := w.render(ctx, d)
+	defer func() { traced(err) }()
 	if errors.Is(err, errSuperseded) {
 		return w.Client.Delivery.UpdateOneID(id).SetStatus(delivery.StatusCANCELLED).ClearLeaseUntil().Exec(ctx)
 	}

@@ -39,6 +39,7 @@ import (
 	"admit/internal/metrics"
 	"admit/internal/pubsub"
 	"admit/internal/rule"
+	"admit/internal/telemetry"
 	"admit/internal/workspace"
 )
 
@@ -80,7 +81,10 @@ type Options struct {
 	// WorkspaceLinkURL turns a workspace link token into its URL.
 	WorkspaceLinkURL func(token string) string
 	// Metrics, when set, counts requests and operations (nil: off).
-	Metrics        *metrics.Metrics
+	Metrics *metrics.Metrics
+	// Tracing gives every operation an OpenTelemetry span and continues
+	// the caller's traceparent (telemetry.Setup installs the exporter).
+	Tracing        bool
 	Log            *slog.Logger
 	Limits         Limits
 	AllowedOrigins []string // exact origins, such as https://app.example.com
@@ -165,6 +169,9 @@ func New(o Options) (*Server, error) {
 		// Bearer tokens, not cookies: credentials are never needed.
 		AllowCredentials: false,
 	}).Handler(o.Metrics.HTTP(mux))
+	if o.Tracing {
+		s.Handler = telemetry.HTTP(s.Handler)
+	}
 	return s, nil
 }
 
@@ -224,6 +231,9 @@ func (s *Server) graphQL() http.Handler {
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
 	srv.Use(extension.FixedComplexityLimit(o.Limits.ComplexityLimit))
 	srv.Use(graph.DepthLimit{Max: o.Limits.DepthLimit})
+	if o.Tracing {
+		srv.Use(telemetry.Extension{})
+	}
 	if o.Metrics != nil {
 		srv.Use(o.Metrics.Extension())
 	}
