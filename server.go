@@ -31,6 +31,7 @@ import (
 	"admit/internal/account"
 	"admit/internal/config"
 	"admit/internal/db"
+	"admit/internal/hr"
 	"admit/internal/invite"
 	"admit/internal/mail"
 	"admit/internal/outbox"
@@ -107,6 +108,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	invites.Kick = worker.Kick
 	go worker.Run(ctx)
+	hrs := &hr.Service{
+		Client:   d.Client,
+		Keys:     keys,
+		Invites:  invites,
+		Accounts: accounts,
+		HTTP:     &hr.HTTP{AllowPrivate: cfg.HRAllowPrivateHosts},
+		Now:      now,
+		Log:      log,
+	}
+	// Every replica looks for due syncs; the lease lets one run each.
+	go hrs.Run(ctx, cfg.HRSyncCheck)
 
 	h, err := server.New(server.Options{
 		DB:           d,
@@ -123,6 +135,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Limits:         cfg.Limits,
 		AllowedOrigins: cfg.CORSAllowedOrigins,
 		Introspection:  cfg.Introspection,
+		HR:             hrs,
 	})
 	if err != nil {
 		return err

@@ -94,6 +94,9 @@ func (r *queryResolver) Workspaces(ctx context.Context, after *entgql.Cursor[int
 	return r.client.Workspace.Query().Paginate(ctx, after, first, before, last, ent.WithWorkspaceOrder(orderBy), ent.WithWorkspaceFilter(where.Filter))
 }
 
+// HRConnection returns HRConnectionResolver implementation.
+func (r *Resolver) HRConnection() HRConnectionResolver { return &hRConnectionResolver{r} }
+
 // Invitation returns InvitationResolver implementation.
 func (r *Resolver) Invitation() InvitationResolver { return &invitationResolver{r} }
 
@@ -104,7 +107,8 @@ func (r *Resolver) InviteLink() InviteLinkResolver { return &inviteLinkResolver{
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
 type (
-	invitationResolver struct{ *Resolver }
-	inviteLinkResolver struct{ *Resolver }
-	queryResolver      struct{ *Resolver }
+	hRConnectionResolver struct{ *Resolver }
+	invitationResolver   struct{ *Resolver }
+	inviteLinkResolver   struct{ *Resolver }
+	queryResolver        struct{ *Resolver }
 )

@@ -12,6 +12,7 @@ import (
 
 	"admit/ent"
 	"admit/internal/account"
+	"admit/internal/hr"
 	"admit/internal/importfile"
 	"admit/internal/invite"
 	"admit/internal/pubsub"
@@ -29,6 +30,8 @@ type Resolver struct {
 	linkLimits  invite.LinkLimits
 	joinURL     func(token string) string
 	log         *slog.Logger
+	hr          *hr.Service
+	maxPage     int
 }
 
 // Deps are the services resolvers use.
@@ -48,6 +51,8 @@ type Deps struct {
 	// MaxPageSize caps `first`/`last` and weighs connections in the
 	// complexity limit.
 	MaxPageSize int
+	// HR runs HR connections; nil leaves the HR fields unavailable.
+	HR *hr.Service
 }
 
 // NewSchema returns the executable schema.
@@ -65,6 +70,8 @@ func NewSchema(d Deps) graphql.ExecutableSchema {
 		linkLimits:  d.LinkLimits,
 		joinURL:     d.JoinURL,
 		log:         d.Log,
+		hr:          d.HR,
+		maxPage:     max(d.MaxPageSize, 1),
 	}})
 	return pagedSchema{ExecutableSchema: es, maxPage: d.MaxPageSize}
 }

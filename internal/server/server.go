@@ -34,6 +34,7 @@ import (
 	"admit/internal/account"
 	"admit/internal/auth"
 	"admit/internal/db"
+	"admit/internal/hr"
 	"admit/internal/importfile"
 	"admit/internal/invite"
 	"admit/internal/pubsub"
@@ -77,6 +78,7 @@ type Options struct {
 	Limits         Limits
 	AllowedOrigins []string // exact origins, such as https://app.example.com
 	Introspection  bool
+	HR             *hr.Service
 }
 
 // Server is Admit's HTTP handler. Shutdown closes live websockets.
@@ -175,6 +177,7 @@ func (s *Server) graphQL() http.Handler {
 		JoinURL:      o.JoinURL,
 		Log:          o.Log,
 		MaxPageSize:  o.Limits.MaxPageSize,
+		HR:           o.HR,
 	})
 	srv := handler.New(es)
 	srv.AddTransport(transport.Websocket{
