@@ -310,6 +310,11 @@ func (s *Service) Connect(ctx context.Context, in ConnectInput) (*ent.HRConnecti
 	if err != nil {
 		return nil, err
 	}
+	// Read it back outside the transaction just committed, so its edges
+	// resolve with a live client.
+	if conn, err = s.db(ctx).HRConnection.Get(ctx, conn.ID); err != nil {
+		return nil, fmt.Errorf("hr.Connect: %w", err)
+	}
 	s.Log.InfoContext(ctx, "HR system connected", "connection", conn.ID, "provider", spec.Name, "employees", len(emps))
 	return conn, nil
 }

@@ -75,6 +75,13 @@ func (s *Server) Fail(path string, skip, n, status int, retryAfter string) {
 	s.failures = append(s.failures, failure{path, skip, n, status, retryAfter})
 }
 
+// Heal drops every configured failure.
+func (s *Server) Heal() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = nil
+}
+
 // Hits returns how many requests reached path (exact, without query).
 func (s *Server) Hits(path string) int {
 	s.mu.Lock()
