@@ -794,3 +794,99 @@ func TestHRTenancy(t *testing.T) {
 		t.Error("invitations written across tenants")
 	}
 }
+
+// TestHRSettingsAndAutopilotActor: updateHRConnection changes the
+// autopilot settings under the role ceiling; scheduled syncs act as the
+// admin who set them, and stop (recording why) when that admin is no
+// longer one; outside-domain addresses are never invited.
+func TestHRSettingsAndAutopilotActor(t *testing.T) {
+	e := testutil.New(t)
+	org := e.NewOrg("Acme")
+	e.Do(org.AdminToken, `mutation { addOrganizationDomain(input: {domain: "acme.test"}) { errors { code } } }`, nil).MustData(&struct {
+		AddOrganizationDomain struct{ Errors []struct{ Code string } }
+	}{})
+	ts := hrtest.Merge(t, "merge-key-000001", "acct")
+	ts.SetPeople(
+		hrtest.Person{ID: "1", First: "Ada", Last: "Lovelace", Email: "ada@acme.test"},
+		hrtest.Person{ID: "2", First: "Moonlighting", Last: "Contractor", Email: "mc@gmail.test"},
+	)
+	conn, errs := hrConnect(t, e, org.AdminToken, map[string]any{"provider": "merge", "baseURL": ts.URL, "credentials": []map[string]string{
+		{"name": "apiKey", "value": "merge-key-000001"}, {"name": "accountToken", "value": "acct"}}})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if got := hrStatuses(t, e, org.AdminToken, conn.ID); got["Moonlighting Contractor"] != "OUTSIDE_DOMAIN" || got["Ada Lovelace"] != "NEW" {
+		t.Fatalf("statuses = %v", got)
+	}
+	p := hrInvite(t, e, org.AdminToken, map[string]any{"connectionID": conn.ID, "employeeIDs": []string{"emp-2", "emp-1", "emp-1", "nobody"}})
+	if oc := outcomes(p); oc["Moonlighting Contractor"] != "SKIPPED DOMAIN_NOT_ALLOWED" || oc["Ada Lovelace"] != "INVITED" || len(p.Results) != 3 {
+		t.Errorf("selected invite: %v (%d results)", oc, len(p.Results))
+	}
+	if last := p.Results[len(p.Results)-1]; last.EmployeeID != "nobody" || last.Code == nil || *last.Code != "HR_EMPLOYEE_NOT_FOUND" {
+		t.Errorf("unknown employee: %+v", last)
+	}
+
+	const update = `mutation($in: UpdateHRConnectionInput!) { updateHRConnection(input: $in) {
+  connection { autoInvite deactivateLeavers syncInterval nextSyncAt role { name } } errors { code field message } } }`
+	type updated struct {
+		UpdateHRConnection struct {
+			Connection *struct {
+				AutoInvite        bool
+				DeactivateLeavers bool
+				SyncInterval      *string
+				NextSyncAt        *time.Time
+				Role              *struct{ Name string }
+			}
+			Errors []hrErr
+		}
+	}
+	// A second admin, ranked below a role they may not grant.
+	deputyRole := e.NewRole(org, "Deputy", true, 50)
+	senior := e.NewRole(org, "Senior", false, 80)
+	e.NewUser(org, "deputy@acme.test", deputyRole.ID)
+	deputy := e.SignIn("deputy@acme.test", testutil.DefaultPassword)
+	e.Do(deputy, update, map[string]any{"in": map[string]any{"id": conn.ID, "roleID": testutil.ID(senior.ID)}}).MustFail("FORBIDDEN")
+	var u updated
+	wantData(t, e.Do(deputy, update, map[string]any{"in": map[string]any{"id": conn.ID, "syncInterval": "10m"}}), &u)
+	if len(u.UpdateHRConnection.Errors) != 1 || u.UpdateHRConnection.Errors[0].Code != "INVALID_INPUT" {
+		t.Errorf("10m interval: %+v", u.UpdateHRConnection)
+	}
+	wantData(t, e.Do(deputy, update, map[string]any{"in": map[string]any{"id": conn.ID, "syncInterval": "24h", "autoInvite": true}}), &u)
+	c := u.UpdateHRConnection.Connection
+	if c == nil || !c.AutoInvite || c.SyncInterval == nil || *c.SyncInterval != "24h" || c.NextSyncAt == nil || c.Role != nil {
+		t.Fatalf("update: %+v", u.UpdateHRConnection)
+	}
+
+	// The deputy set autopilot up, so scheduled syncs act as the deputy;
+	// once demoted, the sync refuses to run and says why.
+	ts.SetPeople(append(ts.People(), hrtest.Person{ID: "3", First: "Grace", Last: "Hopper", Email: "grace@acme.test"})...)
+	if _, err := e.DB.SQL.Exec(`UPDATE users SET role_id = $1 WHERE email = 'deputy@acme.test'`, org.MemberRoleID); err != nil {
+		t.Fatal(err)
+	}
+	e.Clock.Advance(25 * time.Hour)
+	if ran, err := e.HR.RunDue(context.Background()); err != nil || ran != 1 {
+		t.Fatalf("RunDue = %d, %v", ran, err)
+	}
+	org.AdminToken = e.SignIn(org.AdminEmail, org.AdminPassword)
+	got := hrConnections(t, e, org.AdminToken)[0]
+	if got.LastSyncStatus == nil || *got.LastSyncStatus != "FAILED" || !strings.Contains(got.LastSyncError, "no longer an active administrator") {
+		t.Errorf("after demoting the autopilot admin: %+v", got)
+	}
+	if n := hrInvitationCount(t, e); n != 1 {
+		t.Errorf("%d HR invitations, want only Ada's", n)
+	}
+	// Another admin takes autopilot over by saving the settings.
+	wantData(t, e.Do(org.AdminToken, update, map[string]any{"in": map[string]any{"id": conn.ID, "autoInvite": true}}), &u)
+	e.Clock.Advance(25 * time.Hour)
+	if ran, err := e.HR.RunDue(context.Background()); err != nil || ran != 1 {
+		t.Fatalf("RunDue = %d, %v", ran, err)
+	}
+	org.AdminToken = e.SignIn(org.AdminEmail, org.AdminPassword)
+	got = hrConnections(t, e, org.AdminToken)[0]
+	if got.LastSyncStatus == nil || *got.LastSyncStatus != "SUCCEEDED" || got.LastSyncInvited != 1 {
+		t.Errorf("after another admin took over: %+v", got)
+	}
+	if n := hrInvitationCount(t, e); n != 2 {
+		t.Errorf("%d HR invitations, want Ada's and Grace's (never the outside-domain one)", n)
+	}
+}

@@ -201,6 +201,7 @@ func (s *Service) run(ctx context.Context, conn *ent.HRConnection) (*SyncResult,
 	if err != nil {
 		ue := providerUserError(err, "id")
 		if ue == nil {
+			s.fail(sys, conn, "internal error; see the server log")
 			return nil, err
 		}
 		s.fail(sys, conn, ue.Message)
