@@ -890,3 +890,67 @@ func TestHRSettingsAndAutopilotActor(t *testing.T) {
 		t.Errorf("%d HR invitations, want Ada's and Grace's (never the outside-domain one)", n)
 	}
 }
+
+// TestHRLeavers: with deactivateLeavers, a leaver's pending invitation is
+// revoked, and the admin the sync runs as is reported, never deactivated.
+// A mutation that mixes syncHRSystem with another field runs in the shared
+// transaction and works too.
+func TestHRLeavers(t *testing.T) {
+	e := testutil.New(t)
+	org := e.NewOrg("Acme")
+	ts := hrtest.HiBob(t, "SVC", "hibob-token-00001")
+	ts.SetPeople(
+		hrtest.Person{ID: "1", First: "Ada", Last: "Lovelace", Email: "ada@acme.test"},
+		hrtest.Person{ID: "2", First: "The", Last: "Admin", Email: org.AdminEmail},
+	)
+	conn, errs := hrConnect(t, e, org.AdminToken, map[string]any{"provider": "hibob", "baseURL": ts.URL, "deactivateLeavers": true,
+		"credentials": []map[string]string{{"name": "serviceUserID", "value": "SVC"}, {"name": "token", "value": "hibob-token-00001"}}})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if p := hrInvite(t, e, org.AdminToken, map[string]any{"connectionID": conn.ID, "employeeIDs": []string{"1"}}); p.Counts.Invited != 1 {
+		t.Fatalf("invite: %+v", p)
+	}
+	ts.SetPeople(
+		hrtest.Person{ID: "1", First: "Ada", Last: "Lovelace", Email: "ada@acme.test", Status: "inactive", End: "2024-01-31"},
+		hrtest.Person{ID: "2", First: "The", Last: "Admin", Email: org.AdminEmail, Status: "inactive", End: "2024-01-31"},
+	)
+	var out struct {
+		SyncHRSystem struct {
+			Result *struct {
+				Status      string
+				Deactivated int
+				Problems    []string
+			}
+			Errors []hrErr
+		}
+		Auditor struct{ Errors []struct{ Code string } }
+	}
+	wantData(t, e.Do(org.AdminToken, `mutation($id: ID!) {
+  syncHRSystem(id: $id) { result { status deactivated problems } errors { code field message } }
+  auditor: createRole(input: {name: "Auditor", rank: 5}) { errors { code } }
+}`, map[string]any{"id": conn.ID}), &out)
+	if len(out.Auditor.Errors) > 0 {
+		t.Errorf("createRole beside syncHRSystem: %+v", out.Auditor.Errors)
+	}
+	r := out.SyncHRSystem.Result
+	if r == nil || r.Status != "SUCCEEDED" || r.Deactivated != 0 || len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "runs this connection's syncs") {
+		t.Fatalf("sync: %+v", out.SyncHRSystem)
+	}
+	var invs struct {
+		Invitations struct {
+			Edges []struct {
+				Node struct {
+					Email  *string
+					Status string
+				}
+			}
+		}
+	}
+	wantData(t, e.Do(org.AdminToken, `{ invitations(where: {source: HR}) { edges { node { email status } } } }`, nil), &invs)
+	if len(invs.Invitations.Edges) != 1 || invs.Invitations.Edges[0].Node.Status != "REVOKED" {
+		t.Errorf("the leaver's invitation: %+v", invs.Invitations.Edges)
+	}
+	var me struct{ Me struct{ Email *string } }
+	wantData(t, e.Do(org.AdminToken, `{ me { email } }`, nil), &me)
+}

@@ -153,10 +153,13 @@ func (s *Service) actor(ctx context.Context, conn *ent.HRConnection) (context.Co
 
 // fail records a failed sync: status, reason, the next due time, the
 // lease released, and an audit event. ctx bypasses privacy (the scheduler
-// may have no viewer).
+// may have no viewer). It writes outside any transaction, so the record
+// stays, except when the sync runs inside a shared mutation transaction
+// (syncHRSystem beside other fields), which its payload error rolls back.
 func (s *Service) fail(ctx context.Context, conn *ent.HRConnection, reason string) {
+	c := s.db(ctx)
 	now := s.now()
-	u := s.Client.HRConnection.UpdateOneID(conn.ID).
+	u := c.HRConnection.UpdateOneID(conn.ID).
 		SetLastSyncAt(now).
 		SetLastSyncStatus(hrconnection.LastSyncStatusFAILED).
 		SetLastSyncError(clipRunes(reason, 1000)).
@@ -169,7 +172,7 @@ func (s *Service) fail(ctx context.Context, conn *ent.HRConnection, reason strin
 	if err := u.Exec(ctx); err != nil && !ent.IsNotFound(err) {
 		s.Log.ErrorContext(ctx, "HR sync: cannot record failure", "connection", conn.ID, "error", err)
 	}
-	err := s.Client.AuditEvent.Create().
+	err := c.AuditEvent.Create().
 		SetOrganizationID(conn.OrganizationID).
 		SetNillableActorID(conn.ActorID).
 		SetAction("hr.sync_failed").
