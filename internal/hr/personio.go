@@ -1,9 +1,11 @@
 package hr
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,8 +14,9 @@ import (
 )
 
 // personio reads Personio: the API client's ID and secret are exchanged at
-// POST /v2/auth/token (OAuth 2 client credentials) for a bearer token,
-// cached until shortly before its expires_in; employees come from
+// POST /v2/auth/token (OAuth 2 client credentials; v1's POST /v1/auth where
+// that is missing) for a bearer token, cached until shortly before its
+// expires_in; employees come from
 // GET /v1/company/employees, paged with offset and limit (at most 100 a
 // page, as Personio enforces).
 var personio = Spec{
@@ -75,6 +78,12 @@ func (p *personioAPI) token(ctx context.Context, fresh bool) (string, error) {
 		}
 		return req, err
 	})
+	if pe, ok := err.(*ProviderError); ok && pe.Status == http.StatusNotFound {
+		// A host without the v2 token endpoint: v1's POST /v1/auth gives
+		// the same stable papi- token, valid for 24 hours.
+		resp.AccessToken, err = p.tokenV1(ctx)
+		resp.ExpiresIn = 24 * 60 * 60
+	}
 	if err != nil {
 		return "", err
 	}
@@ -92,6 +101,32 @@ func (p *personioAPI) token(ctx context.Context, fresh bool) (string, error) {
 	personioTokens.m[key] = cachedToken{resp.AccessToken, time.Now().Add(life)}
 	personioTokens.Unlock()
 	return resp.AccessToken, nil
+}
+
+// tokenV1 authenticates with v1's POST /v1/auth (JSON client_id and
+// client_secret; {success, data: {token}}).
+func (p *personioAPI) tokenV1(ctx context.Context) (string, error) {
+	body, _ := json.Marshal(map[string]string{"client_id": p.Credentials["clientID"], "client_secret": p.Credentials["clientSecret"]})
+	var resp struct {
+		Success bool `json:"success"`
+		Data    struct {
+			Token string `json:"token"`
+		} `json:"data"`
+	}
+	err := getJSON(ctx, p.HTTP, "Personio", "authenticate (v1)", &resp, func(ctx context.Context) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.BaseURL+"/v1/auth", bytes.NewReader(body))
+		if err == nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		return req, err
+	})
+	if err != nil {
+		return "", err
+	}
+	if !resp.Success || resp.Data.Token == "" {
+		return "", perr(ErrBadResponse, "Personio sent no token")
+	}
+	return resp.Data.Token, nil
 }
 
 // personioAttr is one attribute of a Personio v1 employee.

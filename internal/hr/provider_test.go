@@ -207,6 +207,23 @@ func TestPersonioTokenCachedUntilExpiry(t *testing.T) {
 	}
 }
 
+func TestPersonioV1Auth(t *testing.T) {
+	ts := hrtest.PersonioV1(t, "client-v1", "secret-v1-0001")
+	ts.SetPeople(staff...)
+	es, err := fetch(t, "personio", ts, testHTTP(ts, nil), map[string]string{"clientID": "client-v1", "clientSecret": "secret-v1-0001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStaff(t, es, "")
+	if ts.Hits("/v1/auth") != 1 || ts.Hits("/v2/auth/token") != 1 {
+		t.Errorf("auth hits: v1 %d, v2 %d", ts.Hits("/v1/auth"), ts.Hits("/v2/auth/token"))
+	}
+	_, err = fetch(t, "personio", ts, testHTTP(ts, nil), map[string]string{"clientID": "client-v1", "clientSecret": "wrong-secret"})
+	if !errors.Is(err, hr.ErrRejected) {
+		t.Errorf("wrong secret: %v", err)
+	}
+}
+
 func TestRetries(t *testing.T) {
 	creds := map[string]string{"apiKey": "merge-key-0001", "accountToken": "acct-0001"}
 	t.Run("429 with Retry-After, then success", func(t *testing.T) {

@@ -75,12 +75,37 @@ func BambooHR(t testing.TB, company, apiKey string, directoryOnly bool) *Server 
 // limit at most 100; {success, metadata, offset, limit, data: [{type,
 // attributes: {name: {label, value}}}]}). Tokens it issued stay valid.
 func Personio(t testing.TB, clientID, secret string, expiresIn int) *Server {
+	return personio(t, clientID, secret, expiresIn, false)
+}
+
+// PersonioV1 is Personio with only v1's POST /v1/auth (JSON body;
+// {success, data: {token}}) for authentication.
+func PersonioV1(t testing.TB, clientID, secret string) *Server {
+	return personio(t, clientID, secret, 0, true)
+}
+
+func personio(t testing.TB, clientID, secret string, expiresIn int, v1 bool) *Server {
 	var mu = make(chan struct{}, 1)
 	tokens := map[string]bool{}
 	n := 0
 	return start(t, func(s *Server, w http.ResponseWriter, r *http.Request) {
 		switch {
-		case r.Method == http.MethodPost && r.URL.Path == "/v2/auth/token":
+		case v1 && r.Method == http.MethodPost && r.URL.Path == "/v1/auth":
+			var body struct {
+				ClientID     string `json:"client_id"`
+				ClientSecret string `json:"client_secret"`
+			}
+			if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.ClientID != clientID || body.ClientSecret != secret {
+				writeJSON(w, http.StatusUnauthorized, map[string]any{"success": false, "error": map[string]any{"code": 0, "message": "Wrong credentials"}})
+				return
+			}
+			mu <- struct{}{}
+			n++
+			tok := "papi-v1-" + strconv.Itoa(n)
+			tokens[tok] = true
+			<-mu
+			writeJSON(w, http.StatusOK, map[string]any{"success": true, "data": map[string]any{"token": tok}})
+		case !v1 && r.Method == http.MethodPost && r.URL.Path == "/v2/auth/token":
 			if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "client_credentials" {
 				writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request"})
 				return
