@@ -157,6 +157,9 @@ func (s *Service) actor(ctx context.Context, conn *ent.HRConnection) (context.Co
 // stays, except when the sync runs inside a shared mutation transaction
 // (syncHRSystem beside other fields), which its payload error rolls back.
 func (s *Service) fail(ctx context.Context, conn *ent.HRConnection, reason string) {
+	// Recorded even when ctx ended (shutdown mid-sync), so the lease is
+	// released now rather than when it runs out.
+	ctx = context.WithoutCancel(ctx)
 	c := s.db(ctx)
 	now := s.now()
 	u := c.HRConnection.UpdateOneID(conn.ID).
