@@ -3,6 +3,7 @@ package graph_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -953,4 +954,41 @@ func TestHRLeavers(t *testing.T) {
 	}
 	var me struct{ Me struct{ Email *string } }
 	wantData(t, e.Do(org.AdminToken, `{ me { email } }`, nil), &me)
+}
+
+// TestHRSyncThatOutlivesItsLeaseWritesNothing: when another replica takes
+// the lease over while a sync is still fetching, the first one's results
+// are discarded.
+func TestHRSyncThatOutlivesItsLeaseWritesNothing(t *testing.T) {
+	e := testutil.New(t)
+	org := e.NewOrg("Acme")
+	ts := hrtest.Kombo(t, "kombo-key-000001", "int")
+	ts.SetPeople(hrtest.Person{ID: "1", First: "Ada", Last: "Lovelace", Email: "ada@acme.test"})
+	conn, errs := hrConnect(t, e, org.AdminToken, map[string]any{"provider": "kombo", "baseURL": ts.URL, "autoInvite": true,
+		"credentials": []map[string]string{{"name": "apiKey", "value": "kombo-key-000001"}, {"name": "integrationID", "value": "int"}}})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	ts.Before = func(*http.Request) {
+		// Another replica's lease, as if this one had stalled past its own.
+		if _, err := e.DB.SQL.Exec(`UPDATE hr_connections SET sync_lease_until = $1`, e.Clock.Now().Add(time.Hour)); err != nil {
+			t.Error(err)
+		}
+	}
+	var out struct {
+		SyncHRSystem struct {
+			Result *struct{ Status string }
+			Errors []hrErr
+		}
+	}
+	wantData(t, e.Do(org.AdminToken, `mutation($id: ID!) { syncHRSystem(id: $id) { result { status } errors { code field message } } }`, map[string]any{"id": conn.ID}), &out)
+	if len(out.SyncHRSystem.Errors) != 1 || out.SyncHRSystem.Errors[0].Code != "HR_SYNC_IN_PROGRESS" {
+		t.Fatalf("sync = %+v", out.SyncHRSystem)
+	}
+	if n := hrInvitationCount(t, e); n != 0 {
+		t.Errorf("%d invitations from a sync that lost its lease", n)
+	}
+	if c := hrConnections(t, e, org.AdminToken)[0]; c.LastSyncInvited != 0 || c.LastSyncStatus == nil || *c.LastSyncStatus != "SUCCEEDED" {
+		t.Errorf("connection = %+v, want the connect-time result untouched", c)
+	}
 }

@@ -46,9 +46,10 @@ func (s *Service) Sync(ctx context.Context, id int) (*SyncResult, error) {
 		return nil, err
 	}
 	now := s.now()
+	until := s.leaseUntil(now)
 	n, err := c.HRConnection.Update().
 		Where(hrconnection.ID(conn.ID), leaseFree(now)).
-		SetSyncLeaseUntil(now.Add(s.lease())).
+		SetSyncLeaseUntil(until).
 		Save(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("hr.Sync: lease: %w", err)
@@ -56,6 +57,7 @@ func (s *Service) Sync(ctx context.Context, id int) (*SyncResult, error) {
 	if n == 0 {
 		return nil, userErr(CodeSyncInProgress, "id", "a sync of this connection is already running; try again in a few minutes")
 	}
+	conn.SyncLeaseUntil = &until
 	return s.run(ctx, conn)
 }
 
@@ -65,7 +67,24 @@ func leaseFree(now time.Time) predicate.HRConnection {
 	return hrconnection.Or(hrconnection.SyncLeaseUntilIsNil(), hrconnection.SyncLeaseUntilLTE(now))
 }
 
-func (s *Service) lease() time.Duration { return cmpDur(s.Lease, 10*time.Minute) }
+// leaseUntil is the end of a lease taken at now, at the microsecond
+// precision PostgreSQL keeps, so the holder can match it exactly.
+func (s *Service) leaseUntil(now time.Time) time.Time {
+	return now.Add(cmpDur(s.Lease, 10*time.Minute)).Truncate(time.Microsecond)
+}
+
+// heldBy matches the connection only while conn's lease is still the one
+// on the row: a sync that outlived its lease (another replica took over)
+// writes nothing.
+func heldBy(conn *ent.HRConnection) predicate.HRConnection {
+	if conn.SyncLeaseUntil == nil {
+		return hrconnection.SyncLeaseUntilIsNil()
+	}
+	return hrconnection.SyncLeaseUntilEQ(*conn.SyncLeaseUntil)
+}
+
+// errLeaseLost: another replica took the connection over mid-sync.
+var errLeaseLost = errors.New("hr: the sync outlived its lease; another replica took over")
 
 // RunDue runs every scheduled sync that is due, each on exactly one
 // replica: a replica runs a sync only after its conditional UPDATE of the
@@ -87,9 +106,10 @@ func (s *Service) RunDue(ctx context.Context) (int, error) {
 		if ctx.Err() != nil {
 			return ran, ctx.Err()
 		}
+		until := s.leaseUntil(now)
 		n, err := s.Client.HRConnection.Update().
 			Where(append([]predicate.HRConnection{hrconnection.ID(id)}, due...)...).
-			SetSyncLeaseUntil(now.Add(s.lease())).
+			SetSyncLeaseUntil(until).
 			Save(sys)
 		if err != nil {
 			return ran, fmt.Errorf("hr.RunDue: lease: %w", err)
@@ -102,6 +122,7 @@ func (s *Service) RunDue(ctx context.Context) (int, error) {
 		if err != nil {
 			return ran, fmt.Errorf("hr.RunDue: %w", err)
 		}
+		conn.SyncLeaseUntil = &until
 		actx, err := s.actor(ctx, conn)
 		if err != nil {
 			s.fail(rule.System(ctx), conn, err.Error())
@@ -162,7 +183,8 @@ func (s *Service) fail(ctx context.Context, conn *ent.HRConnection, reason strin
 	ctx = context.WithoutCancel(ctx)
 	c := s.db(ctx)
 	now := s.now()
-	u := c.HRConnection.UpdateOneID(conn.ID).
+	u := c.HRConnection.Update().
+		Where(hrconnection.ID(conn.ID), heldBy(conn)).
 		SetLastSyncAt(now).
 		SetLastSyncStatus(hrconnection.LastSyncStatusFAILED).
 		SetLastSyncError(clipRunes(reason, 1000)).
@@ -172,10 +194,15 @@ func (s *Service) fail(ctx context.Context, conn *ent.HRConnection, reason strin
 	if conn.SyncIntervalSeconds > 0 {
 		u.SetNextSyncAt(now.Add(time.Duration(conn.SyncIntervalSeconds) * time.Second))
 	}
-	if err := u.Exec(ctx); err != nil && !ent.IsNotFound(err) {
+	n, err := u.Save(ctx)
+	if err != nil {
 		s.Log.ErrorContext(ctx, "HR sync: cannot record failure", "connection", conn.ID, "error", err)
 	}
-	err := c.AuditEvent.Create().
+	if err == nil && n == 0 {
+		s.Log.WarnContext(ctx, "HR sync failed after another replica took it over", "connection", conn.ID, "reason", reason)
+		return
+	}
+	err = c.AuditEvent.Create().
 		SetOrganizationID(conn.OrganizationID).
 		SetNillableActorID(conn.ActorID).
 		SetAction("hr.sync_failed").
@@ -221,6 +248,9 @@ func (s *Service) run(ctx context.Context, conn *ent.HRConnection) (*SyncResult,
 		var ue *UserError
 		var coded interface{ ErrorCode() string }
 		switch {
+		case errors.Is(err, errLeaseLost):
+			s.Log.WarnContext(ctx, "HR sync discarded", "connection", conn.ID, "error", err)
+			return &SyncResult{Err: userErr(CodeSyncInProgress, "id", "another sync of this connection took over; nothing was written")}, nil
 		case errors.As(err, &ue):
 		case errors.As(err, &coded):
 			// The role ceiling, admin rights or a missing role refused
@@ -273,7 +303,8 @@ func (s *Service) apply(ctx context.Context, c *ent.Client, conn *ent.HRConnecti
 		}
 	}
 	now := s.now()
-	u := c.HRConnection.UpdateOneID(conn.ID).
+	u := c.HRConnection.Update().
+		Where(hrconnection.ID(conn.ID), heldBy(conn)).
 		SetLastSyncAt(now).
 		SetLastSyncStatus(hrconnection.LastSyncStatusSUCCEEDED).
 		SetLastSyncError(clipRunes(strings.Join(res.Problems, "; "), 1000)).
@@ -284,8 +315,10 @@ func (s *Service) apply(ctx context.Context, c *ent.Client, conn *ent.HRConnecti
 	if conn.SyncIntervalSeconds > 0 {
 		u.SetNextSyncAt(now.Add(time.Duration(conn.SyncIntervalSeconds) * time.Second))
 	}
-	if err := u.Exec(ctx); err != nil {
+	if n, err := u.Save(ctx); err != nil {
 		return fmt.Errorf("hr: record sync: %w", err)
+	} else if n == 0 {
+		return errLeaseLost
 	}
 	return audit.Record(ctx, c, "hr.synced", "HRConnection", conn.ID, fmt.Sprintf("%s: %d employees, %d invited, %d deactivated, %d problems",
 		conn.Provider, res.Employees, res.Invited, res.Deactivated, len(res.Problems)))

@@ -35,6 +35,9 @@ type Server struct {
 	*httptest.Server
 	// PageSize caps the page the server returns, whatever is asked.
 	PageSize int
+	// Before, when set, runs before each request is answered (to change
+	// the world mid-fetch).
+	Before func(*http.Request)
 
 	mu      sync.Mutex
 	people  []Person
@@ -140,6 +143,9 @@ func start(t testing.TB, h func(s *Server, w http.ResponseWriter, r *http.Reques
 	t.Helper()
 	s := &Server{hits: map[string]int{}}
 	s.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.Before != nil {
+			s.Before(r)
+		}
 		if s.failing(w, r) {
 			return
 		}
