@@ -34,6 +34,7 @@ import (
 	"admit/internal/config"
 	"admit/internal/db"
 	"admit/internal/eventlog"
+	"admit/internal/hr"
 	"admit/internal/invite"
 	"admit/internal/mail"
 	"admit/internal/metrics"
@@ -145,6 +146,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer stopMetrics()
 	}
 	go worker.Run(ctx)
+	hrs := &hr.Service{
+		Client:   d.Client,
+		Keys:     keys,
+		Invites:  invites,
+		Accounts: accounts,
+		HTTP:     &hr.HTTP{AllowPrivate: cfg.HRAllowPrivateHosts},
+		Now:      now,
+		Log:      log,
+	}
+	// Every replica looks for due syncs; the lease lets one run each.
+	go hrs.Run(ctx, cfg.HRSyncCheck)
 
 	h, err := server.New(server.Options{
 		DB:               d,
@@ -166,6 +178,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Limits:         cfg.Limits,
 		AllowedOrigins: cfg.CORSAllowedOrigins,
 		Introspection:  cfg.Introspection,
+		HR:             hrs,
 	})
 	if err != nil {
 		return err

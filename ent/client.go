@@ -15,6 +15,7 @@ import (
 	"admit/ent/contact"
 	"admit/ent/delivery"
 	"admit/ent/hrconnection"
+	"admit/ent/hremployee"
 	"admit/ent/idempotencykey"
 	"admit/ent/invitation"
 	"admit/ent/invitelink"
@@ -48,6 +49,8 @@ type Client struct {
 	Delivery *DeliveryClient
 	// HRConnection is the client for interacting with the HRConnection builders.
 	HRConnection *HRConnectionClient
+	// HREmployee is the client for interacting with the HREmployee builders.
+	HREmployee *HREmployeeClient
 	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
 	IdempotencyKey *IdempotencyKeyClient
 	// Invitation is the client for interacting with the Invitation builders.
@@ -85,6 +88,7 @@ func (c *Client) init() {
 	c.Contact = NewContactClient(c.config)
 	c.Delivery = NewDeliveryClient(c.config)
 	c.HRConnection = NewHRConnectionClient(c.config)
+	c.HREmployee = NewHREmployeeClient(c.config)
 	c.IdempotencyKey = NewIdempotencyKeyClient(c.config)
 	c.Invitation = NewInvitationClient(c.config)
 	c.InviteLink = NewInviteLinkClient(c.config)
@@ -192,6 +196,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Contact:        NewContactClient(cfg),
 		Delivery:       NewDeliveryClient(cfg),
 		HRConnection:   NewHRConnectionClient(cfg),
+		HREmployee:     NewHREmployeeClient(cfg),
 		IdempotencyKey: NewIdempotencyKeyClient(cfg),
 		Invitation:     NewInvitationClient(cfg),
 		InviteLink:     NewInviteLinkClient(cfg),
@@ -226,6 +231,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Contact:        NewContactClient(cfg),
 		Delivery:       NewDeliveryClient(cfg),
 		HRConnection:   NewHRConnectionClient(cfg),
+		HREmployee:     NewHREmployeeClient(cfg),
 		IdempotencyKey: NewIdempotencyKeyClient(cfg),
 		Invitation:     NewInvitationClient(cfg),
 		InviteLink:     NewInviteLinkClient(cfg),
@@ -266,9 +272,9 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.AuditEvent, c.Contact, c.Delivery, c.HRConnection, c.IdempotencyKey,
-		c.Invitation, c.InviteLink, c.JoinRequest, c.Membership, c.Organization,
-		c.Role, c.Session, c.User, c.Workspace, c.WorkspaceEvent,
+		c.AuditEvent, c.Contact, c.Delivery, c.HRConnection, c.HREmployee,
+		c.IdempotencyKey, c.Invitation, c.InviteLink, c.JoinRequest, c.Membership,
+		c.Organization, c.Role, c.Session, c.User, c.Workspace, c.WorkspaceEvent,
 	} {
 		n.Use(hooks...)
 	}
@@ -278,9 +284,9 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.AuditEvent, c.Contact, c.Delivery, c.HRConnection, c.IdempotencyKey,
-		c.Invitation, c.InviteLink, c.JoinRequest, c.Membership, c.Organization,
-		c.Role, c.Session, c.User, c.Workspace, c.WorkspaceEvent,
+		c.AuditEvent, c.Contact, c.Delivery, c.HRConnection, c.HREmployee,
+		c.IdempotencyKey, c.Invitation, c.InviteLink, c.JoinRequest, c.Membership,
+		c.Organization, c.Role, c.Session, c.User, c.Workspace, c.WorkspaceEvent,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -297,6 +303,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Delivery.mutate(ctx, m)
 	case *HRConnectionMutation:
 		return c.HRConnection.mutate(ctx, m)
+	case *HREmployeeMutation:
+		return c.HREmployee.mutate(ctx, m)
 	case *IdempotencyKeyMutation:
 		return c.IdempotencyKey.mutate(ctx, m)
 	case *InvitationMutation:
@@ -978,6 +986,38 @@ func (c *HRConnectionClient) QueryOrganization(_m *HRConnection) *OrganizationQu
 	return query
 }
 
+// QueryRole queries the role edge of a HRConnection.
+func (c *HRConnectionClient) QueryRole(_m *HRConnection) *RoleQuery {
+	query := (&RoleClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(hrconnection.Table, hrconnection.FieldID, id),
+			sqlgraph.To(role.Table, role.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, hrconnection.RoleTable, hrconnection.RoleColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryEmployees queries the employees edge of a HRConnection.
+func (c *HRConnectionClient) QueryEmployees(_m *HRConnection) *HREmployeeQuery {
+	query := (&HREmployeeClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(hrconnection.Table, hrconnection.FieldID, id),
+			sqlgraph.To(hremployee.Table, hremployee.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, hrconnection.EmployeesTable, hrconnection.EmployeesColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // Hooks returns the client hooks.
 func (c *HRConnectionClient) Hooks() []Hook {
 	hooks := c.hooks.HRConnection
@@ -1001,6 +1041,172 @@ func (c *HRConnectionClient) mutate(ctx context.Context, m *HRConnectionMutation
 		return (&HRConnectionDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown HRConnection mutation op: %q", m.Op())
+	}
+}
+
+// HREmployeeClient is a client for the HREmployee schema.
+type HREmployeeClient struct {
+	config
+}
+
+// NewHREmployeeClient returns a client for the HREmployee from the given config.
+func NewHREmployeeClient(c config) *HREmployeeClient {
+	return &HREmployeeClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `hremployee.Hooks(f(g(h())))`.
+func (c *HREmployeeClient) Use(hooks ...Hook) {
+	c.hooks.HREmployee = append(c.hooks.HREmployee, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `hremployee.Intercept(f(g(h())))`.
+func (c *HREmployeeClient) Intercept(interceptors ...Interceptor) {
+	c.inters.HREmployee = append(c.inters.HREmployee, interceptors...)
+}
+
+// Create returns a builder for creating a HREmployee entity.
+func (c *HREmployeeClient) Create() *HREmployeeCreate {
+	mutation := newHREmployeeMutation(c.config, OpCreate)
+	return &HREmployeeCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of HREmployee entities.
+func (c *HREmployeeClient) CreateBulk(builders ...*HREmployeeCreate) *HREmployeeCreateBulk {
+	return &HREmployeeCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *HREmployeeClient) MapCreateBulk(slice any, setFunc func(*HREmployeeCreate, int)) *HREmployeeCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &HREmployeeCreateBulk{err: fmt.Errorf("calling to HREmployeeClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*HREmployeeCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &HREmployeeCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for HREmployee.
+func (c *HREmployeeClient) Update() *HREmployeeUpdate {
+	mutation := newHREmployeeMutation(c.config, OpUpdate)
+	return &HREmployeeUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *HREmployeeClient) UpdateOne(_m *HREmployee) *HREmployeeUpdateOne {
+	mutation := newHREmployeeMutation(c.config, OpUpdateOne, withHREmployee(_m))
+	return &HREmployeeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *HREmployeeClient) UpdateOneID(id int) *HREmployeeUpdateOne {
+	mutation := newHREmployeeMutation(c.config, OpUpdateOne, withHREmployeeID(id))
+	return &HREmployeeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for HREmployee.
+func (c *HREmployeeClient) Delete() *HREmployeeDelete {
+	mutation := newHREmployeeMutation(c.config, OpDelete)
+	return &HREmployeeDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *HREmployeeClient) DeleteOne(_m *HREmployee) *HREmployeeDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *HREmployeeClient) DeleteOneID(id int) *HREmployeeDeleteOne {
+	builder := c.Delete().Where(hremployee.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &HREmployeeDeleteOne{builder}
+}
+
+// Query returns a query builder for HREmployee.
+func (c *HREmployeeClient) Query() *HREmployeeQuery {
+	return &HREmployeeQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeHREmployee},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a HREmployee entity by its id.
+func (c *HREmployeeClient) Get(ctx context.Context, id int) (*HREmployee, error) {
+	return c.Query().Where(hremployee.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *HREmployeeClient) GetX(ctx context.Context, id int) *HREmployee {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryOrganization queries the organization edge of a HREmployee.
+func (c *HREmployeeClient) QueryOrganization(_m *HREmployee) *OrganizationQuery {
+	query := (&OrganizationClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(hremployee.Table, hremployee.FieldID, id),
+			sqlgraph.To(organization.Table, organization.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, hremployee.OrganizationTable, hremployee.OrganizationColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryConnection queries the connection edge of a HREmployee.
+func (c *HREmployeeClient) QueryConnection(_m *HREmployee) *HRConnectionQuery {
+	query := (&HRConnectionClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(hremployee.Table, hremployee.FieldID, id),
+			sqlgraph.To(hrconnection.Table, hrconnection.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, hremployee.ConnectionTable, hremployee.ConnectionColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *HREmployeeClient) Hooks() []Hook {
+	hooks := c.hooks.HREmployee
+	return append(hooks[:len(hooks):len(hooks)], hremployee.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *HREmployeeClient) Interceptors() []Interceptor {
+	return c.inters.HREmployee
+}
+
+func (c *HREmployeeClient) mutate(ctx context.Context, m *HREmployeeMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&HREmployeeCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&HREmployeeUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&HREmployeeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&HREmployeeDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown HREmployee mutation op: %q", m.Op())
 	}
 }
 
@@ -2993,14 +3199,14 @@ func (c *WorkspaceEventClient) mutate(ctx context.Context, m *WorkspaceEventMuta
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AuditEvent, Contact, Delivery, HRConnection, IdempotencyKey, Invitation,
-		InviteLink, JoinRequest, Membership, Organization, Role, Session, User,
-		Workspace, WorkspaceEvent []ent.Hook
+		AuditEvent, Contact, Delivery, HRConnection, HREmployee, IdempotencyKey,
+		Invitation, InviteLink, JoinRequest, Membership, Organization, Role, Session,
+		User, Workspace, WorkspaceEvent []ent.Hook
 	}
 	inters struct {
-		AuditEvent, Contact, Delivery, HRConnection, IdempotencyKey, Invitation,
-		InviteLink, JoinRequest, Membership, Organization, Role, Session, User,
-		Workspace, WorkspaceEvent []ent.Interceptor
+		AuditEvent, Contact, Delivery, HRConnection, HREmployee, IdempotencyKey,
+		Invitation, InviteLink, JoinRequest, Membership, Organization, Role, Session,
+		User, Workspace, WorkspaceEvent []ent.Interceptor
 	}
 )
 

@@ -7,6 +7,7 @@ import (
 	"admit/ent/contact"
 	"admit/ent/delivery"
 	"admit/ent/hrconnection"
+	"admit/ent/hremployee"
 	"admit/ent/idempotencykey"
 	"admit/ent/invitation"
 	"admit/ent/invitelink"
@@ -91,6 +92,7 @@ func checkColumn(t, c string) error {
 			contact.Table:        contact.ValidColumn,
 			delivery.Table:       delivery.ValidColumn,
 			hrconnection.Table:   hrconnection.ValidColumn,
+			hremployee.Table:     hremployee.ValidColumn,
 			idempotencykey.Table: idempotencykey.ValidColumn,
 			invitation.Table:     invitation.ValidColumn,
 			invitelink.Table:     invitelink.ValidColumn,

@@ -7,6 +7,7 @@ import (
 	"admit/ent/contact"
 	"admit/ent/delivery"
 	"admit/ent/hrconnection"
+	"admit/ent/hremployee"
 	"admit/ent/idempotencykey"
 	"admit/ent/invitation"
 	"admit/ent/invitelink"
@@ -28,7 +29,7 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 15)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 16)}
 	graph.Nodes[0] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   auditevent.Table,
@@ -109,15 +110,55 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		Type: "HRConnection",
 		Fields: map[string]*sqlgraph.FieldSpec{
-			hrconnection.FieldCreatedAt:       {Type: field.TypeTime, Column: hrconnection.FieldCreatedAt},
-			hrconnection.FieldUpdatedAt:       {Type: field.TypeTime, Column: hrconnection.FieldUpdatedAt},
-			hrconnection.FieldOrganizationID:  {Type: field.TypeInt, Column: hrconnection.FieldOrganizationID},
-			hrconnection.FieldProvider:        {Type: field.TypeString, Column: hrconnection.FieldProvider},
-			hrconnection.FieldAPIKeyEncrypted: {Type: field.TypeBytes, Column: hrconnection.FieldAPIKeyEncrypted},
-			hrconnection.FieldLastImportAt:    {Type: field.TypeTime, Column: hrconnection.FieldLastImportAt},
+			hrconnection.FieldCreatedAt:           {Type: field.TypeTime, Column: hrconnection.FieldCreatedAt},
+			hrconnection.FieldUpdatedAt:           {Type: field.TypeTime, Column: hrconnection.FieldUpdatedAt},
+			hrconnection.FieldOrganizationID:      {Type: field.TypeInt, Column: hrconnection.FieldOrganizationID},
+			hrconnection.FieldProvider:            {Type: field.TypeString, Column: hrconnection.FieldProvider},
+			hrconnection.FieldAPIKeyEncrypted:     {Type: field.TypeBytes, Column: hrconnection.FieldAPIKeyEncrypted},
+			hrconnection.FieldCredentialsHint:     {Type: field.TypeString, Column: hrconnection.FieldCredentialsHint},
+			hrconnection.FieldBaseURL:             {Type: field.TypeString, Column: hrconnection.FieldBaseURL},
+			hrconnection.FieldAutoInvite:          {Type: field.TypeBool, Column: hrconnection.FieldAutoInvite},
+			hrconnection.FieldRoleID:              {Type: field.TypeInt, Column: hrconnection.FieldRoleID},
+			hrconnection.FieldSyncIntervalSeconds: {Type: field.TypeInt, Column: hrconnection.FieldSyncIntervalSeconds},
+			hrconnection.FieldDeactivateLeavers:   {Type: field.TypeBool, Column: hrconnection.FieldDeactivateLeavers},
+			hrconnection.FieldActorID:             {Type: field.TypeInt, Column: hrconnection.FieldActorID},
+			hrconnection.FieldNextSyncAt:          {Type: field.TypeTime, Column: hrconnection.FieldNextSyncAt},
+			hrconnection.FieldSyncLeaseUntil:      {Type: field.TypeTime, Column: hrconnection.FieldSyncLeaseUntil},
+			hrconnection.FieldLastSyncAt:          {Type: field.TypeTime, Column: hrconnection.FieldLastSyncAt},
+			hrconnection.FieldLastSyncStatus:      {Type: field.TypeEnum, Column: hrconnection.FieldLastSyncStatus},
+			hrconnection.FieldLastSyncError:       {Type: field.TypeString, Column: hrconnection.FieldLastSyncError},
+			hrconnection.FieldLastSyncEmployees:   {Type: field.TypeInt, Column: hrconnection.FieldLastSyncEmployees},
+			hrconnection.FieldLastSyncInvited:     {Type: field.TypeInt, Column: hrconnection.FieldLastSyncInvited},
+			hrconnection.FieldLastSyncDeactivated: {Type: field.TypeInt, Column: hrconnection.FieldLastSyncDeactivated},
 		},
 	}
 	graph.Nodes[4] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   hremployee.Table,
+			Columns: hremployee.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: hremployee.FieldID,
+			},
+		},
+		Type: "HREmployee",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			hremployee.FieldCreatedAt:         {Type: field.TypeTime, Column: hremployee.FieldCreatedAt},
+			hremployee.FieldUpdatedAt:         {Type: field.TypeTime, Column: hremployee.FieldUpdatedAt},
+			hremployee.FieldOrganizationID:    {Type: field.TypeInt, Column: hremployee.FieldOrganizationID},
+			hremployee.FieldConnectionID:      {Type: field.TypeInt, Column: hremployee.FieldConnectionID},
+			hremployee.FieldEmployeeID:        {Type: field.TypeString, Column: hremployee.FieldEmployeeID},
+			hremployee.FieldName:              {Type: field.TypeString, Column: hremployee.FieldName},
+			hremployee.FieldEmail:             {Type: field.TypeString, Column: hremployee.FieldEmail},
+			hremployee.FieldPhone:             {Type: field.TypeString, Column: hremployee.FieldPhone},
+			hremployee.FieldDepartment:        {Type: field.TypeString, Column: hremployee.FieldDepartment},
+			hremployee.FieldEmploymentStatus:  {Type: field.TypeEnum, Column: hremployee.FieldEmploymentStatus},
+			hremployee.FieldStartDate:         {Type: field.TypeTime, Column: hremployee.FieldStartDate},
+			hremployee.FieldEndDate:           {Type: field.TypeTime, Column: hremployee.FieldEndDate},
+			hremployee.FieldProviderUpdatedAt: {Type: field.TypeTime, Column: hremployee.FieldProviderUpdatedAt},
+		},
+	}
+	graph.Nodes[5] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   idempotencykey.Table,
 			Columns: idempotencykey.Columns,
@@ -136,7 +177,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			idempotencykey.FieldResponse:       {Type: field.TypeBytes, Column: idempotencykey.FieldResponse},
 		},
 	}
-	graph.Nodes[5] = &sqlgraph.Node{
+	graph.Nodes[6] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   invitation.Table,
 			Columns: invitation.Columns,
@@ -175,7 +216,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			invitation.FieldUserID:            {Type: field.TypeInt, Column: invitation.FieldUserID},
 		},
 	}
-	graph.Nodes[6] = &sqlgraph.Node{
+	graph.Nodes[7] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   invitelink.Table,
 			Columns: invitelink.Columns,
@@ -203,7 +244,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			invitelink.FieldCreatedByID:       {Type: field.TypeInt, Column: invitelink.FieldCreatedByID},
 		},
 	}
-	graph.Nodes[7] = &sqlgraph.Node{
+	graph.Nodes[8] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   joinrequest.Table,
 			Columns: joinrequest.Columns,
@@ -233,7 +274,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			joinrequest.FieldInvitationID:   {Type: field.TypeInt, Column: joinrequest.FieldInvitationID},
 		},
 	}
-	graph.Nodes[8] = &sqlgraph.Node{
+	graph.Nodes[9] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   membership.Table,
 			Columns: membership.Columns,
@@ -254,7 +295,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			membership.FieldInvitationID:   {Type: field.TypeInt, Column: membership.FieldInvitationID},
 		},
 	}
-	graph.Nodes[9] = &sqlgraph.Node{
+	graph.Nodes[10] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   organization.Table,
 			Columns: organization.Columns,
@@ -275,7 +316,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			organization.FieldInvitationExpiryDays:         {Type: field.TypeInt, Column: organization.FieldInvitationExpiryDays},
 		},
 	}
-	graph.Nodes[10] = &sqlgraph.Node{
+	graph.Nodes[11] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   role.Table,
 			Columns: role.Columns,
@@ -296,7 +337,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			role.FieldBuiltin:        {Type: field.TypeBool, Column: role.FieldBuiltin},
 		},
 	}
-	graph.Nodes[11] = &sqlgraph.Node{
+	graph.Nodes[12] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   session.Table,
 			Columns: session.Columns,
@@ -313,7 +354,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			session.FieldUserID:    {Type: field.TypeInt, Column: session.FieldUserID},
 		},
 	}
-	graph.Nodes[12] = &sqlgraph.Node{
+	graph.Nodes[13] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   user.Table,
 			Columns: user.Columns,
@@ -338,7 +379,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			user.FieldLastSignInAt:   {Type: field.TypeTime, Column: user.FieldLastSignInAt},
 		},
 	}
-	graph.Nodes[13] = &sqlgraph.Node{
+	graph.Nodes[14] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   workspace.Table,
 			Columns: workspace.Columns,
@@ -363,7 +404,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			workspace.FieldOwnerID:           {Type: field.TypeInt, Column: workspace.FieldOwnerID},
 		},
 	}
-	graph.Nodes[14] = &sqlgraph.Node{
+	graph.Nodes[15] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   workspaceevent.Table,
 			Columns: workspaceevent.Columns,
@@ -491,6 +532,54 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		"HRConnection",
 		"Organization",
+	)
+	graph.MustAddE(
+		"role",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   hrconnection.RoleTable,
+			Columns: []string{hrconnection.RoleColumn},
+			Bidi:    false,
+		},
+		"HRConnection",
+		"Role",
+	)
+	graph.MustAddE(
+		"employees",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   hrconnection.EmployeesTable,
+			Columns: []string{hrconnection.EmployeesColumn},
+			Bidi:    false,
+		},
+		"HRConnection",
+		"HREmployee",
+	)
+	graph.MustAddE(
+		"organization",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   hremployee.OrganizationTable,
+			Columns: []string{hremployee.OrganizationColumn},
+			Bidi:    false,
+		},
+		"HREmployee",
+		"Organization",
+	)
+	graph.MustAddE(
+		"connection",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   hremployee.ConnectionTable,
+			Columns: []string{hremployee.ConnectionColumn},
+			Bidi:    false,
+		},
+		"HREmployee",
+		"HRConnection",
 	)
 	graph.MustAddE(
 		"organization",
@@ -1332,9 +1421,79 @@ func (f *HRConnectionFilter) WhereAPIKeyEncrypted(p entql.BytesP) {
 	f.Where(p.Field(hrconnection.FieldAPIKeyEncrypted))
 }
 
-// WhereLastImportAt applies the entql time.Time predicate on the last_import_at field.
-func (f *HRConnectionFilter) WhereLastImportAt(p entql.TimeP) {
-	f.Where(p.Field(hrconnection.FieldLastImportAt))
+// WhereCredentialsHint applies the entql string predicate on the credentials_hint field.
+func (f *HRConnectionFilter) WhereCredentialsHint(p entql.StringP) {
+	f.Where(p.Field(hrconnection.FieldCredentialsHint))
+}
+
+// WhereBaseURL applies the entql string predicate on the base_url field.
+func (f *HRConnectionFilter) WhereBaseURL(p entql.StringP) {
+	f.Where(p.Field(hrconnection.FieldBaseURL))
+}
+
+// WhereAutoInvite applies the entql bool predicate on the auto_invite field.
+func (f *HRConnectionFilter) WhereAutoInvite(p entql.BoolP) {
+	f.Where(p.Field(hrconnection.FieldAutoInvite))
+}
+
+// WhereRoleID applies the entql int predicate on the role_id field.
+func (f *HRConnectionFilter) WhereRoleID(p entql.IntP) {
+	f.Where(p.Field(hrconnection.FieldRoleID))
+}
+
+// WhereSyncIntervalSeconds applies the entql int predicate on the sync_interval_seconds field.
+func (f *HRConnectionFilter) WhereSyncIntervalSeconds(p entql.IntP) {
+	f.Where(p.Field(hrconnection.FieldSyncIntervalSeconds))
+}
+
+// WhereDeactivateLeavers applies the entql bool predicate on the deactivate_leavers field.
+func (f *HRConnectionFilter) WhereDeactivateLeavers(p entql.BoolP) {
+	f.Where(p.Field(hrconnection.FieldDeactivateLeavers))
+}
+
+// WhereActorID applies the entql int predicate on the actor_id field.
+func (f *HRConnectionFilter) WhereActorID(p entql.IntP) {
+	f.Where(p.Field(hrconnection.FieldActorID))
+}
+
+// WhereNextSyncAt applies the entql time.Time predicate on the next_sync_at field.
+func (f *HRConnectionFilter) WhereNextSyncAt(p entql.TimeP) {
+	f.Where(p.Field(hrconnection.FieldNextSyncAt))
+}
+
+// WhereSyncLeaseUntil applies the entql time.Time predicate on the sync_lease_until field.
+func (f *HRConnectionFilter) WhereSyncLeaseUntil(p entql.TimeP) {
+	f.Where(p.Field(hrconnection.FieldSyncLeaseUntil))
+}
+
+// WhereLastSyncAt applies the entql time.Time predicate on the last_sync_at field.
+func (f *HRConnectionFilter) WhereLastSyncAt(p entql.TimeP) {
+	f.Where(p.Field(hrconnection.FieldLastSyncAt))
+}
+
+// WhereLastSyncStatus applies the entql string predicate on the last_sync_status field.
+func (f *HRConnectionFilter) WhereLastSyncStatus(p entql.StringP) {
+	f.Where(p.Field(hrconnection.FieldLastSyncStatus))
+}
+
+// WhereLastSyncError applies the entql string predicate on the last_sync_error field.
+func (f *HRConnectionFilter) WhereLastSyncError(p entql.StringP) {
+	f.Where(p.Field(hrconnection.FieldLastSyncError))
+}
+
+// WhereLastSyncEmployees applies the entql int predicate on the last_sync_employees field.
+func (f *HRConnectionFilter) WhereLastSyncEmployees(p entql.IntP) {
+	f.Where(p.Field(hrconnection.FieldLastSyncEmployees))
+}
+
+// WhereLastSyncInvited applies the entql int predicate on the last_sync_invited field.
+func (f *HRConnectionFilter) WhereLastSyncInvited(p entql.IntP) {
+	f.Where(p.Field(hrconnection.FieldLastSyncInvited))
+}
+
+// WhereLastSyncDeactivated applies the entql int predicate on the last_sync_deactivated field.
+func (f *HRConnectionFilter) WhereLastSyncDeactivated(p entql.IntP) {
+	f.Where(p.Field(hrconnection.FieldLastSyncDeactivated))
 }
 
 // WhereHasOrganization applies a predicate to check if query has an edge organization.
@@ -1345,6 +1504,167 @@ func (f *HRConnectionFilter) WhereHasOrganization() {
 // WhereHasOrganizationWith applies a predicate to check if query has an edge organization with a given conditions (other predicates).
 func (f *HRConnectionFilter) WhereHasOrganizationWith(preds ...predicate.Organization) {
 	f.Where(entql.HasEdgeWith("organization", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasRole applies a predicate to check if query has an edge role.
+func (f *HRConnectionFilter) WhereHasRole() {
+	f.Where(entql.HasEdge("role"))
+}
+
+// WhereHasRoleWith applies a predicate to check if query has an edge role with a given conditions (other predicates).
+func (f *HRConnectionFilter) WhereHasRoleWith(preds ...predicate.Role) {
+	f.Where(entql.HasEdgeWith("role", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasEmployees applies a predicate to check if query has an edge employees.
+func (f *HRConnectionFilter) WhereHasEmployees() {
+	f.Where(entql.HasEdge("employees"))
+}
+
+// WhereHasEmployeesWith applies a predicate to check if query has an edge employees with a given conditions (other predicates).
+func (f *HRConnectionFilter) WhereHasEmployeesWith(preds ...predicate.HREmployee) {
+	f.Where(entql.HasEdgeWith("employees", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *HREmployeeQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the HREmployeeQuery builder.
+func (_q *HREmployeeQuery) Filter() *HREmployeeFilter {
+	return &HREmployeeFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *HREmployeeMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the HREmployeeMutation builder.
+func (m *HREmployeeMutation) Filter() *HREmployeeFilter {
+	return &HREmployeeFilter{config: m.config, predicateAdder: m}
+}
+
+// HREmployeeFilter provides a generic filtering capability at runtime for HREmployeeQuery.
+type HREmployeeFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *HREmployeeFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *HREmployeeFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(hremployee.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *HREmployeeFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(hremployee.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *HREmployeeFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(hremployee.FieldUpdatedAt))
+}
+
+// WhereOrganizationID applies the entql int predicate on the organization_id field.
+func (f *HREmployeeFilter) WhereOrganizationID(p entql.IntP) {
+	f.Where(p.Field(hremployee.FieldOrganizationID))
+}
+
+// WhereConnectionID applies the entql int predicate on the connection_id field.
+func (f *HREmployeeFilter) WhereConnectionID(p entql.IntP) {
+	f.Where(p.Field(hremployee.FieldConnectionID))
+}
+
+// WhereEmployeeID applies the entql string predicate on the employee_id field.
+func (f *HREmployeeFilter) WhereEmployeeID(p entql.StringP) {
+	f.Where(p.Field(hremployee.FieldEmployeeID))
+}
+
+// WhereName applies the entql string predicate on the name field.
+func (f *HREmployeeFilter) WhereName(p entql.StringP) {
+	f.Where(p.Field(hremployee.FieldName))
+}
+
+// WhereEmail applies the entql string predicate on the email field.
+func (f *HREmployeeFilter) WhereEmail(p entql.StringP) {
+	f.Where(p.Field(hremployee.FieldEmail))
+}
+
+// WherePhone applies the entql string predicate on the phone field.
+func (f *HREmployeeFilter) WherePhone(p entql.StringP) {
+	f.Where(p.Field(hremployee.FieldPhone))
+}
+
+// WhereDepartment applies the entql string predicate on the department field.
+func (f *HREmployeeFilter) WhereDepartment(p entql.StringP) {
+	f.Where(p.Field(hremployee.FieldDepartment))
+}
+
+// WhereEmploymentStatus applies the entql string predicate on the employment_status field.
+func (f *HREmployeeFilter) WhereEmploymentStatus(p entql.StringP) {
+	f.Where(p.Field(hremployee.FieldEmploymentStatus))
+}
+
+// WhereStartDate applies the entql time.Time predicate on the start_date field.
+func (f *HREmployeeFilter) WhereStartDate(p entql.TimeP) {
+	f.Where(p.Field(hremployee.FieldStartDate))
+}
+
+// WhereEndDate applies the entql time.Time predicate on the end_date field.
+func (f *HREmployeeFilter) WhereEndDate(p entql.TimeP) {
+	f.Where(p.Field(hremployee.FieldEndDate))
+}
+
+// WhereProviderUpdatedAt applies the entql time.Time predicate on the provider_updated_at field.
+func (f *HREmployeeFilter) WhereProviderUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(hremployee.FieldProviderUpdatedAt))
+}
+
+// WhereHasOrganization applies a predicate to check if query has an edge organization.
+func (f *HREmployeeFilter) WhereHasOrganization() {
+	f.Where(entql.HasEdge("organization"))
+}
+
+// WhereHasOrganizationWith applies a predicate to check if query has an edge organization with a given conditions (other predicates).
+func (f *HREmployeeFilter) WhereHasOrganizationWith(preds ...predicate.Organization) {
+	f.Where(entql.HasEdgeWith("organization", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasConnection applies a predicate to check if query has an edge connection.
+func (f *HREmployeeFilter) WhereHasConnection() {
+	f.Where(entql.HasEdge("connection"))
+}
+
+// WhereHasConnectionWith applies a predicate to check if query has an edge connection with a given conditions (other predicates).
+func (f *HREmployeeFilter) WhereHasConnectionWith(preds ...predicate.HRConnection) {
+	f.Where(entql.HasEdgeWith("connection", sqlgraph.WrapFunc(func(s *sql.Selector) {
 		for _, p := range preds {
 			p(s)
 		}
@@ -1380,7 +1700,7 @@ type IdempotencyKeyFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *IdempotencyKeyFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1464,7 +1784,7 @@ type InvitationFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *InvitationFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1732,7 +2052,7 @@ type InviteLinkFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *InviteLinkFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1903,7 +2223,7 @@ type JoinRequestFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *JoinRequestFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2098,7 +2418,7 @@ type MembershipFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *MembershipFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2234,7 +2554,7 @@ type OrganizationFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *OrganizationFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2314,7 +2634,7 @@ type RoleFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *RoleFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2422,7 +2742,7 @@ type SessionFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *SessionFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2496,7 +2816,7 @@ type UserFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UserFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2652,7 +2972,7 @@ type WorkspaceFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *WorkspaceFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[14].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2808,7 +3128,7 @@ type WorkspaceEventFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *WorkspaceEventFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[14].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[15].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})

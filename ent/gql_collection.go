@@ -522,6 +522,21 @@ func (_q *HRConnectionQuery) collectField(ctx context.Context, oneNode bool, opC
 				selectedFields = append(selectedFields, hrconnection.FieldOrganizationID)
 				fieldSeen[hrconnection.FieldOrganizationID] = struct{}{}
 			}
+
+		case "role":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&RoleClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, oneNode, opCtx, field, path, mayAddCondition(satisfies, roleImplementors)...); err != nil {
+				return err
+			}
+			_q.withRole = query
+			if _, ok := fieldSeen[hrconnection.FieldRoleID]; !ok {
+				selectedFields = append(selectedFields, hrconnection.FieldRoleID)
+				fieldSeen[hrconnection.FieldRoleID] = struct{}{}
+			}
 		case "createdAt":
 			if _, ok := fieldSeen[hrconnection.FieldCreatedAt]; !ok {
 				selectedFields = append(selectedFields, hrconnection.FieldCreatedAt)
@@ -542,10 +557,60 @@ func (_q *HRConnectionQuery) collectField(ctx context.Context, oneNode bool, opC
 				selectedFields = append(selectedFields, hrconnection.FieldProvider)
 				fieldSeen[hrconnection.FieldProvider] = struct{}{}
 			}
-		case "lastImportAt":
-			if _, ok := fieldSeen[hrconnection.FieldLastImportAt]; !ok {
-				selectedFields = append(selectedFields, hrconnection.FieldLastImportAt)
-				fieldSeen[hrconnection.FieldLastImportAt] = struct{}{}
+		case "credentialsHint":
+			if _, ok := fieldSeen[hrconnection.FieldCredentialsHint]; !ok {
+				selectedFields = append(selectedFields, hrconnection.FieldCredentialsHint)
+				fieldSeen[hrconnection.FieldCredentialsHint] = struct{}{}
+			}
+		case "baseURL":
+			if _, ok := fieldSeen[hrconnection.FieldBaseURL]; !ok {
+				selectedFields = append(selectedFields, hrconnection.FieldBaseURL)
+				fieldSeen[hrconnection.FieldBaseURL] = struct{}{}
+			}
+		case "autoInvite":
+			if _, ok := fieldSeen[hrconnection.FieldAutoInvite]; !ok {
+				selectedFields = append(selectedFields, hrconnection.FieldAutoInvite)
+				fieldSeen[hrconnection.FieldAutoInvite] = struct{}{}
+			}
+		case "deactivateLeavers":
+			if _, ok := fieldSeen[hrconnection.FieldDeactivateLeavers]; !ok {
+				selectedFields = append(selectedFields, hrconnection.FieldDeactivateLeavers)
+				fieldSeen[hrconnection.FieldDeactivateLeavers] = struct{}{}
+			}
+		case "nextSyncAt":
+			if _, ok := fieldSeen[hrconnection.FieldNextSyncAt]; !ok {
+				selectedFields = append(selectedFields, hrconnection.FieldNextSyncAt)
+				fieldSeen[hrconnection.FieldNextSyncAt] = struct{}{}
+			}
+		case "lastSyncAt":
+			if _, ok := fieldSeen[hrconnection.FieldLastSyncAt]; !ok {
+				selectedFields = append(selectedFields, hrconnection.FieldLastSyncAt)
+				fieldSeen[hrconnection.FieldLastSyncAt] = struct{}{}
+			}
+		case "lastSyncStatus":
+			if _, ok := fieldSeen[hrconnection.FieldLastSyncStatus]; !ok {
+				selectedFields = append(selectedFields, hrconnection.FieldLastSyncStatus)
+				fieldSeen[hrconnection.FieldLastSyncStatus] = struct{}{}
+			}
+		case "lastSyncError":
+			if _, ok := fieldSeen[hrconnection.FieldLastSyncError]; !ok {
+				selectedFields = append(selectedFields, hrconnection.FieldLastSyncError)
+				fieldSeen[hrconnection.FieldLastSyncError] = struct{}{}
+			}
+		case "lastSyncEmployees":
+			if _, ok := fieldSeen[hrconnection.FieldLastSyncEmployees]; !ok {
+				selectedFields = append(selectedFields, hrconnection.FieldLastSyncEmployees)
+				fieldSeen[hrconnection.FieldLastSyncEmployees] = struct{}{}
+			}
+		case "lastSyncInvited":
+			if _, ok := fieldSeen[hrconnection.FieldLastSyncInvited]; !ok {
+				selectedFields = append(selectedFields, hrconnection.FieldLastSyncInvited)
+				fieldSeen[hrconnection.FieldLastSyncInvited] = struct{}{}
+			}
+		case "lastSyncDeactivated":
+			if _, ok := fieldSeen[hrconnection.FieldLastSyncDeactivated]; !ok {
+				selectedFields = append(selectedFields, hrconnection.FieldLastSyncDeactivated)
+				fieldSeen[hrconnection.FieldLastSyncDeactivated] = struct{}{}
 			}
 		case "id":
 		case "__typename":

@@ -1335,21 +1335,128 @@ type HRConnectionWhereInput struct {
 	ProviderEqualFold    *string  `json:"providerEqualFold,omitempty"`
 	ProviderContainsFold *string  `json:"providerContainsFold,omitempty"`
 
-	// "last_import_at" field predicates.
-	LastImportAt       *time.Time  `json:"lastImportAt,omitempty"`
-	LastImportAtNEQ    *time.Time  `json:"lastImportAtNEQ,omitempty"`
-	LastImportAtIn     []time.Time `json:"lastImportAtIn,omitempty"`
-	LastImportAtNotIn  []time.Time `json:"lastImportAtNotIn,omitempty"`
-	LastImportAtGT     *time.Time  `json:"lastImportAtGT,omitempty"`
-	LastImportAtGTE    *time.Time  `json:"lastImportAtGTE,omitempty"`
-	LastImportAtLT     *time.Time  `json:"lastImportAtLT,omitempty"`
-	LastImportAtLTE    *time.Time  `json:"lastImportAtLTE,omitempty"`
-	LastImportAtIsNil  bool        `json:"lastImportAtIsNil,omitempty"`
-	LastImportAtNotNil bool        `json:"lastImportAtNotNil,omitempty"`
+	// "credentials_hint" field predicates.
+	CredentialsHint             *string  `json:"credentialsHint,omitempty"`
+	CredentialsHintNEQ          *string  `json:"credentialsHintNEQ,omitempty"`
+	CredentialsHintIn           []string `json:"credentialsHintIn,omitempty"`
+	CredentialsHintNotIn        []string `json:"credentialsHintNotIn,omitempty"`
+	CredentialsHintGT           *string  `json:"credentialsHintGT,omitempty"`
+	CredentialsHintGTE          *string  `json:"credentialsHintGTE,omitempty"`
+	CredentialsHintLT           *string  `json:"credentialsHintLT,omitempty"`
+	CredentialsHintLTE          *string  `json:"credentialsHintLTE,omitempty"`
+	CredentialsHintContains     *string  `json:"credentialsHintContains,omitempty"`
+	CredentialsHintHasPrefix    *string  `json:"credentialsHintHasPrefix,omitempty"`
+	CredentialsHintHasSuffix    *string  `json:"credentialsHintHasSuffix,omitempty"`
+	CredentialsHintEqualFold    *string  `json:"credentialsHintEqualFold,omitempty"`
+	CredentialsHintContainsFold *string  `json:"credentialsHintContainsFold,omitempty"`
+
+	// "base_url" field predicates.
+	BaseURL             *string  `json:"baseURL,omitempty"`
+	BaseURLNEQ          *string  `json:"baseURLNEQ,omitempty"`
+	BaseURLIn           []string `json:"baseURLIn,omitempty"`
+	BaseURLNotIn        []string `json:"baseURLNotIn,omitempty"`
+	BaseURLGT           *string  `json:"baseURLGT,omitempty"`
+	BaseURLGTE          *string  `json:"baseURLGTE,omitempty"`
+	BaseURLLT           *string  `json:"baseURLLT,omitempty"`
+	BaseURLLTE          *string  `json:"baseURLLTE,omitempty"`
+	BaseURLContains     *string  `json:"baseURLContains,omitempty"`
+	BaseURLHasPrefix    *string  `json:"baseURLHasPrefix,omitempty"`
+	BaseURLHasSuffix    *string  `json:"baseURLHasSuffix,omitempty"`
+	BaseURLEqualFold    *string  `json:"baseURLEqualFold,omitempty"`
+	BaseURLContainsFold *string  `json:"baseURLContainsFold,omitempty"`
+
+	// "auto_invite" field predicates.
+	AutoInvite    *bool `json:"autoInvite,omitempty"`
+	AutoInviteNEQ *bool `json:"autoInviteNEQ,omitempty"`
+
+	// "deactivate_leavers" field predicates.
+	DeactivateLeavers    *bool `json:"deactivateLeavers,omitempty"`
+	DeactivateLeaversNEQ *bool `json:"deactivateLeaversNEQ,omitempty"`
+
+	// "next_sync_at" field predicates.
+	NextSyncAt       *time.Time  `json:"nextSyncAt,omitempty"`
+	NextSyncAtNEQ    *time.Time  `json:"nextSyncAtNEQ,omitempty"`
+	NextSyncAtIn     []time.Time `json:"nextSyncAtIn,omitempty"`
+	NextSyncAtNotIn  []time.Time `json:"nextSyncAtNotIn,omitempty"`
+	NextSyncAtGT     *time.Time  `json:"nextSyncAtGT,omitempty"`
+	NextSyncAtGTE    *time.Time  `json:"nextSyncAtGTE,omitempty"`
+	NextSyncAtLT     *time.Time  `json:"nextSyncAtLT,omitempty"`
+	NextSyncAtLTE    *time.Time  `json:"nextSyncAtLTE,omitempty"`
+	NextSyncAtIsNil  bool        `json:"nextSyncAtIsNil,omitempty"`
+	NextSyncAtNotNil bool        `json:"nextSyncAtNotNil,omitempty"`
+
+	// "last_sync_at" field predicates.
+	LastSyncAt       *time.Time  `json:"lastSyncAt,omitempty"`
+	LastSyncAtNEQ    *time.Time  `json:"lastSyncAtNEQ,omitempty"`
+	LastSyncAtIn     []time.Time `json:"lastSyncAtIn,omitempty"`
+	LastSyncAtNotIn  []time.Time `json:"lastSyncAtNotIn,omitempty"`
+	LastSyncAtGT     *time.Time  `json:"lastSyncAtGT,omitempty"`
+	LastSyncAtGTE    *time.Time  `json:"lastSyncAtGTE,omitempty"`
+	LastSyncAtLT     *time.Time  `json:"lastSyncAtLT,omitempty"`
+	LastSyncAtLTE    *time.Time  `json:"lastSyncAtLTE,omitempty"`
+	LastSyncAtIsNil  bool        `json:"lastSyncAtIsNil,omitempty"`
+	LastSyncAtNotNil bool        `json:"lastSyncAtNotNil,omitempty"`
+
+	// "last_sync_status" field predicates.
+	LastSyncStatus       *hrconnection.LastSyncStatus  `json:"lastSyncStatus,omitempty"`
+	LastSyncStatusNEQ    *hrconnection.LastSyncStatus  `json:"lastSyncStatusNEQ,omitempty"`
+	LastSyncStatusIn     []hrconnection.LastSyncStatus `json:"lastSyncStatusIn,omitempty"`
+	LastSyncStatusNotIn  []hrconnection.LastSyncStatus `json:"lastSyncStatusNotIn,omitempty"`
+	LastSyncStatusIsNil  bool                          `json:"lastSyncStatusIsNil,omitempty"`
+	LastSyncStatusNotNil bool                          `json:"lastSyncStatusNotNil,omitempty"`
+
+	// "last_sync_error" field predicates.
+	LastSyncError             *string  `json:"lastSyncError,omitempty"`
+	LastSyncErrorNEQ          *string  `json:"lastSyncErrorNEQ,omitempty"`
+	LastSyncErrorIn           []string `json:"lastSyncErrorIn,omitempty"`
+	LastSyncErrorNotIn        []string `json:"lastSyncErrorNotIn,omitempty"`
+	LastSyncErrorGT           *string  `json:"lastSyncErrorGT,omitempty"`
+	LastSyncErrorGTE          *string  `json:"lastSyncErrorGTE,omitempty"`
+	LastSyncErrorLT           *string  `json:"lastSyncErrorLT,omitempty"`
+	LastSyncErrorLTE          *string  `json:"lastSyncErrorLTE,omitempty"`
+	LastSyncErrorContains     *string  `json:"lastSyncErrorContains,omitempty"`
+	LastSyncErrorHasPrefix    *string  `json:"lastSyncErrorHasPrefix,omitempty"`
+	LastSyncErrorHasSuffix    *string  `json:"lastSyncErrorHasSuffix,omitempty"`
+	LastSyncErrorEqualFold    *string  `json:"lastSyncErrorEqualFold,omitempty"`
+	LastSyncErrorContainsFold *string  `json:"lastSyncErrorContainsFold,omitempty"`
+
+	// "last_sync_employees" field predicates.
+	LastSyncEmployees      *int  `json:"lastSyncEmployees,omitempty"`
+	LastSyncEmployeesNEQ   *int  `json:"lastSyncEmployeesNEQ,omitempty"`
+	LastSyncEmployeesIn    []int `json:"lastSyncEmployeesIn,omitempty"`
+	LastSyncEmployeesNotIn []int `json:"lastSyncEmployeesNotIn,omitempty"`
+	LastSyncEmployeesGT    *int  `json:"lastSyncEmployeesGT,omitempty"`
+	LastSyncEmployeesGTE   *int  `json:"lastSyncEmployeesGTE,omitempty"`
+	LastSyncEmployeesLT    *int  `json:"lastSyncEmployeesLT,omitempty"`
+	LastSyncEmployeesLTE   *int  `json:"lastSyncEmployeesLTE,omitempty"`
+
+	// "last_sync_invited" field predicates.
+	LastSyncInvited      *int  `json:"lastSyncInvited,omitempty"`
+	LastSyncInvitedNEQ   *int  `json:"lastSyncInvitedNEQ,omitempty"`
+	LastSyncInvitedIn    []int `json:"lastSyncInvitedIn,omitempty"`
+	LastSyncInvitedNotIn []int `json:"lastSyncInvitedNotIn,omitempty"`
+	LastSyncInvitedGT    *int  `json:"lastSyncInvitedGT,omitempty"`
+	LastSyncInvitedGTE   *int  `json:"lastSyncInvitedGTE,omitempty"`
+	LastSyncInvitedLT    *int  `json:"lastSyncInvitedLT,omitempty"`
+	LastSyncInvitedLTE   *int  `json:"lastSyncInvitedLTE,omitempty"`
+
+	// "last_sync_deactivated" field predicates.
+	LastSyncDeactivated      *int  `json:"lastSyncDeactivated,omitempty"`
+	LastSyncDeactivatedNEQ   *int  `json:"lastSyncDeactivatedNEQ,omitempty"`
+	LastSyncDeactivatedIn    []int `json:"lastSyncDeactivatedIn,omitempty"`
+	LastSyncDeactivatedNotIn []int `json:"lastSyncDeactivatedNotIn,omitempty"`
+	LastSyncDeactivatedGT    *int  `json:"lastSyncDeactivatedGT,omitempty"`
+	LastSyncDeactivatedGTE   *int  `json:"lastSyncDeactivatedGTE,omitempty"`
+	LastSyncDeactivatedLT    *int  `json:"lastSyncDeactivatedLT,omitempty"`
+	LastSyncDeactivatedLTE   *int  `json:"lastSyncDeactivatedLTE,omitempty"`
 
 	// "organization" edge predicates.
 	HasOrganization     *bool                     `json:"hasOrganization,omitempty"`
 	HasOrganizationWith []*OrganizationWhereInput `json:"hasOrganizationWith,omitempty"`
+
+	// "role" edge predicates.
+	HasRole     *bool             `json:"hasRole,omitempty"`
+	HasRoleWith []*RoleWhereInput `json:"hasRoleWith,omitempty"`
 }
 
 // AddPredicates adds custom predicates to the where input to be used during the filtering phase.
@@ -1534,35 +1641,284 @@ func (i *HRConnectionWhereInput) P() (predicate.HRConnection, error) {
 	if i.ProviderContainsFold != nil {
 		predicates = append(predicates, hrconnection.ProviderContainsFold(*i.ProviderContainsFold))
 	}
-	if i.LastImportAt != nil {
-		predicates = append(predicates, hrconnection.LastImportAtEQ(*i.LastImportAt))
+	if i.CredentialsHint != nil {
+		predicates = append(predicates, hrconnection.CredentialsHintEQ(*i.CredentialsHint))
 	}
-	if i.LastImportAtNEQ != nil {
-		predicates = append(predicates, hrconnection.LastImportAtNEQ(*i.LastImportAtNEQ))
+	if i.CredentialsHintNEQ != nil {
+		predicates = append(predicates, hrconnection.CredentialsHintNEQ(*i.CredentialsHintNEQ))
 	}
-	if len(i.LastImportAtIn) > 0 {
-		predicates = append(predicates, hrconnection.LastImportAtIn(i.LastImportAtIn...))
+	if len(i.CredentialsHintIn) > 0 {
+		predicates = append(predicates, hrconnection.CredentialsHintIn(i.CredentialsHintIn...))
 	}
-	if len(i.LastImportAtNotIn) > 0 {
-		predicates = append(predicates, hrconnection.LastImportAtNotIn(i.LastImportAtNotIn...))
+	if len(i.CredentialsHintNotIn) > 0 {
+		predicates = append(predicates, hrconnection.CredentialsHintNotIn(i.CredentialsHintNotIn...))
 	}
-	if i.LastImportAtGT != nil {
-		predicates = append(predicates, hrconnection.LastImportAtGT(*i.LastImportAtGT))
+	if i.CredentialsHintGT != nil {
+		predicates = append(predicates, hrconnection.CredentialsHintGT(*i.CredentialsHintGT))
 	}
-	if i.LastImportAtGTE != nil {
-		predicates = append(predicates, hrconnection.LastImportAtGTE(*i.LastImportAtGTE))
+	if i.CredentialsHintGTE != nil {
+		predicates = append(predicates, hrconnection.CredentialsHintGTE(*i.CredentialsHintGTE))
 	}
-	if i.LastImportAtLT != nil {
-		predicates = append(predicates, hrconnection.LastImportAtLT(*i.LastImportAtLT))
+	if i.CredentialsHintLT != nil {
+		predicates = append(predicates, hrconnection.CredentialsHintLT(*i.CredentialsHintLT))
 	}
-	if i.LastImportAtLTE != nil {
-		predicates = append(predicates, hrconnection.LastImportAtLTE(*i.LastImportAtLTE))
+	if i.CredentialsHintLTE != nil {
+		predicates = append(predicates, hrconnection.CredentialsHintLTE(*i.CredentialsHintLTE))
 	}
-	if i.LastImportAtIsNil {
-		predicates = append(predicates, hrconnection.LastImportAtIsNil())
+	if i.CredentialsHintContains != nil {
+		predicates = append(predicates, hrconnection.CredentialsHintContains(*i.CredentialsHintContains))
 	}
-	if i.LastImportAtNotNil {
-		predicates = append(predicates, hrconnection.LastImportAtNotNil())
+	if i.CredentialsHintHasPrefix != nil {
+		predicates = append(predicates, hrconnection.CredentialsHintHasPrefix(*i.CredentialsHintHasPrefix))
+	}
+	if i.CredentialsHintHasSuffix != nil {
+		predicates = append(predicates, hrconnection.CredentialsHintHasSuffix(*i.CredentialsHintHasSuffix))
+	}
+	if i.CredentialsHintEqualFold != nil {
+		predicates = append(predicates, hrconnection.CredentialsHintEqualFold(*i.CredentialsHintEqualFold))
+	}
+	if i.CredentialsHintContainsFold != nil {
+		predicates = append(predicates, hrconnection.CredentialsHintContainsFold(*i.CredentialsHintContainsFold))
+	}
+	if i.BaseURL != nil {
+		predicates = append(predicates, hrconnection.BaseURLEQ(*i.BaseURL))
+	}
+	if i.BaseURLNEQ != nil {
+		predicates = append(predicates, hrconnection.BaseURLNEQ(*i.BaseURLNEQ))
+	}
+	if len(i.BaseURLIn) > 0 {
+		predicates = append(predicates, hrconnection.BaseURLIn(i.BaseURLIn...))
+	}
+	if len(i.BaseURLNotIn) > 0 {
+		predicates = append(predicates, hrconnection.BaseURLNotIn(i.BaseURLNotIn...))
+	}
+	if i.BaseURLGT != nil {
+		predicates = append(predicates, hrconnection.BaseURLGT(*i.BaseURLGT))
+	}
+	if i.BaseURLGTE != nil {
+		predicates = append(predicates, hrconnection.BaseURLGTE(*i.BaseURLGTE))
+	}
+	if i.BaseURLLT != nil {
+		predicates = append(predicates, hrconnection.BaseURLLT(*i.BaseURLLT))
+	}
+	if i.BaseURLLTE != nil {
+		predicates = append(predicates, hrconnection.BaseURLLTE(*i.BaseURLLTE))
+	}
+	if i.BaseURLContains != nil {
+		predicates = append(predicates, hrconnection.BaseURLContains(*i.BaseURLContains))
+	}
+	if i.BaseURLHasPrefix != nil {
+		predicates = append(predicates, hrconnection.BaseURLHasPrefix(*i.BaseURLHasPrefix))
+	}
+	if i.BaseURLHasSuffix != nil {
+		predicates = append(predicates, hrconnection.BaseURLHasSuffix(*i.BaseURLHasSuffix))
+	}
+	if i.BaseURLEqualFold != nil {
+		predicates = append(predicates, hrconnection.BaseURLEqualFold(*i.BaseURLEqualFold))
+	}
+	if i.BaseURLContainsFold != nil {
+		predicates = append(predicates, hrconnection.BaseURLContainsFold(*i.BaseURLContainsFold))
+	}
+	if i.AutoInvite != nil {
+		predicates = append(predicates, hrconnection.AutoInviteEQ(*i.AutoInvite))
+	}
+	if i.AutoInviteNEQ != nil {
+		predicates = append(predicates, hrconnection.AutoInviteNEQ(*i.AutoInviteNEQ))
+	}
+	if i.DeactivateLeavers != nil {
+		predicates = append(predicates, hrconnection.DeactivateLeaversEQ(*i.DeactivateLeavers))
+	}
+	if i.DeactivateLeaversNEQ != nil {
+		predicates = append(predicates, hrconnection.DeactivateLeaversNEQ(*i.DeactivateLeaversNEQ))
+	}
+	if i.NextSyncAt != nil {
+		predicates = append(predicates, hrconnection.NextSyncAtEQ(*i.NextSyncAt))
+	}
+	if i.NextSyncAtNEQ != nil {
+		predicates = append(predicates, hrconnection.NextSyncAtNEQ(*i.NextSyncAtNEQ))
+	}
+	if len(i.NextSyncAtIn) > 0 {
+		predicates = append(predicates, hrconnection.NextSyncAtIn(i.NextSyncAtIn...))
+	}
+	if len(i.NextSyncAtNotIn) > 0 {
+		predicates = append(predicates, hrconnection.NextSyncAtNotIn(i.NextSyncAtNotIn...))
+	}
+	if i.NextSyncAtGT != nil {
+		predicates = append(predicates, hrconnection.NextSyncAtGT(*i.NextSyncAtGT))
+	}
+	if i.NextSyncAtGTE != nil {
+		predicates = append(predicates, hrconnection.NextSyncAtGTE(*i.NextSyncAtGTE))
+	}
+	if i.NextSyncAtLT != nil {
+		predicates = append(predicates, hrconnection.NextSyncAtLT(*i.NextSyncAtLT))
+	}
+	if i.NextSyncAtLTE != nil {
+		predicates = append(predicates, hrconnection.NextSyncAtLTE(*i.NextSyncAtLTE))
+	}
+	if i.NextSyncAtIsNil {
+		predicates = append(predicates, hrconnection.NextSyncAtIsNil())
+	}
+	if i.NextSyncAtNotNil {
+		predicates = append(predicates, hrconnection.NextSyncAtNotNil())
+	}
+	if i.LastSyncAt != nil {
+		predicates = append(predicates, hrconnection.LastSyncAtEQ(*i.LastSyncAt))
+	}
+	if i.LastSyncAtNEQ != nil {
+		predicates = append(predicates, hrconnection.LastSyncAtNEQ(*i.LastSyncAtNEQ))
+	}
+	if len(i.LastSyncAtIn) > 0 {
+		predicates = append(predicates, hrconnection.LastSyncAtIn(i.LastSyncAtIn...))
+	}
+	if len(i.LastSyncAtNotIn) > 0 {
+		predicates = append(predicates, hrconnection.LastSyncAtNotIn(i.LastSyncAtNotIn...))
+	}
+	if i.LastSyncAtGT != nil {
+		predicates = append(predicates, hrconnection.LastSyncAtGT(*i.LastSyncAtGT))
+	}
+	if i.LastSyncAtGTE != nil {
+		predicates = append(predicates, hrconnection.LastSyncAtGTE(*i.LastSyncAtGTE))
+	}
+	if i.LastSyncAtLT != nil {
+		predicates = append(predicates, hrconnection.LastSyncAtLT(*i.LastSyncAtLT))
+	}
+	if i.LastSyncAtLTE != nil {
+		predicates = append(predicates, hrconnection.LastSyncAtLTE(*i.LastSyncAtLTE))
+	}
+	if i.LastSyncAtIsNil {
+		predicates = append(predicates, hrconnection.LastSyncAtIsNil())
+	}
+	if i.LastSyncAtNotNil {
+		predicates = append(predicates, hrconnection.LastSyncAtNotNil())
+	}
+	if i.LastSyncStatus != nil {
+		predicates = append(predicates, hrconnection.LastSyncStatusEQ(*i.LastSyncStatus))
+	}
+	if i.LastSyncStatusNEQ != nil {
+		predicates = append(predicates, hrconnection.LastSyncStatusNEQ(*i.LastSyncStatusNEQ))
+	}
+	if len(i.LastSyncStatusIn) > 0 {
+		predicates = append(predicates, hrconnection.LastSyncStatusIn(i.LastSyncStatusIn...))
+	}
+	if len(i.LastSyncStatusNotIn) > 0 {
+		predicates = append(predicates, hrconnection.LastSyncStatusNotIn(i.LastSyncStatusNotIn...))
+	}
+	if i.LastSyncStatusIsNil {
+		predicates = append(predicates, hrconnection.LastSyncStatusIsNil())
+	}
+	if i.LastSyncStatusNotNil {
+		predicates = append(predicates, hrconnection.LastSyncStatusNotNil())
+	}
+	if i.LastSyncError != nil {
+		predicates = append(predicates, hrconnection.LastSyncErrorEQ(*i.LastSyncError))
+	}
+	if i.LastSyncErrorNEQ != nil {
+		predicates = append(predicates, hrconnection.LastSyncErrorNEQ(*i.LastSyncErrorNEQ))
+	}
+	if len(i.LastSyncErrorIn) > 0 {
+		predicates = append(predicates, hrconnection.LastSyncErrorIn(i.LastSyncErrorIn...))
+	}
+	if len(i.LastSyncErrorNotIn) > 0 {
+		predicates = append(predicates, hrconnection.LastSyncErrorNotIn(i.LastSyncErrorNotIn...))
+	}
+	if i.LastSyncErrorGT != nil {
+		predicates = append(predicates, hrconnection.LastSyncErrorGT(*i.LastSyncErrorGT))
+	}
+	if i.LastSyncErrorGTE != nil {
+		predicates = append(predicates, hrconnection.LastSyncErrorGTE(*i.LastSyncErrorGTE))
+	}
+	if i.LastSyncErrorLT != nil {
+		predicates = append(predicates, hrconnection.LastSyncErrorLT(*i.LastSyncErrorLT))
+	}
+	if i.LastSyncErrorLTE != nil {
+		predicates = append(predicates, hrconnection.LastSyncErrorLTE(*i.LastSyncErrorLTE))
+	}
+	if i.LastSyncErrorContains != nil {
+		predicates = append(predicates, hrconnection.LastSyncErrorContains(*i.LastSyncErrorContains))
+	}
+	if i.LastSyncErrorHasPrefix != nil {
+		predicates = append(predicates, hrconnection.LastSyncErrorHasPrefix(*i.LastSyncErrorHasPrefix))
+	}
+	if i.LastSyncErrorHasSuffix != nil {
+		predicates = append(predicates, hrconnection.LastSyncErrorHasSuffix(*i.LastSyncErrorHasSuffix))
+	}
+	if i.LastSyncErrorEqualFold != nil {
+		predicates = append(predicates, hrconnection.LastSyncErrorEqualFold(*i.LastSyncErrorEqualFold))
+	}
+	if i.LastSyncErrorContainsFold != nil {
+		predicates = append(predicates, hrconnection.LastSyncErrorContainsFold(*i.LastSyncErrorContainsFold))
+	}
+	if i.LastSyncEmployees != nil {
+		predicates = append(predicates, hrconnection.LastSyncEmployeesEQ(*i.LastSyncEmployees))
+	}
+	if i.LastSyncEmployeesNEQ != nil {
+		predicates = append(predicates, hrconnection.LastSyncEmployeesNEQ(*i.LastSyncEmployeesNEQ))
+	}
+	if len(i.LastSyncEmployeesIn) > 0 {
+		predicates = append(predicates, hrconnection.LastSyncEmployeesIn(i.LastSyncEmployeesIn...))
+	}
+	if len(i.LastSyncEmployeesNotIn) > 0 {
+		predicates = append(predicates, hrconnection.LastSyncEmployeesNotIn(i.LastSyncEmployeesNotIn...))
+	}
+	if i.LastSyncEmployeesGT != nil {
+		predicates = append(predicates, hrconnection.LastSyncEmployeesGT(*i.LastSyncEmployeesGT))
+	}
+	if i.LastSyncEmployeesGTE != nil {
+		predicates = append(predicates, hrconnection.LastSyncEmployeesGTE(*i.LastSyncEmployeesGTE))
+	}
+	if i.LastSyncEmployeesLT != nil {
+		predicates = append(predicates, hrconnection.LastSyncEmployeesLT(*i.LastSyncEmployeesLT))
+	}
+	if i.LastSyncEmployeesLTE != nil {
+		predicates = append(predicates, hrconnection.LastSyncEmployeesLTE(*i.LastSyncEmployeesLTE))
+	}
+	if i.LastSyncInvited != nil {
+		predicates = append(predicates, hrconnection.LastSyncInvitedEQ(*i.LastSyncInvited))
+	}
+	if i.LastSyncInvitedNEQ != nil {
+		predicates = append(predicates, hrconnection.LastSyncInvitedNEQ(*i.LastSyncInvitedNEQ))
+	}
+	if len(i.LastSyncInvitedIn) > 0 {
+		predicates = append(predicates, hrconnection.LastSyncInvitedIn(i.LastSyncInvitedIn...))
+	}
+	if len(i.LastSyncInvitedNotIn) > 0 {
+		predicates = append(predicates, hrconnection.LastSyncInvitedNotIn(i.LastSyncInvitedNotIn...))
+	}
+	if i.LastSyncInvitedGT != nil {
+		predicates = append(predicates, hrconnection.LastSyncInvitedGT(*i.LastSyncInvitedGT))
+	}
+	if i.LastSyncInvitedGTE != nil {
+		predicates = append(predicates, hrconnection.LastSyncInvitedGTE(*i.LastSyncInvitedGTE))
+	}
+	if i.LastSyncInvitedLT != nil {
+		predicates = append(predicates, hrconnection.LastSyncInvitedLT(*i.LastSyncInvitedLT))
+	}
+	if i.LastSyncInvitedLTE != nil {
+		predicates = append(predicates, hrconnection.LastSyncInvitedLTE(*i.LastSyncInvitedLTE))
+	}
+	if i.LastSyncDeactivated != nil {
+		predicates = append(predicates, hrconnection.LastSyncDeactivatedEQ(*i.LastSyncDeactivated))
+	}
+	if i.LastSyncDeactivatedNEQ != nil {
+		predicates = append(predicates, hrconnection.LastSyncDeactivatedNEQ(*i.LastSyncDeactivatedNEQ))
+	}
+	if len(i.LastSyncDeactivatedIn) > 0 {
+		predicates = append(predicates, hrconnection.LastSyncDeactivatedIn(i.LastSyncDeactivatedIn...))
+	}
+	if len(i.LastSyncDeactivatedNotIn) > 0 {
+		predicates = append(predicates, hrconnection.LastSyncDeactivatedNotIn(i.LastSyncDeactivatedNotIn...))
+	}
+	if i.LastSyncDeactivatedGT != nil {
+		predicates = append(predicates, hrconnection.LastSyncDeactivatedGT(*i.LastSyncDeactivatedGT))
+	}
+	if i.LastSyncDeactivatedGTE != nil {
+		predicates = append(predicates, hrconnection.LastSyncDeactivatedGTE(*i.LastSyncDeactivatedGTE))
+	}
+	if i.LastSyncDeactivatedLT != nil {
+		predicates = append(predicates, hrconnection.LastSyncDeactivatedLT(*i.LastSyncDeactivatedLT))
+	}
+	if i.LastSyncDeactivatedLTE != nil {
+		predicates = append(predicates, hrconnection.LastSyncDeactivatedLTE(*i.LastSyncDeactivatedLTE))
 	}
 
 	if i.HasOrganization != nil {
@@ -1582,6 +1938,24 @@ func (i *HRConnectionWhereInput) P() (predicate.HRConnection, error) {
 			with = append(with, p)
 		}
 		predicates = append(predicates, hrconnection.HasOrganizationWith(with...))
+	}
+	if i.HasRole != nil {
+		p := hrconnection.HasRole()
+		if !*i.HasRole {
+			p = hrconnection.Not(p)
+		}
+		predicates = append(predicates, p)
+	}
+	if len(i.HasRoleWith) > 0 {
+		with := make([]predicate.Role, 0, len(i.HasRoleWith))
+		for _, w := range i.HasRoleWith {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'HasRoleWith'", err)
+			}
+			with = append(with, p)
+		}
+		predicates = append(predicates, hrconnection.HasRoleWith(with...))
 	}
 	switch len(predicates) {
 	case 0:

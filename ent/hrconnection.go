@@ -5,6 +5,7 @@ package ent
 import (
 	"admit/ent/hrconnection"
 	"admit/ent/organization"
+	"admit/ent/role"
 	"fmt"
 	"strings"
 	"time"
@@ -24,12 +25,40 @@ type HRConnection struct {
 	UpdatedAt time.Time `json:"updated_at,omitempty"`
 	// OrganizationID holds the value of the "organization_id" field.
 	OrganizationID int `json:"organization_id,omitempty"`
-	// Provider holds the value of the "provider" field.
+	// The provider's name, as in hrProviders: bamboohr, personio, hibob, merge or kombo.
 	Provider string `json:"provider,omitempty"`
 	// APIKeyEncrypted holds the value of the "api_key_encrypted" field.
 	APIKeyEncrypted []byte `json:"-"`
-	// LastImportAt holds the value of the "last_import_at" field.
-	LastImportAt *time.Time `json:"last_import_at,omitempty"`
+	// The last four characters of the secret credential, masked: ••••abcd.
+	CredentialsHint string `json:"credentials_hint,omitempty"`
+	// The base-URL override (regional hosts); empty for the provider's default.
+	BaseURL string `json:"base_url,omitempty"`
+	// Each sync invites employees who are new, with role.
+	AutoInvite bool `json:"auto_invite,omitempty"`
+	// RoleID holds the value of the "role_id" field.
+	RoleID *int `json:"role_id,omitempty"`
+	// SyncIntervalSeconds holds the value of the "sync_interval_seconds" field.
+	SyncIntervalSeconds int `json:"sync_interval_seconds,omitempty"`
+	// Each sync deactivates members whose employment ended and ends their sessions.
+	DeactivateLeavers bool `json:"deactivate_leavers,omitempty"`
+	// The administrator scheduled syncs act as: whoever last connected or changed the settings.
+	ActorID *int `json:"actor_id,omitempty"`
+	// When the next scheduled sync is due; null without a sync interval.
+	NextSyncAt *time.Time `json:"next_sync_at,omitempty"`
+	// SyncLeaseUntil holds the value of the "sync_lease_until" field.
+	SyncLeaseUntil *time.Time `json:"sync_lease_until,omitempty"`
+	// When the last sync (or the check at connect time) finished.
+	LastSyncAt *time.Time `json:"last_sync_at,omitempty"`
+	// LastSyncStatus holds the value of the "last_sync_status" field.
+	LastSyncStatus *hrconnection.LastSyncStatus `json:"last_sync_status,omitempty"`
+	// Why the last sync failed; empty when it succeeded.
+	LastSyncError string `json:"last_sync_error,omitempty"`
+	// Employees the last sync read.
+	LastSyncEmployees int `json:"last_sync_employees,omitempty"`
+	// Employees the last sync invited.
+	LastSyncInvited int `json:"last_sync_invited,omitempty"`
+	// Members the last sync deactivated.
+	LastSyncDeactivated int `json:"last_sync_deactivated,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the HRConnectionQuery when eager-loading is set.
 	Edges        HRConnectionEdges `json:"edges"`
@@ -40,11 +69,17 @@ type HRConnection struct {
 type HRConnectionEdges struct {
 	// Organization holds the value of the organization edge.
 	Organization *Organization `json:"organization,omitempty"`
+	// The role autopilot invites with; the built-in Member role when null.
+	Role *Role `json:"role,omitempty"`
+	// Employees holds the value of the employees edge.
+	Employees []*HREmployee `json:"employees,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [1]bool
+	loadedTypes [3]bool
 	// totalCount holds the count of the edges above.
-	totalCount [1]map[string]int
+	totalCount [2]map[string]int
+
+	namedEmployees map[string][]*HREmployee
 }
 
 // OrganizationOrErr returns the Organization value or an error if the edge
@@ -58,6 +93,26 @@ func (e HRConnectionEdges) OrganizationOrErr() (*Organization, error) {
 	return nil, &NotLoadedError{edge: "organization"}
 }
 
+// RoleOrErr returns the Role value or an error if the edge
+// was not loaded in eager-loading, or loaded but was not found.
+func (e HRConnectionEdges) RoleOrErr() (*Role, error) {
+	if e.Role != nil {
+		return e.Role, nil
+	} else if e.loadedTypes[1] {
+		return nil, &NotFoundError{label: role.Label}
+	}
+	return nil, &NotLoadedError{edge: "role"}
+}
+
+// EmployeesOrErr returns the Employees value or an error if the edge
+// was not loaded in eager-loading.
+func (e HRConnectionEdges) EmployeesOrErr() ([]*HREmployee, error) {
+	if e.loadedTypes[2] {
+		return e.Employees, nil
+	}
+	return nil, &NotLoadedError{edge: "employees"}
+}
+
 // scanValues returns the types for scanning values from sql.Rows.
 func (*HRConnection) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
@@ -65,11 +120,13 @@ func (*HRConnection) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case hrconnection.FieldAPIKeyEncrypted:
 			values[i] = new([]byte)
-		case hrconnection.FieldID, hrconnection.FieldOrganizationID:
+		case hrconnection.FieldAutoInvite, hrconnection.FieldDeactivateLeavers:
+			values[i] = new(sql.NullBool)
+		case hrconnection.FieldID, hrconnection.FieldOrganizationID, hrconnection.FieldRoleID, hrconnection.FieldSyncIntervalSeconds, hrconnection.FieldActorID, hrconnection.FieldLastSyncEmployees, hrconnection.FieldLastSyncInvited, hrconnection.FieldLastSyncDeactivated:
 			values[i] = new(sql.NullInt64)
-		case hrconnection.FieldProvider:
+		case hrconnection.FieldProvider, hrconnection.FieldCredentialsHint, hrconnection.FieldBaseURL, hrconnection.FieldLastSyncStatus, hrconnection.FieldLastSyncError:
 			values[i] = new(sql.NullString)
-		case hrconnection.FieldCreatedAt, hrconnection.FieldUpdatedAt, hrconnection.FieldLastImportAt:
+		case hrconnection.FieldCreatedAt, hrconnection.FieldUpdatedAt, hrconnection.FieldNextSyncAt, hrconnection.FieldSyncLeaseUntil, hrconnection.FieldLastSyncAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -122,12 +179,101 @@ func (_m *HRConnection) assignValues(columns []string, values []any) error {
 			} else if value != nil {
 				_m.APIKeyEncrypted = *value
 			}
-		case hrconnection.FieldLastImportAt:
-			if value, ok := values[i].(*sql.NullTime); !ok {
-				return fmt.Errorf("unexpected type %T for field last_import_at", values[i])
+		case hrconnection.FieldCredentialsHint:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field credentials_hint", values[i])
 			} else if value.Valid {
-				_m.LastImportAt = new(time.Time)
-				*_m.LastImportAt = value.Time
+				_m.CredentialsHint = value.String
+			}
+		case hrconnection.FieldBaseURL:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field base_url", values[i])
+			} else if value.Valid {
+				_m.BaseURL = value.String
+			}
+		case hrconnection.FieldAutoInvite:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field auto_invite", values[i])
+			} else if value.Valid {
+				_m.AutoInvite = value.Bool
+			}
+		case hrconnection.FieldRoleID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field role_id", values[i])
+			} else if value.Valid {
+				_m.RoleID = new(int)
+				*_m.RoleID = int(value.Int64)
+			}
+		case hrconnection.FieldSyncIntervalSeconds:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field sync_interval_seconds", values[i])
+			} else if value.Valid {
+				_m.SyncIntervalSeconds = int(value.Int64)
+			}
+		case hrconnection.FieldDeactivateLeavers:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field deactivate_leavers", values[i])
+			} else if value.Valid {
+				_m.DeactivateLeavers = value.Bool
+			}
+		case hrconnection.FieldActorID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field actor_id", values[i])
+			} else if value.Valid {
+				_m.ActorID = new(int)
+				*_m.ActorID = int(value.Int64)
+			}
+		case hrconnection.FieldNextSyncAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field next_sync_at", values[i])
+			} else if value.Valid {
+				_m.NextSyncAt = new(time.Time)
+				*_m.NextSyncAt = value.Time
+			}
+		case hrconnection.FieldSyncLeaseUntil:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field sync_lease_until", values[i])
+			} else if value.Valid {
+				_m.SyncLeaseUntil = new(time.Time)
+				*_m.SyncLeaseUntil = value.Time
+			}
+		case hrconnection.FieldLastSyncAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field last_sync_at", values[i])
+			} else if value.Valid {
+				_m.LastSyncAt = new(time.Time)
+				*_m.LastSyncAt = value.Time
+			}
+		case hrconnection.FieldLastSyncStatus:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field last_sync_status", values[i])
+			} else if value.Valid {
+				_m.LastSyncStatus = new(hrconnection.LastSyncStatus)
+				*_m.LastSyncStatus = hrconnection.LastSyncStatus(value.String)
+			}
+		case hrconnection.FieldLastSyncError:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field last_sync_error", values[i])
+			} else if value.Valid {
+				_m.LastSyncError = value.String
+			}
+		case hrconnection.FieldLastSyncEmployees:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field last_sync_employees", values[i])
+			} else if value.Valid {
+				_m.LastSyncEmployees = int(value.Int64)
+			}
+		case hrconnection.FieldLastSyncInvited:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field last_sync_invited", values[i])
+			} else if value.Valid {
+				_m.LastSyncInvited = int(value.Int64)
+			}
+		case hrconnection.FieldLastSyncDeactivated:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field last_sync_deactivated", values[i])
+			} else if value.Valid {
+				_m.LastSyncDeactivated = int(value.Int64)
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -145,6 +291,16 @@ func (_m *HRConnection) Value(name string) (ent.Value, error) {
 // QueryOrganization queries the "organization" edge of the HRConnection entity.
 func (_m *HRConnection) QueryOrganization() *OrganizationQuery {
 	return NewHRConnectionClient(_m.config).QueryOrganization(_m)
+}
+
+// QueryRole queries the "role" edge of the HRConnection entity.
+func (_m *HRConnection) QueryRole() *RoleQuery {
+	return NewHRConnectionClient(_m.config).QueryRole(_m)
+}
+
+// QueryEmployees queries the "employees" edge of the HRConnection entity.
+func (_m *HRConnection) QueryEmployees() *HREmployeeQuery {
+	return NewHRConnectionClient(_m.config).QueryEmployees(_m)
 }
 
 // Update returns a builder for updating this HRConnection.
@@ -184,12 +340,88 @@ func (_m *HRConnection) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("api_key_encrypted=<sensitive>")
 	builder.WriteString(", ")
-	if v := _m.LastImportAt; v != nil {
-		builder.WriteString("last_import_at=")
+	builder.WriteString("credentials_hint=")
+	builder.WriteString(_m.CredentialsHint)
+	builder.WriteString(", ")
+	builder.WriteString("base_url=")
+	builder.WriteString(_m.BaseURL)
+	builder.WriteString(", ")
+	builder.WriteString("auto_invite=")
+	builder.WriteString(fmt.Sprintf("%v", _m.AutoInvite))
+	builder.WriteString(", ")
+	if v := _m.RoleID; v != nil {
+		builder.WriteString("role_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("sync_interval_seconds=")
+	builder.WriteString(fmt.Sprintf("%v", _m.SyncIntervalSeconds))
+	builder.WriteString(", ")
+	builder.WriteString("deactivate_leavers=")
+	builder.WriteString(fmt.Sprintf("%v", _m.DeactivateLeavers))
+	builder.WriteString(", ")
+	if v := _m.ActorID; v != nil {
+		builder.WriteString("actor_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.NextSyncAt; v != nil {
+		builder.WriteString("next_sync_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
+	builder.WriteString(", ")
+	if v := _m.SyncLeaseUntil; v != nil {
+		builder.WriteString("sync_lease_until=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.LastSyncAt; v != nil {
+		builder.WriteString("last_sync_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.LastSyncStatus; v != nil {
+		builder.WriteString("last_sync_status=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("last_sync_error=")
+	builder.WriteString(_m.LastSyncError)
+	builder.WriteString(", ")
+	builder.WriteString("last_sync_employees=")
+	builder.WriteString(fmt.Sprintf("%v", _m.LastSyncEmployees))
+	builder.WriteString(", ")
+	builder.WriteString("last_sync_invited=")
+	builder.WriteString(fmt.Sprintf("%v", _m.LastSyncInvited))
+	builder.WriteString(", ")
+	builder.WriteString("last_sync_deactivated=")
+	builder.WriteString(fmt.Sprintf("%v", _m.LastSyncDeactivated))
 	builder.WriteByte(')')
 	return builder.String()
+}
+
+// NamedEmployees returns the Employees named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *HRConnection) NamedEmployees(name string) ([]*HREmployee, error) {
+	if _m.Edges.namedEmployees == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedEmployees[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *HRConnection) appendNamedEmployees(name string, edges ...*HREmployee) {
+	if _m.Edges.namedEmployees == nil {
+		_m.Edges.namedEmployees = make(map[string][]*HREmployee)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedEmployees[name] = []*HREmployee{}
+	} else {
+		_m.Edges.namedEmployees[name] = append(_m.Edges.namedEmployees[name], edges...)
+	}
 }
 
 // HRConnections is a parsable slice of HRConnection.

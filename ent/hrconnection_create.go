@@ -4,7 +4,9 @@ package ent
 
 import (
 	"admit/ent/hrconnection"
+	"admit/ent/hremployee"
 	"admit/ent/organization"
+	"admit/ent/role"
 	"context"
 	"errors"
 	"fmt"
@@ -69,16 +71,212 @@ func (_c *HRConnectionCreate) SetAPIKeyEncrypted(v []byte) *HRConnectionCreate {
 	return _c
 }
 
-// SetLastImportAt sets the "last_import_at" field.
-func (_c *HRConnectionCreate) SetLastImportAt(v time.Time) *HRConnectionCreate {
-	_c.mutation.SetLastImportAt(v)
+// SetCredentialsHint sets the "credentials_hint" field.
+func (_c *HRConnectionCreate) SetCredentialsHint(v string) *HRConnectionCreate {
+	_c.mutation.SetCredentialsHint(v)
 	return _c
 }
 
-// SetNillableLastImportAt sets the "last_import_at" field if the given value is not nil.
-func (_c *HRConnectionCreate) SetNillableLastImportAt(v *time.Time) *HRConnectionCreate {
+// SetNillableCredentialsHint sets the "credentials_hint" field if the given value is not nil.
+func (_c *HRConnectionCreate) SetNillableCredentialsHint(v *string) *HRConnectionCreate {
 	if v != nil {
-		_c.SetLastImportAt(*v)
+		_c.SetCredentialsHint(*v)
+	}
+	return _c
+}
+
+// SetBaseURL sets the "base_url" field.
+func (_c *HRConnectionCreate) SetBaseURL(v string) *HRConnectionCreate {
+	_c.mutation.SetBaseURL(v)
+	return _c
+}
+
+// SetNillableBaseURL sets the "base_url" field if the given value is not nil.
+func (_c *HRConnectionCreate) SetNillableBaseURL(v *string) *HRConnectionCreate {
+	if v != nil {
+		_c.SetBaseURL(*v)
+	}
+	return _c
+}
+
+// SetAutoInvite sets the "auto_invite" field.
+func (_c *HRConnectionCreate) SetAutoInvite(v bool) *HRConnectionCreate {
+	_c.mutation.SetAutoInvite(v)
+	return _c
+}
+
+// SetNillableAutoInvite sets the "auto_invite" field if the given value is not nil.
+func (_c *HRConnectionCreate) SetNillableAutoInvite(v *bool) *HRConnectionCreate {
+	if v != nil {
+		_c.SetAutoInvite(*v)
+	}
+	return _c
+}
+
+// SetRoleID sets the "role_id" field.
+func (_c *HRConnectionCreate) SetRoleID(v int) *HRConnectionCreate {
+	_c.mutation.SetRoleID(v)
+	return _c
+}
+
+// SetNillableRoleID sets the "role_id" field if the given value is not nil.
+func (_c *HRConnectionCreate) SetNillableRoleID(v *int) *HRConnectionCreate {
+	if v != nil {
+		_c.SetRoleID(*v)
+	}
+	return _c
+}
+
+// SetSyncIntervalSeconds sets the "sync_interval_seconds" field.
+func (_c *HRConnectionCreate) SetSyncIntervalSeconds(v int) *HRConnectionCreate {
+	_c.mutation.SetSyncIntervalSeconds(v)
+	return _c
+}
+
+// SetNillableSyncIntervalSeconds sets the "sync_interval_seconds" field if the given value is not nil.
+func (_c *HRConnectionCreate) SetNillableSyncIntervalSeconds(v *int) *HRConnectionCreate {
+	if v != nil {
+		_c.SetSyncIntervalSeconds(*v)
+	}
+	return _c
+}
+
+// SetDeactivateLeavers sets the "deactivate_leavers" field.
+func (_c *HRConnectionCreate) SetDeactivateLeavers(v bool) *HRConnectionCreate {
+	_c.mutation.SetDeactivateLeavers(v)
+	return _c
+}
+
+// SetNillableDeactivateLeavers sets the "deactivate_leavers" field if the given value is not nil.
+func (_c *HRConnectionCreate) SetNillableDeactivateLeavers(v *bool) *HRConnectionCreate {
+	if v != nil {
+		_c.SetDeactivateLeavers(*v)
+	}
+	return _c
+}
+
+// SetActorID sets the "actor_id" field.
+func (_c *HRConnectionCreate) SetActorID(v int) *HRConnectionCreate {
+	_c.mutation.SetActorID(v)
+	return _c
+}
+
+// SetNillableActorID sets the "actor_id" field if the given value is not nil.
+func (_c *HRConnectionCreate) SetNillableActorID(v *int) *HRConnectionCreate {
+	if v != nil {
+		_c.SetActorID(*v)
+	}
+	return _c
+}
+
+// SetNextSyncAt sets the "next_sync_at" field.
+func (_c *HRConnectionCreate) SetNextSyncAt(v time.Time) *HRConnectionCreate {
+	_c.mutation.SetNextSyncAt(v)
+	return _c
+}
+
+// SetNillableNextSyncAt sets the "next_sync_at" field if the given value is not nil.
+func (_c *HRConnectionCreate) SetNillableNextSyncAt(v *time.Time) *HRConnectionCreate {
+	if v != nil {
+		_c.SetNextSyncAt(*v)
+	}
+	return _c
+}
+
+// SetSyncLeaseUntil sets the "sync_lease_until" field.
+func (_c *HRConnectionCreate) SetSyncLeaseUntil(v time.Time) *HRConnectionCreate {
+	_c.mutation.SetSyncLeaseUntil(v)
+	return _c
+}
+
+// SetNillableSyncLeaseUntil sets the "sync_lease_until" field if the given value is not nil.
+func (_c *HRConnectionCreate) SetNillableSyncLeaseUntil(v *time.Time) *HRConnectionCreate {
+	if v != nil {
+		_c.SetSyncLeaseUntil(*v)
+	}
+	return _c
+}
+
+// SetLastSyncAt sets the "last_sync_at" field.
+func (_c *HRConnectionCreate) SetLastSyncAt(v time.Time) *HRConnectionCreate {
+	_c.mutation.SetLastSyncAt(v)
+	return _c
+}
+
+// SetNillableLastSyncAt sets the "last_sync_at" field if the given value is not nil.
+func (_c *HRConnectionCreate) SetNillableLastSyncAt(v *time.Time) *HRConnectionCreate {
+	if v != nil {
+		_c.SetLastSyncAt(*v)
+	}
+	return _c
+}
+
+// SetLastSyncStatus sets the "last_sync_status" field.
+func (_c *HRConnectionCreate) SetLastSyncStatus(v hrconnection.LastSyncStatus) *HRConnectionCreate {
+	_c.mutation.SetLastSyncStatus(v)
+	return _c
+}
+
+// SetNillableLastSyncStatus sets the "last_sync_status" field if the given value is not nil.
+func (_c *HRConnectionCreate) SetNillableLastSyncStatus(v *hrconnection.LastSyncStatus) *HRConnectionCreate {
+	if v != nil {
+		_c.SetLastSyncStatus(*v)
+	}
+	return _c
+}
+
+// SetLastSyncError sets the "last_sync_error" field.
+func (_c *HRConnectionCreate) SetLastSyncError(v string) *HRConnectionCreate {
+	_c.mutation.SetLastSyncError(v)
+	return _c
+}
+
+// SetNillableLastSyncError sets the "last_sync_error" field if the given value is not nil.
+func (_c *HRConnectionCreate) SetNillableLastSyncError(v *string) *HRConnectionCreate {
+	if v != nil {
+		_c.SetLastSyncError(*v)
+	}
+	return _c
+}
+
+// SetLastSyncEmployees sets the "last_sync_employees" field.
+func (_c *HRConnectionCreate) SetLastSyncEmployees(v int) *HRConnectionCreate {
+	_c.mutation.SetLastSyncEmployees(v)
+	return _c
+}
+
+// SetNillableLastSyncEmployees sets the "last_sync_employees" field if the given value is not nil.
+func (_c *HRConnectionCreate) SetNillableLastSyncEmployees(v *int) *HRConnectionCreate {
+	if v != nil {
+		_c.SetLastSyncEmployees(*v)
+	}
+	return _c
+}
+
+// SetLastSyncInvited sets the "last_sync_invited" field.
+func (_c *HRConnectionCreate) SetLastSyncInvited(v int) *HRConnectionCreate {
+	_c.mutation.SetLastSyncInvited(v)
+	return _c
+}
+
+// SetNillableLastSyncInvited sets the "last_sync_invited" field if the given value is not nil.
+func (_c *HRConnectionCreate) SetNillableLastSyncInvited(v *int) *HRConnectionCreate {
+	if v != nil {
+		_c.SetLastSyncInvited(*v)
+	}
+	return _c
+}
+
+// SetLastSyncDeactivated sets the "last_sync_deactivated" field.
+func (_c *HRConnectionCreate) SetLastSyncDeactivated(v int) *HRConnectionCreate {
+	_c.mutation.SetLastSyncDeactivated(v)
+	return _c
+}
+
+// SetNillableLastSyncDeactivated sets the "last_sync_deactivated" field if the given value is not nil.
+func (_c *HRConnectionCreate) SetNillableLastSyncDeactivated(v *int) *HRConnectionCreate {
+	if v != nil {
+		_c.SetLastSyncDeactivated(*v)
 	}
 	return _c
 }
@@ -86,6 +284,26 @@ func (_c *HRConnectionCreate) SetNillableLastImportAt(v *time.Time) *HRConnectio
 // SetOrganization sets the "organization" edge to the Organization entity.
 func (_c *HRConnectionCreate) SetOrganization(v *Organization) *HRConnectionCreate {
 	return _c.SetOrganizationID(v.ID)
+}
+
+// SetRole sets the "role" edge to the Role entity.
+func (_c *HRConnectionCreate) SetRole(v *Role) *HRConnectionCreate {
+	return _c.SetRoleID(v.ID)
+}
+
+// AddEmployeeIDs adds the "employees" edge to the HREmployee entity by IDs.
+func (_c *HRConnectionCreate) AddEmployeeIDs(ids ...int) *HRConnectionCreate {
+	_c.mutation.AddEmployeeIDs(ids...)
+	return _c
+}
+
+// AddEmployees adds the "employees" edges to the HREmployee entity.
+func (_c *HRConnectionCreate) AddEmployees(v ...*HREmployee) *HRConnectionCreate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddEmployeeIDs(ids...)
 }
 
 // Mutation returns the HRConnectionMutation object of the builder.
@@ -139,6 +357,42 @@ func (_c *HRConnectionCreate) defaults() error {
 		v := hrconnection.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
+	if _, ok := _c.mutation.CredentialsHint(); !ok {
+		v := hrconnection.DefaultCredentialsHint
+		_c.mutation.SetCredentialsHint(v)
+	}
+	if _, ok := _c.mutation.BaseURL(); !ok {
+		v := hrconnection.DefaultBaseURL
+		_c.mutation.SetBaseURL(v)
+	}
+	if _, ok := _c.mutation.AutoInvite(); !ok {
+		v := hrconnection.DefaultAutoInvite
+		_c.mutation.SetAutoInvite(v)
+	}
+	if _, ok := _c.mutation.SyncIntervalSeconds(); !ok {
+		v := hrconnection.DefaultSyncIntervalSeconds
+		_c.mutation.SetSyncIntervalSeconds(v)
+	}
+	if _, ok := _c.mutation.DeactivateLeavers(); !ok {
+		v := hrconnection.DefaultDeactivateLeavers
+		_c.mutation.SetDeactivateLeavers(v)
+	}
+	if _, ok := _c.mutation.LastSyncError(); !ok {
+		v := hrconnection.DefaultLastSyncError
+		_c.mutation.SetLastSyncError(v)
+	}
+	if _, ok := _c.mutation.LastSyncEmployees(); !ok {
+		v := hrconnection.DefaultLastSyncEmployees
+		_c.mutation.SetLastSyncEmployees(v)
+	}
+	if _, ok := _c.mutation.LastSyncInvited(); !ok {
+		v := hrconnection.DefaultLastSyncInvited
+		_c.mutation.SetLastSyncInvited(v)
+	}
+	if _, ok := _c.mutation.LastSyncDeactivated(); !ok {
+		v := hrconnection.DefaultLastSyncDeactivated
+		_c.mutation.SetLastSyncDeactivated(v)
+	}
 	return nil
 }
 
@@ -163,6 +417,53 @@ func (_c *HRConnectionCreate) check() error {
 	}
 	if _, ok := _c.mutation.APIKeyEncrypted(); !ok {
 		return &ValidationError{Name: "api_key_encrypted", err: errors.New(`ent: missing required field "HRConnection.api_key_encrypted"`)}
+	}
+	if _, ok := _c.mutation.CredentialsHint(); !ok {
+		return &ValidationError{Name: "credentials_hint", err: errors.New(`ent: missing required field "HRConnection.credentials_hint"`)}
+	}
+	if v, ok := _c.mutation.CredentialsHint(); ok {
+		if err := hrconnection.CredentialsHintValidator(v); err != nil {
+			return &ValidationError{Name: "credentials_hint", err: fmt.Errorf(`ent: validator failed for field "HRConnection.credentials_hint": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.BaseURL(); !ok {
+		return &ValidationError{Name: "base_url", err: errors.New(`ent: missing required field "HRConnection.base_url"`)}
+	}
+	if v, ok := _c.mutation.BaseURL(); ok {
+		if err := hrconnection.BaseURLValidator(v); err != nil {
+			return &ValidationError{Name: "base_url", err: fmt.Errorf(`ent: validator failed for field "HRConnection.base_url": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.AutoInvite(); !ok {
+		return &ValidationError{Name: "auto_invite", err: errors.New(`ent: missing required field "HRConnection.auto_invite"`)}
+	}
+	if _, ok := _c.mutation.SyncIntervalSeconds(); !ok {
+		return &ValidationError{Name: "sync_interval_seconds", err: errors.New(`ent: missing required field "HRConnection.sync_interval_seconds"`)}
+	}
+	if _, ok := _c.mutation.DeactivateLeavers(); !ok {
+		return &ValidationError{Name: "deactivate_leavers", err: errors.New(`ent: missing required field "HRConnection.deactivate_leavers"`)}
+	}
+	if v, ok := _c.mutation.LastSyncStatus(); ok {
+		if err := hrconnection.LastSyncStatusValidator(v); err != nil {
+			return &ValidationError{Name: "last_sync_status", err: fmt.Errorf(`ent: validator failed for field "HRConnection.last_sync_status": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.LastSyncError(); !ok {
+		return &ValidationError{Name: "last_sync_error", err: errors.New(`ent: missing required field "HRConnection.last_sync_error"`)}
+	}
+	if v, ok := _c.mutation.LastSyncError(); ok {
+		if err := hrconnection.LastSyncErrorValidator(v); err != nil {
+			return &ValidationError{Name: "last_sync_error", err: fmt.Errorf(`ent: validator failed for field "HRConnection.last_sync_error": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.LastSyncEmployees(); !ok {
+		return &ValidationError{Name: "last_sync_employees", err: errors.New(`ent: missing required field "HRConnection.last_sync_employees"`)}
+	}
+	if _, ok := _c.mutation.LastSyncInvited(); !ok {
+		return &ValidationError{Name: "last_sync_invited", err: errors.New(`ent: missing required field "HRConnection.last_sync_invited"`)}
+	}
+	if _, ok := _c.mutation.LastSyncDeactivated(); !ok {
+		return &ValidationError{Name: "last_sync_deactivated", err: errors.New(`ent: missing required field "HRConnection.last_sync_deactivated"`)}
 	}
 	if len(_c.mutation.OrganizationIDs()) == 0 {
 		return &ValidationError{Name: "organization", err: errors.New(`ent: missing required edge "HRConnection.organization"`)}
@@ -210,9 +511,61 @@ func (_c *HRConnectionCreate) createSpec() (*HRConnection, *sqlgraph.CreateSpec)
 		_spec.SetField(hrconnection.FieldAPIKeyEncrypted, field.TypeBytes, value)
 		_node.APIKeyEncrypted = value
 	}
-	if value, ok := _c.mutation.LastImportAt(); ok {
-		_spec.SetField(hrconnection.FieldLastImportAt, field.TypeTime, value)
-		_node.LastImportAt = &value
+	if value, ok := _c.mutation.CredentialsHint(); ok {
+		_spec.SetField(hrconnection.FieldCredentialsHint, field.TypeString, value)
+		_node.CredentialsHint = value
+	}
+	if value, ok := _c.mutation.BaseURL(); ok {
+		_spec.SetField(hrconnection.FieldBaseURL, field.TypeString, value)
+		_node.BaseURL = value
+	}
+	if value, ok := _c.mutation.AutoInvite(); ok {
+		_spec.SetField(hrconnection.FieldAutoInvite, field.TypeBool, value)
+		_node.AutoInvite = value
+	}
+	if value, ok := _c.mutation.SyncIntervalSeconds(); ok {
+		_spec.SetField(hrconnection.FieldSyncIntervalSeconds, field.TypeInt, value)
+		_node.SyncIntervalSeconds = value
+	}
+	if value, ok := _c.mutation.DeactivateLeavers(); ok {
+		_spec.SetField(hrconnection.FieldDeactivateLeavers, field.TypeBool, value)
+		_node.DeactivateLeavers = value
+	}
+	if value, ok := _c.mutation.ActorID(); ok {
+		_spec.SetField(hrconnection.FieldActorID, field.TypeInt, value)
+		_node.ActorID = &value
+	}
+	if value, ok := _c.mutation.NextSyncAt(); ok {
+		_spec.SetField(hrconnection.FieldNextSyncAt, field.TypeTime, value)
+		_node.NextSyncAt = &value
+	}
+	if value, ok := _c.mutation.SyncLeaseUntil(); ok {
+		_spec.SetField(hrconnection.FieldSyncLeaseUntil, field.TypeTime, value)
+		_node.SyncLeaseUntil = &value
+	}
+	if value, ok := _c.mutation.LastSyncAt(); ok {
+		_spec.SetField(hrconnection.FieldLastSyncAt, field.TypeTime, value)
+		_node.LastSyncAt = &value
+	}
+	if value, ok := _c.mutation.LastSyncStatus(); ok {
+		_spec.SetField(hrconnection.FieldLastSyncStatus, field.TypeEnum, value)
+		_node.LastSyncStatus = &value
+	}
+	if value, ok := _c.mutation.LastSyncError(); ok {
+		_spec.SetField(hrconnection.FieldLastSyncError, field.TypeString, value)
+		_node.LastSyncError = value
+	}
+	if value, ok := _c.mutation.LastSyncEmployees(); ok {
+		_spec.SetField(hrconnection.FieldLastSyncEmployees, field.TypeInt, value)
+		_node.LastSyncEmployees = value
+	}
+	if value, ok := _c.mutation.LastSyncInvited(); ok {
+		_spec.SetField(hrconnection.FieldLastSyncInvited, field.TypeInt, value)
+		_node.LastSyncInvited = value
+	}
+	if value, ok := _c.mutation.LastSyncDeactivated(); ok {
+		_spec.SetField(hrconnection.FieldLastSyncDeactivated, field.TypeInt, value)
+		_node.LastSyncDeactivated = value
 	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -229,6 +582,39 @@ func (_c *HRConnectionCreate) createSpec() (*HRConnection, *sqlgraph.CreateSpec)
 			edge.Target.Nodes = append(edge.Target.Nodes, k)
 		}
 		_node.OrganizationID = nodes[0]
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.RoleIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   hrconnection.RoleTable,
+			Columns: []string{hrconnection.RoleColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(role.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_node.RoleID = &nodes[0]
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.EmployeesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   hrconnection.EmployeesTable,
+			Columns: []string{hrconnection.EmployeesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(hremployee.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
 		_spec.Edges = append(_spec.Edges, edge)
 	}
 	return _node, _spec
@@ -319,21 +705,249 @@ func (u *HRConnectionUpsert) UpdateAPIKeyEncrypted() *HRConnectionUpsert {
 	return u
 }
 
-// SetLastImportAt sets the "last_import_at" field.
-func (u *HRConnectionUpsert) SetLastImportAt(v time.Time) *HRConnectionUpsert {
-	u.Set(hrconnection.FieldLastImportAt, v)
+// SetCredentialsHint sets the "credentials_hint" field.
+func (u *HRConnectionUpsert) SetCredentialsHint(v string) *HRConnectionUpsert {
+	u.Set(hrconnection.FieldCredentialsHint, v)
 	return u
 }
 
-// UpdateLastImportAt sets the "last_import_at" field to the value that was provided on create.
-func (u *HRConnectionUpsert) UpdateLastImportAt() *HRConnectionUpsert {
-	u.SetExcluded(hrconnection.FieldLastImportAt)
+// UpdateCredentialsHint sets the "credentials_hint" field to the value that was provided on create.
+func (u *HRConnectionUpsert) UpdateCredentialsHint() *HRConnectionUpsert {
+	u.SetExcluded(hrconnection.FieldCredentialsHint)
 	return u
 }
 
-// ClearLastImportAt clears the value of the "last_import_at" field.
-func (u *HRConnectionUpsert) ClearLastImportAt() *HRConnectionUpsert {
-	u.SetNull(hrconnection.FieldLastImportAt)
+// SetBaseURL sets the "base_url" field.
+func (u *HRConnectionUpsert) SetBaseURL(v string) *HRConnectionUpsert {
+	u.Set(hrconnection.FieldBaseURL, v)
+	return u
+}
+
+// UpdateBaseURL sets the "base_url" field to the value that was provided on create.
+func (u *HRConnectionUpsert) UpdateBaseURL() *HRConnectionUpsert {
+	u.SetExcluded(hrconnection.FieldBaseURL)
+	return u
+}
+
+// SetAutoInvite sets the "auto_invite" field.
+func (u *HRConnectionUpsert) SetAutoInvite(v bool) *HRConnectionUpsert {
+	u.Set(hrconnection.FieldAutoInvite, v)
+	return u
+}
+
+// UpdateAutoInvite sets the "auto_invite" field to the value that was provided on create.
+func (u *HRConnectionUpsert) UpdateAutoInvite() *HRConnectionUpsert {
+	u.SetExcluded(hrconnection.FieldAutoInvite)
+	return u
+}
+
+// SetRoleID sets the "role_id" field.
+func (u *HRConnectionUpsert) SetRoleID(v int) *HRConnectionUpsert {
+	u.Set(hrconnection.FieldRoleID, v)
+	return u
+}
+
+// UpdateRoleID sets the "role_id" field to the value that was provided on create.
+func (u *HRConnectionUpsert) UpdateRoleID() *HRConnectionUpsert {
+	u.SetExcluded(hrconnection.FieldRoleID)
+	return u
+}
+
+// ClearRoleID clears the value of the "role_id" field.
+func (u *HRConnectionUpsert) ClearRoleID() *HRConnectionUpsert {
+	u.SetNull(hrconnection.FieldRoleID)
+	return u
+}
+
+// SetSyncIntervalSeconds sets the "sync_interval_seconds" field.
+func (u *HRConnectionUpsert) SetSyncIntervalSeconds(v int) *HRConnectionUpsert {
+	u.Set(hrconnection.FieldSyncIntervalSeconds, v)
+	return u
+}
+
+// UpdateSyncIntervalSeconds sets the "sync_interval_seconds" field to the value that was provided on create.
+func (u *HRConnectionUpsert) UpdateSyncIntervalSeconds() *HRConnectionUpsert {
+	u.SetExcluded(hrconnection.FieldSyncIntervalSeconds)
+	return u
+}
+
+// AddSyncIntervalSeconds adds v to the "sync_interval_seconds" field.
+func (u *HRConnectionUpsert) AddSyncIntervalSeconds(v int) *HRConnectionUpsert {
+	u.Add(hrconnection.FieldSyncIntervalSeconds, v)
+	return u
+}
+
+// SetDeactivateLeavers sets the "deactivate_leavers" field.
+func (u *HRConnectionUpsert) SetDeactivateLeavers(v bool) *HRConnectionUpsert {
+	u.Set(hrconnection.FieldDeactivateLeavers, v)
+	return u
+}
+
+// UpdateDeactivateLeavers sets the "deactivate_leavers" field to the value that was provided on create.
+func (u *HRConnectionUpsert) UpdateDeactivateLeavers() *HRConnectionUpsert {
+	u.SetExcluded(hrconnection.FieldDeactivateLeavers)
+	return u
+}
+
+// SetActorID sets the "actor_id" field.
+func (u *HRConnectionUpsert) SetActorID(v int) *HRConnectionUpsert {
+	u.Set(hrconnection.FieldActorID, v)
+	return u
+}
+
+// UpdateActorID sets the "actor_id" field to the value that was provided on create.
+func (u *HRConnectionUpsert) UpdateActorID() *HRConnectionUpsert {
+	u.SetExcluded(hrconnection.FieldActorID)
+	return u
+}
+
+// AddActorID adds v to the "actor_id" field.
+func (u *HRConnectionUpsert) AddActorID(v int) *HRConnectionUpsert {
+	u.Add(hrconnection.FieldActorID, v)
+	return u
+}
+
+// ClearActorID clears the value of the "actor_id" field.
+func (u *HRConnectionUpsert) ClearActorID() *HRConnectionUpsert {
+	u.SetNull(hrconnection.FieldActorID)
+	return u
+}
+
+// SetNextSyncAt sets the "next_sync_at" field.
+func (u *HRConnectionUpsert) SetNextSyncAt(v time.Time) *HRConnectionUpsert {
+	u.Set(hrconnection.FieldNextSyncAt, v)
+	return u
+}
+
+// UpdateNextSyncAt sets the "next_sync_at" field to the value that was provided on create.
+func (u *HRConnectionUpsert) UpdateNextSyncAt() *HRConnectionUpsert {
+	u.SetExcluded(hrconnection.FieldNextSyncAt)
+	return u
+}
+
+// ClearNextSyncAt clears the value of the "next_sync_at" field.
+func (u *HRConnectionUpsert) ClearNextSyncAt() *HRConnectionUpsert {
+	u.SetNull(hrconnection.FieldNextSyncAt)
+	return u
+}
+
+// SetSyncLeaseUntil sets the "sync_lease_until" field.
+func (u *HRConnectionUpsert) SetSyncLeaseUntil(v time.Time) *HRConnectionUpsert {
+	u.Set(hrconnection.FieldSyncLeaseUntil, v)
+	return u
+}
+
+// UpdateSyncLeaseUntil sets the "sync_lease_until" field to the value that was provided on create.
+func (u *HRConnectionUpsert) UpdateSyncLeaseUntil() *HRConnectionUpsert {
+	u.SetExcluded(hrconnection.FieldSyncLeaseUntil)
+	return u
+}
+
+// ClearSyncLeaseUntil clears the value of the "sync_lease_until" field.
+func (u *HRConnectionUpsert) ClearSyncLeaseUntil() *HRConnectionUpsert {
+	u.SetNull(hrconnection.FieldSyncLeaseUntil)
+	return u
+}
+
+// SetLastSyncAt sets the "last_sync_at" field.
+func (u *HRConnectionUpsert) SetLastSyncAt(v time.Time) *HRConnectionUpsert {
+	u.Set(hrconnection.FieldLastSyncAt, v)
+	return u
+}
+
+// UpdateLastSyncAt sets the "last_sync_at" field to the value that was provided on create.
+func (u *HRConnectionUpsert) UpdateLastSyncAt() *HRConnectionUpsert {
+	u.SetExcluded(hrconnection.FieldLastSyncAt)
+	return u
+}
+
+// ClearLastSyncAt clears the value of the "last_sync_at" field.
+func (u *HRConnectionUpsert) ClearLastSyncAt() *HRConnectionUpsert {
+	u.SetNull(hrconnection.FieldLastSyncAt)
+	return u
+}
+
+// SetLastSyncStatus sets the "last_sync_status" field.
+func (u *HRConnectionUpsert) SetLastSyncStatus(v hrconnection.LastSyncStatus) *HRConnectionUpsert {
+	u.Set(hrconnection.FieldLastSyncStatus, v)
+	return u
+}
+
+// UpdateLastSyncStatus sets the "last_sync_status" field to the value that was provided on create.
+func (u *HRConnectionUpsert) UpdateLastSyncStatus() *HRConnectionUpsert {
+	u.SetExcluded(hrconnection.FieldLastSyncStatus)
+	return u
+}
+
+// ClearLastSyncStatus clears the value of the "last_sync_status" field.
+func (u *HRConnectionUpsert) ClearLastSyncStatus() *HRConnectionUpsert {
+	u.SetNull(hrconnection.FieldLastSyncStatus)
+	return u
+}
+
+// SetLastSyncError sets the "last_sync_error" field.
+func (u *HRConnectionUpsert) SetLastSyncError(v string) *HRConnectionUpsert {
+	u.Set(hrconnection.FieldLastSyncError, v)
+	return u
+}
+
+// UpdateLastSyncError sets the "last_sync_error" field to the value that was provided on create.
+func (u *HRConnectionUpsert) UpdateLastSyncError() *HRConnectionUpsert {
+	u.SetExcluded(hrconnection.FieldLastSyncError)
+	return u
+}
+
+// SetLastSyncEmployees sets the "last_sync_employees" field.
+func (u *HRConnectionUpsert) SetLastSyncEmployees(v int) *HRConnectionUpsert {
+	u.Set(hrconnection.FieldLastSyncEmployees, v)
+	return u
+}
+
+// UpdateLastSyncEmployees sets the "last_sync_employees" field to the value that was provided on create.
+func (u *HRConnectionUpsert) UpdateLastSyncEmployees() *HRConnectionUpsert {
+	u.SetExcluded(hrconnection.FieldLastSyncEmployees)
+	return u
+}
+
+// AddLastSyncEmployees adds v to the "last_sync_employees" field.
+func (u *HRConnectionUpsert) AddLastSyncEmployees(v int) *HRConnectionUpsert {
+	u.Add(hrconnection.FieldLastSyncEmployees, v)
+	return u
+}
+
+// SetLastSyncInvited sets the "last_sync_invited" field.
+func (u *HRConnectionUpsert) SetLastSyncInvited(v int) *HRConnectionUpsert {
+	u.Set(hrconnection.FieldLastSyncInvited, v)
+	return u
+}
+
+// UpdateLastSyncInvited sets the "last_sync_invited" field to the value that was provided on create.
+func (u *HRConnectionUpsert) UpdateLastSyncInvited() *HRConnectionUpsert {
+	u.SetExcluded(hrconnection.FieldLastSyncInvited)
+	return u
+}
+
+// AddLastSyncInvited adds v to the "last_sync_invited" field.
+func (u *HRConnectionUpsert) AddLastSyncInvited(v int) *HRConnectionUpsert {
+	u.Add(hrconnection.FieldLastSyncInvited, v)
+	return u
+}
+
+// SetLastSyncDeactivated sets the "last_sync_deactivated" field.
+func (u *HRConnectionUpsert) SetLastSyncDeactivated(v int) *HRConnectionUpsert {
+	u.Set(hrconnection.FieldLastSyncDeactivated, v)
+	return u
+}
+
+// UpdateLastSyncDeactivated sets the "last_sync_deactivated" field to the value that was provided on create.
+func (u *HRConnectionUpsert) UpdateLastSyncDeactivated() *HRConnectionUpsert {
+	u.SetExcluded(hrconnection.FieldLastSyncDeactivated)
+	return u
+}
+
+// AddLastSyncDeactivated adds v to the "last_sync_deactivated" field.
+func (u *HRConnectionUpsert) AddLastSyncDeactivated(v int) *HRConnectionUpsert {
+	u.Add(hrconnection.FieldLastSyncDeactivated, v)
 	return u
 }
 
@@ -427,24 +1041,290 @@ func (u *HRConnectionUpsertOne) UpdateAPIKeyEncrypted() *HRConnectionUpsertOne {
 	})
 }
 
-// SetLastImportAt sets the "last_import_at" field.
-func (u *HRConnectionUpsertOne) SetLastImportAt(v time.Time) *HRConnectionUpsertOne {
+// SetCredentialsHint sets the "credentials_hint" field.
+func (u *HRConnectionUpsertOne) SetCredentialsHint(v string) *HRConnectionUpsertOne {
 	return u.Update(func(s *HRConnectionUpsert) {
-		s.SetLastImportAt(v)
+		s.SetCredentialsHint(v)
 	})
 }
 
-// UpdateLastImportAt sets the "last_import_at" field to the value that was provided on create.
-func (u *HRConnectionUpsertOne) UpdateLastImportAt() *HRConnectionUpsertOne {
+// UpdateCredentialsHint sets the "credentials_hint" field to the value that was provided on create.
+func (u *HRConnectionUpsertOne) UpdateCredentialsHint() *HRConnectionUpsertOne {
 	return u.Update(func(s *HRConnectionUpsert) {
-		s.UpdateLastImportAt()
+		s.UpdateCredentialsHint()
 	})
 }
 
-// ClearLastImportAt clears the value of the "last_import_at" field.
-func (u *HRConnectionUpsertOne) ClearLastImportAt() *HRConnectionUpsertOne {
+// SetBaseURL sets the "base_url" field.
+func (u *HRConnectionUpsertOne) SetBaseURL(v string) *HRConnectionUpsertOne {
 	return u.Update(func(s *HRConnectionUpsert) {
-		s.ClearLastImportAt()
+		s.SetBaseURL(v)
+	})
+}
+
+// UpdateBaseURL sets the "base_url" field to the value that was provided on create.
+func (u *HRConnectionUpsertOne) UpdateBaseURL() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateBaseURL()
+	})
+}
+
+// SetAutoInvite sets the "auto_invite" field.
+func (u *HRConnectionUpsertOne) SetAutoInvite(v bool) *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetAutoInvite(v)
+	})
+}
+
+// UpdateAutoInvite sets the "auto_invite" field to the value that was provided on create.
+func (u *HRConnectionUpsertOne) UpdateAutoInvite() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateAutoInvite()
+	})
+}
+
+// SetRoleID sets the "role_id" field.
+func (u *HRConnectionUpsertOne) SetRoleID(v int) *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetRoleID(v)
+	})
+}
+
+// UpdateRoleID sets the "role_id" field to the value that was provided on create.
+func (u *HRConnectionUpsertOne) UpdateRoleID() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateRoleID()
+	})
+}
+
+// ClearRoleID clears the value of the "role_id" field.
+func (u *HRConnectionUpsertOne) ClearRoleID() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.ClearRoleID()
+	})
+}
+
+// SetSyncIntervalSeconds sets the "sync_interval_seconds" field.
+func (u *HRConnectionUpsertOne) SetSyncIntervalSeconds(v int) *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetSyncIntervalSeconds(v)
+	})
+}
+
+// AddSyncIntervalSeconds adds v to the "sync_interval_seconds" field.
+func (u *HRConnectionUpsertOne) AddSyncIntervalSeconds(v int) *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.AddSyncIntervalSeconds(v)
+	})
+}
+
+// UpdateSyncIntervalSeconds sets the "sync_interval_seconds" field to the value that was provided on create.
+func (u *HRConnectionUpsertOne) UpdateSyncIntervalSeconds() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateSyncIntervalSeconds()
+	})
+}
+
+// SetDeactivateLeavers sets the "deactivate_leavers" field.
+func (u *HRConnectionUpsertOne) SetDeactivateLeavers(v bool) *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetDeactivateLeavers(v)
+	})
+}
+
+// UpdateDeactivateLeavers sets the "deactivate_leavers" field to the value that was provided on create.
+func (u *HRConnectionUpsertOne) UpdateDeactivateLeavers() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateDeactivateLeavers()
+	})
+}
+
+// SetActorID sets the "actor_id" field.
+func (u *HRConnectionUpsertOne) SetActorID(v int) *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetActorID(v)
+	})
+}
+
+// AddActorID adds v to the "actor_id" field.
+func (u *HRConnectionUpsertOne) AddActorID(v int) *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.AddActorID(v)
+	})
+}
+
+// UpdateActorID sets the "actor_id" field to the value that was provided on create.
+func (u *HRConnectionUpsertOne) UpdateActorID() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateActorID()
+	})
+}
+
+// ClearActorID clears the value of the "actor_id" field.
+func (u *HRConnectionUpsertOne) ClearActorID() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.ClearActorID()
+	})
+}
+
+// SetNextSyncAt sets the "next_sync_at" field.
+func (u *HRConnectionUpsertOne) SetNextSyncAt(v time.Time) *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetNextSyncAt(v)
+	})
+}
+
+// UpdateNextSyncAt sets the "next_sync_at" field to the value that was provided on create.
+func (u *HRConnectionUpsertOne) UpdateNextSyncAt() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateNextSyncAt()
+	})
+}
+
+// ClearNextSyncAt clears the value of the "next_sync_at" field.
+func (u *HRConnectionUpsertOne) ClearNextSyncAt() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.ClearNextSyncAt()
+	})
+}
+
+// SetSyncLeaseUntil sets the "sync_lease_until" field.
+func (u *HRConnectionUpsertOne) SetSyncLeaseUntil(v time.Time) *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetSyncLeaseUntil(v)
+	})
+}
+
+// UpdateSyncLeaseUntil sets the "sync_lease_until" field to the value that was provided on create.
+func (u *HRConnectionUpsertOne) UpdateSyncLeaseUntil() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateSyncLeaseUntil()
+	})
+}
+
+// ClearSyncLeaseUntil clears the value of the "sync_lease_until" field.
+func (u *HRConnectionUpsertOne) ClearSyncLeaseUntil() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.ClearSyncLeaseUntil()
+	})
+}
+
+// SetLastSyncAt sets the "last_sync_at" field.
+func (u *HRConnectionUpsertOne) SetLastSyncAt(v time.Time) *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetLastSyncAt(v)
+	})
+}
+
+// UpdateLastSyncAt sets the "last_sync_at" field to the value that was provided on create.
+func (u *HRConnectionUpsertOne) UpdateLastSyncAt() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateLastSyncAt()
+	})
+}
+
+// ClearLastSyncAt clears the value of the "last_sync_at" field.
+func (u *HRConnectionUpsertOne) ClearLastSyncAt() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.ClearLastSyncAt()
+	})
+}
+
+// SetLastSyncStatus sets the "last_sync_status" field.
+func (u *HRConnectionUpsertOne) SetLastSyncStatus(v hrconnection.LastSyncStatus) *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetLastSyncStatus(v)
+	})
+}
+
+// UpdateLastSyncStatus sets the "last_sync_status" field to the value that was provided on create.
+func (u *HRConnectionUpsertOne) UpdateLastSyncStatus() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateLastSyncStatus()
+	})
+}
+
+// ClearLastSyncStatus clears the value of the "last_sync_status" field.
+func (u *HRConnectionUpsertOne) ClearLastSyncStatus() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.ClearLastSyncStatus()
+	})
+}
+
+// SetLastSyncError sets the "last_sync_error" field.
+func (u *HRConnectionUpsertOne) SetLastSyncError(v string) *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetLastSyncError(v)
+	})
+}
+
+// UpdateLastSyncError sets the "last_sync_error" field to the value that was provided on create.
+func (u *HRConnectionUpsertOne) UpdateLastSyncError() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateLastSyncError()
+	})
+}
+
+// SetLastSyncEmployees sets the "last_sync_employees" field.
+func (u *HRConnectionUpsertOne) SetLastSyncEmployees(v int) *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetLastSyncEmployees(v)
+	})
+}
+
+// AddLastSyncEmployees adds v to the "last_sync_employees" field.
+func (u *HRConnectionUpsertOne) AddLastSyncEmployees(v int) *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.AddLastSyncEmployees(v)
+	})
+}
+
+// UpdateLastSyncEmployees sets the "last_sync_employees" field to the value that was provided on create.
+func (u *HRConnectionUpsertOne) UpdateLastSyncEmployees() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateLastSyncEmployees()
+	})
+}
+
+// SetLastSyncInvited sets the "last_sync_invited" field.
+func (u *HRConnectionUpsertOne) SetLastSyncInvited(v int) *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetLastSyncInvited(v)
+	})
+}
+
+// AddLastSyncInvited adds v to the "last_sync_invited" field.
+func (u *HRConnectionUpsertOne) AddLastSyncInvited(v int) *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.AddLastSyncInvited(v)
+	})
+}
+
+// UpdateLastSyncInvited sets the "last_sync_invited" field to the value that was provided on create.
+func (u *HRConnectionUpsertOne) UpdateLastSyncInvited() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateLastSyncInvited()
+	})
+}
+
+// SetLastSyncDeactivated sets the "last_sync_deactivated" field.
+func (u *HRConnectionUpsertOne) SetLastSyncDeactivated(v int) *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetLastSyncDeactivated(v)
+	})
+}
+
+// AddLastSyncDeactivated adds v to the "last_sync_deactivated" field.
+func (u *HRConnectionUpsertOne) AddLastSyncDeactivated(v int) *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.AddLastSyncDeactivated(v)
+	})
+}
+
+// UpdateLastSyncDeactivated sets the "last_sync_deactivated" field to the value that was provided on create.
+func (u *HRConnectionUpsertOne) UpdateLastSyncDeactivated() *HRConnectionUpsertOne {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateLastSyncDeactivated()
 	})
 }
 
@@ -704,24 +1584,290 @@ func (u *HRConnectionUpsertBulk) UpdateAPIKeyEncrypted() *HRConnectionUpsertBulk
 	})
 }
 
-// SetLastImportAt sets the "last_import_at" field.
-func (u *HRConnectionUpsertBulk) SetLastImportAt(v time.Time) *HRConnectionUpsertBulk {
+// SetCredentialsHint sets the "credentials_hint" field.
+func (u *HRConnectionUpsertBulk) SetCredentialsHint(v string) *HRConnectionUpsertBulk {
 	return u.Update(func(s *HRConnectionUpsert) {
-		s.SetLastImportAt(v)
+		s.SetCredentialsHint(v)
 	})
 }
 
-// UpdateLastImportAt sets the "last_import_at" field to the value that was provided on create.
-func (u *HRConnectionUpsertBulk) UpdateLastImportAt() *HRConnectionUpsertBulk {
+// UpdateCredentialsHint sets the "credentials_hint" field to the value that was provided on create.
+func (u *HRConnectionUpsertBulk) UpdateCredentialsHint() *HRConnectionUpsertBulk {
 	return u.Update(func(s *HRConnectionUpsert) {
-		s.UpdateLastImportAt()
+		s.UpdateCredentialsHint()
 	})
 }
 
-// ClearLastImportAt clears the value of the "last_import_at" field.
-func (u *HRConnectionUpsertBulk) ClearLastImportAt() *HRConnectionUpsertBulk {
+// SetBaseURL sets the "base_url" field.
+func (u *HRConnectionUpsertBulk) SetBaseURL(v string) *HRConnectionUpsertBulk {
 	return u.Update(func(s *HRConnectionUpsert) {
-		s.ClearLastImportAt()
+		s.SetBaseURL(v)
+	})
+}
+
+// UpdateBaseURL sets the "base_url" field to the value that was provided on create.
+func (u *HRConnectionUpsertBulk) UpdateBaseURL() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateBaseURL()
+	})
+}
+
+// SetAutoInvite sets the "auto_invite" field.
+func (u *HRConnectionUpsertBulk) SetAutoInvite(v bool) *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetAutoInvite(v)
+	})
+}
+
+// UpdateAutoInvite sets the "auto_invite" field to the value that was provided on create.
+func (u *HRConnectionUpsertBulk) UpdateAutoInvite() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateAutoInvite()
+	})
+}
+
+// SetRoleID sets the "role_id" field.
+func (u *HRConnectionUpsertBulk) SetRoleID(v int) *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetRoleID(v)
+	})
+}
+
+// UpdateRoleID sets the "role_id" field to the value that was provided on create.
+func (u *HRConnectionUpsertBulk) UpdateRoleID() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateRoleID()
+	})
+}
+
+// ClearRoleID clears the value of the "role_id" field.
+func (u *HRConnectionUpsertBulk) ClearRoleID() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.ClearRoleID()
+	})
+}
+
+// SetSyncIntervalSeconds sets the "sync_interval_seconds" field.
+func (u *HRConnectionUpsertBulk) SetSyncIntervalSeconds(v int) *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetSyncIntervalSeconds(v)
+	})
+}
+
+// AddSyncIntervalSeconds adds v to the "sync_interval_seconds" field.
+func (u *HRConnectionUpsertBulk) AddSyncIntervalSeconds(v int) *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.AddSyncIntervalSeconds(v)
+	})
+}
+
+// UpdateSyncIntervalSeconds sets the "sync_interval_seconds" field to the value that was provided on create.
+func (u *HRConnectionUpsertBulk) UpdateSyncIntervalSeconds() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateSyncIntervalSeconds()
+	})
+}
+
+// SetDeactivateLeavers sets the "deactivate_leavers" field.
+func (u *HRConnectionUpsertBulk) SetDeactivateLeavers(v bool) *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetDeactivateLeavers(v)
+	})
+}
+
+// UpdateDeactivateLeavers sets the "deactivate_leavers" field to the value that was provided on create.
+func (u *HRConnectionUpsertBulk) UpdateDeactivateLeavers() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateDeactivateLeavers()
+	})
+}
+
+// SetActorID sets the "actor_id" field.
+func (u *HRConnectionUpsertBulk) SetActorID(v int) *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetActorID(v)
+	})
+}
+
+// AddActorID adds v to the "actor_id" field.
+func (u *HRConnectionUpsertBulk) AddActorID(v int) *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.AddActorID(v)
+	})
+}
+
+// UpdateActorID sets the "actor_id" field to the value that was provided on create.
+func (u *HRConnectionUpsertBulk) UpdateActorID() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateActorID()
+	})
+}
+
+// ClearActorID clears the value of the "actor_id" field.
+func (u *HRConnectionUpsertBulk) ClearActorID() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.ClearActorID()
+	})
+}
+
+// SetNextSyncAt sets the "next_sync_at" field.
+func (u *HRConnectionUpsertBulk) SetNextSyncAt(v time.Time) *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetNextSyncAt(v)
+	})
+}
+
+// UpdateNextSyncAt sets the "next_sync_at" field to the value that was provided on create.
+func (u *HRConnectionUpsertBulk) UpdateNextSyncAt() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateNextSyncAt()
+	})
+}
+
+// ClearNextSyncAt clears the value of the "next_sync_at" field.
+func (u *HRConnectionUpsertBulk) ClearNextSyncAt() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.ClearNextSyncAt()
+	})
+}
+
+// SetSyncLeaseUntil sets the "sync_lease_until" field.
+func (u *HRConnectionUpsertBulk) SetSyncLeaseUntil(v time.Time) *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetSyncLeaseUntil(v)
+	})
+}
+
+// UpdateSyncLeaseUntil sets the "sync_lease_until" field to the value that was provided on create.
+func (u *HRConnectionUpsertBulk) UpdateSyncLeaseUntil() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateSyncLeaseUntil()
+	})
+}
+
+// ClearSyncLeaseUntil clears the value of the "sync_lease_until" field.
+func (u *HRConnectionUpsertBulk) ClearSyncLeaseUntil() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.ClearSyncLeaseUntil()
+	})
+}
+
+// SetLastSyncAt sets the "last_sync_at" field.
+func (u *HRConnectionUpsertBulk) SetLastSyncAt(v time.Time) *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetLastSyncAt(v)
+	})
+}
+
+// UpdateLastSyncAt sets the "last_sync_at" field to the value that was provided on create.
+func (u *HRConnectionUpsertBulk) UpdateLastSyncAt() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateLastSyncAt()
+	})
+}
+
+// ClearLastSyncAt clears the value of the "last_sync_at" field.
+func (u *HRConnectionUpsertBulk) ClearLastSyncAt() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.ClearLastSyncAt()
+	})
+}
+
+// SetLastSyncStatus sets the "last_sync_status" field.
+func (u *HRConnectionUpsertBulk) SetLastSyncStatus(v hrconnection.LastSyncStatus) *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetLastSyncStatus(v)
+	})
+}
+
+// UpdateLastSyncStatus sets the "last_sync_status" field to the value that was provided on create.
+func (u *HRConnectionUpsertBulk) UpdateLastSyncStatus() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateLastSyncStatus()
+	})
+}
+
+// ClearLastSyncStatus clears the value of the "last_sync_status" field.
+func (u *HRConnectionUpsertBulk) ClearLastSyncStatus() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.ClearLastSyncStatus()
+	})
+}
+
+// SetLastSyncError sets the "last_sync_error" field.
+func (u *HRConnectionUpsertBulk) SetLastSyncError(v string) *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetLastSyncError(v)
+	})
+}
+
+// UpdateLastSyncError sets the "last_sync_error" field to the value that was provided on create.
+func (u *HRConnectionUpsertBulk) UpdateLastSyncError() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateLastSyncError()
+	})
+}
+
+// SetLastSyncEmployees sets the "last_sync_employees" field.
+func (u *HRConnectionUpsertBulk) SetLastSyncEmployees(v int) *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetLastSyncEmployees(v)
+	})
+}
+
+// AddLastSyncEmployees adds v to the "last_sync_employees" field.
+func (u *HRConnectionUpsertBulk) AddLastSyncEmployees(v int) *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.AddLastSyncEmployees(v)
+	})
+}
+
+// UpdateLastSyncEmployees sets the "last_sync_employees" field to the value that was provided on create.
+func (u *HRConnectionUpsertBulk) UpdateLastSyncEmployees() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateLastSyncEmployees()
+	})
+}
+
+// SetLastSyncInvited sets the "last_sync_invited" field.
+func (u *HRConnectionUpsertBulk) SetLastSyncInvited(v int) *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetLastSyncInvited(v)
+	})
+}
+
+// AddLastSyncInvited adds v to the "last_sync_invited" field.
+func (u *HRConnectionUpsertBulk) AddLastSyncInvited(v int) *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.AddLastSyncInvited(v)
+	})
+}
+
+// UpdateLastSyncInvited sets the "last_sync_invited" field to the value that was provided on create.
+func (u *HRConnectionUpsertBulk) UpdateLastSyncInvited() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateLastSyncInvited()
+	})
+}
+
+// SetLastSyncDeactivated sets the "last_sync_deactivated" field.
+func (u *HRConnectionUpsertBulk) SetLastSyncDeactivated(v int) *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.SetLastSyncDeactivated(v)
+	})
+}
+
+// AddLastSyncDeactivated adds v to the "last_sync_deactivated" field.
+func (u *HRConnectionUpsertBulk) AddLastSyncDeactivated(v int) *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.AddLastSyncDeactivated(v)
+	})
+}
+
+// UpdateLastSyncDeactivated sets the "last_sync_deactivated" field to the value that was provided on create.
+func (u *HRConnectionUpsertBulk) UpdateLastSyncDeactivated() *HRConnectionUpsertBulk {
+	return u.Update(func(s *HRConnectionUpsert) {
+		s.UpdateLastSyncDeactivated()
 	})
 }
 

@@ -4,9 +4,12 @@ package ent
 
 import (
 	"admit/ent/hrconnection"
+	"admit/ent/hremployee"
 	"admit/ent/organization"
 	"admit/ent/predicate"
+	"admit/ent/role"
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math"
@@ -21,13 +24,16 @@ import (
 // HRConnectionQuery is the builder for querying HRConnection entities.
 type HRConnectionQuery struct {
 	config
-	ctx              *QueryContext
-	order            []hrconnection.OrderOption
-	inters           []Interceptor
-	predicates       []predicate.HRConnection
-	withOrganization *OrganizationQuery
-	loadTotal        []func(context.Context, []*HRConnection) error
-	modifiers        []func(*sql.Selector)
+	ctx                *QueryContext
+	order              []hrconnection.OrderOption
+	inters             []Interceptor
+	predicates         []predicate.HRConnection
+	withOrganization   *OrganizationQuery
+	withRole           *RoleQuery
+	withEmployees      *HREmployeeQuery
+	loadTotal          []func(context.Context, []*HRConnection) error
+	modifiers          []func(*sql.Selector)
+	withNamedEmployees map[string]*HREmployeeQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -79,6 +85,50 @@ func (_q *HRConnectionQuery) QueryOrganization() *OrganizationQuery {
 			sqlgraph.From(hrconnection.Table, hrconnection.FieldID, selector),
 			sqlgraph.To(organization.Table, organization.FieldID),
 			sqlgraph.Edge(sqlgraph.M2O, false, hrconnection.OrganizationTable, hrconnection.OrganizationColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryRole chains the current query on the "role" edge.
+func (_q *HRConnectionQuery) QueryRole() *RoleQuery {
+	query := (&RoleClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(hrconnection.Table, hrconnection.FieldID, selector),
+			sqlgraph.To(role.Table, role.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, hrconnection.RoleTable, hrconnection.RoleColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryEmployees chains the current query on the "employees" edge.
+func (_q *HRConnectionQuery) QueryEmployees() *HREmployeeQuery {
+	query := (&HREmployeeClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(hrconnection.Table, hrconnection.FieldID, selector),
+			sqlgraph.To(hremployee.Table, hremployee.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, hrconnection.EmployeesTable, hrconnection.EmployeesColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -279,6 +329,8 @@ func (_q *HRConnectionQuery) Clone() *HRConnectionQuery {
 		inters:           append([]Interceptor{}, _q.inters...),
 		predicates:       append([]predicate.HRConnection{}, _q.predicates...),
 		withOrganization: _q.withOrganization.Clone(),
+		withRole:         _q.withRole.Clone(),
+		withEmployees:    _q.withEmployees.Clone(),
 		// clone intermediate query.
 		sql:  _q.sql.Clone(),
 		path: _q.path,
@@ -293,6 +345,28 @@ func (_q *HRConnectionQuery) WithOrganization(opts ...func(*OrganizationQuery)) 
 		opt(query)
 	}
 	_q.withOrganization = query
+	return _q
+}
+
+// WithRole tells the query-builder to eager-load the nodes that are connected to
+// the "role" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *HRConnectionQuery) WithRole(opts ...func(*RoleQuery)) *HRConnectionQuery {
+	query := (&RoleClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withRole = query
+	return _q
+}
+
+// WithEmployees tells the query-builder to eager-load the nodes that are connected to
+// the "employees" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *HRConnectionQuery) WithEmployees(opts ...func(*HREmployeeQuery)) *HRConnectionQuery {
+	query := (&HREmployeeClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withEmployees = query
 	return _q
 }
 
@@ -380,8 +454,10 @@ func (_q *HRConnectionQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]
 	var (
 		nodes       = []*HRConnection{}
 		_spec       = _q.querySpec()
-		loadedTypes = [1]bool{
+		loadedTypes = [3]bool{
 			_q.withOrganization != nil,
+			_q.withRole != nil,
+			_q.withEmployees != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -408,6 +484,26 @@ func (_q *HRConnectionQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]
 	if query := _q.withOrganization; query != nil {
 		if err := _q.loadOrganization(ctx, query, nodes, nil,
 			func(n *HRConnection, e *Organization) { n.Edges.Organization = e }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withRole; query != nil {
+		if err := _q.loadRole(ctx, query, nodes, nil,
+			func(n *HRConnection, e *Role) { n.Edges.Role = e }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withEmployees; query != nil {
+		if err := _q.loadEmployees(ctx, query, nodes,
+			func(n *HRConnection) { n.Edges.Employees = []*HREmployee{} },
+			func(n *HRConnection, e *HREmployee) { n.Edges.Employees = append(n.Edges.Employees, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedEmployees {
+		if err := _q.loadEmployees(ctx, query, nodes,
+			func(n *HRConnection) { n.appendNamedEmployees(name) },
+			func(n *HRConnection, e *HREmployee) { n.appendNamedEmployees(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -448,6 +544,68 @@ func (_q *HRConnectionQuery) loadOrganization(ctx context.Context, query *Organi
 	}
 	return nil
 }
+func (_q *HRConnectionQuery) loadRole(ctx context.Context, query *RoleQuery, nodes []*HRConnection, init func(*HRConnection), assign func(*HRConnection, *Role)) error {
+	ids := make([]int, 0, len(nodes))
+	nodeids := make(map[int][]*HRConnection)
+	for i := range nodes {
+		if nodes[i].RoleID == nil {
+			continue
+		}
+		fk := *nodes[i].RoleID
+		if _, ok := nodeids[fk]; !ok {
+			ids = append(ids, fk)
+		}
+		nodeids[fk] = append(nodeids[fk], nodes[i])
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	query.Where(role.IDIn(ids...))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		nodes, ok := nodeids[n.ID]
+		if !ok {
+			return fmt.Errorf(`unexpected foreign-key "role_id" returned %v`, n.ID)
+		}
+		for i := range nodes {
+			assign(nodes[i], n)
+		}
+	}
+	return nil
+}
+func (_q *HRConnectionQuery) loadEmployees(ctx context.Context, query *HREmployeeQuery, nodes []*HRConnection, init func(*HRConnection), assign func(*HRConnection, *HREmployee)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[int]*HRConnection)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(hremployee.FieldConnectionID)
+	}
+	query.Where(predicate.HREmployee(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(hrconnection.EmployeesColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.ConnectionID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "connection_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
 
 func (_q *HRConnectionQuery) sqlCount(ctx context.Context) (int, error) {
 	_spec := _q.querySpec()
@@ -479,6 +637,9 @@ func (_q *HRConnectionQuery) querySpec() *sqlgraph.QuerySpec {
 		}
 		if _q.withOrganization != nil {
 			_spec.Node.AddColumnOnce(hrconnection.FieldOrganizationID)
+		}
+		if _q.withRole != nil {
+			_spec.Node.AddColumnOnce(hrconnection.FieldRoleID)
 		}
 	}
 	if ps := _q.predicates; len(ps) > 0 {
@@ -562,6 +723,20 @@ func (_q *HRConnectionQuery) ForShare(opts ...sql.LockOption) *HRConnectionQuery
 	_q.modifiers = append(_q.modifiers, func(s *sql.Selector) {
 		s.ForShare(opts...)
 	})
+	return _q
+}
+
+// WithNamedEmployees tells the query-builder to eager-load the nodes that are connected to the "employees"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *HRConnectionQuery) WithNamedEmployees(name string, opts ...func(*HREmployeeQuery)) *HRConnectionQuery {
+	query := (&HREmployeeClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedEmployees == nil {
+		_q.withNamedEmployees = make(map[string]*HREmployeeQuery)
+	}
+	_q.withNamedEmployees[name] = query
 	return _q
 }
 

@@ -4,7 +4,9 @@ package ent
 
 import (
 	"admit/ent/hrconnection"
+	"admit/ent/hremployee"
 	"admit/ent/predicate"
+	"admit/ent/role"
 	"context"
 	"errors"
 	"fmt"
@@ -54,29 +56,337 @@ func (_u *HRConnectionUpdate) SetAPIKeyEncrypted(v []byte) *HRConnectionUpdate {
 	return _u
 }
 
-// SetLastImportAt sets the "last_import_at" field.
-func (_u *HRConnectionUpdate) SetLastImportAt(v time.Time) *HRConnectionUpdate {
-	_u.mutation.SetLastImportAt(v)
+// SetCredentialsHint sets the "credentials_hint" field.
+func (_u *HRConnectionUpdate) SetCredentialsHint(v string) *HRConnectionUpdate {
+	_u.mutation.SetCredentialsHint(v)
 	return _u
 }
 
-// SetNillableLastImportAt sets the "last_import_at" field if the given value is not nil.
-func (_u *HRConnectionUpdate) SetNillableLastImportAt(v *time.Time) *HRConnectionUpdate {
+// SetNillableCredentialsHint sets the "credentials_hint" field if the given value is not nil.
+func (_u *HRConnectionUpdate) SetNillableCredentialsHint(v *string) *HRConnectionUpdate {
 	if v != nil {
-		_u.SetLastImportAt(*v)
+		_u.SetCredentialsHint(*v)
 	}
 	return _u
 }
 
-// ClearLastImportAt clears the value of the "last_import_at" field.
-func (_u *HRConnectionUpdate) ClearLastImportAt() *HRConnectionUpdate {
-	_u.mutation.ClearLastImportAt()
+// SetBaseURL sets the "base_url" field.
+func (_u *HRConnectionUpdate) SetBaseURL(v string) *HRConnectionUpdate {
+	_u.mutation.SetBaseURL(v)
 	return _u
+}
+
+// SetNillableBaseURL sets the "base_url" field if the given value is not nil.
+func (_u *HRConnectionUpdate) SetNillableBaseURL(v *string) *HRConnectionUpdate {
+	if v != nil {
+		_u.SetBaseURL(*v)
+	}
+	return _u
+}
+
+// SetAutoInvite sets the "auto_invite" field.
+func (_u *HRConnectionUpdate) SetAutoInvite(v bool) *HRConnectionUpdate {
+	_u.mutation.SetAutoInvite(v)
+	return _u
+}
+
+// SetNillableAutoInvite sets the "auto_invite" field if the given value is not nil.
+func (_u *HRConnectionUpdate) SetNillableAutoInvite(v *bool) *HRConnectionUpdate {
+	if v != nil {
+		_u.SetAutoInvite(*v)
+	}
+	return _u
+}
+
+// SetRoleID sets the "role_id" field.
+func (_u *HRConnectionUpdate) SetRoleID(v int) *HRConnectionUpdate {
+	_u.mutation.SetRoleID(v)
+	return _u
+}
+
+// SetNillableRoleID sets the "role_id" field if the given value is not nil.
+func (_u *HRConnectionUpdate) SetNillableRoleID(v *int) *HRConnectionUpdate {
+	if v != nil {
+		_u.SetRoleID(*v)
+	}
+	return _u
+}
+
+// ClearRoleID clears the value of the "role_id" field.
+func (_u *HRConnectionUpdate) ClearRoleID() *HRConnectionUpdate {
+	_u.mutation.ClearRoleID()
+	return _u
+}
+
+// SetSyncIntervalSeconds sets the "sync_interval_seconds" field.
+func (_u *HRConnectionUpdate) SetSyncIntervalSeconds(v int) *HRConnectionUpdate {
+	_u.mutation.ResetSyncIntervalSeconds()
+	_u.mutation.SetSyncIntervalSeconds(v)
+	return _u
+}
+
+// SetNillableSyncIntervalSeconds sets the "sync_interval_seconds" field if the given value is not nil.
+func (_u *HRConnectionUpdate) SetNillableSyncIntervalSeconds(v *int) *HRConnectionUpdate {
+	if v != nil {
+		_u.SetSyncIntervalSeconds(*v)
+	}
+	return _u
+}
+
+// AddSyncIntervalSeconds adds value to the "sync_interval_seconds" field.
+func (_u *HRConnectionUpdate) AddSyncIntervalSeconds(v int) *HRConnectionUpdate {
+	_u.mutation.AddSyncIntervalSeconds(v)
+	return _u
+}
+
+// SetDeactivateLeavers sets the "deactivate_leavers" field.
+func (_u *HRConnectionUpdate) SetDeactivateLeavers(v bool) *HRConnectionUpdate {
+	_u.mutation.SetDeactivateLeavers(v)
+	return _u
+}
+
+// SetNillableDeactivateLeavers sets the "deactivate_leavers" field if the given value is not nil.
+func (_u *HRConnectionUpdate) SetNillableDeactivateLeavers(v *bool) *HRConnectionUpdate {
+	if v != nil {
+		_u.SetDeactivateLeavers(*v)
+	}
+	return _u
+}
+
+// SetActorID sets the "actor_id" field.
+func (_u *HRConnectionUpdate) SetActorID(v int) *HRConnectionUpdate {
+	_u.mutation.ResetActorID()
+	_u.mutation.SetActorID(v)
+	return _u
+}
+
+// SetNillableActorID sets the "actor_id" field if the given value is not nil.
+func (_u *HRConnectionUpdate) SetNillableActorID(v *int) *HRConnectionUpdate {
+	if v != nil {
+		_u.SetActorID(*v)
+	}
+	return _u
+}
+
+// AddActorID adds value to the "actor_id" field.
+func (_u *HRConnectionUpdate) AddActorID(v int) *HRConnectionUpdate {
+	_u.mutation.AddActorID(v)
+	return _u
+}
+
+// ClearActorID clears the value of the "actor_id" field.
+func (_u *HRConnectionUpdate) ClearActorID() *HRConnectionUpdate {
+	_u.mutation.ClearActorID()
+	return _u
+}
+
+// SetNextSyncAt sets the "next_sync_at" field.
+func (_u *HRConnectionUpdate) SetNextSyncAt(v time.Time) *HRConnectionUpdate {
+	_u.mutation.SetNextSyncAt(v)
+	return _u
+}
+
+// SetNillableNextSyncAt sets the "next_sync_at" field if the given value is not nil.
+func (_u *HRConnectionUpdate) SetNillableNextSyncAt(v *time.Time) *HRConnectionUpdate {
+	if v != nil {
+		_u.SetNextSyncAt(*v)
+	}
+	return _u
+}
+
+// ClearNextSyncAt clears the value of the "next_sync_at" field.
+func (_u *HRConnectionUpdate) ClearNextSyncAt() *HRConnectionUpdate {
+	_u.mutation.ClearNextSyncAt()
+	return _u
+}
+
+// SetSyncLeaseUntil sets the "sync_lease_until" field.
+func (_u *HRConnectionUpdate) SetSyncLeaseUntil(v time.Time) *HRConnectionUpdate {
+	_u.mutation.SetSyncLeaseUntil(v)
+	return _u
+}
+
+// SetNillableSyncLeaseUntil sets the "sync_lease_until" field if the given value is not nil.
+func (_u *HRConnectionUpdate) SetNillableSyncLeaseUntil(v *time.Time) *HRConnectionUpdate {
+	if v != nil {
+		_u.SetSyncLeaseUntil(*v)
+	}
+	return _u
+}
+
+// ClearSyncLeaseUntil clears the value of the "sync_lease_until" field.
+func (_u *HRConnectionUpdate) ClearSyncLeaseUntil() *HRConnectionUpdate {
+	_u.mutation.ClearSyncLeaseUntil()
+	return _u
+}
+
+// SetLastSyncAt sets the "last_sync_at" field.
+func (_u *HRConnectionUpdate) SetLastSyncAt(v time.Time) *HRConnectionUpdate {
+	_u.mutation.SetLastSyncAt(v)
+	return _u
+}
+
+// SetNillableLastSyncAt sets the "last_sync_at" field if the given value is not nil.
+func (_u *HRConnectionUpdate) SetNillableLastSyncAt(v *time.Time) *HRConnectionUpdate {
+	if v != nil {
+		_u.SetLastSyncAt(*v)
+	}
+	return _u
+}
+
+// ClearLastSyncAt clears the value of the "last_sync_at" field.
+func (_u *HRConnectionUpdate) ClearLastSyncAt() *HRConnectionUpdate {
+	_u.mutation.ClearLastSyncAt()
+	return _u
+}
+
+// SetLastSyncStatus sets the "last_sync_status" field.
+func (_u *HRConnectionUpdate) SetLastSyncStatus(v hrconnection.LastSyncStatus) *HRConnectionUpdate {
+	_u.mutation.SetLastSyncStatus(v)
+	return _u
+}
+
+// SetNillableLastSyncStatus sets the "last_sync_status" field if the given value is not nil.
+func (_u *HRConnectionUpdate) SetNillableLastSyncStatus(v *hrconnection.LastSyncStatus) *HRConnectionUpdate {
+	if v != nil {
+		_u.SetLastSyncStatus(*v)
+	}
+	return _u
+}
+
+// ClearLastSyncStatus clears the value of the "last_sync_status" field.
+func (_u *HRConnectionUpdate) ClearLastSyncStatus() *HRConnectionUpdate {
+	_u.mutation.ClearLastSyncStatus()
+	return _u
+}
+
+// SetLastSyncError sets the "last_sync_error" field.
+func (_u *HRConnectionUpdate) SetLastSyncError(v string) *HRConnectionUpdate {
+	_u.mutation.SetLastSyncError(v)
+	return _u
+}
+
+// SetNillableLastSyncError sets the "last_sync_error" field if the given value is not nil.
+func (_u *HRConnectionUpdate) SetNillableLastSyncError(v *string) *HRConnectionUpdate {
+	if v != nil {
+		_u.SetLastSyncError(*v)
+	}
+	return _u
+}
+
+// SetLastSyncEmployees sets the "last_sync_employees" field.
+func (_u *HRConnectionUpdate) SetLastSyncEmployees(v int) *HRConnectionUpdate {
+	_u.mutation.ResetLastSyncEmployees()
+	_u.mutation.SetLastSyncEmployees(v)
+	return _u
+}
+
+// SetNillableLastSyncEmployees sets the "last_sync_employees" field if the given value is not nil.
+func (_u *HRConnectionUpdate) SetNillableLastSyncEmployees(v *int) *HRConnectionUpdate {
+	if v != nil {
+		_u.SetLastSyncEmployees(*v)
+	}
+	return _u
+}
+
+// AddLastSyncEmployees adds value to the "last_sync_employees" field.
+func (_u *HRConnectionUpdate) AddLastSyncEmployees(v int) *HRConnectionUpdate {
+	_u.mutation.AddLastSyncEmployees(v)
+	return _u
+}
+
+// SetLastSyncInvited sets the "last_sync_invited" field.
+func (_u *HRConnectionUpdate) SetLastSyncInvited(v int) *HRConnectionUpdate {
+	_u.mutation.ResetLastSyncInvited()
+	_u.mutation.SetLastSyncInvited(v)
+	return _u
+}
+
+// SetNillableLastSyncInvited sets the "last_sync_invited" field if the given value is not nil.
+func (_u *HRConnectionUpdate) SetNillableLastSyncInvited(v *int) *HRConnectionUpdate {
+	if v != nil {
+		_u.SetLastSyncInvited(*v)
+	}
+	return _u
+}
+
+// AddLastSyncInvited adds value to the "last_sync_invited" field.
+func (_u *HRConnectionUpdate) AddLastSyncInvited(v int) *HRConnectionUpdate {
+	_u.mutation.AddLastSyncInvited(v)
+	return _u
+}
+
+// SetLastSyncDeactivated sets the "last_sync_deactivated" field.
+func (_u *HRConnectionUpdate) SetLastSyncDeactivated(v int) *HRConnectionUpdate {
+	_u.mutation.ResetLastSyncDeactivated()
+	_u.mutation.SetLastSyncDeactivated(v)
+	return _u
+}
+
+// SetNillableLastSyncDeactivated sets the "last_sync_deactivated" field if the given value is not nil.
+func (_u *HRConnectionUpdate) SetNillableLastSyncDeactivated(v *int) *HRConnectionUpdate {
+	if v != nil {
+		_u.SetLastSyncDeactivated(*v)
+	}
+	return _u
+}
+
+// AddLastSyncDeactivated adds value to the "last_sync_deactivated" field.
+func (_u *HRConnectionUpdate) AddLastSyncDeactivated(v int) *HRConnectionUpdate {
+	_u.mutation.AddLastSyncDeactivated(v)
+	return _u
+}
+
+// SetRole sets the "role" edge to the Role entity.
+func (_u *HRConnectionUpdate) SetRole(v *Role) *HRConnectionUpdate {
+	return _u.SetRoleID(v.ID)
+}
+
+// AddEmployeeIDs adds the "employees" edge to the HREmployee entity by IDs.
+func (_u *HRConnectionUpdate) AddEmployeeIDs(ids ...int) *HRConnectionUpdate {
+	_u.mutation.AddEmployeeIDs(ids...)
+	return _u
+}
+
+// AddEmployees adds the "employees" edges to the HREmployee entity.
+func (_u *HRConnectionUpdate) AddEmployees(v ...*HREmployee) *HRConnectionUpdate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddEmployeeIDs(ids...)
 }
 
 // Mutation returns the HRConnectionMutation object of the builder.
 func (_u *HRConnectionUpdate) Mutation() *HRConnectionMutation {
 	return _u.mutation
+}
+
+// ClearRole clears the "role" edge to the Role entity.
+func (_u *HRConnectionUpdate) ClearRole() *HRConnectionUpdate {
+	_u.mutation.ClearRole()
+	return _u
+}
+
+// ClearEmployees clears all "employees" edges to the HREmployee entity.
+func (_u *HRConnectionUpdate) ClearEmployees() *HRConnectionUpdate {
+	_u.mutation.ClearEmployees()
+	return _u
+}
+
+// RemoveEmployeeIDs removes the "employees" edge to HREmployee entities by IDs.
+func (_u *HRConnectionUpdate) RemoveEmployeeIDs(ids ...int) *HRConnectionUpdate {
+	_u.mutation.RemoveEmployeeIDs(ids...)
+	return _u
+}
+
+// RemoveEmployees removes "employees" edges to HREmployee entities.
+func (_u *HRConnectionUpdate) RemoveEmployees(v ...*HREmployee) *HRConnectionUpdate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveEmployeeIDs(ids...)
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -128,6 +438,26 @@ func (_u *HRConnectionUpdate) check() error {
 			return &ValidationError{Name: "provider", err: fmt.Errorf(`ent: validator failed for field "HRConnection.provider": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.CredentialsHint(); ok {
+		if err := hrconnection.CredentialsHintValidator(v); err != nil {
+			return &ValidationError{Name: "credentials_hint", err: fmt.Errorf(`ent: validator failed for field "HRConnection.credentials_hint": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.BaseURL(); ok {
+		if err := hrconnection.BaseURLValidator(v); err != nil {
+			return &ValidationError{Name: "base_url", err: fmt.Errorf(`ent: validator failed for field "HRConnection.base_url": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.LastSyncStatus(); ok {
+		if err := hrconnection.LastSyncStatusValidator(v); err != nil {
+			return &ValidationError{Name: "last_sync_status", err: fmt.Errorf(`ent: validator failed for field "HRConnection.last_sync_status": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.LastSyncError(); ok {
+		if err := hrconnection.LastSyncErrorValidator(v); err != nil {
+			return &ValidationError{Name: "last_sync_error", err: fmt.Errorf(`ent: validator failed for field "HRConnection.last_sync_error": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "HRConnection.organization"`)
 	}
@@ -155,11 +485,151 @@ func (_u *HRConnectionUpdate) sqlSave(ctx context.Context) (_node int, err error
 	if value, ok := _u.mutation.APIKeyEncrypted(); ok {
 		_spec.SetField(hrconnection.FieldAPIKeyEncrypted, field.TypeBytes, value)
 	}
-	if value, ok := _u.mutation.LastImportAt(); ok {
-		_spec.SetField(hrconnection.FieldLastImportAt, field.TypeTime, value)
+	if value, ok := _u.mutation.CredentialsHint(); ok {
+		_spec.SetField(hrconnection.FieldCredentialsHint, field.TypeString, value)
 	}
-	if _u.mutation.LastImportAtCleared() {
-		_spec.ClearField(hrconnection.FieldLastImportAt, field.TypeTime)
+	if value, ok := _u.mutation.BaseURL(); ok {
+		_spec.SetField(hrconnection.FieldBaseURL, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.AutoInvite(); ok {
+		_spec.SetField(hrconnection.FieldAutoInvite, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.SyncIntervalSeconds(); ok {
+		_spec.SetField(hrconnection.FieldSyncIntervalSeconds, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedSyncIntervalSeconds(); ok {
+		_spec.AddField(hrconnection.FieldSyncIntervalSeconds, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.DeactivateLeavers(); ok {
+		_spec.SetField(hrconnection.FieldDeactivateLeavers, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.ActorID(); ok {
+		_spec.SetField(hrconnection.FieldActorID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedActorID(); ok {
+		_spec.AddField(hrconnection.FieldActorID, field.TypeInt, value)
+	}
+	if _u.mutation.ActorIDCleared() {
+		_spec.ClearField(hrconnection.FieldActorID, field.TypeInt)
+	}
+	if value, ok := _u.mutation.NextSyncAt(); ok {
+		_spec.SetField(hrconnection.FieldNextSyncAt, field.TypeTime, value)
+	}
+	if _u.mutation.NextSyncAtCleared() {
+		_spec.ClearField(hrconnection.FieldNextSyncAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.SyncLeaseUntil(); ok {
+		_spec.SetField(hrconnection.FieldSyncLeaseUntil, field.TypeTime, value)
+	}
+	if _u.mutation.SyncLeaseUntilCleared() {
+		_spec.ClearField(hrconnection.FieldSyncLeaseUntil, field.TypeTime)
+	}
+	if value, ok := _u.mutation.LastSyncAt(); ok {
+		_spec.SetField(hrconnection.FieldLastSyncAt, field.TypeTime, value)
+	}
+	if _u.mutation.LastSyncAtCleared() {
+		_spec.ClearField(hrconnection.FieldLastSyncAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.LastSyncStatus(); ok {
+		_spec.SetField(hrconnection.FieldLastSyncStatus, field.TypeEnum, value)
+	}
+	if _u.mutation.LastSyncStatusCleared() {
+		_spec.ClearField(hrconnection.FieldLastSyncStatus, field.TypeEnum)
+	}
+	if value, ok := _u.mutation.LastSyncError(); ok {
+		_spec.SetField(hrconnection.FieldLastSyncError, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.LastSyncEmployees(); ok {
+		_spec.SetField(hrconnection.FieldLastSyncEmployees, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedLastSyncEmployees(); ok {
+		_spec.AddField(hrconnection.FieldLastSyncEmployees, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.LastSyncInvited(); ok {
+		_spec.SetField(hrconnection.FieldLastSyncInvited, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedLastSyncInvited(); ok {
+		_spec.AddField(hrconnection.FieldLastSyncInvited, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.LastSyncDeactivated(); ok {
+		_spec.SetField(hrconnection.FieldLastSyncDeactivated, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedLastSyncDeactivated(); ok {
+		_spec.AddField(hrconnection.FieldLastSyncDeactivated, field.TypeInt, value)
+	}
+	if _u.mutation.RoleCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   hrconnection.RoleTable,
+			Columns: []string{hrconnection.RoleColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(role.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RoleIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   hrconnection.RoleTable,
+			Columns: []string{hrconnection.RoleColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(role.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.EmployeesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   hrconnection.EmployeesTable,
+			Columns: []string{hrconnection.EmployeesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(hremployee.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedEmployeesIDs(); len(nodes) > 0 && !_u.mutation.EmployeesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   hrconnection.EmployeesTable,
+			Columns: []string{hrconnection.EmployeesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(hremployee.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.EmployeesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   hrconnection.EmployeesTable,
+			Columns: []string{hrconnection.EmployeesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(hremployee.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -207,29 +677,337 @@ func (_u *HRConnectionUpdateOne) SetAPIKeyEncrypted(v []byte) *HRConnectionUpdat
 	return _u
 }
 
-// SetLastImportAt sets the "last_import_at" field.
-func (_u *HRConnectionUpdateOne) SetLastImportAt(v time.Time) *HRConnectionUpdateOne {
-	_u.mutation.SetLastImportAt(v)
+// SetCredentialsHint sets the "credentials_hint" field.
+func (_u *HRConnectionUpdateOne) SetCredentialsHint(v string) *HRConnectionUpdateOne {
+	_u.mutation.SetCredentialsHint(v)
 	return _u
 }
 
-// SetNillableLastImportAt sets the "last_import_at" field if the given value is not nil.
-func (_u *HRConnectionUpdateOne) SetNillableLastImportAt(v *time.Time) *HRConnectionUpdateOne {
+// SetNillableCredentialsHint sets the "credentials_hint" field if the given value is not nil.
+func (_u *HRConnectionUpdateOne) SetNillableCredentialsHint(v *string) *HRConnectionUpdateOne {
 	if v != nil {
-		_u.SetLastImportAt(*v)
+		_u.SetCredentialsHint(*v)
 	}
 	return _u
 }
 
-// ClearLastImportAt clears the value of the "last_import_at" field.
-func (_u *HRConnectionUpdateOne) ClearLastImportAt() *HRConnectionUpdateOne {
-	_u.mutation.ClearLastImportAt()
+// SetBaseURL sets the "base_url" field.
+func (_u *HRConnectionUpdateOne) SetBaseURL(v string) *HRConnectionUpdateOne {
+	_u.mutation.SetBaseURL(v)
 	return _u
+}
+
+// SetNillableBaseURL sets the "base_url" field if the given value is not nil.
+func (_u *HRConnectionUpdateOne) SetNillableBaseURL(v *string) *HRConnectionUpdateOne {
+	if v != nil {
+		_u.SetBaseURL(*v)
+	}
+	return _u
+}
+
+// SetAutoInvite sets the "auto_invite" field.
+func (_u *HRConnectionUpdateOne) SetAutoInvite(v bool) *HRConnectionUpdateOne {
+	_u.mutation.SetAutoInvite(v)
+	return _u
+}
+
+// SetNillableAutoInvite sets the "auto_invite" field if the given value is not nil.
+func (_u *HRConnectionUpdateOne) SetNillableAutoInvite(v *bool) *HRConnectionUpdateOne {
+	if v != nil {
+		_u.SetAutoInvite(*v)
+	}
+	return _u
+}
+
+// SetRoleID sets the "role_id" field.
+func (_u *HRConnectionUpdateOne) SetRoleID(v int) *HRConnectionUpdateOne {
+	_u.mutation.SetRoleID(v)
+	return _u
+}
+
+// SetNillableRoleID sets the "role_id" field if the given value is not nil.
+func (_u *HRConnectionUpdateOne) SetNillableRoleID(v *int) *HRConnectionUpdateOne {
+	if v != nil {
+		_u.SetRoleID(*v)
+	}
+	return _u
+}
+
+// ClearRoleID clears the value of the "role_id" field.
+func (_u *HRConnectionUpdateOne) ClearRoleID() *HRConnectionUpdateOne {
+	_u.mutation.ClearRoleID()
+	return _u
+}
+
+// SetSyncIntervalSeconds sets the "sync_interval_seconds" field.
+func (_u *HRConnectionUpdateOne) SetSyncIntervalSeconds(v int) *HRConnectionUpdateOne {
+	_u.mutation.ResetSyncIntervalSeconds()
+	_u.mutation.SetSyncIntervalSeconds(v)
+	return _u
+}
+
+// SetNillableSyncIntervalSeconds sets the "sync_interval_seconds" field if the given value is not nil.
+func (_u *HRConnectionUpdateOne) SetNillableSyncIntervalSeconds(v *int) *HRConnectionUpdateOne {
+	if v != nil {
+		_u.SetSyncIntervalSeconds(*v)
+	}
+	return _u
+}
+
+// AddSyncIntervalSeconds adds value to the "sync_interval_seconds" field.
+func (_u *HRConnectionUpdateOne) AddSyncIntervalSeconds(v int) *HRConnectionUpdateOne {
+	_u.mutation.AddSyncIntervalSeconds(v)
+	return _u
+}
+
+// SetDeactivateLeavers sets the "deactivate_leavers" field.
+func (_u *HRConnectionUpdateOne) SetDeactivateLeavers(v bool) *HRConnectionUpdateOne {
+	_u.mutation.SetDeactivateLeavers(v)
+	return _u
+}
+
+// SetNillableDeactivateLeavers sets the "deactivate_leavers" field if the given value is not nil.
+func (_u *HRConnectionUpdateOne) SetNillableDeactivateLeavers(v *bool) *HRConnectionUpdateOne {
+	if v != nil {
+		_u.SetDeactivateLeavers(*v)
+	}
+	return _u
+}
+
+// SetActorID sets the "actor_id" field.
+func (_u *HRConnectionUpdateOne) SetActorID(v int) *HRConnectionUpdateOne {
+	_u.mutation.ResetActorID()
+	_u.mutation.SetActorID(v)
+	return _u
+}
+
+// SetNillableActorID sets the "actor_id" field if the given value is not nil.
+func (_u *HRConnectionUpdateOne) SetNillableActorID(v *int) *HRConnectionUpdateOne {
+	if v != nil {
+		_u.SetActorID(*v)
+	}
+	return _u
+}
+
+// AddActorID adds value to the "actor_id" field.
+func (_u *HRConnectionUpdateOne) AddActorID(v int) *HRConnectionUpdateOne {
+	_u.mutation.AddActorID(v)
+	return _u
+}
+
+// ClearActorID clears the value of the "actor_id" field.
+func (_u *HRConnectionUpdateOne) ClearActorID() *HRConnectionUpdateOne {
+	_u.mutation.ClearActorID()
+	return _u
+}
+
+// SetNextSyncAt sets the "next_sync_at" field.
+func (_u *HRConnectionUpdateOne) SetNextSyncAt(v time.Time) *HRConnectionUpdateOne {
+	_u.mutation.SetNextSyncAt(v)
+	return _u
+}
+
+// SetNillableNextSyncAt sets the "next_sync_at" field if the given value is not nil.
+func (_u *HRConnectionUpdateOne) SetNillableNextSyncAt(v *time.Time) *HRConnectionUpdateOne {
+	if v != nil {
+		_u.SetNextSyncAt(*v)
+	}
+	return _u
+}
+
+// ClearNextSyncAt clears the value of the "next_sync_at" field.
+func (_u *HRConnectionUpdateOne) ClearNextSyncAt() *HRConnectionUpdateOne {
+	_u.mutation.ClearNextSyncAt()
+	return _u
+}
+
+// SetSyncLeaseUntil sets the "sync_lease_until" field.
+func (_u *HRConnectionUpdateOne) SetSyncLeaseUntil(v time.Time) *HRConnectionUpdateOne {
+	_u.mutation.SetSyncLeaseUntil(v)
+	return _u
+}
+
+// SetNillableSyncLeaseUntil sets the "sync_lease_until" field if the given value is not nil.
+func (_u *HRConnectionUpdateOne) SetNillableSyncLeaseUntil(v *time.Time) *HRConnectionUpdateOne {
+	if v != nil {
+		_u.SetSyncLeaseUntil(*v)
+	}
+	return _u
+}
+
+// ClearSyncLeaseUntil clears the value of the "sync_lease_until" field.
+func (_u *HRConnectionUpdateOne) ClearSyncLeaseUntil() *HRConnectionUpdateOne {
+	_u.mutation.ClearSyncLeaseUntil()
+	return _u
+}
+
+// SetLastSyncAt sets the "last_sync_at" field.
+func (_u *HRConnectionUpdateOne) SetLastSyncAt(v time.Time) *HRConnectionUpdateOne {
+	_u.mutation.SetLastSyncAt(v)
+	return _u
+}
+
+// SetNillableLastSyncAt sets the "last_sync_at" field if the given value is not nil.
+func (_u *HRConnectionUpdateOne) SetNillableLastSyncAt(v *time.Time) *HRConnectionUpdateOne {
+	if v != nil {
+		_u.SetLastSyncAt(*v)
+	}
+	return _u
+}
+
+// ClearLastSyncAt clears the value of the "last_sync_at" field.
+func (_u *HRConnectionUpdateOne) ClearLastSyncAt() *HRConnectionUpdateOne {
+	_u.mutation.ClearLastSyncAt()
+	return _u
+}
+
+// SetLastSyncStatus sets the "last_sync_status" field.
+func (_u *HRConnectionUpdateOne) SetLastSyncStatus(v hrconnection.LastSyncStatus) *HRConnectionUpdateOne {
+	_u.mutation.SetLastSyncStatus(v)
+	return _u
+}
+
+// SetNillableLastSyncStatus sets the "last_sync_status" field if the given value is not nil.
+func (_u *HRConnectionUpdateOne) SetNillableLastSyncStatus(v *hrconnection.LastSyncStatus) *HRConnectionUpdateOne {
+	if v != nil {
+		_u.SetLastSyncStatus(*v)
+	}
+	return _u
+}
+
+// ClearLastSyncStatus clears the value of the "last_sync_status" field.
+func (_u *HRConnectionUpdateOne) ClearLastSyncStatus() *HRConnectionUpdateOne {
+	_u.mutation.ClearLastSyncStatus()
+	return _u
+}
+
+// SetLastSyncError sets the "last_sync_error" field.
+func (_u *HRConnectionUpdateOne) SetLastSyncError(v string) *HRConnectionUpdateOne {
+	_u.mutation.SetLastSyncError(v)
+	return _u
+}
+
+// SetNillableLastSyncError sets the "last_sync_error" field if the given value is not nil.
+func (_u *HRConnectionUpdateOne) SetNillableLastSyncError(v *string) *HRConnectionUpdateOne {
+	if v != nil {
+		_u.SetLastSyncError(*v)
+	}
+	return _u
+}
+
+// SetLastSyncEmployees sets the "last_sync_employees" field.
+func (_u *HRConnectionUpdateOne) SetLastSyncEmployees(v int) *HRConnectionUpdateOne {
+	_u.mutation.ResetLastSyncEmployees()
+	_u.mutation.SetLastSyncEmployees(v)
+	return _u
+}
+
+// SetNillableLastSyncEmployees sets the "last_sync_employees" field if the given value is not nil.
+func (_u *HRConnectionUpdateOne) SetNillableLastSyncEmployees(v *int) *HRConnectionUpdateOne {
+	if v != nil {
+		_u.SetLastSyncEmployees(*v)
+	}
+	return _u
+}
+
+// AddLastSyncEmployees adds value to the "last_sync_employees" field.
+func (_u *HRConnectionUpdateOne) AddLastSyncEmployees(v int) *HRConnectionUpdateOne {
+	_u.mutation.AddLastSyncEmployees(v)
+	return _u
+}
+
+// SetLastSyncInvited sets the "last_sync_invited" field.
+func (_u *HRConnectionUpdateOne) SetLastSyncInvited(v int) *HRConnectionUpdateOne {
+	_u.mutation.ResetLastSyncInvited()
+	_u.mutation.SetLastSyncInvited(v)
+	return _u
+}
+
+// SetNillableLastSyncInvited sets the "last_sync_invited" field if the given value is not nil.
+func (_u *HRConnectionUpdateOne) SetNillableLastSyncInvited(v *int) *HRConnectionUpdateOne {
+	if v != nil {
+		_u.SetLastSyncInvited(*v)
+	}
+	return _u
+}
+
+// AddLastSyncInvited adds value to the "last_sync_invited" field.
+func (_u *HRConnectionUpdateOne) AddLastSyncInvited(v int) *HRConnectionUpdateOne {
+	_u.mutation.AddLastSyncInvited(v)
+	return _u
+}
+
+// SetLastSyncDeactivated sets the "last_sync_deactivated" field.
+func (_u *HRConnectionUpdateOne) SetLastSyncDeactivated(v int) *HRConnectionUpdateOne {
+	_u.mutation.ResetLastSyncDeactivated()
+	_u.mutation.SetLastSyncDeactivated(v)
+	return _u
+}
+
+// SetNillableLastSyncDeactivated sets the "last_sync_deactivated" field if the given value is not nil.
+func (_u *HRConnectionUpdateOne) SetNillableLastSyncDeactivated(v *int) *HRConnectionUpdateOne {
+	if v != nil {
+		_u.SetLastSyncDeactivated(*v)
+	}
+	return _u
+}
+
+// AddLastSyncDeactivated adds value to the "last_sync_deactivated" field.
+func (_u *HRConnectionUpdateOne) AddLastSyncDeactivated(v int) *HRConnectionUpdateOne {
+	_u.mutation.AddLastSyncDeactivated(v)
+	return _u
+}
+
+// SetRole sets the "role" edge to the Role entity.
+func (_u *HRConnectionUpdateOne) SetRole(v *Role) *HRConnectionUpdateOne {
+	return _u.SetRoleID(v.ID)
+}
+
+// AddEmployeeIDs adds the "employees" edge to the HREmployee entity by IDs.
+func (_u *HRConnectionUpdateOne) AddEmployeeIDs(ids ...int) *HRConnectionUpdateOne {
+	_u.mutation.AddEmployeeIDs(ids...)
+	return _u
+}
+
+// AddEmployees adds the "employees" edges to the HREmployee entity.
+func (_u *HRConnectionUpdateOne) AddEmployees(v ...*HREmployee) *HRConnectionUpdateOne {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddEmployeeIDs(ids...)
 }
 
 // Mutation returns the HRConnectionMutation object of the builder.
 func (_u *HRConnectionUpdateOne) Mutation() *HRConnectionMutation {
 	return _u.mutation
+}
+
+// ClearRole clears the "role" edge to the Role entity.
+func (_u *HRConnectionUpdateOne) ClearRole() *HRConnectionUpdateOne {
+	_u.mutation.ClearRole()
+	return _u
+}
+
+// ClearEmployees clears all "employees" edges to the HREmployee entity.
+func (_u *HRConnectionUpdateOne) ClearEmployees() *HRConnectionUpdateOne {
+	_u.mutation.ClearEmployees()
+	return _u
+}
+
+// RemoveEmployeeIDs removes the "employees" edge to HREmployee entities by IDs.
+func (_u *HRConnectionUpdateOne) RemoveEmployeeIDs(ids ...int) *HRConnectionUpdateOne {
+	_u.mutation.RemoveEmployeeIDs(ids...)
+	return _u
+}
+
+// RemoveEmployees removes "employees" edges to HREmployee entities.
+func (_u *HRConnectionUpdateOne) RemoveEmployees(v ...*HREmployee) *HRConnectionUpdateOne {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveEmployeeIDs(ids...)
 }
 
 // Where appends a list predicates to the HRConnectionUpdate builder.
@@ -294,6 +1072,26 @@ func (_u *HRConnectionUpdateOne) check() error {
 			return &ValidationError{Name: "provider", err: fmt.Errorf(`ent: validator failed for field "HRConnection.provider": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.CredentialsHint(); ok {
+		if err := hrconnection.CredentialsHintValidator(v); err != nil {
+			return &ValidationError{Name: "credentials_hint", err: fmt.Errorf(`ent: validator failed for field "HRConnection.credentials_hint": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.BaseURL(); ok {
+		if err := hrconnection.BaseURLValidator(v); err != nil {
+			return &ValidationError{Name: "base_url", err: fmt.Errorf(`ent: validator failed for field "HRConnection.base_url": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.LastSyncStatus(); ok {
+		if err := hrconnection.LastSyncStatusValidator(v); err != nil {
+			return &ValidationError{Name: "last_sync_status", err: fmt.Errorf(`ent: validator failed for field "HRConnection.last_sync_status": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.LastSyncError(); ok {
+		if err := hrconnection.LastSyncErrorValidator(v); err != nil {
+			return &ValidationError{Name: "last_sync_error", err: fmt.Errorf(`ent: validator failed for field "HRConnection.last_sync_error": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "HRConnection.organization"`)
 	}
@@ -338,11 +1136,151 @@ func (_u *HRConnectionUpdateOne) sqlSave(ctx context.Context) (_node *HRConnecti
 	if value, ok := _u.mutation.APIKeyEncrypted(); ok {
 		_spec.SetField(hrconnection.FieldAPIKeyEncrypted, field.TypeBytes, value)
 	}
-	if value, ok := _u.mutation.LastImportAt(); ok {
-		_spec.SetField(hrconnection.FieldLastImportAt, field.TypeTime, value)
+	if value, ok := _u.mutation.CredentialsHint(); ok {
+		_spec.SetField(hrconnection.FieldCredentialsHint, field.TypeString, value)
 	}
-	if _u.mutation.LastImportAtCleared() {
-		_spec.ClearField(hrconnection.FieldLastImportAt, field.TypeTime)
+	if value, ok := _u.mutation.BaseURL(); ok {
+		_spec.SetField(hrconnection.FieldBaseURL, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.AutoInvite(); ok {
+		_spec.SetField(hrconnection.FieldAutoInvite, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.SyncIntervalSeconds(); ok {
+		_spec.SetField(hrconnection.FieldSyncIntervalSeconds, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedSyncIntervalSeconds(); ok {
+		_spec.AddField(hrconnection.FieldSyncIntervalSeconds, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.DeactivateLeavers(); ok {
+		_spec.SetField(hrconnection.FieldDeactivateLeavers, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.ActorID(); ok {
+		_spec.SetField(hrconnection.FieldActorID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedActorID(); ok {
+		_spec.AddField(hrconnection.FieldActorID, field.TypeInt, value)
+	}
+	if _u.mutation.ActorIDCleared() {
+		_spec.ClearField(hrconnection.FieldActorID, field.TypeInt)
+	}
+	if value, ok := _u.mutation.NextSyncAt(); ok {
+		_spec.SetField(hrconnection.FieldNextSyncAt, field.TypeTime, value)
+	}
+	if _u.mutation.NextSyncAtCleared() {
+		_spec.ClearField(hrconnection.FieldNextSyncAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.SyncLeaseUntil(); ok {
+		_spec.SetField(hrconnection.FieldSyncLeaseUntil, field.TypeTime, value)
+	}
+	if _u.mutation.SyncLeaseUntilCleared() {
+		_spec.ClearField(hrconnection.FieldSyncLeaseUntil, field.TypeTime)
+	}
+	if value, ok := _u.mutation.LastSyncAt(); ok {
+		_spec.SetField(hrconnection.FieldLastSyncAt, field.TypeTime, value)
+	}
+	if _u.mutation.LastSyncAtCleared() {
+		_spec.ClearField(hrconnection.FieldLastSyncAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.LastSyncStatus(); ok {
+		_spec.SetField(hrconnection.FieldLastSyncStatus, field.TypeEnum, value)
+	}
+	if _u.mutation.LastSyncStatusCleared() {
+		_spec.ClearField(hrconnection.FieldLastSyncStatus, field.TypeEnum)
+	}
+	if value, ok := _u.mutation.LastSyncError(); ok {
+		_spec.SetField(hrconnection.FieldLastSyncError, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.LastSyncEmployees(); ok {
+		_spec.SetField(hrconnection.FieldLastSyncEmployees, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedLastSyncEmployees(); ok {
+		_spec.AddField(hrconnection.FieldLastSyncEmployees, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.LastSyncInvited(); ok {
+		_spec.SetField(hrconnection.FieldLastSyncInvited, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedLastSyncInvited(); ok {
+		_spec.AddField(hrconnection.FieldLastSyncInvited, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.LastSyncDeactivated(); ok {
+		_spec.SetField(hrconnection.FieldLastSyncDeactivated, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedLastSyncDeactivated(); ok {
+		_spec.AddField(hrconnection.FieldLastSyncDeactivated, field.TypeInt, value)
+	}
+	if _u.mutation.RoleCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   hrconnection.RoleTable,
+			Columns: []string{hrconnection.RoleColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(role.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RoleIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   hrconnection.RoleTable,
+			Columns: []string{hrconnection.RoleColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(role.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.EmployeesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   hrconnection.EmployeesTable,
+			Columns: []string{hrconnection.EmployeesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(hremployee.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedEmployeesIDs(); len(nodes) > 0 && !_u.mutation.EmployeesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   hrconnection.EmployeesTable,
+			Columns: []string{hrconnection.EmployeesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(hremployee.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.EmployeesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   hrconnection.EmployeesTable,
+			Columns: []string{hrconnection.EmployeesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(hremployee.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
 	_node = &HRConnection{config: _u.config}
 	_spec.Assign = _node.assignValues

@@ -7,6 +7,7 @@ import (
 	"admit/ent/contact"
 	"admit/ent/delivery"
 	"admit/ent/hrconnection"
+	"admit/ent/hremployee"
 	"admit/ent/idempotencykey"
 	"admit/ent/invitation"
 	"admit/ent/invitelink"
@@ -42,6 +43,7 @@ const (
 	TypeContact        = "Contact"
 	TypeDelivery       = "Delivery"
 	TypeHRConnection   = "HRConnection"
+	TypeHREmployee     = "HREmployee"
 	TypeIdempotencyKey = "IdempotencyKey"
 	TypeInvitation     = "Invitation"
 	TypeInviteLink     = "InviteLink"
@@ -3115,20 +3117,43 @@ func (m *DeliveryMutation) ResetEdge(name string) error {
 // HRConnectionMutation represents an operation that mutates the HRConnection nodes in the graph.
 type HRConnectionMutation struct {
 	config
-	op                  Op
-	typ                 string
-	id                  *int
-	created_at          *time.Time
-	updated_at          *time.Time
-	provider            *string
-	api_key_encrypted   *[]byte
-	last_import_at      *time.Time
-	clearedFields       map[string]struct{}
-	organization        *int
-	clearedorganization bool
-	done                bool
-	oldValue            func(context.Context) (*HRConnection, error)
-	predicates          []predicate.HRConnection
+	op                       Op
+	typ                      string
+	id                       *int
+	created_at               *time.Time
+	updated_at               *time.Time
+	provider                 *string
+	api_key_encrypted        *[]byte
+	credentials_hint         *string
+	base_url                 *string
+	auto_invite              *bool
+	sync_interval_seconds    *int
+	addsync_interval_seconds *int
+	deactivate_leavers       *bool
+	actor_id                 *int
+	addactor_id              *int
+	next_sync_at             *time.Time
+	sync_lease_until         *time.Time
+	last_sync_at             *time.Time
+	last_sync_status         *hrconnection.LastSyncStatus
+	last_sync_error          *string
+	last_sync_employees      *int
+	addlast_sync_employees   *int
+	last_sync_invited        *int
+	addlast_sync_invited     *int
+	last_sync_deactivated    *int
+	addlast_sync_deactivated *int
+	clearedFields            map[string]struct{}
+	organization             *int
+	clearedorganization      bool
+	role                     *int
+	clearedrole              bool
+	employees                map[int]struct{}
+	removedemployees         map[int]struct{}
+	clearedemployees         bool
+	done                     bool
+	oldValue                 func(context.Context) (*HRConnection, error)
+	predicates               []predicate.HRConnection
 }
 
 var _ ent.Mutation = (*HRConnectionMutation)(nil)
@@ -3409,53 +3434,723 @@ func (m *HRConnectionMutation) ResetAPIKeyEncrypted() {
 	m.api_key_encrypted = nil
 }
 
-// SetLastImportAt sets the "last_import_at" field.
-func (m *HRConnectionMutation) SetLastImportAt(t time.Time) {
-	m.last_import_at = &t
+// SetCredentialsHint sets the "credentials_hint" field.
+func (m *HRConnectionMutation) SetCredentialsHint(s string) {
+	m.credentials_hint = &s
 }
 
-// LastImportAt returns the value of the "last_import_at" field in the mutation.
-func (m *HRConnectionMutation) LastImportAt() (r time.Time, exists bool) {
-	v := m.last_import_at
+// CredentialsHint returns the value of the "credentials_hint" field in the mutation.
+func (m *HRConnectionMutation) CredentialsHint() (r string, exists bool) {
+	v := m.credentials_hint
 	if v == nil {
 		return
 	}
 	return *v, true
 }
 
-// OldLastImportAt returns the old "last_import_at" field's value of the HRConnection entity.
+// OldCredentialsHint returns the old "credentials_hint" field's value of the HRConnection entity.
 // If the HRConnection object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *HRConnectionMutation) OldLastImportAt(ctx context.Context) (v *time.Time, err error) {
+func (m *HRConnectionMutation) OldCredentialsHint(ctx context.Context) (v string, err error) {
 	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldLastImportAt is only allowed on UpdateOne operations")
+		return v, errors.New("OldCredentialsHint is only allowed on UpdateOne operations")
 	}
 	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldLastImportAt requires an ID field in the mutation")
+		return v, errors.New("OldCredentialsHint requires an ID field in the mutation")
 	}
 	oldValue, err := m.oldValue(ctx)
 	if err != nil {
-		return v, fmt.Errorf("querying old value for OldLastImportAt: %w", err)
+		return v, fmt.Errorf("querying old value for OldCredentialsHint: %w", err)
 	}
-	return oldValue.LastImportAt, nil
+	return oldValue.CredentialsHint, nil
 }
 
-// ClearLastImportAt clears the value of the "last_import_at" field.
-func (m *HRConnectionMutation) ClearLastImportAt() {
-	m.last_import_at = nil
-	m.clearedFields[hrconnection.FieldLastImportAt] = struct{}{}
+// ResetCredentialsHint resets all changes to the "credentials_hint" field.
+func (m *HRConnectionMutation) ResetCredentialsHint() {
+	m.credentials_hint = nil
 }
 
-// LastImportAtCleared returns if the "last_import_at" field was cleared in this mutation.
-func (m *HRConnectionMutation) LastImportAtCleared() bool {
-	_, ok := m.clearedFields[hrconnection.FieldLastImportAt]
+// SetBaseURL sets the "base_url" field.
+func (m *HRConnectionMutation) SetBaseURL(s string) {
+	m.base_url = &s
+}
+
+// BaseURL returns the value of the "base_url" field in the mutation.
+func (m *HRConnectionMutation) BaseURL() (r string, exists bool) {
+	v := m.base_url
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBaseURL returns the old "base_url" field's value of the HRConnection entity.
+// If the HRConnection object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HRConnectionMutation) OldBaseURL(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBaseURL is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBaseURL requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBaseURL: %w", err)
+	}
+	return oldValue.BaseURL, nil
+}
+
+// ResetBaseURL resets all changes to the "base_url" field.
+func (m *HRConnectionMutation) ResetBaseURL() {
+	m.base_url = nil
+}
+
+// SetAutoInvite sets the "auto_invite" field.
+func (m *HRConnectionMutation) SetAutoInvite(b bool) {
+	m.auto_invite = &b
+}
+
+// AutoInvite returns the value of the "auto_invite" field in the mutation.
+func (m *HRConnectionMutation) AutoInvite() (r bool, exists bool) {
+	v := m.auto_invite
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAutoInvite returns the old "auto_invite" field's value of the HRConnection entity.
+// If the HRConnection object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HRConnectionMutation) OldAutoInvite(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAutoInvite is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAutoInvite requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAutoInvite: %w", err)
+	}
+	return oldValue.AutoInvite, nil
+}
+
+// ResetAutoInvite resets all changes to the "auto_invite" field.
+func (m *HRConnectionMutation) ResetAutoInvite() {
+	m.auto_invite = nil
+}
+
+// SetRoleID sets the "role_id" field.
+func (m *HRConnectionMutation) SetRoleID(i int) {
+	m.role = &i
+}
+
+// RoleID returns the value of the "role_id" field in the mutation.
+func (m *HRConnectionMutation) RoleID() (r int, exists bool) {
+	v := m.role
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRoleID returns the old "role_id" field's value of the HRConnection entity.
+// If the HRConnection object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HRConnectionMutation) OldRoleID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRoleID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRoleID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRoleID: %w", err)
+	}
+	return oldValue.RoleID, nil
+}
+
+// ClearRoleID clears the value of the "role_id" field.
+func (m *HRConnectionMutation) ClearRoleID() {
+	m.role = nil
+	m.clearedFields[hrconnection.FieldRoleID] = struct{}{}
+}
+
+// RoleIDCleared returns if the "role_id" field was cleared in this mutation.
+func (m *HRConnectionMutation) RoleIDCleared() bool {
+	_, ok := m.clearedFields[hrconnection.FieldRoleID]
 	return ok
 }
 
-// ResetLastImportAt resets all changes to the "last_import_at" field.
-func (m *HRConnectionMutation) ResetLastImportAt() {
-	m.last_import_at = nil
-	delete(m.clearedFields, hrconnection.FieldLastImportAt)
+// ResetRoleID resets all changes to the "role_id" field.
+func (m *HRConnectionMutation) ResetRoleID() {
+	m.role = nil
+	delete(m.clearedFields, hrconnection.FieldRoleID)
+}
+
+// SetSyncIntervalSeconds sets the "sync_interval_seconds" field.
+func (m *HRConnectionMutation) SetSyncIntervalSeconds(i int) {
+	m.sync_interval_seconds = &i
+	m.addsync_interval_seconds = nil
+}
+
+// SyncIntervalSeconds returns the value of the "sync_interval_seconds" field in the mutation.
+func (m *HRConnectionMutation) SyncIntervalSeconds() (r int, exists bool) {
+	v := m.sync_interval_seconds
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSyncIntervalSeconds returns the old "sync_interval_seconds" field's value of the HRConnection entity.
+// If the HRConnection object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HRConnectionMutation) OldSyncIntervalSeconds(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSyncIntervalSeconds is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSyncIntervalSeconds requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSyncIntervalSeconds: %w", err)
+	}
+	return oldValue.SyncIntervalSeconds, nil
+}
+
+// AddSyncIntervalSeconds adds i to the "sync_interval_seconds" field.
+func (m *HRConnectionMutation) AddSyncIntervalSeconds(i int) {
+	if m.addsync_interval_seconds != nil {
+		*m.addsync_interval_seconds += i
+	} else {
+		m.addsync_interval_seconds = &i
+	}
+}
+
+// AddedSyncIntervalSeconds returns the value that was added to the "sync_interval_seconds" field in this mutation.
+func (m *HRConnectionMutation) AddedSyncIntervalSeconds() (r int, exists bool) {
+	v := m.addsync_interval_seconds
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetSyncIntervalSeconds resets all changes to the "sync_interval_seconds" field.
+func (m *HRConnectionMutation) ResetSyncIntervalSeconds() {
+	m.sync_interval_seconds = nil
+	m.addsync_interval_seconds = nil
+}
+
+// SetDeactivateLeavers sets the "deactivate_leavers" field.
+func (m *HRConnectionMutation) SetDeactivateLeavers(b bool) {
+	m.deactivate_leavers = &b
+}
+
+// DeactivateLeavers returns the value of the "deactivate_leavers" field in the mutation.
+func (m *HRConnectionMutation) DeactivateLeavers() (r bool, exists bool) {
+	v := m.deactivate_leavers
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDeactivateLeavers returns the old "deactivate_leavers" field's value of the HRConnection entity.
+// If the HRConnection object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HRConnectionMutation) OldDeactivateLeavers(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDeactivateLeavers is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDeactivateLeavers requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDeactivateLeavers: %w", err)
+	}
+	return oldValue.DeactivateLeavers, nil
+}
+
+// ResetDeactivateLeavers resets all changes to the "deactivate_leavers" field.
+func (m *HRConnectionMutation) ResetDeactivateLeavers() {
+	m.deactivate_leavers = nil
+}
+
+// SetActorID sets the "actor_id" field.
+func (m *HRConnectionMutation) SetActorID(i int) {
+	m.actor_id = &i
+	m.addactor_id = nil
+}
+
+// ActorID returns the value of the "actor_id" field in the mutation.
+func (m *HRConnectionMutation) ActorID() (r int, exists bool) {
+	v := m.actor_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActorID returns the old "actor_id" field's value of the HRConnection entity.
+// If the HRConnection object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HRConnectionMutation) OldActorID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActorID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActorID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActorID: %w", err)
+	}
+	return oldValue.ActorID, nil
+}
+
+// AddActorID adds i to the "actor_id" field.
+func (m *HRConnectionMutation) AddActorID(i int) {
+	if m.addactor_id != nil {
+		*m.addactor_id += i
+	} else {
+		m.addactor_id = &i
+	}
+}
+
+// AddedActorID returns the value that was added to the "actor_id" field in this mutation.
+func (m *HRConnectionMutation) AddedActorID() (r int, exists bool) {
+	v := m.addactor_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearActorID clears the value of the "actor_id" field.
+func (m *HRConnectionMutation) ClearActorID() {
+	m.actor_id = nil
+	m.addactor_id = nil
+	m.clearedFields[hrconnection.FieldActorID] = struct{}{}
+}
+
+// ActorIDCleared returns if the "actor_id" field was cleared in this mutation.
+func (m *HRConnectionMutation) ActorIDCleared() bool {
+	_, ok := m.clearedFields[hrconnection.FieldActorID]
+	return ok
+}
+
+// ResetActorID resets all changes to the "actor_id" field.
+func (m *HRConnectionMutation) ResetActorID() {
+	m.actor_id = nil
+	m.addactor_id = nil
+	delete(m.clearedFields, hrconnection.FieldActorID)
+}
+
+// SetNextSyncAt sets the "next_sync_at" field.
+func (m *HRConnectionMutation) SetNextSyncAt(t time.Time) {
+	m.next_sync_at = &t
+}
+
+// NextSyncAt returns the value of the "next_sync_at" field in the mutation.
+func (m *HRConnectionMutation) NextSyncAt() (r time.Time, exists bool) {
+	v := m.next_sync_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNextSyncAt returns the old "next_sync_at" field's value of the HRConnection entity.
+// If the HRConnection object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HRConnectionMutation) OldNextSyncAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNextSyncAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNextSyncAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNextSyncAt: %w", err)
+	}
+	return oldValue.NextSyncAt, nil
+}
+
+// ClearNextSyncAt clears the value of the "next_sync_at" field.
+func (m *HRConnectionMutation) ClearNextSyncAt() {
+	m.next_sync_at = nil
+	m.clearedFields[hrconnection.FieldNextSyncAt] = struct{}{}
+}
+
+// NextSyncAtCleared returns if the "next_sync_at" field was cleared in this mutation.
+func (m *HRConnectionMutation) NextSyncAtCleared() bool {
+	_, ok := m.clearedFields[hrconnection.FieldNextSyncAt]
+	return ok
+}
+
+// ResetNextSyncAt resets all changes to the "next_sync_at" field.
+func (m *HRConnectionMutation) ResetNextSyncAt() {
+	m.next_sync_at = nil
+	delete(m.clearedFields, hrconnection.FieldNextSyncAt)
+}
+
+// SetSyncLeaseUntil sets the "sync_lease_until" field.
+func (m *HRConnectionMutation) SetSyncLeaseUntil(t time.Time) {
+	m.sync_lease_until = &t
+}
+
+// SyncLeaseUntil returns the value of the "sync_lease_until" field in the mutation.
+func (m *HRConnectionMutation) SyncLeaseUntil() (r time.Time, exists bool) {
+	v := m.sync_lease_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSyncLeaseUntil returns the old "sync_lease_until" field's value of the HRConnection entity.
+// If the HRConnection object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HRConnectionMutation) OldSyncLeaseUntil(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSyncLeaseUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSyncLeaseUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSyncLeaseUntil: %w", err)
+	}
+	return oldValue.SyncLeaseUntil, nil
+}
+
+// ClearSyncLeaseUntil clears the value of the "sync_lease_until" field.
+func (m *HRConnectionMutation) ClearSyncLeaseUntil() {
+	m.sync_lease_until = nil
+	m.clearedFields[hrconnection.FieldSyncLeaseUntil] = struct{}{}
+}
+
+// SyncLeaseUntilCleared returns if the "sync_lease_until" field was cleared in this mutation.
+func (m *HRConnectionMutation) SyncLeaseUntilCleared() bool {
+	_, ok := m.clearedFields[hrconnection.FieldSyncLeaseUntil]
+	return ok
+}
+
+// ResetSyncLeaseUntil resets all changes to the "sync_lease_until" field.
+func (m *HRConnectionMutation) ResetSyncLeaseUntil() {
+	m.sync_lease_until = nil
+	delete(m.clearedFields, hrconnection.FieldSyncLeaseUntil)
+}
+
+// SetLastSyncAt sets the "last_sync_at" field.
+func (m *HRConnectionMutation) SetLastSyncAt(t time.Time) {
+	m.last_sync_at = &t
+}
+
+// LastSyncAt returns the value of the "last_sync_at" field in the mutation.
+func (m *HRConnectionMutation) LastSyncAt() (r time.Time, exists bool) {
+	v := m.last_sync_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastSyncAt returns the old "last_sync_at" field's value of the HRConnection entity.
+// If the HRConnection object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HRConnectionMutation) OldLastSyncAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastSyncAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastSyncAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastSyncAt: %w", err)
+	}
+	return oldValue.LastSyncAt, nil
+}
+
+// ClearLastSyncAt clears the value of the "last_sync_at" field.
+func (m *HRConnectionMutation) ClearLastSyncAt() {
+	m.last_sync_at = nil
+	m.clearedFields[hrconnection.FieldLastSyncAt] = struct{}{}
+}
+
+// LastSyncAtCleared returns if the "last_sync_at" field was cleared in this mutation.
+func (m *HRConnectionMutation) LastSyncAtCleared() bool {
+	_, ok := m.clearedFields[hrconnection.FieldLastSyncAt]
+	return ok
+}
+
+// ResetLastSyncAt resets all changes to the "last_sync_at" field.
+func (m *HRConnectionMutation) ResetLastSyncAt() {
+	m.last_sync_at = nil
+	delete(m.clearedFields, hrconnection.FieldLastSyncAt)
+}
+
+// SetLastSyncStatus sets the "last_sync_status" field.
+func (m *HRConnectionMutation) SetLastSyncStatus(hss hrconnection.LastSyncStatus) {
+	m.last_sync_status = &hss
+}
+
+// LastSyncStatus returns the value of the "last_sync_status" field in the mutation.
+func (m *HRConnectionMutation) LastSyncStatus() (r hrconnection.LastSyncStatus, exists bool) {
+	v := m.last_sync_status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastSyncStatus returns the old "last_sync_status" field's value of the HRConnection entity.
+// If the HRConnection object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HRConnectionMutation) OldLastSyncStatus(ctx context.Context) (v *hrconnection.LastSyncStatus, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastSyncStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastSyncStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastSyncStatus: %w", err)
+	}
+	return oldValue.LastSyncStatus, nil
+}
+
+// ClearLastSyncStatus clears the value of the "last_sync_status" field.
+func (m *HRConnectionMutation) ClearLastSyncStatus() {
+	m.last_sync_status = nil
+	m.clearedFields[hrconnection.FieldLastSyncStatus] = struct{}{}
+}
+
+// LastSyncStatusCleared returns if the "last_sync_status" field was cleared in this mutation.
+func (m *HRConnectionMutation) LastSyncStatusCleared() bool {
+	_, ok := m.clearedFields[hrconnection.FieldLastSyncStatus]
+	return ok
+}
+
+// ResetLastSyncStatus resets all changes to the "last_sync_status" field.
+func (m *HRConnectionMutation) ResetLastSyncStatus() {
+	m.last_sync_status = nil
+	delete(m.clearedFields, hrconnection.FieldLastSyncStatus)
+}
+
+// SetLastSyncError sets the "last_sync_error" field.
+func (m *HRConnectionMutation) SetLastSyncError(s string) {
+	m.last_sync_error = &s
+}
+
+// LastSyncError returns the value of the "last_sync_error" field in the mutation.
+func (m *HRConnectionMutation) LastSyncError() (r string, exists bool) {
+	v := m.last_sync_error
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastSyncError returns the old "last_sync_error" field's value of the HRConnection entity.
+// If the HRConnection object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HRConnectionMutation) OldLastSyncError(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastSyncError is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastSyncError requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastSyncError: %w", err)
+	}
+	return oldValue.LastSyncError, nil
+}
+
+// ResetLastSyncError resets all changes to the "last_sync_error" field.
+func (m *HRConnectionMutation) ResetLastSyncError() {
+	m.last_sync_error = nil
+}
+
+// SetLastSyncEmployees sets the "last_sync_employees" field.
+func (m *HRConnectionMutation) SetLastSyncEmployees(i int) {
+	m.last_sync_employees = &i
+	m.addlast_sync_employees = nil
+}
+
+// LastSyncEmployees returns the value of the "last_sync_employees" field in the mutation.
+func (m *HRConnectionMutation) LastSyncEmployees() (r int, exists bool) {
+	v := m.last_sync_employees
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastSyncEmployees returns the old "last_sync_employees" field's value of the HRConnection entity.
+// If the HRConnection object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HRConnectionMutation) OldLastSyncEmployees(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastSyncEmployees is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastSyncEmployees requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastSyncEmployees: %w", err)
+	}
+	return oldValue.LastSyncEmployees, nil
+}
+
+// AddLastSyncEmployees adds i to the "last_sync_employees" field.
+func (m *HRConnectionMutation) AddLastSyncEmployees(i int) {
+	if m.addlast_sync_employees != nil {
+		*m.addlast_sync_employees += i
+	} else {
+		m.addlast_sync_employees = &i
+	}
+}
+
+// AddedLastSyncEmployees returns the value that was added to the "last_sync_employees" field in this mutation.
+func (m *HRConnectionMutation) AddedLastSyncEmployees() (r int, exists bool) {
+	v := m.addlast_sync_employees
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLastSyncEmployees resets all changes to the "last_sync_employees" field.
+func (m *HRConnectionMutation) ResetLastSyncEmployees() {
+	m.last_sync_employees = nil
+	m.addlast_sync_employees = nil
+}
+
+// SetLastSyncInvited sets the "last_sync_invited" field.
+func (m *HRConnectionMutation) SetLastSyncInvited(i int) {
+	m.last_sync_invited = &i
+	m.addlast_sync_invited = nil
+}
+
+// LastSyncInvited returns the value of the "last_sync_invited" field in the mutation.
+func (m *HRConnectionMutation) LastSyncInvited() (r int, exists bool) {
+	v := m.last_sync_invited
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastSyncInvited returns the old "last_sync_invited" field's value of the HRConnection entity.
+// If the HRConnection object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HRConnectionMutation) OldLastSyncInvited(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastSyncInvited is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastSyncInvited requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastSyncInvited: %w", err)
+	}
+	return oldValue.LastSyncInvited, nil
+}
+
+// AddLastSyncInvited adds i to the "last_sync_invited" field.
+func (m *HRConnectionMutation) AddLastSyncInvited(i int) {
+	if m.addlast_sync_invited != nil {
+		*m.addlast_sync_invited += i
+	} else {
+		m.addlast_sync_invited = &i
+	}
+}
+
+// AddedLastSyncInvited returns the value that was added to the "last_sync_invited" field in this mutation.
+func (m *HRConnectionMutation) AddedLastSyncInvited() (r int, exists bool) {
+	v := m.addlast_sync_invited
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLastSyncInvited resets all changes to the "last_sync_invited" field.
+func (m *HRConnectionMutation) ResetLastSyncInvited() {
+	m.last_sync_invited = nil
+	m.addlast_sync_invited = nil
+}
+
+// SetLastSyncDeactivated sets the "last_sync_deactivated" field.
+func (m *HRConnectionMutation) SetLastSyncDeactivated(i int) {
+	m.last_sync_deactivated = &i
+	m.addlast_sync_deactivated = nil
+}
+
+// LastSyncDeactivated returns the value of the "last_sync_deactivated" field in the mutation.
+func (m *HRConnectionMutation) LastSyncDeactivated() (r int, exists bool) {
+	v := m.last_sync_deactivated
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastSyncDeactivated returns the old "last_sync_deactivated" field's value of the HRConnection entity.
+// If the HRConnection object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HRConnectionMutation) OldLastSyncDeactivated(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastSyncDeactivated is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastSyncDeactivated requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastSyncDeactivated: %w", err)
+	}
+	return oldValue.LastSyncDeactivated, nil
+}
+
+// AddLastSyncDeactivated adds i to the "last_sync_deactivated" field.
+func (m *HRConnectionMutation) AddLastSyncDeactivated(i int) {
+	if m.addlast_sync_deactivated != nil {
+		*m.addlast_sync_deactivated += i
+	} else {
+		m.addlast_sync_deactivated = &i
+	}
+}
+
+// AddedLastSyncDeactivated returns the value that was added to the "last_sync_deactivated" field in this mutation.
+func (m *HRConnectionMutation) AddedLastSyncDeactivated() (r int, exists bool) {
+	v := m.addlast_sync_deactivated
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLastSyncDeactivated resets all changes to the "last_sync_deactivated" field.
+func (m *HRConnectionMutation) ResetLastSyncDeactivated() {
+	m.last_sync_deactivated = nil
+	m.addlast_sync_deactivated = nil
 }
 
 // ClearOrganization clears the "organization" edge to the Organization entity.
@@ -3483,6 +4178,87 @@ func (m *HRConnectionMutation) OrganizationIDs() (ids []int) {
 func (m *HRConnectionMutation) ResetOrganization() {
 	m.organization = nil
 	m.clearedorganization = false
+}
+
+// ClearRole clears the "role" edge to the Role entity.
+func (m *HRConnectionMutation) ClearRole() {
+	m.clearedrole = true
+	m.clearedFields[hrconnection.FieldRoleID] = struct{}{}
+}
+
+// RoleCleared reports if the "role" edge to the Role entity was cleared.
+func (m *HRConnectionMutation) RoleCleared() bool {
+	return m.RoleIDCleared() || m.clearedrole
+}
+
+// RoleIDs returns the "role" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// RoleID instead. It exists only for internal usage by the builders.
+func (m *HRConnectionMutation) RoleIDs() (ids []int) {
+	if id := m.role; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetRole resets all changes to the "role" edge.
+func (m *HRConnectionMutation) ResetRole() {
+	m.role = nil
+	m.clearedrole = false
+}
+
+// AddEmployeeIDs adds the "employees" edge to the HREmployee entity by ids.
+func (m *HRConnectionMutation) AddEmployeeIDs(ids ...int) {
+	if m.employees == nil {
+		m.employees = make(map[int]struct{})
+	}
+	for i := range ids {
+		m.employees[ids[i]] = struct{}{}
+	}
+}
+
+// ClearEmployees clears the "employees" edge to the HREmployee entity.
+func (m *HRConnectionMutation) ClearEmployees() {
+	m.clearedemployees = true
+}
+
+// EmployeesCleared reports if the "employees" edge to the HREmployee entity was cleared.
+func (m *HRConnectionMutation) EmployeesCleared() bool {
+	return m.clearedemployees
+}
+
+// RemoveEmployeeIDs removes the "employees" edge to the HREmployee entity by IDs.
+func (m *HRConnectionMutation) RemoveEmployeeIDs(ids ...int) {
+	if m.removedemployees == nil {
+		m.removedemployees = make(map[int]struct{})
+	}
+	for i := range ids {
+		delete(m.employees, ids[i])
+		m.removedemployees[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedEmployees returns the removed IDs of the "employees" edge to the HREmployee entity.
+func (m *HRConnectionMutation) RemovedEmployeesIDs() (ids []int) {
+	for id := range m.removedemployees {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// EmployeesIDs returns the "employees" edge IDs in the mutation.
+func (m *HRConnectionMutation) EmployeesIDs() (ids []int) {
+	for id := range m.employees {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetEmployees resets all changes to the "employees" edge.
+func (m *HRConnectionMutation) ResetEmployees() {
+	m.employees = nil
+	m.clearedemployees = false
+	m.removedemployees = nil
 }
 
 // Where appends a list predicates to the HRConnectionMutation builder.
@@ -3519,7 +4295,7 @@ func (m *HRConnectionMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *HRConnectionMutation) Fields() []string {
-	fields := make([]string, 0, 6)
+	fields := make([]string, 0, 20)
 	if m.created_at != nil {
 		fields = append(fields, hrconnection.FieldCreatedAt)
 	}
@@ -3535,8 +4311,50 @@ func (m *HRConnectionMutation) Fields() []string {
 	if m.api_key_encrypted != nil {
 		fields = append(fields, hrconnection.FieldAPIKeyEncrypted)
 	}
-	if m.last_import_at != nil {
-		fields = append(fields, hrconnection.FieldLastImportAt)
+	if m.credentials_hint != nil {
+		fields = append(fields, hrconnection.FieldCredentialsHint)
+	}
+	if m.base_url != nil {
+		fields = append(fields, hrconnection.FieldBaseURL)
+	}
+	if m.auto_invite != nil {
+		fields = append(fields, hrconnection.FieldAutoInvite)
+	}
+	if m.role != nil {
+		fields = append(fields, hrconnection.FieldRoleID)
+	}
+	if m.sync_interval_seconds != nil {
+		fields = append(fields, hrconnection.FieldSyncIntervalSeconds)
+	}
+	if m.deactivate_leavers != nil {
+		fields = append(fields, hrconnection.FieldDeactivateLeavers)
+	}
+	if m.actor_id != nil {
+		fields = append(fields, hrconnection.FieldActorID)
+	}
+	if m.next_sync_at != nil {
+		fields = append(fields, hrconnection.FieldNextSyncAt)
+	}
+	if m.sync_lease_until != nil {
+		fields = append(fields, hrconnection.FieldSyncLeaseUntil)
+	}
+	if m.last_sync_at != nil {
+		fields = append(fields, hrconnection.FieldLastSyncAt)
+	}
+	if m.last_sync_status != nil {
+		fields = append(fields, hrconnection.FieldLastSyncStatus)
+	}
+	if m.last_sync_error != nil {
+		fields = append(fields, hrconnection.FieldLastSyncError)
+	}
+	if m.last_sync_employees != nil {
+		fields = append(fields, hrconnection.FieldLastSyncEmployees)
+	}
+	if m.last_sync_invited != nil {
+		fields = append(fields, hrconnection.FieldLastSyncInvited)
+	}
+	if m.last_sync_deactivated != nil {
+		fields = append(fields, hrconnection.FieldLastSyncDeactivated)
 	}
 	return fields
 }
@@ -3556,8 +4374,36 @@ func (m *HRConnectionMutation) Field(name string) (ent.Value, bool) {
 		return m.Provider()
 	case hrconnection.FieldAPIKeyEncrypted:
 		return m.APIKeyEncrypted()
-	case hrconnection.FieldLastImportAt:
-		return m.LastImportAt()
+	case hrconnection.FieldCredentialsHint:
+		return m.CredentialsHint()
+	case hrconnection.FieldBaseURL:
+		return m.BaseURL()
+	case hrconnection.FieldAutoInvite:
+		return m.AutoInvite()
+	case hrconnection.FieldRoleID:
+		return m.RoleID()
+	case hrconnection.FieldSyncIntervalSeconds:
+		return m.SyncIntervalSeconds()
+	case hrconnection.FieldDeactivateLeavers:
+		return m.DeactivateLeavers()
+	case hrconnection.FieldActorID:
+		return m.ActorID()
+	case hrconnection.FieldNextSyncAt:
+		return m.NextSyncAt()
+	case hrconnection.FieldSyncLeaseUntil:
+		return m.SyncLeaseUntil()
+	case hrconnection.FieldLastSyncAt:
+		return m.LastSyncAt()
+	case hrconnection.FieldLastSyncStatus:
+		return m.LastSyncStatus()
+	case hrconnection.FieldLastSyncError:
+		return m.LastSyncError()
+	case hrconnection.FieldLastSyncEmployees:
+		return m.LastSyncEmployees()
+	case hrconnection.FieldLastSyncInvited:
+		return m.LastSyncInvited()
+	case hrconnection.FieldLastSyncDeactivated:
+		return m.LastSyncDeactivated()
 	}
 	return nil, false
 }
@@ -3577,8 +4423,36 @@ func (m *HRConnectionMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldProvider(ctx)
 	case hrconnection.FieldAPIKeyEncrypted:
 		return m.OldAPIKeyEncrypted(ctx)
-	case hrconnection.FieldLastImportAt:
-		return m.OldLastImportAt(ctx)
+	case hrconnection.FieldCredentialsHint:
+		return m.OldCredentialsHint(ctx)
+	case hrconnection.FieldBaseURL:
+		return m.OldBaseURL(ctx)
+	case hrconnection.FieldAutoInvite:
+		return m.OldAutoInvite(ctx)
+	case hrconnection.FieldRoleID:
+		return m.OldRoleID(ctx)
+	case hrconnection.FieldSyncIntervalSeconds:
+		return m.OldSyncIntervalSeconds(ctx)
+	case hrconnection.FieldDeactivateLeavers:
+		return m.OldDeactivateLeavers(ctx)
+	case hrconnection.FieldActorID:
+		return m.OldActorID(ctx)
+	case hrconnection.FieldNextSyncAt:
+		return m.OldNextSyncAt(ctx)
+	case hrconnection.FieldSyncLeaseUntil:
+		return m.OldSyncLeaseUntil(ctx)
+	case hrconnection.FieldLastSyncAt:
+		return m.OldLastSyncAt(ctx)
+	case hrconnection.FieldLastSyncStatus:
+		return m.OldLastSyncStatus(ctx)
+	case hrconnection.FieldLastSyncError:
+		return m.OldLastSyncError(ctx)
+	case hrconnection.FieldLastSyncEmployees:
+		return m.OldLastSyncEmployees(ctx)
+	case hrconnection.FieldLastSyncInvited:
+		return m.OldLastSyncInvited(ctx)
+	case hrconnection.FieldLastSyncDeactivated:
+		return m.OldLastSyncDeactivated(ctx)
 	}
 	return nil, fmt.Errorf("unknown HRConnection field %s", name)
 }
@@ -3623,12 +4497,110 @@ func (m *HRConnectionMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetAPIKeyEncrypted(v)
 		return nil
-	case hrconnection.FieldLastImportAt:
+	case hrconnection.FieldCredentialsHint:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCredentialsHint(v)
+		return nil
+	case hrconnection.FieldBaseURL:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBaseURL(v)
+		return nil
+	case hrconnection.FieldAutoInvite:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAutoInvite(v)
+		return nil
+	case hrconnection.FieldRoleID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRoleID(v)
+		return nil
+	case hrconnection.FieldSyncIntervalSeconds:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSyncIntervalSeconds(v)
+		return nil
+	case hrconnection.FieldDeactivateLeavers:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDeactivateLeavers(v)
+		return nil
+	case hrconnection.FieldActorID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActorID(v)
+		return nil
+	case hrconnection.FieldNextSyncAt:
 		v, ok := value.(time.Time)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
-		m.SetLastImportAt(v)
+		m.SetNextSyncAt(v)
+		return nil
+	case hrconnection.FieldSyncLeaseUntil:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSyncLeaseUntil(v)
+		return nil
+	case hrconnection.FieldLastSyncAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastSyncAt(v)
+		return nil
+	case hrconnection.FieldLastSyncStatus:
+		v, ok := value.(hrconnection.LastSyncStatus)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastSyncStatus(v)
+		return nil
+	case hrconnection.FieldLastSyncError:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastSyncError(v)
+		return nil
+	case hrconnection.FieldLastSyncEmployees:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastSyncEmployees(v)
+		return nil
+	case hrconnection.FieldLastSyncInvited:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastSyncInvited(v)
+		return nil
+	case hrconnection.FieldLastSyncDeactivated:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastSyncDeactivated(v)
 		return nil
 	}
 	return fmt.Errorf("unknown HRConnection field %s", name)
@@ -3638,6 +4610,21 @@ func (m *HRConnectionMutation) SetField(name string, value ent.Value) error {
 // this mutation.
 func (m *HRConnectionMutation) AddedFields() []string {
 	var fields []string
+	if m.addsync_interval_seconds != nil {
+		fields = append(fields, hrconnection.FieldSyncIntervalSeconds)
+	}
+	if m.addactor_id != nil {
+		fields = append(fields, hrconnection.FieldActorID)
+	}
+	if m.addlast_sync_employees != nil {
+		fields = append(fields, hrconnection.FieldLastSyncEmployees)
+	}
+	if m.addlast_sync_invited != nil {
+		fields = append(fields, hrconnection.FieldLastSyncInvited)
+	}
+	if m.addlast_sync_deactivated != nil {
+		fields = append(fields, hrconnection.FieldLastSyncDeactivated)
+	}
 	return fields
 }
 
@@ -3646,6 +4633,16 @@ func (m *HRConnectionMutation) AddedFields() []string {
 // was not set, or was not defined in the schema.
 func (m *HRConnectionMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
+	case hrconnection.FieldSyncIntervalSeconds:
+		return m.AddedSyncIntervalSeconds()
+	case hrconnection.FieldActorID:
+		return m.AddedActorID()
+	case hrconnection.FieldLastSyncEmployees:
+		return m.AddedLastSyncEmployees()
+	case hrconnection.FieldLastSyncInvited:
+		return m.AddedLastSyncInvited()
+	case hrconnection.FieldLastSyncDeactivated:
+		return m.AddedLastSyncDeactivated()
 	}
 	return nil, false
 }
@@ -3655,6 +4652,41 @@ func (m *HRConnectionMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *HRConnectionMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case hrconnection.FieldSyncIntervalSeconds:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddSyncIntervalSeconds(v)
+		return nil
+	case hrconnection.FieldActorID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddActorID(v)
+		return nil
+	case hrconnection.FieldLastSyncEmployees:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLastSyncEmployees(v)
+		return nil
+	case hrconnection.FieldLastSyncInvited:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLastSyncInvited(v)
+		return nil
+	case hrconnection.FieldLastSyncDeactivated:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLastSyncDeactivated(v)
+		return nil
 	}
 	return fmt.Errorf("unknown HRConnection numeric field %s", name)
 }
@@ -3663,8 +4695,23 @@ func (m *HRConnectionMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *HRConnectionMutation) ClearedFields() []string {
 	var fields []string
-	if m.FieldCleared(hrconnection.FieldLastImportAt) {
-		fields = append(fields, hrconnection.FieldLastImportAt)
+	if m.FieldCleared(hrconnection.FieldRoleID) {
+		fields = append(fields, hrconnection.FieldRoleID)
+	}
+	if m.FieldCleared(hrconnection.FieldActorID) {
+		fields = append(fields, hrconnection.FieldActorID)
+	}
+	if m.FieldCleared(hrconnection.FieldNextSyncAt) {
+		fields = append(fields, hrconnection.FieldNextSyncAt)
+	}
+	if m.FieldCleared(hrconnection.FieldSyncLeaseUntil) {
+		fields = append(fields, hrconnection.FieldSyncLeaseUntil)
+	}
+	if m.FieldCleared(hrconnection.FieldLastSyncAt) {
+		fields = append(fields, hrconnection.FieldLastSyncAt)
+	}
+	if m.FieldCleared(hrconnection.FieldLastSyncStatus) {
+		fields = append(fields, hrconnection.FieldLastSyncStatus)
 	}
 	return fields
 }
@@ -3680,8 +4727,23 @@ func (m *HRConnectionMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *HRConnectionMutation) ClearField(name string) error {
 	switch name {
-	case hrconnection.FieldLastImportAt:
-		m.ClearLastImportAt()
+	case hrconnection.FieldRoleID:
+		m.ClearRoleID()
+		return nil
+	case hrconnection.FieldActorID:
+		m.ClearActorID()
+		return nil
+	case hrconnection.FieldNextSyncAt:
+		m.ClearNextSyncAt()
+		return nil
+	case hrconnection.FieldSyncLeaseUntil:
+		m.ClearSyncLeaseUntil()
+		return nil
+	case hrconnection.FieldLastSyncAt:
+		m.ClearLastSyncAt()
+		return nil
+	case hrconnection.FieldLastSyncStatus:
+		m.ClearLastSyncStatus()
 		return nil
 	}
 	return fmt.Errorf("unknown HRConnection nullable field %s", name)
@@ -3706,8 +4768,50 @@ func (m *HRConnectionMutation) ResetField(name string) error {
 	case hrconnection.FieldAPIKeyEncrypted:
 		m.ResetAPIKeyEncrypted()
 		return nil
-	case hrconnection.FieldLastImportAt:
-		m.ResetLastImportAt()
+	case hrconnection.FieldCredentialsHint:
+		m.ResetCredentialsHint()
+		return nil
+	case hrconnection.FieldBaseURL:
+		m.ResetBaseURL()
+		return nil
+	case hrconnection.FieldAutoInvite:
+		m.ResetAutoInvite()
+		return nil
+	case hrconnection.FieldRoleID:
+		m.ResetRoleID()
+		return nil
+	case hrconnection.FieldSyncIntervalSeconds:
+		m.ResetSyncIntervalSeconds()
+		return nil
+	case hrconnection.FieldDeactivateLeavers:
+		m.ResetDeactivateLeavers()
+		return nil
+	case hrconnection.FieldActorID:
+		m.ResetActorID()
+		return nil
+	case hrconnection.FieldNextSyncAt:
+		m.ResetNextSyncAt()
+		return nil
+	case hrconnection.FieldSyncLeaseUntil:
+		m.ResetSyncLeaseUntil()
+		return nil
+	case hrconnection.FieldLastSyncAt:
+		m.ResetLastSyncAt()
+		return nil
+	case hrconnection.FieldLastSyncStatus:
+		m.ResetLastSyncStatus()
+		return nil
+	case hrconnection.FieldLastSyncError:
+		m.ResetLastSyncError()
+		return nil
+	case hrconnection.FieldLastSyncEmployees:
+		m.ResetLastSyncEmployees()
+		return nil
+	case hrconnection.FieldLastSyncInvited:
+		m.ResetLastSyncInvited()
+		return nil
+	case hrconnection.FieldLastSyncDeactivated:
+		m.ResetLastSyncDeactivated()
 		return nil
 	}
 	return fmt.Errorf("unknown HRConnection field %s", name)
@@ -3715,9 +4819,15 @@ func (m *HRConnectionMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *HRConnectionMutation) AddedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 3)
 	if m.organization != nil {
 		edges = append(edges, hrconnection.EdgeOrganization)
+	}
+	if m.role != nil {
+		edges = append(edges, hrconnection.EdgeRole)
+	}
+	if m.employees != nil {
+		edges = append(edges, hrconnection.EdgeEmployees)
 	}
 	return edges
 }
@@ -3730,27 +4840,54 @@ func (m *HRConnectionMutation) AddedIDs(name string) []ent.Value {
 		if id := m.organization; id != nil {
 			return []ent.Value{*id}
 		}
+	case hrconnection.EdgeRole:
+		if id := m.role; id != nil {
+			return []ent.Value{*id}
+		}
+	case hrconnection.EdgeEmployees:
+		ids := make([]ent.Value, 0, len(m.employees))
+		for id := range m.employees {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *HRConnectionMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 3)
+	if m.removedemployees != nil {
+		edges = append(edges, hrconnection.EdgeEmployees)
+	}
 	return edges
 }
 
 // RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
 // the given name in this mutation.
 func (m *HRConnectionMutation) RemovedIDs(name string) []ent.Value {
+	switch name {
+	case hrconnection.EdgeEmployees:
+		ids := make([]ent.Value, 0, len(m.removedemployees))
+		for id := range m.removedemployees {
+			ids = append(ids, id)
+		}
+		return ids
+	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *HRConnectionMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 3)
 	if m.clearedorganization {
 		edges = append(edges, hrconnection.EdgeOrganization)
+	}
+	if m.clearedrole {
+		edges = append(edges, hrconnection.EdgeRole)
+	}
+	if m.clearedemployees {
+		edges = append(edges, hrconnection.EdgeEmployees)
 	}
 	return edges
 }
@@ -3761,6 +4898,10 @@ func (m *HRConnectionMutation) EdgeCleared(name string) bool {
 	switch name {
 	case hrconnection.EdgeOrganization:
 		return m.clearedorganization
+	case hrconnection.EdgeRole:
+		return m.clearedrole
+	case hrconnection.EdgeEmployees:
+		return m.clearedemployees
 	}
 	return false
 }
@@ -3771,6 +4912,9 @@ func (m *HRConnectionMutation) ClearEdge(name string) error {
 	switch name {
 	case hrconnection.EdgeOrganization:
 		m.ClearOrganization()
+		return nil
+	case hrconnection.EdgeRole:
+		m.ClearRole()
 		return nil
 	}
 	return fmt.Errorf("unknown HRConnection unique edge %s", name)
@@ -3783,8 +4927,1151 @@ func (m *HRConnectionMutation) ResetEdge(name string) error {
 	case hrconnection.EdgeOrganization:
 		m.ResetOrganization()
 		return nil
+	case hrconnection.EdgeRole:
+		m.ResetRole()
+		return nil
+	case hrconnection.EdgeEmployees:
+		m.ResetEmployees()
+		return nil
 	}
 	return fmt.Errorf("unknown HRConnection edge %s", name)
+}
+
+// HREmployeeMutation represents an operation that mutates the HREmployee nodes in the graph.
+type HREmployeeMutation struct {
+	config
+	op                  Op
+	typ                 string
+	id                  *int
+	created_at          *time.Time
+	updated_at          *time.Time
+	employee_id         *string
+	name                *string
+	email               *string
+	phone               *string
+	department          *string
+	employment_status   *hremployee.EmploymentStatus
+	start_date          *time.Time
+	end_date            *time.Time
+	provider_updated_at *time.Time
+	clearedFields       map[string]struct{}
+	organization        *int
+	clearedorganization bool
+	connection          *int
+	clearedconnection   bool
+	done                bool
+	oldValue            func(context.Context) (*HREmployee, error)
+	predicates          []predicate.HREmployee
+}
+
+var _ ent.Mutation = (*HREmployeeMutation)(nil)
+
+// hremployeeOption allows management of the mutation configuration using functional options.
+type hremployeeOption func(*HREmployeeMutation)
+
+// newHREmployeeMutation creates new mutation for the HREmployee entity.
+func newHREmployeeMutation(c config, op Op, opts ...hremployeeOption) *HREmployeeMutation {
+	m := &HREmployeeMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeHREmployee,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withHREmployeeID sets the ID field of the mutation.
+func withHREmployeeID(id int) hremployeeOption {
+	return func(m *HREmployeeMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *HREmployee
+		)
+		m.oldValue = func(ctx context.Context) (*HREmployee, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().HREmployee.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withHREmployee sets the old HREmployee of the mutation.
+func withHREmployee(node *HREmployee) hremployeeOption {
+	return func(m *HREmployeeMutation) {
+		m.oldValue = func(context.Context) (*HREmployee, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m HREmployeeMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m HREmployeeMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *HREmployeeMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *HREmployeeMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().HREmployee.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *HREmployeeMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *HREmployeeMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the HREmployee entity.
+// If the HREmployee object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HREmployeeMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *HREmployeeMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *HREmployeeMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *HREmployeeMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the HREmployee entity.
+// If the HREmployee object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HREmployeeMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *HREmployeeMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetOrganizationID sets the "organization_id" field.
+func (m *HREmployeeMutation) SetOrganizationID(i int) {
+	m.organization = &i
+}
+
+// OrganizationID returns the value of the "organization_id" field in the mutation.
+func (m *HREmployeeMutation) OrganizationID() (r int, exists bool) {
+	v := m.organization
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrganizationID returns the old "organization_id" field's value of the HREmployee entity.
+// If the HREmployee object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HREmployeeMutation) OldOrganizationID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrganizationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrganizationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrganizationID: %w", err)
+	}
+	return oldValue.OrganizationID, nil
+}
+
+// ResetOrganizationID resets all changes to the "organization_id" field.
+func (m *HREmployeeMutation) ResetOrganizationID() {
+	m.organization = nil
+}
+
+// SetConnectionID sets the "connection_id" field.
+func (m *HREmployeeMutation) SetConnectionID(i int) {
+	m.connection = &i
+}
+
+// ConnectionID returns the value of the "connection_id" field in the mutation.
+func (m *HREmployeeMutation) ConnectionID() (r int, exists bool) {
+	v := m.connection
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldConnectionID returns the old "connection_id" field's value of the HREmployee entity.
+// If the HREmployee object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HREmployeeMutation) OldConnectionID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldConnectionID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldConnectionID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldConnectionID: %w", err)
+	}
+	return oldValue.ConnectionID, nil
+}
+
+// ResetConnectionID resets all changes to the "connection_id" field.
+func (m *HREmployeeMutation) ResetConnectionID() {
+	m.connection = nil
+}
+
+// SetEmployeeID sets the "employee_id" field.
+func (m *HREmployeeMutation) SetEmployeeID(s string) {
+	m.employee_id = &s
+}
+
+// EmployeeID returns the value of the "employee_id" field in the mutation.
+func (m *HREmployeeMutation) EmployeeID() (r string, exists bool) {
+	v := m.employee_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEmployeeID returns the old "employee_id" field's value of the HREmployee entity.
+// If the HREmployee object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HREmployeeMutation) OldEmployeeID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEmployeeID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEmployeeID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEmployeeID: %w", err)
+	}
+	return oldValue.EmployeeID, nil
+}
+
+// ResetEmployeeID resets all changes to the "employee_id" field.
+func (m *HREmployeeMutation) ResetEmployeeID() {
+	m.employee_id = nil
+}
+
+// SetName sets the "name" field.
+func (m *HREmployeeMutation) SetName(s string) {
+	m.name = &s
+}
+
+// Name returns the value of the "name" field in the mutation.
+func (m *HREmployeeMutation) Name() (r string, exists bool) {
+	v := m.name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldName returns the old "name" field's value of the HREmployee entity.
+// If the HREmployee object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HREmployeeMutation) OldName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldName: %w", err)
+	}
+	return oldValue.Name, nil
+}
+
+// ResetName resets all changes to the "name" field.
+func (m *HREmployeeMutation) ResetName() {
+	m.name = nil
+}
+
+// SetEmail sets the "email" field.
+func (m *HREmployeeMutation) SetEmail(s string) {
+	m.email = &s
+}
+
+// Email returns the value of the "email" field in the mutation.
+func (m *HREmployeeMutation) Email() (r string, exists bool) {
+	v := m.email
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEmail returns the old "email" field's value of the HREmployee entity.
+// If the HREmployee object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HREmployeeMutation) OldEmail(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEmail is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEmail requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEmail: %w", err)
+	}
+	return oldValue.Email, nil
+}
+
+// ResetEmail resets all changes to the "email" field.
+func (m *HREmployeeMutation) ResetEmail() {
+	m.email = nil
+}
+
+// SetPhone sets the "phone" field.
+func (m *HREmployeeMutation) SetPhone(s string) {
+	m.phone = &s
+}
+
+// Phone returns the value of the "phone" field in the mutation.
+func (m *HREmployeeMutation) Phone() (r string, exists bool) {
+	v := m.phone
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPhone returns the old "phone" field's value of the HREmployee entity.
+// If the HREmployee object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HREmployeeMutation) OldPhone(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPhone is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPhone requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPhone: %w", err)
+	}
+	return oldValue.Phone, nil
+}
+
+// ResetPhone resets all changes to the "phone" field.
+func (m *HREmployeeMutation) ResetPhone() {
+	m.phone = nil
+}
+
+// SetDepartment sets the "department" field.
+func (m *HREmployeeMutation) SetDepartment(s string) {
+	m.department = &s
+}
+
+// Department returns the value of the "department" field in the mutation.
+func (m *HREmployeeMutation) Department() (r string, exists bool) {
+	v := m.department
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDepartment returns the old "department" field's value of the HREmployee entity.
+// If the HREmployee object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HREmployeeMutation) OldDepartment(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDepartment is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDepartment requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDepartment: %w", err)
+	}
+	return oldValue.Department, nil
+}
+
+// ResetDepartment resets all changes to the "department" field.
+func (m *HREmployeeMutation) ResetDepartment() {
+	m.department = nil
+}
+
+// SetEmploymentStatus sets the "employment_status" field.
+func (m *HREmployeeMutation) SetEmploymentStatus(hs hremployee.EmploymentStatus) {
+	m.employment_status = &hs
+}
+
+// EmploymentStatus returns the value of the "employment_status" field in the mutation.
+func (m *HREmployeeMutation) EmploymentStatus() (r hremployee.EmploymentStatus, exists bool) {
+	v := m.employment_status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEmploymentStatus returns the old "employment_status" field's value of the HREmployee entity.
+// If the HREmployee object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HREmployeeMutation) OldEmploymentStatus(ctx context.Context) (v hremployee.EmploymentStatus, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEmploymentStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEmploymentStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEmploymentStatus: %w", err)
+	}
+	return oldValue.EmploymentStatus, nil
+}
+
+// ResetEmploymentStatus resets all changes to the "employment_status" field.
+func (m *HREmployeeMutation) ResetEmploymentStatus() {
+	m.employment_status = nil
+}
+
+// SetStartDate sets the "start_date" field.
+func (m *HREmployeeMutation) SetStartDate(t time.Time) {
+	m.start_date = &t
+}
+
+// StartDate returns the value of the "start_date" field in the mutation.
+func (m *HREmployeeMutation) StartDate() (r time.Time, exists bool) {
+	v := m.start_date
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStartDate returns the old "start_date" field's value of the HREmployee entity.
+// If the HREmployee object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HREmployeeMutation) OldStartDate(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStartDate is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStartDate requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStartDate: %w", err)
+	}
+	return oldValue.StartDate, nil
+}
+
+// ClearStartDate clears the value of the "start_date" field.
+func (m *HREmployeeMutation) ClearStartDate() {
+	m.start_date = nil
+	m.clearedFields[hremployee.FieldStartDate] = struct{}{}
+}
+
+// StartDateCleared returns if the "start_date" field was cleared in this mutation.
+func (m *HREmployeeMutation) StartDateCleared() bool {
+	_, ok := m.clearedFields[hremployee.FieldStartDate]
+	return ok
+}
+
+// ResetStartDate resets all changes to the "start_date" field.
+func (m *HREmployeeMutation) ResetStartDate() {
+	m.start_date = nil
+	delete(m.clearedFields, hremployee.FieldStartDate)
+}
+
+// SetEndDate sets the "end_date" field.
+func (m *HREmployeeMutation) SetEndDate(t time.Time) {
+	m.end_date = &t
+}
+
+// EndDate returns the value of the "end_date" field in the mutation.
+func (m *HREmployeeMutation) EndDate() (r time.Time, exists bool) {
+	v := m.end_date
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEndDate returns the old "end_date" field's value of the HREmployee entity.
+// If the HREmployee object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HREmployeeMutation) OldEndDate(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEndDate is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEndDate requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEndDate: %w", err)
+	}
+	return oldValue.EndDate, nil
+}
+
+// ClearEndDate clears the value of the "end_date" field.
+func (m *HREmployeeMutation) ClearEndDate() {
+	m.end_date = nil
+	m.clearedFields[hremployee.FieldEndDate] = struct{}{}
+}
+
+// EndDateCleared returns if the "end_date" field was cleared in this mutation.
+func (m *HREmployeeMutation) EndDateCleared() bool {
+	_, ok := m.clearedFields[hremployee.FieldEndDate]
+	return ok
+}
+
+// ResetEndDate resets all changes to the "end_date" field.
+func (m *HREmployeeMutation) ResetEndDate() {
+	m.end_date = nil
+	delete(m.clearedFields, hremployee.FieldEndDate)
+}
+
+// SetProviderUpdatedAt sets the "provider_updated_at" field.
+func (m *HREmployeeMutation) SetProviderUpdatedAt(t time.Time) {
+	m.provider_updated_at = &t
+}
+
+// ProviderUpdatedAt returns the value of the "provider_updated_at" field in the mutation.
+func (m *HREmployeeMutation) ProviderUpdatedAt() (r time.Time, exists bool) {
+	v := m.provider_updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProviderUpdatedAt returns the old "provider_updated_at" field's value of the HREmployee entity.
+// If the HREmployee object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HREmployeeMutation) OldProviderUpdatedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProviderUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProviderUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProviderUpdatedAt: %w", err)
+	}
+	return oldValue.ProviderUpdatedAt, nil
+}
+
+// ClearProviderUpdatedAt clears the value of the "provider_updated_at" field.
+func (m *HREmployeeMutation) ClearProviderUpdatedAt() {
+	m.provider_updated_at = nil
+	m.clearedFields[hremployee.FieldProviderUpdatedAt] = struct{}{}
+}
+
+// ProviderUpdatedAtCleared returns if the "provider_updated_at" field was cleared in this mutation.
+func (m *HREmployeeMutation) ProviderUpdatedAtCleared() bool {
+	_, ok := m.clearedFields[hremployee.FieldProviderUpdatedAt]
+	return ok
+}
+
+// ResetProviderUpdatedAt resets all changes to the "provider_updated_at" field.
+func (m *HREmployeeMutation) ResetProviderUpdatedAt() {
+	m.provider_updated_at = nil
+	delete(m.clearedFields, hremployee.FieldProviderUpdatedAt)
+}
+
+// ClearOrganization clears the "organization" edge to the Organization entity.
+func (m *HREmployeeMutation) ClearOrganization() {
+	m.clearedorganization = true
+	m.clearedFields[hremployee.FieldOrganizationID] = struct{}{}
+}
+
+// OrganizationCleared reports if the "organization" edge to the Organization entity was cleared.
+func (m *HREmployeeMutation) OrganizationCleared() bool {
+	return m.clearedorganization
+}
+
+// OrganizationIDs returns the "organization" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// OrganizationID instead. It exists only for internal usage by the builders.
+func (m *HREmployeeMutation) OrganizationIDs() (ids []int) {
+	if id := m.organization; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetOrganization resets all changes to the "organization" edge.
+func (m *HREmployeeMutation) ResetOrganization() {
+	m.organization = nil
+	m.clearedorganization = false
+}
+
+// ClearConnection clears the "connection" edge to the HRConnection entity.
+func (m *HREmployeeMutation) ClearConnection() {
+	m.clearedconnection = true
+	m.clearedFields[hremployee.FieldConnectionID] = struct{}{}
+}
+
+// ConnectionCleared reports if the "connection" edge to the HRConnection entity was cleared.
+func (m *HREmployeeMutation) ConnectionCleared() bool {
+	return m.clearedconnection
+}
+
+// ConnectionIDs returns the "connection" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// ConnectionID instead. It exists only for internal usage by the builders.
+func (m *HREmployeeMutation) ConnectionIDs() (ids []int) {
+	if id := m.connection; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetConnection resets all changes to the "connection" edge.
+func (m *HREmployeeMutation) ResetConnection() {
+	m.connection = nil
+	m.clearedconnection = false
+}
+
+// Where appends a list predicates to the HREmployeeMutation builder.
+func (m *HREmployeeMutation) Where(ps ...predicate.HREmployee) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the HREmployeeMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *HREmployeeMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.HREmployee, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *HREmployeeMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *HREmployeeMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (HREmployee).
+func (m *HREmployeeMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *HREmployeeMutation) Fields() []string {
+	fields := make([]string, 0, 13)
+	if m.created_at != nil {
+		fields = append(fields, hremployee.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, hremployee.FieldUpdatedAt)
+	}
+	if m.organization != nil {
+		fields = append(fields, hremployee.FieldOrganizationID)
+	}
+	if m.connection != nil {
+		fields = append(fields, hremployee.FieldConnectionID)
+	}
+	if m.employee_id != nil {
+		fields = append(fields, hremployee.FieldEmployeeID)
+	}
+	if m.name != nil {
+		fields = append(fields, hremployee.FieldName)
+	}
+	if m.email != nil {
+		fields = append(fields, hremployee.FieldEmail)
+	}
+	if m.phone != nil {
+		fields = append(fields, hremployee.FieldPhone)
+	}
+	if m.department != nil {
+		fields = append(fields, hremployee.FieldDepartment)
+	}
+	if m.employment_status != nil {
+		fields = append(fields, hremployee.FieldEmploymentStatus)
+	}
+	if m.start_date != nil {
+		fields = append(fields, hremployee.FieldStartDate)
+	}
+	if m.end_date != nil {
+		fields = append(fields, hremployee.FieldEndDate)
+	}
+	if m.provider_updated_at != nil {
+		fields = append(fields, hremployee.FieldProviderUpdatedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *HREmployeeMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case hremployee.FieldCreatedAt:
+		return m.CreatedAt()
+	case hremployee.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case hremployee.FieldOrganizationID:
+		return m.OrganizationID()
+	case hremployee.FieldConnectionID:
+		return m.ConnectionID()
+	case hremployee.FieldEmployeeID:
+		return m.EmployeeID()
+	case hremployee.FieldName:
+		return m.Name()
+	case hremployee.FieldEmail:
+		return m.Email()
+	case hremployee.FieldPhone:
+		return m.Phone()
+	case hremployee.FieldDepartment:
+		return m.Department()
+	case hremployee.FieldEmploymentStatus:
+		return m.EmploymentStatus()
+	case hremployee.FieldStartDate:
+		return m.StartDate()
+	case hremployee.FieldEndDate:
+		return m.EndDate()
+	case hremployee.FieldProviderUpdatedAt:
+		return m.ProviderUpdatedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *HREmployeeMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case hremployee.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case hremployee.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case hremployee.FieldOrganizationID:
+		return m.OldOrganizationID(ctx)
+	case hremployee.FieldConnectionID:
+		return m.OldConnectionID(ctx)
+	case hremployee.FieldEmployeeID:
+		return m.OldEmployeeID(ctx)
+	case hremployee.FieldName:
+		return m.OldName(ctx)
+	case hremployee.FieldEmail:
+		return m.OldEmail(ctx)
+	case hremployee.FieldPhone:
+		return m.OldPhone(ctx)
+	case hremployee.FieldDepartment:
+		return m.OldDepartment(ctx)
+	case hremployee.FieldEmploymentStatus:
+		return m.OldEmploymentStatus(ctx)
+	case hremployee.FieldStartDate:
+		return m.OldStartDate(ctx)
+	case hremployee.FieldEndDate:
+		return m.OldEndDate(ctx)
+	case hremployee.FieldProviderUpdatedAt:
+		return m.OldProviderUpdatedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown HREmployee field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *HREmployeeMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case hremployee.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case hremployee.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case hremployee.FieldOrganizationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrganizationID(v)
+		return nil
+	case hremployee.FieldConnectionID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetConnectionID(v)
+		return nil
+	case hremployee.FieldEmployeeID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEmployeeID(v)
+		return nil
+	case hremployee.FieldName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetName(v)
+		return nil
+	case hremployee.FieldEmail:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEmail(v)
+		return nil
+	case hremployee.FieldPhone:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPhone(v)
+		return nil
+	case hremployee.FieldDepartment:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDepartment(v)
+		return nil
+	case hremployee.FieldEmploymentStatus:
+		v, ok := value.(hremployee.EmploymentStatus)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEmploymentStatus(v)
+		return nil
+	case hremployee.FieldStartDate:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStartDate(v)
+		return nil
+	case hremployee.FieldEndDate:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEndDate(v)
+		return nil
+	case hremployee.FieldProviderUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProviderUpdatedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown HREmployee field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *HREmployeeMutation) AddedFields() []string {
+	var fields []string
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *HREmployeeMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *HREmployeeMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown HREmployee numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *HREmployeeMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(hremployee.FieldStartDate) {
+		fields = append(fields, hremployee.FieldStartDate)
+	}
+	if m.FieldCleared(hremployee.FieldEndDate) {
+		fields = append(fields, hremployee.FieldEndDate)
+	}
+	if m.FieldCleared(hremployee.FieldProviderUpdatedAt) {
+		fields = append(fields, hremployee.FieldProviderUpdatedAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *HREmployeeMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *HREmployeeMutation) ClearField(name string) error {
+	switch name {
+	case hremployee.FieldStartDate:
+		m.ClearStartDate()
+		return nil
+	case hremployee.FieldEndDate:
+		m.ClearEndDate()
+		return nil
+	case hremployee.FieldProviderUpdatedAt:
+		m.ClearProviderUpdatedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown HREmployee nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *HREmployeeMutation) ResetField(name string) error {
+	switch name {
+	case hremployee.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case hremployee.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case hremployee.FieldOrganizationID:
+		m.ResetOrganizationID()
+		return nil
+	case hremployee.FieldConnectionID:
+		m.ResetConnectionID()
+		return nil
+	case hremployee.FieldEmployeeID:
+		m.ResetEmployeeID()
+		return nil
+	case hremployee.FieldName:
+		m.ResetName()
+		return nil
+	case hremployee.FieldEmail:
+		m.ResetEmail()
+		return nil
+	case hremployee.FieldPhone:
+		m.ResetPhone()
+		return nil
+	case hremployee.FieldDepartment:
+		m.ResetDepartment()
+		return nil
+	case hremployee.FieldEmploymentStatus:
+		m.ResetEmploymentStatus()
+		return nil
+	case hremployee.FieldStartDate:
+		m.ResetStartDate()
+		return nil
+	case hremployee.FieldEndDate:
+		m.ResetEndDate()
+		return nil
+	case hremployee.FieldProviderUpdatedAt:
+		m.ResetProviderUpdatedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown HREmployee field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *HREmployeeMutation) AddedEdges() []string {
+	edges := make([]string, 0, 2)
+	if m.organization != nil {
+		edges = append(edges, hremployee.EdgeOrganization)
+	}
+	if m.connection != nil {
+		edges = append(edges, hremployee.EdgeConnection)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *HREmployeeMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case hremployee.EdgeOrganization:
+		if id := m.organization; id != nil {
+			return []ent.Value{*id}
+		}
+	case hremployee.EdgeConnection:
+		if id := m.connection; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *HREmployeeMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 2)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *HREmployeeMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *HREmployeeMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 2)
+	if m.clearedorganization {
+		edges = append(edges, hremployee.EdgeOrganization)
+	}
+	if m.clearedconnection {
+		edges = append(edges, hremployee.EdgeConnection)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *HREmployeeMutation) EdgeCleared(name string) bool {
+	switch name {
+	case hremployee.EdgeOrganization:
+		return m.clearedorganization
+	case hremployee.EdgeConnection:
+		return m.clearedconnection
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *HREmployeeMutation) ClearEdge(name string) error {
+	switch name {
+	case hremployee.EdgeOrganization:
+		m.ClearOrganization()
+		return nil
+	case hremployee.EdgeConnection:
+		m.ClearConnection()
+		return nil
+	}
+	return fmt.Errorf("unknown HREmployee unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *HREmployeeMutation) ResetEdge(name string) error {
+	switch name {
+	case hremployee.EdgeOrganization:
+		m.ResetOrganization()
+		return nil
+	case hremployee.EdgeConnection:
+		m.ResetConnection()
+		return nil
+	}
+	return fmt.Errorf("unknown HREmployee edge %s", name)
 }
 
 // IdempotencyKeyMutation represents an operation that mutates the IdempotencyKey nodes in the graph.

@@ -22,6 +22,8 @@ type Tx struct {
 	Delivery *DeliveryClient
 	// HRConnection is the client for interacting with the HRConnection builders.
 	HRConnection *HRConnectionClient
+	// HREmployee is the client for interacting with the HREmployee builders.
+	HREmployee *HREmployeeClient
 	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
 	IdempotencyKey *IdempotencyKeyClient
 	// Invitation is the client for interacting with the Invitation builders.
@@ -179,6 +181,7 @@ func (tx *Tx) init() {
 	tx.Contact = NewContactClient(tx.config)
 	tx.Delivery = NewDeliveryClient(tx.config)
 	tx.HRConnection = NewHRConnectionClient(tx.config)
+	tx.HREmployee = NewHREmployeeClient(tx.config)
 	tx.IdempotencyKey = NewIdempotencyKeyClient(tx.config)
 	tx.Invitation = NewInvitationClient(tx.config)
 	tx.InviteLink = NewInviteLinkClient(tx.config)

@@ -99,6 +99,9 @@ func (r *queryResolver) Workspaces(ctx context.Context, after *entgql.Cursor[int
 	return r.client.Workspace.Query().Paginate(ctx, after, first, before, last, ent.WithWorkspaceOrder(orderBy), ent.WithWorkspaceFilter(where.Filter))
 }
 
+// HRConnection returns HRConnectionResolver implementation.
+func (r *Resolver) HRConnection() HRConnectionResolver { return &hRConnectionResolver{r} }
+
 // Invitation returns InvitationResolver implementation.
 func (r *Resolver) Invitation() InvitationResolver { return &invitationResolver{r} }
 
@@ -120,6 +123,7 @@ func (r *Resolver) MembershipWhereInput() MembershipWhereInputResolver {
 }
 
 type (
+	hRConnectionResolver         struct{ *Resolver }
 	invitationResolver           struct{ *Resolver }
 	inviteLinkResolver           struct{ *Resolver }
 	membershipResolver           struct{ *Resolver }

@@ -5,6 +5,8 @@ package graph
 import (
 	"admit/ent"
 	"admit/ent/delivery"
+	"admit/ent/hrconnection"
+	"admit/ent/hremployee"
 	"admit/ent/invitation"
 	"admit/ent/invitelink"
 	"admit/ent/joinrequest"
@@ -12,6 +14,7 @@ import (
 	"admit/ent/organization"
 	"admit/ent/user"
 	"admit/ent/workspace"
+	"admit/internal/hr"
 	"bytes"
 	"context"
 	"errors"
@@ -38,6 +41,8 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	HRConnection() HRConnectionResolver
+	HREmployee() HREmployeeResolver
 	Invitation() InvitationResolver
 	InviteLink() InviteLinkResolver
 	Membership() MembershipResolver
@@ -137,14 +142,32 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	DisconnectHRSystemPayload struct {
+		DeletedID func(childComplexity int) int
+		Errors    func(childComplexity int) int
+	}
+
 	HRConnection struct {
-		CreatedAt      func(childComplexity int) int
-		ID             func(childComplexity int) int
-		LastImportAt   func(childComplexity int) int
-		Organization   func(childComplexity int) int
-		OrganizationID func(childComplexity int) int
-		Provider       func(childComplexity int) int
-		UpdatedAt      func(childComplexity int) int
+		AutoInvite          func(childComplexity int) int
+		BaseURL             func(childComplexity int) int
+		CreatedAt           func(childComplexity int) int
+		CredentialsHint     func(childComplexity int) int
+		DeactivateLeavers   func(childComplexity int) int
+		ID                  func(childComplexity int) int
+		LastSyncAt          func(childComplexity int) int
+		LastSyncDeactivated func(childComplexity int) int
+		LastSyncEmployees   func(childComplexity int) int
+		LastSyncError       func(childComplexity int) int
+		LastSyncInvited     func(childComplexity int) int
+		LastSyncStatus      func(childComplexity int) int
+		NextSyncAt          func(childComplexity int) int
+		Organization        func(childComplexity int) int
+		OrganizationID      func(childComplexity int) int
+		Provider            func(childComplexity int) int
+		ProviderLabel       func(childComplexity int) int
+		Role                func(childComplexity int) int
+		SyncInterval        func(childComplexity int) int
+		UpdatedAt           func(childComplexity int) int
 	}
 
 	HRConnectionConnection struct {
@@ -156,6 +179,70 @@ type ComplexityRoot struct {
 	HRConnectionEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	HRConnectionPayload struct {
+		Connection func(childComplexity int) int
+		Errors     func(childComplexity int) int
+	}
+
+	HREmployee struct {
+		Department        func(childComplexity int) int
+		Email             func(childComplexity int) int
+		EmployeeID        func(childComplexity int) int
+		EmploymentStatus  func(childComplexity int) int
+		EndDate           func(childComplexity int) int
+		Invitation        func(childComplexity int) int
+		Name              func(childComplexity int) int
+		Phone             func(childComplexity int) int
+		ProviderUpdatedAt func(childComplexity int) int
+		StartDate         func(childComplexity int) int
+		Status            func(childComplexity int) int
+		User              func(childComplexity int) int
+	}
+
+	HREmployeeConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	HREmployeeEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	HRInviteResult struct {
+		Code       func(childComplexity int) int
+		Email      func(childComplexity int) int
+		EmployeeID func(childComplexity int) int
+		Input      func(childComplexity int) int
+		Invitation func(childComplexity int) int
+		Message    func(childComplexity int) int
+		Name       func(childComplexity int) int
+		Outcome    func(childComplexity int) int
+	}
+
+	HRProvider struct {
+		DefaultBaseURL func(childComplexity int) int
+		Fields         func(childComplexity int) int
+		Label          func(childComplexity int) int
+		Name           func(childComplexity int) int
+	}
+
+	HRProviderField struct {
+		Label    func(childComplexity int) int
+		Name     func(childComplexity int) int
+		Required func(childComplexity int) int
+		Secret   func(childComplexity int) int
+	}
+
+	HRSyncResult struct {
+		Deactivated func(childComplexity int) int
+		Employees   func(childComplexity int) int
+		Invited     func(childComplexity int) int
+		Problems    func(childComplexity int) int
+		Status      func(childComplexity int) int
 	}
 
 	ImportInvitationsPayload struct {
@@ -236,6 +323,12 @@ type ComplexityRoot struct {
 		Invalid          func(childComplexity int) int
 		Invited          func(childComplexity int) int
 		Total            func(childComplexity int) int
+	}
+
+	InviteFromHRSystemPayload struct {
+		Counts  func(childComplexity int) int
+		Errors  func(childComplexity int) int
+		Results func(childComplexity int) int
 	}
 
 	InviteLink struct {
@@ -402,12 +495,15 @@ type ComplexityRoot struct {
 		ArchiveWorkspace           func(childComplexity int, input ArchiveWorkspaceInput) int
 		CancelJoinRequest          func(childComplexity int, input JoinRequestTokenInput) int
 		ConfirmJoinRequest         func(childComplexity int, input JoinRequestTokenInput) int
+		ConnectHRSystem            func(childComplexity int, input ConnectHRSystemInput) int
 		CreateInviteLink           func(childComplexity int, input CreateInviteLinkInput) int
 		CreateRole                 func(childComplexity int, input CreateRoleInput) int
 		CreateWorkspace            func(childComplexity int, input CreateWorkspaceInput) int
 		DeleteRole                 func(childComplexity int, input DeleteRoleInput) int
 		DenyJoinRequest            func(childComplexity int, input DenyJoinRequestInput) int
+		DisconnectHRSystem         func(childComplexity int, input DisconnectHRSystemInput) int
 		ImportInvitations          func(childComplexity int, input ImportInvitationsInput) int
+		InviteFromHRSystem         func(childComplexity int, input InviteFromHRSystemInput) int
 		InviteUsers                func(childComplexity int, input InviteUsersInput) int
 		InviteWorkspaceMembers     func(childComplexity int, input InviteWorkspaceMembersInput) int
 		JoinWithInviteLink         func(childComplexity int, input JoinWithInviteLinkInput) int
@@ -422,6 +518,8 @@ type ComplexityRoot struct {
 		RevokeInviteLink           func(childComplexity int, input InviteLinkIDInput) int
 		SignIn                     func(childComplexity int, input SignInInput) int
 		SignOut                    func(childComplexity int) int
+		SyncHRSystem               func(childComplexity int, id int) int
+		UpdateHRConnection         func(childComplexity int, input UpdateHRConnectionInput) int
 		UpdateRole                 func(childComplexity int, input UpdateRoleInput) int
 		UpdateUser                 func(childComplexity int, input UpdateUserInput) int
 		UpdateWorkspace            func(childComplexity int, input UpdateWorkspaceInput) int
@@ -468,6 +566,8 @@ type ComplexityRoot struct {
 		Contacts             func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ContactOrder, where *ent.ContactWhereInput) int
 		Deliveries           func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.DeliveryOrder, where *ent.DeliveryWhereInput) int
 		HrConnections        func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.HRConnectionOrder, where *ent.HRConnectionWhereInput) int
+		HrEmployees          func(childComplexity int, connectionID int, first *int, after *entgql.Cursor[int], where *HREmployeeWhereInput) int
+		HrProviders          func(childComplexity int) int
 		InvitationPreview    func(childComplexity int, token string) int
 		Invitations          func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.InvitationOrder, where *ent.InvitationWhereInput) int
 		InviteLinkPreview    func(childComplexity int, token string) int
@@ -588,6 +688,12 @@ type ComplexityRoot struct {
 		MembershipEvents  func(childComplexity int, workspaceID *int, after *string) int
 	}
 
+	SyncHRSystemPayload struct {
+		Connection func(childComplexity int) int
+		Errors     func(childComplexity int) int
+		Result     func(childComplexity int) int
+	}
+
 	User struct {
 		Contacts       func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ContactOrder, where *ent.ContactWhereInput) int
 		CreatedAt      func(childComplexity int) int
@@ -685,6 +791,13 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type HRConnectionResolver interface {
+	ProviderLabel(ctx context.Context, obj *ent.HRConnection) (string, error)
+	SyncInterval(ctx context.Context, obj *ent.HRConnection) (*string, error)
+}
+type HREmployeeResolver interface {
+	Status(ctx context.Context, obj *hr.View) (HREmployeeStatus, error)
+}
 type InvitationResolver interface {
 	Status(ctx context.Context, obj *ent.Invitation) (invitation.Status, error)
 }
@@ -698,6 +811,11 @@ type MembershipResolver interface {
 type MutationResolver interface {
 	SignIn(ctx context.Context, input SignInInput) (*SignInPayload, error)
 	SignOut(ctx context.Context) (*SignOutPayload, error)
+	ConnectHRSystem(ctx context.Context, input ConnectHRSystemInput) (*HRConnectionPayload, error)
+	UpdateHRConnection(ctx context.Context, input UpdateHRConnectionInput) (*HRConnectionPayload, error)
+	DisconnectHRSystem(ctx context.Context, input DisconnectHRSystemInput) (*DisconnectHRSystemPayload, error)
+	InviteFromHRSystem(ctx context.Context, input InviteFromHRSystemInput) (*InviteFromHRSystemPayload, error)
+	SyncHRSystem(ctx context.Context, id int) (*SyncHRSystemPayload, error)
 	InviteUsers(ctx context.Context, input InviteUsersInput) (*InviteUsersPayload, error)
 	ImportInvitations(ctx context.Context, input ImportInvitationsInput) (*ImportInvitationsPayload, error)
 	ResendInvitation(ctx context.Context, input InvitationIDInput) (*InvitationPayload, error)
@@ -743,6 +861,8 @@ type QueryResolver interface {
 	Users(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) (*ent.UserConnection, error)
 	Workspaces(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.WorkspaceOrder, where *ent.WorkspaceWhereInput) (*ent.WorkspaceConnection, error)
 	Me(ctx context.Context) (*ent.User, error)
+	HrProviders(ctx context.Context) ([]*HRProvider, error)
+	HrEmployees(ctx context.Context, connectionID int, first *int, after *entgql.Cursor[int], where *HREmployeeWhereInput) (*HREmployeeConnection, error)
 	InvitationPreview(ctx context.Context, token string) (*InvitationPreview, error)
 	InviteLinkPreview(ctx context.Context, token string) (*InviteLinkPreview, error)
 	Organization(ctx context.Context) (*ent.Organization, error)
@@ -1104,24 +1224,97 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeliveryEdge.Node(childComplexity), true
 
+	case "DisconnectHRSystemPayload.deletedID":
+		if e.ComplexityRoot.DisconnectHRSystemPayload.DeletedID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DisconnectHRSystemPayload.DeletedID(childComplexity), true
+	case "DisconnectHRSystemPayload.errors":
+		if e.ComplexityRoot.DisconnectHRSystemPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DisconnectHRSystemPayload.Errors(childComplexity), true
+
+	case "HRConnection.autoInvite":
+		if e.ComplexityRoot.HRConnection.AutoInvite == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRConnection.AutoInvite(childComplexity), true
+	case "HRConnection.baseURL":
+		if e.ComplexityRoot.HRConnection.BaseURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRConnection.BaseURL(childComplexity), true
 	case "HRConnection.createdAt":
 		if e.ComplexityRoot.HRConnection.CreatedAt == nil {
 			break
 		}
 
 		return e.ComplexityRoot.HRConnection.CreatedAt(childComplexity), true
+	case "HRConnection.credentialsHint":
+		if e.ComplexityRoot.HRConnection.CredentialsHint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRConnection.CredentialsHint(childComplexity), true
+	case "HRConnection.deactivateLeavers":
+		if e.ComplexityRoot.HRConnection.DeactivateLeavers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRConnection.DeactivateLeavers(childComplexity), true
 	case "HRConnection.id":
 		if e.ComplexityRoot.HRConnection.ID == nil {
 			break
 		}
 
 		return e.ComplexityRoot.HRConnection.ID(childComplexity), true
-	case "HRConnection.lastImportAt":
-		if e.ComplexityRoot.HRConnection.LastImportAt == nil {
+	case "HRConnection.lastSyncAt":
+		if e.ComplexityRoot.HRConnection.LastSyncAt == nil {
 			break
 		}
 
-		return e.ComplexityRoot.HRConnection.LastImportAt(childComplexity), true
+		return e.ComplexityRoot.HRConnection.LastSyncAt(childComplexity), true
+	case "HRConnection.lastSyncDeactivated":
+		if e.ComplexityRoot.HRConnection.LastSyncDeactivated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRConnection.LastSyncDeactivated(childComplexity), true
+	case "HRConnection.lastSyncEmployees":
+		if e.ComplexityRoot.HRConnection.LastSyncEmployees == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRConnection.LastSyncEmployees(childComplexity), true
+	case "HRConnection.lastSyncError":
+		if e.ComplexityRoot.HRConnection.LastSyncError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRConnection.LastSyncError(childComplexity), true
+	case "HRConnection.lastSyncInvited":
+		if e.ComplexityRoot.HRConnection.LastSyncInvited == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRConnection.LastSyncInvited(childComplexity), true
+	case "HRConnection.lastSyncStatus":
+		if e.ComplexityRoot.HRConnection.LastSyncStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRConnection.LastSyncStatus(childComplexity), true
+	case "HRConnection.nextSyncAt":
+		if e.ComplexityRoot.HRConnection.NextSyncAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRConnection.NextSyncAt(childComplexity), true
 	case "HRConnection.organization":
 		if e.ComplexityRoot.HRConnection.Organization == nil {
 			break
@@ -1140,6 +1333,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.HRConnection.Provider(childComplexity), true
+	case "HRConnection.providerLabel":
+		if e.ComplexityRoot.HRConnection.ProviderLabel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRConnection.ProviderLabel(childComplexity), true
+	case "HRConnection.role":
+		if e.ComplexityRoot.HRConnection.Role == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRConnection.Role(childComplexity), true
+	case "HRConnection.syncInterval":
+		if e.ComplexityRoot.HRConnection.SyncInterval == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRConnection.SyncInterval(childComplexity), true
 	case "HRConnection.updatedAt":
 		if e.ComplexityRoot.HRConnection.UpdatedAt == nil {
 			break
@@ -1178,6 +1389,254 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.HRConnectionEdge.Node(childComplexity), true
+
+	case "HRConnectionPayload.connection":
+		if e.ComplexityRoot.HRConnectionPayload.Connection == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRConnectionPayload.Connection(childComplexity), true
+	case "HRConnectionPayload.errors":
+		if e.ComplexityRoot.HRConnectionPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRConnectionPayload.Errors(childComplexity), true
+
+	case "HREmployee.department":
+		if e.ComplexityRoot.HREmployee.Department == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HREmployee.Department(childComplexity), true
+	case "HREmployee.email":
+		if e.ComplexityRoot.HREmployee.Email == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HREmployee.Email(childComplexity), true
+	case "HREmployee.employeeID":
+		if e.ComplexityRoot.HREmployee.EmployeeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HREmployee.EmployeeID(childComplexity), true
+	case "HREmployee.employmentStatus":
+		if e.ComplexityRoot.HREmployee.EmploymentStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HREmployee.EmploymentStatus(childComplexity), true
+	case "HREmployee.endDate":
+		if e.ComplexityRoot.HREmployee.EndDate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HREmployee.EndDate(childComplexity), true
+	case "HREmployee.invitation":
+		if e.ComplexityRoot.HREmployee.Invitation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HREmployee.Invitation(childComplexity), true
+	case "HREmployee.name":
+		if e.ComplexityRoot.HREmployee.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HREmployee.Name(childComplexity), true
+	case "HREmployee.phone":
+		if e.ComplexityRoot.HREmployee.Phone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HREmployee.Phone(childComplexity), true
+	case "HREmployee.providerUpdatedAt":
+		if e.ComplexityRoot.HREmployee.ProviderUpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HREmployee.ProviderUpdatedAt(childComplexity), true
+	case "HREmployee.startDate":
+		if e.ComplexityRoot.HREmployee.StartDate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HREmployee.StartDate(childComplexity), true
+	case "HREmployee.status":
+		if e.ComplexityRoot.HREmployee.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HREmployee.Status(childComplexity), true
+	case "HREmployee.user":
+		if e.ComplexityRoot.HREmployee.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HREmployee.User(childComplexity), true
+
+	case "HREmployeeConnection.edges":
+		if e.ComplexityRoot.HREmployeeConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HREmployeeConnection.Edges(childComplexity), true
+	case "HREmployeeConnection.pageInfo":
+		if e.ComplexityRoot.HREmployeeConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HREmployeeConnection.PageInfo(childComplexity), true
+	case "HREmployeeConnection.totalCount":
+		if e.ComplexityRoot.HREmployeeConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HREmployeeConnection.TotalCount(childComplexity), true
+
+	case "HREmployeeEdge.cursor":
+		if e.ComplexityRoot.HREmployeeEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HREmployeeEdge.Cursor(childComplexity), true
+	case "HREmployeeEdge.node":
+		if e.ComplexityRoot.HREmployeeEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HREmployeeEdge.Node(childComplexity), true
+
+	case "HRInviteResult.code":
+		if e.ComplexityRoot.HRInviteResult.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRInviteResult.Code(childComplexity), true
+	case "HRInviteResult.email":
+		if e.ComplexityRoot.HRInviteResult.Email == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRInviteResult.Email(childComplexity), true
+	case "HRInviteResult.employeeID":
+		if e.ComplexityRoot.HRInviteResult.EmployeeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRInviteResult.EmployeeID(childComplexity), true
+	case "HRInviteResult.input":
+		if e.ComplexityRoot.HRInviteResult.Input == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRInviteResult.Input(childComplexity), true
+	case "HRInviteResult.invitation":
+		if e.ComplexityRoot.HRInviteResult.Invitation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRInviteResult.Invitation(childComplexity), true
+	case "HRInviteResult.message":
+		if e.ComplexityRoot.HRInviteResult.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRInviteResult.Message(childComplexity), true
+	case "HRInviteResult.name":
+		if e.ComplexityRoot.HRInviteResult.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRInviteResult.Name(childComplexity), true
+	case "HRInviteResult.outcome":
+		if e.ComplexityRoot.HRInviteResult.Outcome == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRInviteResult.Outcome(childComplexity), true
+
+	case "HRProvider.defaultBaseURL":
+		if e.ComplexityRoot.HRProvider.DefaultBaseURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRProvider.DefaultBaseURL(childComplexity), true
+	case "HRProvider.fields":
+		if e.ComplexityRoot.HRProvider.Fields == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRProvider.Fields(childComplexity), true
+	case "HRProvider.label":
+		if e.ComplexityRoot.HRProvider.Label == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRProvider.Label(childComplexity), true
+	case "HRProvider.name":
+		if e.ComplexityRoot.HRProvider.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRProvider.Name(childComplexity), true
+
+	case "HRProviderField.label":
+		if e.ComplexityRoot.HRProviderField.Label == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRProviderField.Label(childComplexity), true
+	case "HRProviderField.name":
+		if e.ComplexityRoot.HRProviderField.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRProviderField.Name(childComplexity), true
+	case "HRProviderField.required":
+		if e.ComplexityRoot.HRProviderField.Required == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRProviderField.Required(childComplexity), true
+	case "HRProviderField.secret":
+		if e.ComplexityRoot.HRProviderField.Secret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRProviderField.Secret(childComplexity), true
+
+	case "HRSyncResult.deactivated":
+		if e.ComplexityRoot.HRSyncResult.Deactivated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRSyncResult.Deactivated(childComplexity), true
+	case "HRSyncResult.employees":
+		if e.ComplexityRoot.HRSyncResult.Employees == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRSyncResult.Employees(childComplexity), true
+	case "HRSyncResult.invited":
+		if e.ComplexityRoot.HRSyncResult.Invited == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRSyncResult.Invited(childComplexity), true
+	case "HRSyncResult.problems":
+		if e.ComplexityRoot.HRSyncResult.Problems == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRSyncResult.Problems(childComplexity), true
+	case "HRSyncResult.status":
+		if e.ComplexityRoot.HRSyncResult.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HRSyncResult.Status(childComplexity), true
 
 	case "ImportInvitationsPayload.counts":
 		if e.ComplexityRoot.ImportInvitationsPayload.Counts == nil {
@@ -1527,6 +1986,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InviteCounts.Total(childComplexity), true
+
+	case "InviteFromHRSystemPayload.counts":
+		if e.ComplexityRoot.InviteFromHRSystemPayload.Counts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteFromHRSystemPayload.Counts(childComplexity), true
+	case "InviteFromHRSystemPayload.errors":
+		if e.ComplexityRoot.InviteFromHRSystemPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteFromHRSystemPayload.Errors(childComplexity), true
+	case "InviteFromHRSystemPayload.results":
+		if e.ComplexityRoot.InviteFromHRSystemPayload.Results == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteFromHRSystemPayload.Results(childComplexity), true
 
 	case "InviteLink.createdAt":
 		if e.ComplexityRoot.InviteLink.CreatedAt == nil {
@@ -2213,6 +2691,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ConfirmJoinRequest(childComplexity, args["input"].(JoinRequestTokenInput)), true
+	case "Mutation.connectHRSystem":
+		if e.ComplexityRoot.Mutation.ConnectHRSystem == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_connectHRSystem_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConnectHRSystem(childComplexity, args["input"].(ConnectHRSystemInput)), true
 	case "Mutation.createInviteLink":
 		if e.ComplexityRoot.Mutation.CreateInviteLink == nil {
 			break
@@ -2268,6 +2757,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DenyJoinRequest(childComplexity, args["input"].(DenyJoinRequestInput)), true
+	case "Mutation.disconnectHRSystem":
+		if e.ComplexityRoot.Mutation.DisconnectHRSystem == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_disconnectHRSystem_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DisconnectHRSystem(childComplexity, args["input"].(DisconnectHRSystemInput)), true
 	case "Mutation.importInvitations":
 		if e.ComplexityRoot.Mutation.ImportInvitations == nil {
 			break
@@ -2279,6 +2779,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ImportInvitations(childComplexity, args["input"].(ImportInvitationsInput)), true
+	case "Mutation.inviteFromHRSystem":
+		if e.ComplexityRoot.Mutation.InviteFromHRSystem == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_inviteFromHRSystem_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.InviteFromHRSystem(childComplexity, args["input"].(InviteFromHRSystemInput)), true
 	case "Mutation.inviteUsers":
 		if e.ComplexityRoot.Mutation.InviteUsers == nil {
 			break
@@ -2428,6 +2939,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SignOut(childComplexity), true
+	case "Mutation.syncHRSystem":
+		if e.ComplexityRoot.Mutation.SyncHRSystem == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_syncHRSystem_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SyncHRSystem(childComplexity, args["id"].(int)), true
+	case "Mutation.updateHRConnection":
+		if e.ComplexityRoot.Mutation.UpdateHRConnection == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateHRConnection_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateHRConnection(childComplexity, args["input"].(UpdateHRConnectionInput)), true
 	case "Mutation.updateRole":
 		if e.ComplexityRoot.Mutation.UpdateRole == nil {
 			break
@@ -2647,6 +3180,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.HrConnections(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].(*ent.HRConnectionOrder), args["where"].(*ent.HRConnectionWhereInput)), true
+	case "Query.hrEmployees":
+		if e.ComplexityRoot.Query.HrEmployees == nil {
+			break
+		}
+
+		args, err := ec.field_Query_hrEmployees_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.HrEmployees(childComplexity, args["connectionID"].(int), args["first"].(*int), args["after"].(*entgql.Cursor[int]), args["where"].(*HREmployeeWhereInput)), true
+	case "Query.hrProviders":
+		if e.ComplexityRoot.Query.HrProviders == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.HrProviders(childComplexity), true
 
 	case "Query.invitationPreview":
 		if e.ComplexityRoot.Query.InvitationPreview == nil {
@@ -3187,6 +3737,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Subscription.MembershipEvents(childComplexity, args["workspaceID"].(*int), args["after"].(*string)), true
 
+	case "SyncHRSystemPayload.connection":
+		if e.ComplexityRoot.SyncHRSystemPayload.Connection == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncHRSystemPayload.Connection(childComplexity), true
+	case "SyncHRSystemPayload.errors":
+		if e.ComplexityRoot.SyncHRSystemPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncHRSystemPayload.Errors(childComplexity), true
+	case "SyncHRSystemPayload.result":
+		if e.ComplexityRoot.SyncHRSystemPayload.Result == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncHRSystemPayload.Result(childComplexity), true
+
 	case "User.contacts":
 		if e.ComplexityRoot.User.Contacts == nil {
 			break
@@ -3568,6 +4137,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputArchiveWorkspaceInput,
 		ec.unmarshalInputAuditEventOrder,
 		ec.unmarshalInputAuditEventWhereInput,
+		ec.unmarshalInputConnectHRSystemInput,
 		ec.unmarshalInputContactOrder,
 		ec.unmarshalInputContactWhereInput,
 		ec.unmarshalInputCreateInviteLinkInput,
@@ -3577,12 +4147,16 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputDeliveryOrder,
 		ec.unmarshalInputDeliveryWhereInput,
 		ec.unmarshalInputDenyJoinRequestInput,
+		ec.unmarshalInputDisconnectHRSystemInput,
 		ec.unmarshalInputHRConnectionOrder,
 		ec.unmarshalInputHRConnectionWhereInput,
+		ec.unmarshalInputHRCredentialInput,
+		ec.unmarshalInputHREmployeeWhereInput,
 		ec.unmarshalInputImportInvitationsInput,
 		ec.unmarshalInputInvitationIDInput,
 		ec.unmarshalInputInvitationOrder,
 		ec.unmarshalInputInvitationWhereInput,
+		ec.unmarshalInputInviteFromHRSystemInput,
 		ec.unmarshalInputInviteLinkIDInput,
 		ec.unmarshalInputInviteLinkOrder,
 		ec.unmarshalInputInviteLinkWhereInput,
@@ -3603,6 +4177,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputRoleOrder,
 		ec.unmarshalInputRoleWhereInput,
 		ec.unmarshalInputSignInInput,
+		ec.unmarshalInputUpdateHRConnectionInput,
 		ec.unmarshalInputUpdateRoleInput,
 		ec.unmarshalInputUpdateUserInput,
 		ec.unmarshalInputUpdateWorkspaceInput,
@@ -4419,9 +4994,56 @@ type HRConnection implements Node {
   createdAt: Time!
   updatedAt: Time!
   organizationID: ID!
+  """
+  The provider's name, as in hrProviders: bamboohr, personio, hibob, merge or kombo.
+  """
   provider: String!
-  lastImportAt: Time
+  """
+  The last four characters of the secret credential, masked: ••••abcd.
+  """
+  credentialsHint: String!
+  """
+  The base-URL override (regional hosts); empty for the provider's default.
+  """
+  baseURL: String!
+  """
+  Each sync invites employees who are new, with role.
+  """
+  autoInvite: Boolean!
+  """
+  Each sync deactivates members whose employment ended and ends their sessions.
+  """
+  deactivateLeavers: Boolean!
+  """
+  When the next scheduled sync is due; null without a sync interval.
+  """
+  nextSyncAt: Time
+  """
+  When the last sync (or the check at connect time) finished.
+  """
+  lastSyncAt: Time
+  lastSyncStatus: HRConnectionLastSyncStatus
+  """
+  Why the last sync failed; empty when it succeeded.
+  """
+  lastSyncError: String!
+  """
+  Employees the last sync read.
+  """
+  lastSyncEmployees: Int!
+  """
+  Employees the last sync invited.
+  """
+  lastSyncInvited: Int!
+  """
+  Members the last sync deactivated.
+  """
+  lastSyncDeactivated: Int!
   organization: Organization!
+  """
+  The role autopilot invites with; the built-in Member role when null.
+  """
+  role: Role
 }
 """
 A connection to a list of items.
@@ -4452,6 +5074,13 @@ type HRConnectionEdge {
   A cursor for use in pagination.
   """
   cursor: Cursor!
+}
+"""
+HRConnectionLastSyncStatus is enum for the field last_sync_status
+"""
+enum HRConnectionLastSyncStatus @goModel(model: "admit/ent/hrconnection.LastSyncStatus") {
+  SUCCEEDED
+  FAILED
 }
 """
 Ordering options for HRConnection connections
@@ -4531,23 +5160,141 @@ input HRConnectionWhereInput {
   providerEqualFold: String
   providerContainsFold: String
   """
-  last_import_at field predicates
+  credentials_hint field predicates
   """
-  lastImportAt: Time
-  lastImportAtNEQ: Time
-  lastImportAtIn: [Time!]
-  lastImportAtNotIn: [Time!]
-  lastImportAtGT: Time
-  lastImportAtGTE: Time
-  lastImportAtLT: Time
-  lastImportAtLTE: Time
-  lastImportAtIsNil: Boolean
-  lastImportAtNotNil: Boolean
+  credentialsHint: String
+  credentialsHintNEQ: String
+  credentialsHintIn: [String!]
+  credentialsHintNotIn: [String!]
+  credentialsHintGT: String
+  credentialsHintGTE: String
+  credentialsHintLT: String
+  credentialsHintLTE: String
+  credentialsHintContains: String
+  credentialsHintHasPrefix: String
+  credentialsHintHasSuffix: String
+  credentialsHintEqualFold: String
+  credentialsHintContainsFold: String
+  """
+  base_url field predicates
+  """
+  baseURL: String
+  baseURLNEQ: String
+  baseURLIn: [String!]
+  baseURLNotIn: [String!]
+  baseURLGT: String
+  baseURLGTE: String
+  baseURLLT: String
+  baseURLLTE: String
+  baseURLContains: String
+  baseURLHasPrefix: String
+  baseURLHasSuffix: String
+  baseURLEqualFold: String
+  baseURLContainsFold: String
+  """
+  auto_invite field predicates
+  """
+  autoInvite: Boolean
+  autoInviteNEQ: Boolean
+  """
+  deactivate_leavers field predicates
+  """
+  deactivateLeavers: Boolean
+  deactivateLeaversNEQ: Boolean
+  """
+  next_sync_at field predicates
+  """
+  nextSyncAt: Time
+  nextSyncAtNEQ: Time
+  nextSyncAtIn: [Time!]
+  nextSyncAtNotIn: [Time!]
+  nextSyncAtGT: Time
+  nextSyncAtGTE: Time
+  nextSyncAtLT: Time
+  nextSyncAtLTE: Time
+  nextSyncAtIsNil: Boolean
+  nextSyncAtNotNil: Boolean
+  """
+  last_sync_at field predicates
+  """
+  lastSyncAt: Time
+  lastSyncAtNEQ: Time
+  lastSyncAtIn: [Time!]
+  lastSyncAtNotIn: [Time!]
+  lastSyncAtGT: Time
+  lastSyncAtGTE: Time
+  lastSyncAtLT: Time
+  lastSyncAtLTE: Time
+  lastSyncAtIsNil: Boolean
+  lastSyncAtNotNil: Boolean
+  """
+  last_sync_status field predicates
+  """
+  lastSyncStatus: HRConnectionLastSyncStatus
+  lastSyncStatusNEQ: HRConnectionLastSyncStatus
+  lastSyncStatusIn: [HRConnectionLastSyncStatus!]
+  lastSyncStatusNotIn: [HRConnectionLastSyncStatus!]
+  lastSyncStatusIsNil: Boolean
+  lastSyncStatusNotNil: Boolean
+  """
+  last_sync_error field predicates
+  """
+  lastSyncError: String
+  lastSyncErrorNEQ: String
+  lastSyncErrorIn: [String!]
+  lastSyncErrorNotIn: [String!]
+  lastSyncErrorGT: String
+  lastSyncErrorGTE: String
+  lastSyncErrorLT: String
+  lastSyncErrorLTE: String
+  lastSyncErrorContains: String
+  lastSyncErrorHasPrefix: String
+  lastSyncErrorHasSuffix: String
+  lastSyncErrorEqualFold: String
+  lastSyncErrorContainsFold: String
+  """
+  last_sync_employees field predicates
+  """
+  lastSyncEmployees: Int
+  lastSyncEmployeesNEQ: Int
+  lastSyncEmployeesIn: [Int!]
+  lastSyncEmployeesNotIn: [Int!]
+  lastSyncEmployeesGT: Int
+  lastSyncEmployeesGTE: Int
+  lastSyncEmployeesLT: Int
+  lastSyncEmployeesLTE: Int
+  """
+  last_sync_invited field predicates
+  """
+  lastSyncInvited: Int
+  lastSyncInvitedNEQ: Int
+  lastSyncInvitedIn: [Int!]
+  lastSyncInvitedNotIn: [Int!]
+  lastSyncInvitedGT: Int
+  lastSyncInvitedGTE: Int
+  lastSyncInvitedLT: Int
+  lastSyncInvitedLTE: Int
+  """
+  last_sync_deactivated field predicates
+  """
+  lastSyncDeactivated: Int
+  lastSyncDeactivatedNEQ: Int
+  lastSyncDeactivatedIn: [Int!]
+  lastSyncDeactivatedNotIn: [Int!]
+  lastSyncDeactivatedGT: Int
+  lastSyncDeactivatedGTE: Int
+  lastSyncDeactivatedLT: Int
+  lastSyncDeactivatedLTE: Int
   """
   organization edge predicates
   """
   hasOrganization: Boolean
   hasOrganizationWith: [OrganizationWhereInput!]
+  """
+  role edge predicates
+  """
+  hasRole: Boolean
+  hasRoleWith: [RoleWhereInput!]
 }
 type Invitation implements Node {
   id: ID!
@@ -7020,6 +7767,350 @@ input WorkspaceWhereInput {
   hasJoinRequestsWith: [JoinRequestWhereInput!]
 }
 `, BuiltIn: false},
+	{Name: "../schema/hr.graphql", Input: `extend type Query {
+  """
+  The HR systems Admit can connect to, with the credentials each one needs
+  (admins and everyone else alike: this is static information).
+  """
+  hrProviders: [HRProvider!]!
+
+  """
+  The employees of an HR connection as its last successful sync read them
+  (admins), each with where they stand: NEW, INVITED, MEMBER, INACTIVE,
+  NO_EMAIL or OUTSIDE_DOMAIN. Ordered by name.
+  """
+  hrEmployees(
+    """The HR connection."""
+    connectionID: ID!
+    """Returns the first n employees (at most GRAPHQL_MAX_PAGE_SIZE)."""
+    first: Int
+    """Returns the employees after this cursor."""
+    after: Cursor
+    """Filters by status."""
+    where: HREmployeeWhereInput
+  ): HREmployeeConnection!
+}
+
+extend type Mutation {
+  """
+  Connects an HR system (admins). The credentials are checked with a real
+  call that reads every employee (HR_CREDENTIALS_REJECTED,
+  HR_UNREACHABLE, HR_HOST_NOT_ALLOWED, HR_INVALID_URL, HR_BAD_RESPONSE),
+  then stored encrypted; they are never returned. Nobody is invited yet.
+  """
+  connectHRSystem(
+    """The provider, its credentials and the autopilot settings."""
+    input: ConnectHRSystemInput!
+  ): HRConnectionPayload!
+
+  """Changes a connection's autopilot settings (admins)."""
+  updateHRConnection(
+    """The connection and the settings to change."""
+    input: UpdateHRConnectionInput!
+  ): HRConnectionPayload!
+
+  """
+  Disconnects an HR system (admins): its credentials and employee list are
+  deleted. Invitations and users it brought in stay.
+  """
+  disconnectHRSystem(
+    """The connection."""
+    input: DisconnectHRSystemInput!
+  ): DisconnectHRSystemPayload!
+
+  """
+  Invites employees of an HR connection through the invitation pipeline
+  (admins): the ones listed, or with ` + "`" + `all` + "`" + ` every employee who is NEW. One
+  result per employee; only NEW employees are invited, so running it again
+  invites only those not yet invited or members.
+  """
+  inviteFromHRSystem(
+    """The connection, the employees and the role."""
+    input: InviteFromHRSystemInput!
+  ): InviteFromHRSystemPayload!
+
+  """
+  Runs a connection's sync now (admins): reads the employees, then invites
+  the new ones when autoInvite is on and deactivates leavers when
+  deactivateLeavers is on. A failed sync is recorded on the connection and
+  reported in errors; it writes no invitations.
+  """
+  syncHRSystem(
+    """The connection."""
+    id: ID!
+  ): SyncHRSystemPayload!
+}
+
+extend type HRConnection {
+  """The provider's display name."""
+  providerLabel: String!
+  """How often scheduled syncs run (a duration such as 24h); null when they are off."""
+  syncInterval: String
+}
+
+extend enum ErrorCode {
+  """No provider has this name; see hrProviders."""
+  HR_UNKNOWN_PROVIDER
+  """The organization already has a connection to this provider."""
+  HR_ALREADY_CONNECTED
+  """The HR system refused the credentials."""
+  HR_CREDENTIALS_REJECTED
+  """The HR system did not answer, timed out, or kept failing or rate-limiting past the retries."""
+  HR_UNREACHABLE
+  """The HR system's address is not allowed: it must be https and public."""
+  HR_HOST_NOT_ALLOWED
+  """The base URL is not an absolute https URL."""
+  HR_INVALID_URL
+  """The HR system sent an answer that could not be read."""
+  HR_BAD_RESPONSE
+  """A sync of this connection is already running."""
+  HR_SYNC_IN_PROGRESS
+  """The sync failed; see the message."""
+  HR_SYNC_FAILED
+  """No employee has this ID in the connection's last sync."""
+  HR_EMPLOYEE_NOT_FOUND
+  """The employee has left or has not started yet."""
+  HR_EMPLOYEE_INACTIVE
+}
+
+"""An HR system Admit can connect to."""
+type HRProvider {
+  """The name to pass as connectHRSystem's provider."""
+  name: String!
+  """The display name."""
+  label: String!
+  """The credentials connectHRSystem needs."""
+  fields: [HRProviderField!]!
+  """The API base URL used unless a connection overrides it ({field} is replaced by that credential)."""
+  defaultBaseURL: String!
+}
+
+"""One credential of an HR provider."""
+type HRProviderField {
+  """The name to pass in credentials."""
+  name: String!
+  """What to ask the admin for."""
+  label: String!
+  """A secret: never shown again after connecting."""
+  secret: Boolean!
+  """Whether it is required."""
+  required: Boolean!
+}
+
+"""One credential."""
+input HRCredentialInput {
+  """The credential's name, as in hrProviders."""
+  name: String!
+  """Its value."""
+  value: String!
+}
+
+"""A new HR connection."""
+input ConnectHRSystemInput {
+  """The provider's name, as in hrProviders (bamboohr, personio, hibob, merge, kombo)."""
+  provider: String!
+  """The provider's credentials, by name."""
+  credentials: [HRCredentialInput!]!
+  """An https base URL replacing the provider's (regional hosts). Never a loopback, private or link-local address."""
+  baseURL: String
+  """Scheduled syncs invite new employees."""
+  autoInvite: Boolean
+  """The role autopilot invites with; the built-in Member role when omitted. At most your own rank."""
+  roleID: ID
+  """How often to sync, at least 1h and at most 720h (such as 24h); omitted or 0 for no scheduled syncs."""
+  syncInterval: String
+  """Scheduled syncs deactivate members whose employment ended and end their sessions."""
+  deactivateLeavers: Boolean
+}
+
+"""Autopilot settings to change; omitted fields stay as they are."""
+input UpdateHRConnectionInput {
+  """The connection."""
+  id: ID!
+  """Scheduled syncs invite new employees."""
+  autoInvite: Boolean
+  """The role autopilot invites with."""
+  roleID: ID
+  """Go back to the built-in Member role."""
+  clearRole: Boolean
+  """How often to sync (at least 1h); 0 turns scheduled syncs off. The next sync is due one interval from now."""
+  syncInterval: String
+  """Scheduled syncs deactivate members whose employment ended."""
+  deactivateLeavers: Boolean
+}
+
+"""An HR connection after a change."""
+type HRConnectionPayload {
+  """The connection, as changed."""
+  connection: HRConnection
+  """Why the change was refused; empty on success. Nothing is kept then."""
+  errors: [UserError!]!
+}
+
+"""The connection to disconnect."""
+input DisconnectHRSystemInput {
+  """The connection."""
+  id: ID!
+}
+
+"""The result of disconnectHRSystem."""
+type DisconnectHRSystemPayload {
+  """The ID of the deleted connection."""
+  deletedID: ID
+  """Why it was refused; empty on success."""
+  errors: [UserError!]!
+}
+
+"""Employees to invite."""
+input InviteFromHRSystemInput {
+  """The HR connection."""
+  connectionID: ID!
+  """The employees' provider IDs (HREmployee.employeeID)."""
+  employeeIDs: [String!]
+  """Every employee whose status is NEW, instead of employeeIDs."""
+  all: Boolean
+  """Role for the invitees; the built-in Member role when omitted. At most your own rank."""
+  roleID: ID
+  """A personal note included in every message."""
+  message: String
+}
+
+"""What happened to one employee."""
+type HRInviteResult {
+  """The employee's provider ID."""
+  employeeID: String!
+  """The employee's name."""
+  name: String!
+  """The work email as the HR system gave it (or the employee ID, without one)."""
+  input: String!
+  """The normalized address."""
+  email: String
+  """What happened."""
+  outcome: InviteOutcome!
+  """Why it was skipped: ALREADY_MEMBER, ALREADY_INVITED, INVALID_ADDRESS, DOMAIN_NOT_ALLOWED, HR_EMPLOYEE_INACTIVE or HR_EMPLOYEE_NOT_FOUND."""
+  code: ErrorCode
+  """A sentence about what happened."""
+  message: String
+  """The new invitation."""
+  invitation: Invitation
+}
+
+"""The result of inviteFromHRSystem."""
+type InviteFromHRSystemPayload {
+  """One result per employee."""
+  results: [HRInviteResult!]!
+  """Counts by outcome."""
+  counts: InviteCounts!
+  """Why the whole request was refused; empty when it was processed."""
+  errors: [UserError!]!
+}
+
+"""What a sync did."""
+type HRSyncResult {
+  """SUCCEEDED or FAILED."""
+  status: HRConnectionLastSyncStatus!
+  """Employees read."""
+  employees: Int!
+  """Employees invited."""
+  invited: Int!
+  """Members deactivated."""
+  deactivated: Int!
+  """Per-person problems (a leaver who could not be deactivated), or why the sync failed."""
+  problems: [String!]!
+}
+
+"""The result of syncHRSystem."""
+type SyncHRSystemPayload {
+  """The connection, with its last sync recorded."""
+  connection: HRConnection
+  """What the sync did."""
+  result: HRSyncResult
+  """Why the sync failed or could not start; the failure is still recorded on the connection."""
+  errors: [UserError!]!
+}
+
+"""Where an employee stands with the organization."""
+enum HREmployeeStatus {
+  """Can be invited."""
+  NEW
+  """Has a pending invitation."""
+  INVITED
+  """Has an account in the organization."""
+  MEMBER
+  """Has left, or has not started yet."""
+  INACTIVE
+  """The HR system has no usable work email."""
+  NO_EMAIL
+  """The work email is outside the organization's domains."""
+  OUTSIDE_DOMAIN
+}
+
+"""Employment status as the HR system reports it."""
+enum HREmploymentStatus {
+  """Employed."""
+  ACTIVE
+  """Hired, not started yet."""
+  PENDING
+  """No longer employed."""
+  INACTIVE
+  """Employed, on leave."""
+  LEAVE
+}
+
+"""Filters hrEmployees."""
+input HREmployeeWhereInput {
+  """Only employees with this status."""
+  status: HREmployeeStatus
+  """Only employees with one of these statuses."""
+  statusIn: [HREmployeeStatus!]
+}
+
+"""An employee of an HR connection."""
+type HREmployee {
+  """The provider's ID of the employee."""
+  employeeID: String!
+  """Full name."""
+  name: String!
+  """Work email as the HR system gave it."""
+  email: String
+  """Phone number as the HR system gave it."""
+  phone: String
+  """Department."""
+  department: String
+  """Employment status in the HR system."""
+  employmentStatus: HREmploymentStatus!
+  """Start date."""
+  startDate: Time
+  """End (termination) date."""
+  endDate: Time
+  """When the HR system last changed the record, when it says."""
+  providerUpdatedAt: Time
+  """Where the employee stands with the organization."""
+  status: HREmployeeStatus!
+  """The member's account, for MEMBER."""
+  user: User
+  """The pending invitation, for INVITED."""
+  invitation: Invitation
+}
+
+"""A page of employees."""
+type HREmployeeConnection {
+  """The employees of this page."""
+  edges: [HREmployeeEdge!]!
+  """Paging."""
+  pageInfo: PageInfo!
+  """Employees matching the filter."""
+  totalCount: Int!
+}
+
+"""An employee and its cursor."""
+type HREmployeeEdge {
+  """The employee."""
+  node: HREmployee!
+  """Pass as after to continue after this employee."""
+  cursor: Cursor!
+}
+`, BuiltIn: false},
 	{Name: "../schema/invitation.graphql", Input: `scalar Upload
 
 extend type Query {
@@ -8226,6 +9317,16 @@ func (ec *executionContext) childFields_DeliveryEdge(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type DeliveryEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_DisconnectHRSystemPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedID":
+		return ec.fieldContext_DisconnectHRSystemPayload_deletedID(ctx, field)
+	case "errors":
+		return ec.fieldContext_DisconnectHRSystemPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DisconnectHRSystemPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_HRConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -8238,10 +9339,36 @@ func (ec *executionContext) childFields_HRConnection(ctx context.Context, field 
 		return ec.fieldContext_HRConnection_organizationID(ctx, field)
 	case "provider":
 		return ec.fieldContext_HRConnection_provider(ctx, field)
-	case "lastImportAt":
-		return ec.fieldContext_HRConnection_lastImportAt(ctx, field)
+	case "credentialsHint":
+		return ec.fieldContext_HRConnection_credentialsHint(ctx, field)
+	case "baseURL":
+		return ec.fieldContext_HRConnection_baseURL(ctx, field)
+	case "autoInvite":
+		return ec.fieldContext_HRConnection_autoInvite(ctx, field)
+	case "deactivateLeavers":
+		return ec.fieldContext_HRConnection_deactivateLeavers(ctx, field)
+	case "nextSyncAt":
+		return ec.fieldContext_HRConnection_nextSyncAt(ctx, field)
+	case "lastSyncAt":
+		return ec.fieldContext_HRConnection_lastSyncAt(ctx, field)
+	case "lastSyncStatus":
+		return ec.fieldContext_HRConnection_lastSyncStatus(ctx, field)
+	case "lastSyncError":
+		return ec.fieldContext_HRConnection_lastSyncError(ctx, field)
+	case "lastSyncEmployees":
+		return ec.fieldContext_HRConnection_lastSyncEmployees(ctx, field)
+	case "lastSyncInvited":
+		return ec.fieldContext_HRConnection_lastSyncInvited(ctx, field)
+	case "lastSyncDeactivated":
+		return ec.fieldContext_HRConnection_lastSyncDeactivated(ctx, field)
 	case "organization":
 		return ec.fieldContext_HRConnection_organization(ctx, field)
+	case "role":
+		return ec.fieldContext_HRConnection_role(ctx, field)
+	case "providerLabel":
+		return ec.fieldContext_HRConnection_providerLabel(ctx, field)
+	case "syncInterval":
+		return ec.fieldContext_HRConnection_syncInterval(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type HRConnection", field.Name)
 }
@@ -8266,6 +9393,134 @@ func (ec *executionContext) childFields_HRConnectionEdge(ctx context.Context, fi
 		return ec.fieldContext_HRConnectionEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type HRConnectionEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_HRConnectionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "connection":
+		return ec.fieldContext_HRConnectionPayload_connection(ctx, field)
+	case "errors":
+		return ec.fieldContext_HRConnectionPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HRConnectionPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_HREmployee(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "employeeID":
+		return ec.fieldContext_HREmployee_employeeID(ctx, field)
+	case "name":
+		return ec.fieldContext_HREmployee_name(ctx, field)
+	case "email":
+		return ec.fieldContext_HREmployee_email(ctx, field)
+	case "phone":
+		return ec.fieldContext_HREmployee_phone(ctx, field)
+	case "department":
+		return ec.fieldContext_HREmployee_department(ctx, field)
+	case "employmentStatus":
+		return ec.fieldContext_HREmployee_employmentStatus(ctx, field)
+	case "startDate":
+		return ec.fieldContext_HREmployee_startDate(ctx, field)
+	case "endDate":
+		return ec.fieldContext_HREmployee_endDate(ctx, field)
+	case "providerUpdatedAt":
+		return ec.fieldContext_HREmployee_providerUpdatedAt(ctx, field)
+	case "status":
+		return ec.fieldContext_HREmployee_status(ctx, field)
+	case "user":
+		return ec.fieldContext_HREmployee_user(ctx, field)
+	case "invitation":
+		return ec.fieldContext_HREmployee_invitation(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HREmployee", field.Name)
+}
+
+func (ec *executionContext) childFields_HREmployeeConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_HREmployeeConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_HREmployeeConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_HREmployeeConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HREmployeeConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_HREmployeeEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "node":
+		return ec.fieldContext_HREmployeeEdge_node(ctx, field)
+	case "cursor":
+		return ec.fieldContext_HREmployeeEdge_cursor(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HREmployeeEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_HRInviteResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "employeeID":
+		return ec.fieldContext_HRInviteResult_employeeID(ctx, field)
+	case "name":
+		return ec.fieldContext_HRInviteResult_name(ctx, field)
+	case "input":
+		return ec.fieldContext_HRInviteResult_input(ctx, field)
+	case "email":
+		return ec.fieldContext_HRInviteResult_email(ctx, field)
+	case "outcome":
+		return ec.fieldContext_HRInviteResult_outcome(ctx, field)
+	case "code":
+		return ec.fieldContext_HRInviteResult_code(ctx, field)
+	case "message":
+		return ec.fieldContext_HRInviteResult_message(ctx, field)
+	case "invitation":
+		return ec.fieldContext_HRInviteResult_invitation(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HRInviteResult", field.Name)
+}
+
+func (ec *executionContext) childFields_HRProvider(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_HRProvider_name(ctx, field)
+	case "label":
+		return ec.fieldContext_HRProvider_label(ctx, field)
+	case "fields":
+		return ec.fieldContext_HRProvider_fields(ctx, field)
+	case "defaultBaseURL":
+		return ec.fieldContext_HRProvider_defaultBaseURL(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HRProvider", field.Name)
+}
+
+func (ec *executionContext) childFields_HRProviderField(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_HRProviderField_name(ctx, field)
+	case "label":
+		return ec.fieldContext_HRProviderField_label(ctx, field)
+	case "secret":
+		return ec.fieldContext_HRProviderField_secret(ctx, field)
+	case "required":
+		return ec.fieldContext_HRProviderField_required(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HRProviderField", field.Name)
+}
+
+func (ec *executionContext) childFields_HRSyncResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "status":
+		return ec.fieldContext_HRSyncResult_status(ctx, field)
+	case "employees":
+		return ec.fieldContext_HRSyncResult_employees(ctx, field)
+	case "invited":
+		return ec.fieldContext_HRSyncResult_invited(ctx, field)
+	case "deactivated":
+		return ec.fieldContext_HRSyncResult_deactivated(ctx, field)
+	case "problems":
+		return ec.fieldContext_HRSyncResult_problems(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HRSyncResult", field.Name)
 }
 
 func (ec *executionContext) childFields_ImportInvitationsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -8426,6 +9681,18 @@ func (ec *executionContext) childFields_InviteCounts(ctx context.Context, field 
 		return ec.fieldContext_InviteCounts_added(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type InviteCounts", field.Name)
+}
+
+func (ec *executionContext) childFields_InviteFromHRSystemPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "results":
+		return ec.fieldContext_InviteFromHRSystemPayload_results(ctx, field)
+	case "counts":
+		return ec.fieldContext_InviteFromHRSystemPayload_counts(ctx, field)
+	case "errors":
+		return ec.fieldContext_InviteFromHRSystemPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InviteFromHRSystemPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_InviteLink(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -8990,6 +10257,18 @@ func (ec *executionContext) childFields_SignOutPayload(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type SignOutPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_SyncHRSystemPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "connection":
+		return ec.fieldContext_SyncHRSystemPayload_connection(ctx, field)
+	case "result":
+		return ec.fieldContext_SyncHRSystemPayload_result(ctx, field)
+	case "errors":
+		return ec.fieldContext_SyncHRSystemPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SyncHRSystemPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -9428,6 +10707,20 @@ func (ec *executionContext) field_Mutation_confirmJoinRequest_args(ctx context.C
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_connectHRSystem_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ConnectHRSystemInput, error) {
+			return ec.unmarshalNConnectHRSystemInput2admitᚋgraphᚐConnectHRSystemInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createInviteLink_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -9498,12 +10791,40 @@ func (ec *executionContext) field_Mutation_denyJoinRequest_args(ctx context.Cont
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_disconnectHRSystem_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (DisconnectHRSystemInput, error) {
+			return ec.unmarshalNDisconnectHRSystemInput2admitᚋgraphᚐDisconnectHRSystemInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_importInvitations_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (ImportInvitationsInput, error) {
 			return ec.unmarshalNImportInvitationsInput2admitᚋgraphᚐImportInvitationsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_inviteFromHRSystem_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (InviteFromHRSystemInput, error) {
+			return ec.unmarshalNInviteFromHRSystemInput2admitᚋgraphᚐInviteFromHRSystemInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -9686,6 +11007,34 @@ func (ec *executionContext) field_Mutation_signIn_args(ctx context.Context, rawA
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (SignInInput, error) {
 			return ec.unmarshalNSignInInput2admitᚋgraphᚐSignInInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_syncHRSystem_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updateHRConnection_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (UpdateHRConnectionInput, error) {
+			return ec.unmarshalNUpdateHRConnectionInput2admitᚋgraphᚐUpdateHRConnectionInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -9991,6 +11340,44 @@ func (ec *executionContext) field_Query_hrConnections_args(ctx context.Context, 
 		return nil, err
 	}
 	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_hrEmployees_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "connectionID",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["connectionID"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*entgql.Cursor[int], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (*HREmployeeWhereInput, error) {
+			return ec.unmarshalOHREmployeeWhereInput2ᚖadmitᚋgraphᚐHREmployeeWhereInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg3
 	return args, nil
 }
 
@@ -12211,6 +13598,61 @@ func (ec *executionContext) fieldContext_DeliveryEdge_cursor(_ context.Context, 
 	return graphql.NewScalarFieldContext("DeliveryEdge", field, false, false, errors.New("field of type Cursor does not have child fields"))
 }
 
+func (ec *executionContext) _DisconnectHRSystemPayload_deletedID(ctx context.Context, field graphql.CollectedField, obj *DisconnectHRSystemPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DisconnectHRSystemPayload_deletedID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeletedID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOID2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DisconnectHRSystemPayload_deletedID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DisconnectHRSystemPayload", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _DisconnectHRSystemPayload_errors(ctx context.Context, field graphql.CollectedField, obj *DisconnectHRSystemPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DisconnectHRSystemPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DisconnectHRSystemPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DisconnectHRSystemPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _HRConnection_id(ctx context.Context, field graphql.CollectedField, obj *ent.HRConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12326,16 +13768,108 @@ func (ec *executionContext) fieldContext_HRConnection_provider(_ context.Context
 	return graphql.NewScalarFieldContext("HRConnection", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
-func (ec *executionContext) _HRConnection_lastImportAt(ctx context.Context, field graphql.CollectedField, obj *ent.HRConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _HRConnection_credentialsHint(ctx context.Context, field graphql.CollectedField, obj *ent.HRConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_HRConnection_lastImportAt(ctx, field)
+			return ec.fieldContext_HRConnection_credentialsHint(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.LastImportAt, nil
+			return obj.CredentialsHint, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRConnection_credentialsHint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRConnection", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HRConnection_baseURL(ctx context.Context, field graphql.CollectedField, obj *ent.HRConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRConnection_baseURL(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BaseURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRConnection_baseURL(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRConnection", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HRConnection_autoInvite(ctx context.Context, field graphql.CollectedField, obj *ent.HRConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRConnection_autoInvite(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AutoInvite, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRConnection_autoInvite(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRConnection", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _HRConnection_deactivateLeavers(ctx context.Context, field graphql.CollectedField, obj *ent.HRConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRConnection_deactivateLeavers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeactivateLeavers, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRConnection_deactivateLeavers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRConnection", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _HRConnection_nextSyncAt(ctx context.Context, field graphql.CollectedField, obj *ent.HRConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRConnection_nextSyncAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NextSyncAt, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
@@ -12345,8 +13879,146 @@ func (ec *executionContext) _HRConnection_lastImportAt(ctx context.Context, fiel
 		false,
 	)
 }
-func (ec *executionContext) fieldContext_HRConnection_lastImportAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+func (ec *executionContext) fieldContext_HRConnection_nextSyncAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("HRConnection", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _HRConnection_lastSyncAt(ctx context.Context, field graphql.CollectedField, obj *ent.HRConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRConnection_lastSyncAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastSyncAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HRConnection_lastSyncAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRConnection", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _HRConnection_lastSyncStatus(ctx context.Context, field graphql.CollectedField, obj *ent.HRConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRConnection_lastSyncStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastSyncStatus, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *hrconnection.LastSyncStatus) graphql.Marshaler {
+			return ec.marshalOHRConnectionLastSyncStatus2ᚖadmitᚋentᚋhrconnectionᚐLastSyncStatus(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HRConnection_lastSyncStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRConnection", field, false, false, errors.New("field of type HRConnectionLastSyncStatus does not have child fields"))
+}
+
+func (ec *executionContext) _HRConnection_lastSyncError(ctx context.Context, field graphql.CollectedField, obj *ent.HRConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRConnection_lastSyncError(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastSyncError, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRConnection_lastSyncError(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRConnection", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HRConnection_lastSyncEmployees(ctx context.Context, field graphql.CollectedField, obj *ent.HRConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRConnection_lastSyncEmployees(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastSyncEmployees, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRConnection_lastSyncEmployees(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRConnection", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _HRConnection_lastSyncInvited(ctx context.Context, field graphql.CollectedField, obj *ent.HRConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRConnection_lastSyncInvited(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastSyncInvited, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRConnection_lastSyncInvited(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRConnection", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _HRConnection_lastSyncDeactivated(ctx context.Context, field graphql.CollectedField, obj *ent.HRConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRConnection_lastSyncDeactivated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastSyncDeactivated, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRConnection_lastSyncDeactivated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRConnection", field, false, false, errors.New("field of type Int does not have child fields"))
 }
 
 func (ec *executionContext) _HRConnection_organization(ctx context.Context, field graphql.CollectedField, obj *ent.HRConnection) (ret graphql.Marshaler) {
@@ -12379,6 +14051,84 @@ func (ec *executionContext) fieldContext_HRConnection_organization(_ context.Con
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _HRConnection_role(ctx context.Context, field graphql.CollectedField, obj *ent.HRConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRConnection_role(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Role(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Role) graphql.Marshaler {
+			return ec.marshalORole2ᚖadmitᚋentᚐRole(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HRConnection_role(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HRConnection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Role(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HRConnection_providerLabel(ctx context.Context, field graphql.CollectedField, obj *ent.HRConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRConnection_providerLabel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.HRConnection().ProviderLabel(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRConnection_providerLabel(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRConnection", field, true, true, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HRConnection_syncInterval(ctx context.Context, field graphql.CollectedField, obj *ent.HRConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRConnection_syncInterval(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.HRConnection().SyncInterval(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HRConnection_syncInterval(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRConnection", field, true, true, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _HRConnectionConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.HRConnectionConnection) (ret graphql.Marshaler) {
@@ -12521,6 +14271,1007 @@ func (ec *executionContext) _HRConnectionEdge_cursor(ctx context.Context, field 
 }
 func (ec *executionContext) fieldContext_HRConnectionEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("HRConnectionEdge", field, false, false, errors.New("field of type Cursor does not have child fields"))
+}
+
+func (ec *executionContext) _HRConnectionPayload_connection(ctx context.Context, field graphql.CollectedField, obj *HRConnectionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRConnectionPayload_connection(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Connection, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.HRConnection) graphql.Marshaler {
+			return ec.marshalOHRConnection2ᚖadmitᚋentᚐHRConnection(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HRConnectionPayload_connection(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HRConnectionPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HRConnection(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HRConnectionPayload_errors(ctx context.Context, field graphql.CollectedField, obj *HRConnectionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRConnectionPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRConnectionPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HRConnectionPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HREmployee_employeeID(ctx context.Context, field graphql.CollectedField, obj *hr.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HREmployee_employeeID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EmployeeID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HREmployee_employeeID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HREmployee", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HREmployee_name(ctx context.Context, field graphql.CollectedField, obj *hr.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HREmployee_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HREmployee_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HREmployee", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HREmployee_email(ctx context.Context, field graphql.CollectedField, obj *hr.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HREmployee_email(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Email, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HREmployee_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HREmployee", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HREmployee_phone(ctx context.Context, field graphql.CollectedField, obj *hr.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HREmployee_phone(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Phone, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HREmployee_phone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HREmployee", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HREmployee_department(ctx context.Context, field graphql.CollectedField, obj *hr.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HREmployee_department(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Department, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HREmployee_department(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HREmployee", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HREmployee_employmentStatus(ctx context.Context, field graphql.CollectedField, obj *hr.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HREmployee_employmentStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EmploymentStatus, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v hremployee.EmploymentStatus) graphql.Marshaler {
+			return ec.marshalNHREmploymentStatus2admitᚋentᚋhremployeeᚐEmploymentStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HREmployee_employmentStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HREmployee", field, false, false, errors.New("field of type HREmploymentStatus does not have child fields"))
+}
+
+func (ec *executionContext) _HREmployee_startDate(ctx context.Context, field graphql.CollectedField, obj *hr.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HREmployee_startDate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartDate, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HREmployee_startDate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HREmployee", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _HREmployee_endDate(ctx context.Context, field graphql.CollectedField, obj *hr.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HREmployee_endDate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EndDate, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HREmployee_endDate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HREmployee", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _HREmployee_providerUpdatedAt(ctx context.Context, field graphql.CollectedField, obj *hr.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HREmployee_providerUpdatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ProviderUpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HREmployee_providerUpdatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HREmployee", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _HREmployee_status(ctx context.Context, field graphql.CollectedField, obj *hr.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HREmployee_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.HREmployee().Status(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v HREmployeeStatus) graphql.Marshaler {
+			return ec.marshalNHREmployeeStatus2admitᚋgraphᚐHREmployeeStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HREmployee_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HREmployee", field, true, true, errors.New("field of type HREmployeeStatus does not have child fields"))
+}
+
+func (ec *executionContext) _HREmployee_user(ctx context.Context, field graphql.CollectedField, obj *hr.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HREmployee_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖadmitᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HREmployee_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HREmployee",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HREmployee_invitation(ctx context.Context, field graphql.CollectedField, obj *hr.View) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HREmployee_invitation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Invitation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Invitation) graphql.Marshaler {
+			return ec.marshalOInvitation2ᚖadmitᚋentᚐInvitation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HREmployee_invitation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HREmployee",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Invitation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HREmployeeConnection_edges(ctx context.Context, field graphql.CollectedField, obj *HREmployeeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HREmployeeConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*HREmployeeEdge) graphql.Marshaler {
+			return ec.marshalNHREmployeeEdge2ᚕᚖadmitᚋgraphᚐHREmployeeEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HREmployeeConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HREmployeeConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HREmployeeEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HREmployeeConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *HREmployeeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HREmployeeConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *entgql.PageInfo[int]) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖentgoᚗioᚋcontribᚋentgqlᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HREmployeeConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HREmployeeConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HREmployeeConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *HREmployeeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HREmployeeConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HREmployeeConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HREmployeeConnection", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _HREmployeeEdge_node(ctx context.Context, field graphql.CollectedField, obj *HREmployeeEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HREmployeeEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *hr.View) graphql.Marshaler {
+			return ec.marshalNHREmployee2ᚖadmitᚋinternalᚋhrᚐView(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HREmployeeEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HREmployeeEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HREmployee(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HREmployeeEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *HREmployeeEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HREmployeeEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v entgql.Cursor[int]) graphql.Marshaler {
+			return ec.marshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HREmployeeEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HREmployeeEdge", field, false, false, errors.New("field of type Cursor does not have child fields"))
+}
+
+func (ec *executionContext) _HRInviteResult_employeeID(ctx context.Context, field graphql.CollectedField, obj *HRInviteResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRInviteResult_employeeID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EmployeeID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRInviteResult_employeeID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRInviteResult", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HRInviteResult_name(ctx context.Context, field graphql.CollectedField, obj *HRInviteResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRInviteResult_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRInviteResult_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRInviteResult", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HRInviteResult_input(ctx context.Context, field graphql.CollectedField, obj *HRInviteResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRInviteResult_input(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Input, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRInviteResult_input(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRInviteResult", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HRInviteResult_email(ctx context.Context, field graphql.CollectedField, obj *HRInviteResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRInviteResult_email(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Email, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HRInviteResult_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRInviteResult", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HRInviteResult_outcome(ctx context.Context, field graphql.CollectedField, obj *HRInviteResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRInviteResult_outcome(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Outcome, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v InviteOutcome) graphql.Marshaler {
+			return ec.marshalNInviteOutcome2admitᚋgraphᚐInviteOutcome(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRInviteResult_outcome(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRInviteResult", field, false, false, errors.New("field of type InviteOutcome does not have child fields"))
+}
+
+func (ec *executionContext) _HRInviteResult_code(ctx context.Context, field graphql.CollectedField, obj *HRInviteResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRInviteResult_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ErrorCode) graphql.Marshaler {
+			return ec.marshalOErrorCode2ᚖadmitᚋgraphᚐErrorCode(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HRInviteResult_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRInviteResult", field, false, false, errors.New("field of type ErrorCode does not have child fields"))
+}
+
+func (ec *executionContext) _HRInviteResult_message(ctx context.Context, field graphql.CollectedField, obj *HRInviteResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRInviteResult_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HRInviteResult_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRInviteResult", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HRInviteResult_invitation(ctx context.Context, field graphql.CollectedField, obj *HRInviteResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRInviteResult_invitation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Invitation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Invitation) graphql.Marshaler {
+			return ec.marshalOInvitation2ᚖadmitᚋentᚐInvitation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HRInviteResult_invitation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HRInviteResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Invitation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HRProvider_name(ctx context.Context, field graphql.CollectedField, obj *HRProvider) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRProvider_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRProvider_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRProvider", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HRProvider_label(ctx context.Context, field graphql.CollectedField, obj *HRProvider) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRProvider_label(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Label, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRProvider_label(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRProvider", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HRProvider_fields(ctx context.Context, field graphql.CollectedField, obj *HRProvider) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRProvider_fields(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Fields, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*HRProviderField) graphql.Marshaler {
+			return ec.marshalNHRProviderField2ᚕᚖadmitᚋgraphᚐHRProviderFieldᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRProvider_fields(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HRProvider",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HRProviderField(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HRProvider_defaultBaseURL(ctx context.Context, field graphql.CollectedField, obj *HRProvider) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRProvider_defaultBaseURL(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DefaultBaseURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRProvider_defaultBaseURL(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRProvider", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HRProviderField_name(ctx context.Context, field graphql.CollectedField, obj *HRProviderField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRProviderField_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRProviderField_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRProviderField", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HRProviderField_label(ctx context.Context, field graphql.CollectedField, obj *HRProviderField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRProviderField_label(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Label, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRProviderField_label(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRProviderField", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _HRProviderField_secret(ctx context.Context, field graphql.CollectedField, obj *HRProviderField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRProviderField_secret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Secret, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRProviderField_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRProviderField", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _HRProviderField_required(ctx context.Context, field graphql.CollectedField, obj *HRProviderField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRProviderField_required(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Required, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRProviderField_required(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRProviderField", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _HRSyncResult_status(ctx context.Context, field graphql.CollectedField, obj *HRSyncResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRSyncResult_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v hrconnection.LastSyncStatus) graphql.Marshaler {
+			return ec.marshalNHRConnectionLastSyncStatus2admitᚋentᚋhrconnectionᚐLastSyncStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRSyncResult_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRSyncResult", field, false, false, errors.New("field of type HRConnectionLastSyncStatus does not have child fields"))
+}
+
+func (ec *executionContext) _HRSyncResult_employees(ctx context.Context, field graphql.CollectedField, obj *HRSyncResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRSyncResult_employees(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Employees, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRSyncResult_employees(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRSyncResult", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _HRSyncResult_invited(ctx context.Context, field graphql.CollectedField, obj *HRSyncResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRSyncResult_invited(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Invited, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRSyncResult_invited(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRSyncResult", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _HRSyncResult_deactivated(ctx context.Context, field graphql.CollectedField, obj *HRSyncResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRSyncResult_deactivated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Deactivated, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRSyncResult_deactivated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRSyncResult", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _HRSyncResult_problems(ctx context.Context, field graphql.CollectedField, obj *HRSyncResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HRSyncResult_problems(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Problems, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HRSyncResult_problems(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HRSyncResult", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _ImportInvitationsPayload_dryRun(ctx context.Context, field graphql.CollectedField, obj *ImportInvitationsPayload) (ret graphql.Marshaler) {
@@ -13965,6 +16716,102 @@ func (ec *executionContext) _InviteCounts_added(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_InviteCounts_added(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("InviteCounts", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _InviteFromHRSystemPayload_results(ctx context.Context, field graphql.CollectedField, obj *InviteFromHRSystemPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteFromHRSystemPayload_results(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Results, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*HRInviteResult) graphql.Marshaler {
+			return ec.marshalNHRInviteResult2ᚕᚖadmitᚋgraphᚐHRInviteResultᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteFromHRSystemPayload_results(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InviteFromHRSystemPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HRInviteResult(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InviteFromHRSystemPayload_counts(ctx context.Context, field graphql.CollectedField, obj *InviteFromHRSystemPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteFromHRSystemPayload_counts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Counts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *InviteCounts) graphql.Marshaler {
+			return ec.marshalNInviteCounts2ᚖadmitᚋgraphᚐInviteCounts(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteFromHRSystemPayload_counts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InviteFromHRSystemPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InviteCounts(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InviteFromHRSystemPayload_errors(ctx context.Context, field graphql.CollectedField, obj *InviteFromHRSystemPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteFromHRSystemPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteFromHRSystemPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InviteFromHRSystemPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _InviteLink_id(ctx context.Context, field graphql.CollectedField, obj *ent.InviteLink) (ret graphql.Marshaler) {
@@ -16721,6 +19568,226 @@ func (ec *executionContext) fieldContext_Mutation_signOut(_ context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_connectHRSystem(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_connectHRSystem(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ConnectHRSystem(ctx, fc.Args["input"].(ConnectHRSystemInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *HRConnectionPayload) graphql.Marshaler {
+			return ec.marshalNHRConnectionPayload2ᚖadmitᚋgraphᚐHRConnectionPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_connectHRSystem(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HRConnectionPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_connectHRSystem_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateHRConnection(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateHRConnection(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateHRConnection(ctx, fc.Args["input"].(UpdateHRConnectionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *HRConnectionPayload) graphql.Marshaler {
+			return ec.marshalNHRConnectionPayload2ᚖadmitᚋgraphᚐHRConnectionPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateHRConnection(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HRConnectionPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateHRConnection_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_disconnectHRSystem(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_disconnectHRSystem(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DisconnectHRSystem(ctx, fc.Args["input"].(DisconnectHRSystemInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *DisconnectHRSystemPayload) graphql.Marshaler {
+			return ec.marshalNDisconnectHRSystemPayload2ᚖadmitᚋgraphᚐDisconnectHRSystemPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_disconnectHRSystem(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DisconnectHRSystemPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_disconnectHRSystem_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_inviteFromHRSystem(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_inviteFromHRSystem(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().InviteFromHRSystem(ctx, fc.Args["input"].(InviteFromHRSystemInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *InviteFromHRSystemPayload) graphql.Marshaler {
+			return ec.marshalNInviteFromHRSystemPayload2ᚖadmitᚋgraphᚐInviteFromHRSystemPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_inviteFromHRSystem(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InviteFromHRSystemPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_inviteFromHRSystem_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_syncHRSystem(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_syncHRSystem(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SyncHRSystem(ctx, fc.Args["id"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *SyncHRSystemPayload) graphql.Marshaler {
+			return ec.marshalNSyncHRSystemPayload2ᚖadmitᚋgraphᚐSyncHRSystemPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_syncHRSystem(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SyncHRSystemPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_syncHRSystem_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_inviteUsers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -19083,6 +22150,82 @@ func (ec *executionContext) fieldContext_Query_me(_ context.Context, field graph
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_hrProviders(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_hrProviders(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().HrProviders(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*HRProvider) graphql.Marshaler {
+			return ec.marshalNHRProvider2ᚕᚖadmitᚋgraphᚐHRProviderᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_hrProviders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HRProvider(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_hrEmployees(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_hrEmployees(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().HrEmployees(ctx, fc.Args["connectionID"].(int), fc.Args["first"].(*int), fc.Args["after"].(*entgql.Cursor[int]), fc.Args["where"].(*HREmployeeWhereInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *HREmployeeConnection) graphql.Marshaler {
+			return ec.marshalNHREmployeeConnection2ᚖadmitᚋgraphᚐHREmployeeConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_hrEmployees(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HREmployeeConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_hrEmployees_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_invitationPreview(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -20952,6 +24095,102 @@ func (ec *executionContext) fieldContext_Subscription_membershipEvents(ctx conte
 	if fc.Args, err = ec.field_Subscription_membershipEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SyncHRSystemPayload_connection(ctx context.Context, field graphql.CollectedField, obj *SyncHRSystemPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncHRSystemPayload_connection(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Connection, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.HRConnection) graphql.Marshaler {
+			return ec.marshalOHRConnection2ᚖadmitᚋentᚐHRConnection(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SyncHRSystemPayload_connection(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SyncHRSystemPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HRConnection(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SyncHRSystemPayload_result(ctx context.Context, field graphql.CollectedField, obj *SyncHRSystemPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncHRSystemPayload_result(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Result, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *HRSyncResult) graphql.Marshaler {
+			return ec.marshalOHRSyncResult2ᚖadmitᚋgraphᚐHRSyncResult(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SyncHRSystemPayload_result(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SyncHRSystemPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HRSyncResult(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SyncHRSystemPayload_errors(ctx context.Context, field graphql.CollectedField, obj *SyncHRSystemPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncHRSystemPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncHRSystemPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SyncHRSystemPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -24226,6 +27465,78 @@ func (ec *executionContext) unmarshalInputAuditEventWhereInput(ctx context.Conte
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputConnectHRSystemInput(ctx context.Context, obj any) (ConnectHRSystemInput, error) {
+	var it ConnectHRSystemInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"provider", "credentials", "baseURL", "autoInvite", "roleID", "syncInterval", "deactivateLeavers"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "provider":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("provider"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Provider = data
+		case "credentials":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentials"))
+			data, err := ec.unmarshalNHRCredentialInput2ᚕᚖadmitᚋgraphᚐHRCredentialInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Credentials = data
+		case "baseURL":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("baseURL"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BaseURL = data
+		case "autoInvite":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("autoInvite"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AutoInvite = data
+		case "roleID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("roleID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RoleID = data
+		case "syncInterval":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("syncInterval"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SyncInterval = data
+		case "deactivateLeavers":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deactivateLeavers"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeactivateLeavers = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputContactOrder(ctx context.Context, obj any) (ent.ContactOrder, error) {
 	var it ent.ContactOrder
 	if obj == nil {
@@ -25624,6 +28935,36 @@ func (ec *executionContext) unmarshalInputDenyJoinRequestInput(ctx context.Conte
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputDisconnectHRSystemInput(ctx context.Context, obj any) (DisconnectHRSystemInput, error) {
+	var it DisconnectHRSystemInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputHRConnectionOrder(ctx context.Context, obj any) (ent.HRConnectionOrder, error) {
 	var it ent.HRConnectionOrder
 	if obj == nil {
@@ -25676,7 +29017,7 @@ func (ec *executionContext) unmarshalInputHRConnectionWhereInput(ctx context.Con
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "provider", "providerNEQ", "providerIn", "providerNotIn", "providerGT", "providerGTE", "providerLT", "providerLTE", "providerContains", "providerHasPrefix", "providerHasSuffix", "providerEqualFold", "providerContainsFold", "lastImportAt", "lastImportAtNEQ", "lastImportAtIn", "lastImportAtNotIn", "lastImportAtGT", "lastImportAtGTE", "lastImportAtLT", "lastImportAtLTE", "lastImportAtIsNil", "lastImportAtNotNil", "hasOrganization", "hasOrganizationWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "provider", "providerNEQ", "providerIn", "providerNotIn", "providerGT", "providerGTE", "providerLT", "providerLTE", "providerContains", "providerHasPrefix", "providerHasSuffix", "providerEqualFold", "providerContainsFold", "credentialsHint", "credentialsHintNEQ", "credentialsHintIn", "credentialsHintNotIn", "credentialsHintGT", "credentialsHintGTE", "credentialsHintLT", "credentialsHintLTE", "credentialsHintContains", "credentialsHintHasPrefix", "credentialsHintHasSuffix", "credentialsHintEqualFold", "credentialsHintContainsFold", "baseURL", "baseURLNEQ", "baseURLIn", "baseURLNotIn", "baseURLGT", "baseURLGTE", "baseURLLT", "baseURLLTE", "baseURLContains", "baseURLHasPrefix", "baseURLHasSuffix", "baseURLEqualFold", "baseURLContainsFold", "autoInvite", "autoInviteNEQ", "deactivateLeavers", "deactivateLeaversNEQ", "nextSyncAt", "nextSyncAtNEQ", "nextSyncAtIn", "nextSyncAtNotIn", "nextSyncAtGT", "nextSyncAtGTE", "nextSyncAtLT", "nextSyncAtLTE", "nextSyncAtIsNil", "nextSyncAtNotNil", "lastSyncAt", "lastSyncAtNEQ", "lastSyncAtIn", "lastSyncAtNotIn", "lastSyncAtGT", "lastSyncAtGTE", "lastSyncAtLT", "lastSyncAtLTE", "lastSyncAtIsNil", "lastSyncAtNotNil", "lastSyncStatus", "lastSyncStatusNEQ", "lastSyncStatusIn", "lastSyncStatusNotIn", "lastSyncStatusIsNil", "lastSyncStatusNotNil", "lastSyncError", "lastSyncErrorNEQ", "lastSyncErrorIn", "lastSyncErrorNotIn", "lastSyncErrorGT", "lastSyncErrorGTE", "lastSyncErrorLT", "lastSyncErrorLTE", "lastSyncErrorContains", "lastSyncErrorHasPrefix", "lastSyncErrorHasSuffix", "lastSyncErrorEqualFold", "lastSyncErrorContainsFold", "lastSyncEmployees", "lastSyncEmployeesNEQ", "lastSyncEmployeesIn", "lastSyncEmployeesNotIn", "lastSyncEmployeesGT", "lastSyncEmployeesGTE", "lastSyncEmployeesLT", "lastSyncEmployeesLTE", "lastSyncInvited", "lastSyncInvitedNEQ", "lastSyncInvitedIn", "lastSyncInvitedNotIn", "lastSyncInvitedGT", "lastSyncInvitedGTE", "lastSyncInvitedLT", "lastSyncInvitedLTE", "lastSyncDeactivated", "lastSyncDeactivatedNEQ", "lastSyncDeactivatedIn", "lastSyncDeactivatedNotIn", "lastSyncDeactivatedGT", "lastSyncDeactivatedGTE", "lastSyncDeactivatedLT", "lastSyncDeactivatedLTE", "hasOrganization", "hasOrganizationWith", "hasRole", "hasRoleWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -25963,76 +29304,657 @@ func (ec *executionContext) unmarshalInputHRConnectionWhereInput(ctx context.Con
 				return it, err
 			}
 			it.ProviderContainsFold = data
-		case "lastImportAt":
-			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastImportAt"))
+		case "credentialsHint":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialsHint"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialsHint = data
+		case "credentialsHintNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialsHintNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialsHintNEQ = data
+		case "credentialsHintIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialsHintIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialsHintIn = data
+		case "credentialsHintNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialsHintNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialsHintNotIn = data
+		case "credentialsHintGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialsHintGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialsHintGT = data
+		case "credentialsHintGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialsHintGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialsHintGTE = data
+		case "credentialsHintLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialsHintLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialsHintLT = data
+		case "credentialsHintLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialsHintLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialsHintLTE = data
+		case "credentialsHintContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialsHintContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialsHintContains = data
+		case "credentialsHintHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialsHintHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialsHintHasPrefix = data
+		case "credentialsHintHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialsHintHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialsHintHasSuffix = data
+		case "credentialsHintEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialsHintEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialsHintEqualFold = data
+		case "credentialsHintContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentialsHintContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CredentialsHintContainsFold = data
+		case "baseURL":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("baseURL"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BaseURL = data
+		case "baseURLNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("baseURLNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BaseURLNEQ = data
+		case "baseURLIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("baseURLIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BaseURLIn = data
+		case "baseURLNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("baseURLNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BaseURLNotIn = data
+		case "baseURLGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("baseURLGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BaseURLGT = data
+		case "baseURLGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("baseURLGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BaseURLGTE = data
+		case "baseURLLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("baseURLLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BaseURLLT = data
+		case "baseURLLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("baseURLLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BaseURLLTE = data
+		case "baseURLContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("baseURLContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BaseURLContains = data
+		case "baseURLHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("baseURLHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BaseURLHasPrefix = data
+		case "baseURLHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("baseURLHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BaseURLHasSuffix = data
+		case "baseURLEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("baseURLEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BaseURLEqualFold = data
+		case "baseURLContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("baseURLContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BaseURLContainsFold = data
+		case "autoInvite":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("autoInvite"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AutoInvite = data
+		case "autoInviteNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("autoInviteNEQ"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AutoInviteNEQ = data
+		case "deactivateLeavers":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deactivateLeavers"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeactivateLeavers = data
+		case "deactivateLeaversNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deactivateLeaversNEQ"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeactivateLeaversNEQ = data
+		case "nextSyncAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nextSyncAt"))
 			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
 			if err != nil {
 				return it, err
 			}
-			it.LastImportAt = data
-		case "lastImportAtNEQ":
-			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastImportAtNEQ"))
+			it.NextSyncAt = data
+		case "nextSyncAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nextSyncAtNEQ"))
 			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
 			if err != nil {
 				return it, err
 			}
-			it.LastImportAtNEQ = data
-		case "lastImportAtIn":
-			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastImportAtIn"))
+			it.NextSyncAtNEQ = data
+		case "nextSyncAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nextSyncAtIn"))
 			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
-			it.LastImportAtIn = data
-		case "lastImportAtNotIn":
-			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastImportAtNotIn"))
+			it.NextSyncAtIn = data
+		case "nextSyncAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nextSyncAtNotIn"))
 			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
-			it.LastImportAtNotIn = data
-		case "lastImportAtGT":
-			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastImportAtGT"))
+			it.NextSyncAtNotIn = data
+		case "nextSyncAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nextSyncAtGT"))
 			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
 			if err != nil {
 				return it, err
 			}
-			it.LastImportAtGT = data
-		case "lastImportAtGTE":
-			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastImportAtGTE"))
+			it.NextSyncAtGT = data
+		case "nextSyncAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nextSyncAtGTE"))
 			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
 			if err != nil {
 				return it, err
 			}
-			it.LastImportAtGTE = data
-		case "lastImportAtLT":
-			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastImportAtLT"))
+			it.NextSyncAtGTE = data
+		case "nextSyncAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nextSyncAtLT"))
 			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
 			if err != nil {
 				return it, err
 			}
-			it.LastImportAtLT = data
-		case "lastImportAtLTE":
-			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastImportAtLTE"))
+			it.NextSyncAtLT = data
+		case "nextSyncAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nextSyncAtLTE"))
 			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
 			if err != nil {
 				return it, err
 			}
-			it.LastImportAtLTE = data
-		case "lastImportAtIsNil":
-			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastImportAtIsNil"))
+			it.NextSyncAtLTE = data
+		case "nextSyncAtIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nextSyncAtIsNil"))
 			data, err := ec.unmarshalOBoolean2bool(ctx, v)
 			if err != nil {
 				return it, err
 			}
-			it.LastImportAtIsNil = data
-		case "lastImportAtNotNil":
-			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastImportAtNotNil"))
+			it.NextSyncAtIsNil = data
+		case "nextSyncAtNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nextSyncAtNotNil"))
 			data, err := ec.unmarshalOBoolean2bool(ctx, v)
 			if err != nil {
 				return it, err
 			}
-			it.LastImportAtNotNil = data
+			it.NextSyncAtNotNil = data
+		case "lastSyncAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncAt = data
+		case "lastSyncAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncAtNEQ = data
+		case "lastSyncAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncAtIn = data
+		case "lastSyncAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncAtNotIn = data
+		case "lastSyncAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncAtGT = data
+		case "lastSyncAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncAtGTE = data
+		case "lastSyncAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncAtLT = data
+		case "lastSyncAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncAtLTE = data
+		case "lastSyncAtIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncAtIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncAtIsNil = data
+		case "lastSyncAtNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncAtNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncAtNotNil = data
+		case "lastSyncStatus":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncStatus"))
+			data, err := ec.unmarshalOHRConnectionLastSyncStatus2ᚖadmitᚋentᚋhrconnectionᚐLastSyncStatus(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncStatus = data
+		case "lastSyncStatusNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncStatusNEQ"))
+			data, err := ec.unmarshalOHRConnectionLastSyncStatus2ᚖadmitᚋentᚋhrconnectionᚐLastSyncStatus(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncStatusNEQ = data
+		case "lastSyncStatusIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncStatusIn"))
+			data, err := ec.unmarshalOHRConnectionLastSyncStatus2ᚕadmitᚋentᚋhrconnectionᚐLastSyncStatusᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncStatusIn = data
+		case "lastSyncStatusNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncStatusNotIn"))
+			data, err := ec.unmarshalOHRConnectionLastSyncStatus2ᚕadmitᚋentᚋhrconnectionᚐLastSyncStatusᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncStatusNotIn = data
+		case "lastSyncStatusIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncStatusIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncStatusIsNil = data
+		case "lastSyncStatusNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncStatusNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncStatusNotNil = data
+		case "lastSyncError":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncError"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncError = data
+		case "lastSyncErrorNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncErrorNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncErrorNEQ = data
+		case "lastSyncErrorIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncErrorIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncErrorIn = data
+		case "lastSyncErrorNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncErrorNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncErrorNotIn = data
+		case "lastSyncErrorGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncErrorGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncErrorGT = data
+		case "lastSyncErrorGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncErrorGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncErrorGTE = data
+		case "lastSyncErrorLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncErrorLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncErrorLT = data
+		case "lastSyncErrorLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncErrorLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncErrorLTE = data
+		case "lastSyncErrorContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncErrorContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncErrorContains = data
+		case "lastSyncErrorHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncErrorHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncErrorHasPrefix = data
+		case "lastSyncErrorHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncErrorHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncErrorHasSuffix = data
+		case "lastSyncErrorEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncErrorEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncErrorEqualFold = data
+		case "lastSyncErrorContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncErrorContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncErrorContainsFold = data
+		case "lastSyncEmployees":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncEmployees"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncEmployees = data
+		case "lastSyncEmployeesNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncEmployeesNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncEmployeesNEQ = data
+		case "lastSyncEmployeesIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncEmployeesIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncEmployeesIn = data
+		case "lastSyncEmployeesNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncEmployeesNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncEmployeesNotIn = data
+		case "lastSyncEmployeesGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncEmployeesGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncEmployeesGT = data
+		case "lastSyncEmployeesGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncEmployeesGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncEmployeesGTE = data
+		case "lastSyncEmployeesLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncEmployeesLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncEmployeesLT = data
+		case "lastSyncEmployeesLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncEmployeesLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncEmployeesLTE = data
+		case "lastSyncInvited":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncInvited"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncInvited = data
+		case "lastSyncInvitedNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncInvitedNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncInvitedNEQ = data
+		case "lastSyncInvitedIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncInvitedIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncInvitedIn = data
+		case "lastSyncInvitedNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncInvitedNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncInvitedNotIn = data
+		case "lastSyncInvitedGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncInvitedGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncInvitedGT = data
+		case "lastSyncInvitedGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncInvitedGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncInvitedGTE = data
+		case "lastSyncInvitedLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncInvitedLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncInvitedLT = data
+		case "lastSyncInvitedLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncInvitedLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncInvitedLTE = data
+		case "lastSyncDeactivated":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncDeactivated"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncDeactivated = data
+		case "lastSyncDeactivatedNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncDeactivatedNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncDeactivatedNEQ = data
+		case "lastSyncDeactivatedIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncDeactivatedIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncDeactivatedIn = data
+		case "lastSyncDeactivatedNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncDeactivatedNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncDeactivatedNotIn = data
+		case "lastSyncDeactivatedGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncDeactivatedGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncDeactivatedGT = data
+		case "lastSyncDeactivatedGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncDeactivatedGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncDeactivatedGTE = data
+		case "lastSyncDeactivatedLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncDeactivatedLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncDeactivatedLT = data
+		case "lastSyncDeactivatedLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastSyncDeactivatedLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LastSyncDeactivatedLTE = data
 		case "hasOrganization":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasOrganization"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -26047,6 +29969,94 @@ func (ec *executionContext) unmarshalInputHRConnectionWhereInput(ctx context.Con
 				return it, err
 			}
 			it.HasOrganizationWith = data
+		case "hasRole":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasRole"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HasRole = data
+		case "hasRoleWith":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasRoleWith"))
+			data, err := ec.unmarshalORoleWhereInput2ᚕᚖadmitᚋentᚐRoleWhereInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HasRoleWith = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputHRCredentialInput(ctx context.Context, obj any) (HRCredentialInput, error) {
+	var it HRCredentialInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "value"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "value":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("value"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Value = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputHREmployeeWhereInput(ctx context.Context, obj any) (HREmployeeWhereInput, error) {
+	var it HREmployeeWhereInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"status", "statusIn"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalOHREmployeeStatus2ᚖadmitᚋgraphᚐHREmployeeStatus(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
+		case "statusIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusIn"))
+			data, err := ec.unmarshalOHREmployeeStatus2ᚕadmitᚋgraphᚐHREmployeeStatusᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StatusIn = data
 		}
 	}
 	return it, nil
@@ -27529,6 +31539,64 @@ func (ec *executionContext) unmarshalInputInvitationWhereInput(ctx context.Conte
 				return it, err
 			}
 			it.HasDeliveriesWith = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputInviteFromHRSystemInput(ctx context.Context, obj any) (InviteFromHRSystemInput, error) {
+	var it InviteFromHRSystemInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"connectionID", "employeeIDs", "all", "roleID", "message"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "connectionID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("connectionID"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ConnectionID = data
+		case "employeeIDs":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("employeeIDs"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmployeeIDs = data
+		case "all":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("all"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.All = data
+		case "roleID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("roleID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RoleID = data
+		case "message":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("message"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Message = data
 		}
 	}
 	return it, nil
@@ -30858,6 +34926,71 @@ func (ec *executionContext) unmarshalInputSignInInput(ctx context.Context, obj a
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputUpdateHRConnectionInput(ctx context.Context, obj any) (UpdateHRConnectionInput, error) {
+	var it UpdateHRConnectionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "autoInvite", "roleID", "clearRole", "syncInterval", "deactivateLeavers"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "autoInvite":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("autoInvite"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AutoInvite = data
+		case "roleID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("roleID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RoleID = data
+		case "clearRole":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clearRole"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClearRole = data
+		case "syncInterval":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("syncInterval"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SyncInterval = data
+		case "deactivateLeavers":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deactivateLeavers"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeactivateLeavers = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputUpdateRoleInput(ctx context.Context, obj any) (UpdateRoleInput, error) {
 	var it UpdateRoleInput
 	if obj == nil {
@@ -33515,6 +37648,49 @@ func (ec *executionContext) _DeliveryEdge(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var disconnectHRSystemPayloadImplementors = []string{"DisconnectHRSystemPayload"}
+
+func (ec *executionContext) _DisconnectHRSystemPayload(ctx context.Context, sel ast.SelectionSet, obj *DisconnectHRSystemPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, disconnectHRSystemPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DisconnectHRSystemPayload")
+		case "deletedID":
+			out.Values[i] = ec._DisconnectHRSystemPayload_deletedID(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._DisconnectHRSystemPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var hRConnectionImplementors = []string{"HRConnection", "Node"}
 
 func (ec *executionContext) _HRConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.HRConnection) graphql.Marshaler {
@@ -33552,9 +37728,59 @@ func (ec *executionContext) _HRConnection(ctx context.Context, sel ast.Selection
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
-		case "lastImportAt":
-			out.Values[i] = ec._HRConnection_lastImportAt(ctx, field, obj)
+		case "credentialsHint":
+			out.Values[i] = ec._HRConnection_credentialsHint(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "baseURL":
+			out.Values[i] = ec._HRConnection_baseURL(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "autoInvite":
+			out.Values[i] = ec._HRConnection_autoInvite(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "deactivateLeavers":
+			out.Values[i] = ec._HRConnection_deactivateLeavers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "nextSyncAt":
+			out.Values[i] = ec._HRConnection_nextSyncAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastSyncAt":
+			out.Values[i] = ec._HRConnection_lastSyncAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastSyncStatus":
+			out.Values[i] = ec._HRConnection_lastSyncStatus(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastSyncError":
+			out.Values[i] = ec._HRConnection_lastSyncError(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastSyncEmployees":
+			out.Values[i] = ec._HRConnection_lastSyncEmployees(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastSyncInvited":
+			out.Values[i] = ec._HRConnection_lastSyncInvited(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastSyncDeactivated":
+			out.Values[i] = ec._HRConnection_lastSyncDeactivated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "organization":
@@ -33568,6 +37794,120 @@ func (ec *executionContext) _HRConnection(ctx context.Context, sel ast.Selection
 				}()
 				res = ec._HRConnection_organization(ctx, field, obj)
 				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "role":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._HRConnection_role(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "providerLabel":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._HRConnection_providerLabel(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "syncInterval":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._HRConnection_syncInterval(ctx, field, obj)
+				if res == graphql.RequiredNull {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
 				return res
@@ -33683,6 +38023,503 @@ func (ec *executionContext) _HRConnectionEdge(ctx context.Context, sel ast.Selec
 			}
 		case "cursor":
 			out.Values[i] = ec._HRConnectionEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var hRConnectionPayloadImplementors = []string{"HRConnectionPayload"}
+
+func (ec *executionContext) _HRConnectionPayload(ctx context.Context, sel ast.SelectionSet, obj *HRConnectionPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, hRConnectionPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("HRConnectionPayload")
+		case "connection":
+			out.Values[i] = ec._HRConnectionPayload_connection(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._HRConnectionPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var hREmployeeImplementors = []string{"HREmployee"}
+
+func (ec *executionContext) _HREmployee(ctx context.Context, sel ast.SelectionSet, obj *hr.View) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, hREmployeeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("HREmployee")
+		case "employeeID":
+			out.Values[i] = ec._HREmployee_employeeID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "name":
+			out.Values[i] = ec._HREmployee_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "email":
+			out.Values[i] = ec._HREmployee_email(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "phone":
+			out.Values[i] = ec._HREmployee_phone(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "department":
+			out.Values[i] = ec._HREmployee_department(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "employmentStatus":
+			out.Values[i] = ec._HREmployee_employmentStatus(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "startDate":
+			out.Values[i] = ec._HREmployee_startDate(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "endDate":
+			out.Values[i] = ec._HREmployee_endDate(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "providerUpdatedAt":
+			out.Values[i] = ec._HREmployee_providerUpdatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._HREmployee_status(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "user":
+			out.Values[i] = ec._HREmployee_user(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "invitation":
+			out.Values[i] = ec._HREmployee_invitation(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var hREmployeeConnectionImplementors = []string{"HREmployeeConnection"}
+
+func (ec *executionContext) _HREmployeeConnection(ctx context.Context, sel ast.SelectionSet, obj *HREmployeeConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, hREmployeeConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("HREmployeeConnection")
+		case "edges":
+			out.Values[i] = ec._HREmployeeConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._HREmployeeConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._HREmployeeConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var hREmployeeEdgeImplementors = []string{"HREmployeeEdge"}
+
+func (ec *executionContext) _HREmployeeEdge(ctx context.Context, sel ast.SelectionSet, obj *HREmployeeEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, hREmployeeEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("HREmployeeEdge")
+		case "node":
+			out.Values[i] = ec._HREmployeeEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._HREmployeeEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var hRInviteResultImplementors = []string{"HRInviteResult"}
+
+func (ec *executionContext) _HRInviteResult(ctx context.Context, sel ast.SelectionSet, obj *HRInviteResult) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, hRInviteResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("HRInviteResult")
+		case "employeeID":
+			out.Values[i] = ec._HRInviteResult_employeeID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._HRInviteResult_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "input":
+			out.Values[i] = ec._HRInviteResult_input(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "email":
+			out.Values[i] = ec._HRInviteResult_email(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "outcome":
+			out.Values[i] = ec._HRInviteResult_outcome(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "code":
+			out.Values[i] = ec._HRInviteResult_code(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._HRInviteResult_message(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "invitation":
+			out.Values[i] = ec._HRInviteResult_invitation(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var hRProviderImplementors = []string{"HRProvider"}
+
+func (ec *executionContext) _HRProvider(ctx context.Context, sel ast.SelectionSet, obj *HRProvider) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, hRProviderImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("HRProvider")
+		case "name":
+			out.Values[i] = ec._HRProvider_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "label":
+			out.Values[i] = ec._HRProvider_label(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fields":
+			out.Values[i] = ec._HRProvider_fields(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "defaultBaseURL":
+			out.Values[i] = ec._HRProvider_defaultBaseURL(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var hRProviderFieldImplementors = []string{"HRProviderField"}
+
+func (ec *executionContext) _HRProviderField(ctx context.Context, sel ast.SelectionSet, obj *HRProviderField) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, hRProviderFieldImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("HRProviderField")
+		case "name":
+			out.Values[i] = ec._HRProviderField_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "label":
+			out.Values[i] = ec._HRProviderField_label(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "secret":
+			out.Values[i] = ec._HRProviderField_secret(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "required":
+			out.Values[i] = ec._HRProviderField_required(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var hRSyncResultImplementors = []string{"HRSyncResult"}
+
+func (ec *executionContext) _HRSyncResult(ctx context.Context, sel ast.SelectionSet, obj *HRSyncResult) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, hRSyncResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("HRSyncResult")
+		case "status":
+			out.Values[i] = ec._HRSyncResult_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "employees":
+			out.Values[i] = ec._HRSyncResult_employees(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "invited":
+			out.Values[i] = ec._HRSyncResult_invited(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deactivated":
+			out.Values[i] = ec._HRSyncResult_deactivated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "problems":
+			out.Values[i] = ec._HRSyncResult_problems(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -34491,6 +39328,54 @@ func (ec *executionContext) _InviteCounts(ctx context.Context, sel ast.Selection
 			}
 		case "added":
 			out.Values[i] = ec._InviteCounts_added(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var inviteFromHRSystemPayloadImplementors = []string{"InviteFromHRSystemPayload"}
+
+func (ec *executionContext) _InviteFromHRSystemPayload(ctx context.Context, sel ast.SelectionSet, obj *InviteFromHRSystemPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, inviteFromHRSystemPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("InviteFromHRSystemPayload")
+		case "results":
+			out.Values[i] = ec._InviteFromHRSystemPayload_results(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "counts":
+			out.Values[i] = ec._InviteFromHRSystemPayload_counts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._InviteFromHRSystemPayload_errors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -36171,6 +41056,41 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "connectHRSystem":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_connectHRSystem(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateHRConnection":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateHRConnection(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "disconnectHRSystem":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_disconnectHRSystem(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "inviteFromHRSystem":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_inviteFromHRSystem(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "syncHRSystem":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_syncHRSystem(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "inviteUsers":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_inviteUsers(ctx, field)
@@ -36971,6 +41891,50 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_me(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "hrProviders":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_hrProviders(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "hrEmployees":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_hrEmployees(ctx, field)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -37970,6 +42934,54 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
+}
+
+var syncHRSystemPayloadImplementors = []string{"SyncHRSystemPayload"}
+
+func (ec *executionContext) _SyncHRSystemPayload(ctx context.Context, sel ast.SelectionSet, obj *SyncHRSystemPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, syncHRSystemPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SyncHRSystemPayload")
+		case "connection":
+			out.Values[i] = ec._SyncHRSystemPayload_connection(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "result":
+			out.Values[i] = ec._SyncHRSystemPayload_result(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._SyncHRSystemPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
 }
 
 var userImplementors = []string{"User", "Node"}
@@ -39409,6 +44421,11 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) unmarshalNConnectHRSystemInput2admitᚋgraphᚐConnectHRSystemInput(ctx context.Context, v any) (ConnectHRSystemInput, error) {
+	res, err := ec.unmarshalInputConnectHRSystemInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNContactConnection2ᚖadmitᚋentᚐContactConnection(ctx context.Context, sel ast.SelectionSet, v *ent.ContactConnection) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -39536,6 +44553,21 @@ func (ec *executionContext) unmarshalNDenyJoinRequestInput2admitᚋgraphᚐDenyJ
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNDisconnectHRSystemInput2admitᚋgraphᚐDisconnectHRSystemInput(ctx context.Context, v any) (DisconnectHRSystemInput, error) {
+	res, err := ec.unmarshalInputDisconnectHRSystemInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDisconnectHRSystemPayload2ᚖadmitᚋgraphᚐDisconnectHRSystemPayload(ctx context.Context, sel ast.SelectionSet, v *DisconnectHRSystemPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._DisconnectHRSystemPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNErrorCode2admitᚋgraphᚐErrorCode(ctx context.Context, v any) (ErrorCode, error) {
 	var res ErrorCode
 	err := res.UnmarshalGQL(v)
@@ -39556,6 +44588,16 @@ func (ec *executionContext) marshalNHRConnectionConnection2ᚖadmitᚋentᚐHRCo
 	return ec._HRConnectionConnection(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNHRConnectionLastSyncStatus2admitᚋentᚋhrconnectionᚐLastSyncStatus(ctx context.Context, v any) (hrconnection.LastSyncStatus, error) {
+	var res hrconnection.LastSyncStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNHRConnectionLastSyncStatus2admitᚋentᚋhrconnectionᚐLastSyncStatus(ctx context.Context, sel ast.SelectionSet, v hrconnection.LastSyncStatus) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNHRConnectionOrderField2ᚖadmitᚋentᚐHRConnectionOrderField(ctx context.Context, v any) (*ent.HRConnectionOrderField, error) {
 	var res = new(ent.HRConnectionOrderField)
 	err := res.UnmarshalGQL(v)
@@ -39572,9 +44614,182 @@ func (ec *executionContext) marshalNHRConnectionOrderField2ᚖadmitᚋentᚐHRCo
 	return v
 }
 
+func (ec *executionContext) marshalNHRConnectionPayload2ᚖadmitᚋgraphᚐHRConnectionPayload(ctx context.Context, sel ast.SelectionSet, v *HRConnectionPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._HRConnectionPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNHRConnectionWhereInput2ᚖadmitᚋentᚐHRConnectionWhereInput(ctx context.Context, v any) (*ent.HRConnectionWhereInput, error) {
 	res, err := ec.unmarshalInputHRConnectionWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNHRCredentialInput2ᚕᚖadmitᚋgraphᚐHRCredentialInputᚄ(ctx context.Context, v any) ([]*HRCredentialInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*HRCredentialInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNHRCredentialInput2ᚖadmitᚋgraphᚐHRCredentialInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNHRCredentialInput2ᚖadmitᚋgraphᚐHRCredentialInput(ctx context.Context, v any) (*HRCredentialInput, error) {
+	res, err := ec.unmarshalInputHRCredentialInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNHREmployee2ᚖadmitᚋinternalᚋhrᚐView(ctx context.Context, sel ast.SelectionSet, v *hr.View) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._HREmployee(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNHREmployeeConnection2ᚖadmitᚋgraphᚐHREmployeeConnection(ctx context.Context, sel ast.SelectionSet, v *HREmployeeConnection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._HREmployeeConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNHREmployeeEdge2ᚕᚖadmitᚋgraphᚐHREmployeeEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*HREmployeeEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNHREmployeeEdge2ᚖadmitᚋgraphᚐHREmployeeEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNHREmployeeEdge2ᚖadmitᚋgraphᚐHREmployeeEdge(ctx context.Context, sel ast.SelectionSet, v *HREmployeeEdge) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._HREmployeeEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNHREmployeeStatus2admitᚋgraphᚐHREmployeeStatus(ctx context.Context, v any) (HREmployeeStatus, error) {
+	var res HREmployeeStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNHREmployeeStatus2admitᚋgraphᚐHREmployeeStatus(ctx context.Context, sel ast.SelectionSet, v HREmployeeStatus) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNHREmploymentStatus2admitᚋentᚋhremployeeᚐEmploymentStatus(ctx context.Context, v any) (hremployee.EmploymentStatus, error) {
+	var res hremployee.EmploymentStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNHREmploymentStatus2admitᚋentᚋhremployeeᚐEmploymentStatus(ctx context.Context, sel ast.SelectionSet, v hremployee.EmploymentStatus) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNHRInviteResult2ᚕᚖadmitᚋgraphᚐHRInviteResultᚄ(ctx context.Context, sel ast.SelectionSet, v []*HRInviteResult) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNHRInviteResult2ᚖadmitᚋgraphᚐHRInviteResult(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNHRInviteResult2ᚖadmitᚋgraphᚐHRInviteResult(ctx context.Context, sel ast.SelectionSet, v *HRInviteResult) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._HRInviteResult(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNHRProvider2ᚕᚖadmitᚋgraphᚐHRProviderᚄ(ctx context.Context, sel ast.SelectionSet, v []*HRProvider) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNHRProvider2ᚖadmitᚋgraphᚐHRProvider(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNHRProvider2ᚖadmitᚋgraphᚐHRProvider(ctx context.Context, sel ast.SelectionSet, v *HRProvider) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._HRProvider(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNHRProviderField2ᚕᚖadmitᚋgraphᚐHRProviderFieldᚄ(ctx context.Context, sel ast.SelectionSet, v []*HRProviderField) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNHRProviderField2ᚖadmitᚋgraphᚐHRProviderField(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNHRProviderField2ᚖadmitᚋgraphᚐHRProviderField(ctx context.Context, sel ast.SelectionSet, v *HRProviderField) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._HRProviderField(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNID2int(ctx context.Context, v any) (int, error) {
@@ -39787,6 +45002,21 @@ func (ec *executionContext) marshalNInviteCounts2ᚖadmitᚋgraphᚐInviteCounts
 		return graphql.Null
 	}
 	return ec._InviteCounts(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNInviteFromHRSystemInput2admitᚋgraphᚐInviteFromHRSystemInput(ctx context.Context, v any) (InviteFromHRSystemInput, error) {
+	res, err := ec.unmarshalInputInviteFromHRSystemInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInviteFromHRSystemPayload2ᚖadmitᚋgraphᚐInviteFromHRSystemPayload(ctx context.Context, sel ast.SelectionSet, v *InviteFromHRSystemPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._InviteFromHRSystemPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNInviteLinkConnection2ᚖadmitᚋentᚐInviteLinkConnection(ctx context.Context, sel ast.SelectionSet, v *ent.InviteLinkConnection) graphql.Marshaler {
@@ -40228,6 +45458,16 @@ func (ec *executionContext) marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPag
 	return ec._PageInfo(ctx, sel, &v)
 }
 
+func (ec *executionContext) marshalNPageInfo2ᚖentgoᚗioᚋcontribᚋentgqlᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *entgql.PageInfo[int]) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._PageInfo(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNRemoveWorkspaceMemberInput2admitᚋgraphᚐRemoveWorkspaceMemberInput(ctx context.Context, v any) (RemoveWorkspaceMemberInput, error) {
 	res, err := ec.unmarshalInputRemoveWorkspaceMemberInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -40461,6 +45701,16 @@ func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel
 	return ret
 }
 
+func (ec *executionContext) marshalNSyncHRSystemPayload2ᚖadmitᚋgraphᚐSyncHRSystemPayload(ctx context.Context, sel ast.SelectionSet, v *SyncHRSystemPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SyncHRSystemPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
 	res, err := graphql.UnmarshalTime(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -40475,6 +45725,11 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNUpdateHRConnectionInput2admitᚋgraphᚐUpdateHRConnectionInput(ctx context.Context, v any) (UpdateHRConnectionInput, error) {
+	res, err := ec.unmarshalInputUpdateHRConnectionInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNUpdateRoleInput2admitᚋgraphᚐUpdateRoleInput(ctx context.Context, v any) (UpdateRoleInput, error) {
@@ -41214,6 +46469,58 @@ func (ec *executionContext) marshalOHRConnectionEdge2ᚖadmitᚋentᚐHRConnecti
 	return ec._HRConnectionEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOHRConnectionLastSyncStatus2ᚕadmitᚋentᚋhrconnectionᚐLastSyncStatusᚄ(ctx context.Context, v any) ([]hrconnection.LastSyncStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]hrconnection.LastSyncStatus, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNHRConnectionLastSyncStatus2admitᚋentᚋhrconnectionᚐLastSyncStatus(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOHRConnectionLastSyncStatus2ᚕadmitᚋentᚋhrconnectionᚐLastSyncStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []hrconnection.LastSyncStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNHRConnectionLastSyncStatus2admitᚋentᚋhrconnectionᚐLastSyncStatus(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOHRConnectionLastSyncStatus2ᚖadmitᚋentᚋhrconnectionᚐLastSyncStatus(ctx context.Context, v any) (*hrconnection.LastSyncStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(hrconnection.LastSyncStatus)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOHRConnectionLastSyncStatus2ᚖadmitᚋentᚋhrconnectionᚐLastSyncStatus(ctx context.Context, sel ast.SelectionSet, v *hrconnection.LastSyncStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalOHRConnectionOrder2ᚖadmitᚋentᚐHRConnectionOrder(ctx context.Context, v any) (*ent.HRConnectionOrder, error) {
 	if v == nil {
 		return nil, nil
@@ -41245,6 +46552,73 @@ func (ec *executionContext) unmarshalOHRConnectionWhereInput2ᚖadmitᚋentᚐHR
 	}
 	res, err := ec.unmarshalInputHRConnectionWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOHREmployeeStatus2ᚕadmitᚋgraphᚐHREmployeeStatusᚄ(ctx context.Context, v any) ([]HREmployeeStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]HREmployeeStatus, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNHREmployeeStatus2admitᚋgraphᚐHREmployeeStatus(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOHREmployeeStatus2ᚕadmitᚋgraphᚐHREmployeeStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []HREmployeeStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNHREmployeeStatus2admitᚋgraphᚐHREmployeeStatus(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOHREmployeeStatus2ᚖadmitᚋgraphᚐHREmployeeStatus(ctx context.Context, v any) (*HREmployeeStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(HREmployeeStatus)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOHREmployeeStatus2ᚖadmitᚋgraphᚐHREmployeeStatus(ctx context.Context, sel ast.SelectionSet, v *HREmployeeStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOHREmployeeWhereInput2ᚖadmitᚋgraphᚐHREmployeeWhereInput(ctx context.Context, v any) (*HREmployeeWhereInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputHREmployeeWhereInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOHRSyncResult2ᚖadmitᚋgraphᚐHRSyncResult(ctx context.Context, sel ast.SelectionSet, v *HRSyncResult) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._HRSyncResult(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOID2ᚕintᚄ(ctx context.Context, v any) ([]int, error) {
@@ -42313,6 +47687,18 @@ func (ec *executionContext) unmarshalORoleWhereInput2ᚖadmitᚋentᚐRoleWhereI
 	}
 	res, err := ec.unmarshalInputRoleWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOString2string(ctx context.Context, v any) (string, error) {
+	res, err := graphql.UnmarshalString(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOString2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(v)
+	return res
 }
 
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {

@@ -4,18 +4,21 @@ package graph
 
 import (
 	"admit/ent"
+	"admit/ent/hrconnection"
 	"admit/ent/invitation"
 	"admit/ent/invitelink"
 	"admit/ent/joinrequest"
 	"admit/ent/membership"
 	"admit/ent/user"
 	"admit/ent/workspace"
+	"admit/internal/hr"
 	"bytes"
 	"fmt"
 	"io"
 	"strconv"
 	"time"
 
+	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
 )
 
@@ -55,6 +58,24 @@ type ApproveJoinRequestInput struct {
 type ArchiveWorkspaceInput struct {
 	// The workspace.
 	ID int `json:"id"`
+}
+
+// A new HR connection.
+type ConnectHRSystemInput struct {
+	// The provider's name, as in hrProviders (bamboohr, personio, hibob, merge, kombo).
+	Provider string `json:"provider"`
+	// The provider's credentials, by name.
+	Credentials []*HRCredentialInput `json:"credentials"`
+	// An https base URL replacing the provider's (regional hosts). Never a loopback, private or link-local address.
+	BaseURL *string `json:"baseURL,omitempty"`
+	// Scheduled syncs invite new employees.
+	AutoInvite *bool `json:"autoInvite,omitempty"`
+	// The role autopilot invites with; the built-in Member role when omitted. At most your own rank.
+	RoleID *int `json:"roleID,omitempty"`
+	// How often to sync, at least 1h and at most 720h (such as 24h); omitted or 0 for no scheduled syncs.
+	SyncInterval *string `json:"syncInterval,omitempty"`
+	// Scheduled syncs deactivate members whose employment ended and end their sessions.
+	DeactivateLeavers *bool `json:"deactivateLeavers,omitempty"`
 }
 
 // A new invite link.
@@ -113,6 +134,120 @@ type DenyJoinRequestInput struct {
 	ID int `json:"id"`
 	// Why (at most 1,000 characters).
 	Reason *string `json:"reason,omitempty"`
+}
+
+// The connection to disconnect.
+type DisconnectHRSystemInput struct {
+	// The connection.
+	ID int `json:"id"`
+}
+
+// The result of disconnectHRSystem.
+type DisconnectHRSystemPayload struct {
+	// The ID of the deleted connection.
+	DeletedID *int `json:"deletedID,omitempty"`
+	// Why it was refused; empty on success.
+	Errors []*UserError `json:"errors"`
+}
+
+// An HR connection after a change.
+type HRConnectionPayload struct {
+	// The connection, as changed.
+	Connection *ent.HRConnection `json:"connection,omitempty"`
+	// Why the change was refused; empty on success. Nothing is kept then.
+	Errors []*UserError `json:"errors"`
+}
+
+// One credential.
+type HRCredentialInput struct {
+	// The credential's name, as in hrProviders.
+	Name string `json:"name"`
+	// Its value.
+	Value string `json:"value"`
+}
+
+// A page of employees.
+type HREmployeeConnection struct {
+	// The employees of this page.
+	Edges []*HREmployeeEdge `json:"edges"`
+	// Paging.
+	PageInfo *entgql.PageInfo[int] `json:"pageInfo"`
+	// Employees matching the filter.
+	TotalCount int `json:"totalCount"`
+}
+
+// An employee and its cursor.
+type HREmployeeEdge struct {
+	// The employee.
+	Node *hr.View `json:"node"`
+	// Pass as after to continue after this employee.
+	Cursor entgql.Cursor[int] `json:"cursor"`
+}
+
+// Filters hrEmployees.
+type HREmployeeWhereInput struct {
+	// Only employees with this status.
+	Status *HREmployeeStatus `json:"status,omitempty"`
+	// Only employees with one of these statuses.
+	StatusIn []HREmployeeStatus `json:"statusIn,omitempty"`
+}
+
+// What happened to one employee.
+type HRInviteResult struct {
+	// The employee's provider ID.
+	EmployeeID string `json:"employeeID"`
+	// The employee's name.
+	Name string `json:"name"`
+	// The work email as the HR system gave it (or the employee ID, without one).
+	Input string `json:"input"`
+	// The normalized address.
+	Email *string `json:"email,omitempty"`
+	// What happened.
+	Outcome InviteOutcome `json:"outcome"`
+	// Why it was skipped: ALREADY_MEMBER, ALREADY_INVITED, INVALID_ADDRESS, DOMAIN_NOT_ALLOWED, HR_EMPLOYEE_INACTIVE or HR_EMPLOYEE_NOT_FOUND.
+	Code *ErrorCode `json:"code,omitempty"`
+	// A sentence about what happened.
+	Message *string `json:"message,omitempty"`
+	// The new invitation.
+	Invitation *ent.Invitation `json:"invitation,omitempty"`
+}
+
+// An HR system Admit can connect to.
+type HRProvider struct {
+	// The name to pass as connectHRSystem's provider.
+	Name string `json:"name"`
+	// The display name.
+	Label string `json:"label"`
+	// The credentials connectHRSystem needs.
+	Fields []*HRProviderField `json:"fields"`
+	// The API base URL used unless a connection overrides it ({field} is replaced by that credential).
+	DefaultBaseURL string `json:"defaultBaseURL"`
+}
+
+// One credential of an HR provider.
+type HRProviderField struct {
+	// The name to pass in credentials.
+	Name string `json:"name"`
+	// What to ask the admin for.
+	Label string `json:"label"`
+	// A secret: never shown again after connecting.
+	Secret bool `json:"secret"`
+	// Whether it is required.
+	Required bool `json:"required"`
+}
+
+// What a sync did.
+type HRSyncResult struct {
+	// SUCCEEDED or FAILED.
+	Status hrconnection.LastSyncStatus `json:"status"`
+	// Employees read.
+	Employees int `json:"employees"`
+	// Employees invited.
+	Invited int `json:"invited"`
+	// Members deactivated.
+	Deactivated int `json:"deactivated"`
+	// Per-person problems (a leaver who could not be deactivated), or why the sync failed.
+	Problems []string `json:"problems"`
 }
 
 // A file of addresses to invite.
@@ -203,6 +338,30 @@ type InviteCounts struct {
 	DomainNotAllowed int `json:"domainNotAllowed"`
 	// Existing users added to a workspace.
 	Added int `json:"added"`
+}
+
+// Employees to invite.
+type InviteFromHRSystemInput struct {
+	// The HR connection.
+	ConnectionID int `json:"connectionID"`
+	// The employees' provider IDs (HREmployee.employeeID).
+	EmployeeIDs []string `json:"employeeIDs,omitempty"`
+	// Every employee whose status is NEW, instead of employeeIDs.
+	All *bool `json:"all,omitempty"`
+	// Role for the invitees; the built-in Member role when omitted. At most your own rank.
+	RoleID *int `json:"roleID,omitempty"`
+	// A personal note included in every message.
+	Message *string `json:"message,omitempty"`
+}
+
+// The result of inviteFromHRSystem.
+type InviteFromHRSystemPayload struct {
+	// One result per employee.
+	Results []*HRInviteResult `json:"results"`
+	// Counts by outcome.
+	Counts *InviteCounts `json:"counts"`
+	// Why the whole request was refused; empty when it was processed.
+	Errors []*UserError `json:"errors"`
 }
 
 // A link to act on.
@@ -553,6 +712,32 @@ type SignOutPayload struct {
 	SignedOut bool `json:"signedOut"`
 }
 
+// The result of syncHRSystem.
+type SyncHRSystemPayload struct {
+	// The connection, with its last sync recorded.
+	Connection *ent.HRConnection `json:"connection,omitempty"`
+	// What the sync did.
+	Result *HRSyncResult `json:"result,omitempty"`
+	// Why the sync failed or could not start; the failure is still recorded on the connection.
+	Errors []*UserError `json:"errors"`
+}
+
+// Autopilot settings to change; omitted fields stay as they are.
+type UpdateHRConnectionInput struct {
+	// The connection.
+	ID int `json:"id"`
+	// Scheduled syncs invite new employees.
+	AutoInvite *bool `json:"autoInvite,omitempty"`
+	// The role autopilot invites with.
+	RoleID *int `json:"roleID,omitempty"`
+	// Go back to the built-in Member role.
+	ClearRole *bool `json:"clearRole,omitempty"`
+	// How often to sync (at least 1h); 0 turns scheduled syncs off. The next sync is due one interval from now.
+	SyncInterval *string `json:"syncInterval,omitempty"`
+	// Scheduled syncs deactivate members whose employment ended.
+	DeactivateLeavers *bool `json:"deactivateLeavers,omitempty"`
+}
+
 // Changes to a custom role; omitted fields stay as they are.
 type UpdateRoleInput struct {
 	// The role to change.
@@ -777,6 +962,28 @@ const (
 	ErrorCodeExternalIDTaken ErrorCode = "EXTERNAL_ID_TAKEN"
 	// The change would leave the workspace without an owner.
 	ErrorCodeLastOwner ErrorCode = "LAST_OWNER"
+	// No provider has this name; see hrProviders.
+	ErrorCodeHrUnknownProvider ErrorCode = "HR_UNKNOWN_PROVIDER"
+	// The organization already has a connection to this provider.
+	ErrorCodeHrAlreadyConnected ErrorCode = "HR_ALREADY_CONNECTED"
+	// The HR system refused the credentials.
+	ErrorCodeHrCredentialsRejected ErrorCode = "HR_CREDENTIALS_REJECTED"
+	// The HR system did not answer, timed out, or kept failing or rate-limiting past the retries.
+	ErrorCodeHrUnreachable ErrorCode = "HR_UNREACHABLE"
+	// The HR system's address is not allowed: it must be https and public.
+	ErrorCodeHrHostNotAllowed ErrorCode = "HR_HOST_NOT_ALLOWED"
+	// The base URL is not an absolute https URL.
+	ErrorCodeHrInvalidURL ErrorCode = "HR_INVALID_URL"
+	// The HR system sent an answer that could not be read.
+	ErrorCodeHrBadResponse ErrorCode = "HR_BAD_RESPONSE"
+	// A sync of this connection is already running.
+	ErrorCodeHrSyncInProgress ErrorCode = "HR_SYNC_IN_PROGRESS"
+	// The sync failed; see the message.
+	ErrorCodeHrSyncFailed ErrorCode = "HR_SYNC_FAILED"
+	// No employee has this ID in the connection's last sync.
+	ErrorCodeHrEmployeeNotFound ErrorCode = "HR_EMPLOYEE_NOT_FOUND"
+	// The employee has left or has not started yet.
+	ErrorCodeHrEmployeeInactive ErrorCode = "HR_EMPLOYEE_INACTIVE"
 )
 
 var AllErrorCode = []ErrorCode{
@@ -831,11 +1038,22 @@ var AllErrorCode = []ErrorCode{
 	ErrorCodeNoPendingInvitation,
 	ErrorCodeExternalIDTaken,
 	ErrorCodeLastOwner,
+	ErrorCodeHrUnknownProvider,
+	ErrorCodeHrAlreadyConnected,
+	ErrorCodeHrCredentialsRejected,
+	ErrorCodeHrUnreachable,
+	ErrorCodeHrHostNotAllowed,
+	ErrorCodeHrInvalidURL,
+	ErrorCodeHrBadResponse,
+	ErrorCodeHrSyncInProgress,
+	ErrorCodeHrSyncFailed,
+	ErrorCodeHrEmployeeNotFound,
+	ErrorCodeHrEmployeeInactive,
 }
 
 func (e ErrorCode) IsValid() bool {
 	switch e {
-	case ErrorCodeInvalidCredentials, ErrorCodeOrganizationRequired, ErrorCodeInvalidInput, ErrorCodeNameTaken, ErrorCodeBuiltinRole, ErrorCodeRoleInUse, ErrorCodeLastAdmin, ErrorCodeInvalidAddress, ErrorCodeDuplicateInRequest, ErrorCodeAlreadyMember, ErrorCodeAlreadyInvited, ErrorCodeDomainNotAllowed, ErrorCodeInvitationNotFound, ErrorCodeInvitationReplaced, ErrorCodeInvitationRevoked, ErrorCodeInvitationExpired, ErrorCodeInvitationAlreadyAccepted, ErrorCodeInvitationNotAcceptable, ErrorCodeSignInRequired, ErrorCodeWrongAccount, ErrorCodeAccountDeactivated, ErrorCodePasswordTooWeak, ErrorCodeResendTooSoon, ErrorCodeIdempotencyKeyReused, ErrorCodeFileEmpty, ErrorCodeFileTooLarge, ErrorCodeFileTooManyRows, ErrorCodeFileNotText, ErrorCodeFileUnsupportedType, ErrorCodeFileNoAddressColumn, ErrorCodeFileMalformed, ErrorCodeLinkNotFound, ErrorCodeLinkRefreshed, ErrorCodeLinkRevoked, ErrorCodeLinkExpired, ErrorCodeLinkExhausted, ErrorCodeNoDomains, ErrorCodeRateLimited, ErrorCodeInvalidDomain, ErrorCodeDomainExists, ErrorCodeDomainNotFound, ErrorCodeWorkspaceArchived, ErrorCodeInviteToOrganizationFirst, ErrorCodePhoneNotSupported, ErrorCodeUserNotFound, ErrorCodeAlreadyWorkspaceMember, ErrorCodeJoinRequestNotFound, ErrorCodeJoinRequestClosed, ErrorCodeNoPendingInvitation, ErrorCodeExternalIDTaken, ErrorCodeLastOwner:
+	case ErrorCodeInvalidCredentials, ErrorCodeOrganizationRequired, ErrorCodeInvalidInput, ErrorCodeNameTaken, ErrorCodeBuiltinRole, ErrorCodeRoleInUse, ErrorCodeLastAdmin, ErrorCodeInvalidAddress, ErrorCodeDuplicateInRequest, ErrorCodeAlreadyMember, ErrorCodeAlreadyInvited, ErrorCodeDomainNotAllowed, ErrorCodeInvitationNotFound, ErrorCodeInvitationReplaced, ErrorCodeInvitationRevoked, ErrorCodeInvitationExpired, ErrorCodeInvitationAlreadyAccepted, ErrorCodeInvitationNotAcceptable, ErrorCodeSignInRequired, ErrorCodeWrongAccount, ErrorCodeAccountDeactivated, ErrorCodePasswordTooWeak, ErrorCodeResendTooSoon, ErrorCodeIdempotencyKeyReused, ErrorCodeFileEmpty, ErrorCodeFileTooLarge, ErrorCodeFileTooManyRows, ErrorCodeFileNotText, ErrorCodeFileUnsupportedType, ErrorCodeFileNoAddressColumn, ErrorCodeFileMalformed, ErrorCodeLinkNotFound, ErrorCodeLinkRefreshed, ErrorCodeLinkRevoked, ErrorCodeLinkExpired, ErrorCodeLinkExhausted, ErrorCodeNoDomains, ErrorCodeRateLimited, ErrorCodeInvalidDomain, ErrorCodeDomainExists, ErrorCodeDomainNotFound, ErrorCodeWorkspaceArchived, ErrorCodeInviteToOrganizationFirst, ErrorCodePhoneNotSupported, ErrorCodeUserNotFound, ErrorCodeAlreadyWorkspaceMember, ErrorCodeJoinRequestNotFound, ErrorCodeJoinRequestClosed, ErrorCodeNoPendingInvitation, ErrorCodeExternalIDTaken, ErrorCodeLastOwner, ErrorCodeHrUnknownProvider, ErrorCodeHrAlreadyConnected, ErrorCodeHrCredentialsRejected, ErrorCodeHrUnreachable, ErrorCodeHrHostNotAllowed, ErrorCodeHrInvalidURL, ErrorCodeHrBadResponse, ErrorCodeHrSyncInProgress, ErrorCodeHrSyncFailed, ErrorCodeHrEmployeeNotFound, ErrorCodeHrEmployeeInactive:
 		return true
 	}
 	return false
@@ -871,6 +1089,140 @@ func (e *ErrorCode) UnmarshalJSON(b []byte) error {
 }
 
 func (e ErrorCode) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Where an employee stands with the organization.
+type HREmployeeStatus string
+
+const (
+	// Can be invited.
+	HREmployeeStatusNew HREmployeeStatus = "NEW"
+	// Has a pending invitation.
+	HREmployeeStatusInvited HREmployeeStatus = "INVITED"
+	// Has an account in the organization.
+	HREmployeeStatusMember HREmployeeStatus = "MEMBER"
+	// Has left, or has not started yet.
+	HREmployeeStatusInactive HREmployeeStatus = "INACTIVE"
+	// The HR system has no usable work email.
+	HREmployeeStatusNoEmail HREmployeeStatus = "NO_EMAIL"
+	// The work email is outside the organization's domains.
+	HREmployeeStatusOutsideDomain HREmployeeStatus = "OUTSIDE_DOMAIN"
+)
+
+var AllHREmployeeStatus = []HREmployeeStatus{
+	HREmployeeStatusNew,
+	HREmployeeStatusInvited,
+	HREmployeeStatusMember,
+	HREmployeeStatusInactive,
+	HREmployeeStatusNoEmail,
+	HREmployeeStatusOutsideDomain,
+}
+
+func (e HREmployeeStatus) IsValid() bool {
+	switch e {
+	case HREmployeeStatusNew, HREmployeeStatusInvited, HREmployeeStatusMember, HREmployeeStatusInactive, HREmployeeStatusNoEmail, HREmployeeStatusOutsideDomain:
+		return true
+	}
+	return false
+}
+
+func (e HREmployeeStatus) String() string {
+	return string(e)
+}
+
+func (e *HREmployeeStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = HREmployeeStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid HREmployeeStatus", str)
+	}
+	return nil
+}
+
+func (e HREmployeeStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *HREmployeeStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e HREmployeeStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Employment status as the HR system reports it.
+type HREmploymentStatus string
+
+const (
+	// Employed.
+	HREmploymentStatusActive HREmploymentStatus = "ACTIVE"
+	// Hired, not started yet.
+	HREmploymentStatusPending HREmploymentStatus = "PENDING"
+	// No longer employed.
+	HREmploymentStatusInactive HREmploymentStatus = "INACTIVE"
+	// Employed, on leave.
+	HREmploymentStatusLeave HREmploymentStatus = "LEAVE"
+)
+
+var AllHREmploymentStatus = []HREmploymentStatus{
+	HREmploymentStatusActive,
+	HREmploymentStatusPending,
+	HREmploymentStatusInactive,
+	HREmploymentStatusLeave,
+}
+
+func (e HREmploymentStatus) IsValid() bool {
+	switch e {
+	case HREmploymentStatusActive, HREmploymentStatusPending, HREmploymentStatusInactive, HREmploymentStatusLeave:
+		return true
+	}
+	return false
+}
+
+func (e HREmploymentStatus) String() string {
+	return string(e)
+}
+
+func (e *HREmploymentStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = HREmploymentStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid HREmploymentStatus", str)
+	}
+	return nil
+}
+
+func (e HREmploymentStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *HREmploymentStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e HREmploymentStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

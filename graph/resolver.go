@@ -13,6 +13,7 @@ import (
 	"admit/ent"
 	"admit/internal/account"
 	"admit/internal/eventlog"
+	"admit/internal/hr"
 	"admit/internal/importfile"
 	"admit/internal/invite"
 	"admit/internal/pubsub"
@@ -35,6 +36,8 @@ type Resolver struct {
 	wsLinkURL   func(token string) string
 	memo        *eventMemo
 	log         *slog.Logger
+	hr          *hr.Service
+	maxPage     int
 }
 
 // Deps are the services resolvers use.
@@ -59,6 +62,8 @@ type Deps struct {
 	// MaxPageSize caps `first`/`last` and weighs connections in the
 	// complexity limit.
 	MaxPageSize int
+	// HR runs HR connections; nil leaves the HR fields unavailable.
+	HR *hr.Service
 }
 
 // NewSchema returns the executable schema.
@@ -80,6 +85,8 @@ func NewSchema(d Deps) graphql.ExecutableSchema {
 		wsLinkURL:   d.WorkspaceLinkURL,
 		memo:        &eventMemo{},
 		log:         d.Log,
+		hr:          d.HR,
+		maxPage:     max(d.MaxPageSize, 1),
 	}})
 	return pagedSchema{ExecutableSchema: es, maxPage: d.MaxPageSize}
 }

@@ -57,13 +57,37 @@ func (Transactioner) MutateOperationContext(_ context.Context, oc *graphql.Opera
 	return nil
 }
 
+// ownTransaction lists mutations that open their own transaction, after
+// a slow outside call (an HR system's API) that must not hold the
+// database's write lock. An operation made only of these runs without the
+// shared transaction; mixed with any other field, it runs in it as usual.
+var ownTransaction = map[string]bool{
+	"connectHRSystem": true,
+	"syncHRSystem":    true,
+}
+
+// onlyOwnTransaction reports whether every root field of op manages its
+// own transaction.
+func onlyOwnTransaction(op *ast.OperationDefinition) bool {
+	if len(op.SelectionSet) == 0 {
+		return false
+	}
+	for _, sel := range op.SelectionSet {
+		f, ok := sel.(*ast.Field)
+		if !ok || !ownTransaction[f.Name] {
+			return false
+		}
+	}
+	return true
+}
+
 // InterceptResponse implements graphql.ResponseInterceptor.
 func (t Transactioner) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	if !graphql.HasOperationContext(ctx) {
 		return next(ctx) // the request failed before it had an operation
 	}
 	op := graphql.GetOperationContext(ctx).Operation
-	if op == nil || op.Operation != ast.Mutation {
+	if op == nil || op.Operation != ast.Mutation || onlyOwnTransaction(op) {
 		return next(ctx)
 	}
 	tx, err := t.Client.Tx(ctx)

@@ -117,11 +117,12 @@ func database(kind, pgURL string) (string, func()) {
 
 // proc is one admit child process.
 type proc struct {
-	cmd   *exec.Cmd
-	base  string
-	token string
-	mu    sync.Mutex
-	log   bytes.Buffer
+	cmd     *exec.Cmd
+	base    string
+	metrics string // the METRICS_ADDR listener
+	token   string
+	mu      sync.Mutex
+	log     bytes.Buffer
 }
 
 func start(bin, dbURL string) *proc {
@@ -131,11 +132,18 @@ func start(bin, dbURL string) *proc {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	p := &proc{base: "http://" + addr}
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fail("port: %v", err)
+	}
+	maddr := mln.Addr().String()
+	mln.Close()
+	p := &proc{base: "http://" + addr, metrics: "http://" + maddr + "/metrics"}
 	p.cmd = exec.Command(bin)
 	p.cmd.Env = append(os.Environ(), "ADDR="+addr, "DATABASE_URL="+dbURL, "ADMIT_SECRET_KEY="+secret,
 		"PUBLIC_URL=http://"+addr, "ADMIT_BOOTSTRAP_ORGANIZATION=Bench", "ADMIT_BOOTSTRAP_ADMIN_EMAIL="+admin,
-		"ADMIT_BOOTSTRAP_ADMIN_PASSWORD="+password, "JOIN_LIMIT_PER_LINK=1000000", "JOIN_LIMIT_PER_ADDRESS=1000000")
+		"ADMIT_BOOTSTRAP_ADMIN_PASSWORD="+password, "JOIN_LIMIT_PER_LINK=1000000", "JOIN_LIMIT_PER_ADDRESS=1000000",
+		"METRICS_ADDR="+maddr)
 	out, _ := p.cmd.StderrPipe()
 	p.cmd.Stdout = io.Discard
 	if err := p.cmd.Start(); err != nil {
@@ -350,6 +358,23 @@ func rss(pid int) int64 {
 	return 0
 }
 
+// memstat reads one Go memory gauge of the server from its metrics.
+func (p *proc) memstat(name string) float64 {
+	res, err := client.Get(p.metrics)
+	if err != nil {
+		return 0
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, name+" ") {
+			v, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, name)), 64)
+			return v
+		}
+	}
+	return 0
+}
+
 func idleRun(p *proc, n int) string {
 	ws := str(p.post(p.token, `mutation { createWorkspace(input: {name: "Idle", type: GROUP}) { workspace { id } } }`, nil), "createWorkspace", "workspace", "id")
 	// Warm up: one subscriber, so the first one's one-time costs (code
@@ -362,6 +387,8 @@ func idleRun(p *proc, n int) string {
 	}
 	time.Sleep(2 * time.Second)
 	before := rss(p.cmd.Process.Pid)
+	heap0, stack0 := p.memstat("go_memstats_heap_inuse_bytes"), p.memstat("go_memstats_stack_inuse_bytes")
+	goroutines0 := p.memstat("go_goroutines")
 	t0 := time.Now()
 	conns := make([]*subscriber, n)
 	var wg sync.WaitGroup
@@ -383,10 +410,13 @@ func idleRun(p *proc, n int) string {
 	elapsed := time.Since(t0)
 	time.Sleep(3 * time.Second) // let the server settle
 	after := rss(p.cmd.Process.Pid)
+	heap1, stack1 := p.memstat("go_memstats_heap_inuse_bytes"), p.memstat("go_memstats_stack_inuse_bytes")
+	goroutines1 := p.memstat("go_goroutines")
 	for _, c := range append(conns, warm) {
 		c.c.CloseNow()
 	}
 	per := float64(after-before) / float64(n)
-	return fmt.Sprintf("all subscribed in %v; RSS %.1f → %.1f MiB, %.1f KiB per subscriber",
-		elapsed.Round(10*time.Millisecond), float64(before)/(1<<20), float64(after)/(1<<20), per/1024)
+	return fmt.Sprintf("all subscribed in %v; RSS %.1f → %.1f MiB, %.1f KiB per subscriber (heap in use %.1f KiB, goroutine stacks %.1f KiB, %.1f goroutines each)",
+		elapsed.Round(10*time.Millisecond), float64(before)/(1<<20), float64(after)/(1<<20), per/1024,
+		(heap1-heap0)/float64(n)/1024, (stack1-stack0)/float64(n)/1024, (goroutines1-goroutines0)/float64(n))
 }

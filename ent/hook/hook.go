@@ -56,6 +56,18 @@ func (f HRConnectionFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.HRConnectionMutation", m)
 }
 
+// The HREmployeeFunc type is an adapter to allow the use of ordinary
+// function as HREmployee mutator.
+type HREmployeeFunc func(context.Context, *ent.HREmployeeMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f HREmployeeFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.HREmployeeMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.HREmployeeMutation", m)
+}
+
 // The IdempotencyKeyFunc type is an adapter to allow the use of ordinary
 // function as IdempotencyKey mutator.
 type IdempotencyKeyFunc func(context.Context, *ent.IdempotencyKeyMutation) (ent.Value, error)

@@ -3,6 +3,9 @@
 package hrconnection
 
 import (
+	"fmt"
+	"io"
+	"strconv"
 	"time"
 
 	"entgo.io/ent"
@@ -25,10 +28,42 @@ const (
 	FieldProvider = "provider"
 	// FieldAPIKeyEncrypted holds the string denoting the api_key_encrypted field in the database.
 	FieldAPIKeyEncrypted = "api_key_encrypted"
-	// FieldLastImportAt holds the string denoting the last_import_at field in the database.
-	FieldLastImportAt = "last_import_at"
+	// FieldCredentialsHint holds the string denoting the credentials_hint field in the database.
+	FieldCredentialsHint = "credentials_hint"
+	// FieldBaseURL holds the string denoting the base_url field in the database.
+	FieldBaseURL = "base_url"
+	// FieldAutoInvite holds the string denoting the auto_invite field in the database.
+	FieldAutoInvite = "auto_invite"
+	// FieldRoleID holds the string denoting the role_id field in the database.
+	FieldRoleID = "role_id"
+	// FieldSyncIntervalSeconds holds the string denoting the sync_interval_seconds field in the database.
+	FieldSyncIntervalSeconds = "sync_interval_seconds"
+	// FieldDeactivateLeavers holds the string denoting the deactivate_leavers field in the database.
+	FieldDeactivateLeavers = "deactivate_leavers"
+	// FieldActorID holds the string denoting the actor_id field in the database.
+	FieldActorID = "actor_id"
+	// FieldNextSyncAt holds the string denoting the next_sync_at field in the database.
+	FieldNextSyncAt = "next_sync_at"
+	// FieldSyncLeaseUntil holds the string denoting the sync_lease_until field in the database.
+	FieldSyncLeaseUntil = "sync_lease_until"
+	// FieldLastSyncAt holds the string denoting the last_sync_at field in the database.
+	FieldLastSyncAt = "last_sync_at"
+	// FieldLastSyncStatus holds the string denoting the last_sync_status field in the database.
+	FieldLastSyncStatus = "last_sync_status"
+	// FieldLastSyncError holds the string denoting the last_sync_error field in the database.
+	FieldLastSyncError = "last_sync_error"
+	// FieldLastSyncEmployees holds the string denoting the last_sync_employees field in the database.
+	FieldLastSyncEmployees = "last_sync_employees"
+	// FieldLastSyncInvited holds the string denoting the last_sync_invited field in the database.
+	FieldLastSyncInvited = "last_sync_invited"
+	// FieldLastSyncDeactivated holds the string denoting the last_sync_deactivated field in the database.
+	FieldLastSyncDeactivated = "last_sync_deactivated"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
+	// EdgeRole holds the string denoting the role edge name in mutations.
+	EdgeRole = "role"
+	// EdgeEmployees holds the string denoting the employees edge name in mutations.
+	EdgeEmployees = "employees"
 	// Table holds the table name of the hrconnection in the database.
 	Table = "hr_connections"
 	// OrganizationTable is the table that holds the organization relation/edge.
@@ -38,6 +73,20 @@ const (
 	OrganizationInverseTable = "organizations"
 	// OrganizationColumn is the table column denoting the organization relation/edge.
 	OrganizationColumn = "organization_id"
+	// RoleTable is the table that holds the role relation/edge.
+	RoleTable = "hr_connections"
+	// RoleInverseTable is the table name for the Role entity.
+	// It exists in this package in order to avoid circular dependency with the "role" package.
+	RoleInverseTable = "roles"
+	// RoleColumn is the table column denoting the role relation/edge.
+	RoleColumn = "role_id"
+	// EmployeesTable is the table that holds the employees relation/edge.
+	EmployeesTable = "hr_employees"
+	// EmployeesInverseTable is the table name for the HREmployee entity.
+	// It exists in this package in order to avoid circular dependency with the "hremployee" package.
+	EmployeesInverseTable = "hr_employees"
+	// EmployeesColumn is the table column denoting the employees relation/edge.
+	EmployeesColumn = "connection_id"
 )
 
 // Columns holds all SQL columns for hrconnection fields.
@@ -48,7 +97,21 @@ var Columns = []string{
 	FieldOrganizationID,
 	FieldProvider,
 	FieldAPIKeyEncrypted,
-	FieldLastImportAt,
+	FieldCredentialsHint,
+	FieldBaseURL,
+	FieldAutoInvite,
+	FieldRoleID,
+	FieldSyncIntervalSeconds,
+	FieldDeactivateLeavers,
+	FieldActorID,
+	FieldNextSyncAt,
+	FieldSyncLeaseUntil,
+	FieldLastSyncAt,
+	FieldLastSyncStatus,
+	FieldLastSyncError,
+	FieldLastSyncEmployees,
+	FieldLastSyncInvited,
+	FieldLastSyncDeactivated,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -77,7 +140,54 @@ var (
 	UpdateDefaultUpdatedAt func() time.Time
 	// ProviderValidator is a validator for the "provider" field. It is called by the builders before save.
 	ProviderValidator func(string) error
+	// DefaultCredentialsHint holds the default value on creation for the "credentials_hint" field.
+	DefaultCredentialsHint string
+	// CredentialsHintValidator is a validator for the "credentials_hint" field. It is called by the builders before save.
+	CredentialsHintValidator func(string) error
+	// DefaultBaseURL holds the default value on creation for the "base_url" field.
+	DefaultBaseURL string
+	// BaseURLValidator is a validator for the "base_url" field. It is called by the builders before save.
+	BaseURLValidator func(string) error
+	// DefaultAutoInvite holds the default value on creation for the "auto_invite" field.
+	DefaultAutoInvite bool
+	// DefaultSyncIntervalSeconds holds the default value on creation for the "sync_interval_seconds" field.
+	DefaultSyncIntervalSeconds int
+	// DefaultDeactivateLeavers holds the default value on creation for the "deactivate_leavers" field.
+	DefaultDeactivateLeavers bool
+	// DefaultLastSyncError holds the default value on creation for the "last_sync_error" field.
+	DefaultLastSyncError string
+	// LastSyncErrorValidator is a validator for the "last_sync_error" field. It is called by the builders before save.
+	LastSyncErrorValidator func(string) error
+	// DefaultLastSyncEmployees holds the default value on creation for the "last_sync_employees" field.
+	DefaultLastSyncEmployees int
+	// DefaultLastSyncInvited holds the default value on creation for the "last_sync_invited" field.
+	DefaultLastSyncInvited int
+	// DefaultLastSyncDeactivated holds the default value on creation for the "last_sync_deactivated" field.
+	DefaultLastSyncDeactivated int
 )
+
+// LastSyncStatus defines the type for the "last_sync_status" enum field.
+type LastSyncStatus string
+
+// LastSyncStatus values.
+const (
+	LastSyncStatusSUCCEEDED LastSyncStatus = "SUCCEEDED"
+	LastSyncStatusFAILED    LastSyncStatus = "FAILED"
+)
+
+func (lss LastSyncStatus) String() string {
+	return string(lss)
+}
+
+// LastSyncStatusValidator is a validator for the "last_sync_status" field enum values. It is called by the builders before save.
+func LastSyncStatusValidator(lss LastSyncStatus) error {
+	switch lss {
+	case LastSyncStatusSUCCEEDED, LastSyncStatusFAILED:
+		return nil
+	default:
+		return fmt.Errorf("hrconnection: invalid enum value for last_sync_status field: %q", lss)
+	}
+}
 
 // OrderOption defines the ordering options for the HRConnection queries.
 type OrderOption func(*sql.Selector)
@@ -107,9 +217,79 @@ func ByProvider(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldProvider, opts...).ToFunc()
 }
 
-// ByLastImportAt orders the results by the last_import_at field.
-func ByLastImportAt(opts ...sql.OrderTermOption) OrderOption {
-	return sql.OrderByField(FieldLastImportAt, opts...).ToFunc()
+// ByCredentialsHint orders the results by the credentials_hint field.
+func ByCredentialsHint(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCredentialsHint, opts...).ToFunc()
+}
+
+// ByBaseURL orders the results by the base_url field.
+func ByBaseURL(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldBaseURL, opts...).ToFunc()
+}
+
+// ByAutoInvite orders the results by the auto_invite field.
+func ByAutoInvite(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAutoInvite, opts...).ToFunc()
+}
+
+// ByRoleID orders the results by the role_id field.
+func ByRoleID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldRoleID, opts...).ToFunc()
+}
+
+// BySyncIntervalSeconds orders the results by the sync_interval_seconds field.
+func BySyncIntervalSeconds(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSyncIntervalSeconds, opts...).ToFunc()
+}
+
+// ByDeactivateLeavers orders the results by the deactivate_leavers field.
+func ByDeactivateLeavers(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDeactivateLeavers, opts...).ToFunc()
+}
+
+// ByActorID orders the results by the actor_id field.
+func ByActorID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldActorID, opts...).ToFunc()
+}
+
+// ByNextSyncAt orders the results by the next_sync_at field.
+func ByNextSyncAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldNextSyncAt, opts...).ToFunc()
+}
+
+// BySyncLeaseUntil orders the results by the sync_lease_until field.
+func BySyncLeaseUntil(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSyncLeaseUntil, opts...).ToFunc()
+}
+
+// ByLastSyncAt orders the results by the last_sync_at field.
+func ByLastSyncAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLastSyncAt, opts...).ToFunc()
+}
+
+// ByLastSyncStatus orders the results by the last_sync_status field.
+func ByLastSyncStatus(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLastSyncStatus, opts...).ToFunc()
+}
+
+// ByLastSyncError orders the results by the last_sync_error field.
+func ByLastSyncError(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLastSyncError, opts...).ToFunc()
+}
+
+// ByLastSyncEmployees orders the results by the last_sync_employees field.
+func ByLastSyncEmployees(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLastSyncEmployees, opts...).ToFunc()
+}
+
+// ByLastSyncInvited orders the results by the last_sync_invited field.
+func ByLastSyncInvited(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLastSyncInvited, opts...).ToFunc()
+}
+
+// ByLastSyncDeactivated orders the results by the last_sync_deactivated field.
+func ByLastSyncDeactivated(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLastSyncDeactivated, opts...).ToFunc()
 }
 
 // ByOrganizationField orders the results by organization field.
@@ -118,10 +298,63 @@ func ByOrganizationField(field string, opts ...sql.OrderTermOption) OrderOption 
 		sqlgraph.OrderByNeighborTerms(s, newOrganizationStep(), sql.OrderByField(field, opts...))
 	}
 }
+
+// ByRoleField orders the results by role field.
+func ByRoleField(field string, opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newRoleStep(), sql.OrderByField(field, opts...))
+	}
+}
+
+// ByEmployeesCount orders the results by employees count.
+func ByEmployeesCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newEmployeesStep(), opts...)
+	}
+}
+
+// ByEmployees orders the results by employees terms.
+func ByEmployees(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newEmployeesStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
 func newOrganizationStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(OrganizationInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.M2O, false, OrganizationTable, OrganizationColumn),
 	)
+}
+func newRoleStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(RoleInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.M2O, false, RoleTable, RoleColumn),
+	)
+}
+func newEmployeesStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(EmployeesInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, EmployeesTable, EmployeesColumn),
+	)
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (e LastSyncStatus) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(e.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (e *LastSyncStatus) UnmarshalGQL(val interface{}) error {
+	str, ok := val.(string)
+	if !ok {
+		return fmt.Errorf("enum %T must be a string", val)
+	}
+	*e = LastSyncStatus(str)
+	if err := LastSyncStatusValidator(*e); err != nil {
+		return fmt.Errorf("%s is not a valid LastSyncStatus", str)
+	}
+	return nil
 }

@@ -80,9 +80,74 @@ func APIKeyEncrypted(v []byte) predicate.HRConnection {
 	return predicate.HRConnection(sql.FieldEQ(FieldAPIKeyEncrypted, v))
 }
 
-// LastImportAt applies equality check predicate on the "last_import_at" field. It's identical to LastImportAtEQ.
-func LastImportAt(v time.Time) predicate.HRConnection {
-	return predicate.HRConnection(sql.FieldEQ(FieldLastImportAt, v))
+// CredentialsHint applies equality check predicate on the "credentials_hint" field. It's identical to CredentialsHintEQ.
+func CredentialsHint(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldCredentialsHint, v))
+}
+
+// BaseURL applies equality check predicate on the "base_url" field. It's identical to BaseURLEQ.
+func BaseURL(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldBaseURL, v))
+}
+
+// AutoInvite applies equality check predicate on the "auto_invite" field. It's identical to AutoInviteEQ.
+func AutoInvite(v bool) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldAutoInvite, v))
+}
+
+// RoleID applies equality check predicate on the "role_id" field. It's identical to RoleIDEQ.
+func RoleID(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldRoleID, v))
+}
+
+// SyncIntervalSeconds applies equality check predicate on the "sync_interval_seconds" field. It's identical to SyncIntervalSecondsEQ.
+func SyncIntervalSeconds(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldSyncIntervalSeconds, v))
+}
+
+// DeactivateLeavers applies equality check predicate on the "deactivate_leavers" field. It's identical to DeactivateLeaversEQ.
+func DeactivateLeavers(v bool) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldDeactivateLeavers, v))
+}
+
+// ActorID applies equality check predicate on the "actor_id" field. It's identical to ActorIDEQ.
+func ActorID(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldActorID, v))
+}
+
+// NextSyncAt applies equality check predicate on the "next_sync_at" field. It's identical to NextSyncAtEQ.
+func NextSyncAt(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldNextSyncAt, v))
+}
+
+// SyncLeaseUntil applies equality check predicate on the "sync_lease_until" field. It's identical to SyncLeaseUntilEQ.
+func SyncLeaseUntil(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldSyncLeaseUntil, v))
+}
+
+// LastSyncAt applies equality check predicate on the "last_sync_at" field. It's identical to LastSyncAtEQ.
+func LastSyncAt(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldLastSyncAt, v))
+}
+
+// LastSyncError applies equality check predicate on the "last_sync_error" field. It's identical to LastSyncErrorEQ.
+func LastSyncError(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldLastSyncError, v))
+}
+
+// LastSyncEmployees applies equality check predicate on the "last_sync_employees" field. It's identical to LastSyncEmployeesEQ.
+func LastSyncEmployees(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldLastSyncEmployees, v))
+}
+
+// LastSyncInvited applies equality check predicate on the "last_sync_invited" field. It's identical to LastSyncInvitedEQ.
+func LastSyncInvited(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldLastSyncInvited, v))
+}
+
+// LastSyncDeactivated applies equality check predicate on the "last_sync_deactivated" field. It's identical to LastSyncDeactivatedEQ.
+func LastSyncDeactivated(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldLastSyncDeactivated, v))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
@@ -290,54 +355,639 @@ func APIKeyEncryptedLTE(v []byte) predicate.HRConnection {
 	return predicate.HRConnection(sql.FieldLTE(FieldAPIKeyEncrypted, v))
 }
 
-// LastImportAtEQ applies the EQ predicate on the "last_import_at" field.
-func LastImportAtEQ(v time.Time) predicate.HRConnection {
-	return predicate.HRConnection(sql.FieldEQ(FieldLastImportAt, v))
+// CredentialsHintEQ applies the EQ predicate on the "credentials_hint" field.
+func CredentialsHintEQ(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldCredentialsHint, v))
 }
 
-// LastImportAtNEQ applies the NEQ predicate on the "last_import_at" field.
-func LastImportAtNEQ(v time.Time) predicate.HRConnection {
-	return predicate.HRConnection(sql.FieldNEQ(FieldLastImportAt, v))
+// CredentialsHintNEQ applies the NEQ predicate on the "credentials_hint" field.
+func CredentialsHintNEQ(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNEQ(FieldCredentialsHint, v))
 }
 
-// LastImportAtIn applies the In predicate on the "last_import_at" field.
-func LastImportAtIn(vs ...time.Time) predicate.HRConnection {
-	return predicate.HRConnection(sql.FieldIn(FieldLastImportAt, vs...))
+// CredentialsHintIn applies the In predicate on the "credentials_hint" field.
+func CredentialsHintIn(vs ...string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIn(FieldCredentialsHint, vs...))
 }
 
-// LastImportAtNotIn applies the NotIn predicate on the "last_import_at" field.
-func LastImportAtNotIn(vs ...time.Time) predicate.HRConnection {
-	return predicate.HRConnection(sql.FieldNotIn(FieldLastImportAt, vs...))
+// CredentialsHintNotIn applies the NotIn predicate on the "credentials_hint" field.
+func CredentialsHintNotIn(vs ...string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotIn(FieldCredentialsHint, vs...))
 }
 
-// LastImportAtGT applies the GT predicate on the "last_import_at" field.
-func LastImportAtGT(v time.Time) predicate.HRConnection {
-	return predicate.HRConnection(sql.FieldGT(FieldLastImportAt, v))
+// CredentialsHintGT applies the GT predicate on the "credentials_hint" field.
+func CredentialsHintGT(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGT(FieldCredentialsHint, v))
 }
 
-// LastImportAtGTE applies the GTE predicate on the "last_import_at" field.
-func LastImportAtGTE(v time.Time) predicate.HRConnection {
-	return predicate.HRConnection(sql.FieldGTE(FieldLastImportAt, v))
+// CredentialsHintGTE applies the GTE predicate on the "credentials_hint" field.
+func CredentialsHintGTE(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGTE(FieldCredentialsHint, v))
 }
 
-// LastImportAtLT applies the LT predicate on the "last_import_at" field.
-func LastImportAtLT(v time.Time) predicate.HRConnection {
-	return predicate.HRConnection(sql.FieldLT(FieldLastImportAt, v))
+// CredentialsHintLT applies the LT predicate on the "credentials_hint" field.
+func CredentialsHintLT(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLT(FieldCredentialsHint, v))
 }
 
-// LastImportAtLTE applies the LTE predicate on the "last_import_at" field.
-func LastImportAtLTE(v time.Time) predicate.HRConnection {
-	return predicate.HRConnection(sql.FieldLTE(FieldLastImportAt, v))
+// CredentialsHintLTE applies the LTE predicate on the "credentials_hint" field.
+func CredentialsHintLTE(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLTE(FieldCredentialsHint, v))
 }
 
-// LastImportAtIsNil applies the IsNil predicate on the "last_import_at" field.
-func LastImportAtIsNil() predicate.HRConnection {
-	return predicate.HRConnection(sql.FieldIsNull(FieldLastImportAt))
+// CredentialsHintContains applies the Contains predicate on the "credentials_hint" field.
+func CredentialsHintContains(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldContains(FieldCredentialsHint, v))
 }
 
-// LastImportAtNotNil applies the NotNil predicate on the "last_import_at" field.
-func LastImportAtNotNil() predicate.HRConnection {
-	return predicate.HRConnection(sql.FieldNotNull(FieldLastImportAt))
+// CredentialsHintHasPrefix applies the HasPrefix predicate on the "credentials_hint" field.
+func CredentialsHintHasPrefix(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldHasPrefix(FieldCredentialsHint, v))
+}
+
+// CredentialsHintHasSuffix applies the HasSuffix predicate on the "credentials_hint" field.
+func CredentialsHintHasSuffix(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldHasSuffix(FieldCredentialsHint, v))
+}
+
+// CredentialsHintEqualFold applies the EqualFold predicate on the "credentials_hint" field.
+func CredentialsHintEqualFold(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEqualFold(FieldCredentialsHint, v))
+}
+
+// CredentialsHintContainsFold applies the ContainsFold predicate on the "credentials_hint" field.
+func CredentialsHintContainsFold(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldContainsFold(FieldCredentialsHint, v))
+}
+
+// BaseURLEQ applies the EQ predicate on the "base_url" field.
+func BaseURLEQ(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldBaseURL, v))
+}
+
+// BaseURLNEQ applies the NEQ predicate on the "base_url" field.
+func BaseURLNEQ(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNEQ(FieldBaseURL, v))
+}
+
+// BaseURLIn applies the In predicate on the "base_url" field.
+func BaseURLIn(vs ...string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIn(FieldBaseURL, vs...))
+}
+
+// BaseURLNotIn applies the NotIn predicate on the "base_url" field.
+func BaseURLNotIn(vs ...string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotIn(FieldBaseURL, vs...))
+}
+
+// BaseURLGT applies the GT predicate on the "base_url" field.
+func BaseURLGT(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGT(FieldBaseURL, v))
+}
+
+// BaseURLGTE applies the GTE predicate on the "base_url" field.
+func BaseURLGTE(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGTE(FieldBaseURL, v))
+}
+
+// BaseURLLT applies the LT predicate on the "base_url" field.
+func BaseURLLT(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLT(FieldBaseURL, v))
+}
+
+// BaseURLLTE applies the LTE predicate on the "base_url" field.
+func BaseURLLTE(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLTE(FieldBaseURL, v))
+}
+
+// BaseURLContains applies the Contains predicate on the "base_url" field.
+func BaseURLContains(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldContains(FieldBaseURL, v))
+}
+
+// BaseURLHasPrefix applies the HasPrefix predicate on the "base_url" field.
+func BaseURLHasPrefix(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldHasPrefix(FieldBaseURL, v))
+}
+
+// BaseURLHasSuffix applies the HasSuffix predicate on the "base_url" field.
+func BaseURLHasSuffix(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldHasSuffix(FieldBaseURL, v))
+}
+
+// BaseURLEqualFold applies the EqualFold predicate on the "base_url" field.
+func BaseURLEqualFold(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEqualFold(FieldBaseURL, v))
+}
+
+// BaseURLContainsFold applies the ContainsFold predicate on the "base_url" field.
+func BaseURLContainsFold(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldContainsFold(FieldBaseURL, v))
+}
+
+// AutoInviteEQ applies the EQ predicate on the "auto_invite" field.
+func AutoInviteEQ(v bool) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldAutoInvite, v))
+}
+
+// AutoInviteNEQ applies the NEQ predicate on the "auto_invite" field.
+func AutoInviteNEQ(v bool) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNEQ(FieldAutoInvite, v))
+}
+
+// RoleIDEQ applies the EQ predicate on the "role_id" field.
+func RoleIDEQ(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldRoleID, v))
+}
+
+// RoleIDNEQ applies the NEQ predicate on the "role_id" field.
+func RoleIDNEQ(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNEQ(FieldRoleID, v))
+}
+
+// RoleIDIn applies the In predicate on the "role_id" field.
+func RoleIDIn(vs ...int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIn(FieldRoleID, vs...))
+}
+
+// RoleIDNotIn applies the NotIn predicate on the "role_id" field.
+func RoleIDNotIn(vs ...int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotIn(FieldRoleID, vs...))
+}
+
+// RoleIDIsNil applies the IsNil predicate on the "role_id" field.
+func RoleIDIsNil() predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIsNull(FieldRoleID))
+}
+
+// RoleIDNotNil applies the NotNil predicate on the "role_id" field.
+func RoleIDNotNil() predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotNull(FieldRoleID))
+}
+
+// SyncIntervalSecondsEQ applies the EQ predicate on the "sync_interval_seconds" field.
+func SyncIntervalSecondsEQ(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldSyncIntervalSeconds, v))
+}
+
+// SyncIntervalSecondsNEQ applies the NEQ predicate on the "sync_interval_seconds" field.
+func SyncIntervalSecondsNEQ(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNEQ(FieldSyncIntervalSeconds, v))
+}
+
+// SyncIntervalSecondsIn applies the In predicate on the "sync_interval_seconds" field.
+func SyncIntervalSecondsIn(vs ...int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIn(FieldSyncIntervalSeconds, vs...))
+}
+
+// SyncIntervalSecondsNotIn applies the NotIn predicate on the "sync_interval_seconds" field.
+func SyncIntervalSecondsNotIn(vs ...int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotIn(FieldSyncIntervalSeconds, vs...))
+}
+
+// SyncIntervalSecondsGT applies the GT predicate on the "sync_interval_seconds" field.
+func SyncIntervalSecondsGT(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGT(FieldSyncIntervalSeconds, v))
+}
+
+// SyncIntervalSecondsGTE applies the GTE predicate on the "sync_interval_seconds" field.
+func SyncIntervalSecondsGTE(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGTE(FieldSyncIntervalSeconds, v))
+}
+
+// SyncIntervalSecondsLT applies the LT predicate on the "sync_interval_seconds" field.
+func SyncIntervalSecondsLT(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLT(FieldSyncIntervalSeconds, v))
+}
+
+// SyncIntervalSecondsLTE applies the LTE predicate on the "sync_interval_seconds" field.
+func SyncIntervalSecondsLTE(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLTE(FieldSyncIntervalSeconds, v))
+}
+
+// DeactivateLeaversEQ applies the EQ predicate on the "deactivate_leavers" field.
+func DeactivateLeaversEQ(v bool) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldDeactivateLeavers, v))
+}
+
+// DeactivateLeaversNEQ applies the NEQ predicate on the "deactivate_leavers" field.
+func DeactivateLeaversNEQ(v bool) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNEQ(FieldDeactivateLeavers, v))
+}
+
+// ActorIDEQ applies the EQ predicate on the "actor_id" field.
+func ActorIDEQ(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldActorID, v))
+}
+
+// ActorIDNEQ applies the NEQ predicate on the "actor_id" field.
+func ActorIDNEQ(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNEQ(FieldActorID, v))
+}
+
+// ActorIDIn applies the In predicate on the "actor_id" field.
+func ActorIDIn(vs ...int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIn(FieldActorID, vs...))
+}
+
+// ActorIDNotIn applies the NotIn predicate on the "actor_id" field.
+func ActorIDNotIn(vs ...int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotIn(FieldActorID, vs...))
+}
+
+// ActorIDGT applies the GT predicate on the "actor_id" field.
+func ActorIDGT(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGT(FieldActorID, v))
+}
+
+// ActorIDGTE applies the GTE predicate on the "actor_id" field.
+func ActorIDGTE(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGTE(FieldActorID, v))
+}
+
+// ActorIDLT applies the LT predicate on the "actor_id" field.
+func ActorIDLT(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLT(FieldActorID, v))
+}
+
+// ActorIDLTE applies the LTE predicate on the "actor_id" field.
+func ActorIDLTE(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLTE(FieldActorID, v))
+}
+
+// ActorIDIsNil applies the IsNil predicate on the "actor_id" field.
+func ActorIDIsNil() predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIsNull(FieldActorID))
+}
+
+// ActorIDNotNil applies the NotNil predicate on the "actor_id" field.
+func ActorIDNotNil() predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotNull(FieldActorID))
+}
+
+// NextSyncAtEQ applies the EQ predicate on the "next_sync_at" field.
+func NextSyncAtEQ(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldNextSyncAt, v))
+}
+
+// NextSyncAtNEQ applies the NEQ predicate on the "next_sync_at" field.
+func NextSyncAtNEQ(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNEQ(FieldNextSyncAt, v))
+}
+
+// NextSyncAtIn applies the In predicate on the "next_sync_at" field.
+func NextSyncAtIn(vs ...time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIn(FieldNextSyncAt, vs...))
+}
+
+// NextSyncAtNotIn applies the NotIn predicate on the "next_sync_at" field.
+func NextSyncAtNotIn(vs ...time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotIn(FieldNextSyncAt, vs...))
+}
+
+// NextSyncAtGT applies the GT predicate on the "next_sync_at" field.
+func NextSyncAtGT(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGT(FieldNextSyncAt, v))
+}
+
+// NextSyncAtGTE applies the GTE predicate on the "next_sync_at" field.
+func NextSyncAtGTE(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGTE(FieldNextSyncAt, v))
+}
+
+// NextSyncAtLT applies the LT predicate on the "next_sync_at" field.
+func NextSyncAtLT(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLT(FieldNextSyncAt, v))
+}
+
+// NextSyncAtLTE applies the LTE predicate on the "next_sync_at" field.
+func NextSyncAtLTE(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLTE(FieldNextSyncAt, v))
+}
+
+// NextSyncAtIsNil applies the IsNil predicate on the "next_sync_at" field.
+func NextSyncAtIsNil() predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIsNull(FieldNextSyncAt))
+}
+
+// NextSyncAtNotNil applies the NotNil predicate on the "next_sync_at" field.
+func NextSyncAtNotNil() predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotNull(FieldNextSyncAt))
+}
+
+// SyncLeaseUntilEQ applies the EQ predicate on the "sync_lease_until" field.
+func SyncLeaseUntilEQ(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldSyncLeaseUntil, v))
+}
+
+// SyncLeaseUntilNEQ applies the NEQ predicate on the "sync_lease_until" field.
+func SyncLeaseUntilNEQ(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNEQ(FieldSyncLeaseUntil, v))
+}
+
+// SyncLeaseUntilIn applies the In predicate on the "sync_lease_until" field.
+func SyncLeaseUntilIn(vs ...time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIn(FieldSyncLeaseUntil, vs...))
+}
+
+// SyncLeaseUntilNotIn applies the NotIn predicate on the "sync_lease_until" field.
+func SyncLeaseUntilNotIn(vs ...time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotIn(FieldSyncLeaseUntil, vs...))
+}
+
+// SyncLeaseUntilGT applies the GT predicate on the "sync_lease_until" field.
+func SyncLeaseUntilGT(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGT(FieldSyncLeaseUntil, v))
+}
+
+// SyncLeaseUntilGTE applies the GTE predicate on the "sync_lease_until" field.
+func SyncLeaseUntilGTE(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGTE(FieldSyncLeaseUntil, v))
+}
+
+// SyncLeaseUntilLT applies the LT predicate on the "sync_lease_until" field.
+func SyncLeaseUntilLT(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLT(FieldSyncLeaseUntil, v))
+}
+
+// SyncLeaseUntilLTE applies the LTE predicate on the "sync_lease_until" field.
+func SyncLeaseUntilLTE(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLTE(FieldSyncLeaseUntil, v))
+}
+
+// SyncLeaseUntilIsNil applies the IsNil predicate on the "sync_lease_until" field.
+func SyncLeaseUntilIsNil() predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIsNull(FieldSyncLeaseUntil))
+}
+
+// SyncLeaseUntilNotNil applies the NotNil predicate on the "sync_lease_until" field.
+func SyncLeaseUntilNotNil() predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotNull(FieldSyncLeaseUntil))
+}
+
+// LastSyncAtEQ applies the EQ predicate on the "last_sync_at" field.
+func LastSyncAtEQ(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldLastSyncAt, v))
+}
+
+// LastSyncAtNEQ applies the NEQ predicate on the "last_sync_at" field.
+func LastSyncAtNEQ(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNEQ(FieldLastSyncAt, v))
+}
+
+// LastSyncAtIn applies the In predicate on the "last_sync_at" field.
+func LastSyncAtIn(vs ...time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIn(FieldLastSyncAt, vs...))
+}
+
+// LastSyncAtNotIn applies the NotIn predicate on the "last_sync_at" field.
+func LastSyncAtNotIn(vs ...time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotIn(FieldLastSyncAt, vs...))
+}
+
+// LastSyncAtGT applies the GT predicate on the "last_sync_at" field.
+func LastSyncAtGT(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGT(FieldLastSyncAt, v))
+}
+
+// LastSyncAtGTE applies the GTE predicate on the "last_sync_at" field.
+func LastSyncAtGTE(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGTE(FieldLastSyncAt, v))
+}
+
+// LastSyncAtLT applies the LT predicate on the "last_sync_at" field.
+func LastSyncAtLT(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLT(FieldLastSyncAt, v))
+}
+
+// LastSyncAtLTE applies the LTE predicate on the "last_sync_at" field.
+func LastSyncAtLTE(v time.Time) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLTE(FieldLastSyncAt, v))
+}
+
+// LastSyncAtIsNil applies the IsNil predicate on the "last_sync_at" field.
+func LastSyncAtIsNil() predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIsNull(FieldLastSyncAt))
+}
+
+// LastSyncAtNotNil applies the NotNil predicate on the "last_sync_at" field.
+func LastSyncAtNotNil() predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotNull(FieldLastSyncAt))
+}
+
+// LastSyncStatusEQ applies the EQ predicate on the "last_sync_status" field.
+func LastSyncStatusEQ(v LastSyncStatus) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldLastSyncStatus, v))
+}
+
+// LastSyncStatusNEQ applies the NEQ predicate on the "last_sync_status" field.
+func LastSyncStatusNEQ(v LastSyncStatus) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNEQ(FieldLastSyncStatus, v))
+}
+
+// LastSyncStatusIn applies the In predicate on the "last_sync_status" field.
+func LastSyncStatusIn(vs ...LastSyncStatus) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIn(FieldLastSyncStatus, vs...))
+}
+
+// LastSyncStatusNotIn applies the NotIn predicate on the "last_sync_status" field.
+func LastSyncStatusNotIn(vs ...LastSyncStatus) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotIn(FieldLastSyncStatus, vs...))
+}
+
+// LastSyncStatusIsNil applies the IsNil predicate on the "last_sync_status" field.
+func LastSyncStatusIsNil() predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIsNull(FieldLastSyncStatus))
+}
+
+// LastSyncStatusNotNil applies the NotNil predicate on the "last_sync_status" field.
+func LastSyncStatusNotNil() predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotNull(FieldLastSyncStatus))
+}
+
+// LastSyncErrorEQ applies the EQ predicate on the "last_sync_error" field.
+func LastSyncErrorEQ(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldLastSyncError, v))
+}
+
+// LastSyncErrorNEQ applies the NEQ predicate on the "last_sync_error" field.
+func LastSyncErrorNEQ(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNEQ(FieldLastSyncError, v))
+}
+
+// LastSyncErrorIn applies the In predicate on the "last_sync_error" field.
+func LastSyncErrorIn(vs ...string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIn(FieldLastSyncError, vs...))
+}
+
+// LastSyncErrorNotIn applies the NotIn predicate on the "last_sync_error" field.
+func LastSyncErrorNotIn(vs ...string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotIn(FieldLastSyncError, vs...))
+}
+
+// LastSyncErrorGT applies the GT predicate on the "last_sync_error" field.
+func LastSyncErrorGT(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGT(FieldLastSyncError, v))
+}
+
+// LastSyncErrorGTE applies the GTE predicate on the "last_sync_error" field.
+func LastSyncErrorGTE(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGTE(FieldLastSyncError, v))
+}
+
+// LastSyncErrorLT applies the LT predicate on the "last_sync_error" field.
+func LastSyncErrorLT(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLT(FieldLastSyncError, v))
+}
+
+// LastSyncErrorLTE applies the LTE predicate on the "last_sync_error" field.
+func LastSyncErrorLTE(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLTE(FieldLastSyncError, v))
+}
+
+// LastSyncErrorContains applies the Contains predicate on the "last_sync_error" field.
+func LastSyncErrorContains(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldContains(FieldLastSyncError, v))
+}
+
+// LastSyncErrorHasPrefix applies the HasPrefix predicate on the "last_sync_error" field.
+func LastSyncErrorHasPrefix(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldHasPrefix(FieldLastSyncError, v))
+}
+
+// LastSyncErrorHasSuffix applies the HasSuffix predicate on the "last_sync_error" field.
+func LastSyncErrorHasSuffix(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldHasSuffix(FieldLastSyncError, v))
+}
+
+// LastSyncErrorEqualFold applies the EqualFold predicate on the "last_sync_error" field.
+func LastSyncErrorEqualFold(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEqualFold(FieldLastSyncError, v))
+}
+
+// LastSyncErrorContainsFold applies the ContainsFold predicate on the "last_sync_error" field.
+func LastSyncErrorContainsFold(v string) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldContainsFold(FieldLastSyncError, v))
+}
+
+// LastSyncEmployeesEQ applies the EQ predicate on the "last_sync_employees" field.
+func LastSyncEmployeesEQ(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldLastSyncEmployees, v))
+}
+
+// LastSyncEmployeesNEQ applies the NEQ predicate on the "last_sync_employees" field.
+func LastSyncEmployeesNEQ(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNEQ(FieldLastSyncEmployees, v))
+}
+
+// LastSyncEmployeesIn applies the In predicate on the "last_sync_employees" field.
+func LastSyncEmployeesIn(vs ...int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIn(FieldLastSyncEmployees, vs...))
+}
+
+// LastSyncEmployeesNotIn applies the NotIn predicate on the "last_sync_employees" field.
+func LastSyncEmployeesNotIn(vs ...int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotIn(FieldLastSyncEmployees, vs...))
+}
+
+// LastSyncEmployeesGT applies the GT predicate on the "last_sync_employees" field.
+func LastSyncEmployeesGT(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGT(FieldLastSyncEmployees, v))
+}
+
+// LastSyncEmployeesGTE applies the GTE predicate on the "last_sync_employees" field.
+func LastSyncEmployeesGTE(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGTE(FieldLastSyncEmployees, v))
+}
+
+// LastSyncEmployeesLT applies the LT predicate on the "last_sync_employees" field.
+func LastSyncEmployeesLT(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLT(FieldLastSyncEmployees, v))
+}
+
+// LastSyncEmployeesLTE applies the LTE predicate on the "last_sync_employees" field.
+func LastSyncEmployeesLTE(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLTE(FieldLastSyncEmployees, v))
+}
+
+// LastSyncInvitedEQ applies the EQ predicate on the "last_sync_invited" field.
+func LastSyncInvitedEQ(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldLastSyncInvited, v))
+}
+
+// LastSyncInvitedNEQ applies the NEQ predicate on the "last_sync_invited" field.
+func LastSyncInvitedNEQ(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNEQ(FieldLastSyncInvited, v))
+}
+
+// LastSyncInvitedIn applies the In predicate on the "last_sync_invited" field.
+func LastSyncInvitedIn(vs ...int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIn(FieldLastSyncInvited, vs...))
+}
+
+// LastSyncInvitedNotIn applies the NotIn predicate on the "last_sync_invited" field.
+func LastSyncInvitedNotIn(vs ...int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotIn(FieldLastSyncInvited, vs...))
+}
+
+// LastSyncInvitedGT applies the GT predicate on the "last_sync_invited" field.
+func LastSyncInvitedGT(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGT(FieldLastSyncInvited, v))
+}
+
+// LastSyncInvitedGTE applies the GTE predicate on the "last_sync_invited" field.
+func LastSyncInvitedGTE(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGTE(FieldLastSyncInvited, v))
+}
+
+// LastSyncInvitedLT applies the LT predicate on the "last_sync_invited" field.
+func LastSyncInvitedLT(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLT(FieldLastSyncInvited, v))
+}
+
+// LastSyncInvitedLTE applies the LTE predicate on the "last_sync_invited" field.
+func LastSyncInvitedLTE(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLTE(FieldLastSyncInvited, v))
+}
+
+// LastSyncDeactivatedEQ applies the EQ predicate on the "last_sync_deactivated" field.
+func LastSyncDeactivatedEQ(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldEQ(FieldLastSyncDeactivated, v))
+}
+
+// LastSyncDeactivatedNEQ applies the NEQ predicate on the "last_sync_deactivated" field.
+func LastSyncDeactivatedNEQ(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNEQ(FieldLastSyncDeactivated, v))
+}
+
+// LastSyncDeactivatedIn applies the In predicate on the "last_sync_deactivated" field.
+func LastSyncDeactivatedIn(vs ...int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldIn(FieldLastSyncDeactivated, vs...))
+}
+
+// LastSyncDeactivatedNotIn applies the NotIn predicate on the "last_sync_deactivated" field.
+func LastSyncDeactivatedNotIn(vs ...int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldNotIn(FieldLastSyncDeactivated, vs...))
+}
+
+// LastSyncDeactivatedGT applies the GT predicate on the "last_sync_deactivated" field.
+func LastSyncDeactivatedGT(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGT(FieldLastSyncDeactivated, v))
+}
+
+// LastSyncDeactivatedGTE applies the GTE predicate on the "last_sync_deactivated" field.
+func LastSyncDeactivatedGTE(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldGTE(FieldLastSyncDeactivated, v))
+}
+
+// LastSyncDeactivatedLT applies the LT predicate on the "last_sync_deactivated" field.
+func LastSyncDeactivatedLT(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLT(FieldLastSyncDeactivated, v))
+}
+
+// LastSyncDeactivatedLTE applies the LTE predicate on the "last_sync_deactivated" field.
+func LastSyncDeactivatedLTE(v int) predicate.HRConnection {
+	return predicate.HRConnection(sql.FieldLTE(FieldLastSyncDeactivated, v))
 }
 
 // HasOrganization applies the HasEdge predicate on the "organization" edge.
@@ -355,6 +1005,52 @@ func HasOrganization() predicate.HRConnection {
 func HasOrganizationWith(preds ...predicate.Organization) predicate.HRConnection {
 	return predicate.HRConnection(func(s *sql.Selector) {
 		step := newOrganizationStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasRole applies the HasEdge predicate on the "role" edge.
+func HasRole() predicate.HRConnection {
+	return predicate.HRConnection(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, RoleTable, RoleColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasRoleWith applies the HasEdge predicate on the "role" edge with a given conditions (other predicates).
+func HasRoleWith(preds ...predicate.Role) predicate.HRConnection {
+	return predicate.HRConnection(func(s *sql.Selector) {
+		step := newRoleStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasEmployees applies the HasEdge predicate on the "employees" edge.
+func HasEmployees() predicate.HRConnection {
+	return predicate.HRConnection(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, EmployeesTable, EmployeesColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasEmployeesWith applies the HasEdge predicate on the "employees" edge with a given conditions (other predicates).
+func HasEmployeesWith(preds ...predicate.HREmployee) predicate.HRConnection {
+	return predicate.HRConnection(func(s *sql.Selector) {
+		step := newEmployeesStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

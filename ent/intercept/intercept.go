@@ -11,6 +11,7 @@ import (
 	"admit/ent/contact"
 	"admit/ent/delivery"
 	"admit/ent/hrconnection"
+	"admit/ent/hremployee"
 	"admit/ent/idempotencykey"
 	"admit/ent/invitation"
 	"admit/ent/invitelink"
@@ -189,6 +190,33 @@ func (f TraverseHRConnection) Traverse(ctx context.Context, q ent.Query) error {
 		return f(ctx, q)
 	}
 	return fmt.Errorf("unexpected query type %T. expect *ent.HRConnectionQuery", q)
+}
+
+// The HREmployeeFunc type is an adapter to allow the use of ordinary function as a Querier.
+type HREmployeeFunc func(context.Context, *ent.HREmployeeQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f HREmployeeFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.HREmployeeQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.HREmployeeQuery", q)
+}
+
+// The TraverseHREmployee type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseHREmployee func(context.Context, *ent.HREmployeeQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseHREmployee) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseHREmployee) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.HREmployeeQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.HREmployeeQuery", q)
 }
 
 // The IdempotencyKeyFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -499,6 +527,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.DeliveryQuery, predicate.Delivery, delivery.OrderOption]{typ: ent.TypeDelivery, tq: q}, nil
 	case *ent.HRConnectionQuery:
 		return &query[*ent.HRConnectionQuery, predicate.HRConnection, hrconnection.OrderOption]{typ: ent.TypeHRConnection, tq: q}, nil
+	case *ent.HREmployeeQuery:
+		return &query[*ent.HREmployeeQuery, predicate.HREmployee, hremployee.OrderOption]{typ: ent.TypeHREmployee, tq: q}, nil
 	case *ent.IdempotencyKeyQuery:
 		return &query[*ent.IdempotencyKeyQuery, predicate.IdempotencyKey, idempotencykey.OrderOption]{typ: ent.TypeIdempotencyKey, tq: q}, nil
 	case *ent.InvitationQuery:

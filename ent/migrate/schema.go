@@ -151,8 +151,22 @@ var (
 		{Name: "updated_at", Type: field.TypeTime},
 		{Name: "provider", Type: field.TypeString, Size: 50},
 		{Name: "api_key_encrypted", Type: field.TypeBytes},
-		{Name: "last_import_at", Type: field.TypeTime, Nullable: true},
+		{Name: "credentials_hint", Type: field.TypeString, Size: 20, Default: ""},
+		{Name: "base_url", Type: field.TypeString, Size: 500, Default: ""},
+		{Name: "auto_invite", Type: field.TypeBool, Default: false},
+		{Name: "sync_interval_seconds", Type: field.TypeInt, Default: 0},
+		{Name: "deactivate_leavers", Type: field.TypeBool, Default: false},
+		{Name: "actor_id", Type: field.TypeInt, Nullable: true},
+		{Name: "next_sync_at", Type: field.TypeTime, Nullable: true},
+		{Name: "sync_lease_until", Type: field.TypeTime, Nullable: true},
+		{Name: "last_sync_at", Type: field.TypeTime, Nullable: true},
+		{Name: "last_sync_status", Type: field.TypeEnum, Nullable: true, Enums: []string{"SUCCEEDED", "FAILED"}},
+		{Name: "last_sync_error", Type: field.TypeString, Size: 1000, Default: ""},
+		{Name: "last_sync_employees", Type: field.TypeInt, Default: 0},
+		{Name: "last_sync_invited", Type: field.TypeInt, Default: 0},
+		{Name: "last_sync_deactivated", Type: field.TypeInt, Default: 0},
 		{Name: "organization_id", Type: field.TypeInt},
+		{Name: "role_id", Type: field.TypeInt, Nullable: true},
 	}
 	// HrConnectionsTable holds the schema information for the "hr_connections" table.
 	HrConnectionsTable = &schema.Table{
@@ -162,16 +176,66 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "hr_connections_organizations_organization",
-				Columns:    []*schema.Column{HrConnectionsColumns[6]},
+				Columns:    []*schema.Column{HrConnectionsColumns[19]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
+			},
+			{
+				Symbol:     "hr_connections_roles_role",
+				Columns:    []*schema.Column{HrConnectionsColumns[20]},
+				RefColumns: []*schema.Column{RolesColumns[0]},
+				OnDelete:   schema.SetNull,
 			},
 		},
 		Indexes: []*schema.Index{
 			{
 				Name:    "hrconnection_organization_id_provider",
 				Unique:  true,
-				Columns: []*schema.Column{HrConnectionsColumns[6], HrConnectionsColumns[3]},
+				Columns: []*schema.Column{HrConnectionsColumns[19], HrConnectionsColumns[3]},
+			},
+		},
+	}
+	// HrEmployeesColumns holds the columns for the "hr_employees" table.
+	HrEmployeesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "employee_id", Type: field.TypeString, Size: 200},
+		{Name: "name", Type: field.TypeString, Size: 200, Default: ""},
+		{Name: "email", Type: field.TypeString, Size: 320, Default: ""},
+		{Name: "phone", Type: field.TypeString, Size: 50, Default: ""},
+		{Name: "department", Type: field.TypeString, Size: 200, Default: ""},
+		{Name: "employment_status", Type: field.TypeEnum, Enums: []string{"ACTIVE", "PENDING", "INACTIVE", "LEAVE"}, Default: "ACTIVE"},
+		{Name: "start_date", Type: field.TypeTime, Nullable: true},
+		{Name: "end_date", Type: field.TypeTime, Nullable: true},
+		{Name: "provider_updated_at", Type: field.TypeTime, Nullable: true},
+		{Name: "connection_id", Type: field.TypeInt},
+		{Name: "organization_id", Type: field.TypeInt},
+	}
+	// HrEmployeesTable holds the schema information for the "hr_employees" table.
+	HrEmployeesTable = &schema.Table{
+		Name:       "hr_employees",
+		Columns:    HrEmployeesColumns,
+		PrimaryKey: []*schema.Column{HrEmployeesColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "hr_employees_hr_connections_employees",
+				Columns:    []*schema.Column{HrEmployeesColumns[12]},
+				RefColumns: []*schema.Column{HrConnectionsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+			{
+				Symbol:     "hr_employees_organizations_organization",
+				Columns:    []*schema.Column{HrEmployeesColumns[13]},
+				RefColumns: []*schema.Column{OrganizationsColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "hremployee_connection_id_employee_id",
+				Unique:  true,
+				Columns: []*schema.Column{HrEmployeesColumns[12], HrEmployeesColumns[3]},
 			},
 		},
 	}
@@ -679,6 +743,7 @@ var (
 		ContactsTable,
 		DeliveriesTable,
 		HrConnectionsTable,
+		HrEmployeesTable,
 		IdempotencyKeysTable,
 		InvitationsTable,
 		InviteLinksTable,
@@ -712,8 +777,14 @@ func init() {
 		IncrementStart: func(i int) *int { return &i }(8589934592),
 	}
 	HrConnectionsTable.ForeignKeys[0].RefTable = OrganizationsTable
+	HrConnectionsTable.ForeignKeys[1].RefTable = RolesTable
 	HrConnectionsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(12884901888),
+	}
+	HrEmployeesTable.ForeignKeys[0].RefTable = HrConnectionsTable
+	HrEmployeesTable.ForeignKeys[1].RefTable = OrganizationsTable
+	HrEmployeesTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(64424509440),
 	}
 	IdempotencyKeysTable.ForeignKeys[0].RefTable = OrganizationsTable
 	IdempotencyKeysTable.Annotation = &entsql.Annotation{

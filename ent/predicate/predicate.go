@@ -18,6 +18,9 @@ type Delivery func(*sql.Selector)
 // HRConnection is the predicate function for hrconnection builders.
 type HRConnection func(*sql.Selector)
 
+// HREmployee is the predicate function for hremployee builders.
+type HREmployee func(*sql.Selector)
+
 // IdempotencyKey is the predicate function for idempotencykey builders.
 type IdempotencyKey func(*sql.Selector)
 

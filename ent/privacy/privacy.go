@@ -207,6 +207,30 @@ func (f HRConnectionMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mu
 	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.HRConnectionMutation", m)
 }
 
+// The HREmployeeQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type HREmployeeQueryRuleFunc func(context.Context, *ent.HREmployeeQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f HREmployeeQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.HREmployeeQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.HREmployeeQuery", q)
+}
+
+// The HREmployeeMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type HREmployeeMutationRuleFunc func(context.Context, *ent.HREmployeeMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f HREmployeeMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.HREmployeeMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.HREmployeeMutation", m)
+}
+
 // The IdempotencyKeyQueryRuleFunc type is an adapter to allow the use of ordinary
 // functions as a query rule.
 type IdempotencyKeyQueryRuleFunc func(context.Context, *ent.IdempotencyKeyQuery) error
@@ -514,6 +538,8 @@ func queryFilter(q ent.Query) (Filter, error) {
 		return q.Filter(), nil
 	case *ent.HRConnectionQuery:
 		return q.Filter(), nil
+	case *ent.HREmployeeQuery:
+		return q.Filter(), nil
 	case *ent.IdempotencyKeyQuery:
 		return q.Filter(), nil
 	case *ent.InvitationQuery:
@@ -550,6 +576,8 @@ func mutationFilter(m ent.Mutation) (Filter, error) {
 	case *ent.DeliveryMutation:
 		return m.Filter(), nil
 	case *ent.HRConnectionMutation:
+		return m.Filter(), nil
+	case *ent.HREmployeeMutation:
 		return m.Filter(), nil
 	case *ent.IdempotencyKeyMutation:
 		return m.Filter(), nil

@@ -7,6 +7,7 @@ import (
 	"admit/ent/contact"
 	"admit/ent/delivery"
 	"admit/ent/hrconnection"
+	"admit/ent/hremployee"
 	"admit/ent/idempotencykey"
 	"admit/ent/invitation"
 	"admit/ent/invitelink"
@@ -192,6 +193,114 @@ func init() {
 			return nil
 		}
 	}()
+	// hrconnectionDescCredentialsHint is the schema descriptor for credentials_hint field.
+	hrconnectionDescCredentialsHint := hrconnectionFields[2].Descriptor()
+	// hrconnection.DefaultCredentialsHint holds the default value on creation for the credentials_hint field.
+	hrconnection.DefaultCredentialsHint = hrconnectionDescCredentialsHint.Default.(string)
+	// hrconnection.CredentialsHintValidator is a validator for the "credentials_hint" field. It is called by the builders before save.
+	hrconnection.CredentialsHintValidator = hrconnectionDescCredentialsHint.Validators[0].(func(string) error)
+	// hrconnectionDescBaseURL is the schema descriptor for base_url field.
+	hrconnectionDescBaseURL := hrconnectionFields[3].Descriptor()
+	// hrconnection.DefaultBaseURL holds the default value on creation for the base_url field.
+	hrconnection.DefaultBaseURL = hrconnectionDescBaseURL.Default.(string)
+	// hrconnection.BaseURLValidator is a validator for the "base_url" field. It is called by the builders before save.
+	hrconnection.BaseURLValidator = hrconnectionDescBaseURL.Validators[0].(func(string) error)
+	// hrconnectionDescAutoInvite is the schema descriptor for auto_invite field.
+	hrconnectionDescAutoInvite := hrconnectionFields[4].Descriptor()
+	// hrconnection.DefaultAutoInvite holds the default value on creation for the auto_invite field.
+	hrconnection.DefaultAutoInvite = hrconnectionDescAutoInvite.Default.(bool)
+	// hrconnectionDescSyncIntervalSeconds is the schema descriptor for sync_interval_seconds field.
+	hrconnectionDescSyncIntervalSeconds := hrconnectionFields[6].Descriptor()
+	// hrconnection.DefaultSyncIntervalSeconds holds the default value on creation for the sync_interval_seconds field.
+	hrconnection.DefaultSyncIntervalSeconds = hrconnectionDescSyncIntervalSeconds.Default.(int)
+	// hrconnectionDescDeactivateLeavers is the schema descriptor for deactivate_leavers field.
+	hrconnectionDescDeactivateLeavers := hrconnectionFields[7].Descriptor()
+	// hrconnection.DefaultDeactivateLeavers holds the default value on creation for the deactivate_leavers field.
+	hrconnection.DefaultDeactivateLeavers = hrconnectionDescDeactivateLeavers.Default.(bool)
+	// hrconnectionDescLastSyncError is the schema descriptor for last_sync_error field.
+	hrconnectionDescLastSyncError := hrconnectionFields[13].Descriptor()
+	// hrconnection.DefaultLastSyncError holds the default value on creation for the last_sync_error field.
+	hrconnection.DefaultLastSyncError = hrconnectionDescLastSyncError.Default.(string)
+	// hrconnection.LastSyncErrorValidator is a validator for the "last_sync_error" field. It is called by the builders before save.
+	hrconnection.LastSyncErrorValidator = hrconnectionDescLastSyncError.Validators[0].(func(string) error)
+	// hrconnectionDescLastSyncEmployees is the schema descriptor for last_sync_employees field.
+	hrconnectionDescLastSyncEmployees := hrconnectionFields[14].Descriptor()
+	// hrconnection.DefaultLastSyncEmployees holds the default value on creation for the last_sync_employees field.
+	hrconnection.DefaultLastSyncEmployees = hrconnectionDescLastSyncEmployees.Default.(int)
+	// hrconnectionDescLastSyncInvited is the schema descriptor for last_sync_invited field.
+	hrconnectionDescLastSyncInvited := hrconnectionFields[15].Descriptor()
+	// hrconnection.DefaultLastSyncInvited holds the default value on creation for the last_sync_invited field.
+	hrconnection.DefaultLastSyncInvited = hrconnectionDescLastSyncInvited.Default.(int)
+	// hrconnectionDescLastSyncDeactivated is the schema descriptor for last_sync_deactivated field.
+	hrconnectionDescLastSyncDeactivated := hrconnectionFields[16].Descriptor()
+	// hrconnection.DefaultLastSyncDeactivated holds the default value on creation for the last_sync_deactivated field.
+	hrconnection.DefaultLastSyncDeactivated = hrconnectionDescLastSyncDeactivated.Default.(int)
+	hremployeeMixin := schema.HREmployee{}.Mixin()
+	hremployee.Policy = privacy.NewPolicies(hremployeeMixin[1], schema.HREmployee{})
+	hremployee.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := hremployee.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	hremployeeMixinFields0 := hremployeeMixin[0].Fields()
+	_ = hremployeeMixinFields0
+	hremployeeFields := schema.HREmployee{}.Fields()
+	_ = hremployeeFields
+	// hremployeeDescCreatedAt is the schema descriptor for created_at field.
+	hremployeeDescCreatedAt := hremployeeMixinFields0[0].Descriptor()
+	// hremployee.DefaultCreatedAt holds the default value on creation for the created_at field.
+	hremployee.DefaultCreatedAt = hremployeeDescCreatedAt.Default.(func() time.Time)
+	// hremployeeDescUpdatedAt is the schema descriptor for updated_at field.
+	hremployeeDescUpdatedAt := hremployeeMixinFields0[1].Descriptor()
+	// hremployee.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	hremployee.DefaultUpdatedAt = hremployeeDescUpdatedAt.Default.(func() time.Time)
+	// hremployee.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	hremployee.UpdateDefaultUpdatedAt = hremployeeDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// hremployeeDescEmployeeID is the schema descriptor for employee_id field.
+	hremployeeDescEmployeeID := hremployeeFields[1].Descriptor()
+	// hremployee.EmployeeIDValidator is a validator for the "employee_id" field. It is called by the builders before save.
+	hremployee.EmployeeIDValidator = func() func(string) error {
+		validators := hremployeeDescEmployeeID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(employee_id string) error {
+			for _, fn := range fns {
+				if err := fn(employee_id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// hremployeeDescName is the schema descriptor for name field.
+	hremployeeDescName := hremployeeFields[2].Descriptor()
+	// hremployee.DefaultName holds the default value on creation for the name field.
+	hremployee.DefaultName = hremployeeDescName.Default.(string)
+	// hremployee.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	hremployee.NameValidator = hremployeeDescName.Validators[0].(func(string) error)
+	// hremployeeDescEmail is the schema descriptor for email field.
+	hremployeeDescEmail := hremployeeFields[3].Descriptor()
+	// hremployee.DefaultEmail holds the default value on creation for the email field.
+	hremployee.DefaultEmail = hremployeeDescEmail.Default.(string)
+	// hremployee.EmailValidator is a validator for the "email" field. It is called by the builders before save.
+	hremployee.EmailValidator = hremployeeDescEmail.Validators[0].(func(string) error)
+	// hremployeeDescPhone is the schema descriptor for phone field.
+	hremployeeDescPhone := hremployeeFields[4].Descriptor()
+	// hremployee.DefaultPhone holds the default value on creation for the phone field.
+	hremployee.DefaultPhone = hremployeeDescPhone.Default.(string)
+	// hremployee.PhoneValidator is a validator for the "phone" field. It is called by the builders before save.
+	hremployee.PhoneValidator = hremployeeDescPhone.Validators[0].(func(string) error)
+	// hremployeeDescDepartment is the schema descriptor for department field.
+	hremployeeDescDepartment := hremployeeFields[5].Descriptor()
+	// hremployee.DefaultDepartment holds the default value on creation for the department field.
+	hremployee.DefaultDepartment = hremployeeDescDepartment.Default.(string)
+	// hremployee.DepartmentValidator is a validator for the "department" field. It is called by the builders before save.
+	hremployee.DepartmentValidator = hremployeeDescDepartment.Validators[0].(func(string) error)
 	idempotencykeyMixin := schema.IdempotencyKey{}.Mixin()
 	idempotencykey.Policy = privacy.NewPolicies(idempotencykeyMixin[0], schema.IdempotencyKey{})
 	idempotencykey.Hooks[0] = func(next ent.Mutator) ent.Mutator {

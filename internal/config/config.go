@@ -40,6 +40,11 @@ type Config struct {
 	ResendCooldown     time.Duration
 	OutboxConcurrency  int
 	MetricsAddr        string
+	// HRAllowPrivateHosts lets HR connections reach loopback, private and
+	// link-local addresses (tests, on-premises mocks).
+	HRAllowPrivateHosts bool
+	// HRSyncCheck is how often each replica looks for due HR syncs.
+	HRSyncCheck time.Duration
 
 	BootstrapOrganization  string
 	BootstrapAdminEmail    string
@@ -80,6 +85,8 @@ var Settings = []Setting{
 	{"IMPORT_MAX_BYTES", "import-max-bytes", "5242880", "Largest invitation file."},
 	{"IMPORT_MAX_ROWS", "import-max-rows", "50000", "Most rows in an invitation file."},
 	{"INVITE_RESEND_COOLDOWN", "invite-resend-cooldown", "1m", "Least time between two sends of one invitation."},
+	{"ADMIT_HR_ALLOW_PRIVATE_HOSTS", "hr-allow-private-hosts", "false", "Let HR connections reach loopback, private and link-local addresses (checked on the dialled address, redirects included). Only for tests and on-premises mocks; base URLs must be https either way."},
+	{"HR_SYNC_CHECK_INTERVAL", "hr-sync-check-interval", "1m", "How often each replica looks for due scheduled HR syncs; a lease in the database lets exactly one replica run each."},
 	{"LOG_LEVEL", "log-level", "info", "debug, info, warn or error."},
 	{"ADMIT_BOOTSTRAP_ORGANIZATION", "bootstrap-organization", "Example", "First run only: name of the first organization."},
 	{"ADMIT_BOOTSTRAP_ADMIN_EMAIL", "bootstrap-admin-email", "admin@example.com", "First run only: the first admin's email."},
@@ -158,6 +165,12 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 		errs = append(errs, fmt.Sprintf("GRAPHQL_INTROSPECTION: %q is not true or false", get("GRAPHQL_INTROSPECTION")))
 	}
 	c.Introspection = intro
+	hrPrivate, err := strconv.ParseBool(get("ADMIT_HR_ALLOW_PRIVATE_HOSTS"))
+	if err != nil {
+		errs = append(errs, fmt.Sprintf("ADMIT_HR_ALLOW_PRIVATE_HOSTS: %q is not true or false", get("ADMIT_HR_ALLOW_PRIVATE_HOSTS")))
+	}
+	c.HRAllowPrivateHosts = hrPrivate
+	c.HRSyncCheck = dur("HR_SYNC_CHECK_INTERVAL")
 	c.Limits = server.Limits{
 		MaxBodyBytes:    num("MAX_BODY_BYTES"),
 		MaxUploadBytes:  num("MAX_UPLOAD_BYTES"),

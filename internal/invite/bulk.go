@@ -22,6 +22,8 @@ type newInvitation struct {
 	Email string `json:"e"`
 	Name  string `json:"n"`
 	Nonce []byte `json:"t"`
+	// ExternalID is written as NULL when empty.
+	ExternalID string `json:"x,omitempty"`
 }
 
 // batchFields is what every invitation of one request shares.
@@ -56,14 +58,14 @@ type batchFields struct {
 
 const pgWriteInvitations = `
 WITH input AS (
-	SELECT r.e, r.n, r.t FROM jsonb_to_recordset($1::jsonb) AS r(e text, n text, t text)
+	SELECT r.e, r.n, r.t, r.x FROM jsonb_to_recordset($1::jsonb) AS r(e text, n text, t text, x text)
 ), created AS (
 	INSERT INTO invitations (created_at, updated_at, organization_id, email, name, kind, admin, source,
 		delivery_mode, status, message, token_nonces, token_generation, expires_at, send_count,
-		last_sent_at, last_delivery_error, role_id, inviter_id, workspace_id)
+		last_sent_at, last_delivery_error, role_id, inviter_id, workspace_id, external_id)
 	SELECT $2::timestamptz, $2::timestamptz, $3::bigint, e, n, $12::varchar, false, $4::varchar,
 		'INVITE', 'PENDING', $5::varchar, jsonb_build_array(t), 1, $6::timestamptz, 1,
-		$2::timestamptz, '', $7::bigint, $8::bigint, $9::bigint
+		$2::timestamptz, '', $7::bigint, $8::bigint, $9::bigint, x
 	FROM input
 	ORDER BY e
 	ON CONFLICT (organization_id, email) WHERE status = 'PENDING' AND email IS NOT NULL DO NOTHING
@@ -88,10 +90,10 @@ const (
 	sqliteInsertInvitations = `
 INSERT INTO invitations (created_at, updated_at, organization_id, email, name, kind, admin, source,
 	delivery_mode, status, message, token_nonces, token_generation, expires_at, send_count,
-	last_sent_at, last_delivery_error, role_id, inviter_id, workspace_id)
+	last_sent_at, last_delivery_error, role_id, inviter_id, workspace_id, external_id)
 SELECT ?1, ?1, ?2, j.value ->> 'e', j.value ->> 'n', ?10, false, ?3,
 	'INVITE', 'PENDING', ?4, json_array(j.value ->> 't'), 1, ?5, 1,
-	?1, '', ?6, ?7, ?8
+	?1, '', ?6, ?7, ?8, j.value ->> 'x'
 FROM json_each(?9) AS j WHERE true
 ON CONFLICT (organization_id, email) WHERE status = 'PENDING' AND email IS NOT NULL DO NOTHING
 RETURNING id, email`
@@ -128,6 +130,9 @@ func (s *Service) writeInvitations(ctx context.Context, c *ent.Client, b batchFi
 		}
 		if err := invitation.NameValidator(r.Name); err != nil {
 			return nil, fmt.Errorf("invite: name for %q: %w", r.Email, err)
+		}
+		if err := invitation.ExternalIDValidator(r.ExternalID); r.ExternalID != "" && err != nil {
+			return nil, fmt.Errorf("invite: external ID for %q: %w", r.Email, err)
 		}
 	}
 	input, err := json.Marshal(rows)

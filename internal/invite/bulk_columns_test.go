@@ -19,7 +19,7 @@ var insertColumns = regexp.MustCompile(`INSERT INTO (\w+) \(([^)]*)\)`)
 // writes.
 func TestBulkWriteCoversEveryColumn(t *testing.T) {
 	leftNull := map[string][]string{
-		invitation.Table: {invitation.FieldPhone, invitation.FieldExternalID, invitation.FieldAcceptedAt,
+		invitation.Table: {invitation.FieldPhone, invitation.FieldAcceptedAt,
 			invitation.FieldRevokedAt, invitation.FieldInviteLinkID, invitation.FieldUserID},
 		delivery.Table:   {delivery.FieldLeaseUntil, delivery.FieldSentAt, delivery.FieldJoinRequestID},
 		auditevent.Table: {},

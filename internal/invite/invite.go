@@ -58,6 +58,10 @@ type Entry struct {
 	Row   int    // file row, 0 for typed entries
 	Input string // as given
 	Name  string // from a name column, if any
+	// ExternalID is the person's ID in the system the entry came from (an
+	// HR provider's employee ID), kept on the invitation and, on
+	// acceptance, on the user.
+	ExternalID string
 }
 
 // Request is one invite request.
@@ -104,9 +108,10 @@ const batch = 1000
 // candidate is a valid, new-to-this-request address still to be checked
 // against the database.
 type candidate struct {
-	result int // index in Outcome.Results
-	email  string
-	name   string
+	result     int // index in Outcome.Results
+	email      string
+	name       string
+	externalID string
 }
 
 // Invite validates every entry and writes an invitation, a queued message
@@ -185,7 +190,7 @@ func classify(org *ent.Organization, entries []Entry) (*Outcome, []candidate) {
 		default:
 			r.Email = email
 			seen[email] = true
-			cands = append(cands, candidate{result: len(out.Results), email: email, name: clipName(address.CleanName(cmpOr(name, e.Name)))})
+			cands = append(cands, candidate{result: len(out.Results), email: email, name: clipName(address.CleanName(cmpOr(name, e.Name))), externalID: e.ExternalID})
 		}
 		out.Results = append(out.Results, r)
 	}
@@ -244,7 +249,7 @@ func (s *Service) invitePart(ctx context.Context, c *ent.Client, v *auth.Viewer,
 			r.Code, r.Message = CodeAlreadyInvited, p.email+" already has a pending invitation"
 		default:
 			todo = append(todo, p)
-			fresh = append(fresh, newInvitation{Email: p.email, Name: p.name, Nonce: secret.NewNonce()})
+			fresh = append(fresh, newInvitation{Email: p.email, Name: p.name, Nonce: secret.NewNonce(), ExternalID: p.externalID})
 		}
 	}
 	// A concurrent request may have invited the same address since the

@@ -34,6 +34,7 @@ import (
 	"admit/internal/auth"
 	"admit/internal/db"
 	"admit/internal/eventlog"
+	"admit/internal/hr"
 	"admit/internal/importfile"
 	"admit/internal/invite"
 	"admit/internal/metrics"
@@ -89,6 +90,7 @@ type Options struct {
 	Limits         Limits
 	AllowedOrigins []string // exact origins, such as https://app.example.com
 	Introspection  bool
+	HR             *hr.Service
 }
 
 // Server is Admit's HTTP handler. Shutdown closes live websockets.
@@ -198,6 +200,7 @@ func (s *Server) graphQL() http.Handler {
 		WorkspaceLinkURL: o.WorkspaceLinkURL,
 		Log:              o.Log,
 		MaxPageSize:      o.Limits.MaxPageSize,
+		HR:               o.HR,
 	})
 	srv := handler.New(es)
 	srv.AddTransport(transport.Websocket{

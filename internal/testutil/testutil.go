@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 	"admit/internal/account"
 	"admit/internal/db"
 	"admit/internal/eventlog"
+	"admit/internal/hr"
 	"admit/internal/importfile"
 	"admit/internal/invite"
 	"admit/internal/mail"
@@ -128,8 +130,28 @@ type Env struct {
 	Work     *workspace.Service
 	Worker   *outbox.Worker
 	Mail     *Mailbox
-	logs     *syncBuffer
+	// HR runs HR connections. Its HTTP may reach local addresses and
+	// trusts httptest's TLS servers; tests replace it to test refusals.
+	HR   *hr.Service
+	logs *syncBuffer
 }
+
+// HRTestHTTP is an hr.HTTP for tests: private hosts allowed, httptest's
+// TLS certificate trusted, and retries that do not wait.
+func HRTestHTTP() *hr.HTTP {
+	return &hr.HTTP{
+		AllowPrivate: true,
+		TLS:          testTLS(),
+		Sleep:        func(context.Context, time.Duration) error { return nil },
+	}
+}
+
+// testTLS trusts the certificate every httptest TLS server uses.
+var testTLS = sync.OnceValue(func() *tls.Config {
+	ts := httptest.NewTLSServer(http.NotFoundHandler())
+	defer ts.Close()
+	return ts.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+})
 
 // Mailbox is a mail.Sender that keeps what it is asked to send. Tests that
 // need a real SMTP conversation replace Env.Worker.Sender.
@@ -254,7 +276,12 @@ func New(t testing.TB, opts ...Option) *Env {
 		JoinRequestURL: JoinRequestURL,
 		BaseBackoff:    time.Second, MaxBackoff: 10 * time.Second,
 	}
+	hrs := &hr.Service{
+		Client: d.Client, Keys: keys, Invites: invites, Accounts: accounts,
+		HTTP: HRTestHTTP(), Now: clock.Now, Log: log,
+	}
 	o := server.Options{
+		HR:               hrs,
 		DB:               d,
 		Accounts:         accounts,
 		Invites:          invites,
@@ -281,7 +308,7 @@ func New(t testing.TB, opts ...Option) *Env {
 	}
 	t.Cleanup(srv.CloseSockets)
 	return &Env{T: t, DB: d, Keys: keys, Accounts: accounts, Server: srv, Clock: clock,
-		Invites: invites, Broker: broker, Events: events, Work: workspaces, Worker: worker, Mail: mailbox, logs: logs}
+		Invites: invites, Broker: broker, Events: events, Work: workspaces, Worker: worker, Mail: mailbox, HR: hrs, logs: logs}
 }
 
 type syncBuffer struct {
