@@ -71,6 +71,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(cfg.LogLevel, stderr)
+	// Listen first: without PUBLIC_URL, links point at the port this
+	// server really has.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close()
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
+		cfg.DefaultPublicURL(fmt.Sprintf("http://localhost:%d", tcp.Port))
+	}
 
 	d, keys, err := openDatabase(ctx, cfg, log)
 	if err != nil {
@@ -183,10 +193,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
 	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -196,7 +202,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	hs.RegisterOnShutdown(h.CloseSockets)
 
-	printWelcome(stdout, cfg, getenv("PUBLIC_URL") != "", ln.Addr(), d, boot)
+	printWelcome(stdout, cfg, d, boot)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	if ready != nil {
@@ -285,13 +291,12 @@ func createOrganization(ctx context.Context, args []string, getenv func(string) 
 	return nil
 }
 
-func printWelcome(w io.Writer, cfg config.Config, publicURLSet bool, addr net.Addr, d *db.DB, boot account.BootstrapResult) {
+// firstQuery is the query the banner suggests; the README's quick start
+// shows the same one (a test keeps them equal).
+const firstQuery = `query { me { name email role { name } organization { name domains } } users(first: 10) { totalCount edges { node { email status role { name } } } } }`
+
+func printWelcome(w io.Writer, cfg config.Config, d *db.DB, boot account.BootstrapResult) {
 	url := cfg.PublicURL
-	if !publicURLSet {
-		if tcp, ok := addr.(*net.TCPAddr); ok {
-			url = fmt.Sprintf("http://localhost:%d", tcp.Port)
-		}
-	}
 	where := "PostgreSQL"
 	if d.SQLitePath != "" {
 		where = "SQLite file " + d.SQLitePath
@@ -307,7 +312,7 @@ func printWelcome(w io.Writer, cfg config.Config, publicURLSet bool, addr net.Ad
 			fmt.Fprintf(&b, "Generated admin password (shown only this once): %s\n", pw)
 		}
 		fmt.Fprintf(&b, "\nSign in: open %s/ and run\n\n  mutation { signIn(input: {email: %q, password: %q}) { token user { name email } errors { code message } } }\n\n", url, *boot.Admin.Email, pw)
-		fmt.Fprintf(&b, "then put {\"Authorization\": \"Bearer <token>\"} in GraphiQL's Headers tab and run\n\n  query { me { name email role { name } organization { name } } }\n\n")
+		fmt.Fprintf(&b, "then put {\"Authorization\": \"Bearer <token>\"} in GraphiQL's Headers tab and run\n\n  %s\n\n", firstQuery)
 	} else {
 		fmt.Fprintf(&b, "Sign in with signIn(input: {email, password}) and send the token as \"Authorization: Bearer <token>\".\n\n")
 	}

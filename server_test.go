@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -236,3 +237,48 @@ func TestConfigurationErrorsAreClear(t *testing.T) {
 		})
 	}
 }
+
+// The quick start stays true: the README's first query is the one the
+// banner prints, and without PUBLIC_URL the links point at the real port.
+func TestQuickStartMatchesTheBanner(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	i := strings.Index(readme, "Run your first query:")
+	if i < 0 {
+		t.Fatal("README has no first query")
+	}
+	block := readme[i:]
+	block = block[strings.Index(block, "```graphql")+len("```graphql"):]
+	block = block[:strings.Index(block, "```")]
+	if squash(block) != squash(firstQuery) {
+		t.Fatalf("README's first query:\n%s\nbanner's:\n%s", squash(block), squash(firstQuery))
+	}
+
+	env := map[string]string{"DATABASE_URL": t.TempDir() + "/admit.db"}
+	in := start(t, env)
+	welcome := in.out.String()
+	if !strings.Contains(welcome, "GraphiQL at "+strings.Replace(in.url, "127.0.0.1", "localhost", 1)+"/") {
+		t.Fatalf("the banner does not name the port the server listens on (%s):\n%s", in.url, welcome)
+	}
+	if !strings.Contains(welcome, firstQuery) {
+		t.Fatalf("the banner lacks the first query:\n%s", welcome)
+	}
+	token := signInFromWelcome(t, in, welcome)
+	post(t, in.url, token, firstQuery)
+	// An invitation's link points at this server.
+	post(t, in.url, token, `mutation { inviteUsers(input: {emails: ["ann@example.com"]}) { errors { code } } }`)
+	deadline := time.Now().Add(10 * time.Second)
+	want := "http://localhost:" + in.url[strings.LastIndex(in.url, ":")+1:] + "/invitations/accept?token="
+	for !strings.Contains(in.out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no emailed link to %s in the log:\n%s", want, in.out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func squash(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -46,6 +46,8 @@ type Config struct {
 	// HRSyncCheck is how often each replica looks for due HR syncs.
 	HRSyncCheck time.Duration
 
+	acceptTemplate, joinTemplate string // as configured, "" when derived
+
 	BootstrapOrganization  string
 	BootstrapAdminEmail    string
 	BootstrapAdminPassword string
@@ -61,7 +63,7 @@ var Settings = []Setting{
 	{"ADDR", "addr", ":8080", "Address to listen on."},
 	{"METRICS_ADDR", "metrics-addr", "", "Address of a separate listener serving Prometheus metrics at /metrics, such as 127.0.0.1:9090. Off when empty, so metrics are never public by accident."},
 	{"DATABASE_URL", "database-url", "admit.db", "SQLite file path (default, embedded) or postgres://… for PostgreSQL. On PostgreSQL each connection keeps its 256 most recently used statements prepared; statement_cache_size=N in the URL changes the number, and statement_cache_size=0 turns this off, as it must be behind PgBouncer in transaction pooling mode."},
-	{"PUBLIC_URL", "public-url", "http://localhost:8080", "Base of links in messages. Request headers never change it."},
+	{"PUBLIC_URL", "public-url", "", "Base of links in messages; http://localhost:<the port it listens on> when empty. Request headers never change it."},
 	{"CORS_ALLOWED_ORIGINS", "cors-allowed-origins", "", "Comma-separated exact origins (https://app.example.com) allowed for CORS and websockets."},
 	{"ADMIT_SECRET_KEY", "secret-key", "", "At least 32 characters (openssl rand -base64 32). Keys for token hashes and encryption are derived from it. Required with PostgreSQL; with SQLite it is generated on first run and kept in <database>.secret."},
 	{"SESSION_TTL", "session-ttl", "168h", "How long a session token stays valid."},
@@ -149,9 +151,17 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	c.ResendCooldown = dur("INVITE_RESEND_COOLDOWN")
 	c.OutboxConcurrency = int(num("OUTBOX_CONCURRENCY"))
 	c.ImportLimits = importfile.Limits{MaxBytes: num("IMPORT_MAX_BYTES"), MaxRows: int(num("IMPORT_MAX_ROWS"))}
-	c.AcceptURLTemplate = cmp.Or(get("ACCEPT_URL_TEMPLATE"), c.PublicURL+"/invitations/accept?token={token}")
-	c.JoinURLTemplate = cmp.Or(get("JOIN_URL_TEMPLATE"), c.PublicURL+"/join?token={token}")
-	for k, tmpl := range map[string]string{"ACCEPT_URL_TEMPLATE": c.AcceptURLTemplate, "JOIN_URL_TEMPLATE": c.JoinURLTemplate} {
+	c.acceptTemplate, c.joinTemplate = get("ACCEPT_URL_TEMPLATE"), get("JOIN_URL_TEMPLATE")
+	c.templates()
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Sprintf("PUBLIC_URL: %q must be an absolute http(s) URL", c.PublicURL))
+		}
+	}
+	for k, tmpl := range map[string]string{"ACCEPT_URL_TEMPLATE": c.acceptTemplate, "JOIN_URL_TEMPLATE": c.joinTemplate} {
+		if tmpl == "" {
+			continue // derived from PUBLIC_URL
+		}
 		if u, err := url.Parse(strings.ReplaceAll(tmpl, "{token}", "x")); err != nil ||
 			(u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !strings.Contains(tmpl, "{token}") {
 			errs = append(errs, fmt.Sprintf("%s: %q must be an absolute http(s) URL containing {token}", k, tmpl))
@@ -191,6 +201,23 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 		return Config{}, fmt.Errorf("configuration: %w", secret.ErrTooShort)
 	}
 	return c, nil
+}
+
+// templates derives the link templates from PublicURL unless they were set.
+func (c *Config) templates() {
+	c.AcceptURLTemplate = cmp.Or(c.acceptTemplate, c.PublicURL+"/invitations/accept?token={token}")
+	c.JoinURLTemplate = cmp.Or(c.joinTemplate, c.PublicURL+"/join?token={token}")
+}
+
+// DefaultPublicURL sets PublicURL, and the link templates that follow from
+// it, when PUBLIC_URL was not given: the server calls it once it knows the
+// port it listens on, so links point where it really is.
+func (c *Config) DefaultPublicURL(u string) {
+	if c.PublicURL != "" {
+		return
+	}
+	c.PublicURL = strings.TrimRight(u, "/")
+	c.templates()
 }
 
 // WorkspaceLinkURL returns the shareable URL for a workspace link token.
