@@ -149,6 +149,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.MetricsAddr != "" {
 		m = metrics.New(d.SQL, worker.Stats, broker.Subscribers)
 		worker.Metrics = m
+		invites.Invited = m.Invited
 		stopMetrics, err := serveMetrics(ctx, cfg.MetricsAddr, m, log)
 		if err != nil {
 			return err

@@ -51,6 +51,9 @@ type Service struct {
 	Dialect string
 	// Events stores workspace events (a member joining on acceptance).
 	Events *eventlog.Log
+	// Invited, when set, is told after commit how many invitations a
+	// request created, by source (for metrics).
+	Invited func(source string, n int)
 }
 
 // Entry is one address as the user gave it.
@@ -163,8 +166,13 @@ func (s *Service) Invite(ctx context.Context, c *ent.Client, req Request) (*Outc
 			return nil, err
 		}
 	}
-	if s.Kick != nil && out.Count("") > 0 {
-		afterCommit(ctx, s.Kick)
+	if n := out.Count(""); n > 0 {
+		if s.Kick != nil {
+			afterCommit(ctx, s.Kick)
+		}
+		if s.Invited != nil {
+			afterCommit(ctx, func() { s.Invited(string(req.Source), n) })
+		}
 	}
 	return out, nil
 }

@@ -34,6 +34,7 @@ type Metrics struct {
 	sends       *prometheus.CounterVec
 	rateLimited prometheus.Counter
 	sockets     prometheus.Gauge
+	invitations *prometheus.CounterVec
 
 	mu    sync.Mutex
 	names map[string]bool // operation names seen, bounded
@@ -67,9 +68,12 @@ func New(db *sql.DB, outbox Outbox, subscriptions func() int) *Metrics {
 		sockets: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "admit_websockets_open", Help: "Open websocket connections.",
 		}),
+		invitations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "admit_invitations_created_total", Help: "Invitations created (committed), by source: MANUAL, FILE, LINK, HR, WORKSPACE.",
+		}, []string{"source"}),
 		names: map[string]bool{},
 	}
-	m.reg.MustRegister(m.requests, m.operations, m.durations, m.sends, m.rateLimited, m.sockets,
+	m.reg.MustRegister(m.requests, m.operations, m.durations, m.sends, m.rateLimited, m.sockets, m.invitations,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db, "admit"),
@@ -113,6 +117,14 @@ func (m *Metrics) Sent(channel, result string) {
 		return
 	}
 	m.sends.WithLabelValues(channel, result).Inc()
+}
+
+// Invited counts n invitations created from source.
+func (m *Metrics) Invited(source string, n int) {
+	if m == nil {
+		return
+	}
+	m.invitations.WithLabelValues(source).Add(float64(n))
 }
 
 // Extension is the gqlgen extension that counts and times operations.

@@ -44,6 +44,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	})
 	worker = e.Worker
 	e.Worker.Metrics = m
+	e.Invites.Invited = m.Invited
 	org := e.NewOrg("Acme")
 
 	e.Do(org.AdminToken, `mutation Invite { inviteUsers(input: {emails: ["ann@example.com"]}) { errors { code } } }`, nil)
@@ -65,6 +66,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		`admit_graphql_operations_total{operation="anonymous",outcome="ok",type="query"} 1`,
 		`admit_graphql_operation_duration_seconds_bucket{outcome="ok",type="mutation",le="+Inf"}`,
 		`admit_rate_limit_refusals_total 1`,
+		`admit_invitations_created_total{source="MANUAL"} 1`,
 		`admit_http_requests_total{code="200",route="/query"}`,
 		`admit_outbox_depth 1`,
 		`admit_outbox_oldest_queued_seconds`,
