@@ -72,6 +72,10 @@ func (e *permanentError) Unwrap() error { return e.err }
 // permanent wraps err so that IsPermanent reports true.
 func permanent(err error) error { return &permanentError{err: err} }
 
+// Permanent marks err as one that retrying cannot fix, for other senders
+// (SMS) whose errors the outbox reads the same way.
+func Permanent(err error) error { return permanent(err) }
+
 // permanentf is fmt.Errorf for errors that retrying cannot fix.
 func permanentf(format string, args ...any) error {
 	return permanent(fmt.Errorf(format, args...))
