@@ -75,12 +75,19 @@ func (s *Service) SignIn(ctx context.Context, c *ent.Client, email, pw string, o
 	}
 	var matched []*ent.User
 	for _, cand := range users {
-		if password.Verify(cand.PasswordHash, pw) {
+		ok, err := password.Verify(ctx, cand.PasswordHash, pw)
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("account.SignIn: %w", err)
+		}
+		if ok {
 			matched = append(matched, cand)
 		}
 	}
 	if len(users) == 0 {
-		password.Verify("", pw) // same cost as a wrong password
+		// Same cost as a wrong password.
+		if _, err := password.Verify(ctx, "", pw); err != nil {
+			return "", nil, nil, fmt.Errorf("account.SignIn: %w", err)
+		}
 	}
 	switch len(matched) {
 	case 0:
@@ -191,7 +198,10 @@ func createOrganizationTx(ctx context.Context, c *ent.Client, in NewOrganization
 	if err := password.Check(in.AdminPassword); err != nil {
 		return nil, nil, fmt.Errorf("admin password: %w", err)
 	}
-	hash := password.Hash(in.AdminPassword)
+	hash, err := password.Hash(ctx, in.AdminPassword)
+	if err != nil {
+		return nil, nil, fmt.Errorf("account.CreateOrganization: %w", err)
+	}
 	ctx = rule.System(ctx)
 	tx, err := c.Tx(ctx)
 	if err != nil {

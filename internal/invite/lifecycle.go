@@ -191,13 +191,19 @@ func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.S
 	}
 
 	var u *ent.User
+	var pwHash string
+	if existing == nil || existing.Status != user.StatusACTIVE {
+		if pwHash, err = password.Hash(ctx, in.Password); err != nil {
+			return nil, fmt.Errorf("invite.Accept: %w", err)
+		}
+	}
 	switch {
 	case existing != nil && existing.Status == user.StatusACTIVE:
 		u = existing // never changes an existing account's password or role
 	case existing != nil: // INVITED: created quietly, activated now
 		u, err = c.User.UpdateOne(existing).
 			SetName(name).
-			SetPasswordHash(password.Hash(in.Password)).
+			SetPasswordHash(pwHash).
 			SetStatus(user.StatusACTIVE).
 			SetRoleID(rl.ID).
 			SetKind(user.Kind(inv.Kind)).
@@ -207,7 +213,7 @@ func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.S
 			SetOrganizationID(inv.OrganizationID).
 			SetEmail(email).
 			SetName(name).
-			SetPasswordHash(password.Hash(in.Password)).
+			SetPasswordHash(pwHash).
 			SetRoleID(rl.ID).
 			SetKind(user.Kind(inv.Kind)).
 			SetNillableExternalID(inv.ExternalID).

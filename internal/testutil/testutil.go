@@ -320,7 +320,13 @@ func (e *Env) NewOrg(name string) *Org {
 }
 
 // passwordHash is computed once: argon2id is slow on purpose.
-var passwordHash = sync.OnceValue(func() string { return password.Hash(DefaultPassword) })
+var passwordHash = sync.OnceValue(func() string {
+	h, err := password.Hash(context.Background(), DefaultPassword)
+	if err != nil {
+		panic(err)
+	}
+	return h
+})
 
 // NewUser adds an active user with DefaultPassword to org and returns it.
 func (e *Env) NewUser(org *Org, email string, roleID int) *ent.User {
