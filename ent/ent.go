@@ -13,6 +13,7 @@ import (
 	"admit/ent/joinrequest"
 	"admit/ent/membership"
 	"admit/ent/organization"
+	"admit/ent/ratecounter"
 	"admit/ent/role"
 	"admit/ent/session"
 	"admit/ent/user"
@@ -96,6 +97,7 @@ func checkColumn(t, c string) error {
 			joinrequest.Table:    joinrequest.ValidColumn,
 			membership.Table:     membership.ValidColumn,
 			organization.Table:   organization.ValidColumn,
+			ratecounter.Table:    ratecounter.ValidColumn,
 			role.Table:           role.ValidColumn,
 			session.Table:        session.ValidColumn,
 			user.Table:           user.ValidColumn,

@@ -14,6 +14,7 @@ import (
 	"admit/ent/membership"
 	"admit/ent/organization"
 	"admit/ent/predicate"
+	"admit/ent/ratecounter"
 	"admit/ent/role"
 	"admit/ent/session"
 	"admit/ent/user"
@@ -27,7 +28,7 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 14)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 15)}
 	graph.Nodes[0] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   auditevent.Table,
@@ -267,6 +268,22 @@ var schemaGraph = func() *sqlgraph.Schema {
 	}
 	graph.Nodes[10] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
+			Table:   ratecounter.Table,
+			Columns: ratecounter.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: ratecounter.FieldID,
+			},
+		},
+		Type: "RateCounter",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			ratecounter.FieldKey:       {Type: field.TypeString, Column: ratecounter.FieldKey},
+			ratecounter.FieldCount:     {Type: field.TypeInt, Column: ratecounter.FieldCount},
+			ratecounter.FieldWindowEnd: {Type: field.TypeInt64, Column: ratecounter.FieldWindowEnd},
+		},
+	}
+	graph.Nodes[11] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
 			Table:   role.Table,
 			Columns: role.Columns,
 			ID: &sqlgraph.FieldSpec{
@@ -286,7 +303,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			role.FieldBuiltin:        {Type: field.TypeBool, Column: role.FieldBuiltin},
 		},
 	}
-	graph.Nodes[11] = &sqlgraph.Node{
+	graph.Nodes[12] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   session.Table,
 			Columns: session.Columns,
@@ -303,7 +320,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			session.FieldUserID:    {Type: field.TypeInt, Column: session.FieldUserID},
 		},
 	}
-	graph.Nodes[12] = &sqlgraph.Node{
+	graph.Nodes[13] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   user.Table,
 			Columns: user.Columns,
@@ -328,7 +345,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			user.FieldLastSignInAt:   {Type: field.TypeTime, Column: user.FieldLastSignInAt},
 		},
 	}
-	graph.Nodes[13] = &sqlgraph.Node{
+	graph.Nodes[14] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   workspace.Table,
 			Columns: workspace.Columns,
@@ -2128,6 +2145,61 @@ func (f *OrganizationFilter) WhereInvitationExpiryDays(p entql.IntP) {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *RateCounterQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the RateCounterQuery builder.
+func (_q *RateCounterQuery) Filter() *RateCounterFilter {
+	return &RateCounterFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *RateCounterMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the RateCounterMutation builder.
+func (m *RateCounterMutation) Filter() *RateCounterFilter {
+	return &RateCounterFilter{config: m.config, predicateAdder: m}
+}
+
+// RateCounterFilter provides a generic filtering capability at runtime for RateCounterQuery.
+type RateCounterFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *RateCounterFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *RateCounterFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(ratecounter.FieldID))
+}
+
+// WhereKey applies the entql string predicate on the key field.
+func (f *RateCounterFilter) WhereKey(p entql.StringP) {
+	f.Where(p.Field(ratecounter.FieldKey))
+}
+
+// WhereCount applies the entql int predicate on the count field.
+func (f *RateCounterFilter) WhereCount(p entql.IntP) {
+	f.Where(p.Field(ratecounter.FieldCount))
+}
+
+// WhereWindowEnd applies the entql int64 predicate on the window_end field.
+func (f *RateCounterFilter) WhereWindowEnd(p entql.Int64P) {
+	f.Where(p.Field(ratecounter.FieldWindowEnd))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *RoleQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -2156,7 +2228,7 @@ type RoleFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *RoleFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2264,7 +2336,7 @@ type SessionFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *SessionFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2338,7 +2410,7 @@ type UserFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UserFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2494,7 +2566,7 @@ type WorkspaceFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *WorkspaceFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[14].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})

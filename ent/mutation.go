@@ -14,6 +14,7 @@ import (
 	"admit/ent/membership"
 	"admit/ent/organization"
 	"admit/ent/predicate"
+	"admit/ent/ratecounter"
 	"admit/ent/role"
 	"admit/ent/session"
 	"admit/ent/user"
@@ -47,6 +48,7 @@ const (
 	TypeJoinRequest    = "JoinRequest"
 	TypeMembership     = "Membership"
 	TypeOrganization   = "Organization"
+	TypeRateCounter    = "RateCounter"
 	TypeRole           = "Role"
 	TypeSession        = "Session"
 	TypeUser           = "User"
@@ -10813,6 +10815,509 @@ func (m *OrganizationMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *OrganizationMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Organization edge %s", name)
+}
+
+// RateCounterMutation represents an operation that mutates the RateCounter nodes in the graph.
+type RateCounterMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	key           *string
+	count         *int
+	addcount      *int
+	window_end    *int64
+	addwindow_end *int64
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*RateCounter, error)
+	predicates    []predicate.RateCounter
+}
+
+var _ ent.Mutation = (*RateCounterMutation)(nil)
+
+// ratecounterOption allows management of the mutation configuration using functional options.
+type ratecounterOption func(*RateCounterMutation)
+
+// newRateCounterMutation creates new mutation for the RateCounter entity.
+func newRateCounterMutation(c config, op Op, opts ...ratecounterOption) *RateCounterMutation {
+	m := &RateCounterMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeRateCounter,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withRateCounterID sets the ID field of the mutation.
+func withRateCounterID(id int) ratecounterOption {
+	return func(m *RateCounterMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *RateCounter
+		)
+		m.oldValue = func(ctx context.Context) (*RateCounter, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().RateCounter.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withRateCounter sets the old RateCounter of the mutation.
+func withRateCounter(node *RateCounter) ratecounterOption {
+	return func(m *RateCounterMutation) {
+		m.oldValue = func(context.Context) (*RateCounter, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m RateCounterMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m RateCounterMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *RateCounterMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *RateCounterMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().RateCounter.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetKey sets the "key" field.
+func (m *RateCounterMutation) SetKey(s string) {
+	m.key = &s
+}
+
+// Key returns the value of the "key" field in the mutation.
+func (m *RateCounterMutation) Key() (r string, exists bool) {
+	v := m.key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKey returns the old "key" field's value of the RateCounter entity.
+// If the RateCounter object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RateCounterMutation) OldKey(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKey: %w", err)
+	}
+	return oldValue.Key, nil
+}
+
+// ResetKey resets all changes to the "key" field.
+func (m *RateCounterMutation) ResetKey() {
+	m.key = nil
+}
+
+// SetCount sets the "count" field.
+func (m *RateCounterMutation) SetCount(i int) {
+	m.count = &i
+	m.addcount = nil
+}
+
+// Count returns the value of the "count" field in the mutation.
+func (m *RateCounterMutation) Count() (r int, exists bool) {
+	v := m.count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCount returns the old "count" field's value of the RateCounter entity.
+// If the RateCounter object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RateCounterMutation) OldCount(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCount is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCount requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCount: %w", err)
+	}
+	return oldValue.Count, nil
+}
+
+// AddCount adds i to the "count" field.
+func (m *RateCounterMutation) AddCount(i int) {
+	if m.addcount != nil {
+		*m.addcount += i
+	} else {
+		m.addcount = &i
+	}
+}
+
+// AddedCount returns the value that was added to the "count" field in this mutation.
+func (m *RateCounterMutation) AddedCount() (r int, exists bool) {
+	v := m.addcount
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCount resets all changes to the "count" field.
+func (m *RateCounterMutation) ResetCount() {
+	m.count = nil
+	m.addcount = nil
+}
+
+// SetWindowEnd sets the "window_end" field.
+func (m *RateCounterMutation) SetWindowEnd(i int64) {
+	m.window_end = &i
+	m.addwindow_end = nil
+}
+
+// WindowEnd returns the value of the "window_end" field in the mutation.
+func (m *RateCounterMutation) WindowEnd() (r int64, exists bool) {
+	v := m.window_end
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldWindowEnd returns the old "window_end" field's value of the RateCounter entity.
+// If the RateCounter object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RateCounterMutation) OldWindowEnd(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldWindowEnd is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldWindowEnd requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldWindowEnd: %w", err)
+	}
+	return oldValue.WindowEnd, nil
+}
+
+// AddWindowEnd adds i to the "window_end" field.
+func (m *RateCounterMutation) AddWindowEnd(i int64) {
+	if m.addwindow_end != nil {
+		*m.addwindow_end += i
+	} else {
+		m.addwindow_end = &i
+	}
+}
+
+// AddedWindowEnd returns the value that was added to the "window_end" field in this mutation.
+func (m *RateCounterMutation) AddedWindowEnd() (r int64, exists bool) {
+	v := m.addwindow_end
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetWindowEnd resets all changes to the "window_end" field.
+func (m *RateCounterMutation) ResetWindowEnd() {
+	m.window_end = nil
+	m.addwindow_end = nil
+}
+
+// Where appends a list predicates to the RateCounterMutation builder.
+func (m *RateCounterMutation) Where(ps ...predicate.RateCounter) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the RateCounterMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *RateCounterMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.RateCounter, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *RateCounterMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *RateCounterMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (RateCounter).
+func (m *RateCounterMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *RateCounterMutation) Fields() []string {
+	fields := make([]string, 0, 3)
+	if m.key != nil {
+		fields = append(fields, ratecounter.FieldKey)
+	}
+	if m.count != nil {
+		fields = append(fields, ratecounter.FieldCount)
+	}
+	if m.window_end != nil {
+		fields = append(fields, ratecounter.FieldWindowEnd)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *RateCounterMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case ratecounter.FieldKey:
+		return m.Key()
+	case ratecounter.FieldCount:
+		return m.Count()
+	case ratecounter.FieldWindowEnd:
+		return m.WindowEnd()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *RateCounterMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case ratecounter.FieldKey:
+		return m.OldKey(ctx)
+	case ratecounter.FieldCount:
+		return m.OldCount(ctx)
+	case ratecounter.FieldWindowEnd:
+		return m.OldWindowEnd(ctx)
+	}
+	return nil, fmt.Errorf("unknown RateCounter field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *RateCounterMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case ratecounter.FieldKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKey(v)
+		return nil
+	case ratecounter.FieldCount:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCount(v)
+		return nil
+	case ratecounter.FieldWindowEnd:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetWindowEnd(v)
+		return nil
+	}
+	return fmt.Errorf("unknown RateCounter field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *RateCounterMutation) AddedFields() []string {
+	var fields []string
+	if m.addcount != nil {
+		fields = append(fields, ratecounter.FieldCount)
+	}
+	if m.addwindow_end != nil {
+		fields = append(fields, ratecounter.FieldWindowEnd)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *RateCounterMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case ratecounter.FieldCount:
+		return m.AddedCount()
+	case ratecounter.FieldWindowEnd:
+		return m.AddedWindowEnd()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *RateCounterMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case ratecounter.FieldCount:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCount(v)
+		return nil
+	case ratecounter.FieldWindowEnd:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddWindowEnd(v)
+		return nil
+	}
+	return fmt.Errorf("unknown RateCounter numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *RateCounterMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *RateCounterMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *RateCounterMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown RateCounter nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *RateCounterMutation) ResetField(name string) error {
+	switch name {
+	case ratecounter.FieldKey:
+		m.ResetKey()
+		return nil
+	case ratecounter.FieldCount:
+		m.ResetCount()
+		return nil
+	case ratecounter.FieldWindowEnd:
+		m.ResetWindowEnd()
+		return nil
+	}
+	return fmt.Errorf("unknown RateCounter field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *RateCounterMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *RateCounterMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *RateCounterMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *RateCounterMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *RateCounterMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *RateCounterMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *RateCounterMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown RateCounter unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *RateCounterMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown RateCounter edge %s", name)
 }
 
 // RoleMutation represents an operation that mutates the Role nodes in the graph.

@@ -18,6 +18,7 @@ import (
 	"admit/ent/membership"
 	"admit/ent/organization"
 	"admit/ent/predicate"
+	"admit/ent/ratecounter"
 	"admit/ent/role"
 	"admit/ent/session"
 	"admit/ent/user"
@@ -352,6 +353,33 @@ func (f TraverseOrganization) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.OrganizationQuery", q)
 }
 
+// The RateCounterFunc type is an adapter to allow the use of ordinary function as a Querier.
+type RateCounterFunc func(context.Context, *ent.RateCounterQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f RateCounterFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.RateCounterQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.RateCounterQuery", q)
+}
+
+// The TraverseRateCounter type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseRateCounter func(context.Context, *ent.RateCounterQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseRateCounter) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseRateCounter) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.RateCounterQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.RateCounterQuery", q)
+}
+
 // The RoleFunc type is an adapter to allow the use of ordinary function as a Querier.
 type RoleFunc func(context.Context, *ent.RoleQuery) (ent.Value, error)
 
@@ -483,6 +511,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.MembershipQuery, predicate.Membership, membership.OrderOption]{typ: ent.TypeMembership, tq: q}, nil
 	case *ent.OrganizationQuery:
 		return &query[*ent.OrganizationQuery, predicate.Organization, organization.OrderOption]{typ: ent.TypeOrganization, tq: q}, nil
+	case *ent.RateCounterQuery:
+		return &query[*ent.RateCounterQuery, predicate.RateCounter, ratecounter.OrderOption]{typ: ent.TypeRateCounter, tq: q}, nil
 	case *ent.RoleQuery:
 		return &query[*ent.RoleQuery, predicate.Role, role.OrderOption]{typ: ent.TypeRole, tq: q}, nil
 	case *ent.SessionQuery:

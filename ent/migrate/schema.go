@@ -465,6 +465,31 @@ var (
 		Columns:    OrganizationsColumns,
 		PrimaryKey: []*schema.Column{OrganizationsColumns[0]},
 	}
+	// RateCountersColumns holds the columns for the "rate_counters" table.
+	RateCountersColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "key", Type: field.TypeString, Size: 300},
+		{Name: "count", Type: field.TypeInt},
+		{Name: "window_end", Type: field.TypeInt64},
+	}
+	// RateCountersTable holds the schema information for the "rate_counters" table.
+	RateCountersTable = &schema.Table{
+		Name:       "rate_counters",
+		Columns:    RateCountersColumns,
+		PrimaryKey: []*schema.Column{RateCountersColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "ratecounter_key",
+				Unique:  true,
+				Columns: []*schema.Column{RateCountersColumns[1]},
+			},
+			{
+				Name:    "ratecounter_window_end",
+				Unique:  false,
+				Columns: []*schema.Column{RateCountersColumns[3]},
+			},
+		},
+	}
 	// RolesColumns holds the columns for the "roles" table.
 	RolesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -624,6 +649,7 @@ var (
 		JoinRequestsTable,
 		MembershipsTable,
 		OrganizationsTable,
+		RateCountersTable,
 		RolesTable,
 		SessionsTable,
 		UsersTable,
@@ -687,6 +713,9 @@ func init() {
 	}
 	OrganizationsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(34359738368),
+	}
+	RateCountersTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(60129542144),
 	}
 	RolesTable.ForeignKeys[0].RefTable = OrganizationsTable
 	RolesTable.Annotation = &entsql.Annotation{

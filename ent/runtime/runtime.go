@@ -13,6 +13,7 @@ import (
 	"admit/ent/joinrequest"
 	"admit/ent/membership"
 	"admit/ent/organization"
+	"admit/ent/ratecounter"
 	"admit/ent/role"
 	"admit/ent/schema"
 	"admit/ent/session"
@@ -453,6 +454,21 @@ func init() {
 			return nil
 		}
 	}()
+	ratecounter.Policy = privacy.NewPolicies(schema.RateCounter{})
+	ratecounter.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := ratecounter.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	ratecounterFields := schema.RateCounter{}.Fields()
+	_ = ratecounterFields
+	// ratecounterDescKey is the schema descriptor for key field.
+	ratecounterDescKey := ratecounterFields[0].Descriptor()
+	// ratecounter.KeyValidator is a validator for the "key" field. It is called by the builders before save.
+	ratecounter.KeyValidator = ratecounterDescKey.Validators[0].(func(string) error)
 	roleMixin := schema.Role{}.Mixin()
 	role.Policy = privacy.NewPolicies(roleMixin[1], schema.Role{})
 	role.Hooks[0] = func(next ent.Mutator) ent.Mutator {
