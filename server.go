@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer d.Close()
-	accounts := &account.Service{Dialect: d.Dialect, Keys: keys, SessionTTL: cfg.SessionTTL, Now: now}
+	accounts := &account.Service{Dialect: d.Dialect, Keys: keys, SessionTTL: cfg.SessionTTL, Now: now, SignInLimits: cfg.SignInLimits}
 
 	var boot account.BootstrapResult
 	err = d.Migrate(ctx, func(ctx context.Context) error {

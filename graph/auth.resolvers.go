@@ -16,6 +16,15 @@ import (
 
 // SignIn is the resolver for the signIn field.
 func (r *mutationResolver) SignIn(ctx context.Context, input SignInInput) (*SignInPayload, error) {
+	attempt, err := signInAttempt(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !attempt.Allowed {
+		// The same answer for every address, with or without an account,
+		// and the password is not even checked.
+		return &SignInPayload{Errors: []*UserError{rateLimitedError(attempt.RetryAfter)}}, nil
+	}
 	token, sess, u, err := r.accounts.SignIn(ctx, r.db(ctx), input.Email, input.Password, input.OrganizationID)
 	switch {
 	case errors.Is(err, account.ErrInvalidCredentials):
@@ -25,6 +34,7 @@ func (r *mutationResolver) SignIn(ctx context.Context, input SignInInput) (*Sign
 	case err != nil:
 		return nil, err
 	}
+	attempt.Succeeded = true
 	return &SignInPayload{Token: &token, ExpiresAt: &sess.ExpiresAt, User: u, Errors: []*UserError{}}, nil
 }
 

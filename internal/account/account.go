@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -23,6 +24,7 @@ import (
 	"admit/internal/password"
 	"admit/internal/rule"
 	"admit/internal/secret"
+	"admit/internal/throttle"
 )
 
 // Errors of sign-in. Both wrong email and wrong password give
@@ -40,6 +42,92 @@ type Service struct {
 	Keys       *secret.Keyring
 	SessionTTL time.Duration
 	Now        func() time.Time
+	// SignInLimits bound failed sign-ins; the zero value limits nothing.
+	SignInLimits SignInLimits
+
+	counter     throttle.Counter
+	counterOnce sync.Once
+}
+
+// SignInLimits bound failed sign-ins per account (address) and per client
+// address within Window. The counts are kept in the database, so every
+// replica shares them.
+type SignInLimits struct {
+	PerAccount int
+	PerAddress int
+	Window     time.Duration
+}
+
+// DefaultSignInLimits are used unless configured otherwise.
+var DefaultSignInLimits = SignInLimits{PerAccount: 10, PerAddress: 100, Window: 15 * time.Minute}
+
+// SignInAttempt is one sign-in counted against its limits before the
+// password is checked (BeginSignIn), and settled afterwards (EndSignIn).
+type SignInAttempt struct {
+	// Allowed is false when a limit is reached: the password must not be
+	// checked, and the caller answers RATE_LIMITED.
+	Allowed bool
+	// RetryAfter is how long until the limit that refused it resets.
+	RetryAfter time.Duration
+
+	accountKey, addressKey string
+	// Succeeded is set by SignIn when the credentials matched.
+	Succeeded bool
+}
+
+func (s *Service) throttle() *throttle.Counter {
+	s.counterOnce.Do(func() {
+		s.counter.Dialect = s.dialect()
+		s.counter.Now = s.Now
+	})
+	return &s.counter
+}
+
+// BeginSignIn counts a sign-in attempt for email from the client address
+// ip, before any password is checked, so that concurrent attempts are
+// counted exactly. c must be the plain client, not a transaction: the count
+// has to outlive a refused mutation. An unknown address is counted and
+// refused exactly like a known one, so a lockout tells nothing about who
+// has an account.
+func (s *Service) BeginSignIn(ctx context.Context, c *ent.Client, email, ip string) (*SignInAttempt, error) {
+	l := s.SignInLimits
+	a := &SignInAttempt{
+		Allowed:    true,
+		accountKey: "signin:account:" + throttle.Secret(NormalizeEmail(email)),
+		addressKey: "signin:address:" + throttle.Address(ip),
+	}
+	ok, wait, err := s.throttle().Hit(ctx, c, a.addressKey, l.PerAddress, l.Window)
+	if err != nil {
+		return nil, fmt.Errorf("account.BeginSignIn: %w", err)
+	}
+	if !ok {
+		a.Allowed, a.RetryAfter = false, wait
+		return a, nil
+	}
+	ok, wait, err = s.throttle().Hit(ctx, c, a.accountKey, l.PerAccount, l.Window)
+	if err != nil {
+		return nil, fmt.Errorf("account.BeginSignIn: %w", err)
+	}
+	if !ok {
+		a.Allowed, a.RetryAfter = false, wait
+	}
+	return a, nil
+}
+
+// EndSignIn settles an attempt after its mutation ended (c is again the
+// plain client): a successful sign-in clears the account's failures and
+// takes its attempt back from the client address, so only failures count.
+func (s *Service) EndSignIn(ctx context.Context, c *ent.Client, a *SignInAttempt) error {
+	if a == nil || !a.Succeeded {
+		return nil
+	}
+	if err := s.throttle().Reset(ctx, c, a.accountKey); err != nil {
+		return fmt.Errorf("account.EndSignIn: %w", err)
+	}
+	if err := s.throttle().Undo(ctx, c, a.addressKey); err != nil {
+		return fmt.Errorf("account.EndSignIn: %w", err)
+	}
+	return nil
 }
 
 // NormalizeEmail lower-cases an address and normalizes its domain. It does

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"admit/internal/account"
 	"admit/internal/db"
 	"admit/internal/importfile"
 	"admit/internal/secret"
@@ -39,6 +40,7 @@ type Config struct {
 	ImportLimits       importfile.Limits
 	ResendCooldown     time.Duration
 	OutboxConcurrency  int
+	SignInLimits       account.SignInLimits
 
 	BootstrapOrganization  string
 	BootstrapAdminEmail    string
@@ -63,6 +65,7 @@ var Settings = []Setting{
 	{"GRAPHQL_DEPTH_LIMIT", "graphql-depth-limit", "12", "Maximum field nesting, not counting introspection."},
 	{"GRAPHQL_TOKEN_LIMIT", "graphql-token-limit", "15000", "Maximum lexical tokens in one query document."},
 	{"GRAPHQL_MAX_PAGE_SIZE", "graphql-max-page-size", "100", "Largest first/last; also the page a connection returns when neither is given."},
+	{"GRAPHQL_MUTATION_LIMIT", "graphql-mutation-limit", "20", "Most root fields in one mutation operation (aliases count). Public, expensive fields such as signIn and acceptInvitation may appear only once in any operation."},
 	{"MAX_BODY_BYTES", "max-body-bytes", "1048576", "Largest JSON request body."},
 	{"MAX_UPLOAD_BYTES", "max-upload-bytes", "6291456", "Largest multipart (upload) request body."},
 	{"WS_INIT_TIMEOUT", "ws-init-timeout", "5s", "A websocket that sends no connection_init within this time is closed."},
@@ -72,6 +75,9 @@ var Settings = []Setting{
 	{"OUTBOX_CONCURRENCY", "outbox-concurrency", "4", "Messages each replica sends at once. Raise it for a fast relay; lower it to 1 for a provider that limits parallel connections."},
 	{"ACCEPT_URL_TEMPLATE", "accept-url-template", "", "Link in invitation emails, with {token} where the token goes (for a React app hosting the page). Default: PUBLIC_URL/invitations/accept?token={token}."},
 	{"JOIN_URL_TEMPLATE", "join-url-template", "", "URL of invite links, with {token} where the token goes. Default: PUBLIC_URL/join?token={token}."},
+	{"SIGNIN_LIMIT_PER_ACCOUNT", "signin-limit-per-account", "10", "Failed sign-ins allowed for one email address per SIGNIN_LIMIT_WINDOW, shared by all replicas (kept in the database). Unknown addresses are limited alike."},
+	{"SIGNIN_LIMIT_PER_ADDRESS", "signin-limit-per-address", "100", "Failed sign-ins allowed from one client address (an IPv6 /64) per SIGNIN_LIMIT_WINDOW, shared by all replicas."},
+	{"SIGNIN_LIMIT_WINDOW", "signin-limit-window", "15m", "The window of the sign-in limits."},
 	{"JOIN_LIMIT_PER_LINK", "join-limit-per-link", "300", "Joins allowed through one invite link per JOIN_LIMIT_WINDOW (per replica)."},
 	{"JOIN_LIMIT_PER_ADDRESS", "join-limit-per-address", "20", "Join attempts allowed from one client address per JOIN_LIMIT_WINDOW (per replica)."},
 	{"JOIN_LIMIT_WINDOW", "join-limit-window", "1h", "The window of the join limits."},
@@ -150,20 +156,26 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	c.JoinLimitPerLink = int(num("JOIN_LIMIT_PER_LINK"))
 	c.JoinLimitPerAddr = int(num("JOIN_LIMIT_PER_ADDRESS"))
 	c.JoinLimitWindow = dur("JOIN_LIMIT_WINDOW")
+	c.SignInLimits = account.SignInLimits{
+		PerAccount: int(num("SIGNIN_LIMIT_PER_ACCOUNT")),
+		PerAddress: int(num("SIGNIN_LIMIT_PER_ADDRESS")),
+		Window:     dur("SIGNIN_LIMIT_WINDOW"),
+	}
 	intro, err := strconv.ParseBool(get("GRAPHQL_INTROSPECTION"))
 	if err != nil {
 		errs = append(errs, fmt.Sprintf("GRAPHQL_INTROSPECTION: %q is not true or false", get("GRAPHQL_INTROSPECTION")))
 	}
 	c.Introspection = intro
 	c.Limits = server.Limits{
-		MaxBodyBytes:    num("MAX_BODY_BYTES"),
-		MaxUploadBytes:  num("MAX_UPLOAD_BYTES"),
-		ComplexityLimit: int(num("GRAPHQL_COMPLEXITY_LIMIT")),
-		DepthLimit:      int(num("GRAPHQL_DEPTH_LIMIT")),
-		ParserTokens:    int(num("GRAPHQL_TOKEN_LIMIT")),
-		MaxPageSize:     int(num("GRAPHQL_MAX_PAGE_SIZE")),
-		WSInitTimeout:   dur("WS_INIT_TIMEOUT"),
-		WSKeepAlive:     dur("WS_KEEPALIVE"),
+		MaxBodyBytes:     num("MAX_BODY_BYTES"),
+		MaxUploadBytes:   num("MAX_UPLOAD_BYTES"),
+		ComplexityLimit:  int(num("GRAPHQL_COMPLEXITY_LIMIT")),
+		DepthLimit:       int(num("GRAPHQL_DEPTH_LIMIT")),
+		ParserTokens:     int(num("GRAPHQL_TOKEN_LIMIT")),
+		MaxPageSize:      int(num("GRAPHQL_MAX_PAGE_SIZE")),
+		MaxRootMutations: int(num("GRAPHQL_MUTATION_LIMIT")),
+		WSInitTimeout:    dur("WS_INIT_TIMEOUT"),
+		WSKeepAlive:      dur("WS_KEEPALIVE"),
 	}
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))

@@ -48,20 +48,23 @@ type Limits struct {
 	DepthLimit      int
 	ParserTokens    int
 	MaxPageSize     int
-	WSInitTimeout   time.Duration
-	WSKeepAlive     time.Duration
+	// MaxRootMutations caps the root fields of one mutation operation.
+	MaxRootMutations int
+	WSInitTimeout    time.Duration
+	WSKeepAlive      time.Duration
 }
 
 // DefaultLimits are the limits used unless configured otherwise.
 var DefaultLimits = Limits{
-	MaxBodyBytes:    1 << 20,
-	MaxUploadBytes:  6 << 20,
-	ComplexityLimit: 5000,
-	DepthLimit:      12,
-	ParserTokens:    15000,
-	MaxPageSize:     100,
-	WSInitTimeout:   5 * time.Second,
-	WSKeepAlive:     10 * time.Second,
+	MaxBodyBytes:     1 << 20,
+	MaxUploadBytes:   6 << 20,
+	ComplexityLimit:  5000,
+	DepthLimit:       12,
+	ParserTokens:     15000,
+	MaxPageSize:      100,
+	MaxRootMutations: 20,
+	WSInitTimeout:    5 * time.Second,
+	WSKeepAlive:      10 * time.Second,
 }
 
 // Options configure the handler.
@@ -208,6 +211,8 @@ func (s *Server) graphQL() http.Handler {
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
 	srv.Use(extension.FixedComplexityLimit(o.Limits.ComplexityLimit))
 	srv.Use(graph.DepthLimit{Max: o.Limits.DepthLimit})
+	srv.Use(graph.OperationLimits{MaxRootMutations: o.Limits.MaxRootMutations, Once: graph.OnceFields})
+	srv.Use(graph.SignInThrottle{Client: o.DB.Client, Accounts: o.Accounts, Log: o.Log})
 	srv.Use(graph.Transactioner{Client: o.DB.Client, Log: o.Log})
 	srv.AroundOperations(s.revalidateSocketSession)
 	srv.AroundFields(graph.PageSize(o.Limits.MaxPageSize))

@@ -228,7 +228,10 @@ func New(t testing.TB, opts ...Option) *Env {
 	clock := &Clock{now: time.Now()}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	accounts := &account.Service{Dialect: d.Dialect, Keys: keys, SessionTTL: 24 * time.Hour, Now: clock.Now}
+	accounts := &account.Service{
+		Dialect: d.Dialect, Keys: keys, SessionTTL: 24 * time.Hour, Now: clock.Now,
+		SignInLimits: account.DefaultSignInLimits,
+	}
 	broker := pubsub.New()
 	invites := &invite.Service{Keys: keys, Now: clock.Now, Broker: broker, ResendCooldown: time.Minute, Dialect: d.Dialect}
 	mailbox := &Mailbox{}
