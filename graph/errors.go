@@ -14,6 +14,7 @@ import (
 	"admit/ent"
 	"admit/ent/privacy"
 	"admit/internal/apperr"
+	"admit/internal/db"
 )
 
 // ErrorPresenter maps errors to `extensions.code` from the closed set in
@@ -77,6 +78,8 @@ func classify(err error) (code, msg string) {
 		return apperr.Forbidden, "permission denied"
 	case ent.IsConstraintError(err):
 		return apperr.Conflict, "this conflicts with an existing record"
+	case db.IsBusy(err):
+		return apperr.Busy, "the database is busy; retry the request"
 	case isRetryable(err):
 		return apperr.Conflict, "this collided with a concurrent change; retry the request"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

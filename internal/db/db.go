@@ -31,6 +31,17 @@ type DB struct {
 	URL string
 	// SQLitePath is the database file for SQLite, "" otherwise.
 	SQLitePath string
+
+	sqlite *sqliteConnector
+}
+
+// SetSQLiteWriteWait sets how long a SQLite writer waits for the one
+// before it (DefaultSQLiteWriteWait) before it fails with a BusyError. It
+// does nothing on PostgreSQL.
+func (d *DB) SetSQLiteWriteWait(wait time.Duration) {
+	if d.sqlite != nil {
+		d.sqlite.wait.Store(int64(wait))
+	}
 }
 
 // IsPostgres reports whether url selects PostgreSQL.
@@ -92,7 +103,8 @@ func Open(rawURL string) (*DB, error) {
 		d.Dialect = dialect.SQLite
 		dsn, file := SQLiteDSN(rawURL)
 		d.SQLitePath = file
-		sdb = sql.OpenDB(newSQLiteConnector(dsn))
+		d.sqlite = newSQLiteConnector(dsn)
+		sdb = sql.OpenDB(d.sqlite)
 	}
 	d.SQL = sdb
 	d.Client = ent.NewClient(ent.Driver(entsql.OpenDB(d.Dialect, sdb)))
