@@ -85,6 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	broker := pubsub.New()
+	accounts.Broker = broker
 	if d.Dialect == dialect.Postgres {
 		// Subscribers on every replica hear every replica's events.
 		if err := broker.RelayThroughPostgres(ctx, d.URL, d.SQL, log); err != nil {

@@ -22,6 +22,7 @@ import (
 	"admit/internal/auth"
 	"admit/internal/emaildomain"
 	"admit/internal/password"
+	"admit/internal/pubsub"
 	"admit/internal/rule"
 	"admit/internal/secret"
 	"admit/internal/throttle"
@@ -44,6 +45,9 @@ type Service struct {
 	Now        func() time.Time
 	// SignInLimits bound failed sign-ins; the zero value limits nothing.
 	SignInLimits SignInLimits
+	// Broker, when set, hears about ended sessions (SessionTopic), so
+	// that open websockets close at once, on every replica.
+	Broker *pubsub.Broker
 
 	counter     throttle.Counter
 	counterOnce sync.Once
@@ -247,7 +251,36 @@ func (s *Service) SignOut(ctx context.Context, c *ent.Client, v *auth.Viewer) (b
 	if err != nil {
 		return false, fmt.Errorf("account.SignOut: %w", err)
 	}
+	s.sessionsEnded(ctx, v.OrgID, v.UserID)
 	return n == 1, nil
+}
+
+// SessionTopic is the pubsub topic of ended sessions: an event's ObjectID
+// is the user whose sessions (some or all) ended.
+const SessionTopic = "session"
+
+// sessionsEnded announces, after commit, that sessions of userID ended.
+func (s *Service) sessionsEnded(ctx context.Context, orgID, userID int) {
+	if s.Broker == nil {
+		return
+	}
+	publish := func() {
+		s.Broker.Publish(pubsub.Event{Topic: SessionTopic, OrgID: orgID, Kind: "ENDED", ObjectID: userID, At: s.Now()})
+	}
+	tx := ent.TxFromContext(ctx)
+	if tx == nil {
+		publish()
+		return
+	}
+	tx.OnCommit(func(next ent.Committer) ent.Committer {
+		return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
+			if err := next.Commit(ctx, tx); err != nil {
+				return err
+			}
+			publish()
+			return nil
+		})
+	})
 }
 
 // NewOrganization describes an organization and its first admin.
@@ -378,6 +411,13 @@ func OrganizationByID(ctx context.Context, c *ent.Client, id int) (*ent.Organiza
 func (s *Service) EndSessions(ctx context.Context, c *ent.Client, userID int) error {
 	if _, err := c.Session.Delete().Where(session.UserID(userID)).Exec(rule.System(ctx)); err != nil {
 		return fmt.Errorf("account.EndSessions: %w", err)
+	}
+	if s.Broker != nil {
+		orgID, err := c.User.Query().Where(user.ID(userID)).Select(user.FieldOrganizationID).Int(rule.System(ctx))
+		if err != nil {
+			return fmt.Errorf("account.EndSessions: %w", err)
+		}
+		s.sessionsEnded(ctx, orgID, userID)
 	}
 	return nil
 }

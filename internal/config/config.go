@@ -70,6 +70,10 @@ var Settings = []Setting{
 	{"MAX_UPLOAD_BYTES", "max-upload-bytes", "6291456", "Largest multipart (upload) request body."},
 	{"WS_INIT_TIMEOUT", "ws-init-timeout", "5s", "A websocket that sends no connection_init within this time is closed."},
 	{"WS_KEEPALIVE", "ws-keepalive", "10s", "Websocket keep-alive and ping interval."},
+	{"WS_MESSAGE_RATE", "ws-message-rate", "50", "Most messages a websocket may send in one second; a socket that sends more is closed with 4429."},
+	{"WS_MAX_OPERATIONS", "ws-max-operations", "50", "Most operations (subscriptions included) running at once on one websocket; one more is answered with a RATE_LIMITED error."},
+	{"WS_MAX_SOCKETS_PER_USER", "ws-max-sockets-per-user", "20", "Most authenticated websockets one user may hold open on one replica; one more is closed with 4429."},
+	{"WS_SESSION_CHECK", "ws-session-check", "5s", "How often an open websocket re-checks its session. Sign-out and deactivation close sockets at once (4403); expiry within this time."},
 	{"SMTP_URL", "smtp-url", "", "smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (implicit TLS). Unset: messages are printed to the log and kept in the outbox."},
 	{"SMTP_FROM", "smtp-from", "Admit <no-reply@localhost>", "Sender of every email."},
 	{"OUTBOX_CONCURRENCY", "outbox-concurrency", "4", "Messages each replica sends at once. Raise it for a fast relay; lower it to 1 for a provider that limits parallel connections."},
@@ -167,15 +171,19 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	}
 	c.Introspection = intro
 	c.Limits = server.Limits{
-		MaxBodyBytes:     num("MAX_BODY_BYTES"),
-		MaxUploadBytes:   num("MAX_UPLOAD_BYTES"),
-		ComplexityLimit:  int(num("GRAPHQL_COMPLEXITY_LIMIT")),
-		DepthLimit:       int(num("GRAPHQL_DEPTH_LIMIT")),
-		ParserTokens:     int(num("GRAPHQL_TOKEN_LIMIT")),
-		MaxPageSize:      int(num("GRAPHQL_MAX_PAGE_SIZE")),
-		MaxRootMutations: int(num("GRAPHQL_MUTATION_LIMIT")),
-		WSInitTimeout:    dur("WS_INIT_TIMEOUT"),
-		WSKeepAlive:      dur("WS_KEEPALIVE"),
+		MaxBodyBytes:        num("MAX_BODY_BYTES"),
+		MaxUploadBytes:      num("MAX_UPLOAD_BYTES"),
+		ComplexityLimit:     int(num("GRAPHQL_COMPLEXITY_LIMIT")),
+		DepthLimit:          int(num("GRAPHQL_DEPTH_LIMIT")),
+		ParserTokens:        int(num("GRAPHQL_TOKEN_LIMIT")),
+		MaxPageSize:         int(num("GRAPHQL_MAX_PAGE_SIZE")),
+		MaxRootMutations:    int(num("GRAPHQL_MUTATION_LIMIT")),
+		WSInitTimeout:       dur("WS_INIT_TIMEOUT"),
+		WSKeepAlive:         dur("WS_KEEPALIVE"),
+		WSMessageRate:       int(num("WS_MESSAGE_RATE")),
+		WSMaxOperations:     int(num("WS_MAX_OPERATIONS")),
+		WSMaxSocketsPerUser: int(num("WS_MAX_SOCKETS_PER_USER")),
+		WSSessionCheck:      dur("WS_SESSION_CHECK"),
 	}
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))

@@ -52,19 +52,35 @@ type Limits struct {
 	MaxRootMutations int
 	WSInitTimeout    time.Duration
 	WSKeepAlive      time.Duration
+	// WSMessageRate is the most messages a socket may send in a second;
+	// more close it with 4429.
+	WSMessageRate int
+	// WSMaxOperations caps the operations running at once on one socket;
+	// one more is answered with an error.
+	WSMaxOperations int
+	// WSMaxSocketsPerUser caps the authenticated sockets one user holds
+	// open on one replica; one more is closed with 4429.
+	WSMaxSocketsPerUser int
+	// WSSessionCheck is how often a socket's session is re-checked (a
+	// sign-out or deactivation is acted on at once, expiry within this).
+	WSSessionCheck time.Duration
 }
 
 // DefaultLimits are the limits used unless configured otherwise.
 var DefaultLimits = Limits{
-	MaxBodyBytes:     1 << 20,
-	MaxUploadBytes:   6 << 20,
-	ComplexityLimit:  5000,
-	DepthLimit:       12,
-	ParserTokens:     15000,
-	MaxPageSize:      100,
-	MaxRootMutations: 20,
-	WSInitTimeout:    5 * time.Second,
-	WSKeepAlive:      10 * time.Second,
+	MaxBodyBytes:        1 << 20,
+	MaxUploadBytes:      6 << 20,
+	ComplexityLimit:     5000,
+	DepthLimit:          12,
+	ParserTokens:        15000,
+	MaxPageSize:         100,
+	MaxRootMutations:    20,
+	WSInitTimeout:       5 * time.Second,
+	WSKeepAlive:         10 * time.Second,
+	WSMessageRate:       50,
+	WSMaxOperations:     50,
+	WSMaxSocketsPerUser: 20,
+	WSSessionCheck:      5 * time.Second,
 }
 
 // Options configure the handler.
@@ -89,6 +105,9 @@ type Server struct {
 	cancel context.CancelFunc
 	opts   Options
 	once   sync.Once
+
+	socketsMu   sync.Mutex
+	userSockets map[int]int // open authenticated sockets per user ID
 }
 
 // ValidateOrigins checks CORS_ALLOWED_ORIGINS entries: each must be an
@@ -123,7 +142,7 @@ func New(o Options) (*Server, error) {
 	gql := s.graphQL()
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", playground.Handler("Admit", "/query"))
-	mux.Handle("/query", s.withAuth(guardSimpleRequests(s.limitBody(gql))))
+	mux.Handle("/query", s.withAuth(guardSimpleRequests(s.limitBody(s.trackSockets(gql)))))
 	mux.Handle("GET /invitations/accept", acceptPage("accept.html", "text/html; charset=utf-8"))
 	mux.Handle("GET /invitations/accept.js", acceptPage("accept.js", "text/javascript; charset=utf-8"))
 	mux.Handle("GET /invitations/accept.css", acceptPage("accept.css", "text/css; charset=utf-8"))
@@ -183,16 +202,16 @@ func (s *Server) graphQL() http.Handler {
 	srv.AddTransport(transport.Websocket{
 		KeepAlivePingInterval: o.Limits.WSKeepAlive,
 		PingPongInterval:      o.Limits.WSKeepAlive,
-		InitTimeout:           o.Limits.WSInitTimeout,
-		InitFunc:              s.websocketInit,
-		PayloadReadLimit:      ptr(int64(64 << 10)),
-		Implementation: transport.CoderWebsocketImplementation{
+		// The init timeout is socketConn's, which closes with 4408.
+		InitFunc:         s.websocketInit,
+		PayloadReadLimit: ptr(int64(64 << 10)),
+		Implementation: socketImplementation{srv: s, inner: transport.CoderWebsocketImplementation{
 			AcceptOptions: websocket.AcceptOptions{
 				// Exact scheme://host patterns; same-host pages (GraphiQL)
 				// are always allowed, other origins only when listed.
 				OriginPatterns: o.AllowedOrigins,
 			},
-		},
+		}},
 	})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
@@ -241,23 +260,37 @@ func (s *Server) websocketInit(ctx context.Context, p transport.InitPayload) (co
 		if err != account.ErrInvalidSession {
 			s.opts.Log.ErrorContext(ctx, "websocket authentication failed", "error", err)
 		}
-		return transport.WithWebsocketCloseCode(ctx, 4403), nil, errUnauthorized
+		return transport.WithWebsocketCloseCode(ctx, CloseForbidden), nil, errUnauthorized
 	}
 	v.Socket = true
+	if sock := socketFrom(ctx); sock != nil && !sock.authenticated(v) {
+		ctx = transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, CloseTooManyRequests), "Too many sockets")
+		return ctx, nil, errTooManySockets
+	}
 	return auth.NewContext(ctx, v), nil, nil
 }
 
-var errUnauthorized = fmt.Errorf("unauthorized")
+var (
+	errUnauthorized   = fmt.Errorf("unauthorized")
+	errTooManySockets = fmt.Errorf("too many open sockets for this user")
+)
 
-// revalidateSocketSession re-checks, before each operation on a websocket,
-// that the session it authenticated with is still live: signing out,
-// expiry or deactivation take effect on open sockets too.
+// revalidateSocketSession reloads, before each operation on a websocket,
+// the viewer the socket authenticated as, and runs the operation as the
+// user is now: signing out, expiry or deactivation refuse it, and a
+// demotion or promotion since the socket opened applies to it.
 func (s *Server) revalidateSocketSession(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	v := auth.FromContext(ctx)
 	if v == nil || !v.Socket {
 		return next(ctx)
 	}
-	if err := s.opts.Accounts.Revalidate(ctx, s.opts.DB.Client, v); err != nil {
+	cur, err := s.opts.Accounts.Current(ctx, s.opts.DB.Client, v)
+	if err != nil && ctx.Err() != nil {
+		// The client stopped the operation (or the socket closed) while
+		// it was being checked: nothing to answer.
+		return func(context.Context) *graphql.Response { return nil }
+	}
+	if err != nil {
 		if err != account.ErrInvalidSession {
 			s.opts.Log.ErrorContext(ctx, "websocket session check failed", "error", err)
 		}
@@ -266,7 +299,7 @@ func (s *Server) revalidateSocketSession(ctx context.Context, next graphql.Opera
 			Extensions: map[string]any{"code": rule.ErrUnauthenticated.Code},
 		}}})
 	}
-	return next(ctx)
+	return next(auth.NewContext(ctx, cur))
 }
 
 // withAuth puts the viewer of a valid bearer token in the request context.

@@ -233,6 +233,7 @@ func New(t testing.TB, opts ...Option) *Env {
 		SignInLimits: account.DefaultSignInLimits,
 	}
 	broker := pubsub.New()
+	accounts.Broker = broker
 	invites := &invite.Service{Keys: keys, Now: clock.Now, Broker: broker, ResendCooldown: time.Minute, Dialect: d.Dialect}
 	mailbox := &Mailbox{}
 	worker := &outbox.Worker{
