@@ -50,6 +50,8 @@ type Limits struct {
 	MaxPageSize     int
 	// MaxRootMutations caps the root fields of one mutation operation.
 	MaxRootMutations int
+	// MaxResponseBytes caps the data of one response.
+	MaxResponseBytes int
 	WSInitTimeout    time.Duration
 	WSKeepAlive      time.Duration
 	// WSMessageRate is the most messages a socket may send in a second;
@@ -75,12 +77,50 @@ var DefaultLimits = Limits{
 	ParserTokens:        15000,
 	MaxPageSize:         100,
 	MaxRootMutations:    20,
+	MaxResponseBytes:    8 << 20,
 	WSInitTimeout:       5 * time.Second,
 	WSKeepAlive:         10 * time.Second,
 	WSMessageRate:       50,
 	WSMaxOperations:     50,
 	WSMaxSocketsPerUser: 20,
 	WSSessionCheck:      5 * time.Second,
+}
+
+// withDefaults fills every unset (zero) limit from DefaultLimits, so a
+// caller that sets some limits, or predates a new one, never turns one off.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	or := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	or(&l.ComplexityLimit, d.ComplexityLimit)
+	or(&l.DepthLimit, d.DepthLimit)
+	or(&l.ParserTokens, d.ParserTokens)
+	or(&l.MaxPageSize, d.MaxPageSize)
+	or(&l.MaxRootMutations, d.MaxRootMutations)
+	or(&l.MaxResponseBytes, d.MaxResponseBytes)
+	or(&l.WSMessageRate, d.WSMessageRate)
+	or(&l.WSMaxOperations, d.WSMaxOperations)
+	or(&l.WSMaxSocketsPerUser, d.WSMaxSocketsPerUser)
+	if l.MaxBodyBytes == 0 {
+		l.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if l.MaxUploadBytes == 0 {
+		l.MaxUploadBytes = d.MaxUploadBytes
+	}
+	for _, p := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&l.WSInitTimeout, d.WSInitTimeout}, {&l.WSKeepAlive, d.WSKeepAlive}, {&l.WSSessionCheck, d.WSSessionCheck},
+	} {
+		if *p.v == 0 {
+			*p.v = p.def
+		}
+	}
+	return l
 }
 
 // Options configure the handler.
@@ -107,7 +147,8 @@ type Server struct {
 	once   sync.Once
 
 	socketsMu   sync.Mutex
-	userSockets map[int]int // open authenticated sockets per user ID
+	userSockets map[int]map[*socket]struct{} // open authenticated sockets per user ID
+	stopWatch   func()
 }
 
 // ValidateOrigins checks CORS_ALLOWED_ORIGINS entries: each must be an
@@ -131,13 +172,15 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	if o.Limits == (Limits{}) {
-		o.Limits = DefaultLimits
-	}
+	o.Limits = o.Limits.withDefaults()
 	s := &Server{opts: o}
 	// Every request, websockets included, derives from base; cancelling it
 	// at shutdown sends each open socket a close frame.
 	s.base, s.cancel = context.WithCancel(context.Background())
+	s.stopWatch = func() {}
+	if o.Broker != nil {
+		s.stopWatch = o.Broker.Watch(account.SessionTopic, s.sessionsEnded)
+	}
 
 	gql := s.graphQL()
 	mux := http.NewServeMux()
@@ -182,7 +225,12 @@ func (s *Server) BaseContext() context.Context { return s.base }
 
 // CloseSockets cancels every request context, closing open websockets
 // with a close frame. Call it when shutdown starts.
-func (s *Server) CloseSockets() { s.once.Do(s.cancel) }
+func (s *Server) CloseSockets() {
+	s.once.Do(func() {
+		s.stopWatch()
+		s.cancel()
+	})
+}
 
 func (s *Server) graphQL() http.Handler {
 	o := s.opts
@@ -232,7 +280,11 @@ func (s *Server) graphQL() http.Handler {
 	srv.Use(graph.DepthLimit{Max: o.Limits.DepthLimit})
 	srv.Use(graph.OperationLimits{MaxRootMutations: o.Limits.MaxRootMutations, Once: graph.OnceFields})
 	srv.Use(graph.SignInThrottle{Client: o.DB.Client, Accounts: o.Accounts, Log: o.Log})
+	srv.Use(graph.IntrospectionLimit{MaxTypeFields: 10})
 	srv.Use(graph.Transactioner{Client: o.DB.Client, Log: o.Log})
+	// Inside the Transactioner (the first extension added is the outermost),
+	// so a mutation whose response is refused is rolled back.
+	srv.Use(graph.ResponseSizeLimit{Max: o.Limits.MaxResponseBytes})
 	srv.AroundOperations(s.revalidateSocketSession)
 	srv.AroundFields(graph.PageSize(o.Limits.MaxPageSize))
 	srv.SetErrorPresenter(graph.ErrorPresenter(o.Log))

@@ -41,6 +41,8 @@ type socket struct {
 	ctx    context.Context // ends when the connection's handler returns
 	cancel context.CancelFunc
 
+	kick chan struct{} // a session of the socket's user ended somewhere
+
 	mu     sync.Mutex
 	conn   *socketConn
 	viewer *auth.Viewer
@@ -61,7 +63,7 @@ func (s *Server) trackSockets(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		sock := &socket{srv: s}
+		sock := &socket{srv: s, kick: make(chan struct{}, 1)}
 		sock.ctx, sock.cancel = context.WithCancel(r.Context())
 		defer sock.release()
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), socketKey{}, sock)))
@@ -85,13 +87,16 @@ func (k *socket) authenticated(v *auth.Viewer) bool {
 	s := k.srv
 	s.socketsMu.Lock()
 	if s.userSockets == nil {
-		s.userSockets = map[int]int{}
+		s.userSockets = map[int]map[*socket]struct{}{}
 	}
-	if n := s.userSockets[v.UserID]; n >= s.opts.Limits.WSMaxSocketsPerUser {
+	if len(s.userSockets[v.UserID]) >= s.opts.Limits.WSMaxSocketsPerUser {
 		s.socketsMu.Unlock()
 		return false
 	}
-	s.userSockets[v.UserID]++
+	if s.userSockets[v.UserID] == nil {
+		s.userSockets[v.UserID] = map[*socket]struct{}{}
+	}
+	s.userSockets[v.UserID][k] = struct{}{}
 	s.socketsMu.Unlock()
 	k.mu.Lock()
 	k.viewer = v
@@ -111,10 +116,25 @@ func (k *socket) release() {
 	}
 	s := k.srv
 	s.socketsMu.Lock()
-	if s.userSockets[v.UserID]--; s.userSockets[v.UserID] <= 0 {
+	delete(s.userSockets[v.UserID], k)
+	if len(s.userSockets[v.UserID]) == 0 {
 		delete(s.userSockets, v.UserID)
 	}
 	s.socketsMu.Unlock()
+}
+
+// sessionsEnded is told (by every replica, through the broker) that
+// sessions of a user ended, and has that user's sockets here re-check
+// theirs at once.
+func (s *Server) sessionsEnded(e pubsub.Event) {
+	s.socketsMu.Lock()
+	defer s.socketsMu.Unlock()
+	for k := range s.userSockets[e.ObjectID] {
+		select {
+		case k.kick <- struct{}{}:
+		default: // a check is already due
+		}
+	}
 }
 
 // watchSession closes the socket with 4403 once its session has ended:
@@ -122,12 +142,6 @@ func (k *socket) release() {
 // and at the latest after WSSessionCheck (expiry).
 func (k *socket) watchSession(v *auth.Viewer) {
 	s := k.srv
-	var events <-chan pubsub.Event
-	if s.opts.Broker != nil {
-		sub := s.opts.Broker.Subscribe(account.SessionTopic, v.OrgID, 8)
-		defer sub.Close()
-		events = sub.C
-	}
 	tick := time.NewTicker(s.opts.Limits.WSSessionCheck)
 	defer tick.Stop()
 	for {
@@ -135,7 +149,7 @@ func (k *socket) watchSession(v *auth.Viewer) {
 		case <-k.ctx.Done():
 			return
 		case <-tick.C:
-		case <-events:
+		case <-k.kick:
 		}
 		_, err := s.opts.Accounts.Current(k.ctx, s.opts.DB.Client, v)
 		switch {
