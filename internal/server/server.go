@@ -185,7 +185,7 @@ func New(o Options) (*Server, error) {
 	gql := s.graphQL()
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", playground.Handler("Admit", "/query"))
-	mux.Handle("/query", s.withAuth(guardSimpleRequests(s.limitBody(s.trackSockets(gql)))))
+	mux.Handle("/query", s.withAuth(guardSimpleRequests(s.limitBody(s.trackSockets(codeTransportErrors(gql))))))
 	mux.Handle("GET /invitations/accept", acceptPage("accept.html", "text/html; charset=utf-8"))
 	mux.Handle("GET /invitations/accept.js", acceptPage("accept.js", "text/javascript; charset=utf-8"))
 	mux.Handle("GET /invitations/accept.css", acceptPage("accept.css", "text/css; charset=utf-8"))
@@ -444,6 +444,93 @@ func guardSimpleRequests(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// codeTransportErrors gives an extensions.code to the errors gqlgen's
+// transports write themselves, past the error presenter: a mutation over
+// GET, a malformed multipart request. They are refusals of the request
+// (4xx), so the code follows from the status.
+func codeTransportErrors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "" { // websockets hijack the writer
+			next.ServeHTTP(w, r)
+			return
+		}
+		cw := &codingWriter{ResponseWriter: w}
+		next.ServeHTTP(cw, r)
+		cw.finish()
+	})
+}
+
+// codingWriter holds back an error response (status 400 or more) until
+// its errors have codes; any other response passes straight through.
+type codingWriter struct {
+	http.ResponseWriter
+	status int
+	buf    *bytes.Buffer
+}
+
+func (c *codingWriter) WriteHeader(status int) {
+	if status >= 400 && c.buf == nil {
+		c.status, c.buf = status, &bytes.Buffer{}
+		return
+	}
+	c.ResponseWriter.WriteHeader(status)
+}
+
+func (c *codingWriter) Write(b []byte) (int, error) {
+	if c.buf != nil {
+		return c.buf.Write(b)
+	}
+	return c.ResponseWriter.Write(b)
+}
+
+func (c *codingWriter) finish() {
+	if c.buf == nil {
+		return
+	}
+	body := c.buf.Bytes()
+	var rsp map[string]any
+	if json.Unmarshal(body, &rsp) == nil {
+		if errs, ok := rsp["errors"].([]any); ok {
+			for _, e := range errs {
+				m, ok := e.(map[string]any)
+				if !ok {
+					continue
+				}
+				ext, _ := m["extensions"].(map[string]any)
+				if ext == nil {
+					ext = map[string]any{}
+					m["extensions"] = ext
+				}
+				if ext["code"] == nil {
+					ext["code"] = statusCode(c.status)
+				}
+			}
+			if b, err := json.Marshal(rsp); err == nil {
+				body = b
+			}
+		}
+	}
+	c.ResponseWriter.Header().Del("Content-Length")
+	c.ResponseWriter.WriteHeader(c.status)
+	_, _ = c.ResponseWriter.Write(body)
+}
+
+// statusCode is the extensions.code of a transport's refusal.
+func statusCode(status int) string {
+	switch status {
+	case http.StatusMethodNotAllowed, http.StatusNotAcceptable:
+		return "METHOD_NOT_ALLOWED" // a mutation over GET
+	case http.StatusRequestEntityTooLarge:
+		return "REQUEST_TOO_LARGE"
+	case http.StatusUnsupportedMediaType:
+		return "UNSUPPORTED_MEDIA_TYPE"
+	}
+	if status >= 500 {
+		return "INTERNAL"
+	}
+	return "BAD_REQUEST"
 }
 
 func writeGraphQLError(w http.ResponseWriter, status int, code, msg string) {
