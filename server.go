@@ -105,8 +105,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		AcceptURL:       cfg.AcceptURL,
 		SignInURL:       cfg.PublicURL + "/",
 		MessageIDDomain: messageIDDomain(cfg.PublicURL),
+		Accounts:        accounts,
+		ResetURL:        cfg.ResetURL,
 	}
 	invites.Kick = worker.Kick
+	accounts.Kick = worker.Kick
 	go worker.Run(ctx)
 
 	h, err := server.New(server.Options{

@@ -53,6 +53,8 @@ type Delivery struct {
 	InvitationID *int `json:"invitation_id,omitempty"`
 	// TokenGeneration holds the value of the "token_generation" field.
 	TokenGeneration int `json:"token_generation,omitempty"`
+	// PasswordResetID holds the value of the "password_reset_id" field.
+	PasswordResetID *int `json:"password_reset_id,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the DeliveryQuery when eager-loading is set.
 	Edges        DeliveryEdges `json:"edges"`
@@ -99,7 +101,7 @@ func (*Delivery) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case delivery.FieldID, delivery.FieldOrganizationID, delivery.FieldAttempts, delivery.FieldInvitationID, delivery.FieldTokenGeneration:
+		case delivery.FieldID, delivery.FieldOrganizationID, delivery.FieldAttempts, delivery.FieldInvitationID, delivery.FieldTokenGeneration, delivery.FieldPasswordResetID:
 			values[i] = new(sql.NullInt64)
 		case delivery.FieldChannel, delivery.FieldRecipient, delivery.FieldTemplate, delivery.FieldSubject, delivery.FieldBodyText, delivery.FieldBodyHTML, delivery.FieldStatus, delivery.FieldLastError:
 			values[i] = new(sql.NullString)
@@ -231,6 +233,13 @@ func (_m *Delivery) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.TokenGeneration = int(value.Int64)
 			}
+		case delivery.FieldPasswordResetID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field password_reset_id", values[i])
+			} else if value.Valid {
+				_m.PasswordResetID = new(int)
+				*_m.PasswordResetID = int(value.Int64)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -331,6 +340,11 @@ func (_m *Delivery) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("token_generation=")
 	builder.WriteString(fmt.Sprintf("%v", _m.TokenGeneration))
+	builder.WriteString(", ")
+	if v := _m.PasswordResetID; v != nil {
+		builder.WriteString("password_reset_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -238,6 +238,20 @@ func (_c *DeliveryCreate) SetNillableTokenGeneration(v *int) *DeliveryCreate {
 	return _c
 }
 
+// SetPasswordResetID sets the "password_reset_id" field.
+func (_c *DeliveryCreate) SetPasswordResetID(v int) *DeliveryCreate {
+	_c.mutation.SetPasswordResetID(v)
+	return _c
+}
+
+// SetNillablePasswordResetID sets the "password_reset_id" field if the given value is not nil.
+func (_c *DeliveryCreate) SetNillablePasswordResetID(v *int) *DeliveryCreate {
+	if v != nil {
+		_c.SetPasswordResetID(*v)
+	}
+	return _c
+}
+
 // SetOrganization sets the "organization" edge to the Organization entity.
 func (_c *DeliveryCreate) SetOrganization(v *Organization) *DeliveryCreate {
 	return _c.SetOrganizationID(v.ID)
@@ -504,6 +518,10 @@ func (_c *DeliveryCreate) createSpec() (*Delivery, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.TokenGeneration(); ok {
 		_spec.SetField(delivery.FieldTokenGeneration, field.TypeInt, value)
 		_node.TokenGeneration = value
+	}
+	if value, ok := _c.mutation.PasswordResetID(); ok {
+		_spec.SetField(delivery.FieldPasswordResetID, field.TypeInt, value)
+		_node.PasswordResetID = &value
 	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -801,6 +819,30 @@ func (u *DeliveryUpsert) AddTokenGeneration(v int) *DeliveryUpsert {
 	return u
 }
 
+// SetPasswordResetID sets the "password_reset_id" field.
+func (u *DeliveryUpsert) SetPasswordResetID(v int) *DeliveryUpsert {
+	u.Set(delivery.FieldPasswordResetID, v)
+	return u
+}
+
+// UpdatePasswordResetID sets the "password_reset_id" field to the value that was provided on create.
+func (u *DeliveryUpsert) UpdatePasswordResetID() *DeliveryUpsert {
+	u.SetExcluded(delivery.FieldPasswordResetID)
+	return u
+}
+
+// AddPasswordResetID adds v to the "password_reset_id" field.
+func (u *DeliveryUpsert) AddPasswordResetID(v int) *DeliveryUpsert {
+	u.Add(delivery.FieldPasswordResetID, v)
+	return u
+}
+
+// ClearPasswordResetID clears the value of the "password_reset_id" field.
+func (u *DeliveryUpsert) ClearPasswordResetID() *DeliveryUpsert {
+	u.SetNull(delivery.FieldPasswordResetID)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create.
 // Using this option is equivalent to using:
 //
@@ -1091,6 +1133,34 @@ func (u *DeliveryUpsertOne) AddTokenGeneration(v int) *DeliveryUpsertOne {
 func (u *DeliveryUpsertOne) UpdateTokenGeneration() *DeliveryUpsertOne {
 	return u.Update(func(s *DeliveryUpsert) {
 		s.UpdateTokenGeneration()
+	})
+}
+
+// SetPasswordResetID sets the "password_reset_id" field.
+func (u *DeliveryUpsertOne) SetPasswordResetID(v int) *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.SetPasswordResetID(v)
+	})
+}
+
+// AddPasswordResetID adds v to the "password_reset_id" field.
+func (u *DeliveryUpsertOne) AddPasswordResetID(v int) *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.AddPasswordResetID(v)
+	})
+}
+
+// UpdatePasswordResetID sets the "password_reset_id" field to the value that was provided on create.
+func (u *DeliveryUpsertOne) UpdatePasswordResetID() *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.UpdatePasswordResetID()
+	})
+}
+
+// ClearPasswordResetID clears the value of the "password_reset_id" field.
+func (u *DeliveryUpsertOne) ClearPasswordResetID() *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.ClearPasswordResetID()
 	})
 }
 
@@ -1550,6 +1620,34 @@ func (u *DeliveryUpsertBulk) AddTokenGeneration(v int) *DeliveryUpsertBulk {
 func (u *DeliveryUpsertBulk) UpdateTokenGeneration() *DeliveryUpsertBulk {
 	return u.Update(func(s *DeliveryUpsert) {
 		s.UpdateTokenGeneration()
+	})
+}
+
+// SetPasswordResetID sets the "password_reset_id" field.
+func (u *DeliveryUpsertBulk) SetPasswordResetID(v int) *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.SetPasswordResetID(v)
+	})
+}
+
+// AddPasswordResetID adds v to the "password_reset_id" field.
+func (u *DeliveryUpsertBulk) AddPasswordResetID(v int) *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.AddPasswordResetID(v)
+	})
+}
+
+// UpdatePasswordResetID sets the "password_reset_id" field to the value that was provided on create.
+func (u *DeliveryUpsertBulk) UpdatePasswordResetID() *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.UpdatePasswordResetID()
+	})
+}
+
+// ClearPasswordResetID clears the value of the "password_reset_id" field.
+func (u *DeliveryUpsertBulk) ClearPasswordResetID() *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.ClearPasswordResetID()
 	})
 }
 

@@ -263,6 +263,33 @@ func (_u *DeliveryUpdate) AddTokenGeneration(v int) *DeliveryUpdate {
 	return _u
 }
 
+// SetPasswordResetID sets the "password_reset_id" field.
+func (_u *DeliveryUpdate) SetPasswordResetID(v int) *DeliveryUpdate {
+	_u.mutation.ResetPasswordResetID()
+	_u.mutation.SetPasswordResetID(v)
+	return _u
+}
+
+// SetNillablePasswordResetID sets the "password_reset_id" field if the given value is not nil.
+func (_u *DeliveryUpdate) SetNillablePasswordResetID(v *int) *DeliveryUpdate {
+	if v != nil {
+		_u.SetPasswordResetID(*v)
+	}
+	return _u
+}
+
+// AddPasswordResetID adds value to the "password_reset_id" field.
+func (_u *DeliveryUpdate) AddPasswordResetID(v int) *DeliveryUpdate {
+	_u.mutation.AddPasswordResetID(v)
+	return _u
+}
+
+// ClearPasswordResetID clears the value of the "password_reset_id" field.
+func (_u *DeliveryUpdate) ClearPasswordResetID() *DeliveryUpdate {
+	_u.mutation.ClearPasswordResetID()
+	return _u
+}
+
 // SetInvitation sets the "invitation" edge to the Invitation entity.
 func (_u *DeliveryUpdate) SetInvitation(v *Invitation) *DeliveryUpdate {
 	return _u.SetInvitationID(v.ID)
@@ -424,6 +451,15 @@ func (_u *DeliveryUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.AddedTokenGeneration(); ok {
 		_spec.AddField(delivery.FieldTokenGeneration, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.PasswordResetID(); ok {
+		_spec.SetField(delivery.FieldPasswordResetID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedPasswordResetID(); ok {
+		_spec.AddField(delivery.FieldPasswordResetID, field.TypeInt, value)
+	}
+	if _u.mutation.PasswordResetIDCleared() {
+		_spec.ClearField(delivery.FieldPasswordResetID, field.TypeInt)
 	}
 	if _u.mutation.InvitationCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -708,6 +744,33 @@ func (_u *DeliveryUpdateOne) AddTokenGeneration(v int) *DeliveryUpdateOne {
 	return _u
 }
 
+// SetPasswordResetID sets the "password_reset_id" field.
+func (_u *DeliveryUpdateOne) SetPasswordResetID(v int) *DeliveryUpdateOne {
+	_u.mutation.ResetPasswordResetID()
+	_u.mutation.SetPasswordResetID(v)
+	return _u
+}
+
+// SetNillablePasswordResetID sets the "password_reset_id" field if the given value is not nil.
+func (_u *DeliveryUpdateOne) SetNillablePasswordResetID(v *int) *DeliveryUpdateOne {
+	if v != nil {
+		_u.SetPasswordResetID(*v)
+	}
+	return _u
+}
+
+// AddPasswordResetID adds value to the "password_reset_id" field.
+func (_u *DeliveryUpdateOne) AddPasswordResetID(v int) *DeliveryUpdateOne {
+	_u.mutation.AddPasswordResetID(v)
+	return _u
+}
+
+// ClearPasswordResetID clears the value of the "password_reset_id" field.
+func (_u *DeliveryUpdateOne) ClearPasswordResetID() *DeliveryUpdateOne {
+	_u.mutation.ClearPasswordResetID()
+	return _u
+}
+
 // SetInvitation sets the "invitation" edge to the Invitation entity.
 func (_u *DeliveryUpdateOne) SetInvitation(v *Invitation) *DeliveryUpdateOne {
 	return _u.SetInvitationID(v.ID)
@@ -899,6 +962,15 @@ func (_u *DeliveryUpdateOne) sqlSave(ctx context.Context) (_node *Delivery, err 
 	}
 	if value, ok := _u.mutation.AddedTokenGeneration(); ok {
 		_spec.AddField(delivery.FieldTokenGeneration, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.PasswordResetID(); ok {
+		_spec.SetField(delivery.FieldPasswordResetID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedPasswordResetID(); ok {
+		_spec.AddField(delivery.FieldPasswordResetID, field.TypeInt, value)
+	}
+	if _u.mutation.PasswordResetIDCleared() {
+		_spec.ClearField(delivery.FieldPasswordResetID, field.TypeInt)
 	}
 	if _u.mutation.InvitationCleared() {
 		edge := &sqlgraph.EdgeSpec{

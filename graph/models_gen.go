@@ -38,6 +38,22 @@ type AcceptInvitationPayload struct {
 	Errors []*UserError `json:"errors"`
 }
 
+// The current and the new password.
+type ChangePasswordInput struct {
+	// The password the account has now.
+	CurrentPassword string `json:"currentPassword"`
+	// The new password (10 to 256 characters).
+	NewPassword string `json:"newPassword"`
+}
+
+// The result of changePassword.
+type ChangePasswordPayload struct {
+	// True when the password was changed.
+	Done bool `json:"done"`
+	// Why the change was refused; empty on success.
+	Errors []*UserError `json:"errors"`
+}
+
 // A new invite link.
 type CreateInviteLinkInput struct {
 	// INTERNAL users or CLIENTs.
@@ -270,6 +286,36 @@ type OrganizationPayload struct {
 	Errors []*UserError `json:"errors"`
 }
 
+// Who asks for a password reset.
+type RequestPasswordResetInput struct {
+	// The account's email address.
+	Email string `json:"email"`
+}
+
+// The result of requestPasswordReset.
+type RequestPasswordResetPayload struct {
+	// True when the request was taken (whether or not the address has an account).
+	Accepted bool `json:"accepted"`
+	// RATE_LIMITED when asked too often; empty otherwise.
+	Errors []*UserError `json:"errors"`
+}
+
+// A reset token and the new password.
+type ResetPasswordInput struct {
+	// The token from the reset email.
+	Token string `json:"token"`
+	// The new password (10 to 256 characters).
+	Password string `json:"password"`
+}
+
+// The result of resetPassword.
+type ResetPasswordPayload struct {
+	// True when the password was changed; sign in with it.
+	Done bool `json:"done"`
+	// Why the reset was refused; empty on success.
+	Errors []*UserError `json:"errors"`
+}
+
 // A role after a change.
 type RolePayload struct {
 	// The role, as changed.
@@ -434,6 +480,10 @@ const (
 	ErrorCodeNoDomains ErrorCode = "NO_DOMAINS"
 	// Too many attempts; see retryAfter.
 	ErrorCodeRateLimited ErrorCode = "RATE_LIMITED"
+	// The password reset link is unknown, was used already or was replaced.
+	ErrorCodeResetTokenInvalid ErrorCode = "RESET_TOKEN_INVALID"
+	// The password reset link has expired; ask for a new one.
+	ErrorCodeResetTokenExpired ErrorCode = "RESET_TOKEN_EXPIRED"
 	// The value is not a valid email domain.
 	ErrorCodeInvalidDomain ErrorCode = "INVALID_DOMAIN"
 	// The organization already has this domain.
@@ -481,6 +531,8 @@ var AllErrorCode = []ErrorCode{
 	ErrorCodeLinkExhausted,
 	ErrorCodeNoDomains,
 	ErrorCodeRateLimited,
+	ErrorCodeResetTokenInvalid,
+	ErrorCodeResetTokenExpired,
 	ErrorCodeInvalidDomain,
 	ErrorCodeDomainExists,
 	ErrorCodeDomainNotFound,
@@ -488,7 +540,7 @@ var AllErrorCode = []ErrorCode{
 
 func (e ErrorCode) IsValid() bool {
 	switch e {
-	case ErrorCodeInvalidCredentials, ErrorCodeOrganizationRequired, ErrorCodeInvalidInput, ErrorCodeNameTaken, ErrorCodeBuiltinRole, ErrorCodeRoleInUse, ErrorCodeLastAdmin, ErrorCodeInvalidAddress, ErrorCodeDuplicateInRequest, ErrorCodeAlreadyMember, ErrorCodeAlreadyInvited, ErrorCodeDomainNotAllowed, ErrorCodeInvitationNotFound, ErrorCodeInvitationReplaced, ErrorCodeInvitationRevoked, ErrorCodeInvitationExpired, ErrorCodeInvitationAlreadyAccepted, ErrorCodeInvitationNotAcceptable, ErrorCodeSignInRequired, ErrorCodeWrongAccount, ErrorCodeAccountDeactivated, ErrorCodePasswordTooWeak, ErrorCodeResendTooSoon, ErrorCodeIdempotencyKeyReused, ErrorCodeFileEmpty, ErrorCodeFileTooLarge, ErrorCodeFileTooManyRows, ErrorCodeFileNotText, ErrorCodeFileUnsupportedType, ErrorCodeFileNoAddressColumn, ErrorCodeFileMalformed, ErrorCodeLinkNotFound, ErrorCodeLinkRefreshed, ErrorCodeLinkRevoked, ErrorCodeLinkExpired, ErrorCodeLinkExhausted, ErrorCodeNoDomains, ErrorCodeRateLimited, ErrorCodeInvalidDomain, ErrorCodeDomainExists, ErrorCodeDomainNotFound:
+	case ErrorCodeInvalidCredentials, ErrorCodeOrganizationRequired, ErrorCodeInvalidInput, ErrorCodeNameTaken, ErrorCodeBuiltinRole, ErrorCodeRoleInUse, ErrorCodeLastAdmin, ErrorCodeInvalidAddress, ErrorCodeDuplicateInRequest, ErrorCodeAlreadyMember, ErrorCodeAlreadyInvited, ErrorCodeDomainNotAllowed, ErrorCodeInvitationNotFound, ErrorCodeInvitationReplaced, ErrorCodeInvitationRevoked, ErrorCodeInvitationExpired, ErrorCodeInvitationAlreadyAccepted, ErrorCodeInvitationNotAcceptable, ErrorCodeSignInRequired, ErrorCodeWrongAccount, ErrorCodeAccountDeactivated, ErrorCodePasswordTooWeak, ErrorCodeResendTooSoon, ErrorCodeIdempotencyKeyReused, ErrorCodeFileEmpty, ErrorCodeFileTooLarge, ErrorCodeFileTooManyRows, ErrorCodeFileNotText, ErrorCodeFileUnsupportedType, ErrorCodeFileNoAddressColumn, ErrorCodeFileMalformed, ErrorCodeLinkNotFound, ErrorCodeLinkRefreshed, ErrorCodeLinkRevoked, ErrorCodeLinkExpired, ErrorCodeLinkExhausted, ErrorCodeNoDomains, ErrorCodeRateLimited, ErrorCodeResetTokenInvalid, ErrorCodeResetTokenExpired, ErrorCodeInvalidDomain, ErrorCodeDomainExists, ErrorCodeDomainNotFound:
 		return true
 	}
 	return false

@@ -52,6 +52,8 @@ const (
 	FieldInvitationID = "invitation_id"
 	// FieldTokenGeneration holds the string denoting the token_generation field in the database.
 	FieldTokenGeneration = "token_generation"
+	// FieldPasswordResetID holds the string denoting the password_reset_id field in the database.
+	FieldPasswordResetID = "password_reset_id"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeInvitation holds the string denoting the invitation edge name in mutations.
@@ -94,6 +96,7 @@ var Columns = []string{
 	FieldSentAt,
 	FieldInvitationID,
 	FieldTokenGeneration,
+	FieldPasswordResetID,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -290,6 +293,11 @@ func ByInvitationID(opts ...sql.OrderTermOption) OrderOption {
 // ByTokenGeneration orders the results by the token_generation field.
 func ByTokenGeneration(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldTokenGeneration, opts...).ToFunc()
+}
+
+// ByPasswordResetID orders the results by the password_reset_id field.
+func ByPasswordResetID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPasswordResetID, opts...).ToFunc()
 }
 
 // ByOrganizationField orders the results by organization field.

@@ -130,6 +130,11 @@ func TokenGeneration(v int) predicate.Delivery {
 	return predicate.Delivery(sql.FieldEQ(FieldTokenGeneration, v))
 }
 
+// PasswordResetID applies equality check predicate on the "password_reset_id" field. It's identical to PasswordResetIDEQ.
+func PasswordResetID(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldEQ(FieldPasswordResetID, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Delivery {
 	return predicate.Delivery(sql.FieldEQ(FieldCreatedAt, v))
@@ -908,6 +913,56 @@ func TokenGenerationLT(v int) predicate.Delivery {
 // TokenGenerationLTE applies the LTE predicate on the "token_generation" field.
 func TokenGenerationLTE(v int) predicate.Delivery {
 	return predicate.Delivery(sql.FieldLTE(FieldTokenGeneration, v))
+}
+
+// PasswordResetIDEQ applies the EQ predicate on the "password_reset_id" field.
+func PasswordResetIDEQ(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldEQ(FieldPasswordResetID, v))
+}
+
+// PasswordResetIDNEQ applies the NEQ predicate on the "password_reset_id" field.
+func PasswordResetIDNEQ(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldNEQ(FieldPasswordResetID, v))
+}
+
+// PasswordResetIDIn applies the In predicate on the "password_reset_id" field.
+func PasswordResetIDIn(vs ...int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldIn(FieldPasswordResetID, vs...))
+}
+
+// PasswordResetIDNotIn applies the NotIn predicate on the "password_reset_id" field.
+func PasswordResetIDNotIn(vs ...int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldNotIn(FieldPasswordResetID, vs...))
+}
+
+// PasswordResetIDGT applies the GT predicate on the "password_reset_id" field.
+func PasswordResetIDGT(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldGT(FieldPasswordResetID, v))
+}
+
+// PasswordResetIDGTE applies the GTE predicate on the "password_reset_id" field.
+func PasswordResetIDGTE(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldGTE(FieldPasswordResetID, v))
+}
+
+// PasswordResetIDLT applies the LT predicate on the "password_reset_id" field.
+func PasswordResetIDLT(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldLT(FieldPasswordResetID, v))
+}
+
+// PasswordResetIDLTE applies the LTE predicate on the "password_reset_id" field.
+func PasswordResetIDLTE(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldLTE(FieldPasswordResetID, v))
+}
+
+// PasswordResetIDIsNil applies the IsNil predicate on the "password_reset_id" field.
+func PasswordResetIDIsNil() predicate.Delivery {
+	return predicate.Delivery(sql.FieldIsNull(FieldPasswordResetID))
+}
+
+// PasswordResetIDNotNil applies the NotNil predicate on the "password_reset_id" field.
+func PasswordResetIDNotNil() predicate.Delivery {
+	return predicate.Delivery(sql.FieldNotNull(FieldPasswordResetID))
 }
 
 // HasOrganization applies the HasEdge predicate on the "organization" edge.

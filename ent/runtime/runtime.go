@@ -13,6 +13,7 @@ import (
 	"admit/ent/joinrequest"
 	"admit/ent/membership"
 	"admit/ent/organization"
+	"admit/ent/passwordreset"
 	"admit/ent/ratecounter"
 	"admit/ent/role"
 	"admit/ent/schema"
@@ -454,6 +455,21 @@ func init() {
 			return nil
 		}
 	}()
+	passwordreset.Policy = privacy.NewPolicies(schema.PasswordReset{})
+	passwordreset.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := passwordreset.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	passwordresetFields := schema.PasswordReset{}.Fields()
+	_ = passwordresetFields
+	// passwordresetDescCreatedAt is the schema descriptor for created_at field.
+	passwordresetDescCreatedAt := passwordresetFields[0].Descriptor()
+	// passwordreset.DefaultCreatedAt holds the default value on creation for the created_at field.
+	passwordreset.DefaultCreatedAt = passwordresetDescCreatedAt.Default.(func() time.Time)
 	ratecounter.Policy = privacy.NewPolicies(schema.RateCounter{})
 	ratecounter.Hooks[0] = func(next ent.Mutator) ent.Mutator {
 		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {

@@ -45,6 +45,9 @@ func (Delivery) Fields() []ent.Field {
 		// The invitation token generation this message carries; the worker
 		// derives the link at send time so no token is stored.
 		field.Int("token_generation").Default(0).Annotations(entgql.Skip(entgql.SkipAll)),
+		// The password reset a password_reset message is for; the worker
+		// derives its link at send time, as for invitations.
+		field.Int("password_reset_id").Optional().Nillable().Annotations(entgql.Skip(entgql.SkipAll)),
 	}
 }
 

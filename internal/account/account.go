@@ -48,6 +48,8 @@ type Service struct {
 	// Broker, when set, hears about ended sessions (SessionTopic), so
 	// that open websockets close at once, on every replica.
 	Broker *pubsub.Broker
+	// Kick wakes the outbox worker after a reset email commits; may be nil.
+	Kick func()
 
 	counter     throttle.Counter
 	counterOnce sync.Once
@@ -267,20 +269,7 @@ func (s *Service) sessionsEnded(ctx context.Context, orgID, userID int) {
 	publish := func() {
 		s.Broker.Publish(pubsub.Event{Topic: SessionTopic, OrgID: orgID, Kind: "ENDED", ObjectID: userID, At: s.Now()})
 	}
-	tx := ent.TxFromContext(ctx)
-	if tx == nil {
-		publish()
-		return
-	}
-	tx.OnCommit(func(next ent.Committer) ent.Committer {
-		return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
-			if err := next.Commit(ctx, tx); err != nil {
-				return err
-			}
-			publish()
-			return nil
-		})
-	})
+	afterCommit(ctx, publish)
 }
 
 // NewOrganization describes an organization and its first admin.

@@ -34,6 +34,7 @@ type Config struct {
 	SMTPFrom           string
 	AcceptURLTemplate  string
 	JoinURLTemplate    string
+	ResetURLTemplate   string
 	JoinLimitPerLink   int
 	JoinLimitPerAddr   int
 	JoinLimitWindow    time.Duration
@@ -79,6 +80,7 @@ var Settings = []Setting{
 	{"SMTP_FROM", "smtp-from", "Admit <no-reply@localhost>", "Sender of every email."},
 	{"OUTBOX_CONCURRENCY", "outbox-concurrency", "4", "Messages each replica sends at once. Raise it for a fast relay; lower it to 1 for a provider that limits parallel connections."},
 	{"ACCEPT_URL_TEMPLATE", "accept-url-template", "", "Link in invitation emails, with {token} where the token goes (for a React app hosting the page). Default: PUBLIC_URL/invitations/accept?token={token}."},
+	{"RESET_URL_TEMPLATE", "reset-url-template", "", "Link in password reset emails, with {token} where the token goes; the page there calls resetPassword(input: {token, password}). Default: PUBLIC_URL/reset-password?token={token}."},
 	{"JOIN_URL_TEMPLATE", "join-url-template", "", "URL of invite links, with {token} where the token goes. Default: PUBLIC_URL/join?token={token}."},
 	{"SIGNIN_LIMIT_PER_ACCOUNT", "signin-limit-per-account", "10", "Failed sign-ins allowed for one email address per SIGNIN_LIMIT_WINDOW, shared by all replicas (kept in the database). Unknown addresses are limited alike."},
 	{"SIGNIN_LIMIT_PER_ADDRESS", "signin-limit-per-address", "100", "Failed sign-ins allowed from one client address (an IPv6 /64) per SIGNIN_LIMIT_WINDOW, shared by all replicas."},
@@ -152,7 +154,8 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	c.ImportLimits = importfile.Limits{MaxBytes: num("IMPORT_MAX_BYTES"), MaxRows: int(num("IMPORT_MAX_ROWS"))}
 	c.AcceptURLTemplate = cmp.Or(get("ACCEPT_URL_TEMPLATE"), c.PublicURL+"/invitations/accept?token={token}")
 	c.JoinURLTemplate = cmp.Or(get("JOIN_URL_TEMPLATE"), c.PublicURL+"/join?token={token}")
-	for k, tmpl := range map[string]string{"ACCEPT_URL_TEMPLATE": c.AcceptURLTemplate, "JOIN_URL_TEMPLATE": c.JoinURLTemplate} {
+	c.ResetURLTemplate = cmp.Or(get("RESET_URL_TEMPLATE"), c.PublicURL+"/reset-password?token={token}")
+	for k, tmpl := range map[string]string{"ACCEPT_URL_TEMPLATE": c.AcceptURLTemplate, "JOIN_URL_TEMPLATE": c.JoinURLTemplate, "RESET_URL_TEMPLATE": c.ResetURLTemplate} {
 		if u, err := url.Parse(strings.ReplaceAll(tmpl, "{token}", "x")); err != nil ||
 			(u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !strings.Contains(tmpl, "{token}") {
 			errs = append(errs, fmt.Sprintf("%s: %q must be an absolute http(s) URL containing {token}", k, tmpl))
@@ -202,6 +205,11 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 // JoinURL returns the shareable URL for an invite link token.
 func (c Config) JoinURL(token string) string {
 	return strings.ReplaceAll(c.JoinURLTemplate, "{token}", url.QueryEscape(token))
+}
+
+// ResetURL returns the link for a password reset token.
+func (c Config) ResetURL(token string) string {
+	return strings.ReplaceAll(c.ResetURLTemplate, "{token}", url.QueryEscape(token))
 }
 
 // AcceptURL returns the link for an invitation token. Request headers

@@ -23,6 +23,7 @@ import (
 	"admit/ent"
 	"admit/ent/delivery"
 	"admit/ent/invitation"
+	"admit/internal/account"
 	"admit/internal/invite"
 	"admit/internal/mail"
 	"admit/internal/pubsub"
@@ -44,6 +45,10 @@ type Worker struct {
 	MessageIDDomain string
 	// SignInURL is where "you already have an account" messages point.
 	SignInURL string
+	// Accounts derives password reset links; ResetURL turns a reset token
+	// into the link in the message.
+	Accounts *account.Service
+	ResetURL func(token string) string
 
 	MaxAttempts int           // attempts before a message is marked failed (default 6)
 	BaseBackoff time.Duration // first retry delay (default 30s); doubles, with full jitter
@@ -290,6 +295,30 @@ func (w *Worker) render(ctx context.Context, d *ent.Delivery) (mail.Message, str
 			SignInURL:        w.SignInURL,
 		})
 		return m, "", err
+	case account.TemplatePasswordReset:
+		if d.PasswordResetID == nil || w.Accounts == nil || w.ResetURL == nil {
+			return m, "", errSuperseded
+		}
+		r, err := w.Client.PasswordReset.Get(ctx, *d.PasswordResetID)
+		if ent.IsNotFound(err) {
+			return m, "", errSuperseded
+		}
+		if err != nil {
+			return m, "", fmt.Errorf("outbox: password reset: %w", err)
+		}
+		token, ok := w.Accounts.ResetToken(r)
+		if !ok { // used, replaced or expired: the link would not work
+			return m, "", errSuperseded
+		}
+		org, err := w.Client.Organization.Get(ctx, d.OrganizationID)
+		if err != nil {
+			return m, "", fmt.Errorf("outbox: organization: %w", err)
+		}
+		m.Subject, m.Text, m.HTML, err = mail.RenderPasswordReset(mail.PasswordReset{
+			OrganizationName: org.Name,
+			ResetURL:         w.ResetURL(token),
+		})
+		return m, token, err
 	default:
 		return m, "", fmt.Errorf("outbox: unknown template %q", d.Template)
 	}

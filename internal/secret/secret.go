@@ -29,6 +29,8 @@ const (
 	Session    Purpose = "ads"
 	Invitation Purpose = "adi"
 	Link       Purpose = "adl"
+	// PasswordReset tokens are derived from a password_resets row.
+	PasswordReset Purpose = "adp"
 )
 
 // Keyring holds keys derived from the server secret.

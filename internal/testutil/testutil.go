@@ -170,6 +170,11 @@ func JoinURL(token string) string {
 	return "https://admit.test/join?token=" + url.QueryEscape(token)
 }
 
+// ResetURL is the password reset link template tests run with.
+func ResetURL(token string) string {
+	return "https://admit.test/reset-password?token=" + url.QueryEscape(token)
+}
+
 // AcceptURL is the link template tests run with.
 func AcceptURL(token string) string {
 	return "https://admit.test/invitations/accept?token=" + url.QueryEscape(token)
@@ -240,6 +245,7 @@ func New(t testing.TB, opts ...Option) *Env {
 		Client: d.Client, Dialect: d.Dialect, Sender: mailbox, Invites: invites, Broker: broker,
 		Log: log, Now: clock.Now, AcceptURL: AcceptURL, MessageIDDomain: "admit.test", SignInURL: "https://admit.test/",
 		BaseBackoff: time.Second, MaxBackoff: 10 * time.Second,
+		Accounts: accounts, ResetURL: ResetURL,
 	}
 	o := server.Options{
 		DB:           d,
