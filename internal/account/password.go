@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"admit/ent"
 	"admit/ent/delivery"
+	"admit/ent/organization"
 	"admit/ent/passwordreset"
 	"admit/ent/session"
 	"admit/ent/user"
@@ -221,4 +223,45 @@ func afterCommit(ctx context.Context, fn func()) {
 			return nil
 		})
 	})
+}
+
+// Refusals of the operator commands.
+var (
+	ErrNoSuchAccount   = errors.New("no active account has this email address")
+	ErrSeveralAccounts = errors.New("this address has accounts in several organizations; choose one with --organization-id")
+)
+
+// OperatorResetPassword sets the password of the active account with email
+// (in orgID, when given) for an operator, outside any viewer, and ends all
+// its sessions.
+func (s *Service) OperatorResetPassword(ctx context.Context, c *ent.Client, email string, orgID *int, pw string) (*ent.User, error) {
+	q := c.User.Query().Where(user.Email(NormalizeEmail(email)), user.StatusEQ(user.StatusACTIVE))
+	if orgID != nil {
+		q = q.Where(user.OrganizationID(*orgID))
+	}
+	users, err := q.All(rule.System(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("account.OperatorResetPassword: %w", err)
+	}
+	switch len(users) {
+	case 0:
+		return nil, ErrNoSuchAccount
+	case 1:
+	default:
+		return nil, ErrSeveralAccounts
+	}
+	if err := s.SetPassword(ctx, c, users[0].ID, pw, 0); err != nil {
+		return nil, err
+	}
+	return users[0], nil
+}
+
+// OrganizationNameExists reports whether an organization has name (in any
+// case, spaces trimmed).
+func OrganizationNameExists(ctx context.Context, c *ent.Client, name string) (bool, error) {
+	ok, err := c.Organization.Query().Where(organization.NameEqualFold(strings.TrimSpace(name))).Exist(rule.System(ctx))
+	if err != nil {
+		return false, fmt.Errorf("account.OrganizationNameExists: %w", err)
+	}
+	return ok, nil
 }
