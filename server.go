@@ -134,7 +134,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	invites.Kick = worker.Kick
 	accounts.Kick = worker.Kick
-	go worker.Run(ctx)
+	workerDone := make(chan struct{})
+	go func() {
+		defer close(workerDone)
+		worker.Run(ctx)
+	}()
 
 	h, err := server.New(server.Options{
 		DB:           d,
@@ -184,6 +188,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	// The outbox stopped claiming with ctx; wait for its messages in flight
+	// to be sent and recorded (at most its Drain), so none is sent twice.
+	select {
+	case <-workerDone:
+	case <-sctx.Done():
+		log.Warn("shutdown: the outbox did not finish in time; its unrecorded messages are retried after their lease")
 	}
 	return nil
 }

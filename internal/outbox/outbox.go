@@ -60,6 +60,11 @@ type Worker struct {
 	// would leave a 10,000-row import waiting on 10,000 round trips in a row.
 	Concurrency int
 	Poll        time.Duration // idle wait between polls (default 2s)
+	// Drain bounds how long, once Run's context ends, the messages already
+	// being sent may take to finish (default 20s). They are recorded on a
+	// context that outlives the signal; claimed rows not yet started are
+	// released for another worker (or the next start) at once.
+	Drain time.Duration
 
 	kick chan struct{}
 	once sync.Once
@@ -88,6 +93,9 @@ func (w *Worker) init() {
 		}
 		if w.Poll == 0 {
 			w.Poll = 2 * time.Second
+		}
+		if w.Drain == 0 {
+			w.Drain = 20 * time.Second
 		}
 
 		if w.Now == nil {
@@ -148,14 +156,52 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("outbox: load: %w", err)
 	}
+	// Sends run on a context the stop signal does not cancel at once: a
+	// message handed to the relay must be recorded as sent, or it would be
+	// sent again when its lease runs out. Once ctx ends they get Drain to
+	// finish; rows not started by then are released.
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	go func() {
+		select {
+		case <-ctx.Done():
+			t := time.NewTimer(w.Drain)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				stopWork()
+			case <-work.Done():
+			}
+		case <-work.Done():
+		}
+	}()
 	// A failure to record one row does not stop the others: every claimed
 	// row is settled or, failing that, its lease runs out and it is retried.
 	var g errgroup.Group
 	g.SetLimit(w.Concurrency)
 	for _, d := range rows {
-		g.Go(func() error { return w.send(ctx, d) })
+		g.Go(func() error {
+			if ctx.Err() != nil {
+				return w.release(work, d.ID)
+			}
+			return w.send(work, d)
+		})
 	}
 	return len(ids), g.Wait()
+}
+
+// release hands a claimed row back unsent (shutting down).
+func (w *Worker) release(ctx context.Context, id int) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err := w.Client.Delivery.Update().
+		Where(delivery.ID(id), delivery.StatusEQ(delivery.StatusSENDING)).
+		SetStatus(delivery.StatusQUEUED).ClearLeaseUntil().
+		Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("outbox: release %d: %w", id, err)
+	}
+	return nil
 }
 
 // claim marks a batch of due rows as being sent by this worker, in one
@@ -230,6 +276,10 @@ func (w *Worker) send(ctx context.Context, d *ent.Delivery) error {
 	default:
 		up.SetStatus(delivery.StatusQUEUED).SetNextAttemptAt(now.Add(w.backoff(attempts))).SetLastError(truncate(err.Error(), 1000))
 	}
+	// Recorded whatever happens to ctx: what was sent must not be sent again.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	ctx = rctx
 	if uerr := up.Exec(ctx); uerr != nil {
 		return fmt.Errorf("outbox: record %d: %w", id, uerr)
 	}
