@@ -119,6 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	invites := &invite.Service{Keys: keys, Now: now, Broker: broker, ResendCooldown: cfg.ResendCooldown, Dialect: d.Dialect}
 	worker := &outbox.Worker{
 		Concurrency:     cfg.OutboxConcurrency,
+		MaxAge:          cfg.OutboxMaxAge,
 		Client:          d.Client,
 		Dialect:         d.Dialect,
 		Sender:          sender,

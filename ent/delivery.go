@@ -41,6 +41,8 @@ type Delivery struct {
 	Status delivery.Status `json:"status,omitempty"`
 	// Attempts holds the value of the "attempts" field.
 	Attempts int `json:"attempts,omitempty"`
+	// QueuedAt holds the value of the "queued_at" field.
+	QueuedAt *time.Time `json:"queued_at,omitempty"`
 	// NextAttemptAt holds the value of the "next_attempt_at" field.
 	NextAttemptAt time.Time `json:"next_attempt_at,omitempty"`
 	// LeaseUntil holds the value of the "lease_until" field.
@@ -105,7 +107,7 @@ func (*Delivery) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullInt64)
 		case delivery.FieldChannel, delivery.FieldRecipient, delivery.FieldTemplate, delivery.FieldSubject, delivery.FieldBodyText, delivery.FieldBodyHTML, delivery.FieldStatus, delivery.FieldLastError:
 			values[i] = new(sql.NullString)
-		case delivery.FieldCreatedAt, delivery.FieldUpdatedAt, delivery.FieldNextAttemptAt, delivery.FieldLeaseUntil, delivery.FieldSentAt:
+		case delivery.FieldCreatedAt, delivery.FieldUpdatedAt, delivery.FieldQueuedAt, delivery.FieldNextAttemptAt, delivery.FieldLeaseUntil, delivery.FieldSentAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -193,6 +195,13 @@ func (_m *Delivery) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field attempts", values[i])
 			} else if value.Valid {
 				_m.Attempts = int(value.Int64)
+			}
+		case delivery.FieldQueuedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field queued_at", values[i])
+			} else if value.Valid {
+				_m.QueuedAt = new(time.Time)
+				*_m.QueuedAt = value.Time
 			}
 		case delivery.FieldNextAttemptAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -316,6 +325,11 @@ func (_m *Delivery) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("attempts=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Attempts))
+	builder.WriteString(", ")
+	if v := _m.QueuedAt; v != nil {
+		builder.WriteString("queued_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
 	builder.WriteString(", ")
 	builder.WriteString("next_attempt_at=")
 	builder.WriteString(_m.NextAttemptAt.Format(time.ANSIC))

@@ -154,6 +154,20 @@ func (_c *DeliveryCreate) SetNillableAttempts(v *int) *DeliveryCreate {
 	return _c
 }
 
+// SetQueuedAt sets the "queued_at" field.
+func (_c *DeliveryCreate) SetQueuedAt(v time.Time) *DeliveryCreate {
+	_c.mutation.SetQueuedAt(v)
+	return _c
+}
+
+// SetNillableQueuedAt sets the "queued_at" field if the given value is not nil.
+func (_c *DeliveryCreate) SetNillableQueuedAt(v *time.Time) *DeliveryCreate {
+	if v != nil {
+		_c.SetQueuedAt(*v)
+	}
+	return _c
+}
+
 // SetNextAttemptAt sets the "next_attempt_at" field.
 func (_c *DeliveryCreate) SetNextAttemptAt(v time.Time) *DeliveryCreate {
 	_c.mutation.SetNextAttemptAt(v)
@@ -499,6 +513,10 @@ func (_c *DeliveryCreate) createSpec() (*Delivery, *sqlgraph.CreateSpec) {
 		_spec.SetField(delivery.FieldAttempts, field.TypeInt, value)
 		_node.Attempts = value
 	}
+	if value, ok := _c.mutation.QueuedAt(); ok {
+		_spec.SetField(delivery.FieldQueuedAt, field.TypeTime, value)
+		_node.QueuedAt = &value
+	}
 	if value, ok := _c.mutation.NextAttemptAt(); ok {
 		_spec.SetField(delivery.FieldNextAttemptAt, field.TypeTime, value)
 		_node.NextAttemptAt = value
@@ -720,6 +738,24 @@ func (u *DeliveryUpsert) UpdateAttempts() *DeliveryUpsert {
 // AddAttempts adds v to the "attempts" field.
 func (u *DeliveryUpsert) AddAttempts(v int) *DeliveryUpsert {
 	u.Add(delivery.FieldAttempts, v)
+	return u
+}
+
+// SetQueuedAt sets the "queued_at" field.
+func (u *DeliveryUpsert) SetQueuedAt(v time.Time) *DeliveryUpsert {
+	u.Set(delivery.FieldQueuedAt, v)
+	return u
+}
+
+// UpdateQueuedAt sets the "queued_at" field to the value that was provided on create.
+func (u *DeliveryUpsert) UpdateQueuedAt() *DeliveryUpsert {
+	u.SetExcluded(delivery.FieldQueuedAt)
+	return u
+}
+
+// ClearQueuedAt clears the value of the "queued_at" field.
+func (u *DeliveryUpsert) ClearQueuedAt() *DeliveryUpsert {
+	u.SetNull(delivery.FieldQueuedAt)
 	return u
 }
 
@@ -1021,6 +1057,27 @@ func (u *DeliveryUpsertOne) AddAttempts(v int) *DeliveryUpsertOne {
 func (u *DeliveryUpsertOne) UpdateAttempts() *DeliveryUpsertOne {
 	return u.Update(func(s *DeliveryUpsert) {
 		s.UpdateAttempts()
+	})
+}
+
+// SetQueuedAt sets the "queued_at" field.
+func (u *DeliveryUpsertOne) SetQueuedAt(v time.Time) *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.SetQueuedAt(v)
+	})
+}
+
+// UpdateQueuedAt sets the "queued_at" field to the value that was provided on create.
+func (u *DeliveryUpsertOne) UpdateQueuedAt() *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.UpdateQueuedAt()
+	})
+}
+
+// ClearQueuedAt clears the value of the "queued_at" field.
+func (u *DeliveryUpsertOne) ClearQueuedAt() *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.ClearQueuedAt()
 	})
 }
 
@@ -1508,6 +1565,27 @@ func (u *DeliveryUpsertBulk) AddAttempts(v int) *DeliveryUpsertBulk {
 func (u *DeliveryUpsertBulk) UpdateAttempts() *DeliveryUpsertBulk {
 	return u.Update(func(s *DeliveryUpsert) {
 		s.UpdateAttempts()
+	})
+}
+
+// SetQueuedAt sets the "queued_at" field.
+func (u *DeliveryUpsertBulk) SetQueuedAt(v time.Time) *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.SetQueuedAt(v)
+	})
+}
+
+// UpdateQueuedAt sets the "queued_at" field to the value that was provided on create.
+func (u *DeliveryUpsertBulk) UpdateQueuedAt() *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.UpdateQueuedAt()
+	})
+}
+
+// ClearQueuedAt clears the value of the "queued_at" field.
+func (u *DeliveryUpsertBulk) ClearQueuedAt() *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.ClearQueuedAt()
 	})
 }
 

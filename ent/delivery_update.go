@@ -154,6 +154,26 @@ func (_u *DeliveryUpdate) AddAttempts(v int) *DeliveryUpdate {
 	return _u
 }
 
+// SetQueuedAt sets the "queued_at" field.
+func (_u *DeliveryUpdate) SetQueuedAt(v time.Time) *DeliveryUpdate {
+	_u.mutation.SetQueuedAt(v)
+	return _u
+}
+
+// SetNillableQueuedAt sets the "queued_at" field if the given value is not nil.
+func (_u *DeliveryUpdate) SetNillableQueuedAt(v *time.Time) *DeliveryUpdate {
+	if v != nil {
+		_u.SetQueuedAt(*v)
+	}
+	return _u
+}
+
+// ClearQueuedAt clears the value of the "queued_at" field.
+func (_u *DeliveryUpdate) ClearQueuedAt() *DeliveryUpdate {
+	_u.mutation.ClearQueuedAt()
+	return _u
+}
+
 // SetNextAttemptAt sets the "next_attempt_at" field.
 func (_u *DeliveryUpdate) SetNextAttemptAt(v time.Time) *DeliveryUpdate {
 	_u.mutation.SetNextAttemptAt(v)
@@ -428,6 +448,12 @@ func (_u *DeliveryUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if value, ok := _u.mutation.AddedAttempts(); ok {
 		_spec.AddField(delivery.FieldAttempts, field.TypeInt, value)
 	}
+	if value, ok := _u.mutation.QueuedAt(); ok {
+		_spec.SetField(delivery.FieldQueuedAt, field.TypeTime, value)
+	}
+	if _u.mutation.QueuedAtCleared() {
+		_spec.ClearField(delivery.FieldQueuedAt, field.TypeTime)
+	}
 	if value, ok := _u.mutation.NextAttemptAt(); ok {
 		_spec.SetField(delivery.FieldNextAttemptAt, field.TypeTime, value)
 	}
@@ -632,6 +658,26 @@ func (_u *DeliveryUpdateOne) SetNillableAttempts(v *int) *DeliveryUpdateOne {
 // AddAttempts adds value to the "attempts" field.
 func (_u *DeliveryUpdateOne) AddAttempts(v int) *DeliveryUpdateOne {
 	_u.mutation.AddAttempts(v)
+	return _u
+}
+
+// SetQueuedAt sets the "queued_at" field.
+func (_u *DeliveryUpdateOne) SetQueuedAt(v time.Time) *DeliveryUpdateOne {
+	_u.mutation.SetQueuedAt(v)
+	return _u
+}
+
+// SetNillableQueuedAt sets the "queued_at" field if the given value is not nil.
+func (_u *DeliveryUpdateOne) SetNillableQueuedAt(v *time.Time) *DeliveryUpdateOne {
+	if v != nil {
+		_u.SetQueuedAt(*v)
+	}
+	return _u
+}
+
+// ClearQueuedAt clears the value of the "queued_at" field.
+func (_u *DeliveryUpdateOne) ClearQueuedAt() *DeliveryUpdateOne {
+	_u.mutation.ClearQueuedAt()
 	return _u
 }
 
@@ -938,6 +984,12 @@ func (_u *DeliveryUpdateOne) sqlSave(ctx context.Context) (_node *Delivery, err 
 	}
 	if value, ok := _u.mutation.AddedAttempts(); ok {
 		_spec.AddField(delivery.FieldAttempts, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.QueuedAt(); ok {
+		_spec.SetField(delivery.FieldQueuedAt, field.TypeTime, value)
+	}
+	if _u.mutation.QueuedAtCleared() {
+		_spec.ClearField(delivery.FieldQueuedAt, field.TypeTime)
 	}
 	if value, ok := _u.mutation.NextAttemptAt(); ok {
 		_spec.SetField(delivery.FieldNextAttemptAt, field.TypeTime, value)

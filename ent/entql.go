@@ -90,6 +90,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			delivery.FieldBodyHTML:        {Type: field.TypeString, Column: delivery.FieldBodyHTML},
 			delivery.FieldStatus:          {Type: field.TypeEnum, Column: delivery.FieldStatus},
 			delivery.FieldAttempts:        {Type: field.TypeInt, Column: delivery.FieldAttempts},
+			delivery.FieldQueuedAt:        {Type: field.TypeTime, Column: delivery.FieldQueuedAt},
 			delivery.FieldNextAttemptAt:   {Type: field.TypeTime, Column: delivery.FieldNextAttemptAt},
 			delivery.FieldLeaseUntil:      {Type: field.TypeTime, Column: delivery.FieldLeaseUntil},
 			delivery.FieldLastError:       {Type: field.TypeString, Column: delivery.FieldLastError},
@@ -1166,6 +1167,11 @@ func (f *DeliveryFilter) WhereStatus(p entql.StringP) {
 // WhereAttempts applies the entql int predicate on the attempts field.
 func (f *DeliveryFilter) WhereAttempts(p entql.IntP) {
 	f.Where(p.Field(delivery.FieldAttempts))
+}
+
+// WhereQueuedAt applies the entql time.Time predicate on the queued_at field.
+func (f *DeliveryFilter) WhereQueuedAt(p entql.TimeP) {
+	f.Where(p.Field(delivery.FieldQueuedAt))
 }
 
 // WhereNextAttemptAt applies the entql time.Time predicate on the next_attempt_at field.

@@ -1593,6 +1593,7 @@ type DeliveryMutation struct {
 	status               *delivery.Status
 	attempts             *int
 	addattempts          *int
+	queued_at            *time.Time
 	next_attempt_at      *time.Time
 	lease_until          *time.Time
 	last_error           *string
@@ -2125,6 +2126,55 @@ func (m *DeliveryMutation) ResetAttempts() {
 	m.addattempts = nil
 }
 
+// SetQueuedAt sets the "queued_at" field.
+func (m *DeliveryMutation) SetQueuedAt(t time.Time) {
+	m.queued_at = &t
+}
+
+// QueuedAt returns the value of the "queued_at" field in the mutation.
+func (m *DeliveryMutation) QueuedAt() (r time.Time, exists bool) {
+	v := m.queued_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldQueuedAt returns the old "queued_at" field's value of the Delivery entity.
+// If the Delivery object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeliveryMutation) OldQueuedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldQueuedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldQueuedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldQueuedAt: %w", err)
+	}
+	return oldValue.QueuedAt, nil
+}
+
+// ClearQueuedAt clears the value of the "queued_at" field.
+func (m *DeliveryMutation) ClearQueuedAt() {
+	m.queued_at = nil
+	m.clearedFields[delivery.FieldQueuedAt] = struct{}{}
+}
+
+// QueuedAtCleared returns if the "queued_at" field was cleared in this mutation.
+func (m *DeliveryMutation) QueuedAtCleared() bool {
+	_, ok := m.clearedFields[delivery.FieldQueuedAt]
+	return ok
+}
+
+// ResetQueuedAt resets all changes to the "queued_at" field.
+func (m *DeliveryMutation) ResetQueuedAt() {
+	m.queued_at = nil
+	delete(m.clearedFields, delivery.FieldQueuedAt)
+}
+
 // SetNextAttemptAt sets the "next_attempt_at" field.
 func (m *DeliveryMutation) SetNextAttemptAt(t time.Time) {
 	m.next_attempt_at = &t
@@ -2558,7 +2608,7 @@ func (m *DeliveryMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *DeliveryMutation) Fields() []string {
-	fields := make([]string, 0, 18)
+	fields := make([]string, 0, 19)
 	if m.created_at != nil {
 		fields = append(fields, delivery.FieldCreatedAt)
 	}
@@ -2591,6 +2641,9 @@ func (m *DeliveryMutation) Fields() []string {
 	}
 	if m.attempts != nil {
 		fields = append(fields, delivery.FieldAttempts)
+	}
+	if m.queued_at != nil {
+		fields = append(fields, delivery.FieldQueuedAt)
 	}
 	if m.next_attempt_at != nil {
 		fields = append(fields, delivery.FieldNextAttemptAt)
@@ -2643,6 +2696,8 @@ func (m *DeliveryMutation) Field(name string) (ent.Value, bool) {
 		return m.Status()
 	case delivery.FieldAttempts:
 		return m.Attempts()
+	case delivery.FieldQueuedAt:
+		return m.QueuedAt()
 	case delivery.FieldNextAttemptAt:
 		return m.NextAttemptAt()
 	case delivery.FieldLeaseUntil:
@@ -2688,6 +2743,8 @@ func (m *DeliveryMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldStatus(ctx)
 	case delivery.FieldAttempts:
 		return m.OldAttempts(ctx)
+	case delivery.FieldQueuedAt:
+		return m.OldQueuedAt(ctx)
 	case delivery.FieldNextAttemptAt:
 		return m.OldNextAttemptAt(ctx)
 	case delivery.FieldLeaseUntil:
@@ -2787,6 +2844,13 @@ func (m *DeliveryMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetAttempts(v)
+		return nil
+	case delivery.FieldQueuedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetQueuedAt(v)
 		return nil
 	case delivery.FieldNextAttemptAt:
 		v, ok := value.(time.Time)
@@ -2906,6 +2970,9 @@ func (m *DeliveryMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *DeliveryMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(delivery.FieldQueuedAt) {
+		fields = append(fields, delivery.FieldQueuedAt)
+	}
 	if m.FieldCleared(delivery.FieldLeaseUntil) {
 		fields = append(fields, delivery.FieldLeaseUntil)
 	}
@@ -2932,6 +2999,9 @@ func (m *DeliveryMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *DeliveryMutation) ClearField(name string) error {
 	switch name {
+	case delivery.FieldQueuedAt:
+		m.ClearQueuedAt()
+		return nil
 	case delivery.FieldLeaseUntil:
 		m.ClearLeaseUntil()
 		return nil
@@ -2984,6 +3054,9 @@ func (m *DeliveryMutation) ResetField(name string) error {
 		return nil
 	case delivery.FieldAttempts:
 		m.ResetAttempts()
+		return nil
+	case delivery.FieldQueuedAt:
+		m.ResetQueuedAt()
 		return nil
 	case delivery.FieldNextAttemptAt:
 		m.ResetNextAttemptAt()

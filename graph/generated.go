@@ -370,6 +370,7 @@ type ComplexityRoot struct {
 		RequestPasswordReset     func(childComplexity int, input RequestPasswordResetInput) int
 		ResendInvitation         func(childComplexity int, input InvitationIDInput) int
 		ResetPassword            func(childComplexity int, input ResetPasswordInput) int
+		RetryDeliveries          func(childComplexity int, input RetryDeliveriesInput) int
 		RevokeInvitation         func(childComplexity int, input InvitationIDInput) int
 		RevokeInviteLink         func(childComplexity int, input InviteLinkIDInput) int
 		SignIn                   func(childComplexity int, input SignInInput) int
@@ -441,6 +442,11 @@ type ComplexityRoot struct {
 	ResetPasswordPayload struct {
 		Done   func(childComplexity int) int
 		Errors func(childComplexity int) int
+	}
+
+	RetryDeliveriesPayload struct {
+		Errors func(childComplexity int) int
+		Queued func(childComplexity int) int
 	}
 
 	Role struct {
@@ -579,6 +585,7 @@ type MutationResolver interface {
 	ResendInvitation(ctx context.Context, input InvitationIDInput) (*InvitationPayload, error)
 	RevokeInvitation(ctx context.Context, input InvitationIDInput) (*InvitationPayload, error)
 	AcceptInvitation(ctx context.Context, input AcceptInvitationInput) (*AcceptInvitationPayload, error)
+	RetryDeliveries(ctx context.Context, input RetryDeliveriesInput) (*RetryDeliveriesPayload, error)
 	CreateInviteLink(ctx context.Context, input CreateInviteLinkInput) (*InviteLinkPayload, error)
 	RefreshInviteLink(ctx context.Context, input InviteLinkIDInput) (*InviteLinkPayload, error)
 	RevokeInviteLink(ctx context.Context, input InviteLinkIDInput) (*InviteLinkPayload, error)
@@ -1997,6 +2004,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ResetPassword(childComplexity, args["input"].(ResetPasswordInput)), true
+	case "Mutation.retryDeliveries":
+		if e.ComplexityRoot.Mutation.RetryDeliveries == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_retryDeliveries_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RetryDeliveries(childComplexity, args["input"].(RetryDeliveriesInput)), true
 	case "Mutation.revokeInvitation":
 		if e.ComplexityRoot.Mutation.RevokeInvitation == nil {
 			break
@@ -2388,6 +2406,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ResetPasswordPayload.Errors(childComplexity), true
+
+	case "RetryDeliveriesPayload.errors":
+		if e.ComplexityRoot.RetryDeliveriesPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetryDeliveriesPayload.Errors(childComplexity), true
+	case "RetryDeliveriesPayload.queued":
+		if e.ComplexityRoot.RetryDeliveriesPayload.Queued == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetryDeliveriesPayload.Queued(childComplexity), true
 
 	case "Role.admin":
 		if e.ComplexityRoot.Role.Admin == nil {
@@ -2870,6 +2901,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputOrganizationWhereInput,
 		ec.unmarshalInputRequestPasswordResetInput,
 		ec.unmarshalInputResetPasswordInput,
+		ec.unmarshalInputRetryDeliveriesInput,
 		ec.unmarshalInputRoleOrder,
 		ec.unmarshalInputRoleWhereInput,
 		ec.unmarshalInputSignInInput,
@@ -6304,6 +6336,17 @@ extend type Mutation {
     """The token and, for a new account, name and password."""
     input: AcceptInvitationInput!
   ): AcceptInvitationPayload!
+
+  """
+  Queues FAILED deliveries of your organization again (admins), for
+  example after an outage of the mail relay. Each is retried, with backoff,
+  for another OUTBOX_MAX_AGE. Deliveries that are not FAILED are left alone;
+  an invitation's message is only sent if the invitation is still pending.
+  """
+  retryDeliveries(
+    """Which deliveries; all FAILED ones when ids is omitted."""
+    input: RetryDeliveriesInput!
+  ): RetryDeliveriesPayload!
 }
 
 type Subscription {
@@ -6486,6 +6529,20 @@ type InvitationEvent {
   invitation: Invitation!
   """When it happened."""
   at: Time!
+}
+
+"""Which FAILED deliveries to retry."""
+input RetryDeliveriesInput {
+  """The deliveries; omitted: every FAILED delivery of the organization."""
+  ids: [ID!]
+}
+
+"""The result of retryDeliveries."""
+type RetryDeliveriesPayload {
+  """How many deliveries were queued again."""
+  queued: Int!
+  """Why the retry was refused; empty on success."""
+  errors: [UserError!]!
 }
 `, BuiltIn: false},
 	{Name: "../schema/invitelink.graphql", Input: `extend type Query {
@@ -7439,6 +7496,16 @@ func (ec *executionContext) childFields_ResetPasswordPayload(ctx context.Context
 	return nil, fmt.Errorf("no field named %q was found under type ResetPasswordPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_RetryDeliveriesPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "queued":
+		return ec.fieldContext_RetryDeliveriesPayload_queued(ctx, field)
+	case "errors":
+		return ec.fieldContext_RetryDeliveriesPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RetryDeliveriesPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_Role(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -8013,6 +8080,20 @@ func (ec *executionContext) field_Mutation_resetPassword_args(ctx context.Contex
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (ResetPasswordInput, error) {
 			return ec.unmarshalNResetPasswordInput2admitᚋgraphᚐResetPasswordInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_retryDeliveries_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (RetryDeliveriesInput, error) {
+			return ec.unmarshalNRetryDeliveriesInput2admitᚋgraphᚐRetryDeliveriesInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -14645,6 +14726,50 @@ func (ec *executionContext) fieldContext_Mutation_acceptInvitation(ctx context.C
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_retryDeliveries(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_retryDeliveries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RetryDeliveries(ctx, fc.Args["input"].(RetryDeliveriesInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *RetryDeliveriesPayload) graphql.Marshaler {
+			return ec.marshalNRetryDeliveriesPayload2ᚖadmitᚋgraphᚐRetryDeliveriesPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_retryDeliveries(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RetryDeliveriesPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_retryDeliveries_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_createInviteLink(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16467,6 +16592,61 @@ func (ec *executionContext) _ResetPasswordPayload_errors(ctx context.Context, fi
 func (ec *executionContext) fieldContext_ResetPasswordPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "ResetPasswordPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RetryDeliveriesPayload_queued(ctx context.Context, field graphql.CollectedField, obj *RetryDeliveriesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetryDeliveriesPayload_queued(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Queued, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RetryDeliveriesPayload_queued(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RetryDeliveriesPayload", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _RetryDeliveriesPayload_errors(ctx context.Context, field graphql.CollectedField, obj *RetryDeliveriesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetryDeliveriesPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖadmitᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RetryDeliveriesPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RetryDeliveriesPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -25545,6 +25725,36 @@ func (ec *executionContext) unmarshalInputResetPasswordInput(ctx context.Context
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputRetryDeliveriesInput(ctx context.Context, obj any) (RetryDeliveriesInput, error) {
+	var it RetryDeliveriesInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"ids"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ids":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ids"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ids = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputRoleOrder(ctx context.Context, obj any) (ent.RoleOrder, error) {
 	var it ent.RoleOrder
 	if obj == nil {
@@ -30873,6 +31083,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "retryDeliveries":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_retryDeliveries(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "createInviteLink":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createInviteLink(ctx, field)
@@ -31715,6 +31932,49 @@ func (ec *executionContext) _ResetPasswordPayload(ctx context.Context, sel ast.S
 			}
 		case "errors":
 			out.Values[i] = ec._ResetPasswordPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var retryDeliveriesPayloadImplementors = []string{"RetryDeliveriesPayload"}
+
+func (ec *executionContext) _RetryDeliveriesPayload(ctx context.Context, sel ast.SelectionSet, obj *RetryDeliveriesPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, retryDeliveriesPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RetryDeliveriesPayload")
+		case "queued":
+			out.Values[i] = ec._RetryDeliveriesPayload_queued(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._RetryDeliveriesPayload_errors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -34082,6 +34342,21 @@ func (ec *executionContext) marshalNResetPasswordPayload2ᚖadmitᚋgraphᚐRese
 		return graphql.Null
 	}
 	return ec._ResetPasswordPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRetryDeliveriesInput2admitᚋgraphᚐRetryDeliveriesInput(ctx context.Context, v any) (RetryDeliveriesInput, error) {
+	res, err := ec.unmarshalInputRetryDeliveriesInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRetryDeliveriesPayload2ᚖadmitᚋgraphᚐRetryDeliveriesPayload(ctx context.Context, sel ast.SelectionSet, v *RetryDeliveriesPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._RetryDeliveriesPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNRole2ᚖadmitᚋentᚐRole(ctx context.Context, sel ast.SelectionSet, v *ent.Role) graphql.Marshaler {

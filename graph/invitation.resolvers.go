@@ -150,6 +150,15 @@ func (r *mutationResolver) AcceptInvitation(ctx context.Context, input AcceptInv
 	return &AcceptInvitationPayload{Token: &res.SessionToken, ExpiresAt: &res.Session.ExpiresAt, User: u, Errors: []*UserError{}}, nil
 }
 
+// RetryDeliveries is the resolver for the retryDeliveries field.
+func (r *mutationResolver) RetryDeliveries(ctx context.Context, input RetryDeliveriesInput) (*RetryDeliveriesPayload, error) {
+	n, err := r.invites.RetryDeliveries(ctx, r.db(ctx), input.Ids)
+	if err != nil {
+		return nil, err
+	}
+	return &RetryDeliveriesPayload{Queued: n, Errors: []*UserError{}}, nil
+}
+
 // InvitationPreview is the resolver for the invitationPreview field.
 func (r *queryResolver) InvitationPreview(ctx context.Context, token string) (*InvitationPreview, error) {
 	inv, err := r.invites.Lookup(ctx, r.client, token)

@@ -316,6 +316,20 @@ type ResetPasswordPayload struct {
 	Errors []*UserError `json:"errors"`
 }
 
+// Which FAILED deliveries to retry.
+type RetryDeliveriesInput struct {
+	// The deliveries; omitted: every FAILED delivery of the organization.
+	Ids []int `json:"ids,omitempty"`
+}
+
+// The result of retryDeliveries.
+type RetryDeliveriesPayload struct {
+	// How many deliveries were queued again.
+	Queued int `json:"queued"`
+	// Why the retry was refused; empty on success.
+	Errors []*UserError `json:"errors"`
+}
+
 // A role after a change.
 type RolePayload struct {
 	// The role, as changed.

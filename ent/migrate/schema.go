@@ -102,6 +102,7 @@ var (
 		{Name: "body_html", Type: field.TypeString, Size: 2147483647, Default: ""},
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"QUEUED", "SENDING", "SENT", "FAILED", "CANCELLED"}, Default: "QUEUED"},
 		{Name: "attempts", Type: field.TypeInt, Default: 0},
+		{Name: "queued_at", Type: field.TypeTime, Nullable: true},
 		{Name: "next_attempt_at", Type: field.TypeTime},
 		{Name: "lease_until", Type: field.TypeTime, Nullable: true},
 		{Name: "last_error", Type: field.TypeString, Size: 1000, Default: ""},
@@ -119,13 +120,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "deliveries_organizations_organization",
-				Columns:    []*schema.Column{DeliveriesColumns[17]},
+				Columns:    []*schema.Column{DeliveriesColumns[18]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "deliveries_invitations_invitation",
-				Columns:    []*schema.Column{DeliveriesColumns[18]},
+				Columns:    []*schema.Column{DeliveriesColumns[19]},
 				RefColumns: []*schema.Column{InvitationsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -134,7 +135,7 @@ var (
 			{
 				Name:    "delivery_status_next_attempt_at",
 				Unique:  false,
-				Columns: []*schema.Column{DeliveriesColumns[9], DeliveriesColumns[11]},
+				Columns: []*schema.Column{DeliveriesColumns[9], DeliveriesColumns[12]},
 			},
 		},
 	}

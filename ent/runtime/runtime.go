@@ -138,17 +138,17 @@ func init() {
 	// delivery.DefaultAttempts holds the default value on creation for the attempts field.
 	delivery.DefaultAttempts = deliveryDescAttempts.Default.(int)
 	// deliveryDescNextAttemptAt is the schema descriptor for next_attempt_at field.
-	deliveryDescNextAttemptAt := deliveryFields[8].Descriptor()
+	deliveryDescNextAttemptAt := deliveryFields[9].Descriptor()
 	// delivery.DefaultNextAttemptAt holds the default value on creation for the next_attempt_at field.
 	delivery.DefaultNextAttemptAt = deliveryDescNextAttemptAt.Default.(func() time.Time)
 	// deliveryDescLastError is the schema descriptor for last_error field.
-	deliveryDescLastError := deliveryFields[10].Descriptor()
+	deliveryDescLastError := deliveryFields[11].Descriptor()
 	// delivery.DefaultLastError holds the default value on creation for the last_error field.
 	delivery.DefaultLastError = deliveryDescLastError.Default.(string)
 	// delivery.LastErrorValidator is a validator for the "last_error" field. It is called by the builders before save.
 	delivery.LastErrorValidator = deliveryDescLastError.Validators[0].(func(string) error)
 	// deliveryDescTokenGeneration is the schema descriptor for token_generation field.
-	deliveryDescTokenGeneration := deliveryFields[13].Descriptor()
+	deliveryDescTokenGeneration := deliveryFields[14].Descriptor()
 	// delivery.DefaultTokenGeneration holds the default value on creation for the token_generation field.
 	delivery.DefaultTokenGeneration = deliveryDescTokenGeneration.Default.(int)
 	hrconnectionMixin := schema.HRConnection{}.Mixin()

@@ -41,6 +41,7 @@ type Config struct {
 	ImportLimits       importfile.Limits
 	ResendCooldown     time.Duration
 	OutboxConcurrency  int
+	OutboxMaxAge       time.Duration
 	SignInLimits       account.SignInLimits
 
 	BootstrapOrganization  string
@@ -79,6 +80,7 @@ var Settings = []Setting{
 	{"SMTP_URL", "smtp-url", "", "smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (implicit TLS). Unset: messages are printed to the log and kept in the outbox."},
 	{"SMTP_FROM", "smtp-from", "Admit <no-reply@localhost>", "Sender of every email."},
 	{"OUTBOX_CONCURRENCY", "outbox-concurrency", "4", "Messages each replica sends at once. Raise it for a fast relay; lower it to 1 for a provider that limits parallel connections."},
+	{"OUTBOX_MAX_AGE", "outbox-max-age", "24h", "How long a message that fails for a temporary reason (the relay is down) is retried, with backoff capped at an hour; then it is FAILED, and admins may retryDeliveries."},
 	{"ACCEPT_URL_TEMPLATE", "accept-url-template", "", "Link in invitation emails, with {token} where the token goes (for a React app hosting the page). Default: PUBLIC_URL/invitations/accept?token={token}."},
 	{"RESET_URL_TEMPLATE", "reset-url-template", "", "Link in password reset emails, with {token} where the token goes; the page there calls resetPassword(input: {token, password}). Default: PUBLIC_URL/reset-password?token={token}."},
 	{"JOIN_URL_TEMPLATE", "join-url-template", "", "URL of invite links, with {token} where the token goes. Default: PUBLIC_URL/join?token={token}."},
@@ -151,6 +153,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	c.SessionTTL = dur("SESSION_TTL")
 	c.ResendCooldown = dur("INVITE_RESEND_COOLDOWN")
 	c.OutboxConcurrency = int(num("OUTBOX_CONCURRENCY"))
+	c.OutboxMaxAge = dur("OUTBOX_MAX_AGE")
 	c.ImportLimits = importfile.Limits{MaxBytes: num("IMPORT_MAX_BYTES"), MaxRows: int(num("IMPORT_MAX_ROWS"))}
 	c.AcceptURLTemplate = cmp.Or(get("ACCEPT_URL_TEMPLATE"), c.PublicURL+"/invitations/accept?token={token}")
 	c.JoinURLTemplate = cmp.Or(get("JOIN_URL_TEMPLATE"), c.PublicURL+"/join?token={token}")

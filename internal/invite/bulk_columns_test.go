@@ -21,7 +21,7 @@ func TestBulkWriteCoversEveryColumn(t *testing.T) {
 	leftNull := map[string][]string{
 		invitation.Table: {invitation.FieldPhone, invitation.FieldExternalID, invitation.FieldAcceptedAt,
 			invitation.FieldRevokedAt, invitation.FieldInviteLinkID, invitation.FieldUserID},
-		delivery.Table:   {delivery.FieldLeaseUntil, delivery.FieldSentAt, delivery.FieldPasswordResetID},
+		delivery.Table:   {delivery.FieldLeaseUntil, delivery.FieldSentAt, delivery.FieldPasswordResetID, delivery.FieldQueuedAt},
 		auditevent.Table: {},
 	}
 	all := map[string][]string{

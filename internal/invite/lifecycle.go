@@ -407,3 +407,30 @@ func AsUserError(err error) (*UserError, bool) {
 	ok := errors.As(err, &ue)
 	return ue, ok
 }
+
+// RetryDeliveries queues FAILED deliveries of the viewer's organization
+// again (admins): ids, or all of them when ids is nil. Each gets a fresh
+// retry window (OUTBOX_MAX_AGE from now). It returns how many.
+func (s *Service) RetryDeliveries(ctx context.Context, c *ent.Client, ids []int) (int, error) {
+	if err := rule.RequireAdmin(ctx, "retry deliveries"); err != nil {
+		return 0, err
+	}
+	now := s.Now()
+	q := c.Delivery.Update().Where(delivery.StatusEQ(delivery.StatusFAILED))
+	if ids != nil {
+		q = q.Where(delivery.IDIn(ids...))
+	}
+	// The tenant rule limits the update to the viewer's organization.
+	n, err := q.SetStatus(delivery.StatusQUEUED).
+		SetAttempts(0).
+		SetQueuedAt(now).
+		SetNextAttemptAt(now).
+		Save(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("invite.RetryDeliveries: %w", err)
+	}
+	if n > 0 && s.Kick != nil {
+		afterCommit(ctx, s.Kick)
+	}
+	return n, nil
+}

@@ -50,7 +50,11 @@ type Worker struct {
 	Accounts *account.Service
 	ResetURL func(token string) string
 
-	MaxAttempts int           // attempts before a message is marked failed (default 6)
+	// MaxAge is how long a message that keeps failing for temporary
+	// reasons (the relay is down) is retried, from when it was queued
+	// (default 24h); then it is FAILED, and admins may retry it.
+	MaxAge      time.Duration
+	MaxAttempts int           // optional cap on attempts before FAILED (0, the default: only MaxAge)
 	BaseBackoff time.Duration // first retry delay (default 30s); doubles, with full jitter
 	MaxBackoff  time.Duration // cap on one delay (default 1h)
 	Lease       time.Duration // how long a claim lasts (default 2m)
@@ -73,8 +77,8 @@ type Worker struct {
 func (w *Worker) init() {
 	w.once.Do(func() {
 		w.kick = make(chan struct{}, 1)
-		if w.MaxAttempts == 0 {
-			w.MaxAttempts = 6
+		if w.MaxAge == 0 {
+			w.MaxAge = 24 * time.Hour
 		}
 		if w.BaseBackoff == 0 {
 			w.BaseBackoff = 30 * time.Second
@@ -190,6 +194,14 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	return len(ids), g.Wait()
 }
 
+// queuedAt is when d last entered the queue.
+func queuedAt(d *ent.Delivery) time.Time {
+	if d.QueuedAt != nil {
+		return *d.QueuedAt
+	}
+	return d.CreatedAt
+}
+
 // release hands a claimed row back unsent (shutting down).
 func (w *Worker) release(ctx context.Context, id int) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -270,7 +282,7 @@ func (w *Worker) send(ctx context.Context, d *ent.Delivery) error {
 	case err == nil:
 		up.SetStatus(delivery.StatusSENT).SetSentAt(now).SetLastError("")
 		kind = "SENT"
-	case mail.IsPermanent(err) || attempts >= w.MaxAttempts:
+	case mail.IsPermanent(err) || (w.MaxAttempts > 0 && attempts >= w.MaxAttempts) || now.Sub(queuedAt(d)) >= w.MaxAge:
 		up.SetStatus(delivery.StatusFAILED).SetLastError(truncate(err.Error(), 1000))
 		kind = "FAILED"
 	default:
