@@ -182,6 +182,7 @@ func (i socketImplementation) Accept(w http.ResponseWriter, r *http.Request, o t
 		sock.conn = c
 		sock.mu.Unlock()
 	}
+	c.mu.Lock() // the timer's func reads initDone, and closeWith the timer
 	c.initTimer = time.AfterFunc(l.WSInitTimeout, func() {
 		c.mu.Lock()
 		done := c.initDone
@@ -190,6 +191,7 @@ func (i socketImplementation) Accept(w http.ResponseWriter, r *http.Request, o t
 			c.closeWith(CloseInitTimeout, "Connection initialisation timeout")
 		}
 	})
+	c.mu.Unlock()
 	return c, nil
 }
 
@@ -227,8 +229,8 @@ func (c *socketConn) closeWith(code int, reason string) {
 		return
 	}
 	c.closed = true
+	c.stopInitTimerLocked()
 	c.mu.Unlock()
-	c.initTimer.Stop()
 	_ = c.inner.WriteClose(code, reason)
 }
 
@@ -242,8 +244,16 @@ func (c *socketConn) WriteClose(code int, reason string) error {
 }
 
 func (c *socketConn) Close() error {
-	c.initTimer.Stop()
+	c.mu.Lock()
+	c.stopInitTimerLocked()
+	c.mu.Unlock()
 	return c.inner.Close()
+}
+
+func (c *socketConn) stopInitTimerLocked() {
+	if c.initTimer != nil {
+		c.initTimer.Stop()
+	}
 }
 
 func (c *socketConn) Subprotocol() string { return c.inner.Subprotocol() }
@@ -336,7 +346,7 @@ func (c *socketConn) check(b []byte) (code int, reason string, skip bool) {
 			return CloseTooManyRequests, "Too many initialisation requests", false
 		}
 		c.initDone = true
-		c.initTimer.Stop()
+		c.stopInitTimerLocked()
 	case "subscribe", "start":
 		switch {
 		case !c.initDone:
