@@ -11,6 +11,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -52,19 +53,42 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "admit:", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
 
+// usage is printed for an unknown subcommand.
+const usage = `usage:
+  admit [flags]                 serve (admit -h lists the flags)
+  admit create-organization --name NAME --admin-email EMAIL --admin-password PASSWORD
+                                [--admin-name NAME] [--allow-duplicate-name]
+  admit reset-password --email EMAIL [--password PASSWORD] [--organization-id ID]
+  admit schema                  print the complete GraphQL schema (SDL)
+`
+
+// errUsage is a command line that names no known subcommand; main exits 2.
+var errUsage = errors.New("unknown command")
+
 // run serves until ctx ends. ready, when set, is told the listening address.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready func(net.Addr)) error {
-	if len(args) > 0 && args[0] == "create-organization" {
-		return createOrganization(ctx, args[1:], getenv, stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "schema" {
-		// The complete SDL, for client code generators; needs no database.
-		_, err := io.WriteString(stdout, graph.SDL())
-		return err
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "create-organization":
+			return createOrganization(ctx, args[1:], getenv, stdout, stderr)
+		case "reset-password":
+			return resetPassword(ctx, args[1:], getenv, stdout, stderr)
+		case "schema":
+			// The complete SDL, for client code generators; needs no database.
+			_, err := io.WriteString(stdout, graph.SDL())
+			return err
+		default:
+			// Not a second server on the same database: a typo says so.
+			fmt.Fprint(stderr, usage)
+			return fmt.Errorf("%w %q", errUsage, args[0])
+		}
 	}
 	cfg, err := config.Load(args, getenv, stderr)
 	if err != nil {
@@ -100,7 +124,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			_ = stopTracing(sctx) // flush what is buffered
 		}()
 	}
-	accounts := &account.Service{Dialect: d.Dialect, Keys: keys, SessionTTL: cfg.SessionTTL, Now: now}
+	accounts := &account.Service{Dialect: d.Dialect, Keys: keys, SessionTTL: cfg.SessionTTL, Now: now, SignInLimits: cfg.SignInLimits}
 
 	var boot account.BootstrapResult
 	err = d.Migrate(ctx, func(ctx context.Context) error {
@@ -120,6 +144,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	broker := pubsub.New()
+	accounts.Broker = broker
 	if d.Dialect == dialect.Postgres {
 		// Subscribers on every replica hear every replica's events.
 		if err := broker.RelayThroughPostgres(ctx, d.URL, d.SQL, log); err != nil {
@@ -131,6 +156,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	workspaces := &workspace.Service{Keys: keys, Now: now, Invites: invites, Events: events}
 	worker := &outbox.Worker{
 		Concurrency:     cfg.OutboxConcurrency,
+		MaxAge:          cfg.OutboxMaxAge,
 		Client:          d.Client,
 		Dialect:         d.Dialect,
 		Sender:          sender,
@@ -142,6 +168,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		SignInURL:       cfg.PublicURL + "/",
 		JoinRequestURL:  cfg.JoinRequestURL,
 		MessageIDDomain: messageIDDomain(cfg.PublicURL),
+		Accounts:        accounts,
+		ResetURL:        cfg.ResetURL,
 	}
 	invites.Kick = worker.Kick
 	workspaces.Kick = worker.Kick
@@ -156,7 +184,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer stopMetrics()
 	}
-	go worker.Run(ctx)
+	accounts.Kick = worker.Kick
+	workerDone := make(chan struct{})
+	go func() {
+		defer close(workerDone)
+		worker.Run(ctx)
+	}()
 	hrs := &hr.Service{
 		Client:   d.Client,
 		Keys:     keys,
@@ -220,6 +253,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	// The outbox stopped claiming with ctx; wait for its messages in flight
+	// to be sent and recorded (at most its Drain), so none is sent twice.
+	select {
+	case <-workerDone:
+	case <-sctx.Done():
+		log.Warn("shutdown: the outbox did not finish in time; its unrecorded messages are retried after their lease")
+	}
 	return nil
 }
 
@@ -267,6 +307,7 @@ func createOrganization(ctx context.Context, args []string, getenv func(string) 
 	email := fs.String("admin-email", "", "first admin's email")
 	pw := fs.String("admin-password", "", "first admin's password (at least 10 characters)")
 	adminName := fs.String("admin-name", "", "first admin's full name")
+	allowDup := fs.Bool("allow-duplicate-name", false, "create it even if an organization of this name exists")
 	dbURL := fs.String("database-url", cmp.Or(getenv("DATABASE_URL"), "admit.db"), "database, as for the server ($DATABASE_URL)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -282,6 +323,15 @@ func createOrganization(ctx context.Context, args []string, getenv func(string) 
 	if err := d.Migrate(ctx, nil); err != nil {
 		return err
 	}
+	if !*allowDup {
+		exists, err := account.OrganizationNameExists(ctx, d.Client, *name)
+		if err != nil {
+			return err
+		}
+		if exists {
+			return fmt.Errorf("an organization named %q already exists; pass --allow-duplicate-name to create another", strings.TrimSpace(*name))
+		}
+	}
 	org, _, err := account.CreateOrganization(ctx, d.Client, account.NewOrganization{
 		Name: *name, AdminEmail: *email, AdminPassword: *pw, AdminName: *adminName,
 	})
@@ -289,6 +339,52 @@ func createOrganization(ctx context.Context, args []string, getenv func(string) 
 		return err
 	}
 	fmt.Fprintln(stdout, org.ID)
+	return nil
+}
+
+// resetPassword sets a user's password from the command line (an operator
+// helping someone locked out) and ends their sessions. Without --password a
+// password is generated and printed once.
+func resetPassword(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("reset-password", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	email := fs.String("email", "", "the account's email address")
+	pw := fs.String("password", "", "the new password (at least 10 characters); generated when empty")
+	orgID := fs.Int("organization-id", 0, "the organization, when the address has accounts in several")
+	dbURL := fs.String("database-url", cmp.Or(getenv("DATABASE_URL"), "admit.db"), "database, as for the server ($DATABASE_URL)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *email == "" {
+		return errors.New("reset-password needs --email")
+	}
+	generated := *pw == ""
+	if generated {
+		*pw = rand.Text()[:20]
+	}
+	d, err := db.Open(*dbURL)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Migrate(ctx, nil); err != nil {
+		return err
+	}
+	accounts := &account.Service{Dialect: d.Dialect, Now: now}
+	var org *int
+	if *orgID != 0 {
+		org = orgID
+	}
+	u, err := accounts.OperatorResetPassword(ctx, d.Client, *email, org, *pw)
+	if err != nil {
+		return err
+	}
+	if generated {
+		fmt.Fprintf(stdout, "New password for %s (shown only this once): %s\n", *u.Email, *pw)
+	} else {
+		fmt.Fprintf(stdout, "Password of %s changed.\n", *u.Email)
+	}
+	fmt.Fprintln(stdout, "Every session of the account has ended.")
 	return nil
 }
 

@@ -22,6 +22,8 @@ import (
 	"admit/ent/joinrequest"
 	"admit/ent/membership"
 	"admit/ent/organization"
+	"admit/ent/passwordreset"
+	"admit/ent/ratecounter"
 	"admit/ent/role"
 	"admit/ent/session"
 	"admit/ent/user"
@@ -63,6 +65,10 @@ type Client struct {
 	Membership *MembershipClient
 	// Organization is the client for interacting with the Organization builders.
 	Organization *OrganizationClient
+	// PasswordReset is the client for interacting with the PasswordReset builders.
+	PasswordReset *PasswordResetClient
+	// RateCounter is the client for interacting with the RateCounter builders.
+	RateCounter *RateCounterClient
 	// Role is the client for interacting with the Role builders.
 	Role *RoleClient
 	// Session is the client for interacting with the Session builders.
@@ -95,6 +101,8 @@ func (c *Client) init() {
 	c.JoinRequest = NewJoinRequestClient(c.config)
 	c.Membership = NewMembershipClient(c.config)
 	c.Organization = NewOrganizationClient(c.config)
+	c.PasswordReset = NewPasswordResetClient(c.config)
+	c.RateCounter = NewRateCounterClient(c.config)
 	c.Role = NewRoleClient(c.config)
 	c.Session = NewSessionClient(c.config)
 	c.User = NewUserClient(c.config)
@@ -203,6 +211,8 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		JoinRequest:    NewJoinRequestClient(cfg),
 		Membership:     NewMembershipClient(cfg),
 		Organization:   NewOrganizationClient(cfg),
+		PasswordReset:  NewPasswordResetClient(cfg),
+		RateCounter:    NewRateCounterClient(cfg),
 		Role:           NewRoleClient(cfg),
 		Session:        NewSessionClient(cfg),
 		User:           NewUserClient(cfg),
@@ -238,6 +248,8 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		JoinRequest:    NewJoinRequestClient(cfg),
 		Membership:     NewMembershipClient(cfg),
 		Organization:   NewOrganizationClient(cfg),
+		PasswordReset:  NewPasswordResetClient(cfg),
+		RateCounter:    NewRateCounterClient(cfg),
 		Role:           NewRoleClient(cfg),
 		Session:        NewSessionClient(cfg),
 		User:           NewUserClient(cfg),
@@ -274,7 +286,8 @@ func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.AuditEvent, c.Contact, c.Delivery, c.HRConnection, c.HREmployee,
 		c.IdempotencyKey, c.Invitation, c.InviteLink, c.JoinRequest, c.Membership,
-		c.Organization, c.Role, c.Session, c.User, c.Workspace, c.WorkspaceEvent,
+		c.Organization, c.PasswordReset, c.RateCounter, c.Role, c.Session, c.User,
+		c.Workspace, c.WorkspaceEvent,
 	} {
 		n.Use(hooks...)
 	}
@@ -286,7 +299,8 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.AuditEvent, c.Contact, c.Delivery, c.HRConnection, c.HREmployee,
 		c.IdempotencyKey, c.Invitation, c.InviteLink, c.JoinRequest, c.Membership,
-		c.Organization, c.Role, c.Session, c.User, c.Workspace, c.WorkspaceEvent,
+		c.Organization, c.PasswordReset, c.RateCounter, c.Role, c.Session, c.User,
+		c.Workspace, c.WorkspaceEvent,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -317,6 +331,10 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Membership.mutate(ctx, m)
 	case *OrganizationMutation:
 		return c.Organization.mutate(ctx, m)
+	case *PasswordResetMutation:
+		return c.PasswordReset.mutate(ctx, m)
+	case *RateCounterMutation:
+		return c.RateCounter.mutate(ctx, m)
 	case *RoleMutation:
 		return c.Role.mutate(ctx, m)
 	case *SessionMutation:
@@ -2350,6 +2368,290 @@ func (c *OrganizationClient) mutate(ctx context.Context, m *OrganizationMutation
 	}
 }
 
+// PasswordResetClient is a client for the PasswordReset schema.
+type PasswordResetClient struct {
+	config
+}
+
+// NewPasswordResetClient returns a client for the PasswordReset from the given config.
+func NewPasswordResetClient(c config) *PasswordResetClient {
+	return &PasswordResetClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `passwordreset.Hooks(f(g(h())))`.
+func (c *PasswordResetClient) Use(hooks ...Hook) {
+	c.hooks.PasswordReset = append(c.hooks.PasswordReset, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `passwordreset.Intercept(f(g(h())))`.
+func (c *PasswordResetClient) Intercept(interceptors ...Interceptor) {
+	c.inters.PasswordReset = append(c.inters.PasswordReset, interceptors...)
+}
+
+// Create returns a builder for creating a PasswordReset entity.
+func (c *PasswordResetClient) Create() *PasswordResetCreate {
+	mutation := newPasswordResetMutation(c.config, OpCreate)
+	return &PasswordResetCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of PasswordReset entities.
+func (c *PasswordResetClient) CreateBulk(builders ...*PasswordResetCreate) *PasswordResetCreateBulk {
+	return &PasswordResetCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *PasswordResetClient) MapCreateBulk(slice any, setFunc func(*PasswordResetCreate, int)) *PasswordResetCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &PasswordResetCreateBulk{err: fmt.Errorf("calling to PasswordResetClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*PasswordResetCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &PasswordResetCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for PasswordReset.
+func (c *PasswordResetClient) Update() *PasswordResetUpdate {
+	mutation := newPasswordResetMutation(c.config, OpUpdate)
+	return &PasswordResetUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *PasswordResetClient) UpdateOne(_m *PasswordReset) *PasswordResetUpdateOne {
+	mutation := newPasswordResetMutation(c.config, OpUpdateOne, withPasswordReset(_m))
+	return &PasswordResetUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *PasswordResetClient) UpdateOneID(id int) *PasswordResetUpdateOne {
+	mutation := newPasswordResetMutation(c.config, OpUpdateOne, withPasswordResetID(id))
+	return &PasswordResetUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for PasswordReset.
+func (c *PasswordResetClient) Delete() *PasswordResetDelete {
+	mutation := newPasswordResetMutation(c.config, OpDelete)
+	return &PasswordResetDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *PasswordResetClient) DeleteOne(_m *PasswordReset) *PasswordResetDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *PasswordResetClient) DeleteOneID(id int) *PasswordResetDeleteOne {
+	builder := c.Delete().Where(passwordreset.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &PasswordResetDeleteOne{builder}
+}
+
+// Query returns a query builder for PasswordReset.
+func (c *PasswordResetClient) Query() *PasswordResetQuery {
+	return &PasswordResetQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypePasswordReset},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a PasswordReset entity by its id.
+func (c *PasswordResetClient) Get(ctx context.Context, id int) (*PasswordReset, error) {
+	return c.Query().Where(passwordreset.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *PasswordResetClient) GetX(ctx context.Context, id int) *PasswordReset {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryUser queries the user edge of a PasswordReset.
+func (c *PasswordResetClient) QueryUser(_m *PasswordReset) *UserQuery {
+	query := (&UserClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(passwordreset.Table, passwordreset.FieldID, id),
+			sqlgraph.To(user.Table, user.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, passwordreset.UserTable, passwordreset.UserColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *PasswordResetClient) Hooks() []Hook {
+	hooks := c.hooks.PasswordReset
+	return append(hooks[:len(hooks):len(hooks)], passwordreset.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *PasswordResetClient) Interceptors() []Interceptor {
+	return c.inters.PasswordReset
+}
+
+func (c *PasswordResetClient) mutate(ctx context.Context, m *PasswordResetMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&PasswordResetCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&PasswordResetUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&PasswordResetUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&PasswordResetDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown PasswordReset mutation op: %q", m.Op())
+	}
+}
+
+// RateCounterClient is a client for the RateCounter schema.
+type RateCounterClient struct {
+	config
+}
+
+// NewRateCounterClient returns a client for the RateCounter from the given config.
+func NewRateCounterClient(c config) *RateCounterClient {
+	return &RateCounterClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `ratecounter.Hooks(f(g(h())))`.
+func (c *RateCounterClient) Use(hooks ...Hook) {
+	c.hooks.RateCounter = append(c.hooks.RateCounter, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `ratecounter.Intercept(f(g(h())))`.
+func (c *RateCounterClient) Intercept(interceptors ...Interceptor) {
+	c.inters.RateCounter = append(c.inters.RateCounter, interceptors...)
+}
+
+// Create returns a builder for creating a RateCounter entity.
+func (c *RateCounterClient) Create() *RateCounterCreate {
+	mutation := newRateCounterMutation(c.config, OpCreate)
+	return &RateCounterCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of RateCounter entities.
+func (c *RateCounterClient) CreateBulk(builders ...*RateCounterCreate) *RateCounterCreateBulk {
+	return &RateCounterCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *RateCounterClient) MapCreateBulk(slice any, setFunc func(*RateCounterCreate, int)) *RateCounterCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &RateCounterCreateBulk{err: fmt.Errorf("calling to RateCounterClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*RateCounterCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &RateCounterCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for RateCounter.
+func (c *RateCounterClient) Update() *RateCounterUpdate {
+	mutation := newRateCounterMutation(c.config, OpUpdate)
+	return &RateCounterUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *RateCounterClient) UpdateOne(_m *RateCounter) *RateCounterUpdateOne {
+	mutation := newRateCounterMutation(c.config, OpUpdateOne, withRateCounter(_m))
+	return &RateCounterUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *RateCounterClient) UpdateOneID(id int) *RateCounterUpdateOne {
+	mutation := newRateCounterMutation(c.config, OpUpdateOne, withRateCounterID(id))
+	return &RateCounterUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for RateCounter.
+func (c *RateCounterClient) Delete() *RateCounterDelete {
+	mutation := newRateCounterMutation(c.config, OpDelete)
+	return &RateCounterDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *RateCounterClient) DeleteOne(_m *RateCounter) *RateCounterDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *RateCounterClient) DeleteOneID(id int) *RateCounterDeleteOne {
+	builder := c.Delete().Where(ratecounter.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &RateCounterDeleteOne{builder}
+}
+
+// Query returns a query builder for RateCounter.
+func (c *RateCounterClient) Query() *RateCounterQuery {
+	return &RateCounterQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeRateCounter},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a RateCounter entity by its id.
+func (c *RateCounterClient) Get(ctx context.Context, id int) (*RateCounter, error) {
+	return c.Query().Where(ratecounter.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *RateCounterClient) GetX(ctx context.Context, id int) *RateCounter {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *RateCounterClient) Hooks() []Hook {
+	hooks := c.hooks.RateCounter
+	return append(hooks[:len(hooks):len(hooks)], ratecounter.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *RateCounterClient) Interceptors() []Interceptor {
+	return c.inters.RateCounter
+}
+
+func (c *RateCounterClient) mutate(ctx context.Context, m *RateCounterMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&RateCounterCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&RateCounterUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&RateCounterUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&RateCounterDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown RateCounter mutation op: %q", m.Op())
+	}
+}
+
 // RoleClient is a client for the Role schema.
 type RoleClient struct {
 	config
@@ -3200,13 +3502,13 @@ func (c *WorkspaceEventClient) mutate(ctx context.Context, m *WorkspaceEventMuta
 type (
 	hooks struct {
 		AuditEvent, Contact, Delivery, HRConnection, HREmployee, IdempotencyKey,
-		Invitation, InviteLink, JoinRequest, Membership, Organization, Role, Session,
-		User, Workspace, WorkspaceEvent []ent.Hook
+		Invitation, InviteLink, JoinRequest, Membership, Organization, PasswordReset,
+		RateCounter, Role, Session, User, Workspace, WorkspaceEvent []ent.Hook
 	}
 	inters struct {
 		AuditEvent, Contact, Delivery, HRConnection, HREmployee, IdempotencyKey,
-		Invitation, InviteLink, JoinRequest, Membership, Organization, Role, Session,
-		User, Workspace, WorkspaceEvent []ent.Interceptor
+		Invitation, InviteLink, JoinRequest, Membership, Organization, PasswordReset,
+		RateCounter, Role, Session, User, Workspace, WorkspaceEvent []ent.Interceptor
 	}
 )
 

@@ -42,6 +42,8 @@ type Delivery struct {
 	Status delivery.Status `json:"status,omitempty"`
 	// Attempts holds the value of the "attempts" field.
 	Attempts int `json:"attempts,omitempty"`
+	// QueuedAt holds the value of the "queued_at" field.
+	QueuedAt *time.Time `json:"queued_at,omitempty"`
 	// NextAttemptAt holds the value of the "next_attempt_at" field.
 	NextAttemptAt time.Time `json:"next_attempt_at,omitempty"`
 	// LeaseUntil holds the value of the "lease_until" field.
@@ -56,6 +58,8 @@ type Delivery struct {
 	JoinRequestID *int `json:"join_request_id,omitempty"`
 	// TokenGeneration holds the value of the "token_generation" field.
 	TokenGeneration int `json:"token_generation,omitempty"`
+	// PasswordResetID holds the value of the "password_reset_id" field.
+	PasswordResetID *int `json:"password_reset_id,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the DeliveryQuery when eager-loading is set.
 	Edges        DeliveryEdges `json:"edges"`
@@ -115,11 +119,11 @@ func (*Delivery) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case delivery.FieldID, delivery.FieldOrganizationID, delivery.FieldAttempts, delivery.FieldInvitationID, delivery.FieldJoinRequestID, delivery.FieldTokenGeneration:
+		case delivery.FieldID, delivery.FieldOrganizationID, delivery.FieldAttempts, delivery.FieldInvitationID, delivery.FieldJoinRequestID, delivery.FieldTokenGeneration, delivery.FieldPasswordResetID:
 			values[i] = new(sql.NullInt64)
 		case delivery.FieldChannel, delivery.FieldRecipient, delivery.FieldTemplate, delivery.FieldSubject, delivery.FieldBodyText, delivery.FieldBodyHTML, delivery.FieldStatus, delivery.FieldLastError:
 			values[i] = new(sql.NullString)
-		case delivery.FieldCreatedAt, delivery.FieldUpdatedAt, delivery.FieldNextAttemptAt, delivery.FieldLeaseUntil, delivery.FieldSentAt:
+		case delivery.FieldCreatedAt, delivery.FieldUpdatedAt, delivery.FieldQueuedAt, delivery.FieldNextAttemptAt, delivery.FieldLeaseUntil, delivery.FieldSentAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -208,6 +212,13 @@ func (_m *Delivery) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Attempts = int(value.Int64)
 			}
+		case delivery.FieldQueuedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field queued_at", values[i])
+			} else if value.Valid {
+				_m.QueuedAt = new(time.Time)
+				*_m.QueuedAt = value.Time
+			}
 		case delivery.FieldNextAttemptAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
 				return fmt.Errorf("unexpected type %T for field next_attempt_at", values[i])
@@ -253,6 +264,13 @@ func (_m *Delivery) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field token_generation", values[i])
 			} else if value.Valid {
 				_m.TokenGeneration = int(value.Int64)
+			}
+		case delivery.FieldPasswordResetID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field password_reset_id", values[i])
+			} else if value.Valid {
+				_m.PasswordResetID = new(int)
+				*_m.PasswordResetID = int(value.Int64)
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -336,6 +354,11 @@ func (_m *Delivery) String() string {
 	builder.WriteString("attempts=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Attempts))
 	builder.WriteString(", ")
+	if v := _m.QueuedAt; v != nil {
+		builder.WriteString("queued_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
 	builder.WriteString("next_attempt_at=")
 	builder.WriteString(_m.NextAttemptAt.Format(time.ANSIC))
 	builder.WriteString(", ")
@@ -364,6 +387,11 @@ func (_m *Delivery) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("token_generation=")
 	builder.WriteString(fmt.Sprintf("%v", _m.TokenGeneration))
+	builder.WriteString(", ")
+	if v := _m.PasswordResetID; v != nil {
+		builder.WriteString("password_reset_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

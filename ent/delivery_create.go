@@ -155,6 +155,20 @@ func (_c *DeliveryCreate) SetNillableAttempts(v *int) *DeliveryCreate {
 	return _c
 }
 
+// SetQueuedAt sets the "queued_at" field.
+func (_c *DeliveryCreate) SetQueuedAt(v time.Time) *DeliveryCreate {
+	_c.mutation.SetQueuedAt(v)
+	return _c
+}
+
+// SetNillableQueuedAt sets the "queued_at" field if the given value is not nil.
+func (_c *DeliveryCreate) SetNillableQueuedAt(v *time.Time) *DeliveryCreate {
+	if v != nil {
+		_c.SetQueuedAt(*v)
+	}
+	return _c
+}
+
 // SetNextAttemptAt sets the "next_attempt_at" field.
 func (_c *DeliveryCreate) SetNextAttemptAt(v time.Time) *DeliveryCreate {
 	_c.mutation.SetNextAttemptAt(v)
@@ -249,6 +263,20 @@ func (_c *DeliveryCreate) SetTokenGeneration(v int) *DeliveryCreate {
 func (_c *DeliveryCreate) SetNillableTokenGeneration(v *int) *DeliveryCreate {
 	if v != nil {
 		_c.SetTokenGeneration(*v)
+	}
+	return _c
+}
+
+// SetPasswordResetID sets the "password_reset_id" field.
+func (_c *DeliveryCreate) SetPasswordResetID(v int) *DeliveryCreate {
+	_c.mutation.SetPasswordResetID(v)
+	return _c
+}
+
+// SetNillablePasswordResetID sets the "password_reset_id" field if the given value is not nil.
+func (_c *DeliveryCreate) SetNillablePasswordResetID(v *int) *DeliveryCreate {
+	if v != nil {
+		_c.SetPasswordResetID(*v)
 	}
 	return _c
 }
@@ -505,6 +533,10 @@ func (_c *DeliveryCreate) createSpec() (*Delivery, *sqlgraph.CreateSpec) {
 		_spec.SetField(delivery.FieldAttempts, field.TypeInt, value)
 		_node.Attempts = value
 	}
+	if value, ok := _c.mutation.QueuedAt(); ok {
+		_spec.SetField(delivery.FieldQueuedAt, field.TypeTime, value)
+		_node.QueuedAt = &value
+	}
 	if value, ok := _c.mutation.NextAttemptAt(); ok {
 		_spec.SetField(delivery.FieldNextAttemptAt, field.TypeTime, value)
 		_node.NextAttemptAt = value
@@ -524,6 +556,10 @@ func (_c *DeliveryCreate) createSpec() (*Delivery, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.TokenGeneration(); ok {
 		_spec.SetField(delivery.FieldTokenGeneration, field.TypeInt, value)
 		_node.TokenGeneration = value
+	}
+	if value, ok := _c.mutation.PasswordResetID(); ok {
+		_spec.SetField(delivery.FieldPasswordResetID, field.TypeInt, value)
+		_node.PasswordResetID = &value
 	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -742,6 +778,24 @@ func (u *DeliveryUpsert) AddAttempts(v int) *DeliveryUpsert {
 	return u
 }
 
+// SetQueuedAt sets the "queued_at" field.
+func (u *DeliveryUpsert) SetQueuedAt(v time.Time) *DeliveryUpsert {
+	u.Set(delivery.FieldQueuedAt, v)
+	return u
+}
+
+// UpdateQueuedAt sets the "queued_at" field to the value that was provided on create.
+func (u *DeliveryUpsert) UpdateQueuedAt() *DeliveryUpsert {
+	u.SetExcluded(delivery.FieldQueuedAt)
+	return u
+}
+
+// ClearQueuedAt clears the value of the "queued_at" field.
+func (u *DeliveryUpsert) ClearQueuedAt() *DeliveryUpsert {
+	u.SetNull(delivery.FieldQueuedAt)
+	return u
+}
+
 // SetNextAttemptAt sets the "next_attempt_at" field.
 func (u *DeliveryUpsert) SetNextAttemptAt(v time.Time) *DeliveryUpsert {
 	u.Set(delivery.FieldNextAttemptAt, v)
@@ -853,6 +907,30 @@ func (u *DeliveryUpsert) UpdateTokenGeneration() *DeliveryUpsert {
 // AddTokenGeneration adds v to the "token_generation" field.
 func (u *DeliveryUpsert) AddTokenGeneration(v int) *DeliveryUpsert {
 	u.Add(delivery.FieldTokenGeneration, v)
+	return u
+}
+
+// SetPasswordResetID sets the "password_reset_id" field.
+func (u *DeliveryUpsert) SetPasswordResetID(v int) *DeliveryUpsert {
+	u.Set(delivery.FieldPasswordResetID, v)
+	return u
+}
+
+// UpdatePasswordResetID sets the "password_reset_id" field to the value that was provided on create.
+func (u *DeliveryUpsert) UpdatePasswordResetID() *DeliveryUpsert {
+	u.SetExcluded(delivery.FieldPasswordResetID)
+	return u
+}
+
+// AddPasswordResetID adds v to the "password_reset_id" field.
+func (u *DeliveryUpsert) AddPasswordResetID(v int) *DeliveryUpsert {
+	u.Add(delivery.FieldPasswordResetID, v)
+	return u
+}
+
+// ClearPasswordResetID clears the value of the "password_reset_id" field.
+func (u *DeliveryUpsert) ClearPasswordResetID() *DeliveryUpsert {
+	u.SetNull(delivery.FieldPasswordResetID)
 	return u
 }
 
@@ -1037,6 +1115,27 @@ func (u *DeliveryUpsertOne) UpdateAttempts() *DeliveryUpsertOne {
 	})
 }
 
+// SetQueuedAt sets the "queued_at" field.
+func (u *DeliveryUpsertOne) SetQueuedAt(v time.Time) *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.SetQueuedAt(v)
+	})
+}
+
+// UpdateQueuedAt sets the "queued_at" field to the value that was provided on create.
+func (u *DeliveryUpsertOne) UpdateQueuedAt() *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.UpdateQueuedAt()
+	})
+}
+
+// ClearQueuedAt clears the value of the "queued_at" field.
+func (u *DeliveryUpsertOne) ClearQueuedAt() *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.ClearQueuedAt()
+	})
+}
+
 // SetNextAttemptAt sets the "next_attempt_at" field.
 func (u *DeliveryUpsertOne) SetNextAttemptAt(v time.Time) *DeliveryUpsertOne {
 	return u.Update(func(s *DeliveryUpsert) {
@@ -1167,6 +1266,34 @@ func (u *DeliveryUpsertOne) AddTokenGeneration(v int) *DeliveryUpsertOne {
 func (u *DeliveryUpsertOne) UpdateTokenGeneration() *DeliveryUpsertOne {
 	return u.Update(func(s *DeliveryUpsert) {
 		s.UpdateTokenGeneration()
+	})
+}
+
+// SetPasswordResetID sets the "password_reset_id" field.
+func (u *DeliveryUpsertOne) SetPasswordResetID(v int) *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.SetPasswordResetID(v)
+	})
+}
+
+// AddPasswordResetID adds v to the "password_reset_id" field.
+func (u *DeliveryUpsertOne) AddPasswordResetID(v int) *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.AddPasswordResetID(v)
+	})
+}
+
+// UpdatePasswordResetID sets the "password_reset_id" field to the value that was provided on create.
+func (u *DeliveryUpsertOne) UpdatePasswordResetID() *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.UpdatePasswordResetID()
+	})
+}
+
+// ClearPasswordResetID clears the value of the "password_reset_id" field.
+func (u *DeliveryUpsertOne) ClearPasswordResetID() *DeliveryUpsertOne {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.ClearPasswordResetID()
 	})
 }
 
@@ -1517,6 +1644,27 @@ func (u *DeliveryUpsertBulk) UpdateAttempts() *DeliveryUpsertBulk {
 	})
 }
 
+// SetQueuedAt sets the "queued_at" field.
+func (u *DeliveryUpsertBulk) SetQueuedAt(v time.Time) *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.SetQueuedAt(v)
+	})
+}
+
+// UpdateQueuedAt sets the "queued_at" field to the value that was provided on create.
+func (u *DeliveryUpsertBulk) UpdateQueuedAt() *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.UpdateQueuedAt()
+	})
+}
+
+// ClearQueuedAt clears the value of the "queued_at" field.
+func (u *DeliveryUpsertBulk) ClearQueuedAt() *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.ClearQueuedAt()
+	})
+}
+
 // SetNextAttemptAt sets the "next_attempt_at" field.
 func (u *DeliveryUpsertBulk) SetNextAttemptAt(v time.Time) *DeliveryUpsertBulk {
 	return u.Update(func(s *DeliveryUpsert) {
@@ -1647,6 +1795,34 @@ func (u *DeliveryUpsertBulk) AddTokenGeneration(v int) *DeliveryUpsertBulk {
 func (u *DeliveryUpsertBulk) UpdateTokenGeneration() *DeliveryUpsertBulk {
 	return u.Update(func(s *DeliveryUpsert) {
 		s.UpdateTokenGeneration()
+	})
+}
+
+// SetPasswordResetID sets the "password_reset_id" field.
+func (u *DeliveryUpsertBulk) SetPasswordResetID(v int) *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.SetPasswordResetID(v)
+	})
+}
+
+// AddPasswordResetID adds v to the "password_reset_id" field.
+func (u *DeliveryUpsertBulk) AddPasswordResetID(v int) *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.AddPasswordResetID(v)
+	})
+}
+
+// UpdatePasswordResetID sets the "password_reset_id" field to the value that was provided on create.
+func (u *DeliveryUpsertBulk) UpdatePasswordResetID() *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.UpdatePasswordResetID()
+	})
+}
+
+// ClearPasswordResetID clears the value of the "password_reset_id" field.
+func (u *DeliveryUpsertBulk) ClearPasswordResetID() *DeliveryUpsertBulk {
+	return u.Update(func(s *DeliveryUpsert) {
+		s.ClearPasswordResetID()
 	})
 }
 

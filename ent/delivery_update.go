@@ -155,6 +155,26 @@ func (_u *DeliveryUpdate) AddAttempts(v int) *DeliveryUpdate {
 	return _u
 }
 
+// SetQueuedAt sets the "queued_at" field.
+func (_u *DeliveryUpdate) SetQueuedAt(v time.Time) *DeliveryUpdate {
+	_u.mutation.SetQueuedAt(v)
+	return _u
+}
+
+// SetNillableQueuedAt sets the "queued_at" field if the given value is not nil.
+func (_u *DeliveryUpdate) SetNillableQueuedAt(v *time.Time) *DeliveryUpdate {
+	if v != nil {
+		_u.SetQueuedAt(*v)
+	}
+	return _u
+}
+
+// ClearQueuedAt clears the value of the "queued_at" field.
+func (_u *DeliveryUpdate) ClearQueuedAt() *DeliveryUpdate {
+	_u.mutation.ClearQueuedAt()
+	return _u
+}
+
 // SetNextAttemptAt sets the "next_attempt_at" field.
 func (_u *DeliveryUpdate) SetNextAttemptAt(v time.Time) *DeliveryUpdate {
 	_u.mutation.SetNextAttemptAt(v)
@@ -281,6 +301,33 @@ func (_u *DeliveryUpdate) SetNillableTokenGeneration(v *int) *DeliveryUpdate {
 // AddTokenGeneration adds value to the "token_generation" field.
 func (_u *DeliveryUpdate) AddTokenGeneration(v int) *DeliveryUpdate {
 	_u.mutation.AddTokenGeneration(v)
+	return _u
+}
+
+// SetPasswordResetID sets the "password_reset_id" field.
+func (_u *DeliveryUpdate) SetPasswordResetID(v int) *DeliveryUpdate {
+	_u.mutation.ResetPasswordResetID()
+	_u.mutation.SetPasswordResetID(v)
+	return _u
+}
+
+// SetNillablePasswordResetID sets the "password_reset_id" field if the given value is not nil.
+func (_u *DeliveryUpdate) SetNillablePasswordResetID(v *int) *DeliveryUpdate {
+	if v != nil {
+		_u.SetPasswordResetID(*v)
+	}
+	return _u
+}
+
+// AddPasswordResetID adds value to the "password_reset_id" field.
+func (_u *DeliveryUpdate) AddPasswordResetID(v int) *DeliveryUpdate {
+	_u.mutation.AddPasswordResetID(v)
+	return _u
+}
+
+// ClearPasswordResetID clears the value of the "password_reset_id" field.
+func (_u *DeliveryUpdate) ClearPasswordResetID() *DeliveryUpdate {
+	_u.mutation.ClearPasswordResetID()
 	return _u
 }
 
@@ -433,6 +480,12 @@ func (_u *DeliveryUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if value, ok := _u.mutation.AddedAttempts(); ok {
 		_spec.AddField(delivery.FieldAttempts, field.TypeInt, value)
 	}
+	if value, ok := _u.mutation.QueuedAt(); ok {
+		_spec.SetField(delivery.FieldQueuedAt, field.TypeTime, value)
+	}
+	if _u.mutation.QueuedAtCleared() {
+		_spec.ClearField(delivery.FieldQueuedAt, field.TypeTime)
+	}
 	if value, ok := _u.mutation.NextAttemptAt(); ok {
 		_spec.SetField(delivery.FieldNextAttemptAt, field.TypeTime, value)
 	}
@@ -456,6 +509,15 @@ func (_u *DeliveryUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.AddedTokenGeneration(); ok {
 		_spec.AddField(delivery.FieldTokenGeneration, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.PasswordResetID(); ok {
+		_spec.SetField(delivery.FieldPasswordResetID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedPasswordResetID(); ok {
+		_spec.AddField(delivery.FieldPasswordResetID, field.TypeInt, value)
+	}
+	if _u.mutation.PasswordResetIDCleared() {
+		_spec.ClearField(delivery.FieldPasswordResetID, field.TypeInt)
 	}
 	if _u.mutation.InvitationCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -660,6 +722,26 @@ func (_u *DeliveryUpdateOne) AddAttempts(v int) *DeliveryUpdateOne {
 	return _u
 }
 
+// SetQueuedAt sets the "queued_at" field.
+func (_u *DeliveryUpdateOne) SetQueuedAt(v time.Time) *DeliveryUpdateOne {
+	_u.mutation.SetQueuedAt(v)
+	return _u
+}
+
+// SetNillableQueuedAt sets the "queued_at" field if the given value is not nil.
+func (_u *DeliveryUpdateOne) SetNillableQueuedAt(v *time.Time) *DeliveryUpdateOne {
+	if v != nil {
+		_u.SetQueuedAt(*v)
+	}
+	return _u
+}
+
+// ClearQueuedAt clears the value of the "queued_at" field.
+func (_u *DeliveryUpdateOne) ClearQueuedAt() *DeliveryUpdateOne {
+	_u.mutation.ClearQueuedAt()
+	return _u
+}
+
 // SetNextAttemptAt sets the "next_attempt_at" field.
 func (_u *DeliveryUpdateOne) SetNextAttemptAt(v time.Time) *DeliveryUpdateOne {
 	_u.mutation.SetNextAttemptAt(v)
@@ -786,6 +868,33 @@ func (_u *DeliveryUpdateOne) SetNillableTokenGeneration(v *int) *DeliveryUpdateO
 // AddTokenGeneration adds value to the "token_generation" field.
 func (_u *DeliveryUpdateOne) AddTokenGeneration(v int) *DeliveryUpdateOne {
 	_u.mutation.AddTokenGeneration(v)
+	return _u
+}
+
+// SetPasswordResetID sets the "password_reset_id" field.
+func (_u *DeliveryUpdateOne) SetPasswordResetID(v int) *DeliveryUpdateOne {
+	_u.mutation.ResetPasswordResetID()
+	_u.mutation.SetPasswordResetID(v)
+	return _u
+}
+
+// SetNillablePasswordResetID sets the "password_reset_id" field if the given value is not nil.
+func (_u *DeliveryUpdateOne) SetNillablePasswordResetID(v *int) *DeliveryUpdateOne {
+	if v != nil {
+		_u.SetPasswordResetID(*v)
+	}
+	return _u
+}
+
+// AddPasswordResetID adds value to the "password_reset_id" field.
+func (_u *DeliveryUpdateOne) AddPasswordResetID(v int) *DeliveryUpdateOne {
+	_u.mutation.AddPasswordResetID(v)
+	return _u
+}
+
+// ClearPasswordResetID clears the value of the "password_reset_id" field.
+func (_u *DeliveryUpdateOne) ClearPasswordResetID() *DeliveryUpdateOne {
+	_u.mutation.ClearPasswordResetID()
 	return _u
 }
 
@@ -968,6 +1077,12 @@ func (_u *DeliveryUpdateOne) sqlSave(ctx context.Context) (_node *Delivery, err 
 	if value, ok := _u.mutation.AddedAttempts(); ok {
 		_spec.AddField(delivery.FieldAttempts, field.TypeInt, value)
 	}
+	if value, ok := _u.mutation.QueuedAt(); ok {
+		_spec.SetField(delivery.FieldQueuedAt, field.TypeTime, value)
+	}
+	if _u.mutation.QueuedAtCleared() {
+		_spec.ClearField(delivery.FieldQueuedAt, field.TypeTime)
+	}
 	if value, ok := _u.mutation.NextAttemptAt(); ok {
 		_spec.SetField(delivery.FieldNextAttemptAt, field.TypeTime, value)
 	}
@@ -991,6 +1106,15 @@ func (_u *DeliveryUpdateOne) sqlSave(ctx context.Context) (_node *Delivery, err 
 	}
 	if value, ok := _u.mutation.AddedTokenGeneration(); ok {
 		_spec.AddField(delivery.FieldTokenGeneration, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.PasswordResetID(); ok {
+		_spec.SetField(delivery.FieldPasswordResetID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedPasswordResetID(); ok {
+		_spec.AddField(delivery.FieldPasswordResetID, field.TypeInt, value)
+	}
+	if _u.mutation.PasswordResetIDCleared() {
+		_spec.ClearField(delivery.FieldPasswordResetID, field.TypeInt)
 	}
 	if _u.mutation.InvitationCleared() {
 		edge := &sqlgraph.EdgeSpec{

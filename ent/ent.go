@@ -14,6 +14,8 @@ import (
 	"admit/ent/joinrequest"
 	"admit/ent/membership"
 	"admit/ent/organization"
+	"admit/ent/passwordreset"
+	"admit/ent/ratecounter"
 	"admit/ent/role"
 	"admit/ent/session"
 	"admit/ent/user"
@@ -99,6 +101,8 @@ func checkColumn(t, c string) error {
 			joinrequest.Table:    joinrequest.ValidColumn,
 			membership.Table:     membership.ValidColumn,
 			organization.Table:   organization.ValidColumn,
+			passwordreset.Table:  passwordreset.ValidColumn,
+			ratecounter.Table:    ratecounter.ValidColumn,
 			role.Table:           role.ValidColumn,
 			session.Table:        session.ValidColumn,
 			user.Table:           user.ValidColumn,

@@ -14,7 +14,9 @@ import (
 	"admit/ent/joinrequest"
 	"admit/ent/membership"
 	"admit/ent/organization"
+	"admit/ent/passwordreset"
 	"admit/ent/predicate"
+	"admit/ent/ratecounter"
 	"admit/ent/role"
 	"admit/ent/session"
 	"admit/ent/user"
@@ -29,7 +31,7 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 16)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 18)}
 	graph.Nodes[0] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   auditevent.Table,
@@ -90,6 +92,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			delivery.FieldBodyHTML:        {Type: field.TypeString, Column: delivery.FieldBodyHTML},
 			delivery.FieldStatus:          {Type: field.TypeEnum, Column: delivery.FieldStatus},
 			delivery.FieldAttempts:        {Type: field.TypeInt, Column: delivery.FieldAttempts},
+			delivery.FieldQueuedAt:        {Type: field.TypeTime, Column: delivery.FieldQueuedAt},
 			delivery.FieldNextAttemptAt:   {Type: field.TypeTime, Column: delivery.FieldNextAttemptAt},
 			delivery.FieldLeaseUntil:      {Type: field.TypeTime, Column: delivery.FieldLeaseUntil},
 			delivery.FieldLastError:       {Type: field.TypeString, Column: delivery.FieldLastError},
@@ -97,6 +100,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			delivery.FieldInvitationID:    {Type: field.TypeInt, Column: delivery.FieldInvitationID},
 			delivery.FieldJoinRequestID:   {Type: field.TypeInt, Column: delivery.FieldJoinRequestID},
 			delivery.FieldTokenGeneration: {Type: field.TypeInt, Column: delivery.FieldTokenGeneration},
+			delivery.FieldPasswordResetID: {Type: field.TypeInt, Column: delivery.FieldPasswordResetID},
 		},
 	}
 	graph.Nodes[3] = &sqlgraph.Node{
@@ -318,6 +322,40 @@ var schemaGraph = func() *sqlgraph.Schema {
 	}
 	graph.Nodes[11] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
+			Table:   passwordreset.Table,
+			Columns: passwordreset.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: passwordreset.FieldID,
+			},
+		},
+		Type: "PasswordReset",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			passwordreset.FieldCreatedAt: {Type: field.TypeTime, Column: passwordreset.FieldCreatedAt},
+			passwordreset.FieldUserID:    {Type: field.TypeInt, Column: passwordreset.FieldUserID},
+			passwordreset.FieldNonce:     {Type: field.TypeBytes, Column: passwordreset.FieldNonce},
+			passwordreset.FieldExpiresAt: {Type: field.TypeTime, Column: passwordreset.FieldExpiresAt},
+			passwordreset.FieldUsedAt:    {Type: field.TypeTime, Column: passwordreset.FieldUsedAt},
+		},
+	}
+	graph.Nodes[12] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   ratecounter.Table,
+			Columns: ratecounter.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt,
+				Column: ratecounter.FieldID,
+			},
+		},
+		Type: "RateCounter",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			ratecounter.FieldKey:       {Type: field.TypeString, Column: ratecounter.FieldKey},
+			ratecounter.FieldCount:     {Type: field.TypeInt, Column: ratecounter.FieldCount},
+			ratecounter.FieldWindowEnd: {Type: field.TypeInt64, Column: ratecounter.FieldWindowEnd},
+		},
+	}
+	graph.Nodes[13] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
 			Table:   role.Table,
 			Columns: role.Columns,
 			ID: &sqlgraph.FieldSpec{
@@ -337,7 +375,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			role.FieldBuiltin:        {Type: field.TypeBool, Column: role.FieldBuiltin},
 		},
 	}
-	graph.Nodes[12] = &sqlgraph.Node{
+	graph.Nodes[14] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   session.Table,
 			Columns: session.Columns,
@@ -354,7 +392,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			session.FieldUserID:    {Type: field.TypeInt, Column: session.FieldUserID},
 		},
 	}
-	graph.Nodes[13] = &sqlgraph.Node{
+	graph.Nodes[15] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   user.Table,
 			Columns: user.Columns,
@@ -379,7 +417,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			user.FieldLastSignInAt:   {Type: field.TypeTime, Column: user.FieldLastSignInAt},
 		},
 	}
-	graph.Nodes[14] = &sqlgraph.Node{
+	graph.Nodes[16] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   workspace.Table,
 			Columns: workspace.Columns,
@@ -404,7 +442,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			workspace.FieldOwnerID:           {Type: field.TypeInt, Column: workspace.FieldOwnerID},
 		},
 	}
-	graph.Nodes[15] = &sqlgraph.Node{
+	graph.Nodes[17] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   workspaceevent.Table,
 			Columns: workspaceevent.Columns,
@@ -832,6 +870,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		"Membership",
 		"Invitation",
+	)
+	graph.MustAddE(
+		"user",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   passwordreset.UserTable,
+			Columns: []string{passwordreset.UserColumn},
+			Bidi:    false,
+		},
+		"PasswordReset",
+		"User",
 	)
 	graph.MustAddE(
 		"organization",
@@ -1279,6 +1329,11 @@ func (f *DeliveryFilter) WhereAttempts(p entql.IntP) {
 	f.Where(p.Field(delivery.FieldAttempts))
 }
 
+// WhereQueuedAt applies the entql time.Time predicate on the queued_at field.
+func (f *DeliveryFilter) WhereQueuedAt(p entql.TimeP) {
+	f.Where(p.Field(delivery.FieldQueuedAt))
+}
+
 // WhereNextAttemptAt applies the entql time.Time predicate on the next_attempt_at field.
 func (f *DeliveryFilter) WhereNextAttemptAt(p entql.TimeP) {
 	f.Where(p.Field(delivery.FieldNextAttemptAt))
@@ -1312,6 +1367,11 @@ func (f *DeliveryFilter) WhereJoinRequestID(p entql.IntP) {
 // WhereTokenGeneration applies the entql int predicate on the token_generation field.
 func (f *DeliveryFilter) WhereTokenGeneration(p entql.IntP) {
 	f.Where(p.Field(delivery.FieldTokenGeneration))
+}
+
+// WherePasswordResetID applies the entql int predicate on the password_reset_id field.
+func (f *DeliveryFilter) WherePasswordResetID(p entql.IntP) {
+	f.Where(p.Field(delivery.FieldPasswordResetID))
 }
 
 // WhereHasOrganization applies a predicate to check if query has an edge organization.
@@ -2606,6 +2666,140 @@ func (f *OrganizationFilter) WhereInvitationExpiryDays(p entql.IntP) {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *PasswordResetQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the PasswordResetQuery builder.
+func (_q *PasswordResetQuery) Filter() *PasswordResetFilter {
+	return &PasswordResetFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *PasswordResetMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the PasswordResetMutation builder.
+func (m *PasswordResetMutation) Filter() *PasswordResetFilter {
+	return &PasswordResetFilter{config: m.config, predicateAdder: m}
+}
+
+// PasswordResetFilter provides a generic filtering capability at runtime for PasswordResetQuery.
+type PasswordResetFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *PasswordResetFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *PasswordResetFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(passwordreset.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *PasswordResetFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(passwordreset.FieldCreatedAt))
+}
+
+// WhereUserID applies the entql int predicate on the user_id field.
+func (f *PasswordResetFilter) WhereUserID(p entql.IntP) {
+	f.Where(p.Field(passwordreset.FieldUserID))
+}
+
+// WhereNonce applies the entql []byte predicate on the nonce field.
+func (f *PasswordResetFilter) WhereNonce(p entql.BytesP) {
+	f.Where(p.Field(passwordreset.FieldNonce))
+}
+
+// WhereExpiresAt applies the entql time.Time predicate on the expires_at field.
+func (f *PasswordResetFilter) WhereExpiresAt(p entql.TimeP) {
+	f.Where(p.Field(passwordreset.FieldExpiresAt))
+}
+
+// WhereUsedAt applies the entql time.Time predicate on the used_at field.
+func (f *PasswordResetFilter) WhereUsedAt(p entql.TimeP) {
+	f.Where(p.Field(passwordreset.FieldUsedAt))
+}
+
+// WhereHasUser applies a predicate to check if query has an edge user.
+func (f *PasswordResetFilter) WhereHasUser() {
+	f.Where(entql.HasEdge("user"))
+}
+
+// WhereHasUserWith applies a predicate to check if query has an edge user with a given conditions (other predicates).
+func (f *PasswordResetFilter) WhereHasUserWith(preds ...predicate.User) {
+	f.Where(entql.HasEdgeWith("user", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *RateCounterQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the RateCounterQuery builder.
+func (_q *RateCounterQuery) Filter() *RateCounterFilter {
+	return &RateCounterFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *RateCounterMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the RateCounterMutation builder.
+func (m *RateCounterMutation) Filter() *RateCounterFilter {
+	return &RateCounterFilter{config: m.config, predicateAdder: m}
+}
+
+// RateCounterFilter provides a generic filtering capability at runtime for RateCounterQuery.
+type RateCounterFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *RateCounterFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int predicate on the id field.
+func (f *RateCounterFilter) WhereID(p entql.IntP) {
+	f.Where(p.Field(ratecounter.FieldID))
+}
+
+// WhereKey applies the entql string predicate on the key field.
+func (f *RateCounterFilter) WhereKey(p entql.StringP) {
+	f.Where(p.Field(ratecounter.FieldKey))
+}
+
+// WhereCount applies the entql int predicate on the count field.
+func (f *RateCounterFilter) WhereCount(p entql.IntP) {
+	f.Where(p.Field(ratecounter.FieldCount))
+}
+
+// WhereWindowEnd applies the entql int64 predicate on the window_end field.
+func (f *RateCounterFilter) WhereWindowEnd(p entql.Int64P) {
+	f.Where(p.Field(ratecounter.FieldWindowEnd))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *RoleQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -2634,7 +2828,7 @@ type RoleFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *RoleFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2742,7 +2936,7 @@ type SessionFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *SessionFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[14].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2816,7 +3010,7 @@ type UserFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UserFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[15].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2972,7 +3166,7 @@ type WorkspaceFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *WorkspaceFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[14].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[16].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -3128,7 +3322,7 @@ type WorkspaceEventFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *WorkspaceEventFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[15].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[17].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})

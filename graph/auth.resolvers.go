@@ -16,6 +16,15 @@ import (
 
 // SignIn is the resolver for the signIn field.
 func (r *mutationResolver) SignIn(ctx context.Context, input SignInInput) (*SignInPayload, error) {
+	attempt, err := signInAttempt(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !attempt.Allowed {
+		// The same answer for every address, with or without an account,
+		// and the password is not even checked.
+		return &SignInPayload{Errors: []*UserError{rateLimitedError(attempt.RetryAfter)}}, nil
+	}
 	token, sess, u, err := r.accounts.SignIn(ctx, r.db(ctx), input.Email, input.Password, input.OrganizationID)
 	switch {
 	case errors.Is(err, account.ErrInvalidCredentials):
@@ -25,6 +34,7 @@ func (r *mutationResolver) SignIn(ctx context.Context, input SignInInput) (*Sign
 	case err != nil:
 		return nil, err
 	}
+	attempt.Succeeded = true
 	return &SignInPayload{Token: &token, ExpiresAt: &sess.ExpiresAt, User: u, Errors: []*UserError{}}, nil
 }
 
@@ -39,6 +49,62 @@ func (r *mutationResolver) SignOut(ctx context.Context) (*SignOutPayload, error)
 		return nil, err
 	}
 	return &SignOutPayload{SignedOut: ok}, nil
+}
+
+// SignOutEverywhere is the resolver for the signOutEverywhere field.
+func (r *mutationResolver) SignOutEverywhere(ctx context.Context) (*SignOutPayload, error) {
+	v := auth.FromContext(ctx)
+	if v == nil {
+		return nil, rule.ErrUnauthenticated
+	}
+	n, err := r.accounts.SignOutEverywhere(ctx, r.db(ctx), v)
+	if err != nil {
+		return nil, err
+	}
+	return &SignOutPayload{SignedOut: n > 0}, nil
+}
+
+// RequestPasswordReset is the resolver for the requestPasswordReset field.
+func (r *mutationResolver) RequestPasswordReset(ctx context.Context, input RequestPasswordResetInput) (*RequestPasswordResetPayload, error) {
+	wait, err := r.accounts.RequestPasswordReset(ctx, r.db(ctx), input.Email, auth.ClientIP(ctx))
+	if err != nil {
+		return nil, err
+	}
+	if wait > 0 {
+		return &RequestPasswordResetPayload{Errors: []*UserError{rateLimitedError(wait)}}, nil
+	}
+	return &RequestPasswordResetPayload{Accepted: true, Errors: []*UserError{}}, nil
+}
+
+// ResetPassword is the resolver for the resetPassword field.
+func (r *mutationResolver) ResetPassword(ctx context.Context, input ResetPasswordInput) (*ResetPasswordPayload, error) {
+	err := r.accounts.ResetPassword(ctx, r.db(ctx), input.Token, input.Password)
+	if ue := passwordError(err); ue != nil {
+		return &ResetPasswordPayload{Errors: []*UserError{ue}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &ResetPasswordPayload{Done: true, Errors: []*UserError{}}, nil
+}
+
+// ChangePassword is the resolver for the changePassword field.
+func (r *mutationResolver) ChangePassword(ctx context.Context, input ChangePasswordInput) (*ChangePasswordPayload, error) {
+	v := auth.FromContext(ctx)
+	if v == nil {
+		return nil, rule.ErrUnauthenticated
+	}
+	err := r.accounts.ChangePassword(ctx, r.db(ctx), v, input.CurrentPassword, input.NewPassword)
+	if ue := passwordError(err); ue != nil {
+		if ue.Code == ErrorCodePasswordTooWeak {
+			ue.Field = ptr("input.newPassword")
+		}
+		return &ChangePasswordPayload{Errors: []*UserError{ue}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &ChangePasswordPayload{Done: true, Errors: []*UserError{}}, nil
 }
 
 // Me is the resolver for the me field.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -14,6 +15,7 @@ import (
 	"admit/ent"
 	"admit/ent/privacy"
 	"admit/internal/apperr"
+	"admit/internal/db"
 )
 
 // ErrorPresenter maps errors to `extensions.code` from the closed set in
@@ -25,6 +27,12 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		out := graphql.DefaultErrorPresenter(ctx, err)
 		code, msg := classify(err)
+		var ne *strconv.NumError
+		if errors.As(err, &ne) && len(out.Path) > 0 {
+			// An ID (or Int) argument that is not a number: the caller's
+			// mistake, named by its path, such as inviteUsers.input.roleID.
+			code, msg = apperr.BadUserInput, fmt.Sprintf("%s is not a valid ID", out.Path.String())
+		}
 		if code == "" {
 			// gqlgen's own errors (parsing, validation, limits) and errors
 			// that already carry a code are safe as they are.
@@ -77,6 +85,8 @@ func classify(err error) (code, msg string) {
 		return apperr.Forbidden, "permission denied"
 	case ent.IsConstraintError(err):
 		return apperr.Conflict, "this conflicts with an existing record"
+	case db.IsBusy(err):
+		return apperr.Busy, "the database is busy; retry the request"
 	case isRetryable(err):
 		return apperr.Conflict, "this collided with a concurrent change; retry the request"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

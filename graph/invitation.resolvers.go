@@ -9,6 +9,7 @@ import (
 	"admit/ent"
 	"admit/ent/invitation"
 	"admit/ent/user"
+	"admit/internal/account"
 	"admit/internal/apperr"
 	"admit/internal/auth"
 	"admit/internal/invite"
@@ -149,6 +150,15 @@ func (r *mutationResolver) AcceptInvitation(ctx context.Context, input AcceptInv
 	return &AcceptInvitationPayload{Token: &res.SessionToken, ExpiresAt: &res.Session.ExpiresAt, User: u, Errors: []*UserError{}}, nil
 }
 
+// RetryDeliveries is the resolver for the retryDeliveries field.
+func (r *mutationResolver) RetryDeliveries(ctx context.Context, input RetryDeliveriesInput) (*RetryDeliveriesPayload, error) {
+	n, err := r.invites.RetryDeliveries(ctx, r.db(ctx), input.Ids)
+	if err != nil {
+		return nil, err
+	}
+	return &RetryDeliveriesPayload{Queued: n, Errors: []*UserError{}}, nil
+}
+
 // InvitationPreview is the resolver for the invitationPreview field.
 func (r *queryResolver) InvitationPreview(ctx context.Context, token string) (*InvitationPreview, error) {
 	inv, err := r.invites.Lookup(ctx, r.client, token)
@@ -190,14 +200,21 @@ func (r *subscriptionResolver) InvitationEvents(ctx context.Context) (<-chan *In
 			case <-ctx.Done():
 				return
 			case e := <-sub.C:
-				// Re-check the subscriber on every event: a signed-out or
-				// demoted admin stops hearing about invitations.
-				if v.Socket {
-					if err := r.accounts.Revalidate(ctx, r.client, v); err != nil {
-						return
+				// Re-check the subscriber on every event, as they are now:
+				// a signed-out, deactivated or demoted admin stops hearing
+				// about invitations, and the event is read with their
+				// present rights.
+				cur, err := r.accounts.Current(ctx, r.client, v)
+				if err != nil {
+					if !errors.Is(err, account.ErrInvalidSession) {
+						r.log.ErrorContext(ctx, "invitationEvents: viewer", "error", err)
 					}
+					return
 				}
-				inv, err := r.client.Invitation.Get(ctx, e.ObjectID)
+				if !cur.Admin {
+					return
+				}
+				inv, err := r.client.Invitation.Get(auth.NewContext(ctx, cur), e.ObjectID)
 				if err != nil {
 					if !ent.IsNotFound(err) {
 						r.log.ErrorContext(ctx, "invitationEvents: load", "error", err)

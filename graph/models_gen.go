@@ -60,6 +60,22 @@ type ArchiveWorkspaceInput struct {
 	ID int `json:"id"`
 }
 
+// The current and the new password.
+type ChangePasswordInput struct {
+	// The password the account has now.
+	CurrentPassword string `json:"currentPassword"`
+	// The new password (10 to 256 characters).
+	NewPassword string `json:"newPassword"`
+}
+
+// The result of changePassword.
+type ChangePasswordPayload struct {
+	// True when the password was changed.
+	Done bool `json:"done"`
+	// Why the change was refused; empty on success.
+	Errors []*UserError `json:"errors"`
+}
+
 // A new HR connection.
 type ConnectHRSystemInput struct {
 	// The provider's name, as in hrProviders (bamboohr, personio, hibob, merge, kombo).
@@ -578,6 +594,20 @@ type RemoveWorkspaceMemberPayload struct {
 	Errors []*UserError `json:"errors"`
 }
 
+// Who asks for a password reset.
+type RequestPasswordResetInput struct {
+	// The account's email address.
+	Email string `json:"email"`
+}
+
+// The result of requestPasswordReset.
+type RequestPasswordResetPayload struct {
+	// True when the request was taken (whether or not the address has an account).
+	Accepted bool `json:"accepted"`
+	// RATE_LIMITED when asked too often; empty otherwise.
+	Errors []*UserError `json:"errors"`
+}
+
 // Asking to join a workspace.
 type RequestToJoinWorkspaceInput struct {
 	// The token from the workspace link.
@@ -673,6 +703,36 @@ type ResendWorkspaceInvitationsPayload struct {
 	// The NOT_JOINED members whose invitation was not sent, and why.
 	Skipped []*ResendSkipped `json:"skipped"`
 	// Why the whole request was refused; empty otherwise.
+	Errors []*UserError `json:"errors"`
+}
+
+// A reset token and the new password.
+type ResetPasswordInput struct {
+	// The token from the reset email.
+	Token string `json:"token"`
+	// The new password (10 to 256 characters).
+	Password string `json:"password"`
+}
+
+// The result of resetPassword.
+type ResetPasswordPayload struct {
+	// True when the password was changed; sign in with it.
+	Done bool `json:"done"`
+	// Why the reset was refused; empty on success.
+	Errors []*UserError `json:"errors"`
+}
+
+// Which FAILED deliveries to retry.
+type RetryDeliveriesInput struct {
+	// The deliveries; omitted: every FAILED delivery of the organization.
+	Ids []int `json:"ids,omitempty"`
+}
+
+// The result of retryDeliveries.
+type RetryDeliveriesPayload struct {
+	// How many deliveries were queued again.
+	Queued int `json:"queued"`
+	// Why the retry was refused; empty on success.
 	Errors []*UserError `json:"errors"`
 }
 
@@ -936,6 +996,10 @@ const (
 	ErrorCodeNoDomains ErrorCode = "NO_DOMAINS"
 	// Too many attempts; see retryAfter.
 	ErrorCodeRateLimited ErrorCode = "RATE_LIMITED"
+	// The password reset link is unknown, was used already or was replaced.
+	ErrorCodeResetTokenInvalid ErrorCode = "RESET_TOKEN_INVALID"
+	// The password reset link has expired; ask for a new one.
+	ErrorCodeResetTokenExpired ErrorCode = "RESET_TOKEN_EXPIRED"
 	// The value is not a valid email domain.
 	ErrorCodeInvalidDomain ErrorCode = "INVALID_DOMAIN"
 	// The organization already has this domain.
@@ -1025,6 +1089,8 @@ var AllErrorCode = []ErrorCode{
 	ErrorCodeLinkExhausted,
 	ErrorCodeNoDomains,
 	ErrorCodeRateLimited,
+	ErrorCodeResetTokenInvalid,
+	ErrorCodeResetTokenExpired,
 	ErrorCodeInvalidDomain,
 	ErrorCodeDomainExists,
 	ErrorCodeDomainNotFound,
@@ -1053,7 +1119,7 @@ var AllErrorCode = []ErrorCode{
 
 func (e ErrorCode) IsValid() bool {
 	switch e {
-	case ErrorCodeInvalidCredentials, ErrorCodeOrganizationRequired, ErrorCodeInvalidInput, ErrorCodeNameTaken, ErrorCodeBuiltinRole, ErrorCodeRoleInUse, ErrorCodeLastAdmin, ErrorCodeInvalidAddress, ErrorCodeDuplicateInRequest, ErrorCodeAlreadyMember, ErrorCodeAlreadyInvited, ErrorCodeDomainNotAllowed, ErrorCodeInvitationNotFound, ErrorCodeInvitationReplaced, ErrorCodeInvitationRevoked, ErrorCodeInvitationExpired, ErrorCodeInvitationAlreadyAccepted, ErrorCodeInvitationNotAcceptable, ErrorCodeSignInRequired, ErrorCodeWrongAccount, ErrorCodeAccountDeactivated, ErrorCodePasswordTooWeak, ErrorCodeResendTooSoon, ErrorCodeIdempotencyKeyReused, ErrorCodeFileEmpty, ErrorCodeFileTooLarge, ErrorCodeFileTooManyRows, ErrorCodeFileNotText, ErrorCodeFileUnsupportedType, ErrorCodeFileNoAddressColumn, ErrorCodeFileMalformed, ErrorCodeLinkNotFound, ErrorCodeLinkRefreshed, ErrorCodeLinkRevoked, ErrorCodeLinkExpired, ErrorCodeLinkExhausted, ErrorCodeNoDomains, ErrorCodeRateLimited, ErrorCodeInvalidDomain, ErrorCodeDomainExists, ErrorCodeDomainNotFound, ErrorCodeWorkspaceArchived, ErrorCodeInviteToOrganizationFirst, ErrorCodePhoneNotSupported, ErrorCodeUserNotFound, ErrorCodeAlreadyWorkspaceMember, ErrorCodeJoinRequestNotFound, ErrorCodeJoinRequestClosed, ErrorCodeNoPendingInvitation, ErrorCodeExternalIDTaken, ErrorCodeLastOwner, ErrorCodeHrUnknownProvider, ErrorCodeHrAlreadyConnected, ErrorCodeHrCredentialsRejected, ErrorCodeHrUnreachable, ErrorCodeHrHostNotAllowed, ErrorCodeHrInvalidURL, ErrorCodeHrBadResponse, ErrorCodeHrSyncInProgress, ErrorCodeHrSyncFailed, ErrorCodeHrEmployeeNotFound, ErrorCodeHrEmployeeInactive:
+	case ErrorCodeInvalidCredentials, ErrorCodeOrganizationRequired, ErrorCodeInvalidInput, ErrorCodeNameTaken, ErrorCodeBuiltinRole, ErrorCodeRoleInUse, ErrorCodeLastAdmin, ErrorCodeInvalidAddress, ErrorCodeDuplicateInRequest, ErrorCodeAlreadyMember, ErrorCodeAlreadyInvited, ErrorCodeDomainNotAllowed, ErrorCodeInvitationNotFound, ErrorCodeInvitationReplaced, ErrorCodeInvitationRevoked, ErrorCodeInvitationExpired, ErrorCodeInvitationAlreadyAccepted, ErrorCodeInvitationNotAcceptable, ErrorCodeSignInRequired, ErrorCodeWrongAccount, ErrorCodeAccountDeactivated, ErrorCodePasswordTooWeak, ErrorCodeResendTooSoon, ErrorCodeIdempotencyKeyReused, ErrorCodeFileEmpty, ErrorCodeFileTooLarge, ErrorCodeFileTooManyRows, ErrorCodeFileNotText, ErrorCodeFileUnsupportedType, ErrorCodeFileNoAddressColumn, ErrorCodeFileMalformed, ErrorCodeLinkNotFound, ErrorCodeLinkRefreshed, ErrorCodeLinkRevoked, ErrorCodeLinkExpired, ErrorCodeLinkExhausted, ErrorCodeNoDomains, ErrorCodeRateLimited, ErrorCodeResetTokenInvalid, ErrorCodeResetTokenExpired, ErrorCodeInvalidDomain, ErrorCodeDomainExists, ErrorCodeDomainNotFound, ErrorCodeWorkspaceArchived, ErrorCodeInviteToOrganizationFirst, ErrorCodePhoneNotSupported, ErrorCodeUserNotFound, ErrorCodeAlreadyWorkspaceMember, ErrorCodeJoinRequestNotFound, ErrorCodeJoinRequestClosed, ErrorCodeNoPendingInvitation, ErrorCodeExternalIDTaken, ErrorCodeLastOwner, ErrorCodeHrUnknownProvider, ErrorCodeHrAlreadyConnected, ErrorCodeHrCredentialsRejected, ErrorCodeHrUnreachable, ErrorCodeHrHostNotAllowed, ErrorCodeHrInvalidURL, ErrorCodeHrBadResponse, ErrorCodeHrSyncInProgress, ErrorCodeHrSyncFailed, ErrorCodeHrEmployeeNotFound, ErrorCodeHrEmployeeInactive:
 		return true
 	}
 	return false

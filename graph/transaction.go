@@ -13,6 +13,7 @@ import (
 
 	"admit/ent"
 	"admit/internal/apperr"
+	"admit/internal/db"
 )
 
 // Transactioner runs each mutation operation in one transaction and commits
@@ -92,6 +93,12 @@ func (t Transactioner) InterceptResponse(ctx context.Context, next graphql.Respo
 	}
 	tx, err := t.Client.Tx(ctx)
 	if err != nil {
+		if db.IsBusy(err) {
+			// Another write held the database too long: say so, and that
+			// a retry may work, rather than INTERNAL.
+			t.Log.WarnContext(ctx, "database busy: mutation refused before it started", "error", err)
+			return busyError()
+		}
 		t.Log.ErrorContext(ctx, "cannot open transaction", "error", err)
 		return internalError()
 	}
@@ -112,6 +119,10 @@ func (t Transactioner) InterceptResponse(ctx context.Context, next graphql.Respo
 		return rsp
 	}
 	if err := tx.Commit(); err != nil {
+		if db.IsBusy(err) {
+			t.Log.WarnContext(ctx, "database busy: commit refused", "error", err)
+			return busyError()
+		}
 		t.Log.ErrorContext(ctx, "cannot commit transaction", "error", err)
 		return internalError()
 	}
@@ -122,6 +133,14 @@ func internalError() *graphql.Response {
 	return &graphql.Response{Errors: gqlerror.List{{
 		Message:    "internal server error",
 		Extensions: map[string]any{"code": apperr.Internal},
+	}}}
+}
+
+// busyError answers a mutation that could not get the database in time.
+func busyError() *graphql.Response {
+	return &graphql.Response{Errors: gqlerror.List{{
+		Message:    "the database is busy; retry the request",
+		Extensions: map[string]any{"code": apperr.Busy},
 	}}}
 }
 

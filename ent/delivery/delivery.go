@@ -40,6 +40,8 @@ const (
 	FieldStatus = "status"
 	// FieldAttempts holds the string denoting the attempts field in the database.
 	FieldAttempts = "attempts"
+	// FieldQueuedAt holds the string denoting the queued_at field in the database.
+	FieldQueuedAt = "queued_at"
 	// FieldNextAttemptAt holds the string denoting the next_attempt_at field in the database.
 	FieldNextAttemptAt = "next_attempt_at"
 	// FieldLeaseUntil holds the string denoting the lease_until field in the database.
@@ -54,6 +56,8 @@ const (
 	FieldJoinRequestID = "join_request_id"
 	// FieldTokenGeneration holds the string denoting the token_generation field in the database.
 	FieldTokenGeneration = "token_generation"
+	// FieldPasswordResetID holds the string denoting the password_reset_id field in the database.
+	FieldPasswordResetID = "password_reset_id"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeInvitation holds the string denoting the invitation edge name in mutations.
@@ -99,6 +103,7 @@ var Columns = []string{
 	FieldBodyHTML,
 	FieldStatus,
 	FieldAttempts,
+	FieldQueuedAt,
 	FieldNextAttemptAt,
 	FieldLeaseUntil,
 	FieldLastError,
@@ -106,6 +111,7 @@ var Columns = []string{
 	FieldInvitationID,
 	FieldJoinRequestID,
 	FieldTokenGeneration,
+	FieldPasswordResetID,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -274,6 +280,11 @@ func ByAttempts(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAttempts, opts...).ToFunc()
 }
 
+// ByQueuedAt orders the results by the queued_at field.
+func ByQueuedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldQueuedAt, opts...).ToFunc()
+}
+
 // ByNextAttemptAt orders the results by the next_attempt_at field.
 func ByNextAttemptAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldNextAttemptAt, opts...).ToFunc()
@@ -307,6 +318,11 @@ func ByJoinRequestID(opts ...sql.OrderTermOption) OrderOption {
 // ByTokenGeneration orders the results by the token_generation field.
 func ByTokenGeneration(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldTokenGeneration, opts...).ToFunc()
+}
+
+// ByPasswordResetID orders the results by the password_reset_id field.
+func ByPasswordResetID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPasswordResetID, opts...).ToFunc()
 }
 
 // ByOrganizationField orders the results by organization field.

@@ -100,6 +100,11 @@ func Attempts(v int) predicate.Delivery {
 	return predicate.Delivery(sql.FieldEQ(FieldAttempts, v))
 }
 
+// QueuedAt applies equality check predicate on the "queued_at" field. It's identical to QueuedAtEQ.
+func QueuedAt(v time.Time) predicate.Delivery {
+	return predicate.Delivery(sql.FieldEQ(FieldQueuedAt, v))
+}
+
 // NextAttemptAt applies equality check predicate on the "next_attempt_at" field. It's identical to NextAttemptAtEQ.
 func NextAttemptAt(v time.Time) predicate.Delivery {
 	return predicate.Delivery(sql.FieldEQ(FieldNextAttemptAt, v))
@@ -133,6 +138,11 @@ func JoinRequestID(v int) predicate.Delivery {
 // TokenGeneration applies equality check predicate on the "token_generation" field. It's identical to TokenGenerationEQ.
 func TokenGeneration(v int) predicate.Delivery {
 	return predicate.Delivery(sql.FieldEQ(FieldTokenGeneration, v))
+}
+
+// PasswordResetID applies equality check predicate on the "password_reset_id" field. It's identical to PasswordResetIDEQ.
+func PasswordResetID(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldEQ(FieldPasswordResetID, v))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
@@ -640,6 +650,56 @@ func AttemptsLTE(v int) predicate.Delivery {
 	return predicate.Delivery(sql.FieldLTE(FieldAttempts, v))
 }
 
+// QueuedAtEQ applies the EQ predicate on the "queued_at" field.
+func QueuedAtEQ(v time.Time) predicate.Delivery {
+	return predicate.Delivery(sql.FieldEQ(FieldQueuedAt, v))
+}
+
+// QueuedAtNEQ applies the NEQ predicate on the "queued_at" field.
+func QueuedAtNEQ(v time.Time) predicate.Delivery {
+	return predicate.Delivery(sql.FieldNEQ(FieldQueuedAt, v))
+}
+
+// QueuedAtIn applies the In predicate on the "queued_at" field.
+func QueuedAtIn(vs ...time.Time) predicate.Delivery {
+	return predicate.Delivery(sql.FieldIn(FieldQueuedAt, vs...))
+}
+
+// QueuedAtNotIn applies the NotIn predicate on the "queued_at" field.
+func QueuedAtNotIn(vs ...time.Time) predicate.Delivery {
+	return predicate.Delivery(sql.FieldNotIn(FieldQueuedAt, vs...))
+}
+
+// QueuedAtGT applies the GT predicate on the "queued_at" field.
+func QueuedAtGT(v time.Time) predicate.Delivery {
+	return predicate.Delivery(sql.FieldGT(FieldQueuedAt, v))
+}
+
+// QueuedAtGTE applies the GTE predicate on the "queued_at" field.
+func QueuedAtGTE(v time.Time) predicate.Delivery {
+	return predicate.Delivery(sql.FieldGTE(FieldQueuedAt, v))
+}
+
+// QueuedAtLT applies the LT predicate on the "queued_at" field.
+func QueuedAtLT(v time.Time) predicate.Delivery {
+	return predicate.Delivery(sql.FieldLT(FieldQueuedAt, v))
+}
+
+// QueuedAtLTE applies the LTE predicate on the "queued_at" field.
+func QueuedAtLTE(v time.Time) predicate.Delivery {
+	return predicate.Delivery(sql.FieldLTE(FieldQueuedAt, v))
+}
+
+// QueuedAtIsNil applies the IsNil predicate on the "queued_at" field.
+func QueuedAtIsNil() predicate.Delivery {
+	return predicate.Delivery(sql.FieldIsNull(FieldQueuedAt))
+}
+
+// QueuedAtNotNil applies the NotNil predicate on the "queued_at" field.
+func QueuedAtNotNil() predicate.Delivery {
+	return predicate.Delivery(sql.FieldNotNull(FieldQueuedAt))
+}
+
 // NextAttemptAtEQ applies the EQ predicate on the "next_attempt_at" field.
 func NextAttemptAtEQ(v time.Time) predicate.Delivery {
 	return predicate.Delivery(sql.FieldEQ(FieldNextAttemptAt, v))
@@ -943,6 +1003,56 @@ func TokenGenerationLT(v int) predicate.Delivery {
 // TokenGenerationLTE applies the LTE predicate on the "token_generation" field.
 func TokenGenerationLTE(v int) predicate.Delivery {
 	return predicate.Delivery(sql.FieldLTE(FieldTokenGeneration, v))
+}
+
+// PasswordResetIDEQ applies the EQ predicate on the "password_reset_id" field.
+func PasswordResetIDEQ(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldEQ(FieldPasswordResetID, v))
+}
+
+// PasswordResetIDNEQ applies the NEQ predicate on the "password_reset_id" field.
+func PasswordResetIDNEQ(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldNEQ(FieldPasswordResetID, v))
+}
+
+// PasswordResetIDIn applies the In predicate on the "password_reset_id" field.
+func PasswordResetIDIn(vs ...int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldIn(FieldPasswordResetID, vs...))
+}
+
+// PasswordResetIDNotIn applies the NotIn predicate on the "password_reset_id" field.
+func PasswordResetIDNotIn(vs ...int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldNotIn(FieldPasswordResetID, vs...))
+}
+
+// PasswordResetIDGT applies the GT predicate on the "password_reset_id" field.
+func PasswordResetIDGT(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldGT(FieldPasswordResetID, v))
+}
+
+// PasswordResetIDGTE applies the GTE predicate on the "password_reset_id" field.
+func PasswordResetIDGTE(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldGTE(FieldPasswordResetID, v))
+}
+
+// PasswordResetIDLT applies the LT predicate on the "password_reset_id" field.
+func PasswordResetIDLT(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldLT(FieldPasswordResetID, v))
+}
+
+// PasswordResetIDLTE applies the LTE predicate on the "password_reset_id" field.
+func PasswordResetIDLTE(v int) predicate.Delivery {
+	return predicate.Delivery(sql.FieldLTE(FieldPasswordResetID, v))
+}
+
+// PasswordResetIDIsNil applies the IsNil predicate on the "password_reset_id" field.
+func PasswordResetIDIsNil() predicate.Delivery {
+	return predicate.Delivery(sql.FieldIsNull(FieldPasswordResetID))
+}
+
+// PasswordResetIDNotNil applies the NotNil predicate on the "password_reset_id" field.
+func PasswordResetIDNotNil() predicate.Delivery {
+	return predicate.Delivery(sql.FieldNotNull(FieldPasswordResetID))
 }
 
 // HasOrganization applies the HasEdge predicate on the "organization" edge.

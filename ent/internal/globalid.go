@@ -2,4 +2,4 @@
 
 package internal
 
-const IncrementStarts = "{\"audit_events\":0,\"contacts\":4294967296,\"deliveries\":8589934592,\"hr_connections\":12884901888,\"hr_employees\":64424509440,\"idempotency_keys\":55834574848,\"invitations\":17179869184,\"invite_links\":21474836480,\"join_requests\":25769803776,\"memberships\":30064771072,\"organizations\":34359738368,\"roles\":38654705664,\"sessions\":42949672960,\"users\":47244640256,\"workspace_events\":60129542144,\"workspaces\":51539607552}"
+const IncrementStarts = "{\"audit_events\":0,\"contacts\":4294967296,\"deliveries\":8589934592,\"hr_connections\":12884901888,\"hr_employees\":64424509440,\"idempotency_keys\":55834574848,\"invitations\":17179869184,\"invite_links\":21474836480,\"join_requests\":25769803776,\"memberships\":30064771072,\"organizations\":34359738368,\"password_resets\":68719476736,\"rate_counters\":73014444032,\"roles\":38654705664,\"sessions\":42949672960,\"users\":47244640256,\"workspace_events\":60129542144,\"workspaces\":51539607552}"

@@ -102,11 +102,13 @@ var (
 		{Name: "body_html", Type: field.TypeString, Size: 2147483647, Default: ""},
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"QUEUED", "SENDING", "SENT", "FAILED", "CANCELLED"}, Default: "QUEUED"},
 		{Name: "attempts", Type: field.TypeInt, Default: 0},
+		{Name: "queued_at", Type: field.TypeTime, Nullable: true},
 		{Name: "next_attempt_at", Type: field.TypeTime},
 		{Name: "lease_until", Type: field.TypeTime, Nullable: true},
 		{Name: "last_error", Type: field.TypeString, Size: 1000, Default: ""},
 		{Name: "sent_at", Type: field.TypeTime, Nullable: true},
 		{Name: "token_generation", Type: field.TypeInt, Default: 0},
+		{Name: "password_reset_id", Type: field.TypeInt, Nullable: true},
 		{Name: "organization_id", Type: field.TypeInt},
 		{Name: "invitation_id", Type: field.TypeInt, Nullable: true},
 		{Name: "join_request_id", Type: field.TypeInt, Nullable: true},
@@ -119,19 +121,19 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "deliveries_organizations_organization",
-				Columns:    []*schema.Column{DeliveriesColumns[16]},
+				Columns:    []*schema.Column{DeliveriesColumns[18]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "deliveries_invitations_invitation",
-				Columns:    []*schema.Column{DeliveriesColumns[17]},
+				Columns:    []*schema.Column{DeliveriesColumns[19]},
 				RefColumns: []*schema.Column{InvitationsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "deliveries_join_requests_join_request",
-				Columns:    []*schema.Column{DeliveriesColumns[18]},
+				Columns:    []*schema.Column{DeliveriesColumns[20]},
 				RefColumns: []*schema.Column{JoinRequestsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -140,7 +142,7 @@ var (
 			{
 				Name:    "delivery_status_next_attempt_at",
 				Unique:  false,
-				Columns: []*schema.Column{DeliveriesColumns[9], DeliveriesColumns[11]},
+				Columns: []*schema.Column{DeliveriesColumns[9], DeliveriesColumns[12]},
 			},
 		},
 	}
@@ -561,6 +563,54 @@ var (
 		Columns:    OrganizationsColumns,
 		PrimaryKey: []*schema.Column{OrganizationsColumns[0]},
 	}
+	// PasswordResetsColumns holds the columns for the "password_resets" table.
+	PasswordResetsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "nonce", Type: field.TypeBytes},
+		{Name: "expires_at", Type: field.TypeTime},
+		{Name: "used_at", Type: field.TypeTime, Nullable: true},
+		{Name: "user_id", Type: field.TypeInt},
+	}
+	// PasswordResetsTable holds the schema information for the "password_resets" table.
+	PasswordResetsTable = &schema.Table{
+		Name:       "password_resets",
+		Columns:    PasswordResetsColumns,
+		PrimaryKey: []*schema.Column{PasswordResetsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "password_resets_users_user",
+				Columns:    []*schema.Column{PasswordResetsColumns[5]},
+				RefColumns: []*schema.Column{UsersColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+	}
+	// RateCountersColumns holds the columns for the "rate_counters" table.
+	RateCountersColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "key", Type: field.TypeString, Size: 300},
+		{Name: "count", Type: field.TypeInt},
+		{Name: "window_end", Type: field.TypeInt64},
+	}
+	// RateCountersTable holds the schema information for the "rate_counters" table.
+	RateCountersTable = &schema.Table{
+		Name:       "rate_counters",
+		Columns:    RateCountersColumns,
+		PrimaryKey: []*schema.Column{RateCountersColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "ratecounter_key",
+				Unique:  true,
+				Columns: []*schema.Column{RateCountersColumns[1]},
+			},
+			{
+				Name:    "ratecounter_window_end",
+				Unique:  false,
+				Columns: []*schema.Column{RateCountersColumns[3]},
+			},
+		},
+	}
 	// RolesColumns holds the columns for the "roles" table.
 	RolesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -750,6 +800,8 @@ var (
 		JoinRequestsTable,
 		MembershipsTable,
 		OrganizationsTable,
+		PasswordResetsTable,
+		RateCountersTable,
 		RolesTable,
 		SessionsTable,
 		UsersTable,
@@ -823,6 +875,13 @@ func init() {
 	}
 	OrganizationsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(34359738368),
+	}
+	PasswordResetsTable.ForeignKeys[0].RefTable = UsersTable
+	PasswordResetsTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(68719476736),
+	}
+	RateCountersTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(73014444032),
 	}
 	RolesTable.ForeignKeys[0].RefTable = OrganizationsTable
 	RolesTable.Annotation = &entsql.Annotation{

@@ -14,6 +14,8 @@ import (
 	"admit/ent/joinrequest"
 	"admit/ent/membership"
 	"admit/ent/organization"
+	"admit/ent/passwordreset"
+	"admit/ent/ratecounter"
 	"admit/ent/role"
 	"admit/ent/schema"
 	"admit/ent/session"
@@ -138,17 +140,17 @@ func init() {
 	// delivery.DefaultAttempts holds the default value on creation for the attempts field.
 	delivery.DefaultAttempts = deliveryDescAttempts.Default.(int)
 	// deliveryDescNextAttemptAt is the schema descriptor for next_attempt_at field.
-	deliveryDescNextAttemptAt := deliveryFields[8].Descriptor()
+	deliveryDescNextAttemptAt := deliveryFields[9].Descriptor()
 	// delivery.DefaultNextAttemptAt holds the default value on creation for the next_attempt_at field.
 	delivery.DefaultNextAttemptAt = deliveryDescNextAttemptAt.Default.(func() time.Time)
 	// deliveryDescLastError is the schema descriptor for last_error field.
-	deliveryDescLastError := deliveryFields[10].Descriptor()
+	deliveryDescLastError := deliveryFields[11].Descriptor()
 	// delivery.DefaultLastError holds the default value on creation for the last_error field.
 	delivery.DefaultLastError = deliveryDescLastError.Default.(string)
 	// delivery.LastErrorValidator is a validator for the "last_error" field. It is called by the builders before save.
 	delivery.LastErrorValidator = deliveryDescLastError.Validators[0].(func(string) error)
 	// deliveryDescTokenGeneration is the schema descriptor for token_generation field.
-	deliveryDescTokenGeneration := deliveryFields[14].Descriptor()
+	deliveryDescTokenGeneration := deliveryFields[15].Descriptor()
 	// delivery.DefaultTokenGeneration holds the default value on creation for the token_generation field.
 	delivery.DefaultTokenGeneration = deliveryDescTokenGeneration.Default.(int)
 	hrconnectionMixin := schema.HRConnection{}.Mixin()
@@ -579,6 +581,36 @@ func init() {
 			return nil
 		}
 	}()
+	passwordreset.Policy = privacy.NewPolicies(schema.PasswordReset{})
+	passwordreset.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := passwordreset.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	passwordresetFields := schema.PasswordReset{}.Fields()
+	_ = passwordresetFields
+	// passwordresetDescCreatedAt is the schema descriptor for created_at field.
+	passwordresetDescCreatedAt := passwordresetFields[0].Descriptor()
+	// passwordreset.DefaultCreatedAt holds the default value on creation for the created_at field.
+	passwordreset.DefaultCreatedAt = passwordresetDescCreatedAt.Default.(func() time.Time)
+	ratecounter.Policy = privacy.NewPolicies(schema.RateCounter{})
+	ratecounter.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := ratecounter.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	ratecounterFields := schema.RateCounter{}.Fields()
+	_ = ratecounterFields
+	// ratecounterDescKey is the schema descriptor for key field.
+	ratecounterDescKey := ratecounterFields[0].Descriptor()
+	// ratecounter.KeyValidator is a validator for the "key" field. It is called by the builders before save.
+	ratecounter.KeyValidator = ratecounterDescKey.Validators[0].(func(string) error)
 	roleMixin := schema.Role{}.Mixin()
 	role.Policy = privacy.NewPolicies(roleMixin[1], schema.Role{})
 	role.Hooks[0] = func(next ent.Mutator) ent.Mutator {

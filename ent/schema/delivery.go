@@ -37,6 +37,10 @@ func (Delivery) Fields() []ent.Field {
 			Default("QUEUED").
 			Annotations(entgql.OrderField("STATUS")),
 		field.Int("attempts").Default(0),
+		// When the message last entered the queue (null: when it was
+		// created). Temporary failures are retried until it is
+		// OUTBOX_MAX_AGE old; retryDeliveries sets it again.
+		field.Time("queued_at").Optional().Nillable().Annotations(entgql.Skip(entgql.SkipAll)),
 		field.Time("next_attempt_at").Default(time.Now),
 		field.Time("lease_until").Optional().Nillable().Annotations(entgql.Skip(entgql.SkipAll)),
 		field.String("last_error").Default("").MaxLen(1000),
@@ -46,6 +50,9 @@ func (Delivery) Fields() []ent.Field {
 		// The invitation token generation this message carries; the worker
 		// derives the link at send time so no token is stored.
 		field.Int("token_generation").Default(0).Annotations(entgql.Skip(entgql.SkipAll)),
+		// The password reset a password_reset message is for; the worker
+		// derives its link at send time, as for invitations.
+		field.Int("password_reset_id").Optional().Nillable().Annotations(entgql.Skip(entgql.SkipAll)),
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -21,8 +22,10 @@ import (
 	"admit/internal/auth"
 	"admit/internal/emaildomain"
 	"admit/internal/password"
+	"admit/internal/pubsub"
 	"admit/internal/rule"
 	"admit/internal/secret"
+	"admit/internal/throttle"
 )
 
 // Errors of sign-in. Both wrong email and wrong password give
@@ -40,6 +43,97 @@ type Service struct {
 	Keys       *secret.Keyring
 	SessionTTL time.Duration
 	Now        func() time.Time
+	// SignInLimits bound failed sign-ins; the zero value limits nothing.
+	SignInLimits SignInLimits
+	// Broker, when set, hears about ended sessions (SessionTopic), so
+	// that open websockets close at once, on every replica.
+	Broker *pubsub.Broker
+	// Kick wakes the outbox worker after a reset email commits; may be nil.
+	Kick func()
+
+	counter     throttle.Counter
+	counterOnce sync.Once
+}
+
+// SignInLimits bound failed sign-ins per account (address) and per client
+// address within Window. The counts are kept in the database, so every
+// replica shares them.
+type SignInLimits struct {
+	PerAccount int
+	PerAddress int
+	Window     time.Duration
+}
+
+// DefaultSignInLimits are used unless configured otherwise.
+var DefaultSignInLimits = SignInLimits{PerAccount: 10, PerAddress: 100, Window: 15 * time.Minute}
+
+// SignInAttempt is one sign-in counted against its limits before the
+// password is checked (BeginSignIn), and settled afterwards (EndSignIn).
+type SignInAttempt struct {
+	// Allowed is false when a limit is reached: the password must not be
+	// checked, and the caller answers RATE_LIMITED.
+	Allowed bool
+	// RetryAfter is how long until the limit that refused it resets.
+	RetryAfter time.Duration
+
+	accountKey, addressKey string
+	// Succeeded is set by SignIn when the credentials matched.
+	Succeeded bool
+}
+
+func (s *Service) throttle() *throttle.Counter {
+	s.counterOnce.Do(func() {
+		s.counter.Dialect = s.dialect()
+		s.counter.Now = s.Now
+	})
+	return &s.counter
+}
+
+// BeginSignIn counts a sign-in attempt for email from the client address
+// ip, before any password is checked, so that concurrent attempts are
+// counted exactly. c must be the plain client, not a transaction: the count
+// has to outlive a refused mutation. An unknown address is counted and
+// refused exactly like a known one, so a lockout tells nothing about who
+// has an account.
+func (s *Service) BeginSignIn(ctx context.Context, c *ent.Client, email, ip string) (*SignInAttempt, error) {
+	l := s.SignInLimits
+	a := &SignInAttempt{
+		Allowed:    true,
+		accountKey: "signin:account:" + throttle.Secret(NormalizeEmail(email)),
+		addressKey: "signin:address:" + throttle.Address(ip),
+	}
+	ok, wait, err := s.throttle().Hit(ctx, c, a.addressKey, l.PerAddress, l.Window)
+	if err != nil {
+		return nil, fmt.Errorf("account.BeginSignIn: %w", err)
+	}
+	if !ok {
+		a.Allowed, a.RetryAfter = false, wait
+		return a, nil
+	}
+	ok, wait, err = s.throttle().Hit(ctx, c, a.accountKey, l.PerAccount, l.Window)
+	if err != nil {
+		return nil, fmt.Errorf("account.BeginSignIn: %w", err)
+	}
+	if !ok {
+		a.Allowed, a.RetryAfter = false, wait
+	}
+	return a, nil
+}
+
+// EndSignIn settles an attempt after its mutation ended (c is again the
+// plain client): a successful sign-in clears the account's failures and
+// takes its attempt back from the client address, so only failures count.
+func (s *Service) EndSignIn(ctx context.Context, c *ent.Client, a *SignInAttempt) error {
+	if a == nil || !a.Succeeded {
+		return nil
+	}
+	if err := s.throttle().Reset(ctx, c, a.accountKey); err != nil {
+		return fmt.Errorf("account.EndSignIn: %w", err)
+	}
+	if err := s.throttle().Undo(ctx, c, a.addressKey); err != nil {
+		return fmt.Errorf("account.EndSignIn: %w", err)
+	}
+	return nil
 }
 
 // NormalizeEmail lower-cases an address and normalizes its domain. It does
@@ -75,12 +169,19 @@ func (s *Service) SignIn(ctx context.Context, c *ent.Client, email, pw string, o
 	}
 	var matched []*ent.User
 	for _, cand := range users {
-		if password.Verify(cand.PasswordHash, pw) {
+		ok, err := password.Verify(ctx, cand.PasswordHash, pw)
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("account.SignIn: %w", err)
+		}
+		if ok {
 			matched = append(matched, cand)
 		}
 	}
 	if len(users) == 0 {
-		password.Verify("", pw) // same cost as a wrong password
+		// Same cost as a wrong password.
+		if _, err := password.Verify(ctx, "", pw); err != nil {
+			return "", nil, nil, fmt.Errorf("account.SignIn: %w", err)
+		}
 	}
 	switch len(matched) {
 	case 0:
@@ -154,7 +255,23 @@ func (s *Service) SignOut(ctx context.Context, c *ent.Client, v *auth.Viewer) (b
 	if err != nil {
 		return false, fmt.Errorf("account.SignOut: %w", err)
 	}
+	s.sessionsEnded(ctx, v.OrgID, v.UserID)
 	return n == 1, nil
+}
+
+// SessionTopic is the pubsub topic of ended sessions: an event's ObjectID
+// is the user whose sessions (some or all) ended.
+const SessionTopic = "session"
+
+// sessionsEnded announces, after commit, that sessions of userID ended.
+func (s *Service) sessionsEnded(ctx context.Context, orgID, userID int) {
+	if s.Broker == nil {
+		return
+	}
+	publish := func() {
+		s.Broker.Publish(pubsub.Event{Topic: SessionTopic, OrgID: orgID, Kind: "ENDED", ObjectID: userID, At: s.Now()})
+	}
+	afterCommit(ctx, publish)
 }
 
 // NewOrganization describes an organization and its first admin.
@@ -193,7 +310,10 @@ func createOrganizationTx(ctx context.Context, c *ent.Client, in NewOrganization
 	if err := password.Check(in.AdminPassword); err != nil {
 		return nil, nil, fmt.Errorf("admin password: %w", err)
 	}
-	hash := password.Hash(in.AdminPassword)
+	hash, err := password.Hash(ctx, in.AdminPassword)
+	if err != nil {
+		return nil, nil, fmt.Errorf("account.CreateOrganization: %w", err)
+	}
 	ctx = rule.System(ctx)
 	tx, err := c.Tx(ctx)
 	if err != nil {
@@ -282,6 +402,13 @@ func OrganizationByID(ctx context.Context, c *ent.Client, id int) (*ent.Organiza
 func (s *Service) EndSessions(ctx context.Context, c *ent.Client, userID int) error {
 	if _, err := c.Session.Delete().Where(session.UserID(userID)).Exec(rule.System(ctx)); err != nil {
 		return fmt.Errorf("account.EndSessions: %w", err)
+	}
+	if s.Broker != nil {
+		orgID, err := c.User.Query().Where(user.ID(userID)).Select(user.FieldOrganizationID).Int(rule.System(ctx))
+		if err != nil {
+			return fmt.Errorf("account.EndSessions: %w", err)
+		}
+		s.sessionsEnded(ctx, orgID, userID)
 	}
 	return nil
 }

@@ -12,7 +12,10 @@ const (
 	BadUserInput    = "BAD_USER_INPUT"
 	Conflict        = "CONFLICT"
 	RateLimited     = "RATE_LIMITED"
-	Internal        = "INTERNAL"
+	// Busy: a write waited too long for the database; nothing was
+	// written, and the request may be retried.
+	Busy     = "DATABASE_BUSY"
+	Internal = "INTERNAL"
 )
 
 // Error is an error whose message is safe to show to the caller.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"admit/internal/account"
 	"admit/internal/db"
 	"admit/internal/importfile"
 	"admit/internal/secret"
@@ -33,6 +34,7 @@ type Config struct {
 	SMTPFrom           string
 	AcceptURLTemplate  string
 	JoinURLTemplate    string
+	ResetURLTemplate   string
 	JoinLimitPerLink   int
 	JoinLimitPerAddr   int
 	JoinLimitWindow    time.Duration
@@ -46,7 +48,10 @@ type Config struct {
 	// HRSyncCheck is how often each replica looks for due HR syncs.
 	HRSyncCheck time.Duration
 
-	acceptTemplate, joinTemplate string // as configured, "" when derived
+	OutboxMaxAge time.Duration
+	SignInLimits account.SignInLimits
+
+	acceptTemplate, joinTemplate, resetTemplate string // as configured, "" when derived
 
 	BootstrapOrganization  string
 	BootstrapAdminEmail    string
@@ -72,15 +77,26 @@ var Settings = []Setting{
 	{"GRAPHQL_DEPTH_LIMIT", "graphql-depth-limit", "12", "Maximum field nesting, not counting introspection."},
 	{"GRAPHQL_TOKEN_LIMIT", "graphql-token-limit", "15000", "Maximum lexical tokens in one query document."},
 	{"GRAPHQL_MAX_PAGE_SIZE", "graphql-max-page-size", "100", "Largest first/last; also the page a connection returns when neither is given."},
+	{"GRAPHQL_MUTATION_LIMIT", "graphql-mutation-limit", "20", "Most root fields in one mutation operation (aliases count). Public, expensive fields such as signIn and acceptInvitation may appear only once in any operation."},
+	{"MAX_RESPONSE_BYTES", "max-response-bytes", "8388608", "Largest response data; a bigger one is refused with RESPONSE_TOO_LARGE (ask for a smaller page)."},
 	{"MAX_BODY_BYTES", "max-body-bytes", "1048576", "Largest JSON request body."},
 	{"MAX_UPLOAD_BYTES", "max-upload-bytes", "6291456", "Largest multipart (upload) request body."},
 	{"WS_INIT_TIMEOUT", "ws-init-timeout", "5s", "A websocket that sends no connection_init within this time is closed."},
 	{"WS_KEEPALIVE", "ws-keepalive", "10s", "Websocket keep-alive and ping interval."},
+	{"WS_MESSAGE_RATE", "ws-message-rate", "50", "Most messages a websocket may send in one second; a socket that sends more is closed with 4429."},
+	{"WS_MAX_OPERATIONS", "ws-max-operations", "50", "Most operations (subscriptions included) running at once on one websocket; one more is answered with a RATE_LIMITED error."},
+	{"WS_MAX_SOCKETS_PER_USER", "ws-max-sockets-per-user", "20", "Most authenticated websockets one user may hold open on one replica; one more is closed with 4429."},
+	{"WS_SESSION_CHECK", "ws-session-check", "5s", "How often an open websocket re-checks its session. Sign-out and deactivation close sockets at once (4403); expiry within this time."},
 	{"SMTP_URL", "smtp-url", "", "smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (implicit TLS). Unset: messages are printed to the log and kept in the outbox."},
 	{"SMTP_FROM", "smtp-from", "Admit <no-reply@localhost>", "Sender of every email."},
 	{"OUTBOX_CONCURRENCY", "outbox-concurrency", "4", "Messages each replica sends at once. Raise it for a fast relay; lower it to 1 for a provider that limits parallel connections."},
+	{"OUTBOX_MAX_AGE", "outbox-max-age", "24h", "How long a message that fails for a temporary reason (the relay is down) is retried, with backoff capped at an hour; then it is FAILED, and admins may retryDeliveries."},
 	{"ACCEPT_URL_TEMPLATE", "accept-url-template", "", "Link in invitation emails, with {token} where the token goes (for a React app hosting the page). Default: PUBLIC_URL/invitations/accept?token={token}."},
+	{"RESET_URL_TEMPLATE", "reset-url-template", "", "Link in password reset emails, with {token} where the token goes; the page there calls resetPassword(input: {token, password}). Default: PUBLIC_URL/reset-password?token={token}."},
 	{"JOIN_URL_TEMPLATE", "join-url-template", "", "URL of invite links, with {token} where the token goes. Default: PUBLIC_URL/join?token={token}."},
+	{"SIGNIN_LIMIT_PER_ACCOUNT", "signin-limit-per-account", "10", "Failed sign-ins allowed for one email address per SIGNIN_LIMIT_WINDOW, shared by all replicas (kept in the database). Unknown addresses are limited alike."},
+	{"SIGNIN_LIMIT_PER_ADDRESS", "signin-limit-per-address", "100", "Failed sign-ins allowed from one client address (an IPv6 /64) per SIGNIN_LIMIT_WINDOW, shared by all replicas."},
+	{"SIGNIN_LIMIT_WINDOW", "signin-limit-window", "15m", "The window of the sign-in limits."},
 	{"JOIN_LIMIT_PER_LINK", "join-limit-per-link", "300", "Joins allowed through one invite link per JOIN_LIMIT_WINDOW (per replica)."},
 	{"JOIN_LIMIT_PER_ADDRESS", "join-limit-per-address", "20", "Join attempts allowed from one client address per JOIN_LIMIT_WINDOW (per replica)."},
 	{"JOIN_LIMIT_WINDOW", "join-limit-window", "1h", "The window of the join limits."},
@@ -150,15 +166,16 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	c.SessionTTL = dur("SESSION_TTL")
 	c.ResendCooldown = dur("INVITE_RESEND_COOLDOWN")
 	c.OutboxConcurrency = int(num("OUTBOX_CONCURRENCY"))
+	c.OutboxMaxAge = dur("OUTBOX_MAX_AGE")
 	c.ImportLimits = importfile.Limits{MaxBytes: num("IMPORT_MAX_BYTES"), MaxRows: int(num("IMPORT_MAX_ROWS"))}
-	c.acceptTemplate, c.joinTemplate = get("ACCEPT_URL_TEMPLATE"), get("JOIN_URL_TEMPLATE")
+	c.acceptTemplate, c.joinTemplate, c.resetTemplate = get("ACCEPT_URL_TEMPLATE"), get("JOIN_URL_TEMPLATE"), get("RESET_URL_TEMPLATE")
 	c.templates()
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Sprintf("PUBLIC_URL: %q must be an absolute http(s) URL", c.PublicURL))
 		}
 	}
-	for k, tmpl := range map[string]string{"ACCEPT_URL_TEMPLATE": c.acceptTemplate, "JOIN_URL_TEMPLATE": c.joinTemplate} {
+	for k, tmpl := range map[string]string{"ACCEPT_URL_TEMPLATE": c.acceptTemplate, "JOIN_URL_TEMPLATE": c.joinTemplate, "RESET_URL_TEMPLATE": c.resetTemplate} {
 		if tmpl == "" {
 			continue // derived from PUBLIC_URL
 		}
@@ -170,6 +187,11 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	c.JoinLimitPerLink = int(num("JOIN_LIMIT_PER_LINK"))
 	c.JoinLimitPerAddr = int(num("JOIN_LIMIT_PER_ADDRESS"))
 	c.JoinLimitWindow = dur("JOIN_LIMIT_WINDOW")
+	c.SignInLimits = account.SignInLimits{
+		PerAccount: int(num("SIGNIN_LIMIT_PER_ACCOUNT")),
+		PerAddress: int(num("SIGNIN_LIMIT_PER_ADDRESS")),
+		Window:     dur("SIGNIN_LIMIT_WINDOW"),
+	}
 	intro, err := strconv.ParseBool(get("GRAPHQL_INTROSPECTION"))
 	if err != nil {
 		errs = append(errs, fmt.Sprintf("GRAPHQL_INTROSPECTION: %q is not true or false", get("GRAPHQL_INTROSPECTION")))
@@ -182,14 +204,20 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	c.HRAllowPrivateHosts = hrPrivate
 	c.HRSyncCheck = dur("HR_SYNC_CHECK_INTERVAL")
 	c.Limits = server.Limits{
-		MaxBodyBytes:    num("MAX_BODY_BYTES"),
-		MaxUploadBytes:  num("MAX_UPLOAD_BYTES"),
-		ComplexityLimit: int(num("GRAPHQL_COMPLEXITY_LIMIT")),
-		DepthLimit:      int(num("GRAPHQL_DEPTH_LIMIT")),
-		ParserTokens:    int(num("GRAPHQL_TOKEN_LIMIT")),
-		MaxPageSize:     int(num("GRAPHQL_MAX_PAGE_SIZE")),
-		WSInitTimeout:   dur("WS_INIT_TIMEOUT"),
-		WSKeepAlive:     dur("WS_KEEPALIVE"),
+		MaxBodyBytes:        num("MAX_BODY_BYTES"),
+		MaxUploadBytes:      num("MAX_UPLOAD_BYTES"),
+		ComplexityLimit:     int(num("GRAPHQL_COMPLEXITY_LIMIT")),
+		DepthLimit:          int(num("GRAPHQL_DEPTH_LIMIT")),
+		ParserTokens:        int(num("GRAPHQL_TOKEN_LIMIT")),
+		MaxPageSize:         int(num("GRAPHQL_MAX_PAGE_SIZE")),
+		MaxRootMutations:    int(num("GRAPHQL_MUTATION_LIMIT")),
+		MaxResponseBytes:    int(num("MAX_RESPONSE_BYTES")),
+		WSInitTimeout:       dur("WS_INIT_TIMEOUT"),
+		WSKeepAlive:         dur("WS_KEEPALIVE"),
+		WSMessageRate:       int(num("WS_MESSAGE_RATE")),
+		WSMaxOperations:     int(num("WS_MAX_OPERATIONS")),
+		WSMaxSocketsPerUser: int(num("WS_MAX_SOCKETS_PER_USER")),
+		WSSessionCheck:      dur("WS_SESSION_CHECK"),
 	}
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
@@ -207,6 +235,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 func (c *Config) templates() {
 	c.AcceptURLTemplate = cmp.Or(c.acceptTemplate, c.PublicURL+"/invitations/accept?token={token}")
 	c.JoinURLTemplate = cmp.Or(c.joinTemplate, c.PublicURL+"/join?token={token}")
+	c.ResetURLTemplate = cmp.Or(c.resetTemplate, c.PublicURL+"/reset-password?token={token}")
 }
 
 // DefaultPublicURL sets PublicURL, and the link templates that follow from
@@ -234,6 +263,11 @@ func (c Config) JoinRequestURL(token string) string {
 // JoinURL returns the shareable URL for an invite link token.
 func (c Config) JoinURL(token string) string {
 	return strings.ReplaceAll(c.JoinURLTemplate, "{token}", url.QueryEscape(token))
+}
+
+// ResetURL returns the link for a password reset token.
+func (c Config) ResetURL(token string) string {
+	return strings.ReplaceAll(c.ResetURLTemplate, "{token}", url.QueryEscape(token))
 }
 
 // AcceptURL returns the link for an invitation token. Request headers

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"admit/internal/account"
 	"admit/internal/config"
+	"admit/internal/server"
 )
 
 // The README's configuration table must list every setting the server reads.
@@ -41,5 +43,21 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 	}
 	if c.DatabaseURL != "admit.db" || c.Limits.MaxPageSize != 100 || !c.Introspection {
 		t.Errorf("defaults not applied: %+v", c)
+	}
+}
+
+// Every limit the server reads has a value from the defaults: a setting
+// added to server.Limits but not read here would be zero, and zero turns
+// most limits off.
+func TestDefaultsMatchTheServersDefaultLimits(t *testing.T) {
+	c, err := config.Load(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits != server.DefaultLimits {
+		t.Errorf("limits from the default settings:\n%+v\nserver.DefaultLimits:\n%+v", c.Limits, server.DefaultLimits)
+	}
+	if c.SignInLimits != account.DefaultSignInLimits {
+		t.Errorf("sign-in limits %+v, want %+v", c.SignInLimits, account.DefaultSignInLimits)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
+	"entgo.io/ent/schema/field"
 	"github.com/lib/pq"
 
 	"admit/ent"
@@ -31,6 +32,17 @@ type DB struct {
 	URL string
 	// SQLitePath is the database file for SQLite, "" otherwise.
 	SQLitePath string
+
+	sqlite *sqliteConnector
+}
+
+// SetSQLiteWriteWait sets how long a SQLite writer waits for the one
+// before it (DefaultSQLiteWriteWait) before it fails with a BusyError. It
+// does nothing on PostgreSQL.
+func (d *DB) SetSQLiteWriteWait(wait time.Duration) {
+	if d.sqlite != nil {
+		d.sqlite.wait.Store(int64(wait))
+	}
 }
 
 // IsPostgres reports whether url selects PostgreSQL.
@@ -53,6 +65,15 @@ func SQLiteDSN(path string) (dsn, file string) {
 	file = strings.TrimPrefix(path, "file:")
 	for _, p := range []string{"foreign_keys(1)", "busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)"} {
 		q.Add("_pragma", p)
+	}
+	// Times in one format, in UTC ("2006-01-02 15:04:05.999999999+00:00"),
+	// which sorts as it reads. modernc's default is time.Time.String, with
+	// the zone's name and the monotonic clock's "m=+157.85" suffix.
+	if q.Get("_time_format") == "" {
+		q.Set("_time_format", "sqlite")
+	}
+	if q.Get("_timezone") == "" {
+		q.Set("_timezone", "UTC")
 	}
 	if q.Get("_txlock") == "" {
 		q.Set("_txlock", "immediate")
@@ -92,7 +113,8 @@ func Open(rawURL string) (*DB, error) {
 		d.Dialect = dialect.SQLite
 		dsn, file := SQLiteDSN(rawURL)
 		d.SQLitePath = file
-		sdb = sql.OpenDB(newSQLiteConnector(dsn))
+		d.sqlite = newSQLiteConnector(dsn)
+		sdb = sql.OpenDB(d.sqlite)
 	}
 	d.SQL = sdb
 	d.Client = ent.NewClient(ent.Driver(entsql.OpenDB(d.Dialect, sdb)))
@@ -157,6 +179,11 @@ func (d *DB) Migrate(ctx context.Context, fn func(context.Context) error) (err e
 	if err := d.createSchema(ctx); err != nil {
 		return fmt.Errorf("db.Migrate: %w", err)
 	}
+	if d.Dialect == dialect.SQLite {
+		if err := d.normalizeTimes(ctx); err != nil {
+			return fmt.Errorf("db.Migrate: %w", err)
+		}
+	}
 	if fn != nil {
 		return fn(ctx)
 	}
@@ -181,6 +208,69 @@ func (d *DB) createSchema(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// sqliteTimeFormat is how times are stored on SQLite (modernc's "sqlite"
+// _time_format), in UTC.
+const sqliteTimeFormat = "2006-01-02 15:04:05.999999999-07:00"
+
+// normalizeTimes rewrites, on SQLite, the times earlier versions stored as
+// time.Time.String ("2026-12-02 00:47:19.1 +0000 UTC m=+157.85") in the
+// one format now used, so that every row compares and sorts alike. Such a
+// value has a space after its time of day; the current format has none.
+func (d *DB) normalizeTimes(ctx context.Context) error {
+	tx, err := d.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, t := range migrate.Tables {
+		for _, col := range t.Columns {
+			if col.Type != field.TypeTime {
+				continue
+			}
+			q := fmt.Sprintf(`SELECT rowid, CAST(%[1]q AS TEXT) FROM %[2]q WHERE typeof(%[1]q) = 'text' AND instr(substr(%[1]q, 12), ' ') > 0`, col.Name, t.Name)
+			rows, err := tx.QueryContext(ctx, q)
+			if err != nil {
+				return fmt.Errorf("normalize times of %s.%s: %w", t.Name, col.Name, err)
+			}
+			type fix struct {
+				rowid int64
+				v     string
+			}
+			var fixes []fix
+			for rows.Next() {
+				var id int64
+				var v string
+				if err := rows.Scan(&id, &v); err != nil {
+					rows.Close()
+					return err
+				}
+				if tm, ok := parseGoTime(v); ok {
+					fixes = append(fixes, fix{id, tm.UTC().Format(sqliteTimeFormat)})
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			for _, f := range fixes {
+				if _, err := tx.ExecContext(ctx, fmt.Sprintf(`UPDATE %q SET %q = ? WHERE rowid = ?`, t.Name, col.Name), f.v, f.rowid); err != nil {
+					return fmt.Errorf("normalize times of %s.%s: %w", t.Name, col.Name, err)
+				}
+			}
+		}
+	}
+	return tx.Commit()
+}
+
+// parseGoTime reads a time.Time.String value, monotonic suffix or not.
+func parseGoTime(s string) (time.Time, bool) {
+	if i := strings.Index(s, " m="); i >= 0 {
+		s = s[:i]
+	}
+	t, err := time.Parse("2006-01-02 15:04:05.999999999 -0700 MST", strings.TrimSpace(s))
+	return t, err == nil
 }
 
 // Ping checks that the database answers (for /readyz).

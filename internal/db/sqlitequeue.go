@@ -3,12 +3,17 @@ package db
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"admit/internal/apperr"
 )
 
 // SQLite lets one transaction write at a time. Admit begins every
@@ -22,12 +27,33 @@ import (
 // new session) take a turn too, or a steady stream of transactions handing
 // the turn to each other would starve them; plain SELECTs never wait.
 
-// sqliteWriteWait bounds the wait for the queue, like busy_timeout bounds
-// SQLite's own wait.
-const sqliteWriteWait = 10 * time.Second
+// DefaultSQLiteWriteWait bounds the wait for the queue, like busy_timeout
+// bounds SQLite's own wait. DB.SetSQLiteWriteWait changes it.
+const DefaultSQLiteWriteWait = 10 * time.Second
 
-// errWriteQueueTimeout is what a transaction that waited too long gets.
-var errWriteQueueTimeout = fmt.Errorf("db: database is locked: waited %v for another transaction to finish", sqliteWriteWait)
+// BusyError is what a writer that waited too long for the database gets:
+// nothing was written, and the same request may well succeed when retried.
+// The error presenter shows it as DATABASE_BUSY.
+type BusyError struct{ Waited time.Duration }
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("the database is busy: waited %v for another write to finish; retry the request", e.Waited)
+}
+
+// ErrorCode returns the code for `extensions.code`.
+func (e *BusyError) ErrorCode() string { return apperr.Busy }
+
+// IsBusy reports whether err is a writer that gave up waiting: the queue's
+// BusyError, or SQLite's own SQLITE_BUSY (another process held the file
+// longer than busy_timeout).
+func IsBusy(err error) bool {
+	var be *BusyError
+	if errors.As(err, &be) {
+		return true
+	}
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
 
 // sqliteConnector opens modernc connections whose writers share one queue
 // per db.Open. (Another process, or another Open of the same file, still
@@ -36,10 +62,13 @@ type sqliteConnector struct {
 	dsn   string
 	drv   *sqlite.Driver
 	queue chan struct{} // one token: the right to hold a transaction
+	wait  *atomic.Int64 // how long a writer waits for the token (ns)
 }
 
 func newSQLiteConnector(dsn string) *sqliteConnector {
-	return &sqliteConnector{dsn: dsn, drv: &sqlite.Driver{}, queue: make(chan struct{}, 1)}
+	c := &sqliteConnector{dsn: dsn, drv: &sqlite.Driver{}, queue: make(chan struct{}, 1), wait: new(atomic.Int64)}
+	c.wait.Store(int64(DefaultSQLiteWriteWait))
+	return c
 }
 
 func (c *sqliteConnector) Connect(context.Context) (driver.Conn, error) {
@@ -51,7 +80,7 @@ func (c *sqliteConnector) Connect(context.Context) (driver.Conn, error) {
 	if !ok { // not modernc as we know it: no queue
 		return conn, nil
 	}
-	return &queuedConn{sqliteConn: sc, queue: c.queue}, nil
+	return &queuedConn{sqliteConn: sc, queue: c.queue, wait: c.wait}, nil
 }
 
 func (c *sqliteConnector) Driver() driver.Driver { return c.drv }
@@ -71,12 +100,14 @@ type sqliteConn interface {
 type queuedConn struct {
 	sqliteConn
 	queue chan struct{}
+	wait  *atomic.Int64
 	inTx  bool // this connection holds the turn for a transaction
 }
 
-// take waits for the turn, as long as ctx and sqliteWriteWait allow.
+// take waits for the turn, as long as ctx and the write wait allow.
 func (c *queuedConn) take(ctx context.Context) error {
-	timer := time.NewTimer(sqliteWriteWait)
+	wait := time.Duration(c.wait.Load())
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case c.queue <- struct{}{}:
@@ -84,7 +115,7 @@ func (c *queuedConn) take(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-timer.C:
-		return errWriteQueueTimeout
+		return &BusyError{Waited: wait}
 	}
 }
 

@@ -21,7 +21,7 @@ func TestBulkWriteCoversEveryColumn(t *testing.T) {
 	leftNull := map[string][]string{
 		invitation.Table: {invitation.FieldPhone, invitation.FieldAcceptedAt,
 			invitation.FieldRevokedAt, invitation.FieldInviteLinkID, invitation.FieldUserID},
-		delivery.Table:   {delivery.FieldLeaseUntil, delivery.FieldSentAt, delivery.FieldJoinRequestID},
+		delivery.Table:   {delivery.FieldLeaseUntil, delivery.FieldSentAt, delivery.FieldJoinRequestID, delivery.FieldPasswordResetID, delivery.FieldQueuedAt},
 		auditevent.Table: {},
 	}
 	all := map[string][]string{

@@ -192,13 +192,19 @@ func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.S
 	}
 
 	var u *ent.User
+	var pwHash string
+	if existing == nil || existing.Status != user.StatusACTIVE {
+		if pwHash, err = password.Hash(ctx, in.Password); err != nil {
+			return nil, fmt.Errorf("invite.Accept: %w", err)
+		}
+	}
 	switch {
 	case existing != nil && existing.Status == user.StatusACTIVE:
 		u = existing // never changes an existing account's password or role
 	case existing != nil: // INVITED: created quietly, activated now
 		u, err = c.User.UpdateOne(existing).
 			SetName(name).
-			SetPasswordHash(password.Hash(in.Password)).
+			SetPasswordHash(pwHash).
 			SetStatus(user.StatusACTIVE).
 			SetRoleID(rl.ID).
 			SetKind(user.Kind(inv.Kind)).
@@ -208,7 +214,7 @@ func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.S
 			SetOrganizationID(inv.OrganizationID).
 			SetEmail(email).
 			SetName(name).
-			SetPasswordHash(password.Hash(in.Password)).
+			SetPasswordHash(pwHash).
 			SetRoleID(rl.ID).
 			SetKind(user.Kind(inv.Kind)).
 			SetNillableExternalID(inv.ExternalID).
@@ -465,4 +471,31 @@ func AsUserError(err error) (*UserError, bool) {
 	var ue *UserError
 	ok := errors.As(err, &ue)
 	return ue, ok
+}
+
+// RetryDeliveries queues FAILED deliveries of the viewer's organization
+// again (admins): ids, or all of them when ids is nil. Each gets a fresh
+// retry window (OUTBOX_MAX_AGE from now). It returns how many.
+func (s *Service) RetryDeliveries(ctx context.Context, c *ent.Client, ids []int) (int, error) {
+	if err := rule.RequireAdmin(ctx, "retry deliveries"); err != nil {
+		return 0, err
+	}
+	now := s.Now()
+	q := c.Delivery.Update().Where(delivery.StatusEQ(delivery.StatusFAILED))
+	if ids != nil {
+		q = q.Where(delivery.IDIn(ids...))
+	}
+	// The tenant rule limits the update to the viewer's organization.
+	n, err := q.SetStatus(delivery.StatusQUEUED).
+		SetAttempts(0).
+		SetQueuedAt(now).
+		SetNextAttemptAt(now).
+		Save(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("invite.RetryDeliveries: %w", err)
+	}
+	if n > 0 && s.Kick != nil {
+		afterCommit(ctx, s.Kick)
+	}
+	return n, nil
 }

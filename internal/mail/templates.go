@@ -33,6 +33,12 @@ type AccountExists struct {
 	SignInURL        string
 }
 
+// PasswordReset is the data of a password reset email.
+type PasswordReset struct {
+	OrganizationName string
+	ResetURL         string // the link with the token
+}
+
 // invitationView is what the invitation templates see: the data plus the
 // sentences that are easier to get right in Go than in a template.
 type invitationView struct {
@@ -111,6 +117,24 @@ func RenderAccountExists(d AccountExists) (subject, text, html string, err error
 	return "You already have an Admit account", text, html, nil
 }
 
+// RenderPasswordReset returns the subject, text and HTML bodies of a
+// password reset email. Errors, for a missing organization or a link that
+// is not http(s), are permanent.
+func RenderPasswordReset(d PasswordReset) (subject, text, html string, err error) {
+	if strings.TrimSpace(d.OrganizationName) == "" {
+		return "", "", "", permanentf("mail: password reset has no organization name")
+	}
+	if err := checkLink(d.ResetURL); err != nil {
+		return "", "", "", permanentf("mail: password reset URL: %w", err)
+	}
+	d.OrganizationName = oneLine(d.OrganizationName)
+	text, html, err = render(passwordResetText, passwordResetHTML, d)
+	if err != nil {
+		return "", "", "", err
+	}
+	return "Reset your Admit password", text, html, nil
+}
+
 // render executes a text and an HTML template on the same data.
 func render(t *texttemplate.Template, h *htmltemplate.Template, data any) (text, html string, err error) {
 	var tb, hb bytes.Buffer
@@ -165,6 +189,8 @@ var (
 	invitationHTML    = htmltemplate.Must(htmltemplate.New("invitation.html").Parse(invitationHTMLSrc))
 	accountExistsText = texttemplate.Must(texttemplate.New("account-exists.txt").Parse(accountExistsTextSrc))
 	accountExistsHTML = htmltemplate.Must(htmltemplate.New("account-exists.html").Parse(accountExistsHTMLSrc))
+	passwordResetText = texttemplate.Must(texttemplate.New("password-reset.txt").Parse(passwordResetTextSrc))
+	passwordResetHTML = htmltemplate.Must(htmltemplate.New("password-reset.html").Parse(passwordResetHTMLSrc))
 )
 
 const invitationTextSrc = `{{.Lead}}
@@ -231,6 +257,33 @@ const accountExistsHTMLSrc = `<!DOCTYPE html>
 <p style="margin:24px 0;"><a href="{{.SignInURL}}" style="display:inline-block;background:#1f6feb;color:#ffffff;text-decoration:none;padding:12px 20px;border-radius:6px;font-weight:600;">Sign in</a></p>
 <p style="font-size:13px;color:#57606a;margin:0 0 16px;">Or paste this link into your browser:<br><a href="{{.SignInURL}}" style="color:#1f6feb;word-break:break-all;">{{.SignInURL}}</a></p>
 <p style="font-size:13px;color:#57606a;margin:0;">If it was not you, you can ignore this email: nothing has changed on your account.</p>
+</div>
+</body>
+</html>
+`
+
+const passwordResetTextSrc = `Someone asked to reset the password of your Admit account at {{.OrganizationName}}.
+
+Choose a new password (the link works once, for one hour):
+{{.ResetURL}}
+
+If it was not you, you can ignore this email: your password has not changed.
+`
+
+const passwordResetHTMLSrc = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Reset your Admit password</title>
+</head>
+<body style="margin:0;padding:24px;background:#f6f7f9;font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#1f2328;">
+<div style="max-width:560px;margin:0 auto;background:#ffffff;border-radius:8px;padding:32px;">
+<p style="font-size:16px;line-height:1.5;margin:0 0 16px;">Someone asked to reset the password of your Admit account at {{.OrganizationName}}.</p>
+<p style="margin:24px 0;"><a href="{{.ResetURL}}" style="display:inline-block;background:#1f6feb;color:#ffffff;text-decoration:none;padding:12px 20px;border-radius:6px;font-weight:600;">Choose a new password</a></p>
+<p style="font-size:13px;color:#57606a;margin:0 0 16px;">Or paste this link into your browser:<br><a href="{{.ResetURL}}" style="color:#1f6feb;word-break:break-all;">{{.ResetURL}}</a></p>
+<p style="font-size:13px;color:#57606a;margin:0 0 16px;">The link works once, for one hour.</p>
+<p style="font-size:13px;color:#57606a;margin:0;">If it was not you, you can ignore this email: your password has not changed.</p>
 </div>
 </body>
 </html>

@@ -24,6 +24,7 @@ import (
 	"admit/ent/delivery"
 	"admit/ent/invitation"
 	"admit/ent/joinrequest"
+	"admit/internal/account"
 	"admit/internal/invite"
 	"admit/internal/mail"
 	"admit/internal/pubsub"
@@ -52,8 +53,16 @@ type Worker struct {
 	JoinRequestURL func(token string) string
 	// Metrics counts sends by channel and result; may be nil.
 	Metrics interface{ Sent(channel, result string) }
+	// Accounts derives password reset links; ResetURL turns a reset token
+	// into the link in the message.
+	Accounts *account.Service
+	ResetURL func(token string) string
 
-	MaxAttempts int           // attempts before a message is marked failed (default 6)
+	// MaxAge is how long a message that keeps failing for temporary
+	// reasons (the relay is down) is retried, from when it was queued
+	// (default 24h); then it is FAILED, and admins may retry it.
+	MaxAge      time.Duration
+	MaxAttempts int           // optional cap on attempts before FAILED (0, the default: only MaxAge)
 	BaseBackoff time.Duration // first retry delay (default 30s); doubles, with full jitter
 	MaxBackoff  time.Duration // cap on one delay (default 1h)
 	Lease       time.Duration // how long a claim lasts (default 2m)
@@ -63,6 +72,11 @@ type Worker struct {
 	// would leave a 10,000-row import waiting on 10,000 round trips in a row.
 	Concurrency int
 	Poll        time.Duration // idle wait between polls (default 2s)
+	// Drain bounds how long, once Run's context ends, the messages already
+	// being sent may take to finish (default 20s). They are recorded on a
+	// context that outlives the signal; claimed rows not yet started are
+	// released for another worker (or the next start) at once.
+	Drain time.Duration
 
 	kick chan struct{}
 	once sync.Once
@@ -71,8 +85,8 @@ type Worker struct {
 func (w *Worker) init() {
 	w.once.Do(func() {
 		w.kick = make(chan struct{}, 1)
-		if w.MaxAttempts == 0 {
-			w.MaxAttempts = 6
+		if w.MaxAge == 0 {
+			w.MaxAge = 24 * time.Hour
 		}
 		if w.BaseBackoff == 0 {
 			w.BaseBackoff = 30 * time.Second
@@ -91,6 +105,9 @@ func (w *Worker) init() {
 		}
 		if w.Poll == 0 {
 			w.Poll = 2 * time.Second
+		}
+		if w.Drain == 0 {
+			w.Drain = 20 * time.Second
 		}
 
 		if w.Now == nil {
@@ -151,14 +168,60 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("outbox: load: %w", err)
 	}
+	// Sends run on a context the stop signal does not cancel at once: a
+	// message handed to the relay must be recorded as sent, or it would be
+	// sent again when its lease runs out. Once ctx ends they get Drain to
+	// finish; rows not started by then are released.
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	go func() {
+		select {
+		case <-ctx.Done():
+			t := time.NewTimer(w.Drain)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				stopWork()
+			case <-work.Done():
+			}
+		case <-work.Done():
+		}
+	}()
 	// A failure to record one row does not stop the others: every claimed
 	// row is settled or, failing that, its lease runs out and it is retried.
 	var g errgroup.Group
 	g.SetLimit(w.Concurrency)
 	for _, d := range rows {
-		g.Go(func() error { return w.send(ctx, d) })
+		g.Go(func() error {
+			if ctx.Err() != nil {
+				return w.release(work, d.ID)
+			}
+			return w.send(work, d)
+		})
 	}
 	return len(ids), g.Wait()
+}
+
+// queuedAt is when d last entered the queue.
+func queuedAt(d *ent.Delivery) time.Time {
+	if d.QueuedAt != nil {
+		return *d.QueuedAt
+	}
+	return d.CreatedAt
+}
+
+// release hands a claimed row back unsent (shutting down).
+func (w *Worker) release(ctx context.Context, id int) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err := w.Client.Delivery.Update().
+		Where(delivery.ID(id), delivery.StatusEQ(delivery.StatusSENDING)).
+		SetStatus(delivery.StatusQUEUED).ClearLeaseUntil().
+		Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("outbox: release %d: %w", id, err)
+	}
+	return nil
 }
 
 // claim marks a batch of due rows as being sent by this worker, in one
@@ -229,12 +292,16 @@ func (w *Worker) send(ctx context.Context, d *ent.Delivery) error {
 	case err == nil:
 		up.SetStatus(delivery.StatusSENT).SetSentAt(now).SetLastError("")
 		kind = "SENT"
-	case mail.IsPermanent(err) || attempts >= w.MaxAttempts:
+	case mail.IsPermanent(err) || (w.MaxAttempts > 0 && attempts >= w.MaxAttempts) || now.Sub(queuedAt(d)) >= w.MaxAge:
 		up.SetStatus(delivery.StatusFAILED).SetLastError(truncate(err.Error(), 1000))
 		kind = "FAILED"
 	default:
 		up.SetStatus(delivery.StatusQUEUED).SetNextAttemptAt(now.Add(w.backoff(attempts))).SetLastError(truncate(err.Error(), 1000))
 	}
+	// Recorded whatever happens to ctx: what was sent must not be sent again.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	ctx = rctx
 	if uerr := up.Exec(ctx); uerr != nil {
 		return fmt.Errorf("outbox: record %d: %w", id, uerr)
 	}
@@ -332,6 +399,30 @@ func (w *Worker) render(ctx context.Context, d *ent.Delivery) (mail.Message, str
 			SignInURL:        w.SignInURL,
 		})
 		return m, "", err
+	case account.TemplatePasswordReset:
+		if d.PasswordResetID == nil || w.Accounts == nil || w.ResetURL == nil {
+			return m, "", errSuperseded
+		}
+		r, err := w.Client.PasswordReset.Get(ctx, *d.PasswordResetID)
+		if ent.IsNotFound(err) {
+			return m, "", errSuperseded
+		}
+		if err != nil {
+			return m, "", fmt.Errorf("outbox: password reset: %w", err)
+		}
+		token, ok := w.Accounts.ResetToken(r)
+		if !ok { // used, replaced or expired: the link would not work
+			return m, "", errSuperseded
+		}
+		org, err := w.Client.Organization.Get(ctx, d.OrganizationID)
+		if err != nil {
+			return m, "", fmt.Errorf("outbox: organization: %w", err)
+		}
+		m.Subject, m.Text, m.HTML, err = mail.RenderPasswordReset(mail.PasswordReset{
+			OrganizationName: org.Name,
+			ResetURL:         w.ResetURL(token),
+		})
+		return m, token, err
 	default:
 		return m, "", fmt.Errorf("outbox: unknown template %q", d.Template)
 	}

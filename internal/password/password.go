@@ -1,13 +1,20 @@
 // Package password hashes passwords with argon2id (OWASP parameters:
 // 19 MiB, 2 passes, 1 lane) in the PHC string format.
+//
+// Each hash needs 19 MiB while it runs, so at most runtime.NumCPU() hashes
+// or verifications run at once; the rest wait their turn (or give up when
+// their context ends). Memory then stays bounded under any burst of
+// sign-ins, and the waiting costs nothing the CPUs could have done anyway.
 package password
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"unicode/utf8"
 
@@ -38,8 +45,49 @@ func Check(pw string) error {
 	return nil
 }
 
-// Hash returns the PHC-formatted argon2id hash of pw.
-func Hash(pw string) string {
+// slots holds one token per hash allowed to run at once.
+var slots = make(chan struct{}, max(1, runtime.NumCPU()))
+
+// Running reports how many hashes run now (for tests and metrics).
+func Running() int { return len(slots) }
+
+// Slots is how many hashes may run at once.
+func Slots() int { return cap(slots) }
+
+// acquire waits for a slot, as long as ctx allows.
+func acquire(ctx context.Context) error {
+	select {
+	case slots <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("password: waiting for a hashing slot: %w", ctx.Err())
+	}
+}
+
+func release() { <-slots }
+
+// during, when set by a test, runs while a slot is held.
+var during func()
+
+// Hash returns the PHC-formatted argon2id hash of pw. It waits for a
+// hashing slot and fails only when ctx ends first.
+func Hash(ctx context.Context, pw string) (string, error) {
+	if err := acquire(ctx); err != nil {
+		return "", err
+	}
+	defer release()
+	if during != nil {
+		during()
+	}
+	return hash(pw), nil
+}
+
+func hash(pw string) string {
 	salt := make([]byte, saltLen)
 	_, _ = rand.Read(salt)
 	key := argon2.IDKey([]byte(pw), salt, passes, memoryKiB, lanes, keyLen)
@@ -50,17 +98,25 @@ func Hash(pw string) string {
 
 // dummy is verified against when there is no account, so a wrong email
 // costs as much time as a wrong password.
-var dummy = Hash("admit-dummy-password")
+var dummy = hash("admit-dummy-password")
 
 // Verify reports whether pw matches hash. An empty hash (no account, or an
-// account without a password) still costs one argon2 computation.
-func Verify(hash, pw string) bool {
-	if hash == "" {
-		_, _ = verify(dummy, pw)
-		return false
+// account without a password) still costs one argon2 computation. It waits
+// for a hashing slot; the error is set only when ctx ended first.
+func Verify(ctx context.Context, encoded, pw string) (bool, error) {
+	if err := acquire(ctx); err != nil {
+		return false, err
 	}
-	ok, err := verify(hash, pw)
-	return err == nil && ok
+	defer release()
+	if during != nil {
+		during()
+	}
+	if encoded == "" {
+		_, _ = verify(dummy, pw)
+		return false, nil
+	}
+	ok, err := verify(encoded, pw)
+	return err == nil && ok, nil
 }
 
 func verify(hash, pw string) (bool, error) {

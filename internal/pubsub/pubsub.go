@@ -27,8 +27,9 @@ type Event struct {
 
 // Broker is an in-process event hub.
 type Broker struct {
-	mu   sync.Mutex
-	subs map[*Subscription]struct{}
+	mu       sync.Mutex
+	subs     map[*Subscription]struct{}
+	watchers map[*watcher]struct{}
 	// remote, when set, publishes through PostgreSQL; every replica's
 	// listener (this one's included) then delivers the event locally.
 	remote func(Event)
@@ -48,7 +49,31 @@ type Subscription struct {
 }
 
 // New returns an empty broker.
-func New() *Broker { return &Broker{subs: map[*Subscription]struct{}{}} }
+func New() *Broker {
+	return &Broker{subs: map[*Subscription]struct{}{}, watchers: map[*watcher]struct{}{}}
+}
+
+type watcher struct {
+	topic string
+	fn    func(Event)
+}
+
+// Watch calls fn with every event of topic, of every organization, that
+// reaches this process, until stop is called. It is for the server's own
+// bookkeeping (closing the sockets of ended sessions), not for clients, so
+// Subscribers does not count it. fn runs in the publisher's goroutine and
+// must not block.
+func (b *Broker) Watch(topic string, fn func(Event)) (stop func()) {
+	w := &watcher{topic: topic, fn: fn}
+	b.mu.Lock()
+	b.watchers[w] = struct{}{}
+	b.mu.Unlock()
+	return func() {
+		b.mu.Lock()
+		delete(b.watchers, w)
+		b.mu.Unlock()
+	}
+}
 
 // Subscribe registers a subscriber before returning, so no event published
 // after Subscribe returns is missed.
@@ -85,6 +110,11 @@ func (b *Broker) Publish(e Event) {
 func (b *Broker) deliver(e Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	for w := range b.watchers {
+		if w.topic == e.Topic {
+			w.fn(e)
+		}
+	}
 	for s := range b.subs {
 		if s.topic != e.Topic || s.orgID != e.OrgID {
 			continue

@@ -33,6 +33,8 @@ const (
 	// requester's token (confirm, view, cancel).
 	WorkspaceLink Purpose = "adw"
 	JoinRequest   Purpose = "adj"
+	// PasswordReset tokens are derived from a password_resets row.
+	PasswordReset Purpose = "adp"
 )
 
 // Keyring holds keys derived from the server secret.

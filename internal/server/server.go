@@ -52,20 +52,79 @@ type Limits struct {
 	DepthLimit      int
 	ParserTokens    int
 	MaxPageSize     int
-	WSInitTimeout   time.Duration
-	WSKeepAlive     time.Duration
+	// MaxRootMutations caps the root fields of one mutation operation.
+	MaxRootMutations int
+	// MaxResponseBytes caps the data of one response.
+	MaxResponseBytes int
+	WSInitTimeout    time.Duration
+	WSKeepAlive      time.Duration
+	// WSMessageRate is the most messages a socket may send in a second;
+	// more close it with 4429.
+	WSMessageRate int
+	// WSMaxOperations caps the operations running at once on one socket;
+	// one more is answered with an error.
+	WSMaxOperations int
+	// WSMaxSocketsPerUser caps the authenticated sockets one user holds
+	// open on one replica; one more is closed with 4429.
+	WSMaxSocketsPerUser int
+	// WSSessionCheck is how often a socket's session is re-checked (a
+	// sign-out or deactivation is acted on at once, expiry within this).
+	WSSessionCheck time.Duration
 }
 
 // DefaultLimits are the limits used unless configured otherwise.
 var DefaultLimits = Limits{
-	MaxBodyBytes:    1 << 20,
-	MaxUploadBytes:  6 << 20,
-	ComplexityLimit: 5000,
-	DepthLimit:      12,
-	ParserTokens:    15000,
-	MaxPageSize:     100,
-	WSInitTimeout:   5 * time.Second,
-	WSKeepAlive:     10 * time.Second,
+	MaxBodyBytes:        1 << 20,
+	MaxUploadBytes:      6 << 20,
+	ComplexityLimit:     5000,
+	DepthLimit:          12,
+	ParserTokens:        15000,
+	MaxPageSize:         100,
+	MaxRootMutations:    20,
+	MaxResponseBytes:    8 << 20,
+	WSInitTimeout:       5 * time.Second,
+	WSKeepAlive:         10 * time.Second,
+	WSMessageRate:       50,
+	WSMaxOperations:     50,
+	WSMaxSocketsPerUser: 20,
+	WSSessionCheck:      5 * time.Second,
+}
+
+// withDefaults fills every unset (zero) limit from DefaultLimits, so a
+// caller that sets some limits, or predates a new one, never turns one off.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	or := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	or(&l.ComplexityLimit, d.ComplexityLimit)
+	or(&l.DepthLimit, d.DepthLimit)
+	or(&l.ParserTokens, d.ParserTokens)
+	or(&l.MaxPageSize, d.MaxPageSize)
+	or(&l.MaxRootMutations, d.MaxRootMutations)
+	or(&l.MaxResponseBytes, d.MaxResponseBytes)
+	or(&l.WSMessageRate, d.WSMessageRate)
+	or(&l.WSMaxOperations, d.WSMaxOperations)
+	or(&l.WSMaxSocketsPerUser, d.WSMaxSocketsPerUser)
+	if l.MaxBodyBytes == 0 {
+		l.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if l.MaxUploadBytes == 0 {
+		l.MaxUploadBytes = d.MaxUploadBytes
+	}
+	for _, p := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&l.WSInitTimeout, d.WSInitTimeout}, {&l.WSKeepAlive, d.WSKeepAlive}, {&l.WSSessionCheck, d.WSSessionCheck},
+	} {
+		if *p.v == 0 {
+			*p.v = p.def
+		}
+	}
+	return l
 }
 
 // Options configure the handler.
@@ -100,6 +159,10 @@ type Server struct {
 	cancel context.CancelFunc
 	opts   Options
 	once   sync.Once
+
+	socketsMu   sync.Mutex
+	userSockets map[int]map[*socket]struct{} // open authenticated sockets per user ID
+	stopWatch   func()
 }
 
 // ValidateOrigins checks CORS_ALLOWED_ORIGINS entries: each must be an
@@ -123,19 +186,21 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	if o.Limits == (Limits{}) {
-		o.Limits = DefaultLimits
-	}
+	o.Limits = o.Limits.withDefaults()
 	s := &Server{opts: o}
 	// Every request, websockets included, derives from base; cancelling it
 	// at shutdown sends each open socket a close frame.
 	s.base, s.cancel = context.WithCancel(context.Background())
+	s.stopWatch = func() {}
+	if o.Broker != nil {
+		s.stopWatch = o.Broker.Watch(account.SessionTopic, s.sessionsEnded)
+	}
 
 	gql := s.graphQL()
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", graphiqlHandler())
 	mux.Handle("GET /graphiql/", graphiqlHandler())
-	mux.Handle("/query", s.withAuth(guardSimpleRequests(s.limitBody(gql))))
+	mux.Handle("/query", s.withAuth(guardSimpleRequests(s.limitBody(s.trackSockets(codeTransportErrors(gql))))))
 	mux.Handle("GET /invitations/accept", acceptPage("accept.html", "text/html; charset=utf-8"))
 	mux.Handle("GET /invitations/accept.js", acceptPage("accept.js", "text/javascript; charset=utf-8"))
 	mux.Handle("GET /invitations/accept.css", acceptPage("accept.css", "text/css; charset=utf-8"))
@@ -182,7 +247,12 @@ func (s *Server) BaseContext() context.Context { return s.base }
 
 // CloseSockets cancels every request context, closing open websockets
 // with a close frame. Call it when shutdown starts.
-func (s *Server) CloseSockets() { s.once.Do(s.cancel) }
+func (s *Server) CloseSockets() {
+	s.once.Do(func() {
+		s.stopWatch()
+		s.cancel()
+	})
+}
 
 func (s *Server) graphQL() http.Handler {
 	o := s.opts
@@ -206,16 +276,16 @@ func (s *Server) graphQL() http.Handler {
 	srv.AddTransport(transport.Websocket{
 		KeepAlivePingInterval: o.Limits.WSKeepAlive,
 		PingPongInterval:      o.Limits.WSKeepAlive,
-		InitTimeout:           o.Limits.WSInitTimeout,
-		InitFunc:              s.websocketInit,
-		PayloadReadLimit:      ptr(int64(64 << 10)),
-		Implementation: transport.CoderWebsocketImplementation{
+		// The init timeout is socketConn's, which closes with 4408.
+		InitFunc:         s.websocketInit,
+		PayloadReadLimit: ptr(int64(64 << 10)),
+		Implementation: socketImplementation{srv: s, inner: transport.CoderWebsocketImplementation{
 			AcceptOptions: websocket.AcceptOptions{
 				// Exact scheme://host patterns; same-host pages (GraphiQL)
 				// are always allowed, other origins only when listed.
 				OriginPatterns: o.AllowedOrigins,
 			},
-		},
+		}},
 	})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
@@ -240,7 +310,13 @@ func (s *Server) graphQL() http.Handler {
 	if o.Metrics != nil {
 		srv.Use(o.Metrics.Extension())
 	}
+	srv.Use(graph.OperationLimits{MaxRootMutations: o.Limits.MaxRootMutations, Once: graph.OnceFields})
+	srv.Use(graph.SignInThrottle{Client: o.DB.Client, Accounts: o.Accounts, Log: o.Log})
+	srv.Use(graph.IntrospectionLimit{MaxTypeFields: 10})
 	srv.Use(graph.Transactioner{Client: o.DB.Client, Log: o.Log})
+	// Inside the Transactioner (the first extension added is the outermost),
+	// so a mutation whose response is refused is rolled back.
+	srv.Use(graph.ResponseSizeLimit{Max: o.Limits.MaxResponseBytes})
 	srv.AroundOperations(s.revalidateSocketSession)
 	srv.AroundFields(graph.PageSize(o.Limits.MaxPageSize))
 	srv.SetErrorPresenter(graph.ErrorPresenter(o.Log))
@@ -268,23 +344,37 @@ func (s *Server) websocketInit(ctx context.Context, p transport.InitPayload) (co
 		if err != account.ErrInvalidSession {
 			s.opts.Log.ErrorContext(ctx, "websocket authentication failed", "error", err)
 		}
-		return transport.WithWebsocketCloseCode(ctx, 4403), nil, errUnauthorized
+		return transport.WithWebsocketCloseCode(ctx, CloseForbidden), nil, errUnauthorized
 	}
 	v.Socket = true
+	if sock := socketFrom(ctx); sock != nil && !sock.authenticated(v) {
+		ctx = transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, CloseTooManyRequests), "Too many sockets")
+		return ctx, nil, errTooManySockets
+	}
 	return auth.NewContext(ctx, v), nil, nil
 }
 
-var errUnauthorized = fmt.Errorf("unauthorized")
+var (
+	errUnauthorized   = fmt.Errorf("unauthorized")
+	errTooManySockets = fmt.Errorf("too many open sockets for this user")
+)
 
-// revalidateSocketSession re-checks, before each operation on a websocket,
-// that the session it authenticated with is still live: signing out,
-// expiry or deactivation take effect on open sockets too.
+// revalidateSocketSession reloads, before each operation on a websocket,
+// the viewer the socket authenticated as, and runs the operation as the
+// user is now: signing out, expiry or deactivation refuse it, and a
+// demotion or promotion since the socket opened applies to it.
 func (s *Server) revalidateSocketSession(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	v := auth.FromContext(ctx)
 	if v == nil || !v.Socket {
 		return next(ctx)
 	}
-	if err := s.opts.Accounts.Revalidate(ctx, s.opts.DB.Client, v); err != nil {
+	cur, err := s.opts.Accounts.Current(ctx, s.opts.DB.Client, v)
+	if err != nil && ctx.Err() != nil {
+		// The client stopped the operation (or the socket closed) while
+		// it was being checked: nothing to answer.
+		return func(context.Context) *graphql.Response { return nil }
+	}
+	if err != nil {
 		if err != account.ErrInvalidSession {
 			s.opts.Log.ErrorContext(ctx, "websocket session check failed", "error", err)
 		}
@@ -293,7 +383,7 @@ func (s *Server) revalidateSocketSession(ctx context.Context, next graphql.Opera
 			Extensions: map[string]any{"code": rule.ErrUnauthenticated.Code},
 		}}})
 	}
-	return next(ctx)
+	return next(auth.NewContext(ctx, cur))
 }
 
 // withAuth puts the viewer of a valid bearer token in the request context.
@@ -386,6 +476,93 @@ func guardSimpleRequests(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// codeTransportErrors gives an extensions.code to the errors gqlgen's
+// transports write themselves, past the error presenter: a mutation over
+// GET, a malformed multipart request. They are refusals of the request
+// (4xx), so the code follows from the status.
+func codeTransportErrors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "" { // websockets hijack the writer
+			next.ServeHTTP(w, r)
+			return
+		}
+		cw := &codingWriter{ResponseWriter: w}
+		next.ServeHTTP(cw, r)
+		cw.finish()
+	})
+}
+
+// codingWriter holds back an error response (status 400 or more) until
+// its errors have codes; any other response passes straight through.
+type codingWriter struct {
+	http.ResponseWriter
+	status int
+	buf    *bytes.Buffer
+}
+
+func (c *codingWriter) WriteHeader(status int) {
+	if status >= 400 && c.buf == nil {
+		c.status, c.buf = status, &bytes.Buffer{}
+		return
+	}
+	c.ResponseWriter.WriteHeader(status)
+}
+
+func (c *codingWriter) Write(b []byte) (int, error) {
+	if c.buf != nil {
+		return c.buf.Write(b)
+	}
+	return c.ResponseWriter.Write(b)
+}
+
+func (c *codingWriter) finish() {
+	if c.buf == nil {
+		return
+	}
+	body := c.buf.Bytes()
+	var rsp map[string]any
+	if json.Unmarshal(body, &rsp) == nil {
+		if errs, ok := rsp["errors"].([]any); ok {
+			for _, e := range errs {
+				m, ok := e.(map[string]any)
+				if !ok {
+					continue
+				}
+				ext, _ := m["extensions"].(map[string]any)
+				if ext == nil {
+					ext = map[string]any{}
+					m["extensions"] = ext
+				}
+				if ext["code"] == nil {
+					ext["code"] = statusCode(c.status)
+				}
+			}
+			if b, err := json.Marshal(rsp); err == nil {
+				body = b
+			}
+		}
+	}
+	c.ResponseWriter.Header().Del("Content-Length")
+	c.ResponseWriter.WriteHeader(c.status)
+	_, _ = c.ResponseWriter.Write(body)
+}
+
+// statusCode is the extensions.code of a transport's refusal.
+func statusCode(status int) string {
+	switch status {
+	case http.StatusMethodNotAllowed, http.StatusNotAcceptable:
+		return "METHOD_NOT_ALLOWED" // a mutation over GET
+	case http.StatusRequestEntityTooLarge:
+		return "REQUEST_TOO_LARGE"
+	case http.StatusUnsupportedMediaType:
+		return "UNSUPPORTED_MEDIA_TYPE"
+	}
+	if status >= 500 {
+		return "INTERNAL"
+	}
+	return "BAD_REQUEST"
 }
 
 func writeGraphQLError(w http.ResponseWriter, status int, code, msg string) {

@@ -206,6 +206,11 @@ func JoinRequestURL(token string) string {
 	return "https://admit.test/workspaces/request?token=" + url.QueryEscape(token)
 }
 
+// ResetURL is the password reset link template tests run with.
+func ResetURL(token string) string {
+	return "https://admit.test/reset-password?token=" + url.QueryEscape(token)
+}
+
 // AcceptURL is the link template tests run with.
 func AcceptURL(token string) string {
 	return "https://admit.test/invitations/accept?token=" + url.QueryEscape(token)
@@ -264,8 +269,12 @@ func New(t testing.TB, opts ...Option) *Env {
 	clock := &Clock{now: time.Now()}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	accounts := &account.Service{Dialect: d.Dialect, Keys: keys, SessionTTL: 24 * time.Hour, Now: clock.Now}
+	accounts := &account.Service{
+		Dialect: d.Dialect, Keys: keys, SessionTTL: 24 * time.Hour, Now: clock.Now,
+		SignInLimits: account.DefaultSignInLimits,
+	}
 	broker := pubsub.New()
+	accounts.Broker = broker
 	events := &eventlog.Log{Broker: broker, Dialect: d.Dialect, Now: clock.Now}
 	invites := &invite.Service{Keys: keys, Now: clock.Now, Broker: broker, ResendCooldown: time.Minute, Dialect: d.Dialect, Events: events}
 	workspaces := &workspace.Service{Keys: keys, Now: clock.Now, Invites: invites, Events: events}
@@ -275,6 +284,7 @@ func New(t testing.TB, opts ...Option) *Env {
 		Log: log, Now: clock.Now, AcceptURL: AcceptURL, MessageIDDomain: "admit.test", SignInURL: "https://admit.test/",
 		JoinRequestURL: JoinRequestURL,
 		BaseBackoff:    time.Second, MaxBackoff: 10 * time.Second,
+		Accounts: accounts, ResetURL: ResetURL,
 	}
 	hrs := &hr.Service{
 		Client: d.Client, Keys: keys, Invites: invites, Accounts: accounts,
@@ -367,7 +377,13 @@ func (e *Env) NewOrg(name string) *Org {
 }
 
 // passwordHash is computed once: argon2id is slow on purpose.
-var passwordHash = sync.OnceValue(func() string { return password.Hash(DefaultPassword) })
+var passwordHash = sync.OnceValue(func() string {
+	h, err := password.Hash(context.Background(), DefaultPassword)
+	if err != nil {
+		panic(err)
+	}
+	return h
+})
 
 // NewUser adds an active user with DefaultPassword to org and returns it.
 func (e *Env) NewUser(org *Org, email string, roleID int) *ent.User {

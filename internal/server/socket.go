@@ -1,0 +1,389 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+
+	"admit/internal/account"
+	"admit/internal/auth"
+	"admit/internal/pubsub"
+)
+
+// Close codes of the graphql-transport-ws protocol
+// (github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md). The legacy
+// graphql-ws subprotocol defines none; its sockets get the same ones.
+const (
+	CloseBadRequest      = 4400 // a message the protocol does not allow
+	CloseUnauthorized    = 4401 // subscribe before connection_ack
+	CloseForbidden       = 4403 // a bad token, or the session ended
+	CloseInitTimeout     = 4408 // no connection_init in time
+	CloseSubscriberInUse = 4409 // an operation id already running
+	CloseTooManyRequests = 4429 // a second connection_init, or too many messages or sockets
+)
+
+var errSocketClosed = transport.ErrWebsocketClosed
+
+// socket is the state of one websocket connection, shared by the HTTP
+// middleware that sees it open and close (trackSockets), the connection
+// wrapper that sees every message (socketConn), and connection_init
+// (websocketInit), which learns who the caller is.
+type socket struct {
+	srv    *Server
+	ctx    context.Context // ends when the connection's handler returns
+	cancel context.CancelFunc
+
+	kick chan struct{} // a session of the socket's user ended somewhere
+
+	mu     sync.Mutex
+	conn   *socketConn
+	viewer *auth.Viewer
+}
+
+type socketKey struct{}
+
+func socketFrom(ctx context.Context) *socket {
+	s, _ := ctx.Value(socketKey{}).(*socket)
+	return s
+}
+
+// trackSockets gives each websocket upgrade its socket state and releases
+// it when the connection ends.
+func (s *Server) trackSockets(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		sock := &socket{srv: s, kick: make(chan struct{}, 1)}
+		sock.ctx, sock.cancel = context.WithCancel(r.Context())
+		defer sock.release()
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), socketKey{}, sock)))
+	})
+}
+
+// closeWith closes the connection with a protocol close code.
+func (k *socket) closeWith(code int, reason string) {
+	k.mu.Lock()
+	c := k.conn
+	k.mu.Unlock()
+	if c != nil {
+		c.closeWith(code, reason)
+	}
+}
+
+// authenticated records the socket's viewer: it counts against the user's
+// sockets (false when there are too many), and its session is watched so
+// that the socket closes as soon as the session ends.
+func (k *socket) authenticated(v *auth.Viewer) bool {
+	s := k.srv
+	s.socketsMu.Lock()
+	if s.userSockets == nil {
+		s.userSockets = map[int]map[*socket]struct{}{}
+	}
+	if len(s.userSockets[v.UserID]) >= s.opts.Limits.WSMaxSocketsPerUser {
+		s.socketsMu.Unlock()
+		return false
+	}
+	if s.userSockets[v.UserID] == nil {
+		s.userSockets[v.UserID] = map[*socket]struct{}{}
+	}
+	s.userSockets[v.UserID][k] = struct{}{}
+	s.socketsMu.Unlock()
+	k.mu.Lock()
+	k.viewer = v
+	k.mu.Unlock()
+	go k.watchSession(v)
+	return true
+}
+
+func (k *socket) release() {
+	k.cancel()
+	k.mu.Lock()
+	v := k.viewer
+	k.viewer = nil
+	k.mu.Unlock()
+	if v == nil {
+		return
+	}
+	s := k.srv
+	s.socketsMu.Lock()
+	delete(s.userSockets[v.UserID], k)
+	if len(s.userSockets[v.UserID]) == 0 {
+		delete(s.userSockets, v.UserID)
+	}
+	s.socketsMu.Unlock()
+}
+
+// sessionsEnded is told (by every replica, through the broker) that
+// sessions of a user ended, and has that user's sockets here re-check
+// theirs at once.
+func (s *Server) sessionsEnded(e pubsub.Event) {
+	s.socketsMu.Lock()
+	defer s.socketsMu.Unlock()
+	for k := range s.userSockets[e.ObjectID] {
+		select {
+		case k.kick <- struct{}{}:
+		default: // a check is already due
+		}
+	}
+}
+
+// watchSession closes the socket with 4403 once its session has ended:
+// at once when a sign-out or deactivation is announced (on any replica),
+// and at the latest after WSSessionCheck (expiry).
+func (k *socket) watchSession(v *auth.Viewer) {
+	s := k.srv
+	tick := time.NewTicker(s.opts.Limits.WSSessionCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-k.ctx.Done():
+			return
+		case <-tick.C:
+		case <-k.kick:
+		}
+		_, err := s.opts.Accounts.Current(k.ctx, s.opts.DB.Client, v)
+		switch {
+		case errors.Is(err, account.ErrInvalidSession):
+			k.closeWith(CloseForbidden, "Forbidden: the session has ended")
+			return
+		case err != nil && k.ctx.Err() == nil:
+			s.opts.Log.WarnContext(k.ctx, "websocket session check failed", "error", err)
+		}
+	}
+}
+
+// socketImplementation wraps coder/websocket's so that every connection
+// goes through a socketConn.
+type socketImplementation struct {
+	inner transport.WebsocketImplementation
+	srv   *Server
+}
+
+func (i socketImplementation) Accept(w http.ResponseWriter, r *http.Request, o transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
+	conn, err := i.inner.Accept(w, r, o)
+	if err != nil {
+		return nil, err
+	}
+	l := i.srv.opts.Limits
+	c := &socketConn{inner: conn, legacy: conn.Subprotocol() != "graphql-transport-ws", active: map[string]bool{},
+		rate: l.WSMessageRate, maxOps: l.WSMaxOperations}
+	if sock := socketFrom(r.Context()); sock != nil {
+		sock.mu.Lock()
+		sock.conn = c
+		sock.mu.Unlock()
+	}
+	c.mu.Lock() // the timer's func reads initDone, and closeWith the timer
+	c.initTimer = time.AfterFunc(l.WSInitTimeout, func() {
+		c.mu.Lock()
+		done := c.initDone
+		c.mu.Unlock()
+		if !done {
+			c.closeWith(CloseInitTimeout, "Connection initialisation timeout")
+		}
+	})
+	c.mu.Unlock()
+	return c, nil
+}
+
+// socketConn enforces the protocol and the per-socket limits on one
+// connection, under gqlgen's transport: it reads every client message
+// before gqlgen does, sees every message gqlgen writes, and closes with
+// the protocol's codes.
+type socketConn struct {
+	inner     transport.WebsocketConn
+	legacy    bool // graphql-ws rather than graphql-transport-ws
+	rate      int  // messages per second
+	maxOps    int  // concurrent operations
+	initTimer *time.Timer
+
+	mu          sync.Mutex
+	closed      bool
+	initDone    bool
+	active      map[string]bool // operation ids running
+	windowStart time.Time
+	inWindow    int
+}
+
+var (
+	_ transport.WebsocketConn          = (*socketConn)(nil)
+	_ transport.WebsocketReadLimiter   = (*socketConn)(nil)
+	_ transport.WebsocketReadDeadliner = (*socketConn)(nil)
+)
+
+// closeWith sends the close frame once; later closes (gqlgen's own) are
+// dropped, so the first reason is the one the client sees.
+func (c *socketConn) closeWith(code int, reason string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.stopInitTimerLocked()
+	c.mu.Unlock()
+	_ = c.inner.WriteClose(code, reason)
+}
+
+// WriteClose is gqlgen closing: its generic 1002 becomes 4400.
+func (c *socketConn) WriteClose(code int, reason string) error {
+	if code == transport.WebsocketCloseProtocolError {
+		code = CloseBadRequest
+	}
+	c.closeWith(code, reason)
+	return nil
+}
+
+func (c *socketConn) Close() error {
+	c.mu.Lock()
+	c.stopInitTimerLocked()
+	c.mu.Unlock()
+	return c.inner.Close()
+}
+
+func (c *socketConn) stopInitTimerLocked() {
+	if c.initTimer != nil {
+		c.initTimer.Stop()
+	}
+}
+
+func (c *socketConn) Subprotocol() string { return c.inner.Subprotocol() }
+
+func (c *socketConn) SetReadLimit(n int64) {
+	if l, ok := c.inner.(transport.WebsocketReadLimiter); ok {
+		l.SetReadLimit(n)
+	}
+}
+
+func (c *socketConn) SetReadDeadline(t time.Time) error {
+	if d, ok := c.inner.(transport.WebsocketReadDeadliner); ok {
+		return d.SetReadDeadline(t)
+	}
+	return nil
+}
+
+type wireMsg struct {
+	ID   string `json:"id"`
+	Type string `json:"type"`
+}
+
+// WriteJSON passes gqlgen's messages on and notes which operations ended.
+func (c *socketConn) WriteJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var m wireMsg
+	if json.Unmarshal(b, &m) == nil && m.ID != "" && (m.Type == "complete" || m.Type == "error") {
+		c.mu.Lock()
+		delete(c.active, m.ID)
+		c.mu.Unlock()
+	}
+	return c.inner.WriteJSON(json.RawMessage(b))
+}
+
+// clientTypes are the messages a client may send, per subprotocol.
+var clientTypes = map[bool]map[string]bool{
+	false: {"connection_init": true, "subscribe": true, "complete": true, "ping": true, "pong": true},
+	true:  {"connection_init": true, "start": true, "stop": true, "connection_terminate": true},
+}
+
+// NextReader reads the next client message and enforces, before gqlgen
+// sees it: the message rate, the protocol's order (connection_init first
+// and once), unique operation ids and the concurrent operations cap.
+func (c *socketConn) NextReader() (int, io.Reader, error) {
+	for {
+		mt, r, err := c.inner.NextReader()
+		if err != nil {
+			return mt, r, err
+		}
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return mt, nil, err
+		}
+		if code, reason, skip := c.check(b); code != 0 {
+			c.closeWith(code, reason)
+			return mt, nil, errSocketClosed
+		} else if skip {
+			continue
+		}
+		return mt, bytes.NewReader(b), nil
+	}
+}
+
+// check returns a close code and reason for a message that breaks the
+// protocol or a limit, or skip for one answered here (an operation over
+// the cap gets an error of its own; the socket stays open).
+func (c *socketConn) check(b []byte) (code int, reason string, skip bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, "", true
+	}
+	now := time.Now()
+	if now.Sub(c.windowStart) >= time.Second {
+		c.windowStart, c.inWindow = now, 0
+	}
+	if c.inWindow++; c.rate > 0 && c.inWindow > c.rate {
+		return CloseTooManyRequests, fmt.Sprintf("Too many messages: at most %d a second", c.rate), false
+	}
+	var m wireMsg
+	if err := json.Unmarshal(b, &m); err != nil || !clientTypes[c.legacy][m.Type] {
+		return CloseBadRequest, "Invalid message received", false
+	}
+	switch m.Type {
+	case "connection_init":
+		if c.initDone {
+			return CloseTooManyRequests, "Too many initialisation requests", false
+		}
+		c.initDone = true
+		c.stopInitTimerLocked()
+	case "subscribe", "start":
+		switch {
+		case !c.initDone:
+			return CloseUnauthorized, "Unauthorized", false
+		case m.ID == "":
+			return CloseBadRequest, "Invalid message received: an operation needs an id", false
+		case c.active[m.ID]:
+			return CloseSubscriberInUse, "Subscriber for " + truncate(m.ID, 64) + " already exists", false
+		case c.maxOps > 0 && len(c.active) >= c.maxOps:
+			c.refuseLocked(m.ID)
+			return 0, "", true
+		}
+		c.active[m.ID] = true
+	}
+	return 0, "", false
+}
+
+// refuseLocked answers an operation over the concurrent cap with an error
+// of its own (RATE_LIMITED), as gqlgen would answer a failed one.
+func (c *socketConn) refuseLocked(id string) {
+	typ := "error"
+	payload := any([]map[string]any{{
+		"message":    fmt.Sprintf("too many operations on this socket: at most %d at once", c.maxOps),
+		"extensions": map[string]any{"code": "RATE_LIMITED"},
+	}})
+	if c.legacy {
+		payload = map[string]any{"message": fmt.Sprintf("too many operations on this socket: at most %d at once", c.maxOps)}
+	}
+	_ = c.inner.WriteJSON(map[string]any{"id": id, "type": typ, "payload": payload})
+	if c.legacy {
+		_ = c.inner.WriteJSON(map[string]any{"id": id, "type": "complete"})
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
