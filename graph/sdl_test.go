@@ -35,3 +35,28 @@ func TestExportedSchemaIsCurrent(t *testing.T) {
 		t.Fatal("the exported schema carries gqlgen directives")
 	}
 }
+
+// The README names every code a payload or a GraphQL error can carry, and
+// every outcome of an invite result.
+func TestREADMENamesEveryCodeAndOutcome(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	var missing []string
+	for _, c := range graph.AllErrorCode {
+		if !strings.Contains(readme, "`"+string(c)+"`") {
+			missing = append(missing, string(c))
+		}
+	}
+	for _, o := range graph.AllInviteOutcome {
+		if !strings.Contains(readme, "`"+string(o)+"`") {
+			missing = append(missing, string(o))
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("README.md does not name %v", missing)
+	}
+}
