@@ -143,7 +143,7 @@ func start(bin, dbURL string) *proc {
 	p.cmd.Env = append(os.Environ(), "ADDR="+addr, "DATABASE_URL="+dbURL, "ADMIT_SECRET_KEY="+secret,
 		"PUBLIC_URL=http://"+addr, "ADMIT_BOOTSTRAP_ORGANIZATION=Bench", "ADMIT_BOOTSTRAP_ADMIN_EMAIL="+admin,
 		"ADMIT_BOOTSTRAP_ADMIN_PASSWORD="+password, "JOIN_LIMIT_PER_LINK=1000000", "JOIN_LIMIT_PER_ADDRESS=1000000",
-		"METRICS_ADDR="+maddr)
+		"METRICS_ADDR="+maddr, "WS_MAX_SOCKETS_PER_USER=1000000")
 	out, _ := p.cmd.StderrPipe()
 	p.cmd.Stdout = io.Discard
 	if err := p.cmd.Start(); err != nil {

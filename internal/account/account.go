@@ -508,6 +508,26 @@ func (s *Service) Current(ctx context.Context, c *ent.Client, v *auth.Viewer) (*
 	return &cur, rows.Err()
 }
 
+// LiveSessions reports which of the sessions ids are still live: not
+// ended, not expired, their user active (for open websockets).
+func (s *Service) LiveSessions(ctx context.Context, c *ent.Client, ids []int) (map[int]bool, error) {
+	live, err := c.Session.Query().
+		Where(
+			session.IDIn(ids...),
+			session.ExpiresAtGT(s.Now()),
+			session.HasUserWith(user.StatusEQ(user.StatusACTIVE)),
+		).
+		IDs(rule.System(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("account.LiveSessions: %w", err)
+	}
+	out := make(map[int]bool, len(live))
+	for _, id := range live {
+		out[id] = true
+	}
+	return out, nil
+}
+
 // StartSession opens a session for u (after sign-in or acceptance).
 func (s *Service) StartSession(ctx context.Context, c *ent.Client, userID int) (string, *ent.Session, error) {
 	token, hash := s.Keys.NewToken(secret.Session)

@@ -195,6 +195,9 @@ func New(o Options) (*Server, error) {
 	if o.Broker != nil {
 		s.stopWatch = o.Broker.Watch(account.SessionTopic, s.sessionsEnded)
 	}
+	if o.Limits.WSSessionCheck > 0 {
+		go s.watchSessions()
+	}
 
 	gql := s.graphQL()
 	mux := http.NewServeMux()

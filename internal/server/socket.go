@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 
-	"admit/internal/account"
 	"admit/internal/auth"
 	"admit/internal/pubsub"
 )
@@ -41,8 +39,6 @@ type socket struct {
 	ctx    context.Context // ends when the connection's handler returns
 	cancel context.CancelFunc
 
-	kick chan struct{} // a session of the socket's user ended somewhere
-
 	mu     sync.Mutex
 	conn   *socketConn
 	viewer *auth.Viewer
@@ -63,7 +59,7 @@ func (s *Server) trackSockets(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		sock := &socket{srv: s, kick: make(chan struct{}, 1)}
+		sock := &socket{srv: s}
 		sock.ctx, sock.cancel = context.WithCancel(r.Context())
 		defer sock.release()
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), socketKey{}, sock)))
@@ -101,7 +97,6 @@ func (k *socket) authenticated(v *auth.Viewer) bool {
 	k.mu.Lock()
 	k.viewer = v
 	k.mu.Unlock()
-	go k.watchSession(v)
 	return true
 }
 
@@ -128,36 +123,70 @@ func (k *socket) release() {
 // theirs at once.
 func (s *Server) sessionsEnded(e pubsub.Event) {
 	s.socketsMu.Lock()
-	defer s.socketsMu.Unlock()
+	socks := make([]*socket, 0, len(s.userSockets[e.ObjectID]))
 	for k := range s.userSockets[e.ObjectID] {
-		select {
-		case k.kick <- struct{}{}:
-		default: // a check is already due
-		}
+		socks = append(socks, k)
+	}
+	s.socketsMu.Unlock()
+	if len(socks) > 0 {
+		go s.checkSessions(socks)
 	}
 }
 
-// watchSession closes the socket with 4403 once its session has ended:
-// at once when a sign-out or deactivation is announced (on any replica),
-// and at the latest after WSSessionCheck (expiry).
-func (k *socket) watchSession(v *auth.Viewer) {
-	s := k.srv
+// watchSessions closes, every WSSessionCheck, the sockets whose session
+// has ended (expiry, or an end announced while a replica's listener was
+// down). One goroutine and one query per 1,000 sockets serve them all, so
+// an idle socket costs no goroutine or timer of its own.
+func (s *Server) watchSessions() {
 	tick := time.NewTicker(s.opts.Limits.WSSessionCheck)
 	defer tick.Stop()
 	for {
 		select {
-		case <-k.ctx.Done():
+		case <-s.base.Done():
 			return
 		case <-tick.C:
-		case <-k.kick:
 		}
-		_, err := s.opts.Accounts.Current(k.ctx, s.opts.DB.Client, v)
-		switch {
-		case errors.Is(err, account.ErrInvalidSession):
-			k.closeWith(CloseForbidden, "Forbidden: the session has ended")
+		s.socketsMu.Lock()
+		var socks []*socket
+		for _, byUser := range s.userSockets {
+			for k := range byUser {
+				socks = append(socks, k)
+			}
+		}
+		s.socketsMu.Unlock()
+		s.checkSessions(socks)
+	}
+}
+
+// checkSessions closes with 4403 each socket whose session is no longer
+// live.
+func (s *Server) checkSessions(socks []*socket) {
+	for start := 0; start < len(socks); start += 1000 {
+		part := socks[start:min(start+1000, len(socks))]
+		ids := make([]int, 0, len(part))
+		viewers := make([]*auth.Viewer, len(part))
+		for i, k := range part {
+			k.mu.Lock()
+			viewers[i] = k.viewer
+			k.mu.Unlock()
+			if viewers[i] != nil {
+				ids = append(ids, viewers[i].SessionID)
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		live, err := s.opts.Accounts.LiveSessions(s.base, s.opts.DB.Client, ids)
+		if err != nil {
+			if s.base.Err() == nil {
+				s.opts.Log.Warn("websocket session check failed", "error", err)
+			}
 			return
-		case err != nil && k.ctx.Err() == nil:
-			s.opts.Log.WarnContext(k.ctx, "websocket session check failed", "error", err)
+		}
+		for i, k := range part {
+			if v := viewers[i]; v != nil && !live[v.SessionID] {
+				k.closeWith(CloseForbidden, "Forbidden: the session has ended")
+			}
 		}
 	}
 }
