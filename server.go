@@ -154,10 +154,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	events := &eventlog.Log{Broker: broker, Dialect: d.Dialect, Now: now}
 	invites := &invite.Service{Keys: keys, Now: now, Broker: broker, ResendCooldown: cfg.ResendCooldown, Dialect: d.Dialect, Events: events}
 	workspaces := &workspace.Service{Keys: keys, Now: now, Invites: invites, Events: events}
+	// The outbox's fair share: on PostgreSQL a pool of its own, so requests
+	// that take every connection of the main pool cannot starve it; on
+	// SQLite (one writer) its writes get every other turn (db.WithPriority).
+	outboxClient := d.Client
+	if d.Dialect == dialect.Postgres {
+		od, err := db.Open(cfg.DatabaseURL)
+		if err != nil {
+			return err
+		}
+		defer od.Close()
+		od.SQL.SetMaxOpenConns(cfg.OutboxConcurrency + 1)
+		od.SQL.SetMaxIdleConns(cfg.OutboxConcurrency + 1)
+		outboxClient = od.Client
+	}
 	worker := &outbox.Worker{
 		Concurrency:     cfg.OutboxConcurrency,
 		MaxAge:          cfg.OutboxMaxAge,
-		Client:          d.Client,
+		Client:          outboxClient,
 		Dialect:         d.Dialect,
 		Sender:          sender,
 		Invites:         invites,

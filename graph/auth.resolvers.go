@@ -16,7 +16,7 @@ import (
 
 // SignIn is the resolver for the signIn field.
 func (r *mutationResolver) SignIn(ctx context.Context, input SignInInput) (*SignInPayload, error) {
-	attempt, err := signInAttempt(ctx)
+	attempt, err := signInAttempt(ctx, "signIn")
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +94,17 @@ func (r *mutationResolver) ChangePassword(ctx context.Context, input ChangePassw
 	if v == nil {
 		return nil, rule.ErrUnauthenticated
 	}
-	err := r.accounts.ChangePassword(ctx, r.db(ctx), v, input.CurrentPassword, input.NewPassword)
+	attempt, err := signInAttempt(ctx, "changePassword")
+	if err != nil {
+		return nil, err
+	}
+	if !attempt.Allowed {
+		return &ChangePasswordPayload{Errors: []*UserError{rateLimitedError(attempt.RetryAfter)}}, nil
+	}
+	err = r.accounts.ChangePassword(ctx, r.db(ctx), v, input.CurrentPassword, input.NewPassword)
+	if err == nil {
+		attempt.Succeeded = true
+	}
 	if ue := passwordError(err); ue != nil {
 		if ue.Code == ErrorCodePasswordTooWeak {
 			ue.Field = ptr("input.newPassword")

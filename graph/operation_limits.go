@@ -104,8 +104,8 @@ func rootFields(set ast.SelectionSet, out []*ast.Field, depth int) []*ast.Field 
 	return out
 }
 
-// SignInThrottle counts each signIn of a mutation against the sign-in
-// limits before the mutation's transaction opens, with the plain client,
+// SignInThrottle counts each signIn (and changePassword) of a mutation
+// against the sign-in limits before the mutation's transaction opens, with the plain client,
 // so the count survives the rollback of a refused sign-in and is shared
 // by every replica. The resolver reads the verdict from the context.
 type SignInThrottle struct {
@@ -127,27 +127,27 @@ func (SignInThrottle) Validate(graphql.ExecutableSchema) error { return nil }
 
 type signInKey struct{}
 
-// signInAttempts are the attempts counted for the operation's signIn
-// fields, in order.
+// signInAttempts are the attempts counted for the operation's password
+// checks (signIn, changePassword), per field, in order.
 type signInAttempts struct {
-	mu   sync.Mutex
-	list []*account.SignInAttempt
-	err  error
+	mu      sync.Mutex
+	byField map[string][]*account.SignInAttempt
+	err     error
 }
 
-// next hands the resolver the attempt counted for it.
-func (a *signInAttempts) next() (*account.SignInAttempt, error) {
+// next hands the resolver of field the attempt counted for it.
+func (a *signInAttempts) next(field string) (*account.SignInAttempt, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.err != nil {
 		return nil, a.err
 	}
-	if len(a.list) == 0 {
-		return nil, fmt.Errorf("graph: signIn was not counted")
+	l := a.byField[field]
+	if len(l) == 0 {
+		return nil, fmt.Errorf("graph: %s was not counted", field)
 	}
-	at := a.list[0]
-	a.list = a.list[1:]
-	return at, nil
+	a.byField[field] = l[1:]
+	return l[0], nil
 }
 
 // InterceptOperation implements graphql.OperationInterceptor.
@@ -156,24 +156,37 @@ func (t SignInThrottle) InterceptOperation(ctx context.Context, next graphql.Ope
 	if oc.Operation == nil || oc.Operation.Operation != ast.Mutation {
 		return next(ctx)
 	}
-	attempts := &signInAttempts{}
+	attempts := &signInAttempts{byField: map[string][]*account.SignInAttempt{}}
+	var all []*account.SignInAttempt
 	for _, f := range rootFields(oc.Operation.SelectionSet, nil, 0) {
-		if f.Name != "signIn" {
+		var a *account.SignInAttempt
+		var err error
+		switch f.Name {
+		case "signIn":
+			input, _ := f.ArgumentMap(oc.Variables)["input"].(map[string]any)
+			email, _ := input["email"].(string)
+			a, err = t.Accounts.BeginSignIn(ctx, t.Client, email, auth.ClientIP(ctx))
+		case "changePassword":
+			// A stolen session must not turn into unlimited guesses at
+			// the current password either.
+			v := auth.FromContext(ctx)
+			if v == nil {
+				continue // refused UNAUTHENTICATED by the resolver
+			}
+			a, err = t.Accounts.BeginPasswordCheck(ctx, t.Client, v.UserID, auth.ClientIP(ctx))
+		default:
 			continue
 		}
-		input, _ := f.ArgumentMap(oc.Variables)["input"].(map[string]any)
-		email, _ := input["email"].(string)
-		a, err := t.Accounts.BeginSignIn(ctx, t.Client, email, auth.ClientIP(ctx))
 		if err != nil {
 			attempts.err = err
 			break
 		}
-		attempts.list = append(attempts.list, a)
+		attempts.byField[f.Name] = append(attempts.byField[f.Name], a)
+		all = append(all, a)
 	}
-	if attempts.err == nil && len(attempts.list) == 0 {
+	if attempts.err == nil && len(all) == 0 {
 		return next(ctx)
 	}
-	all := slices.Clone(attempts.list)
 	h := next(context.WithValue(ctx, signInKey{}, attempts))
 	var once sync.Once
 	return func(ctx context.Context) *graphql.Response {
@@ -191,11 +204,12 @@ func (t SignInThrottle) InterceptOperation(ctx context.Context, next graphql.Ope
 	}
 }
 
-// signInAttempt returns the attempt SignInThrottle counted for this signIn.
-func signInAttempt(ctx context.Context) (*account.SignInAttempt, error) {
+// signInAttempt returns the attempt SignInThrottle counted for this field
+// (signIn or changePassword).
+func signInAttempt(ctx context.Context, field string) (*account.SignInAttempt, error) {
 	a, _ := ctx.Value(signInKey{}).(*signInAttempts)
 	if a == nil {
-		return nil, fmt.Errorf("graph: signIn outside SignInThrottle")
+		return nil, fmt.Errorf("graph: %s outside SignInThrottle", field)
 	}
-	return a.next()
+	return a.next(field)
 }

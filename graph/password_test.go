@@ -182,3 +182,31 @@ func TestSignOutEverywhere(t *testing.T) {
 		e.Do(tok, meQuery, nil).MustFail("UNAUTHENTICATED")
 	}
 }
+
+// A stolen session cannot guess the current password without limit.
+func TestChangePasswordGuessesAreLimited(t *testing.T) {
+	t.Parallel()
+	e := testutil.New(t)
+	org := e.NewOrg("Acme")
+	const q = `mutation($c: String!) { changePassword(input: {currentPassword: $c, newPassword: "a brand new passphrase"}) { done errors { code field retryAfter } } }`
+	change := func(cur string) codedPayload {
+		var out struct{ ChangePassword codedPayload }
+		e.Do(org.AdminToken, q, map[string]any{"c": cur}).MustData(&out)
+		return out.ChangePassword
+	}
+	for i := range 10 {
+		if got := change("wrong guess " + string(rune('a'+i))).code(); got != "INVALID_CREDENTIALS" {
+			t.Fatalf("guess %d: got %q", i+1, got)
+		}
+	}
+	if p := change(org.AdminPassword); p.Done || p.code() != "RATE_LIMITED" || p.Errors[0].RetryAfter == nil {
+		t.Fatalf("after 10 wrong guesses: want RATE_LIMITED even for the right password, got %+v", p)
+	}
+	e.Clock.Advance(15*time.Minute + time.Second)
+	admin := e.SignIn(org.AdminEmail, org.AdminPassword)
+	var out struct{ ChangePassword codedPayload }
+	e.Do(admin, q, map[string]any{"c": org.AdminPassword}).MustData(&out)
+	if !out.ChangePassword.Done {
+		t.Fatalf("after the window: %+v", out.ChangePassword)
+	}
+}

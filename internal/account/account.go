@@ -120,6 +120,32 @@ func (s *Service) BeginSignIn(ctx context.Context, c *ent.Client, email, ip stri
 	return a, nil
 }
 
+// BeginPasswordCheck counts a check of a signed-in user's current password
+// (changePassword) like a sign-in: against the user (PerAccount) and the
+// client address (PerAddress). Settle it with EndSignIn.
+func (s *Service) BeginPasswordCheck(ctx context.Context, c *ent.Client, userID int, ip string) (*SignInAttempt, error) {
+	l := s.SignInLimits
+	a := &SignInAttempt{
+		Allowed:    true,
+		accountKey: fmt.Sprintf("password:user:%d", userID),
+		addressKey: "signin:address:" + throttle.Address(ip),
+	}
+	for _, k := range []struct {
+		key   string
+		limit int
+	}{{a.addressKey, l.PerAddress}, {a.accountKey, l.PerAccount}} {
+		ok, wait, err := s.throttle().Hit(ctx, c, k.key, k.limit, l.Window)
+		if err != nil {
+			return nil, fmt.Errorf("account.BeginPasswordCheck: %w", err)
+		}
+		if !ok {
+			a.Allowed, a.RetryAfter = false, wait
+			return a, nil
+		}
+	}
+	return a, nil
+}
+
 // EndSignIn settles an attempt after its mutation ended (c is again the
 // plain client): a successful sign-in clears the account's failures and
 // takes its attempt back from the client address, so only failures count.
