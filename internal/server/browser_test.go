@@ -294,3 +294,33 @@ func TestBrowserJoinPages(t *testing.T) {
 	waitText(t, ctx, "summary", "Your address is confirmed")
 	w.pendingID(t, "cy@example.com")
 }
+
+// A password reset email's link, opened in a browser: choose a new
+// password, and it signs in.
+func TestBrowserResetPassword(t *testing.T) {
+	t.Parallel()
+	ctx := browser(t)
+	e := testutil.New(t)
+	org := e.NewOrg("Acme")
+	base := serveHTTP(t, e)
+	if r := e.Do("", `mutation($e: String!) { requestPasswordReset(input: {email: $e}) { accepted errors { code } } }`, map[string]any{"e": org.AdminEmail}); len(r.Errors) > 0 {
+		t.Fatal(string(r.Body))
+	}
+	e.Deliver()
+	msgs := e.Mail.To(org.AdminEmail)
+	if len(msgs) == 0 {
+		t.Fatal("no reset email")
+	}
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/reset-password?token="+testutil.TokenIn(t, msgs[len(msgs)-1])),
+		chromedp.WaitVisible(chromedp.ID("form")),
+		fill(map[string]string{"password": "a brand new password"}, "#form button"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "message", "Your password is changed")
+	if token := e.SignIn(org.AdminEmail, "a brand new password"); token == "" {
+		t.Fatal("the new password does not sign in")
+	}
+}

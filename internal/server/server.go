@@ -210,6 +210,8 @@ func New(o Options) (*Server, error) {
 	mux.Handle("GET /page.js", acceptPage("page.js", "text/javascript; charset=utf-8"))
 	mux.Handle("GET /join", acceptPage("join.html", "text/html; charset=utf-8"))
 	mux.Handle("GET /join.js", acceptPage("join.js", "text/javascript; charset=utf-8"))
+	mux.Handle("GET /reset-password", acceptPage("reset-password.html", "text/html; charset=utf-8"))
+	mux.Handle("GET /reset-password.js", acceptPage("reset-password.js", "text/javascript; charset=utf-8"))
 	mux.Handle("GET /workspaces/join", acceptPage("workspace-join.html", "text/html; charset=utf-8"))
 	mux.Handle("GET /workspaces/join.js", acceptPage("workspace-join.js", "text/javascript; charset=utf-8"))
 	mux.Handle("GET /workspaces/request", acceptPage("workspace-request.html", "text/html; charset=utf-8"))
