@@ -115,6 +115,11 @@ func Open(rawURL string) (*DB, error) {
 		d.SQLitePath = file
 		d.sqlite = newSQLiteConnector(dsn)
 		sdb = sql.OpenDB(d.sqlite)
+		// Keep readers' connections: database/sql keeps two idle by
+		// default, so a burst of concurrent reads (many subscribers
+		// loading one event's edges) opened and closed a connection each,
+		// and opening one (its pragmas) cost more than the query.
+		sdb.SetMaxIdleConns(20)
 	}
 	d.SQL = sdb
 	d.Client = ent.NewClient(ent.Driver(entsql.OpenDB(d.Dialect, sdb)))

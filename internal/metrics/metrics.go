@@ -38,6 +38,7 @@ type Metrics struct {
 
 	mu    sync.Mutex
 	names map[string]bool // operation names seen, bounded
+	seen  sync.Map        // the same names, for lock-free reads
 }
 
 // maxOperationNames bounds the operation label: names are chosen by
@@ -192,6 +193,9 @@ func (m *Metrics) operationName(name string) string {
 	}) >= 0 {
 		return "other"
 	}
+	if _, ok := m.seen.Load(name); ok {
+		return name // the common case, without the lock every response would take
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.names[name] {
@@ -201,6 +205,7 @@ func (m *Metrics) operationName(name string) string {
 		return "other"
 	}
 	m.names[name] = true
+	m.seen.Store(name, struct{}{})
 	return name
 }
 

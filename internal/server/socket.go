@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"sync"
 	"time"
 
@@ -306,18 +307,42 @@ type wireMsg struct {
 }
 
 // WriteJSON passes gqlgen's messages on and notes which operations ended.
+// It reads the message's id and type from gqlgen's struct rather than
+// encoding it twice: this runs for every event of every subscriber.
 func (c *socketConn) WriteJSON(v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
+	id, typ, ok := messageHeader(v)
+	if !ok {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		var m wireMsg
+		_ = json.Unmarshal(b, &m)
+		id, typ, v = m.ID, m.Type, json.RawMessage(b)
 	}
-	var m wireMsg
-	if json.Unmarshal(b, &m) == nil && m.ID != "" && (m.Type == "complete" || m.Type == "error") {
+	if id != "" && (typ == "complete" || typ == "error") {
 		c.mu.Lock()
-		delete(c.active, m.ID)
+		delete(c.active, id)
 		c.mu.Unlock()
 	}
-	return c.inner.WriteJSON(json.RawMessage(b))
+	return c.inner.WriteJSON(v)
+}
+
+// messageHeader reads ID and Type from gqlgen's message structs (both
+// subprotocols name them so), without encoding them.
+func messageHeader(v any) (id, typ string, ok bool) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer {
+		rv = rv.Elem()
+	}
+	if rv.Kind() != reflect.Struct {
+		return "", "", false
+	}
+	idf, tf := rv.FieldByName("ID"), rv.FieldByName("Type")
+	if idf.Kind() != reflect.String || tf.Kind() != reflect.String {
+		return "", "", false
+	}
+	return idf.String(), tf.String(), true
 }
 
 // clientTypes are the messages a client may send, per subprotocol.

@@ -50,9 +50,9 @@ func evDo(t *testing.T, e *testutil.Env, token, q string, vars map[string]any) m
 	return out
 }
 
-func newEvWorld(t *testing.T) *evWorld {
+func newEvWorld(t *testing.T, opts ...testutil.Option) *evWorld {
 	t.Helper()
-	e := testutil.New(t)
+	e := testutil.New(t, opts...)
 	org := e.NewOrg("Acme")
 	e.NewUser(org, "owner@acme.test", org.MemberRoleID)
 	w := &evWorld{e: e, org: org, ownerToken: e.SignIn("owner@acme.test", testutil.DefaultPassword)}
