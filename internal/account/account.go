@@ -26,6 +26,7 @@ import (
 	"admit/internal/rule"
 	"admit/internal/secret"
 	"admit/internal/throttle"
+	"admit/internal/txn"
 )
 
 // Errors of sign-in. Both wrong email and wrong password give
@@ -297,7 +298,7 @@ func (s *Service) sessionsEnded(ctx context.Context, orgID, userID int) {
 	publish := func() {
 		s.Broker.Publish(pubsub.Event{Topic: SessionTopic, OrgID: orgID, Kind: "ENDED", ObjectID: userID, At: s.Now()})
 	}
-	afterCommit(ctx, publish)
+	txn.AfterCommit(ctx, publish)
 }
 
 // NewOrganization describes an organization and its first admin.

@@ -18,6 +18,7 @@ import (
 	"admit/internal/rule"
 	"admit/internal/secret"
 	"admit/internal/throttle"
+	"admit/internal/txn"
 )
 
 // TemplatePasswordReset names the outbox message carrying a reset link.
@@ -95,7 +96,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, c *ent.Client, email
 		}
 	}
 	if len(users) > 0 && s.Kick != nil {
-		afterCommit(ctx, s.Kick)
+		txn.AfterCommit(ctx, s.Kick)
 	}
 	return 0, nil
 }
@@ -205,24 +206,6 @@ func (s *Service) SignOutEverywhere(ctx context.Context, c *ent.Client, v *auth.
 	}
 	s.sessionsEnded(ctx, v.OrgID, v.UserID)
 	return n, nil
-}
-
-// afterCommit runs fn once the transaction in ctx commits, or now.
-func afterCommit(ctx context.Context, fn func()) {
-	tx := ent.TxFromContext(ctx)
-	if tx == nil {
-		fn()
-		return
-	}
-	tx.OnCommit(func(next ent.Committer) ent.Committer {
-		return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
-			if err := next.Commit(ctx, tx); err != nil {
-				return err
-			}
-			fn()
-			return nil
-		})
-	})
 }
 
 // Refusals of the operator commands.

@@ -23,6 +23,7 @@ import (
 	"admit/internal/pubsub"
 	"admit/internal/rule"
 	"admit/internal/secret"
+	"admit/internal/txn"
 )
 
 // Result codes for one address (the GraphQL ErrorCode names).
@@ -168,10 +169,10 @@ func (s *Service) Invite(ctx context.Context, c *ent.Client, req Request) (*Outc
 	}
 	if n := out.Count(""); n > 0 {
 		if s.Kick != nil {
-			afterCommit(ctx, s.Kick)
+			txn.AfterCommit(ctx, s.Kick)
 		}
 		if s.Invited != nil {
-			afterCommit(ctx, func() { s.Invited(string(req.Source), n) })
+			txn.AfterCommit(ctx, func() { s.Invited(string(req.Source), n) })
 		}
 	}
 	return out, nil
@@ -360,32 +361,13 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// afterCommit runs fn once the transaction in ctx commits, or now when
-// there is none: events and wake-ups must never announce rolled-back work.
-func afterCommit(ctx context.Context, fn func()) {
-	tx := ent.TxFromContext(ctx)
-	if tx == nil {
-		fn()
-		return
-	}
-	tx.OnCommit(func(next ent.Committer) ent.Committer {
-		return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
-			if err := next.Commit(ctx, tx); err != nil {
-				return err
-			}
-			fn()
-			return nil
-		})
-	})
-}
-
 // publish announces an invitation event after commit.
 func (s *Service) publish(ctx context.Context, orgID, invitationID int, kind string) {
 	if s.Broker == nil {
 		return
 	}
 	at := s.Now()
-	afterCommit(ctx, func() {
+	txn.AfterCommit(ctx, func() {
 		s.Broker.Publish(pubsub.Event{Topic: "invitation", OrgID: orgID, Kind: kind, ObjectID: invitationID, At: at})
 	})
 }

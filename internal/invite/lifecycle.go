@@ -20,6 +20,7 @@ import (
 	"admit/internal/password"
 	"admit/internal/rule"
 	"admit/internal/secret"
+	"admit/internal/txn"
 )
 
 // UserError is a refusal the caller can act on, reported in a payload.
@@ -411,7 +412,7 @@ func (s *Service) Resend(ctx context.Context, c *ent.Client, id int) (*ent.Invit
 		return nil, err
 	}
 	if s.Kick != nil {
-		afterCommit(ctx, s.Kick)
+		txn.AfterCommit(ctx, s.Kick)
 	}
 	return inv, nil
 }
@@ -495,7 +496,7 @@ func (s *Service) RetryDeliveries(ctx context.Context, c *ent.Client, ids []int)
 		return 0, fmt.Errorf("invite.RetryDeliveries: %w", err)
 	}
 	if n > 0 && s.Kick != nil {
-		afterCommit(ctx, s.Kick)
+		txn.AfterCommit(ctx, s.Kick)
 	}
 	return n, nil
 }

@@ -21,6 +21,7 @@ import (
 	"admit/internal/ratelimit"
 	"admit/internal/rule"
 	"admit/internal/secret"
+	"admit/internal/txn"
 )
 
 // TemplateAccountExists names the message sent when someone joins through a
@@ -367,7 +368,7 @@ func (s *Service) joinInvitation(ctx context.Context, c *ent.Client, link *ent.I
 
 func (s *Service) kickAfterCommit(ctx context.Context) {
 	if s.Kick != nil {
-		afterCommit(ctx, s.Kick)
+		txn.AfterCommit(ctx, s.Kick)
 	}
 }
 

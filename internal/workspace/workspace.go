@@ -22,6 +22,7 @@ import (
 	"admit/internal/invite"
 	"admit/internal/rule"
 	"admit/internal/secret"
+	"admit/internal/txn"
 )
 
 // Service holds what the workspace paths need.
@@ -199,23 +200,9 @@ func (s *Service) joinRequestEvent(ctx context.Context, jr *ent.JoinRequest, kin
 }
 
 func (s *Service) kickAfterCommit(ctx context.Context) {
-	if s.Kick == nil {
-		return
+	if s.Kick != nil {
+		txn.AfterCommit(ctx, s.Kick)
 	}
-	tx := ent.TxFromContext(ctx)
-	if tx == nil {
-		s.Kick()
-		return
-	}
-	tx.OnCommit(func(next ent.Committer) ent.Committer {
-		return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
-			if err := next.Commit(ctx, tx); err != nil {
-				return err
-			}
-			s.Kick()
-			return nil
-		})
-	})
 }
 
 func cleanName(name, field string) (string, error) {
