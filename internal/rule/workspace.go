@@ -117,26 +117,22 @@ func RequireAdminOrOwner(ctx context.Context, c *ent.Client, what string) error 
 // FilterWorkspacesToMembers hides workspaces from non-admins who are not
 // their members.
 func FilterWorkspacesToMembers() privacy.QueryRule {
-	return privacy.FilterFunc(func(ctx context.Context, f privacy.Filter) error {
-		v := auth.FromContext(ctx)
-		if v == nil {
-			return ErrUnauthenticated
-		}
-		if v.Admin {
-			return privacy.Skip
-		}
-		wf, ok := f.(*ent.WorkspaceFilter)
-		if !ok {
-			return privacy.Denyf("rule: %T is not a workspace filter", f)
-		}
-		wf.WhereHasMembersWith(membership.UserID(v.UserID))
-		return privacy.Skip
+	return filterNonAdmins(func(f *ent.WorkspaceFilter, v *auth.Viewer) {
+		f.WhereHasMembersWith(membership.UserID(v.UserID))
 	})
 }
 
 // FilterMembershipsToMembers lets non-admins see only the memberships of
 // workspaces they are members of.
 func FilterMembershipsToMembers() privacy.QueryRule {
+	return filterNonAdmins(func(f *ent.MembershipFilter, v *auth.Viewer) {
+		f.WhereHasWorkspaceWith(workspace.HasMembersWith(membership.UserID(v.UserID)))
+	})
+}
+
+// filterNonAdmins is a query rule that lets admins see everything and
+// narrows what everyone else signed in sees with apply.
+func filterNonAdmins[F privacy.Filter](apply func(F, *auth.Viewer)) privacy.QueryRule {
 	return privacy.FilterFunc(func(ctx context.Context, f privacy.Filter) error {
 		v := auth.FromContext(ctx)
 		if v == nil {
@@ -145,11 +141,11 @@ func FilterMembershipsToMembers() privacy.QueryRule {
 		if v.Admin {
 			return privacy.Skip
 		}
-		mf, ok := f.(*ent.MembershipFilter)
+		tf, ok := f.(F)
 		if !ok {
-			return privacy.Denyf("rule: %T is not a membership filter", f)
+			return privacy.Denyf("rule: %T is not the filter this rule narrows", f)
 		}
-		mf.WhereHasWorkspaceWith(workspace.HasMembersWith(membership.UserID(v.UserID)))
+		apply(tf, v)
 		return privacy.Skip
 	})
 }
@@ -178,20 +174,8 @@ func FilterJoinRequestsToDeciders() privacy.QueryRule {
 // FilterInvitationsToManagers shows admins every invitation and a
 // workspace's owners the invitations into their workspace.
 func FilterInvitationsToManagers() privacy.QueryRule {
-	return privacy.FilterFunc(func(ctx context.Context, f privacy.Filter) error {
-		v := auth.FromContext(ctx)
-		if v == nil {
-			return ErrUnauthenticated
-		}
-		if v.Admin {
-			return privacy.Skip
-		}
-		inf, ok := f.(*ent.InvitationFilter)
-		if !ok {
-			return privacy.Denyf("rule: %T is not an invitation filter", f)
-		}
-		inf.WhereHasWorkspaceWith(ownedBy(v))
-		return privacy.Skip
+	return filterNonAdmins(func(f *ent.InvitationFilter, v *auth.Viewer) {
+		f.WhereHasWorkspaceWith(ownedBy(v))
 	})
 }
 
