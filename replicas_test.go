@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -108,19 +107,7 @@ func TestWorkspaceEventsReachEveryReplica(t *testing.T) {
 		t.Skip("replicas share events through PostgreSQL; runs in the PostgreSQL pass (TEST_DATABASE_URL)")
 	}
 	dbURL := testutil.DatabaseURL(t)
-	env := map[string]string{
-		"DATABASE_URL":                   dbURL,
-		"ADMIT_SECRET_KEY":               "0123456789abcdef0123456789abcdef-replicas",
-		"ADMIT_BOOTSTRAP_ORGANIZATION":   "Initech",
-		"ADMIT_BOOTSTRAP_ADMIN_EMAIL":    "peter@initech.test",
-		"ADMIT_BOOTSTRAP_ADMIN_PASSWORD": "tps reports 42",
-	}
-	var a, b *instance
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); a = start(t, copyEnv(env)) }()
-	go func() { defer wg.Done(); b = start(t, copyEnv(env)) }()
-	wg.Wait()
+	a, b := startReplicas(t, dbURL)
 	token := post(t, a.url, "", `mutation { signIn(input: {email: "peter@initech.test", password: "tps reports 42"}) { token } }`)["signIn"].(map[string]any)["token"].(string)
 	ws := post(t, a.url, token, `mutation { createWorkspace(input: {name: "Deals", type: FLOW}) { workspace { id } } }`)["createWorkspace"].(map[string]any)["workspace"].(map[string]any)["id"].(string)
 	link := post(t, a.url, token, `mutation { updateWorkspaceLink(input: {workspaceID: "`+ws+`", enabled: true}) { link { url } } }`)["updateWorkspaceLink"].(map[string]any)["link"].(map[string]any)["url"].(string)

@@ -139,20 +139,8 @@ func TestFirstRunPrintsAWorkingSignInAndRestartsKeepSessions(t *testing.T) {
 
 func TestTwoServersShareOneDatabase(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{
-		"DATABASE_URL":                   testutil.DatabaseURL(t),
-		"ADMIT_SECRET_KEY":               "0123456789abcdef0123456789abcdef-shared",
-		"ADMIT_BOOTSTRAP_ORGANIZATION":   "Initech",
-		"ADMIT_BOOTSTRAP_ADMIN_EMAIL":    "peter@initech.test",
-		"ADMIT_BOOTSTRAP_ADMIN_PASSWORD": "tps reports 42",
-	}
 	// Both start at once: migration and bootstrap must happen exactly once.
-	var a, b *instance
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); a = start(t, copyEnv(env)) }()
-	go func() { defer wg.Done(); b = start(t, copyEnv(env)) }()
-	wg.Wait()
+	a, b := startReplicas(t, testutil.DatabaseURL(t))
 	if n := strings.Count(a.out.String()+b.out.String(), "First run"); n != 1 {
 		t.Fatalf("%d servers bootstrapped, want 1:\n%s\n%s", n, a.out, b.out)
 	}
@@ -169,6 +157,25 @@ func TestTwoServersShareOneDatabase(t *testing.T) {
 	if roles["totalCount"] != float64(1) {
 		t.Fatalf("role created on one server, seen %v times on the other", roles["totalCount"])
 	}
+}
+
+// startReplicas starts two servers at once on dbURL with one secret and the
+// bootstrap admin peter@initech.test ("tps reports 42").
+func startReplicas(t *testing.T, dbURL string) (a, b *instance) {
+	t.Helper()
+	env := map[string]string{
+		"DATABASE_URL":                   dbURL,
+		"ADMIT_SECRET_KEY":               "0123456789abcdef0123456789abcdef-shared",
+		"ADMIT_BOOTSTRAP_ORGANIZATION":   "Initech",
+		"ADMIT_BOOTSTRAP_ADMIN_EMAIL":    "peter@initech.test",
+		"ADMIT_BOOTSTRAP_ADMIN_PASSWORD": "tps reports 42",
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a = start(t, copyEnv(env)) }()
+	go func() { defer wg.Done(); b = start(t, copyEnv(env)) }()
+	wg.Wait()
+	return a, b
 }
 
 func copyEnv(m map[string]string) map[string]string {
