@@ -20,6 +20,7 @@ import (
 	"admit/ent/membership"
 	"admit/ent/user"
 	"admit/internal/address"
+	"admit/internal/apperr"
 	"admit/internal/auth"
 	"admit/internal/invite"
 	"admit/internal/rule"
@@ -470,7 +471,7 @@ func (s *Service) decidable(ctx context.Context, c *ent.Client, id int) (*ent.Jo
 		return nil, rule.Forbidden("you cannot decide your own join request")
 	}
 	if jr.Status != joinrequest.StatusPENDING {
-		return nil, conflictError{"this join request was already " + strings.ToLower(string(jr.Status))}
+		return nil, apperr.New(apperr.Conflict, "this join request was already "+strings.ToLower(string(jr.Status)))
 	}
 	if jr.Edges.Workspace.ArchivedAt != nil {
 		return nil, userErr(ErrArchived.Code, "input.id", ErrArchived.Message)
@@ -491,7 +492,7 @@ func (s *Service) decide(ctx context.Context, c *ent.Client, jr *ent.JoinRequest
 	set(up)
 	decided, err := up.Save(ctx)
 	if ent.IsNotFound(err) {
-		return nil, conflictError{"this join request was decided by someone else a moment ago"}
+		return nil, apperr.New(apperr.Conflict, "this join request was decided by someone else a moment ago")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("workspace: decide %d: %w", jr.ID, err)

@@ -17,6 +17,7 @@ import (
 	"admit/ent"
 	"admit/ent/membership"
 	"admit/ent/workspace"
+	"admit/internal/apperr"
 	"admit/internal/auth"
 	"admit/internal/eventlog"
 	"admit/internal/invite"
@@ -220,15 +221,4 @@ func clip(s string, n int) string {
 	return string([]rune(s)[:n])
 }
 
-type notFoundError struct{ what string }
-
-func (e notFoundError) Error() string     { return e.what + " not found" }
-func (e notFoundError) ErrorCode() string { return "NOT_FOUND" }
-
-func notFound(what string) error { return notFoundError{what} }
-
-// conflictError is the answer to the loser of a race (two approvers at once).
-type conflictError struct{ msg string }
-
-func (e conflictError) Error() string     { return e.msg }
-func (e conflictError) ErrorCode() string { return "CONFLICT" }
+func notFound(what string) error { return apperr.New(apperr.NotFound, what+" not found") }
