@@ -10,7 +10,6 @@ import (
 	"admit/ent/invitation"
 	"admit/ent/joinrequest"
 	"admit/ent/membership"
-	"admit/ent/predicate"
 	"admit/ent/privacy"
 	"admit/ent/workspace"
 	"admit/internal/account"
@@ -110,7 +109,7 @@ func (r *Resolver) workspaceResults(ctx context.Context, c *ent.Client, results 
 	}
 	byID := map[int]*ent.Invitation{}
 	if len(ids) > 0 && selects(ctx, "results", "invitation") {
-		invs, err := c.Invitation.Query().Where(invitationIDIn(ids)).All(ctx)
+		invs, err := c.Invitation.Query().Where(invitation.IDIn(ids...)).All(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -308,5 +307,3 @@ func (r *Resolver) loadMembershipEvent(ctx context.Context, e eventlog.Event) (*
 }
 
 func isDenied(err error) bool { return err != nil && errors.Is(err, privacy.Deny) }
-
-func invitationIDIn(ids []int) predicate.Invitation { return invitation.IDIn(ids...) }

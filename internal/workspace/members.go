@@ -10,6 +10,7 @@ import (
 	"admit/ent/membership"
 	"admit/ent/user"
 	"admit/ent/workspace"
+	"admit/internal/address"
 	"admit/internal/auth"
 	"admit/internal/invite"
 	"admit/internal/rule"
@@ -122,7 +123,7 @@ func (s *Service) InviteMembers(ctx context.Context, c *ent.Client, in MembersIn
 			results = append(results, r)
 			continue
 		}
-		norm, _, perr := addressParse(email)
+		norm, _, perr := address.Parse(email)
 		if perr == nil {
 			existing, err := c.User.Query().Where(user.OrganizationID(v.OrgID), user.Email(norm)).Only(sys)
 			if err != nil && !ent.IsNotFound(err) {

@@ -519,5 +519,3 @@ func cmpOr(a, b string) string {
 	}
 	return b
 }
-
-func addressParse(s string) (string, string, error) { return address.Parse(s) }
