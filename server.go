@@ -44,6 +44,7 @@ import (
 	"admit/internal/ratelimit"
 	"admit/internal/secret"
 	"admit/internal/server"
+	"admit/internal/sms"
 	"admit/internal/telemetry"
 	"admit/internal/workspace"
 )
@@ -174,6 +175,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Client:          outboxClient,
 		Dialect:         d.Dialect,
 		Sender:          sender,
+		SMS:             newSMSSender(cfg, log),
 		Invites:         invites,
 		Broker:          broker,
 		Log:             log,
@@ -463,6 +465,22 @@ func newSender(cfg config.Config, log *slog.Logger) (mail.Sender, error) {
 		return nil, fmt.Errorf("SMTP_URL: %w", err)
 	}
 	return s, nil
+}
+
+// newSMSSender sends through Twilio when TWILIO_ACCOUNT_SID is set, else
+// prints texts to the log.
+func newSMSSender(cfg config.Config, log *slog.Logger) sms.Sender {
+	if cfg.TwilioAccountSID == "" {
+		log.Info("TWILIO_ACCOUNT_SID is not set: text messages are printed to this log and kept in the outbox")
+		return sms.LogSender{Log: log}
+	}
+	return &sms.Twilio{
+		AccountSID:          cfg.TwilioAccountSID,
+		AuthToken:           cfg.TwilioAuthToken,
+		From:                cfg.TwilioFrom,
+		MessagingServiceSID: cfg.TwilioMessagingServiceSID,
+		APIBase:             cfg.TwilioAPIBase,
+	}
 }
 
 func messageIDDomain(publicURL string) string {

@@ -318,6 +318,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			organization.FieldRestrictInvitationsToDomains: {Type: field.TypeBool, Column: organization.FieldRestrictInvitationsToDomains},
 			organization.FieldEventPosition:                {Type: field.TypeInt, Column: organization.FieldEventPosition},
 			organization.FieldInvitationExpiryDays:         {Type: field.TypeInt, Column: organization.FieldInvitationExpiryDays},
+			organization.FieldDefaultRegion:                {Type: field.TypeString, Column: organization.FieldDefaultRegion},
 		},
 	}
 	graph.Nodes[11] = &sqlgraph.Node{
@@ -2663,6 +2664,11 @@ func (f *OrganizationFilter) WhereEventPosition(p entql.IntP) {
 // WhereInvitationExpiryDays applies the entql int predicate on the invitation_expiry_days field.
 func (f *OrganizationFilter) WhereInvitationExpiryDays(p entql.IntP) {
 	f.Where(p.Field(organization.FieldInvitationExpiryDays))
+}
+
+// WhereDefaultRegion applies the entql string predicate on the default_region field.
+func (f *OrganizationFilter) WhereDefaultRegion(p entql.StringP) {
+	f.Where(p.Field(organization.FieldDefaultRegion))
 }
 
 // addPredicate implements the predicateAdder interface.

@@ -1651,6 +1651,11 @@ func (_q *OrganizationQuery) collectField(ctx context.Context, oneNode bool, opC
 				selectedFields = append(selectedFields, organization.FieldInvitationExpiryDays)
 				fieldSeen[organization.FieldInvitationExpiryDays] = struct{}{}
 			}
+		case "defaultRegion":
+			if _, ok := fieldSeen[organization.FieldDefaultRegion]; !ok {
+				selectedFields = append(selectedFields, organization.FieldDefaultRegion)
+				fieldSeen[organization.FieldDefaultRegion] = struct{}{}
+			}
 		case "id":
 		case "__typename":
 		default:

@@ -4434,6 +4434,21 @@ type OrganizationWhereInput struct {
 	InvitationExpiryDaysGTE   *int  `json:"invitationExpiryDaysGTE,omitempty"`
 	InvitationExpiryDaysLT    *int  `json:"invitationExpiryDaysLT,omitempty"`
 	InvitationExpiryDaysLTE   *int  `json:"invitationExpiryDaysLTE,omitempty"`
+
+	// "default_region" field predicates.
+	DefaultRegion             *string  `json:"defaultRegion,omitempty"`
+	DefaultRegionNEQ          *string  `json:"defaultRegionNEQ,omitempty"`
+	DefaultRegionIn           []string `json:"defaultRegionIn,omitempty"`
+	DefaultRegionNotIn        []string `json:"defaultRegionNotIn,omitempty"`
+	DefaultRegionGT           *string  `json:"defaultRegionGT,omitempty"`
+	DefaultRegionGTE          *string  `json:"defaultRegionGTE,omitempty"`
+	DefaultRegionLT           *string  `json:"defaultRegionLT,omitempty"`
+	DefaultRegionLTE          *string  `json:"defaultRegionLTE,omitempty"`
+	DefaultRegionContains     *string  `json:"defaultRegionContains,omitempty"`
+	DefaultRegionHasPrefix    *string  `json:"defaultRegionHasPrefix,omitempty"`
+	DefaultRegionHasSuffix    *string  `json:"defaultRegionHasSuffix,omitempty"`
+	DefaultRegionEqualFold    *string  `json:"defaultRegionEqualFold,omitempty"`
+	DefaultRegionContainsFold *string  `json:"defaultRegionContainsFold,omitempty"`
 }
 
 // AddPredicates adds custom predicates to the where input to be used during the filtering phase.
@@ -4659,6 +4674,45 @@ func (i *OrganizationWhereInput) P() (predicate.Organization, error) {
 	}
 	if i.InvitationExpiryDaysLTE != nil {
 		predicates = append(predicates, organization.InvitationExpiryDaysLTE(*i.InvitationExpiryDaysLTE))
+	}
+	if i.DefaultRegion != nil {
+		predicates = append(predicates, organization.DefaultRegionEQ(*i.DefaultRegion))
+	}
+	if i.DefaultRegionNEQ != nil {
+		predicates = append(predicates, organization.DefaultRegionNEQ(*i.DefaultRegionNEQ))
+	}
+	if len(i.DefaultRegionIn) > 0 {
+		predicates = append(predicates, organization.DefaultRegionIn(i.DefaultRegionIn...))
+	}
+	if len(i.DefaultRegionNotIn) > 0 {
+		predicates = append(predicates, organization.DefaultRegionNotIn(i.DefaultRegionNotIn...))
+	}
+	if i.DefaultRegionGT != nil {
+		predicates = append(predicates, organization.DefaultRegionGT(*i.DefaultRegionGT))
+	}
+	if i.DefaultRegionGTE != nil {
+		predicates = append(predicates, organization.DefaultRegionGTE(*i.DefaultRegionGTE))
+	}
+	if i.DefaultRegionLT != nil {
+		predicates = append(predicates, organization.DefaultRegionLT(*i.DefaultRegionLT))
+	}
+	if i.DefaultRegionLTE != nil {
+		predicates = append(predicates, organization.DefaultRegionLTE(*i.DefaultRegionLTE))
+	}
+	if i.DefaultRegionContains != nil {
+		predicates = append(predicates, organization.DefaultRegionContains(*i.DefaultRegionContains))
+	}
+	if i.DefaultRegionHasPrefix != nil {
+		predicates = append(predicates, organization.DefaultRegionHasPrefix(*i.DefaultRegionHasPrefix))
+	}
+	if i.DefaultRegionHasSuffix != nil {
+		predicates = append(predicates, organization.DefaultRegionHasSuffix(*i.DefaultRegionHasSuffix))
+	}
+	if i.DefaultRegionEqualFold != nil {
+		predicates = append(predicates, organization.DefaultRegionEqualFold(*i.DefaultRegionEqualFold))
+	}
+	if i.DefaultRegionContainsFold != nil {
+		predicates = append(predicates, organization.DefaultRegionContainsFold(*i.DefaultRegionContainsFold))
 	}
 
 	switch len(predicates) {

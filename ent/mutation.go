@@ -13287,6 +13287,7 @@ type OrganizationMutation struct {
 	addevent_position               *int
 	invitation_expiry_days          *int
 	addinvitation_expiry_days       *int
+	default_region                  *string
 	clearedFields                   map[string]struct{}
 	done                            bool
 	oldValue                        func(context.Context) (*Organization, error)
@@ -13734,6 +13735,42 @@ func (m *OrganizationMutation) ResetInvitationExpiryDays() {
 	m.addinvitation_expiry_days = nil
 }
 
+// SetDefaultRegion sets the "default_region" field.
+func (m *OrganizationMutation) SetDefaultRegion(s string) {
+	m.default_region = &s
+}
+
+// DefaultRegion returns the value of the "default_region" field in the mutation.
+func (m *OrganizationMutation) DefaultRegion() (r string, exists bool) {
+	v := m.default_region
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDefaultRegion returns the old "default_region" field's value of the Organization entity.
+// If the Organization object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OrganizationMutation) OldDefaultRegion(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDefaultRegion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDefaultRegion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDefaultRegion: %w", err)
+	}
+	return oldValue.DefaultRegion, nil
+}
+
+// ResetDefaultRegion resets all changes to the "default_region" field.
+func (m *OrganizationMutation) ResetDefaultRegion() {
+	m.default_region = nil
+}
+
 // Where appends a list predicates to the OrganizationMutation builder.
 func (m *OrganizationMutation) Where(ps ...predicate.Organization) {
 	m.predicates = append(m.predicates, ps...)
@@ -13768,7 +13805,7 @@ func (m *OrganizationMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *OrganizationMutation) Fields() []string {
-	fields := make([]string, 0, 8)
+	fields := make([]string, 0, 9)
 	if m.created_at != nil {
 		fields = append(fields, organization.FieldCreatedAt)
 	}
@@ -13792,6 +13829,9 @@ func (m *OrganizationMutation) Fields() []string {
 	}
 	if m.invitation_expiry_days != nil {
 		fields = append(fields, organization.FieldInvitationExpiryDays)
+	}
+	if m.default_region != nil {
+		fields = append(fields, organization.FieldDefaultRegion)
 	}
 	return fields
 }
@@ -13817,6 +13857,8 @@ func (m *OrganizationMutation) Field(name string) (ent.Value, bool) {
 		return m.EventPosition()
 	case organization.FieldInvitationExpiryDays:
 		return m.InvitationExpiryDays()
+	case organization.FieldDefaultRegion:
+		return m.DefaultRegion()
 	}
 	return nil, false
 }
@@ -13842,6 +13884,8 @@ func (m *OrganizationMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldEventPosition(ctx)
 	case organization.FieldInvitationExpiryDays:
 		return m.OldInvitationExpiryDays(ctx)
+	case organization.FieldDefaultRegion:
+		return m.OldDefaultRegion(ctx)
 	}
 	return nil, fmt.Errorf("unknown Organization field %s", name)
 }
@@ -13906,6 +13950,13 @@ func (m *OrganizationMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetInvitationExpiryDays(v)
+		return nil
+	case organization.FieldDefaultRegion:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDefaultRegion(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Organization field %s", name)
@@ -14006,6 +14057,9 @@ func (m *OrganizationMutation) ResetField(name string) error {
 		return nil
 	case organization.FieldInvitationExpiryDays:
 		m.ResetInvitationExpiryDays()
+		return nil
+	case organization.FieldDefaultRegion:
+		m.ResetDefaultRegion()
 		return nil
 	}
 	return fmt.Errorf("unknown Organization field %s", name)

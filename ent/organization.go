@@ -34,7 +34,9 @@ type Organization struct {
 	EventPosition int `json:"event_position,omitempty"`
 	// Days an invitation stays valid after it is sent.
 	InvitationExpiryDays int `json:"invitation_expiry_days,omitempty"`
-	selectValues         sql.SelectValues
+	// ISO 3166 region (such as GB or US) in which phone numbers typed without a country code are read; empty: numbers need their country code.
+	DefaultRegion string `json:"default_region,omitempty"`
+	selectValues  sql.SelectValues
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -48,7 +50,7 @@ func (*Organization) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case organization.FieldID, organization.FieldEventPosition, organization.FieldInvitationExpiryDays:
 			values[i] = new(sql.NullInt64)
-		case organization.FieldName, organization.FieldKind:
+		case organization.FieldName, organization.FieldKind, organization.FieldDefaultRegion:
 			values[i] = new(sql.NullString)
 		case organization.FieldCreatedAt, organization.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -123,6 +125,12 @@ func (_m *Organization) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.InvitationExpiryDays = int(value.Int64)
 			}
+		case organization.FieldDefaultRegion:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field default_region", values[i])
+			} else if value.Valid {
+				_m.DefaultRegion = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -182,6 +190,9 @@ func (_m *Organization) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("invitation_expiry_days=")
 	builder.WriteString(fmt.Sprintf("%v", _m.InvitationExpiryDays))
+	builder.WriteString(", ")
+	builder.WriteString("default_region=")
+	builder.WriteString(_m.DefaultRegion)
 	builder.WriteByte(')')
 	return builder.String()
 }

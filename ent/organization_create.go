@@ -118,6 +118,20 @@ func (_c *OrganizationCreate) SetNillableInvitationExpiryDays(v *int) *Organizat
 	return _c
 }
 
+// SetDefaultRegion sets the "default_region" field.
+func (_c *OrganizationCreate) SetDefaultRegion(v string) *OrganizationCreate {
+	_c.mutation.SetDefaultRegion(v)
+	return _c
+}
+
+// SetNillableDefaultRegion sets the "default_region" field if the given value is not nil.
+func (_c *OrganizationCreate) SetNillableDefaultRegion(v *string) *OrganizationCreate {
+	if v != nil {
+		_c.SetDefaultRegion(*v)
+	}
+	return _c
+}
+
 // Mutation returns the OrganizationMutation object of the builder.
 func (_c *OrganizationCreate) Mutation() *OrganizationMutation {
 	return _c.mutation
@@ -189,6 +203,10 @@ func (_c *OrganizationCreate) defaults() error {
 		v := organization.DefaultInvitationExpiryDays
 		_c.mutation.SetInvitationExpiryDays(v)
 	}
+	if _, ok := _c.mutation.DefaultRegion(); !ok {
+		v := organization.DefaultDefaultRegion
+		_c.mutation.SetDefaultRegion(v)
+	}
 	return nil
 }
 
@@ -231,6 +249,14 @@ func (_c *OrganizationCreate) check() error {
 	if v, ok := _c.mutation.InvitationExpiryDays(); ok {
 		if err := organization.InvitationExpiryDaysValidator(v); err != nil {
 			return &ValidationError{Name: "invitation_expiry_days", err: fmt.Errorf(`ent: validator failed for field "Organization.invitation_expiry_days": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.DefaultRegion(); !ok {
+		return &ValidationError{Name: "default_region", err: errors.New(`ent: missing required field "Organization.default_region"`)}
+	}
+	if v, ok := _c.mutation.DefaultRegion(); ok {
+		if err := organization.DefaultRegionValidator(v); err != nil {
+			return &ValidationError{Name: "default_region", err: fmt.Errorf(`ent: validator failed for field "Organization.default_region": %w`, err)}
 		}
 	}
 	return nil
@@ -291,6 +317,10 @@ func (_c *OrganizationCreate) createSpec() (*Organization, *sqlgraph.CreateSpec)
 	if value, ok := _c.mutation.InvitationExpiryDays(); ok {
 		_spec.SetField(organization.FieldInvitationExpiryDays, field.TypeInt, value)
 		_node.InvitationExpiryDays = value
+	}
+	if value, ok := _c.mutation.DefaultRegion(); ok {
+		_spec.SetField(organization.FieldDefaultRegion, field.TypeString, value)
+		_node.DefaultRegion = value
 	}
 	return _node, _spec
 }
@@ -437,6 +467,18 @@ func (u *OrganizationUpsert) UpdateInvitationExpiryDays() *OrganizationUpsert {
 // AddInvitationExpiryDays adds v to the "invitation_expiry_days" field.
 func (u *OrganizationUpsert) AddInvitationExpiryDays(v int) *OrganizationUpsert {
 	u.Add(organization.FieldInvitationExpiryDays, v)
+	return u
+}
+
+// SetDefaultRegion sets the "default_region" field.
+func (u *OrganizationUpsert) SetDefaultRegion(v string) *OrganizationUpsert {
+	u.Set(organization.FieldDefaultRegion, v)
+	return u
+}
+
+// UpdateDefaultRegion sets the "default_region" field to the value that was provided on create.
+func (u *OrganizationUpsert) UpdateDefaultRegion() *OrganizationUpsert {
+	u.SetExcluded(organization.FieldDefaultRegion)
 	return u
 }
 
@@ -594,6 +636,20 @@ func (u *OrganizationUpsertOne) AddInvitationExpiryDays(v int) *OrganizationUpse
 func (u *OrganizationUpsertOne) UpdateInvitationExpiryDays() *OrganizationUpsertOne {
 	return u.Update(func(s *OrganizationUpsert) {
 		s.UpdateInvitationExpiryDays()
+	})
+}
+
+// SetDefaultRegion sets the "default_region" field.
+func (u *OrganizationUpsertOne) SetDefaultRegion(v string) *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.SetDefaultRegion(v)
+	})
+}
+
+// UpdateDefaultRegion sets the "default_region" field to the value that was provided on create.
+func (u *OrganizationUpsertOne) UpdateDefaultRegion() *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.UpdateDefaultRegion()
 	})
 }
 
@@ -917,6 +973,20 @@ func (u *OrganizationUpsertBulk) AddInvitationExpiryDays(v int) *OrganizationUps
 func (u *OrganizationUpsertBulk) UpdateInvitationExpiryDays() *OrganizationUpsertBulk {
 	return u.Update(func(s *OrganizationUpsert) {
 		s.UpdateInvitationExpiryDays()
+	})
+}
+
+// SetDefaultRegion sets the "default_region" field.
+func (u *OrganizationUpsertBulk) SetDefaultRegion(v string) *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.SetDefaultRegion(v)
+	})
+}
+
+// UpdateDefaultRegion sets the "default_region" field to the value that was provided on create.
+func (u *OrganizationUpsertBulk) UpdateDefaultRegion() *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.UpdateDefaultRegion()
 	})
 }
 

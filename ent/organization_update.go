@@ -131,6 +131,20 @@ func (_u *OrganizationUpdate) AddInvitationExpiryDays(v int) *OrganizationUpdate
 	return _u
 }
 
+// SetDefaultRegion sets the "default_region" field.
+func (_u *OrganizationUpdate) SetDefaultRegion(v string) *OrganizationUpdate {
+	_u.mutation.SetDefaultRegion(v)
+	return _u
+}
+
+// SetNillableDefaultRegion sets the "default_region" field if the given value is not nil.
+func (_u *OrganizationUpdate) SetNillableDefaultRegion(v *string) *OrganizationUpdate {
+	if v != nil {
+		_u.SetDefaultRegion(*v)
+	}
+	return _u
+}
+
 // Mutation returns the OrganizationMutation object of the builder.
 func (_u *OrganizationUpdate) Mutation() *OrganizationMutation {
 	return _u.mutation
@@ -195,6 +209,11 @@ func (_u *OrganizationUpdate) check() error {
 			return &ValidationError{Name: "invitation_expiry_days", err: fmt.Errorf(`ent: validator failed for field "Organization.invitation_expiry_days": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.DefaultRegion(); ok {
+		if err := organization.DefaultRegionValidator(v); err != nil {
+			return &ValidationError{Name: "default_region", err: fmt.Errorf(`ent: validator failed for field "Organization.default_region": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -241,6 +260,9 @@ func (_u *OrganizationUpdate) sqlSave(ctx context.Context) (_node int, err error
 	}
 	if value, ok := _u.mutation.AddedInvitationExpiryDays(); ok {
 		_spec.AddField(organization.FieldInvitationExpiryDays, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.DefaultRegion(); ok {
+		_spec.SetField(organization.FieldDefaultRegion, field.TypeString, value)
 	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -364,6 +386,20 @@ func (_u *OrganizationUpdateOne) AddInvitationExpiryDays(v int) *OrganizationUpd
 	return _u
 }
 
+// SetDefaultRegion sets the "default_region" field.
+func (_u *OrganizationUpdateOne) SetDefaultRegion(v string) *OrganizationUpdateOne {
+	_u.mutation.SetDefaultRegion(v)
+	return _u
+}
+
+// SetNillableDefaultRegion sets the "default_region" field if the given value is not nil.
+func (_u *OrganizationUpdateOne) SetNillableDefaultRegion(v *string) *OrganizationUpdateOne {
+	if v != nil {
+		_u.SetDefaultRegion(*v)
+	}
+	return _u
+}
+
 // Mutation returns the OrganizationMutation object of the builder.
 func (_u *OrganizationUpdateOne) Mutation() *OrganizationMutation {
 	return _u.mutation
@@ -441,6 +477,11 @@ func (_u *OrganizationUpdateOne) check() error {
 			return &ValidationError{Name: "invitation_expiry_days", err: fmt.Errorf(`ent: validator failed for field "Organization.invitation_expiry_days": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.DefaultRegion(); ok {
+		if err := organization.DefaultRegionValidator(v); err != nil {
+			return &ValidationError{Name: "default_region", err: fmt.Errorf(`ent: validator failed for field "Organization.default_region": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -504,6 +545,9 @@ func (_u *OrganizationUpdateOne) sqlSave(ctx context.Context) (_node *Organizati
 	}
 	if value, ok := _u.mutation.AddedInvitationExpiryDays(); ok {
 		_spec.AddField(organization.FieldInvitationExpiryDays, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.DefaultRegion(); ok {
+		_spec.SetField(organization.FieldDefaultRegion, field.TypeString, value)
 	}
 	_node = &Organization{config: _u.config}
 	_spec.Assign = _node.assignValues

@@ -25,8 +25,14 @@ func (r *mutationResolver) SignIn(ctx context.Context, input SignInInput) (*Sign
 		// and the password is not even checked.
 		return &SignInPayload{Errors: []*UserError{rateLimitedError(attempt.RetryAfter)}}, nil
 	}
-	token, sess, u, err := r.accounts.SignIn(ctx, r.db(ctx), input.Email, input.Password, input.OrganizationID)
+	if derefString(input.Email) == "" && derefString(input.Phone) == "" {
+		return &SignInPayload{Errors: userErrors(ErrorCodeInvalidInput, "input.email", "give an email address or a phone number")}, nil
+	}
+	login := account.Login{Email: derefString(input.Email), Phone: derefString(input.Phone), OrgID: input.OrganizationID}
+	token, sess, u, err := r.accounts.SignIn(ctx, r.db(ctx), login, input.Password)
 	switch {
+	case errors.Is(err, account.ErrInvalidPhone):
+		return &SignInPayload{Errors: userErrors(ErrorCodeInvalidPhone, "input.phone", err.Error())}, nil
 	case errors.Is(err, account.ErrInvalidCredentials):
 		return &SignInPayload{Errors: userErrors(ErrorCodeInvalidCredentials, "", err.Error())}, nil
 	case errors.Is(err, account.ErrOrganizationRequired):

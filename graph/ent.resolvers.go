@@ -114,6 +114,9 @@ func (r *Resolver) Membership() MembershipResolver { return &membershipResolver{
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
+// User returns UserResolver implementation.
+func (r *Resolver) User() UserResolver { return &userResolver{r} }
+
 // Workspace returns WorkspaceResolver implementation.
 func (r *Resolver) Workspace() WorkspaceResolver { return &workspaceResolver{r} }
 
@@ -122,12 +125,17 @@ func (r *Resolver) MembershipWhereInput() MembershipWhereInputResolver {
 	return &membershipWhereInputResolver{r}
 }
 
+// UserWhereInput returns UserWhereInputResolver implementation.
+func (r *Resolver) UserWhereInput() UserWhereInputResolver { return &userWhereInputResolver{r} }
+
 type (
 	hRConnectionResolver         struct{ *Resolver }
 	invitationResolver           struct{ *Resolver }
 	inviteLinkResolver           struct{ *Resolver }
 	membershipResolver           struct{ *Resolver }
 	queryResolver                struct{ *Resolver }
+	userResolver                 struct{ *Resolver }
 	workspaceResolver            struct{ *Resolver }
 	membershipWhereInputResolver struct{ *Resolver }
+	userWhereInputResolver       struct{ *Resolver }
 )

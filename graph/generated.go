@@ -49,8 +49,10 @@ type ResolverRoot interface {
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
+	User() UserResolver
 	Workspace() WorkspaceResolver
 	MembershipWhereInput() MembershipWhereInputResolver
+	UserWhereInput() UserWhereInputResolver
 }
 
 type DirectiveRoot struct {
@@ -314,6 +316,7 @@ type ComplexityRoot struct {
 		ExpiresAt        func(childComplexity int) int
 		InviterName      func(childComplexity int) int
 		OrganizationName func(childComplexity int) int
+		Phone            func(childComplexity int) int
 		RoleName         func(childComplexity int) int
 		Status           func(childComplexity int) int
 		WorkspaceName    func(childComplexity int) int
@@ -325,6 +328,7 @@ type ComplexityRoot struct {
 		AlreadyMember    func(childComplexity int) int
 		DomainNotAllowed func(childComplexity int) int
 		Duplicate        func(childComplexity int) int
+		ExternalIDTaken  func(childComplexity int) int
 		Invalid          func(childComplexity int) int
 		Invited          func(childComplexity int) int
 		Total            func(childComplexity int) int
@@ -390,6 +394,7 @@ type ComplexityRoot struct {
 		Membership func(childComplexity int) int
 		Message    func(childComplexity int) int
 		Outcome    func(childComplexity int) int
+		Phone      func(childComplexity int) int
 		Row        func(childComplexity int) int
 	}
 
@@ -530,6 +535,7 @@ type ComplexityRoot struct {
 		SignOutEverywhere          func(childComplexity int) int
 		SyncHRSystem               func(childComplexity int, id int) int
 		UpdateHRConnection         func(childComplexity int, input UpdateHRConnectionInput) int
+		UpdateOrganization         func(childComplexity int, input UpdateOrganizationInput) int
 		UpdateRole                 func(childComplexity int, input UpdateRoleInput) int
 		UpdateUser                 func(childComplexity int, input UpdateUserInput) int
 		UpdateWorkspace            func(childComplexity int, input UpdateWorkspaceInput) int
@@ -539,6 +545,7 @@ type ComplexityRoot struct {
 
 	Organization struct {
 		CreatedAt                    func(childComplexity int) int
+		DefaultRegion                func(childComplexity int) int
 		Domains                      func(childComplexity int) int
 		ID                           func(childComplexity int) int
 		InvitationExpiryDays         func(childComplexity int) int
@@ -720,6 +727,7 @@ type ComplexityRoot struct {
 	}
 
 	User struct {
+		Admin          func(childComplexity int) int
 		Contacts       func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy *ent.ContactOrder, where *ent.ContactWhereInput) int
 		CreatedAt      func(childComplexity int) int
 		Email          func(childComplexity int) int
@@ -855,6 +863,7 @@ type MutationResolver interface {
 	RefreshInviteLink(ctx context.Context, input InviteLinkIDInput) (*InviteLinkPayload, error)
 	RevokeInviteLink(ctx context.Context, input InviteLinkIDInput) (*InviteLinkPayload, error)
 	JoinWithInviteLink(ctx context.Context, input JoinWithInviteLinkInput) (*JoinWithInviteLinkPayload, error)
+	UpdateOrganization(ctx context.Context, input UpdateOrganizationInput) (*OrganizationPayload, error)
 	AddOrganizationDomain(ctx context.Context, input OrganizationDomainInput) (*OrganizationPayload, error)
 	RemoveOrganizationDomain(ctx context.Context, input OrganizationDomainInput) (*OrganizationPayload, error)
 	CreateRole(ctx context.Context, input CreateRoleInput) (*RolePayload, error)
@@ -905,12 +914,18 @@ type SubscriptionResolver interface {
 	JoinRequestEvents(ctx context.Context, workspaceID *int, after *string) (<-chan *JoinRequestEvent, error)
 	MembershipEvents(ctx context.Context, workspaceID *int, after *string) (<-chan *MembershipEvent, error)
 }
+type UserResolver interface {
+	Admin(ctx context.Context, obj *ent.User) (bool, error)
+}
 type WorkspaceResolver interface {
 	Link(ctx context.Context, obj *ent.Workspace) (*WorkspaceLink, error)
 }
 
 type MembershipWhereInputResolver interface {
 	Kind(ctx context.Context, obj *ent.MembershipWhereInput, data *user.Kind) error
+}
+type UserWhereInputResolver interface {
+	Admin(ctx context.Context, obj *ent.UserWhereInput, data *bool) error
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -1962,6 +1977,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InvitationPreview.OrganizationName(childComplexity), true
+	case "InvitationPreview.phone":
+		if e.ComplexityRoot.InvitationPreview.Phone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InvitationPreview.Phone(childComplexity), true
 	case "InvitationPreview.roleName":
 		if e.ComplexityRoot.InvitationPreview.RoleName == nil {
 			break
@@ -2011,6 +2032,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InviteCounts.Duplicate(childComplexity), true
+	case "InviteCounts.externalIDTaken":
+		if e.ComplexityRoot.InviteCounts.ExternalIDTaken == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteCounts.ExternalIDTaken(childComplexity), true
 	case "InviteCounts.invalid":
 		if e.ComplexityRoot.InviteCounts.Invalid == nil {
 			break
@@ -2282,6 +2309,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InviteResult.Outcome(childComplexity), true
+	case "InviteResult.phone":
+		if e.ComplexityRoot.InviteResult.Phone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InviteResult.Phone(childComplexity), true
 	case "InviteResult.row":
 		if e.ComplexityRoot.InviteResult.Row == nil {
 			break
@@ -3054,6 +3087,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateHRConnection(childComplexity, args["input"].(UpdateHRConnectionInput)), true
+	case "Mutation.updateOrganization":
+		if e.ComplexityRoot.Mutation.UpdateOrganization == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateOrganization_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateOrganization(childComplexity, args["input"].(UpdateOrganizationInput)), true
 	case "Mutation.updateRole":
 		if e.ComplexityRoot.Mutation.UpdateRole == nil {
 			break
@@ -3116,6 +3160,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Organization.CreatedAt(childComplexity), true
+	case "Organization.defaultRegion":
+		if e.ComplexityRoot.Organization.DefaultRegion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Organization.DefaultRegion(childComplexity), true
 	case "Organization.domains":
 		if e.ComplexityRoot.Organization.Domains == nil {
 			break
@@ -3888,6 +3938,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SyncHRSystemPayload.Result(childComplexity), true
 
+	case "User.admin":
+		if e.ComplexityRoot.User.Admin == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.Admin(childComplexity), true
 	case "User.contacts":
 		if e.ComplexityRoot.User.Contacts == nil {
 			break
@@ -4314,6 +4370,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputRoleWhereInput,
 		ec.unmarshalInputSignInInput,
 		ec.unmarshalInputUpdateHRConnectionInput,
+		ec.unmarshalInputUpdateOrganizationInput,
 		ec.unmarshalInputUpdateRoleInput,
 		ec.unmarshalInputUpdateUserInput,
 		ec.unmarshalInputUpdateWorkspaceInput,
@@ -4520,8 +4577,10 @@ type ChangePasswordPayload {
 
 """Credentials for signIn."""
 input SignInInput {
-  """The account's email address."""
-  email: String!
+  """The account's email address; give it or phone."""
+  email: String
+  """The account's phone number, instead of email: with its country code (+44 …), or in the organization's defaultRegion when organizationID is given."""
+  phone: String
   """The account's password."""
   password: String!
   """Needed only when the address has accounts in several organizations."""
@@ -4654,8 +4713,8 @@ enum ErrorCode {
   WORKSPACE_ARCHIVED
   """New internal users join a FLOW workspace only after being invited to the organization."""
   INVITE_TO_ORGANIZATION_FIRST
-  """Phone invitations are not available yet; give an email address."""
-  PHONE_NOT_SUPPORTED
+  """Not a valid phone number (give its country code, or set the organization's defaultRegion)."""
+  INVALID_PHONE
   """No user of the organization has this ID."""
   USER_NOT_FOUND
   """The person is already a member of the workspace."""
@@ -6656,6 +6715,10 @@ type Organization implements Node {
   Days an invitation stays valid after it is sent.
   """
   invitationExpiryDays: Int!
+  """
+  ISO 3166 region (such as GB or US) in which phone numbers typed without a country code are read; empty: numbers need their country code.
+  """
+  defaultRegion: String!
 }
 """
 A connection to a list of items.
@@ -6795,6 +6858,22 @@ input OrganizationWhereInput {
   invitationExpiryDaysGTE: Int
   invitationExpiryDaysLT: Int
   invitationExpiryDaysLTE: Int
+  """
+  default_region field predicates
+  """
+  defaultRegion: String
+  defaultRegionNEQ: String
+  defaultRegionIn: [String!]
+  defaultRegionNotIn: [String!]
+  defaultRegionGT: String
+  defaultRegionGTE: String
+  defaultRegionLT: String
+  defaultRegionLTE: String
+  defaultRegionContains: String
+  defaultRegionHasPrefix: String
+  defaultRegionHasSuffix: String
+  defaultRegionEqualFold: String
+  defaultRegionContainsFold: String
 }
 """
 Information about pagination in a connection.
@@ -8350,10 +8429,14 @@ extend type Query {
 
 extend type Mutation {
   """
-  Invites one or many email addresses (admins). Each entry may hold several
-  addresses separated by commas, semicolons, spaces or newlines, and ` + "`" + `Name
-  <address>` + "`" + ` forms. Every address gets one result; the valid ones are
-  invited and sent a message, the others are reported, and an unknown role or
+  Invites people (admins): email addresses as typed or pasted (` + "`" + `emails` + "`" + `),
+  and people by their details (` + "`" + `invitees` + "`" + `: a name and an email address or a
+  phone number or both, and an optional User ID). Each ` + "`" + `emails` + "`" + ` entry may
+  hold several addresses separated by commas, semicolons, spaces or
+  newlines, and ` + "`" + `Name <address>` + "`" + ` forms. Every address and invitee gets one
+  result; the valid ones are invited and sent a message by email, or by SMS
+  when there is only a phone number (unless ` + "`" + `deliveryMode` + "`" + ` is
+  ADD_TO_CONTACTS_QUIETLY), the others are reported, and an unknown role or
   workspace fails the whole request.
   """
   inviteUsers(
@@ -8417,10 +8500,24 @@ type Subscription {
   invitationEvents: InvitationEvent!
 }
 
-"""Addresses to invite."""
+"""Addresses and people to invite."""
 input InviteUsersInput {
   """Addresses as typed or pasted; one entry may hold several."""
-  emails: [String!]!
+  emails: [String!]
+  """People by their details; each needs a name and an email address or a phone number (read in the organization's defaultRegion when it has no country code)."""
+  invitees: [InviteeInput!]
+  """INTERNAL (the default) for people who work in the organization, CLIENT for its customers."""
+  kind: UserKind
+  """Make the invitees administrators once they accept (the Administrator toggle; admins only). With roleID, the role must be an administrator role; without, the built-in Admin role is used."""
+  admin: Boolean
+  """
+  How to bring them in: INVITE (the default) sends the invitation;
+  ADD_TO_WORKSPACE (needs workspaceID) also lists them at once as NOT_JOINED
+  members; ADD_TO_CONTACTS also adds them to your contacts;
+  ADD_TO_CONTACTS_QUIETLY adds them to your contacts as invited users and
+  sends nothing until resendInvitation.
+  """
+  deliveryMode: InvitationDeliveryMode
   """Role for the invitees; the built-in Member role when omitted. At most your own rank."""
   roleID: ID
   """Workspace to add the invitees to, if any."""
@@ -8467,9 +8564,11 @@ type InviteResult {
   row: Int
   """The normalized address, when the entry was one."""
   email: String
+  """The normalized (E.164) phone number, when the entry had one."""
+  phone: String
   """What happened."""
   outcome: InviteOutcome!
-  """Why it was skipped: INVALID_ADDRESS, DUPLICATE_IN_REQUEST, ALREADY_MEMBER, ALREADY_INVITED or DOMAIN_NOT_ALLOWED."""
+  """Why it was skipped: INVALID_ADDRESS, INVALID_PHONE, INVALID_INPUT, DUPLICATE_IN_REQUEST, ALREADY_MEMBER, ALREADY_INVITED, DOMAIN_NOT_ALLOWED or EXTERNAL_ID_TAKEN."""
   code: ErrorCode
   """A sentence about what happened."""
   message: String
@@ -8487,7 +8586,7 @@ type InviteCounts {
   total: Int!
   """Invited (or, in a dry run, would be)."""
   invited: Int!
-  """Not valid addresses."""
+  """Not valid addresses or phone numbers, or invitees without a name or a way to reach them."""
   invalid: Int!
   """Repeats of an earlier entry."""
   duplicate: Int!
@@ -8497,6 +8596,8 @@ type InviteCounts {
   alreadyInvited: Int!
   """Outside the organization's domains."""
   domainNotAllowed: Int!
+  """Whose User ID another user or invitation of the organization has."""
+  externalIDTaken: Int!
   """Existing users added to a workspace."""
   added: Int!
 }
@@ -8545,6 +8646,8 @@ input AcceptInvitationInput {
   name: String
   """Password, for a new account (10 to 256 characters). Never changes an existing account's password."""
   password: String
+  """For an invitation sent to a phone: an email address for the new account (optional)."""
+  email: String
 }
 
 """The result of acceptInvitation."""
@@ -8571,6 +8674,8 @@ type InvitationPreview {
   workspaceName: String
   """The invited address."""
   email: String
+  """The invited phone number (E.164), for an invitation sent by SMS."""
+  phone: String
   """PENDING, or EXPIRED when past its expiry."""
   status: InvitationStatus!
   """When the link stops working."""
@@ -8750,6 +8855,12 @@ type InviteLinkPreview {
 }
 
 extend type Mutation {
+  """Changes the organization's settings (admins)."""
+  updateOrganization(
+    """The changes; omitted fields stay as they are."""
+    input: UpdateOrganizationInput!
+  ): OrganizationPayload!
+
   """Adds a verified email domain (admins). Stored normalized: lower case, IDNA ASCII, no trailing dot."""
   addOrganizationDomain(
     """The domain to add."""
@@ -8867,6 +8978,28 @@ type UserPayload {
   user: User
   """Why the change was refused; empty on success."""
   errors: [UserError!]!
+}
+
+"""Changes to the organization's settings."""
+input UpdateOrganizationInput {
+  """Display name shown to invitees (1 to 200 characters)."""
+  name: String
+  """Region (ISO 3166 code such as GB or US) in which phone numbers without a country code are read; empty to require the country code."""
+  defaultRegion: String
+  """Days an invitation stays valid after it is sent (1 to 365)."""
+  invitationExpiryDays: Int
+  """Whether invitations may only go to addresses in the verified domains."""
+  restrictInvitationsToDomains: Boolean
+}
+
+extend type User {
+  """Whether the user's role gives administrator rights."""
+  admin: Boolean!
+}
+
+extend input UserWhereInput {
+  """Only users whose role does (true) or does not (false) give administrator rights."""
+  admin: Boolean
 }
 `, BuiltIn: false},
 	{Name: "../schema/workspace.graphql", Input: `extend type Query {
@@ -9250,7 +9383,7 @@ input InviteeInput {
   name: String
   """Email address."""
   email: String
-  """Phone number (phone invitations are not available yet)."""
+  """Phone number, with its country code or in the organization's defaultRegion; invited by SMS when there is no email address."""
   phone: String
   """The organization's own User ID for the person."""
   externalID: String
@@ -9909,6 +10042,8 @@ func (ec *executionContext) childFields_InvitationPreview(ctx context.Context, f
 		return ec.fieldContext_InvitationPreview_workspaceName(ctx, field)
 	case "email":
 		return ec.fieldContext_InvitationPreview_email(ctx, field)
+	case "phone":
+		return ec.fieldContext_InvitationPreview_phone(ctx, field)
 	case "status":
 		return ec.fieldContext_InvitationPreview_status(ctx, field)
 	case "expiresAt":
@@ -9933,6 +10068,8 @@ func (ec *executionContext) childFields_InviteCounts(ctx context.Context, field 
 		return ec.fieldContext_InviteCounts_alreadyInvited(ctx, field)
 	case "domainNotAllowed":
 		return ec.fieldContext_InviteCounts_domainNotAllowed(ctx, field)
+	case "externalIDTaken":
+		return ec.fieldContext_InviteCounts_externalIDTaken(ctx, field)
 	case "added":
 		return ec.fieldContext_InviteCounts_added(ctx, field)
 	}
@@ -10049,6 +10186,8 @@ func (ec *executionContext) childFields_InviteResult(ctx context.Context, field 
 		return ec.fieldContext_InviteResult_row(ctx, field)
 	case "email":
 		return ec.fieldContext_InviteResult_email(ctx, field)
+	case "phone":
+		return ec.fieldContext_InviteResult_phone(ctx, field)
 	case "outcome":
 		return ec.fieldContext_InviteResult_outcome(ctx, field)
 	case "code":
@@ -10283,6 +10422,8 @@ func (ec *executionContext) childFields_Organization(ctx context.Context, field 
 		return ec.fieldContext_Organization_restrictInvitationsToDomains(ctx, field)
 	case "invitationExpiryDays":
 		return ec.fieldContext_Organization_invitationExpiryDays(ctx, field)
+	case "defaultRegion":
+		return ec.fieldContext_Organization_defaultRegion(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
 }
@@ -10587,6 +10728,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_memberships(ctx, field)
 	case "contacts":
 		return ec.fieldContext_User_contacts(ctx, field)
+	case "admin":
+		return ec.fieldContext_User_admin(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
 }
@@ -11377,6 +11520,20 @@ func (ec *executionContext) field_Mutation_updateHRConnection_args(ctx context.C
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (UpdateHRConnectionInput, error) {
 			return ec.unmarshalNUpdateHRConnectionInput2admitᚋgraphᚐUpdateHRConnectionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updateOrganization_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (UpdateOrganizationInput, error) {
+			return ec.unmarshalNUpdateOrganizationInput2admitᚋgraphᚐUpdateOrganizationInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -16885,6 +17042,29 @@ func (ec *executionContext) fieldContext_InvitationPreview_email(_ context.Conte
 	return graphql.NewScalarFieldContext("InvitationPreview", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
+func (ec *executionContext) _InvitationPreview_phone(ctx context.Context, field graphql.CollectedField, obj *InvitationPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InvitationPreview_phone(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Phone, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InvitationPreview_phone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InvitationPreview", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
 func (ec *executionContext) _InvitationPreview_status(ctx context.Context, field graphql.CollectedField, obj *InvitationPreview) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -17089,6 +17269,29 @@ func (ec *executionContext) _InviteCounts_domainNotAllowed(ctx context.Context, 
 	)
 }
 func (ec *executionContext) fieldContext_InviteCounts_domainNotAllowed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteCounts", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _InviteCounts_externalIDTaken(ctx context.Context, field graphql.CollectedField, obj *InviteCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteCounts_externalIDTaken(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExternalIDTaken, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InviteCounts_externalIDTaken(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("InviteCounts", field, false, false, errors.New("field of type Int does not have child fields"))
 }
 
@@ -18048,6 +18251,29 @@ func (ec *executionContext) _InviteResult_email(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_InviteResult_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InviteResult", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _InviteResult_phone(ctx context.Context, field graphql.CollectedField, obj *InviteResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InviteResult_phone(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Phone, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InviteResult_phone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("InviteResult", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
@@ -20789,6 +21015,50 @@ func (ec *executionContext) fieldContext_Mutation_joinWithInviteLink(ctx context
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_updateOrganization(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateOrganization(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateOrganization(ctx, fc.Args["input"].(UpdateOrganizationInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *OrganizationPayload) graphql.Marshaler {
+			return ec.marshalNOrganizationPayload2ᚖadmitᚋgraphᚐOrganizationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateOrganization(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrganizationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateOrganization_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_addOrganizationDomain(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -21851,6 +22121,29 @@ func (ec *executionContext) _Organization_invitationExpiryDays(ctx context.Conte
 }
 func (ec *executionContext) fieldContext_Organization_invitationExpiryDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Organization", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _Organization_defaultRegion(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Organization_defaultRegion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DefaultRegion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Organization_defaultRegion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Organization", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _OrganizationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.OrganizationConnection) (ret graphql.Marshaler) {
@@ -25370,6 +25663,29 @@ func (ec *executionContext) fieldContext_User_contacts(ctx context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _User_admin(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_admin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().Admin(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_admin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, true, true, errors.New("field of type Boolean does not have child fields"))
+}
+
 func (ec *executionContext) _UserConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.UserConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -27560,7 +27876,7 @@ func (ec *executionContext) unmarshalInputAcceptInvitationInput(ctx context.Cont
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"token", "name", "password"}
+	fieldsInOrder := [...]string{"token", "name", "password", "email"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -27588,6 +27904,13 @@ func (ec *executionContext) unmarshalInputAcceptInvitationInput(ctx context.Cont
 				return it, err
 			}
 			it.Password = data
+		case "email":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("email"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Email = data
 		}
 	}
 	return it, nil
@@ -33095,7 +33418,7 @@ func (ec *executionContext) unmarshalInputInviteUsersInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"emails", "roleID", "workspaceID", "message", "idempotencyKey"}
+	fieldsInOrder := [...]string{"emails", "invitees", "kind", "admin", "deliveryMode", "roleID", "workspaceID", "message", "idempotencyKey"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -33104,11 +33427,39 @@ func (ec *executionContext) unmarshalInputInviteUsersInput(ctx context.Context, 
 		switch k {
 		case "emails":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emails"))
-			data, err := ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.Emails = data
+		case "invitees":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("invitees"))
+			data, err := ec.unmarshalOInviteeInput2ᚕᚖadmitᚋgraphᚐInviteeInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Invitees = data
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalOUserKind2ᚖadmitᚋentᚋuserᚐKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "admin":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("admin"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Admin = data
+		case "deliveryMode":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deliveryMode"))
+			data, err := ec.unmarshalOInvitationDeliveryMode2ᚖadmitᚋentᚋinvitationᚐDeliveryMode(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeliveryMode = data
 		case "roleID":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("roleID"))
 			data, err := ec.unmarshalOID2ᚖint(ctx, v)
@@ -34671,7 +35022,7 @@ func (ec *executionContext) unmarshalInputOrganizationWhereInput(ctx context.Con
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "restrictInvitationsToDomains", "restrictInvitationsToDomainsNEQ", "invitationExpiryDays", "invitationExpiryDaysNEQ", "invitationExpiryDaysIn", "invitationExpiryDaysNotIn", "invitationExpiryDaysGT", "invitationExpiryDaysGTE", "invitationExpiryDaysLT", "invitationExpiryDaysLTE"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "restrictInvitationsToDomains", "restrictInvitationsToDomainsNEQ", "invitationExpiryDays", "invitationExpiryDaysNEQ", "invitationExpiryDaysIn", "invitationExpiryDaysNotIn", "invitationExpiryDaysGT", "invitationExpiryDaysGTE", "invitationExpiryDaysLT", "invitationExpiryDaysLTE", "defaultRegion", "defaultRegionNEQ", "defaultRegionIn", "defaultRegionNotIn", "defaultRegionGT", "defaultRegionGTE", "defaultRegionLT", "defaultRegionLTE", "defaultRegionContains", "defaultRegionHasPrefix", "defaultRegionHasSuffix", "defaultRegionEqualFold", "defaultRegionContainsFold"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -35056,6 +35407,97 @@ func (ec *executionContext) unmarshalInputOrganizationWhereInput(ctx context.Con
 				return it, err
 			}
 			it.InvitationExpiryDaysLTE = data
+		case "defaultRegion":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultRegion"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultRegion = data
+		case "defaultRegionNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultRegionNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultRegionNEQ = data
+		case "defaultRegionIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultRegionIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultRegionIn = data
+		case "defaultRegionNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultRegionNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultRegionNotIn = data
+		case "defaultRegionGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultRegionGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultRegionGT = data
+		case "defaultRegionGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultRegionGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultRegionGTE = data
+		case "defaultRegionLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultRegionLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultRegionLT = data
+		case "defaultRegionLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultRegionLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultRegionLTE = data
+		case "defaultRegionContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultRegionContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultRegionContains = data
+		case "defaultRegionHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultRegionHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultRegionHasPrefix = data
+		case "defaultRegionHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultRegionHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultRegionHasSuffix = data
+		case "defaultRegionEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultRegionEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultRegionEqualFold = data
+		case "defaultRegionContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultRegionContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultRegionContainsFold = data
 		}
 	}
 	return it, nil
@@ -35797,7 +36239,7 @@ func (ec *executionContext) unmarshalInputSignInInput(ctx context.Context, obj a
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"email", "password", "organizationID"}
+	fieldsInOrder := [...]string{"email", "phone", "password", "organizationID"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -35806,11 +36248,18 @@ func (ec *executionContext) unmarshalInputSignInInput(ctx context.Context, obj a
 		switch k {
 		case "email":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("email"))
-			data, err := ec.unmarshalNString2string(ctx, v)
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.Email = data
+		case "phone":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("phone"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Phone = data
 		case "password":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("password"))
 			data, err := ec.unmarshalNString2string(ctx, v)
@@ -35890,6 +36339,57 @@ func (ec *executionContext) unmarshalInputUpdateHRConnectionInput(ctx context.Co
 				return it, err
 			}
 			it.DeactivateLeavers = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputUpdateOrganizationInput(ctx context.Context, obj any) (UpdateOrganizationInput, error) {
+	var it UpdateOrganizationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "defaultRegion", "invitationExpiryDays", "restrictInvitationsToDomains"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "defaultRegion":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultRegion"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultRegion = data
+		case "invitationExpiryDays":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("invitationExpiryDays"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InvitationExpiryDays = data
+		case "restrictInvitationsToDomains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("restrictInvitationsToDomains"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RestrictInvitationsToDomains = data
 		}
 	}
 	return it, nil
@@ -36181,7 +36681,7 @@ func (ec *executionContext) unmarshalInputUserWhereInput(ctx context.Context, ob
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "email", "emailNEQ", "emailIn", "emailNotIn", "emailGT", "emailGTE", "emailLT", "emailLTE", "emailContains", "emailHasPrefix", "emailHasSuffix", "emailIsNil", "emailNotNil", "emailEqualFold", "emailContainsFold", "phone", "phoneNEQ", "phoneIn", "phoneNotIn", "phoneGT", "phoneGTE", "phoneLT", "phoneLTE", "phoneContains", "phoneHasPrefix", "phoneHasSuffix", "phoneIsNil", "phoneNotNil", "phoneEqualFold", "phoneContainsFold", "externalID", "externalIDNEQ", "externalIDIn", "externalIDNotIn", "externalIDGT", "externalIDGTE", "externalIDLT", "externalIDLTE", "externalIDContains", "externalIDHasPrefix", "externalIDHasSuffix", "externalIDIsNil", "externalIDNotNil", "externalIDEqualFold", "externalIDContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "status", "statusNEQ", "statusIn", "statusNotIn", "lastSignInAt", "lastSignInAtNEQ", "lastSignInAtIn", "lastSignInAtNotIn", "lastSignInAtGT", "lastSignInAtGTE", "lastSignInAtLT", "lastSignInAtLTE", "lastSignInAtIsNil", "lastSignInAtNotNil", "hasOrganization", "hasOrganizationWith", "hasRole", "hasRoleWith", "hasMemberships", "hasMembershipsWith", "hasContacts", "hasContactsWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "email", "emailNEQ", "emailIn", "emailNotIn", "emailGT", "emailGTE", "emailLT", "emailLTE", "emailContains", "emailHasPrefix", "emailHasSuffix", "emailIsNil", "emailNotNil", "emailEqualFold", "emailContainsFold", "phone", "phoneNEQ", "phoneIn", "phoneNotIn", "phoneGT", "phoneGTE", "phoneLT", "phoneLTE", "phoneContains", "phoneHasPrefix", "phoneHasSuffix", "phoneIsNil", "phoneNotNil", "phoneEqualFold", "phoneContainsFold", "externalID", "externalIDNEQ", "externalIDIn", "externalIDNotIn", "externalIDGT", "externalIDGTE", "externalIDLT", "externalIDLTE", "externalIDContains", "externalIDHasPrefix", "externalIDHasSuffix", "externalIDIsNil", "externalIDNotNil", "externalIDEqualFold", "externalIDContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "status", "statusNEQ", "statusIn", "statusNotIn", "lastSignInAt", "lastSignInAtNEQ", "lastSignInAtIn", "lastSignInAtNotIn", "lastSignInAtGT", "lastSignInAtGTE", "lastSignInAtLT", "lastSignInAtLTE", "lastSignInAtIsNil", "lastSignInAtNotNil", "hasOrganization", "hasOrganizationWith", "hasRole", "hasRoleWith", "hasMemberships", "hasMembershipsWith", "hasContacts", "hasContactsWith", "admin"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -36965,6 +37465,15 @@ func (ec *executionContext) unmarshalInputUserWhereInput(ctx context.Context, ob
 				return it, err
 			}
 			it.HasContactsWith = data
+		case "admin":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("admin"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			if err = ec.Resolvers.UserWhereInput().Admin(ctx, &it, data); err != nil {
+				return it, err
+			}
 		}
 	}
 	return it, nil
@@ -40195,6 +40704,11 @@ func (ec *executionContext) _InvitationPreview(ctx context.Context, sel ast.Sele
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "phone":
+			out.Values[i] = ec._InvitationPreview_phone(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "status":
 			out.Values[i] = ec._InvitationPreview_status(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -40270,6 +40784,11 @@ func (ec *executionContext) _InviteCounts(ctx context.Context, sel ast.Selection
 			}
 		case "domainNotAllowed":
 			out.Values[i] = ec._InviteCounts_domainNotAllowed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "externalIDTaken":
+			out.Values[i] = ec._InviteCounts_externalIDTaken(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -40884,6 +41403,11 @@ func (ec *executionContext) _InviteResult(ctx context.Context, sel ast.Selection
 			}
 		case "email":
 			out.Values[i] = ec._InviteResult_email(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "phone":
+			out.Values[i] = ec._InviteResult_phone(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -42136,6 +42660,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "updateOrganization":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateOrganization(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "addOrganizationDomain":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_addOrganizationDomain(ctx, field)
@@ -42346,6 +42877,11 @@ func (ec *executionContext) _Organization(ctx context.Context, sel ast.Selection
 			}
 		case "invitationExpiryDays":
 			out.Values[i] = ec._Organization_invitationExpiryDays(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "defaultRegion":
+			out.Values[i] = ec._Organization_defaultRegion(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -44286,6 +44822,44 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 					}
 				}()
 				res = ec._User_contacts(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "admin":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._User_admin(ctx, field, obj)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -46900,6 +47474,11 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 
 func (ec *executionContext) unmarshalNUpdateHRConnectionInput2admitᚋgraphᚐUpdateHRConnectionInput(ctx context.Context, v any) (UpdateHRConnectionInput, error) {
 	res, err := ec.unmarshalInputUpdateHRConnectionInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNUpdateOrganizationInput2admitᚋgraphᚐUpdateOrganizationInput(ctx context.Context, v any) (UpdateOrganizationInput, error) {
+	res, err := ec.unmarshalInputUpdateOrganizationInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 

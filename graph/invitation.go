@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"admit/ent"
 	"admit/ent/idempotencykey"
 	"admit/ent/invitation"
+	"admit/ent/membership"
 	"admit/internal/address"
 	"admit/internal/apperr"
 	"admit/internal/auth"
@@ -29,6 +31,22 @@ func entriesFromInput(inputs []string) []invite.Entry {
 	for _, in := range inputs {
 		for _, piece := range address.Split(in) {
 			out = append(out, invite.Entry{Input: piece})
+		}
+	}
+	return out
+}
+
+// maxInvitees bounds the people one inviteUsers may list by their details.
+const maxInvitees = 1000
+
+// entriesFromInvitees turns people given by their details into entries
+// that name their position in the input.
+func entriesFromInvitees(people []*InviteeInput) []invite.Entry {
+	out := make([]invite.Entry, len(people))
+	for i, p := range people {
+		out[i] = invite.Entry{
+			Field: fmt.Sprintf("input.invitees[%d]", i), Input: derefString(p.Email), Phone: derefString(p.Phone),
+			Name: derefString(p.Name), ExternalID: derefString(p.ExternalID), Invitee: true, NeedsName: true,
 		}
 	}
 	return out
@@ -55,18 +73,22 @@ func entriesFromFile(r io.Reader, filename string, lim importfile.Limits) ([]inv
 	}
 	out := make([]invite.Entry, len(rows))
 	for i, row := range rows {
-		out[i] = invite.Entry{Row: row.Line, Input: row.Email, Name: row.Name}
+		// A row with only a phone is a person to reach by SMS.
+		out[i] = invite.Entry{Row: row.Line, Input: row.Email, Phone: row.Phone, Name: row.Name, ExternalID: row.UserID, Invitee: row.Email == ""}
 	}
 	return out, nil
 }
 
 // results turns an outcome into GraphQL results, loading the new
-// invitations in batches.
+// invitations and memberships in batches.
 func (r *Resolver) results(ctx context.Context, c *ent.Client, out *invite.Outcome, dryRun bool) ([]*InviteResult, *InviteCounts, error) {
-	var ids []int
+	var ids, memberIDs []int
 	for _, res := range out.Results {
 		if res.InvitationID != 0 {
 			ids = append(ids, res.InvitationID)
+		}
+		if res.MembershipID != 0 {
+			memberIDs = append(memberIDs, res.MembershipID)
 		}
 	}
 	byID := make(map[int]*ent.Invitation, len(ids))
@@ -81,10 +103,20 @@ func (r *Resolver) results(ctx context.Context, c *ent.Client, out *invite.Outco
 			}
 		}
 	}
+	memberships := map[int]*ent.Membership{}
+	if !dryRun && len(memberIDs) > 0 && selects(ctx, "results", "membership") {
+		ms, err := c.Membership.Query().Where(membership.IDIn(memberIDs...)).All(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, m := range ms {
+			memberships[m.ID] = m
+		}
+	}
 	counts := &InviteCounts{Total: len(out.Results)}
 	results := make([]*InviteResult, len(out.Results))
 	for i, res := range out.Results {
-		ir := &InviteResult{Input: res.Input, Message: nonEmpty(res.Message), Email: nonEmpty(res.Email)}
+		ir := &InviteResult{Input: res.Input, Message: nonEmpty(res.Message), Email: nonEmpty(res.Email), Phone: nonEmpty(res.Phone), Field: nonEmpty(res.Field)}
 		if res.Row != 0 {
 			ir.Row = ptr(res.Row)
 		}
@@ -94,29 +126,37 @@ func (r *Resolver) results(ctx context.Context, c *ent.Client, out *invite.Outco
 			ir.Outcome = InviteOutcomeInvited
 			if dryRun {
 				ir.Outcome = InviteOutcomeWouldInvite
-				ir.Message = ptr("would invite " + res.Email)
+				ir.Message = ptr("would invite " + cmp.Or(res.Email, res.Phone))
 			}
 			ir.Invitation = byID[res.InvitationID]
+			ir.Membership = memberships[res.MembershipID]
 		default:
 			ir.Outcome = InviteOutcomeSkipped
+			countSkipped(counts, res.Code)
 			code := ErrorCode(res.Code)
 			ir.Code = &code
-			switch res.Code {
-			case invite.CodeInvalidAddress:
-				counts.Invalid++
-			case invite.CodeDuplicate:
-				counts.Duplicate++
-			case invite.CodeAlreadyMember:
-				counts.AlreadyMember++
-			case invite.CodeAlreadyInvited:
-				counts.AlreadyInvited++
-			case invite.CodeDomainNotAllowed:
-				counts.DomainNotAllowed++
-			}
 		}
 		results[i] = ir
 	}
 	return results, counts, nil
+}
+
+// countSkipped counts a skipped person under the reason's count.
+func countSkipped(counts *InviteCounts, code string) {
+	switch code {
+	case invite.CodeInvalidAddress, invite.CodeInvalidPhone, invite.CodeInvalidInput:
+		counts.Invalid++
+	case invite.CodeDuplicate:
+		counts.Duplicate++
+	case invite.CodeAlreadyMember, "ALREADY_WORKSPACE_MEMBER":
+		counts.AlreadyMember++
+	case invite.CodeAlreadyInvited:
+		counts.AlreadyInvited++
+	case invite.CodeDomainNotAllowed:
+		counts.DomainNotAllowed++
+	case invite.CodeExternalIDTaken:
+		counts.ExternalIDTaken++
+	}
 }
 
 func nonEmpty(s string) *string {

@@ -19,6 +19,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 )
 
@@ -29,17 +30,30 @@ func (r *mutationResolver) InviteUsers(ctx context.Context, input InviteUsersInp
 	}
 	c := r.db(ctx)
 	req := invite.Request{
-		Entries:     entriesFromInput(input.Emails),
+		Entries:     append(entriesFromInput(input.Emails), entriesFromInvitees(input.Invitees)...),
 		RoleID:      input.RoleID,
 		WorkspaceID: input.WorkspaceID,
 		Message:     derefString(input.Message),
 		Source:      invitation.SourceMANUAL,
+		Admin:       input.Admin != nil && *input.Admin,
 	}
-	if len(req.Entries) == 0 {
-		return &InviteUsersPayload{Results: []*InviteResult{}, Counts: &InviteCounts{}, Errors: userErrors(ErrorCodeInvalidInput, "input.emails", "give at least one address")}, nil
+	if input.Kind != nil {
+		req.Kind = invitation.Kind(*input.Kind)
+	}
+	if input.DeliveryMode != nil {
+		req.Mode = *input.DeliveryMode
+	}
+	refuse := func(field, msg string) (*InviteUsersPayload, error) {
+		return &InviteUsersPayload{Results: []*InviteResult{}, Counts: &InviteCounts{}, Errors: userErrors(ErrorCodeInvalidInput, field, msg)}, nil
+	}
+	switch {
+	case len(req.Entries) == 0:
+		return refuse("input.emails", "give at least one address or invitee")
+	case len(input.Invitees) > maxInvitees:
+		return refuse("input.invitees", fmt.Sprintf("at most %d invitees per request; import a file for more", maxInvitees))
 	}
 	out, uerr, err := r.idempotent(ctx, c, "inviteUsers", input.IdempotencyKey,
-		[]any{input.Emails, input.RoleID, input.WorkspaceID, input.Message},
+		[]any{input.Emails, input.Invitees, input.Kind, input.Admin, input.DeliveryMode, input.RoleID, input.WorkspaceID, input.Message},
 		func() (*invite.Outcome, error) { return r.invites.Invite(ctx, c, req) })
 	if err != nil {
 		return nil, err
@@ -134,6 +148,7 @@ func (r *mutationResolver) AcceptInvitation(ctx context.Context, input AcceptInv
 		Token:    input.Token,
 		Name:     derefString(input.Name),
 		Password: derefString(input.Password),
+		Email:    derefString(input.Email),
 	})
 	if ue, ok := userErrorFrom(err); ok {
 		return &AcceptInvitationPayload{Errors: []*UserError{ue}}, nil
@@ -172,6 +187,7 @@ func (r *queryResolver) InvitationPreview(ctx context.Context, token string) (*I
 		OrganizationName: inv.Edges.Organization.Name,
 		RoleName:         inv.Edges.Role.Name,
 		Email:            inv.Email,
+		Phone:            inv.Phone,
 		Status:           invite.Status(inv, r.invites.Now()),
 		ExpiresAt:        inv.ExpiresAt,
 	}

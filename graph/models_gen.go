@@ -30,6 +30,8 @@ type AcceptInvitationInput struct {
 	Name *string `json:"name,omitempty"`
 	// Password, for a new account (10 to 256 characters). Never changes an existing account's password.
 	Password *string `json:"password,omitempty"`
+	// For an invitation sent to a phone: an email address for the new account (optional).
+	Email *string `json:"email,omitempty"`
 }
 
 // The result of acceptInvitation.
@@ -330,6 +332,8 @@ type InvitationPreview struct {
 	WorkspaceName *string `json:"workspaceName,omitempty"`
 	// The invited address.
 	Email *string `json:"email,omitempty"`
+	// The invited phone number (E.164), for an invitation sent by SMS.
+	Phone *string `json:"phone,omitempty"`
 	// PENDING, or EXPIRED when past its expiry.
 	Status invitation.Status `json:"status"`
 	// When the link stops working.
@@ -342,7 +346,7 @@ type InviteCounts struct {
 	Total int `json:"total"`
 	// Invited (or, in a dry run, would be).
 	Invited int `json:"invited"`
-	// Not valid addresses.
+	// Not valid addresses or phone numbers, or invitees without a name or a way to reach them.
 	Invalid int `json:"invalid"`
 	// Repeats of an earlier entry.
 	Duplicate int `json:"duplicate"`
@@ -352,6 +356,8 @@ type InviteCounts struct {
 	AlreadyInvited int `json:"alreadyInvited"`
 	// Outside the organization's domains.
 	DomainNotAllowed int `json:"domainNotAllowed"`
+	// Whose User ID another user or invitation of the organization has.
+	ExternalIDTaken int `json:"externalIDTaken"`
 	// Existing users added to a workspace.
 	Added int `json:"added"`
 }
@@ -418,9 +424,11 @@ type InviteResult struct {
 	Row *int `json:"row,omitempty"`
 	// The normalized address, when the entry was one.
 	Email *string `json:"email,omitempty"`
+	// The normalized (E.164) phone number, when the entry had one.
+	Phone *string `json:"phone,omitempty"`
 	// What happened.
 	Outcome InviteOutcome `json:"outcome"`
-	// Why it was skipped: INVALID_ADDRESS, DUPLICATE_IN_REQUEST, ALREADY_MEMBER, ALREADY_INVITED or DOMAIN_NOT_ALLOWED.
+	// Why it was skipped: INVALID_ADDRESS, INVALID_PHONE, INVALID_INPUT, DUPLICATE_IN_REQUEST, ALREADY_MEMBER, ALREADY_INVITED, DOMAIN_NOT_ALLOWED or EXTERNAL_ID_TAKEN.
 	Code *ErrorCode `json:"code,omitempty"`
 	// A sentence about what happened.
 	Message *string `json:"message,omitempty"`
@@ -432,10 +440,22 @@ type InviteResult struct {
 	Field *string `json:"field,omitempty"`
 }
 
-// Addresses to invite.
+// Addresses and people to invite.
 type InviteUsersInput struct {
 	// Addresses as typed or pasted; one entry may hold several.
-	Emails []string `json:"emails"`
+	Emails []string `json:"emails,omitempty"`
+	// People by their details; each needs a name and an email address or a phone number (read in the organization's defaultRegion when it has no country code).
+	Invitees []*InviteeInput `json:"invitees,omitempty"`
+	// INTERNAL (the default) for people who work in the organization, CLIENT for its customers.
+	Kind *user.Kind `json:"kind,omitempty"`
+	// Make the invitees administrators once they accept (the Administrator toggle; admins only). With roleID, the role must be an administrator role; without, the built-in Admin role is used.
+	Admin *bool `json:"admin,omitempty"`
+	// How to bring them in: INVITE (the default) sends the invitation;
+	// ADD_TO_WORKSPACE (needs workspaceID) also lists them at once as NOT_JOINED
+	// members; ADD_TO_CONTACTS also adds them to your contacts;
+	// ADD_TO_CONTACTS_QUIETLY adds them to your contacts as invited users and
+	// sends nothing until resendInvitation.
+	DeliveryMode *invitation.DeliveryMode `json:"deliveryMode,omitempty"`
 	// Role for the invitees; the built-in Member role when omitted. At most your own rank.
 	RoleID *int `json:"roleID,omitempty"`
 	// Workspace to add the invitees to, if any.
@@ -488,7 +508,7 @@ type InviteeInput struct {
 	Name *string `json:"name,omitempty"`
 	// Email address.
 	Email *string `json:"email,omitempty"`
-	// Phone number (phone invitations are not available yet).
+	// Phone number, with its country code or in the organization's defaultRegion; invited by SMS when there is no email address.
 	Phone *string `json:"phone,omitempty"`
 	// The organization's own User ID for the person.
 	ExternalID *string `json:"externalID,omitempty"`
@@ -746,8 +766,10 @@ type RolePayload struct {
 
 // Credentials for signIn.
 type SignInInput struct {
-	// The account's email address.
-	Email string `json:"email"`
+	// The account's email address; give it or phone.
+	Email *string `json:"email,omitempty"`
+	// The account's phone number, instead of email: with its country code (+44 …), or in the organization's defaultRegion when organizationID is given.
+	Phone *string `json:"phone,omitempty"`
 	// The account's password.
 	Password string `json:"password"`
 	// Needed only when the address has accounts in several organizations.
@@ -796,6 +818,18 @@ type UpdateHRConnectionInput struct {
 	SyncInterval *string `json:"syncInterval,omitempty"`
 	// Scheduled syncs deactivate members whose employment ended.
 	DeactivateLeavers *bool `json:"deactivateLeavers,omitempty"`
+}
+
+// Changes to the organization's settings.
+type UpdateOrganizationInput struct {
+	// Display name shown to invitees (1 to 200 characters).
+	Name *string `json:"name,omitempty"`
+	// Region (ISO 3166 code such as GB or US) in which phone numbers without a country code are read; empty to require the country code.
+	DefaultRegion *string `json:"defaultRegion,omitempty"`
+	// Days an invitation stays valid after it is sent (1 to 365).
+	InvitationExpiryDays *int `json:"invitationExpiryDays,omitempty"`
+	// Whether invitations may only go to addresses in the verified domains.
+	RestrictInvitationsToDomains *bool `json:"restrictInvitationsToDomains,omitempty"`
 }
 
 // Changes to a custom role; omitted fields stay as they are.
@@ -1010,8 +1044,8 @@ const (
 	ErrorCodeWorkspaceArchived ErrorCode = "WORKSPACE_ARCHIVED"
 	// New internal users join a FLOW workspace only after being invited to the organization.
 	ErrorCodeInviteToOrganizationFirst ErrorCode = "INVITE_TO_ORGANIZATION_FIRST"
-	// Phone invitations are not available yet; give an email address.
-	ErrorCodePhoneNotSupported ErrorCode = "PHONE_NOT_SUPPORTED"
+	// Not a valid phone number (give its country code, or set the organization's defaultRegion).
+	ErrorCodeInvalidPhone ErrorCode = "INVALID_PHONE"
 	// No user of the organization has this ID.
 	ErrorCodeUserNotFound ErrorCode = "USER_NOT_FOUND"
 	// The person is already a member of the workspace.
@@ -1096,7 +1130,7 @@ var AllErrorCode = []ErrorCode{
 	ErrorCodeDomainNotFound,
 	ErrorCodeWorkspaceArchived,
 	ErrorCodeInviteToOrganizationFirst,
-	ErrorCodePhoneNotSupported,
+	ErrorCodeInvalidPhone,
 	ErrorCodeUserNotFound,
 	ErrorCodeAlreadyWorkspaceMember,
 	ErrorCodeJoinRequestNotFound,
@@ -1119,7 +1153,7 @@ var AllErrorCode = []ErrorCode{
 
 func (e ErrorCode) IsValid() bool {
 	switch e {
-	case ErrorCodeInvalidCredentials, ErrorCodeOrganizationRequired, ErrorCodeInvalidInput, ErrorCodeNameTaken, ErrorCodeBuiltinRole, ErrorCodeRoleInUse, ErrorCodeLastAdmin, ErrorCodeInvalidAddress, ErrorCodeDuplicateInRequest, ErrorCodeAlreadyMember, ErrorCodeAlreadyInvited, ErrorCodeDomainNotAllowed, ErrorCodeInvitationNotFound, ErrorCodeInvitationReplaced, ErrorCodeInvitationRevoked, ErrorCodeInvitationExpired, ErrorCodeInvitationAlreadyAccepted, ErrorCodeInvitationNotAcceptable, ErrorCodeSignInRequired, ErrorCodeWrongAccount, ErrorCodeAccountDeactivated, ErrorCodePasswordTooWeak, ErrorCodeResendTooSoon, ErrorCodeIdempotencyKeyReused, ErrorCodeFileEmpty, ErrorCodeFileTooLarge, ErrorCodeFileTooManyRows, ErrorCodeFileNotText, ErrorCodeFileUnsupportedType, ErrorCodeFileNoAddressColumn, ErrorCodeFileMalformed, ErrorCodeLinkNotFound, ErrorCodeLinkRefreshed, ErrorCodeLinkRevoked, ErrorCodeLinkExpired, ErrorCodeLinkExhausted, ErrorCodeNoDomains, ErrorCodeRateLimited, ErrorCodeResetTokenInvalid, ErrorCodeResetTokenExpired, ErrorCodeInvalidDomain, ErrorCodeDomainExists, ErrorCodeDomainNotFound, ErrorCodeWorkspaceArchived, ErrorCodeInviteToOrganizationFirst, ErrorCodePhoneNotSupported, ErrorCodeUserNotFound, ErrorCodeAlreadyWorkspaceMember, ErrorCodeJoinRequestNotFound, ErrorCodeJoinRequestClosed, ErrorCodeNoPendingInvitation, ErrorCodeExternalIDTaken, ErrorCodeLastOwner, ErrorCodeHrUnknownProvider, ErrorCodeHrAlreadyConnected, ErrorCodeHrCredentialsRejected, ErrorCodeHrUnreachable, ErrorCodeHrHostNotAllowed, ErrorCodeHrInvalidURL, ErrorCodeHrBadResponse, ErrorCodeHrSyncInProgress, ErrorCodeHrSyncFailed, ErrorCodeHrEmployeeNotFound, ErrorCodeHrEmployeeInactive:
+	case ErrorCodeInvalidCredentials, ErrorCodeOrganizationRequired, ErrorCodeInvalidInput, ErrorCodeNameTaken, ErrorCodeBuiltinRole, ErrorCodeRoleInUse, ErrorCodeLastAdmin, ErrorCodeInvalidAddress, ErrorCodeDuplicateInRequest, ErrorCodeAlreadyMember, ErrorCodeAlreadyInvited, ErrorCodeDomainNotAllowed, ErrorCodeInvitationNotFound, ErrorCodeInvitationReplaced, ErrorCodeInvitationRevoked, ErrorCodeInvitationExpired, ErrorCodeInvitationAlreadyAccepted, ErrorCodeInvitationNotAcceptable, ErrorCodeSignInRequired, ErrorCodeWrongAccount, ErrorCodeAccountDeactivated, ErrorCodePasswordTooWeak, ErrorCodeResendTooSoon, ErrorCodeIdempotencyKeyReused, ErrorCodeFileEmpty, ErrorCodeFileTooLarge, ErrorCodeFileTooManyRows, ErrorCodeFileNotText, ErrorCodeFileUnsupportedType, ErrorCodeFileNoAddressColumn, ErrorCodeFileMalformed, ErrorCodeLinkNotFound, ErrorCodeLinkRefreshed, ErrorCodeLinkRevoked, ErrorCodeLinkExpired, ErrorCodeLinkExhausted, ErrorCodeNoDomains, ErrorCodeRateLimited, ErrorCodeResetTokenInvalid, ErrorCodeResetTokenExpired, ErrorCodeInvalidDomain, ErrorCodeDomainExists, ErrorCodeDomainNotFound, ErrorCodeWorkspaceArchived, ErrorCodeInviteToOrganizationFirst, ErrorCodeInvalidPhone, ErrorCodeUserNotFound, ErrorCodeAlreadyWorkspaceMember, ErrorCodeJoinRequestNotFound, ErrorCodeJoinRequestClosed, ErrorCodeNoPendingInvitation, ErrorCodeExternalIDTaken, ErrorCodeLastOwner, ErrorCodeHrUnknownProvider, ErrorCodeHrAlreadyConnected, ErrorCodeHrCredentialsRejected, ErrorCodeHrUnreachable, ErrorCodeHrHostNotAllowed, ErrorCodeHrInvalidURL, ErrorCodeHrBadResponse, ErrorCodeHrSyncInProgress, ErrorCodeHrSyncFailed, ErrorCodeHrEmployeeNotFound, ErrorCodeHrEmployeeInactive:
 		return true
 	}
 	return false

@@ -2,9 +2,11 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -165,7 +167,12 @@ func (t SignInThrottle) InterceptOperation(ctx context.Context, next graphql.Ope
 		case "signIn":
 			input, _ := f.ArgumentMap(oc.Variables)["input"].(map[string]any)
 			email, _ := input["email"].(string)
-			a, err = t.Accounts.BeginSignIn(ctx, t.Client, email, auth.ClientIP(ctx))
+			phone, _ := input["phone"].(string)
+			login := account.Login{Email: email, Phone: phone, OrgID: argumentID(input["organizationID"])}
+			var key string
+			if key, err = login.Key(ctx, t.Client); err == nil {
+				a, err = t.Accounts.BeginSignIn(ctx, t.Client, key, auth.ClientIP(ctx))
+			}
 		case "changePassword":
 			// A stolen session must not turn into unlimited guesses at
 			// the current password either.
@@ -212,4 +219,29 @@ func signInAttempt(ctx context.Context, field string) (*account.SignInAttempt, e
 		return nil, fmt.Errorf("graph: %s outside SignInThrottle", field)
 	}
 	return a.next(field)
+}
+
+// argumentID reads an ID argument as the operation gave it (a string or a
+// number), or nil when it is absent or not an ID.
+func argumentID(v any) *int {
+	var n int
+	var err error
+	switch x := v.(type) {
+	case string:
+		n, err = strconv.Atoi(x)
+	case json.Number:
+		var i int64
+		i, err = x.Int64()
+		n = int(i)
+	case int64:
+		n = int(x)
+	case int:
+		n = x
+	default:
+		return nil
+	}
+	if err != nil {
+		return nil
+	}
+	return &n
 }

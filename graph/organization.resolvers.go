@@ -13,6 +13,7 @@ import (
 	"admit/internal/audit"
 	"admit/internal/auth"
 	"admit/internal/emaildomain"
+	"admit/internal/phone"
 	"admit/internal/rule"
 	"context"
 	"fmt"
@@ -20,6 +21,56 @@ import (
 	"strings"
 	"unicode/utf8"
 )
+
+// UpdateOrganization is the resolver for the updateOrganization field.
+func (r *mutationResolver) UpdateOrganization(ctx context.Context, input UpdateOrganizationInput) (*OrganizationPayload, error) {
+	if err := rule.RequireAdmin(ctx, "change the organization"); err != nil {
+		return nil, err
+	}
+	refuse := func(field, msg string) (*OrganizationPayload, error) {
+		return &OrganizationPayload{Errors: userErrors(ErrorCodeInvalidInput, field, msg)}, nil
+	}
+	v := auth.FromContext(ctx)
+	up := r.db(ctx).Organization.UpdateOneID(v.OrgID)
+	var changed []string
+	if input.Name != nil {
+		name := strings.TrimSpace(*input.Name)
+		if name == "" || utf8.RuneCountInString(name) > 200 {
+			return refuse("input.name", "name must be 1 to 200 characters")
+		}
+		up.SetName(name)
+		changed = append(changed, "name")
+	}
+	if input.DefaultRegion != nil {
+		region := strings.ToUpper(strings.TrimSpace(*input.DefaultRegion))
+		if region != "" && !phone.ValidRegion(region) {
+			return refuse("input.defaultRegion", fmt.Sprintf("%q is not a region code such as GB or US", *input.DefaultRegion))
+		}
+		up.SetDefaultRegion(region)
+		changed = append(changed, "defaultRegion")
+	}
+	if input.InvitationExpiryDays != nil {
+		if d := *input.InvitationExpiryDays; d < 1 || d > 365 {
+			return refuse("input.invitationExpiryDays", "invitationExpiryDays must be 1 to 365")
+		}
+		up.SetInvitationExpiryDays(*input.InvitationExpiryDays)
+		changed = append(changed, "invitationExpiryDays")
+	}
+	if input.RestrictInvitationsToDomains != nil {
+		up.SetRestrictInvitationsToDomains(*input.RestrictInvitationsToDomains)
+		changed = append(changed, "restrictInvitationsToDomains")
+	}
+	org, err := up.Save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(changed) > 0 {
+		if err := audit.Record(ctx, r.db(ctx), "organization.updated", "Organization", org.ID, strings.Join(changed, ", ")); err != nil {
+			return nil, err
+		}
+	}
+	return &OrganizationPayload{Organization: org, Errors: []*UserError{}}, nil
+}
 
 // AddOrganizationDomain is the resolver for the addOrganizationDomain field.
 func (r *mutationResolver) AddOrganizationDomain(ctx context.Context, input OrganizationDomainInput) (*OrganizationPayload, error) {
@@ -247,4 +298,21 @@ func (r *queryResolver) Organization(ctx context.Context) (*ent.Organization, er
 		return nil, rule.ErrUnauthenticated
 	}
 	return r.client.Organization.Get(ctx, v.OrgID)
+}
+
+// Admin is the resolver for the admin field.
+func (r *userResolver) Admin(ctx context.Context, obj *ent.User) (bool, error) {
+	rl, err := obj.Role(ctx)
+	if err != nil {
+		return false, err
+	}
+	return rl.Admin, nil
+}
+
+// Admin is the resolver for the admin field.
+func (r *userWhereInputResolver) Admin(ctx context.Context, obj *ent.UserWhereInput, data *bool) error {
+	if data != nil {
+		obj.AddPredicates(user.HasRoleWith(role.Admin(*data)))
+	}
+	return nil
 }

@@ -120,7 +120,7 @@ func (r *Resolver) workspaceResults(ctx context.Context, c *ent.Client, results 
 	counts := &InviteCounts{Total: len(results)}
 	out := make([]*InviteResult, len(results))
 	for i, res := range results {
-		ir := &InviteResult{Input: res.Input, Email: nonEmpty(res.Email), Message: nonEmpty(res.Message),
+		ir := &InviteResult{Input: res.Input, Email: nonEmpty(res.Email), Phone: nonEmpty(res.Phone), Message: nonEmpty(res.Message),
 			Field: nonEmpty(res.Field), Membership: res.Membership, Invitation: byID[res.InvitationID]}
 		switch res.Outcome {
 		case wsvc.OutcomeAdded:
@@ -131,20 +131,9 @@ func (r *Resolver) workspaceResults(ctx context.Context, c *ent.Client, results 
 			counts.Invited++
 		default:
 			ir.Outcome = InviteOutcomeSkipped
+			countSkipped(counts, res.Code)
 			code := ErrorCode(res.Code)
 			ir.Code = &code
-			switch res.Code {
-			case "INVALID_ADDRESS":
-				counts.Invalid++
-			case "DUPLICATE_IN_REQUEST":
-				counts.Duplicate++
-			case "ALREADY_MEMBER", "ALREADY_WORKSPACE_MEMBER":
-				counts.AlreadyMember++
-			case "ALREADY_INVITED":
-				counts.AlreadyInvited++
-			case "DOMAIN_NOT_ALLOWED":
-				counts.DomainNotAllowed++
-			}
 		}
 		out[i] = ir
 	}

@@ -87,7 +87,7 @@ const (
 	wsApprove     = `mutation($in: ApproveJoinRequestInput!) { approveJoinRequest(input: $in) { joinRequest { id status decidedAs decidedBy { email } } membership { id status user { email kind status } } errors { code field message } } }`
 	wsDeny        = `mutation($id: ID!, $r: String) { denyJoinRequest(input: {id: $id, reason: $r}) { joinRequest { status denyReason } errors { code message } } }`
 	wsMembers     = `query($id: ID!, $where: MembershipWhereInput) { workspace(id: $id) { name members(first: 100, where: $where) { totalCount edges { node { id role status user { email kind status } pendingInvitation { id email kind } } } } } }`
-	wsInvite      = `mutation($in: InviteWorkspaceMembersInput!) { inviteWorkspaceMembers(input: $in) { results { input field email outcome code message membership { status } invitation { kind } } counts { total invited added alreadyMember } errors { code field message } } }`
+	wsInvite      = `mutation($in: InviteWorkspaceMembersInput!) { inviteWorkspaceMembers(input: $in) { results { input field email phone outcome code message membership { status } invitation { kind } } counts { total invited added alreadyMember } errors { code field message } } }`
 	wsResendAll   = `mutation($id: ID!) { resendWorkspaceInvitations(input: {workspaceID: $id}) { sent skipped { code membership { user { email } } } errors { code message } } }`
 	wsPreview     = `query($t: String!) { workspaceLinkPreview(token: $t) { workspaceName organizationName allowsViewing } }`
 	wsAccept      = `mutation($t: String!, $n: String, $p: String) { acceptInvitation(input: {token: $t, name: $n, password: $p}) { token user { email kind } errors { code message } } }`
@@ -470,7 +470,7 @@ func TestInviteWorkspaceMembers(t *testing.T) {
 	p := wsNoErrors(t, d, "inviteWorkspaceMembers")
 	want := []struct{ outcome, code string }{
 		{"ADDED", ""}, {"SKIPPED", "DUPLICATE_IN_REQUEST"}, {"SKIPPED", "USER_NOT_FOUND"},
-		{"INVITED", ""}, {"SKIPPED", "PHONE_NOT_SUPPORTED"}, {"SKIPPED", "INVALID_ADDRESS"}, {"SKIPPED", "DUPLICATE_IN_REQUEST"},
+		{"INVITED", ""}, {"INVITED", ""}, {"SKIPPED", "INVALID_ADDRESS"}, {"SKIPPED", "DUPLICATE_IN_REQUEST"},
 	}
 	results := wsGet(t, p, "results").([]any)
 	if len(results) != len(want) {
@@ -485,7 +485,10 @@ func TestInviteWorkspaceMembers(t *testing.T) {
 	if wsStr(t, results[3], "invitation.kind") != "CLIENT" || wsStr(t, results[3], "membership.status") != "NOT_JOINED" || wsStr(t, results[0], "membership.status") != "JOINED" {
 		t.Fatalf("results: %v", results)
 	}
-	if wsGet(t, p, "counts.added") != float64(1) || wsGet(t, p, "counts.invited") != float64(1) {
+	if wsStr(t, results[4], "phone") != "+442079460958" || wsStr(t, results[4], "membership.status") != "NOT_JOINED" {
+		t.Fatalf("a phone-only invitee: want invited by SMS with a NOT_JOINED membership, got %v", results[4])
+	}
+	if wsGet(t, p, "counts.added") != float64(1) || wsGet(t, p, "counts.invited") != float64(2) {
 		t.Fatalf("counts: %v", p["counts"])
 	}
 
@@ -506,18 +509,22 @@ func TestInviteWorkspaceMembers(t *testing.T) {
 	other := e.NewOrg("Else")
 	e.Do(other.AdminToken, wsInvite, map[string]any{"in": map[string]any{"workspaceID": s.wsID, "invitees": []map[string]any{{"email": "x@y.test"}}}}).MustFail("NOT_FOUND")
 
-	// Resend all: the not-joined client gets a fresh link, the old dies;
-	// right after, the cooldown skips it.
+	// Resend all: the not-joined clients (one by email, one by SMS) get a
+	// fresh link, the old dies; right after, the cooldown skips them.
 	e.Deliver()
 	first := testutil.TokenIn(t, e.Mail.To("one@client.test")[0])
+	if n := len(e.Texts.To("+442079460958")); n != 1 {
+		t.Fatalf("want one SMS to the phone-only invitee, got %d", n)
+	}
 	e.Clock.Advance(2 * 60 * 1e9)
 	d = wsData(t, e, s.ownerToken, wsResendAll, map[string]any{"id": s.wsID})
-	if wsGet(t, wsNoErrors(t, d, "resendWorkspaceInvitations"), "sent") != float64(1) {
+	if wsGet(t, wsNoErrors(t, d, "resendWorkspaceInvitations"), "sent") != float64(2) {
 		t.Fatalf("resend all: %v", d)
 	}
 	d = wsData(t, e, s.ownerToken, wsResendAll, map[string]any{"id": s.wsID})
 	p = wsNoErrors(t, d, "resendWorkspaceInvitations")
-	if p["sent"] != float64(0) || wsStr(t, p, "skipped.0.code") != "RESEND_TOO_SOON" || wsStr(t, p, "skipped.0.membership.user.email") != "one@client.test" {
+	skipped, _ := p["skipped"].([]any)
+	if p["sent"] != float64(0) || len(skipped) != 2 || wsStr(t, p, "skipped.0.code") != "RESEND_TOO_SOON" || wsStr(t, p, "skipped.1.code") != "RESEND_TOO_SOON" {
 		t.Fatalf("resend within the cooldown: %v", p)
 	}
 	e.Deliver()

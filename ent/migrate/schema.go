@@ -556,6 +556,7 @@ var (
 		{Name: "restrict_invitations_to_domains", Type: field.TypeBool, Default: false},
 		{Name: "event_position", Type: field.TypeInt, Default: 0},
 		{Name: "invitation_expiry_days", Type: field.TypeInt, Default: 14},
+		{Name: "default_region", Type: field.TypeString, Size: 2, Default: ""},
 	}
 	// OrganizationsTable holds the schema information for the "organizations" table.
 	OrganizationsTable = &schema.Table{

@@ -33,6 +33,8 @@ const (
 	FieldEventPosition = "event_position"
 	// FieldInvitationExpiryDays holds the string denoting the invitation_expiry_days field in the database.
 	FieldInvitationExpiryDays = "invitation_expiry_days"
+	// FieldDefaultRegion holds the string denoting the default_region field in the database.
+	FieldDefaultRegion = "default_region"
 	// Table holds the table name of the organization in the database.
 	Table = "organizations"
 )
@@ -48,6 +50,7 @@ var Columns = []string{
 	FieldRestrictInvitationsToDomains,
 	FieldEventPosition,
 	FieldInvitationExpiryDays,
+	FieldDefaultRegion,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -86,6 +89,10 @@ var (
 	DefaultInvitationExpiryDays int
 	// InvitationExpiryDaysValidator is a validator for the "invitation_expiry_days" field. It is called by the builders before save.
 	InvitationExpiryDaysValidator func(int) error
+	// DefaultDefaultRegion holds the default value on creation for the "default_region" field.
+	DefaultDefaultRegion string
+	// DefaultRegionValidator is a validator for the "default_region" field. It is called by the builders before save.
+	DefaultRegionValidator func(string) error
 )
 
 // Kind defines the type for the "kind" enum field.
@@ -155,6 +162,11 @@ func ByEventPosition(opts ...sql.OrderTermOption) OrderOption {
 // ByInvitationExpiryDays orders the results by the invitation_expiry_days field.
 func ByInvitationExpiryDays(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldInvitationExpiryDays, opts...).ToFunc()
+}
+
+// ByDefaultRegion orders the results by the default_region field.
+func ByDefaultRegion(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDefaultRegion, opts...).ToFunc()
 }
 
 // MarshalGQL implements graphql.Marshaler interface.

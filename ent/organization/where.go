@@ -84,6 +84,11 @@ func InvitationExpiryDays(v int) predicate.Organization {
 	return predicate.Organization(sql.FieldEQ(FieldInvitationExpiryDays, v))
 }
 
+// DefaultRegion applies equality check predicate on the "default_region" field. It's identical to DefaultRegionEQ.
+func DefaultRegion(v string) predicate.Organization {
+	return predicate.Organization(sql.FieldEQ(FieldDefaultRegion, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Organization {
 	return predicate.Organization(sql.FieldEQ(FieldCreatedAt, v))
@@ -337,6 +342,71 @@ func InvitationExpiryDaysLT(v int) predicate.Organization {
 // InvitationExpiryDaysLTE applies the LTE predicate on the "invitation_expiry_days" field.
 func InvitationExpiryDaysLTE(v int) predicate.Organization {
 	return predicate.Organization(sql.FieldLTE(FieldInvitationExpiryDays, v))
+}
+
+// DefaultRegionEQ applies the EQ predicate on the "default_region" field.
+func DefaultRegionEQ(v string) predicate.Organization {
+	return predicate.Organization(sql.FieldEQ(FieldDefaultRegion, v))
+}
+
+// DefaultRegionNEQ applies the NEQ predicate on the "default_region" field.
+func DefaultRegionNEQ(v string) predicate.Organization {
+	return predicate.Organization(sql.FieldNEQ(FieldDefaultRegion, v))
+}
+
+// DefaultRegionIn applies the In predicate on the "default_region" field.
+func DefaultRegionIn(vs ...string) predicate.Organization {
+	return predicate.Organization(sql.FieldIn(FieldDefaultRegion, vs...))
+}
+
+// DefaultRegionNotIn applies the NotIn predicate on the "default_region" field.
+func DefaultRegionNotIn(vs ...string) predicate.Organization {
+	return predicate.Organization(sql.FieldNotIn(FieldDefaultRegion, vs...))
+}
+
+// DefaultRegionGT applies the GT predicate on the "default_region" field.
+func DefaultRegionGT(v string) predicate.Organization {
+	return predicate.Organization(sql.FieldGT(FieldDefaultRegion, v))
+}
+
+// DefaultRegionGTE applies the GTE predicate on the "default_region" field.
+func DefaultRegionGTE(v string) predicate.Organization {
+	return predicate.Organization(sql.FieldGTE(FieldDefaultRegion, v))
+}
+
+// DefaultRegionLT applies the LT predicate on the "default_region" field.
+func DefaultRegionLT(v string) predicate.Organization {
+	return predicate.Organization(sql.FieldLT(FieldDefaultRegion, v))
+}
+
+// DefaultRegionLTE applies the LTE predicate on the "default_region" field.
+func DefaultRegionLTE(v string) predicate.Organization {
+	return predicate.Organization(sql.FieldLTE(FieldDefaultRegion, v))
+}
+
+// DefaultRegionContains applies the Contains predicate on the "default_region" field.
+func DefaultRegionContains(v string) predicate.Organization {
+	return predicate.Organization(sql.FieldContains(FieldDefaultRegion, v))
+}
+
+// DefaultRegionHasPrefix applies the HasPrefix predicate on the "default_region" field.
+func DefaultRegionHasPrefix(v string) predicate.Organization {
+	return predicate.Organization(sql.FieldHasPrefix(FieldDefaultRegion, v))
+}
+
+// DefaultRegionHasSuffix applies the HasSuffix predicate on the "default_region" field.
+func DefaultRegionHasSuffix(v string) predicate.Organization {
+	return predicate.Organization(sql.FieldHasSuffix(FieldDefaultRegion, v))
+}
+
+// DefaultRegionEqualFold applies the EqualFold predicate on the "default_region" field.
+func DefaultRegionEqualFold(v string) predicate.Organization {
+	return predicate.Organization(sql.FieldEqualFold(FieldDefaultRegion, v))
+}
+
+// DefaultRegionContainsFold applies the ContainsFold predicate on the "default_region" field.
+func DefaultRegionContainsFold(v string) predicate.Organization {
+	return predicate.Organization(sql.FieldContainsFold(FieldDefaultRegion, v))
 }
 
 // And groups predicates with the AND operator between them.

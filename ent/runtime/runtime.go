@@ -581,6 +581,12 @@ func init() {
 			return nil
 		}
 	}()
+	// organizationDescDefaultRegion is the schema descriptor for default_region field.
+	organizationDescDefaultRegion := organizationFields[6].Descriptor()
+	// organization.DefaultDefaultRegion holds the default value on creation for the default_region field.
+	organization.DefaultDefaultRegion = organizationDescDefaultRegion.Default.(string)
+	// organization.DefaultRegionValidator is a validator for the "default_region" field. It is called by the builders before save.
+	organization.DefaultRegionValidator = organizationDescDefaultRegion.Validators[0].(func(string) error)
 	passwordreset.Policy = privacy.NewPolicies(schema.PasswordReset{})
 	passwordreset.Hooks[0] = func(next ent.Mutator) ent.Mutator {
 		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {

@@ -7,6 +7,9 @@ import (
 	"entgo.io/ent/schema/edge"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
+
+	"admit/ent/privacy"
+	"admit/internal/rule"
 )
 
 // Contact puts one user in another's contact list ("add to contacts").
@@ -41,5 +44,14 @@ func (Contact) Annotations() []schema.Annotation {
 	return []schema.Annotation{
 		entgql.QueryField(),
 		entgql.RelayConnection(),
+	}
+}
+
+// Policy of the Contact: everyone's contact list is their own, admins'
+// included.
+func (Contact) Policy() ent.Policy {
+	return privacy.Policy{
+		Query:    privacy.QueryPolicy{rule.FilterContactsToOwner()},
+		Mutation: privacy.MutationPolicy{rule.DenyContactWriteUnlessOwner()},
 	}
 }

@@ -45,6 +45,10 @@ func (Organization) Fields() []ent.Field {
 			Min(1).
 			Max(365).
 			Comment("Days an invitation stays valid after it is sent."),
+		field.String("default_region").
+			Default("").
+			MaxLen(2).
+			Comment("ISO 3166 region (such as GB or US) in which phone numbers typed without a country code are read; empty: numbers need their country code."),
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"admit/internal/auth"
 	"admit/internal/emaildomain"
 	"admit/internal/password"
+	"admit/internal/phone"
 	"admit/internal/pubsub"
 	"admit/internal/rule"
 	"admit/internal/secret"
@@ -34,7 +35,9 @@ import (
 var (
 	ErrInvalidCredentials   = errors.New("the email or password is incorrect")
 	ErrOrganizationRequired = errors.New("this address has accounts in several organizations; choose one with organizationID")
-	ErrInvalidSession       = errors.New("session token is invalid or expired")
+	// ErrInvalidPhone is a sign-in phone number that cannot be read.
+	ErrInvalidPhone   = errors.New("not a valid phone number: give it with its country code (+44 …), or give organizationID to read it in the organization's default region")
+	ErrInvalidSession = errors.New("session token is invalid or expired")
 )
 
 // Service holds what sign-in needs.
@@ -90,17 +93,63 @@ func (s *Service) throttle() *throttle.Counter {
 	return &s.counter
 }
 
-// BeginSignIn counts a sign-in attempt for email from the client address
+// Login is who a sign-in names: an email address, or a phone number.
+type Login struct {
+	Email, Phone string
+	// OrgID is the organization chosen, if any; a phone number without a
+	// country code is read in its default region.
+	OrgID *int
+}
+
+// Normalize returns the login's address normalized, or its phone in
+// E.164: the form accounts are stored in and sign-ins are counted by, so
+// that spelling a number differently neither finds another account nor
+// escapes the limits.
+func (l Login) Normalize(ctx context.Context, c *ent.Client) (email, phoneNumber string, err error) {
+	if strings.TrimSpace(l.Phone) == "" {
+		return NormalizeEmail(l.Email), "", nil
+	}
+	region := ""
+	if l.OrgID != nil {
+		org, err := c.Organization.Get(rule.System(ctx), *l.OrgID)
+		if err != nil && !ent.IsNotFound(err) {
+			return "", "", fmt.Errorf("account: organization: %w", err)
+		}
+		if org != nil {
+			region = org.DefaultRegion
+		}
+	}
+	n, err := phone.Normalize(l.Phone, region)
+	if err != nil {
+		return "", "", ErrInvalidPhone
+	}
+	return "", n, nil
+}
+
+// Key is what the per-account sign-in limit counts for the login.
+func (l Login) Key(ctx context.Context, c *ent.Client) (string, error) {
+	email, number, err := l.Normalize(ctx, c)
+	if errors.Is(err, ErrInvalidPhone) {
+		// It cannot sign anyone in; count it under what was typed.
+		return "phone:" + strings.TrimSpace(l.Phone), nil
+	}
+	if number != "" {
+		return "phone:" + number, err
+	}
+	return email, err
+}
+
+// BeginSignIn counts a sign-in attempt for a login key (Login.Key) from the client address
 // ip, before any password is checked, so that concurrent attempts are
 // counted exactly. c must be the plain client, not a transaction: the count
 // has to outlive a refused mutation. An unknown address is counted and
 // refused exactly like a known one, so a lockout tells nothing about who
 // has an account.
-func (s *Service) BeginSignIn(ctx context.Context, c *ent.Client, email, ip string) (*SignInAttempt, error) {
+func (s *Service) BeginSignIn(ctx context.Context, c *ent.Client, key, ip string) (*SignInAttempt, error) {
 	l := s.SignInLimits
 	a := &SignInAttempt{
 		Allowed:    true,
-		accountKey: "signin:account:" + throttle.Secret(NormalizeEmail(email)),
+		accountKey: "signin:account:" + throttle.Secret(key),
 		addressKey: "signin:address:" + throttle.Address(ip),
 	}
 	ok, wait, err := s.throttle().Hit(ctx, c, a.addressKey, l.PerAddress, l.Window)
@@ -180,9 +229,18 @@ func NormalizeEmail(s string) string {
 
 // SignIn checks the credentials and opens a session, written with c (the
 // mutation's transaction).
-func (s *Service) SignIn(ctx context.Context, c *ent.Client, email, pw string, orgID *int) (token string, sess *ent.Session, u *ent.User, err error) {
+func (s *Service) SignIn(ctx context.Context, c *ent.Client, login Login, pw string) (token string, sess *ent.Session, u *ent.User, err error) {
+	email, number, err := login.Normalize(ctx, c)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	who := user.Email(email)
+	if number != "" {
+		who = user.Phone(number)
+	}
+	orgID := login.OrgID
 	q := c.User.Query().
-		Where(user.Email(NormalizeEmail(email)), user.StatusEQ(user.StatusACTIVE)).
+		Where(who, user.StatusEQ(user.StatusACTIVE)).
 		// The caller has no viewer yet, so the payload's user carries the
 		// edges a client asks for right after signing in.
 		WithRole().

@@ -4,6 +4,7 @@ package config
 
 import (
 	"cmp"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,16 +33,22 @@ type Config struct {
 	LogLevel           string
 	SMTPURL            string
 	SMTPFrom           string
-	AcceptURLTemplate  string
-	JoinURLTemplate    string
-	ResetURLTemplate   string
-	JoinLimitPerLink   int
-	JoinLimitPerAddr   int
-	JoinLimitWindow    time.Duration
-	ImportLimits       importfile.Limits
-	ResendCooldown     time.Duration
-	OutboxConcurrency  int
-	MetricsAddr        string
+	// Twilio sends SMS when its account SID is set.
+	TwilioAccountSID          string
+	TwilioAuthToken           string
+	TwilioFrom                string
+	TwilioMessagingServiceSID string
+	TwilioAPIBase             string
+	AcceptURLTemplate         string
+	JoinURLTemplate           string
+	ResetURLTemplate          string
+	JoinLimitPerLink          int
+	JoinLimitPerAddr          int
+	JoinLimitWindow           time.Duration
+	ImportLimits              importfile.Limits
+	ResendCooldown            time.Duration
+	OutboxConcurrency         int
+	MetricsAddr               string
 	// HRAllowPrivateHosts lets HR connections reach loopback, private and
 	// link-local addresses (tests, on-premises mocks).
 	HRAllowPrivateHosts bool
@@ -89,6 +96,11 @@ var Settings = []Setting{
 	{"WS_SESSION_CHECK", "ws-session-check", "5s", "How often an open websocket re-checks its session. Sign-out and deactivation close sockets at once (4403); expiry within this time."},
 	{"SMTP_URL", "smtp-url", "", "smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (implicit TLS). Unset: messages are printed to the log and kept in the outbox."},
 	{"SMTP_FROM", "smtp-from", "Admit <no-reply@localhost>", "Sender of every email."},
+	{"TWILIO_ACCOUNT_SID", "twilio-account-sid", "", "Twilio account SID (AC…): with it, invitations to phone numbers are sent as SMS through Twilio's Messages API. Unset: texts are printed to the log and kept in the outbox."},
+	{"TWILIO_AUTH_TOKEN", "twilio-auth-token", "", "Twilio auth token (or an API key secret); required with TWILIO_ACCOUNT_SID. Never logged."},
+	{"TWILIO_FROM", "twilio-from", "", "Sender of every SMS: a Twilio number in E.164 or an alphanumeric sender ID. Give it or TWILIO_MESSAGING_SERVICE_SID."},
+	{"TWILIO_MESSAGING_SERVICE_SID", "twilio-messaging-service-sid", "", "Twilio Messaging Service (MG…) to send from instead of TWILIO_FROM."},
+	{"TWILIO_API_BASE", "twilio-api-base", "https://api.twilio.com", "Base URL of Twilio's REST API: a regional host (https://api.dublin.ie1.twilio.com) or a test server."},
 	{"OUTBOX_CONCURRENCY", "outbox-concurrency", "4", "Messages each replica sends at once. Raise it for a fast relay; lower it to 1 for a provider that limits parallel connections."},
 	{"OUTBOX_MAX_AGE", "outbox-max-age", "24h", "How long a message that fails for a temporary reason (the relay is down) is retried, with backoff capped at an hour; then it is FAILED, and admins may retryDeliveries."},
 	{"ACCEPT_URL_TEMPLATE", "accept-url-template", "", "Link in invitation emails, with {token} where the token goes (for a React app hosting the page). Default: PUBLIC_URL/invitations/accept?token={token}."},
@@ -128,21 +140,37 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	}
 	get := func(k string) string { return strings.TrimSpace(*vals[k]) }
 	c := Config{
-		Addr:                   get("ADDR"),
-		MetricsAddr:            get("METRICS_ADDR"),
-		DatabaseURL:            get("DATABASE_URL"),
-		PublicURL:              strings.TrimRight(get("PUBLIC_URL"), "/"),
-		SecretKey:              get("ADMIT_SECRET_KEY"),
-		LogLevel:               get("LOG_LEVEL"),
-		SMTPURL:                get("SMTP_URL"),
-		SMTPFrom:               get("SMTP_FROM"),
-		BootstrapOrganization:  get("ADMIT_BOOTSTRAP_ORGANIZATION"),
-		BootstrapAdminEmail:    get("ADMIT_BOOTSTRAP_ADMIN_EMAIL"),
-		BootstrapAdminPassword: *vals["ADMIT_BOOTSTRAP_ADMIN_PASSWORD"],
+		Addr:                      get("ADDR"),
+		MetricsAddr:               get("METRICS_ADDR"),
+		DatabaseURL:               get("DATABASE_URL"),
+		PublicURL:                 strings.TrimRight(get("PUBLIC_URL"), "/"),
+		SecretKey:                 get("ADMIT_SECRET_KEY"),
+		LogLevel:                  get("LOG_LEVEL"),
+		SMTPURL:                   get("SMTP_URL"),
+		SMTPFrom:                  get("SMTP_FROM"),
+		TwilioAccountSID:          get("TWILIO_ACCOUNT_SID"),
+		TwilioAuthToken:           get("TWILIO_AUTH_TOKEN"),
+		TwilioFrom:                get("TWILIO_FROM"),
+		TwilioMessagingServiceSID: get("TWILIO_MESSAGING_SERVICE_SID"),
+		TwilioAPIBase:             get("TWILIO_API_BASE"),
+		BootstrapOrganization:     get("ADMIT_BOOTSTRAP_ORGANIZATION"),
+		BootstrapAdminEmail:       get("ADMIT_BOOTSTRAP_ADMIN_EMAIL"),
+		BootstrapAdminPassword:    *vals["ADMIT_BOOTSTRAP_ADMIN_PASSWORD"],
 	}
 	for _, o := range strings.Split(get("CORS_ALLOWED_ORIGINS"), ",") {
 		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
 			c.CORSAllowedOrigins = append(c.CORSAllowedOrigins, o)
+		}
+	}
+	if c.TwilioAccountSID != "" {
+		switch {
+		case c.TwilioAuthToken == "":
+			return c, errors.New("TWILIO_AUTH_TOKEN is required with TWILIO_ACCOUNT_SID")
+		case c.TwilioFrom == "" && c.TwilioMessagingServiceSID == "":
+			return c, errors.New("TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID is required with TWILIO_ACCOUNT_SID")
+		}
+		if u, err := url.Parse(c.TwilioAPIBase); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return c, fmt.Errorf("TWILIO_API_BASE: %q is not an http(s) URL", c.TwilioAPIBase)
 		}
 	}
 	if err := server.ValidateOrigins(c.CORSAllowedOrigins); err != nil {

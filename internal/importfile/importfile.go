@@ -51,11 +51,15 @@ type Limits struct {
 // cheap to hold in memory and to validate.
 var DefaultLimits = Limits{MaxBytes: 5 << 20, MaxRows: 50000}
 
-// Row is one address cell found in the file.
+// Row is one person found in the file: an address cell, a phone cell, or
+// both.
 type Row struct {
 	Line  int    // 1-based line/record number in the file (header counts as line 1), for per-row reports
 	Email string // the raw address cell as written, trimmed (not validated; the caller validates with address.Parse)
 	Name  string // from a name column if any, else ""
+	// Phone and UserID are the cells of a CSV's phone and User ID columns,
+	// trimmed and not validated; "" without such columns.
+	Phone, UserID string
 }
 
 // Read parses the file. filename decides the format by extension (.csv or
@@ -186,20 +190,20 @@ func readCSV(text string, lim Limits) ([]Row, error) {
 			if isHeader {
 				continue
 			}
-			cols = columns{addr: firstWithAt(rec), name: -1, first: -1, last: -1}
+			cols = columns{addr: firstWithAt(rec), name: -1, first: -1, last: -1, phone: -1, id: -1}
 			if cols.addr < 0 {
-				return nil, fmt.Errorf("%w: the first row has no header (such as \"email\") and no cell with an @; "+
+				return nil, fmt.Errorf("%w: the first row has no header (such as \"email\" or \"phone\") and no cell with an @; "+
 					"add a header row with an \"email\" column", ErrNoAddressColumn)
 			}
 		}
-		email := cell(rec, cols.addr)
-		if email == "" {
+		email, phone := cell(rec, cols.addr), cell(rec, cols.phone)
+		if email == "" && phone == "" {
 			continue
 		}
 		if len(rows) == lim.MaxRows {
 			return nil, tooMany(lim)
 		}
-		rows = append(rows, Row{Line: lineNum, Email: email, Name: cols.nameOf(rec)})
+		rows = append(rows, Row{Line: lineNum, Email: email, Name: cols.nameOf(rec), Phone: phone, UserID: cell(rec, cols.id)})
 	}
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("%w: the file has no addresses under its header; add one address per row", ErrEmpty)
@@ -254,7 +258,7 @@ func detectDelimiter(text string) rune {
 
 // columns holds the indexes of the interesting columns; -1 means absent.
 type columns struct {
-	addr, name, first, last int
+	addr, name, first, last, phone, id int
 }
 
 // nameOf returns the name for rec: the name column, or first and last
@@ -279,12 +283,18 @@ var (
 	nameHeaders  = map[string]bool{"name": true, "full name": true, "fullname": true, "display name": true, "displayname": true}
 	firstHeaders = map[string]bool{"first name": true, "firstname": true}
 	lastHeaders  = map[string]bool{"last name": true, "lastname": true}
+	phoneHeaders = map[string]bool{
+		"phone": true, "phone number": true, "mobile": true, "mobile phone": true, "mobile number": true,
+		"cell": true, "cell phone": true, "telephone": true, "tel": true,
+	}
+	idHeaders = map[string]bool{"user id": true, "userid": true, "external id": true, "externalid": true, "employee id": true}
 )
 
 // headerColumns reports whether rec is a header row (it names an address
-// column) and, if so, which columns hold the address and the name.
+// or a phone column) and, if so, which columns hold the address, the name,
+// the phone and the User ID.
 func headerColumns(rec []string) (columns, bool) {
-	c := columns{addr: -1, name: -1, first: -1, last: -1}
+	c := columns{addr: -1, name: -1, first: -1, last: -1, phone: -1, id: -1}
 	weakAddr := -1
 	for i, raw := range rec {
 		h := normalizeHeader(raw)
@@ -299,12 +309,16 @@ func headerColumns(rec []string) (columns, bool) {
 			c.first = i
 		case lastHeaders[h] && c.last < 0:
 			c.last = i
+		case phoneHeaders[h] && c.phone < 0:
+			c.phone = i
+		case idHeaders[h] && c.id < 0:
+			c.id = i
 		}
 	}
 	if c.addr < 0 {
 		c.addr = weakAddr
 	}
-	return c, c.addr >= 0
+	return c, c.addr >= 0 || c.phone >= 0
 }
 
 // normalizeHeader lower-cases a header cell and folds "_" and runs of

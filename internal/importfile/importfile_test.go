@@ -19,120 +19,130 @@ func TestReadCSV(t *testing.T) {
 		want []Row
 	}{
 		{
+			name: "phone and User ID columns; a row may have only a phone",
+			in:   "Name,Email,Mobile Phone,User ID\nAda,,+44 20 7946 0958,E-1\nGrace,grace@x.com,,E-2\n,,,\n",
+			want: []Row{{Line: 2, Name: "Ada", Phone: "+44 20 7946 0958", UserID: "E-1"}, {Line: 3, Email: "grace@x.com", Name: "Grace", UserID: "E-2"}},
+		},
+		{
+			name: "a header naming only a phone column",
+			in:   "phone\n020 7946 0958\n",
+			want: []Row{{Line: 2, Phone: "020 7946 0958"}},
+		},
+		{
 			name: "header with name",
 			in:   "name,email\nJane Doe,jane@x.com\nJohn,john@x.com\n",
-			want: []Row{{2, "jane@x.com", "Jane Doe"}, {3, "john@x.com", "John"}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: "Jane Doe"}, {Line: 3, Email: "john@x.com", Name: "John"}},
 		},
 		{
 			name: "header in any case, address column not first",
 			in:   "Full Name,Company,E-Mail Address\nJane,Acme,jane@x.com\n",
-			want: []Row{{2, "jane@x.com", "Jane"}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: "Jane"}},
 		},
 		{
 			name: "upper-case header with padding and underscore",
 			in:   " Display_Name ;  EMAIL_ADDRESS \nJane;jane@x.com\n",
-			want: []Row{{2, "jane@x.com", "Jane"}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: "Jane"}},
 		},
 		{
 			name: "header only email",
 			in:   "EMAIL\njane@x.com\njohn@x.com",
-			want: []Row{{2, "jane@x.com", ""}, {3, "john@x.com", ""}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: ""}, {Line: 3, Email: "john@x.com", Name: ""}},
 		},
 		{
 			name: "mail and e-mail headers",
 			in:   "id,mail\n1,jane@x.com\n",
-			want: []Row{{2, "jane@x.com", ""}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: ""}},
 		},
 		{
 			name: "email preferred over a postal address column",
 			in:   "Address,Name,Email\n1 Main St,Jane,jane@x.com\n",
-			want: []Row{{2, "jane@x.com", "Jane"}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: "Jane"}},
 		},
 		{
 			name: "address header alone",
 			in:   "address\njane@x.com\n",
-			want: []Row{{2, "jane@x.com", ""}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: ""}},
 		},
 		{
 			name: "no header: first column with @, no name",
 			in:   "Jane Doe,jane@x.com,Acme\nJohn,john@x.com,Acme\n",
-			want: []Row{{1, "jane@x.com", ""}, {2, "john@x.com", ""}},
+			want: []Row{{Line: 1, Email: "jane@x.com", Name: ""}, {Line: 2, Email: "john@x.com", Name: ""}},
 		},
 		{
 			name: "no header, single column",
 			in:   "jane@x.com\njohn@x.com\n",
-			want: []Row{{1, "jane@x.com", ""}, {2, "john@x.com", ""}},
+			want: []Row{{Line: 1, Email: "jane@x.com", Name: ""}, {Line: 2, Email: "john@x.com", Name: ""}},
 		},
 		{
 			name: "semicolon delimiter",
 			in:   "Name;Email\nDoe, Jane;jane@x.com\nRoe, Rick;rick@x.com\n",
-			want: []Row{{2, "jane@x.com", "Doe, Jane"}, {3, "rick@x.com", "Roe, Rick"}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: "Doe, Jane"}, {Line: 3, Email: "rick@x.com", Name: "Roe, Rick"}},
 		},
 		{
 			name: "semicolons inside quotes do not pick the delimiter",
 			in:   "\"a;b;c\",email\nJane,jane@x.com\n",
-			want: []Row{{2, "jane@x.com", ""}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: ""}},
 		},
 		{
 			name: "tab delimiter",
 			in:   "name\temail\nJane Doe\tjane@x.com\n\t\n",
-			want: []Row{{2, "jane@x.com", "Jane Doe"}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: "Jane Doe"}},
 		},
 		{
 			name: "tab delimiter keeps empty fields",
 			in:   "name\tcompany\temail\nJane\t\tjane@x.com\n",
-			want: []Row{{2, "jane@x.com", "Jane"}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: "Jane"}},
 		},
 		{
 			name: "quoted names with commas",
 			in:   "name,email\n\"Doe, Jane\",jane@x.com\n\"Roe, \"\"Rick\"\"\", rick@x.com\n",
-			want: []Row{{2, "jane@x.com", "Doe, Jane"}, {3, "rick@x.com", `Roe, "Rick"`}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: "Doe, Jane"}, {Line: 3, Email: "rick@x.com", Name: `Roe, "Rick"`}},
 		},
 		{
 			name: "space before a quoted field",
 			in:   "email, name\njane@x.com, \"Doe, Jane\"\n",
-			want: []Row{{2, "jane@x.com", "Doe, Jane"}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: "Doe, Jane"}},
 		},
 		{
 			name: "BOM and CRLF",
 			in:   "\xef\xbb\xbfEmail,Name\r\njane@x.com,Jane\r\njohn@x.com,John\r\n",
-			want: []Row{{2, "jane@x.com", "Jane"}, {3, "john@x.com", "John"}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: "Jane"}, {Line: 3, Email: "john@x.com", Name: "John"}},
 		},
 		{
 			name: "first and last name joined",
 			in:   "First Name,Last Name,Email\nJane,Doe,jane@x.com\n,Roe,rick@x.com\nAnn,,ann@x.com\n",
-			want: []Row{{2, "jane@x.com", "Jane Doe"}, {3, "rick@x.com", "Roe"}, {4, "ann@x.com", "Ann"}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: "Jane Doe"}, {Line: 3, Email: "rick@x.com", Name: "Roe"}, {Line: 4, Email: "ann@x.com", Name: "Ann"}},
 		},
 		{
 			name: "name column wins over first/last",
 			in:   "firstname,lastname,name,email\nJ,D,Jane Doe,jane@x.com\n",
-			want: []Row{{2, "jane@x.com", "Jane Doe"}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: "Jane Doe"}},
 		},
 		{
 			name: "empty address cells and blank lines skipped, line numbers kept",
 			in:   "name,email\nJane,jane@x.com\n\nNobody,\nShort\n,  \nJohn,john@x.com\n",
-			want: []Row{{2, "jane@x.com", "Jane"}, {7, "john@x.com", "John"}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: "Jane"}, {Line: 7, Email: "john@x.com", Name: "John"}},
 		},
 		{
 			name: "unparseable cells returned as written",
 			in:   "email\nnot an address\n jane@x.com \na@x.com; b@x.com\n",
-			want: []Row{{2, "not an address", ""}, {3, "jane@x.com", ""}, {4, "a@x.com; b@x.com", ""}},
+			want: []Row{{Line: 2, Email: "not an address", Name: ""}, {Line: 3, Email: "jane@x.com", Name: ""}, {Line: 4, Email: "a@x.com; b@x.com", Name: ""}},
 		},
 		{
 			name: "multi-line quoted field: line of the record start",
 			in:   "name,email\n\"Jane\nDoe\",jane@x.com\nJohn,john@x.com\n",
-			want: []Row{{2, "jane@x.com", "Jane\nDoe"}, {4, "john@x.com", "John"}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: "Jane\nDoe"}, {Line: 4, Email: "john@x.com", Name: "John"}},
 		},
 		{
 			name: "ragged rows",
 			in:   "email,name,notes\njane@x.com\njohn@x.com,John,a,b,c\n",
-			want: []Row{{2, "jane@x.com", ""}, {3, "john@x.com", "John"}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: ""}, {Line: 3, Email: "john@x.com", Name: "John"}},
 		},
 		{
 			name: "upper-case extension",
 			file: "LIST.CSV",
 			in:   "email\njane@x.com\n",
-			want: []Row{{2, "jane@x.com", ""}},
+			want: []Row{{Line: 2, Email: "jane@x.com", Name: ""}},
 		},
 	}
 	for _, tc := range tests {
@@ -159,31 +169,31 @@ func TestReadTXT(t *testing.T) {
 		{
 			name: "one per line",
 			in:   "jane@x.com\njohn@x.com\n",
-			want: []Row{{1, "jane@x.com", ""}, {2, "john@x.com", ""}},
+			want: []Row{{Line: 1, Email: "jane@x.com", Name: ""}, {Line: 2, Email: "john@x.com", Name: ""}},
 		},
 		{
 			name: "mixed separators and named forms",
 			in:   "a@x.com, b@x.com; c@x.com\td@x.com\n\nJane Doe <jane@x.com>, \"Doe, John\" <john@x.com>\n   \ne@x.com\n",
 			want: []Row{
-				{1, "a@x.com", ""}, {1, "b@x.com", ""}, {1, "c@x.com", ""}, {1, "d@x.com", ""},
-				{3, "Jane Doe <jane@x.com>", ""}, {3, `"Doe, John" <john@x.com>`, ""},
-				{5, "e@x.com", ""},
+				{Line: 1, Email: "a@x.com", Name: ""}, {Line: 1, Email: "b@x.com", Name: ""}, {Line: 1, Email: "c@x.com", Name: ""}, {Line: 1, Email: "d@x.com", Name: ""},
+				{Line: 3, Email: "Jane Doe <jane@x.com>", Name: ""}, {Line: 3, Email: `"Doe, John" <john@x.com>`},
+				{Line: 5, Email: "e@x.com", Name: ""},
 			},
 		},
 		{
 			name: "BOM and CRLF",
 			in:   "\xef\xbb\xbfjane@x.com\r\n\r\njohn@x.com\r\n",
-			want: []Row{{1, "jane@x.com", ""}, {3, "john@x.com", ""}},
+			want: []Row{{Line: 1, Email: "jane@x.com", Name: ""}, {Line: 3, Email: "john@x.com", Name: ""}},
 		},
 		{
 			name: "garbage kept for the caller to report",
 			in:   "hello\njane@x.com\n",
-			want: []Row{{1, "hello", ""}, {2, "jane@x.com", ""}},
+			want: []Row{{Line: 1, Email: "hello", Name: ""}, {Line: 2, Email: "jane@x.com", Name: ""}},
 		},
 		{
 			name: "no trailing newline",
 			in:   "jane@x.com",
-			want: []Row{{1, "jane@x.com", ""}},
+			want: []Row{{Line: 1, Email: "jane@x.com", Name: ""}},
 		},
 	}
 	for _, tc := range tests {
@@ -235,7 +245,7 @@ func TestReadErrors(t *testing.T) {
 		{"DEL", "a.txt", "jane@x.com\x7f\n", DefaultLimits, ErrNotText},
 
 		{"no header, no @", "a.csv", "Jane,Doe\nx@y.com,z\n", DefaultLimits, ErrNoAddressColumn},
-		{"header without address column", "a.csv", "name,phone\nJane,555\n", DefaultLimits, ErrNoAddressColumn},
+		{"header without address column", "a.csv", "name,company\nJane,Acme\n", DefaultLimits, ErrNoAddressColumn},
 
 		{"bare quote", "a.csv", "email,name\njane@x.com,Jane \"JD\" Doe\n", DefaultLimits, ErrMalformed},
 		{"unclosed quote", "a.csv", "email,name\njane@x.com,\"Jane\n", DefaultLimits, ErrMalformed},
@@ -342,7 +352,7 @@ func TestReadPropagatesReadErrors(t *testing.T) {
 func TestReadOneByteReader(t *testing.T) {
 	in := "\xef\xbb\xbfName;Email\r\nDoe, Jane;jane@x.com\r\n"
 	rows, err := Read(iotest.OneByteReader(strings.NewReader(in)), "a.csv", DefaultLimits)
-	want := []Row{{2, "jane@x.com", "Doe, Jane"}}
+	want := []Row{{Line: 2, Email: "jane@x.com", Name: "Doe, Jane"}}
 	if err != nil || !reflect.DeepEqual(rows, want) {
 		t.Fatalf("want %+v, got %+v, %v", want, rows, err)
 	}

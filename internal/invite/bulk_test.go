@@ -48,10 +48,10 @@ func TestBulkWriteObeysThePrivacyPolicies(t *testing.T) {
 	// The same call as the organization's own admin goes through and writes
 	// all three rows, which read back through ent like any other.
 	got, err := invite.BulkInvite(adminOf(acme), e.Invites, e.DB.Client, acme.ID, acme.MemberRoleID, acme.AdminID, "a@example.com", "b@example.com")
-	if err != nil || len(got) != 2 || got["a@example.com"] == 0 || got["b@example.com"] == 0 {
+	if err != nil || len(got) != 2 || got["e:a@example.com"] == 0 || got["e:b@example.com"] == 0 {
 		t.Fatalf("own organization: want 2 ids, got %v, %v", got, err)
 	}
-	inv, err := e.DB.Client.Invitation.Get(testutil.System(), got["a@example.com"])
+	inv, err := e.DB.Client.Invitation.Get(testutil.System(), got["e:a@example.com"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestBulkWriteObeysThePrivacyPolicies(t *testing.T) {
 	// Writing the same address again is skipped by the unique index, not
 	// an error, and writes no second message.
 	again, err := invite.BulkInvite(adminOf(acme), e.Invites, e.DB.Client, acme.ID, acme.MemberRoleID, acme.AdminID, "a@example.com", "c@example.com")
-	if err != nil || len(again) != 1 || again["c@example.com"] == 0 {
+	if err != nil || len(again) != 1 || again["e:c@example.com"] == 0 {
 		t.Fatalf("want only c@example.com written, got %v, %v", again, err)
 	}
 	if n := countInvitations(t, e); n != 3 {

@@ -8,7 +8,8 @@ import (
 	"admit/ent/invitation"
 )
 
-// BulkInvite exposes the bulk writer to the external tests, which need
+// BulkInvite exposes the bulk writer (keys of the result are "e:" and the
+// address) to the external tests, which need
 // testutil (and so cannot live in this package).
 func BulkInvite(ctx context.Context, s *Service, c *ent.Client, orgID, roleID, inviterID int, emails ...string) (map[string]int, error) {
 	now := s.Now()

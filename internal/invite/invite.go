@@ -20,6 +20,7 @@ import (
 	"admit/internal/apperr"
 	"admit/internal/auth"
 	"admit/internal/eventlog"
+	"admit/internal/phone"
 	"admit/internal/pubsub"
 	"admit/internal/rule"
 	"admit/internal/secret"
@@ -33,6 +34,9 @@ const (
 	CodeAlreadyMember    = "ALREADY_MEMBER"
 	CodeAlreadyInvited   = "ALREADY_INVITED"
 	CodeDomainNotAllowed = "DOMAIN_NOT_ALLOWED"
+	CodeInvalidPhone     = "INVALID_PHONE"
+	CodeInvalidInput     = "INVALID_INPUT"
+	CodeExternalIDTaken  = "EXTERNAL_ID_TAKEN"
 )
 
 // TemplateInvitation names the invitation message template.
@@ -57,15 +61,20 @@ type Service struct {
 	Invited func(source string, n int)
 }
 
-// Entry is one address as the user gave it.
+// Entry is one address, or one person's details, as the user gave them.
 type Entry struct {
 	Row   int    // file row, 0 for typed entries
-	Input string // as given
+	Field string // the input position, such as input.invitees[2]; "" for addresses
+	Input string // the address as given; may be empty when Phone is not
+	Phone string // the phone number as given, if any
 	Name  string // from a name column, if any
 	// ExternalID is the person's ID in the system the entry came from (an
-	// HR provider's employee ID), kept on the invitation and, on
-	// acceptance, on the user.
+	// HR provider's employee ID, the organization's own User ID), kept on
+	// the invitation and, on acceptance, on the user.
 	ExternalID string
+	// Invitee marks a person given by details, who needs an address or a
+	// phone number; NeedsName, also a name.
+	Invitee, NeedsName bool
 }
 
 // Request is one invite request.
@@ -77,16 +86,28 @@ type Request struct {
 	Source      invitation.Source
 	// Kind is INTERNAL (the default) or CLIENT.
 	Kind invitation.Kind
+	// Admin asks for administrator rights (the Administrator toggle): the
+	// role must be an administrator role, the built-in Admin by default.
+	Admin bool
+	// Mode is how the invitees are brought in (INVITE by default); every
+	// mode but INVITE also gives each a not-yet-active account at once.
+	Mode invitation.DeliveryMode
 }
 
 // Result is what happened to one entry.
 type Result struct {
 	Row          int    `json:"row,omitempty"`
+	Field        string `json:"field,omitempty"`
 	Input        string `json:"input"`
 	Email        string `json:"email,omitempty"`
+	Phone        string `json:"phone,omitempty"`
 	Code         string `json:"code,omitempty"` // "" when invited
 	Message      string `json:"message,omitempty"`
 	InvitationID int    `json:"invitationID,omitempty"`
+	// UserID is the not-yet-active account made for the invitee, and
+	// MembershipID their NOT_JOINED membership (modes other than INVITE).
+	UserID       int `json:"userID,omitempty"`
+	MembershipID int `json:"membershipID,omitempty"`
 }
 
 // Outcome is the result of a request.
@@ -112,11 +133,26 @@ const batch = 1000
 // candidate is a valid, new-to-this-request address still to be checked
 // against the database.
 type candidate struct {
-	result     int // index in Outcome.Results
-	email      string
+	result     int    // index in Outcome.Results
+	email      string // normalized; "" for a phone-only invitee
+	phone      string // E.164; "" when none was given
 	name       string
 	externalID string
 }
+
+// key names a candidate within a request: by address, or by phone when it
+// has none. Addresses and phones are each unique in a request.
+func (p candidate) key() string { return personKey(p.email, p.phone) }
+
+func personKey(email, phone string) string {
+	if email != "" {
+		return "e:" + email
+	}
+	return "p:" + phone
+}
+
+// who is how results name a candidate.
+func (p candidate) who() string { return cmpOr(p.email, p.phone) }
 
 // Invite validates every entry and writes an invitation, a queued message
 // and an audit event for each valid, new address, with c (the mutation's
@@ -125,6 +161,15 @@ type candidate struct {
 func (s *Service) Invite(ctx context.Context, c *ent.Client, req Request) (*Outcome, error) {
 	if req.Kind == "" {
 		req.Kind = invitation.KindINTERNAL
+	}
+	if req.Mode == "" {
+		req.Mode = invitation.DeliveryModeINVITE
+	}
+	if req.Mode == invitation.DeliveryModeADD_TO_WORKSPACE && req.WorkspaceID == nil {
+		return nil, apperr.New(apperr.BadUserInput, "deliveryMode ADD_TO_WORKSPACE needs a workspaceID")
+	}
+	if req.Admin && req.Kind == invitation.KindCLIENT {
+		return nil, apperr.New(apperr.BadUserInput, "clients cannot be administrators: invite them as INTERNAL users or leave admin off")
 	}
 	if err := rule.RequireInviter(ctx, c, req.Kind, req.WorkspaceID); err != nil {
 		return nil, err
@@ -135,7 +180,7 @@ func (s *Service) Invite(ctx context.Context, c *ent.Client, req Request) (*Outc
 	if err != nil {
 		return nil, fmt.Errorf("invite.Invite: %w", err)
 	}
-	rl, err := grantableRole(ctx, c, req.RoleID)
+	rl, err := grantableRole(ctx, c, req.RoleID, req.Admin)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +203,7 @@ func (s *Service) Invite(ctx context.Context, c *ent.Client, req Request) (*Outc
 	// One order for every request: concurrent requests with overlapping
 	// lists then take the unique-index locks in the same order and cannot
 	// deadlock each other.
-	slices.SortFunc(cands, func(a, b candidate) int { return strings.Compare(a.email, b.email) })
+	slices.SortFunc(cands, func(a, b candidate) int { return strings.Compare(a.key(), b.key()) })
 	now := s.Now()
 	expires := now.Add(time.Duration(org.InvitationExpiryDays) * 24 * time.Hour)
 	for start := 0; start < len(cands); start += batch {
@@ -168,7 +213,7 @@ func (s *Service) Invite(ctx context.Context, c *ent.Client, req Request) (*Outc
 		}
 	}
 	if n := out.Count(""); n > 0 {
-		if s.Kick != nil {
+		if s.Kick != nil && req.Mode != invitation.DeliveryModeADD_TO_CONTACTS_QUIETLY {
 			txn.AfterCommit(ctx, s.Kick)
 		}
 		if s.Invited != nil {
@@ -179,58 +224,108 @@ func (s *Service) Invite(ctx context.Context, c *ent.Client, req Request) (*Outc
 }
 
 // classify parses every entry and settles what needs no database: invalid
-// addresses, repeats and addresses outside the organization's domains.
+// addresses and phone numbers, repeats and addresses outside the
+// organization's domains.
 func classify(org *ent.Organization, entries []Entry) (*Outcome, []candidate) {
 	out := &Outcome{Results: make([]Result, 0, len(entries))}
 	var cands []candidate
 	seen := make(map[string]bool, len(entries))
+	seenExternal := map[string]bool{}
 	for _, e := range entries {
-		r := Result{Row: e.Row, Input: e.Input}
-		email, name, err := address.Parse(e.Input)
+		r := Result{Row: e.Row, Field: e.Field, Input: cmpOr(e.Input, e.Phone)}
+		p, code, msg := parseEntry(org, e)
+		r.Email, r.Phone = p.email, p.phone
 		switch {
-		case err != nil:
-			r.Code, r.Message = CodeInvalidAddress, err.Error()
-		case seen[email]:
-			r.Email, r.Code, r.Message = email, CodeDuplicate, email+" appears earlier in this request"
-		case org.RestrictInvitationsToDomains && !slices.Contains(org.Domains, domainOf(email)):
-			seen[email] = true
-			r.Email, r.Code = email, CodeDomainNotAllowed
-			r.Message = domainOf(email) + " is not one of the organization's domains"
+		case code != "":
+			r.Code, r.Message = code, msg
+		case (p.email != "" && seen["e:"+p.email]) || (p.phone != "" && seen["p:"+p.phone]):
+			r.Code, r.Message = CodeDuplicate, p.who()+" appears earlier in this request"
+		case p.email != "" && org.RestrictInvitationsToDomains && !slices.Contains(org.Domains, domainOf(p.email)):
+			seen["e:"+p.email] = true
+			r.Code = CodeDomainNotAllowed
+			r.Message = domainOf(p.email) + " is not one of the organization's domains"
+		case p.externalID != "" && seenExternal[p.externalID]:
+			r.Code, r.Message = CodeExternalIDTaken, "User ID "+p.externalID+" appears earlier in this request"
 		default:
-			r.Email = email
-			seen[email] = true
-			cands = append(cands, candidate{result: len(out.Results), email: email, name: clipName(address.CleanName(cmpOr(name, e.Name))), externalID: e.ExternalID})
+			seen["e:"+p.email], seen["p:"+p.phone] = p.email != "", p.phone != ""
+			if p.externalID != "" {
+				seenExternal[p.externalID] = true
+			}
+			p.result = len(out.Results)
+			cands = append(cands, p)
 		}
 		out.Results = append(out.Results, r)
 	}
 	return out, cands
 }
 
+// parseEntry normalizes one entry's address, phone, name and User ID, or
+// says why it cannot be invited.
+func parseEntry(org *ent.Organization, e Entry) (p candidate, code, msg string) {
+	input, phoneInput := strings.TrimSpace(e.Input), strings.TrimSpace(e.Phone)
+	if e.Invitee && input == "" && phoneInput == "" {
+		return p, CodeInvalidInput, "give an email address or a phone number"
+	}
+	var name string
+	if input != "" || !e.Invitee {
+		var err error
+		if p.email, name, err = address.Parse(e.Input); err != nil {
+			return p, CodeInvalidAddress, err.Error()
+		}
+	}
+	if phoneInput != "" {
+		var err error
+		if p.phone, err = phone.Normalize(phoneInput, org.DefaultRegion); err != nil {
+			return p, CodeInvalidPhone, phoneInput + ": " + err.Error()
+		}
+	}
+	p.name = clipName(address.CleanName(cmpOr(name, e.Name)))
+	if e.NeedsName && p.name == "" {
+		return p, CodeInvalidInput, "give the invitee's name"
+	}
+	p.externalID = strings.TrimSpace(e.ExternalID)
+	if len(p.externalID) > 200 {
+		return p, CodeInvalidInput, "the User ID must be at most 200 bytes"
+	}
+	return p, "", ""
+}
+
 func (s *Service) invitePart(ctx context.Context, c *ent.Client, v *auth.Viewer, req Request, rl *ent.Role,
 	out *Outcome, part []candidate, now, expires time.Time) error {
-	emails := make([]string, len(part))
-	for i, p := range part {
-		emails[i] = p.email
+	var emails, phones, externals []string
+	for _, p := range part {
+		if p.email != "" {
+			emails = append(emails, p.email)
+		}
+		if p.phone != "" {
+			phones = append(phones, p.phone)
+		}
+		if p.externalID != "" {
+			externals = append(externals, p.externalID)
+		}
 	}
 	members, err := c.User.Query().
-		Where(user.EmailIn(emails...), user.StatusIn(user.StatusACTIVE, user.StatusDEACTIVATED)).
-		Select(user.FieldEmail).
-		Strings(ctx)
+		Where(user.Or(user.EmailIn(emails...), user.PhoneIn(phones...)), user.StatusIn(user.StatusACTIVE, user.StatusDEACTIVATED)).
+		Select(user.FieldEmail, user.FieldPhone).
+		All(ctx)
 	if err != nil {
 		return fmt.Errorf("invite: members: %w", err)
 	}
 	rows, err := c.Invitation.Query().
-		Where(invitation.EmailIn(emails...), invitation.StatusEQ(invitation.StatusPENDING)).
-		Select(invitation.FieldID, invitation.FieldEmail, invitation.FieldExpiresAt).
+		Where(invitation.Or(invitation.EmailIn(emails...), invitation.PhoneIn(phones...)), invitation.StatusEQ(invitation.StatusPENDING)).
+		Select(invitation.FieldID, invitation.FieldEmail, invitation.FieldPhone, invitation.FieldExpiresAt).
 		All(ctx)
 	if err != nil {
 		return fmt.Errorf("invite: pending: %w", err)
 	}
-	var pending []string
+	isMember, isPending := map[string]bool{}, map[string]bool{}
+	for _, m := range members {
+		isMember["e:"+deref(m.Email)], isMember["p:"+deref(m.Phone)] = m.Email != nil, m.Phone != nil
+	}
 	var stale []int
 	for _, row := range rows {
 		if row.ExpiresAt.After(now) {
-			pending = append(pending, *row.Email)
+			isPending["e:"+deref(row.Email)], isPending["p:"+deref(row.Phone)] = row.Email != nil, row.Phone != nil
 		} else {
 			stale = append(stale, row.ID)
 		}
@@ -245,20 +340,28 @@ func (s *Service) invitePart(ctx context.Context, c *ent.Client, v *auth.Viewer,
 			return fmt.Errorf("invite: expire: %w", err)
 		}
 	}
-	isMember, isPending := set(members), set(pending)
+	takenBy, err := s.externalIDsTaken(ctx, c, externals, now)
+	if err != nil {
+		return err
+	}
 
 	var todo []candidate
 	var fresh []newInvitation
 	for _, p := range part {
 		r := &out.Results[p.result]
+		hit := func(m map[string]bool) bool {
+			return m["e:"+p.email] && p.email != "" || m["p:"+p.phone] && p.phone != ""
+		}
 		switch {
-		case isMember[p.email]:
-			r.Code, r.Message = CodeAlreadyMember, p.email+" already has an account in this organization"
-		case isPending[p.email]:
-			r.Code, r.Message = CodeAlreadyInvited, p.email+" already has a pending invitation"
+		case hit(isMember):
+			r.Code, r.Message = CodeAlreadyMember, p.who()+" already has an account in this organization"
+		case hit(isPending):
+			r.Code, r.Message = CodeAlreadyInvited, p.who()+" already has a pending invitation"
+		case p.externalID != "" && takenBy[p.externalID] != "" && takenBy[p.externalID] != p.key() && takenBy[p.externalID] != "p:"+p.phone:
+			r.Code, r.Message = CodeExternalIDTaken, "User ID "+p.externalID+" belongs to another user or invitation of the organization"
 		default:
 			todo = append(todo, p)
-			fresh = append(fresh, newInvitation{Email: p.email, Name: p.name, Nonce: secret.NewNonce(), ExternalID: p.externalID})
+			fresh = append(fresh, newInvitation{Email: p.email, Phone: p.phone, Name: p.name, Nonce: secret.NewNonce(), ExternalID: p.externalID})
 		}
 	}
 	// A concurrent request may have invited the same address since the
@@ -266,33 +369,73 @@ func (s *Service) invitePart(ctx context.Context, c *ent.Client, v *auth.Viewer,
 	// NOTHING turns that into "already invited" instead of an error.
 	created, err := s.writeInvitations(ctx, c, batchFields{
 		orgID: v.OrgID, roleID: rl.ID, inviterID: v.UserID, workspaceID: req.WorkspaceID,
-		source: req.Source, kind: req.Kind, message: req.Message, now: now, expires: expires,
+		source: req.Source, kind: req.Kind, admin: rl.Admin, mode: req.Mode, message: req.Message, now: now, expires: expires,
 	}, fresh)
 	if err != nil {
 		return err
 	}
+	var made []candidate
 	for _, p := range todo {
 		r := &out.Results[p.result]
-		id, ok := created[p.email]
+		id, ok := created[p.key()]
 		if !ok {
-			r.Code, r.Message = CodeAlreadyInvited, p.email+" already has a pending invitation"
+			r.Code, r.Message = CodeAlreadyInvited, p.who()+" already has a pending invitation"
 			continue
 		}
 		r.InvitationID = id
-		r.Message = "invited " + p.email
+		r.Message = "invited " + p.who()
+		if req.Mode == invitation.DeliveryModeADD_TO_CONTACTS_QUIETLY {
+			r.Message = "added " + p.who() + " to your contacts; nothing sent until the invitation is resent"
+		}
+		made = append(made, p)
 	}
-	return nil
+	return s.attach(ctx, c, v, req, rl, out, made)
 }
 
-// queueInvitation builds the outbox row for one invitation message. The
-// worker renders and sends it.
-func queueInvitation(c *ent.Client, orgID, invitationID int, to string, generation int, now time.Time) *ent.DeliveryCreate {
+// externalIDsTaken returns, for each of ids held by a user or a live
+// pending invitation of the organization, the key of the person holding it.
+func (s *Service) externalIDsTaken(ctx context.Context, c *ent.Client, ids []string, now time.Time) (map[string]string, error) {
+	taken := map[string]string{}
+	if len(ids) == 0 {
+		return taken, nil
+	}
+	users, err := c.User.Query().
+		Where(user.ExternalIDIn(ids...)).
+		Select(user.FieldEmail, user.FieldPhone, user.FieldExternalID).
+		All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("invite: external IDs: %w", err)
+	}
+	for _, u := range users {
+		taken[*u.ExternalID] = personKey(deref(u.Email), deref(u.Phone))
+	}
+	invs, err := c.Invitation.Query().
+		Where(invitation.ExternalIDIn(ids...), invitation.StatusEQ(invitation.StatusPENDING), invitation.ExpiresAtGT(now)).
+		Select(invitation.FieldEmail, invitation.FieldPhone, invitation.FieldExternalID).
+		All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("invite: external IDs: %w", err)
+	}
+	for _, inv := range invs {
+		taken[*inv.ExternalID] = personKey(deref(inv.Email), deref(inv.Phone))
+	}
+	return taken, nil
+}
+
+// queueInvitation builds the outbox row for one invitation message: by
+// email when the invitation has an address, else by SMS. The worker
+// renders and sends it.
+func queueInvitation(c *ent.Client, inv *ent.Invitation, generation int, now time.Time) *ent.DeliveryCreate {
+	channel, to := delivery.ChannelEMAIL, deref(inv.Email)
+	if inv.Email == nil {
+		channel, to = delivery.ChannelSMS, deref(inv.Phone)
+	}
 	return c.Delivery.Create().
-		SetOrganizationID(orgID).
-		SetChannel(delivery.ChannelEMAIL).
+		SetOrganizationID(inv.OrganizationID).
+		SetChannel(channel).
 		SetRecipient(to).
 		SetTemplate(TemplateInvitation).
-		SetInvitationID(invitationID).
+		SetInvitationID(inv.ID).
 		SetTokenGeneration(generation).
 		SetNextAttemptAt(now)
 }
@@ -307,15 +450,15 @@ func auditCreate(c *ent.Client, v *auth.Viewer, action string, invitationID int,
 		SetSummary(summary)
 }
 
-// grantableRole returns the requested role, or the built-in Member role,
-// once the role ceiling allows the viewer to grant it. A dry run is refused
-// exactly as the real run would be.
-func grantableRole(ctx context.Context, c *ent.Client, id *int) (*ent.Role, error) {
+// grantableRole returns the requested role, or the built-in Member role
+// (Admin with the Administrator toggle), once the role ceiling allows the
+// viewer to grant it. A dry run is refused exactly as the real run would be.
+func grantableRole(ctx context.Context, c *ent.Client, id *int, admin bool) (*ent.Role, error) {
 	q := c.Role.Query()
 	if id != nil {
 		q = q.Where(role.ID(*id))
 	} else {
-		q = q.Where(role.Builtin(true), role.Admin(false))
+		q = q.Where(role.Builtin(true), role.Admin(admin))
 	}
 	rl, err := q.Only(ctx)
 	if ent.IsNotFound(err) {
@@ -323,6 +466,9 @@ func grantableRole(ctx context.Context, c *ent.Client, id *int) (*ent.Role, erro
 	}
 	if err != nil {
 		return nil, fmt.Errorf("invite: role: %w", err)
+	}
+	if admin && !rl.Admin {
+		return nil, apperr.New(apperr.BadUserInput, "role "+rl.Name+" gives no administrator rights: choose an administrator role, or omit roleID with admin")
 	}
 	if err := rule.CheckGrant(ctx, rl.Rank, rl.Admin); err != nil {
 		return nil, err

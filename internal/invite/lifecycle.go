@@ -13,8 +13,10 @@ import (
 	"admit/ent/delivery"
 	"admit/ent/invitation"
 	"admit/ent/membership"
+	"admit/ent/predicate"
 	"admit/ent/user"
 	"admit/internal/account"
+	"admit/internal/address"
 	"admit/internal/auth"
 	"admit/internal/eventlog"
 	"admit/internal/password"
@@ -106,6 +108,9 @@ type AcceptInput struct {
 	Token    string
 	Name     string
 	Password string
+	// Email is, for an invitation sent to a phone, an address for the new
+	// account (optional).
+	Email string
 }
 
 // Accepted is the result of Accept.
@@ -126,12 +131,9 @@ func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.S
 	}
 	sys := rule.System(ctx)
 	org, rl := inv.Edges.Organization, inv.Edges.Role
-	if inv.Email == nil {
-		// Phone invitations are accepted through their own path.
-		return nil, userErr("INVITATION_NOT_ACCEPTABLE", "token", "this invitation is not for an email address")
-	}
-	email := *inv.Email
-	if org.RestrictInvitationsToDomains && !slices.Contains(org.Domains, domainOf(email)) {
+	email := deref(inv.Email)
+	who := cmpOr(email, deref(inv.Phone))
+	if email != "" && org.RestrictInvitationsToDomains && !slices.Contains(org.Domains, domainOf(email)) {
 		return nil, userErr(CodeDomainNotAllowed, "token", domainOf(email)+" is no longer one of the organization's domains")
 	}
 	if err := s.stillGrantable(sys, c, inv); err != nil {
@@ -162,8 +164,14 @@ func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.S
 		return nil, ErrAlreadyAccepted
 	}
 
+	// The account is the one the invitation reaches: its address, or its
+	// phone when it was sent by SMS.
+	reach := user.Email(email)
+	if inv.Email == nil {
+		reach = user.Phone(deref(inv.Phone))
+	}
 	existing, err := c.User.Query().
-		Where(user.OrganizationID(inv.OrganizationID), user.Email(email)).
+		Where(user.OrganizationID(inv.OrganizationID), reach).
 		Only(sys)
 	if err != nil && !ent.IsNotFound(err) {
 		return nil, fmt.Errorf("invite.Accept: %w", err)
@@ -172,13 +180,13 @@ func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.S
 	name := strings.TrimSpace(in.Name)
 	switch {
 	case existing != nil && existing.Status == user.StatusDEACTIVATED:
-		return nil, userErr("ACCOUNT_DEACTIVATED", "token", "the account for "+email+" is deactivated; ask an administrator")
+		return nil, userErr("ACCOUNT_DEACTIVATED", "token", "the account for "+who+" is deactivated; ask an administrator")
 	case existing != nil && existing.Status == user.StatusACTIVE:
 		if v == nil {
-			return nil, userErr("SIGN_IN_REQUIRED", "token", email+" already has an account: sign in, then accept")
+			return nil, userErr("SIGN_IN_REQUIRED", "token", who+" already has an account: sign in, then accept")
 		}
 		if v.UserID != existing.ID {
-			return nil, userErr("WRONG_ACCOUNT", "token", "this invitation is for "+email+"; sign in as that account to accept it")
+			return nil, userErr("WRONG_ACCOUNT", "token", "this invitation is for "+who+"; sign in as that account to accept it")
 		}
 	default:
 		if v != nil {
@@ -189,6 +197,44 @@ func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.S
 		}
 		if err := password.Check(in.Password); err != nil {
 			return nil, userErr("PASSWORD_TOO_WEAK", "input.password", err.Error())
+		}
+	}
+	// A phone invitee may add an address to the new account; an email
+	// invitation's address is the account's.
+	if strings.TrimSpace(in.Email) != "" && inv.Email != nil {
+		if addr, _, err := address.Parse(in.Email); err != nil || addr != email {
+			return nil, userErr(CodeInvalidInput, "input.email", "this invitation is for "+email+"; the account gets that address")
+		}
+	}
+	var extraEmail *string
+	if strings.TrimSpace(in.Email) != "" && inv.Email == nil && (existing == nil || existing.Status != user.StatusACTIVE) {
+		addr, _, err := address.Parse(in.Email)
+		if err != nil {
+			return nil, userErr(CodeInvalidAddress, "input.email", err.Error())
+		}
+		taken, err := c.User.Query().
+			Where(user.OrganizationID(inv.OrganizationID), user.Email(addr)).
+			Exist(sys)
+		if err != nil {
+			return nil, fmt.Errorf("invite.Accept: %w", err)
+		}
+		if taken {
+			return nil, userErr(CodeAlreadyMember, "input.email", addr+" already has an account in this organization; leave the address out or use another")
+		}
+		extraEmail = &addr
+	}
+	// The User ID travels with the invitation; if someone took it since,
+	// the account is made without it rather than not at all.
+	externalID := inv.ExternalID
+	if externalID != nil {
+		taken, err := c.User.Query().
+			Where(user.OrganizationID(inv.OrganizationID), user.ExternalID(*externalID)).
+			Exist(sys)
+		if err != nil {
+			return nil, fmt.Errorf("invite.Accept: %w", err)
+		}
+		if taken {
+			externalID = nil
 		}
 	}
 
@@ -203,22 +249,26 @@ func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.S
 	case existing != nil && existing.Status == user.StatusACTIVE:
 		u = existing // never changes an existing account's password or role
 	case existing != nil: // INVITED: created quietly, activated now
-		u, err = c.User.UpdateOne(existing).
+		up := c.User.UpdateOne(existing).
 			SetName(name).
 			SetPasswordHash(pwHash).
 			SetStatus(user.StatusACTIVE).
 			SetRoleID(rl.ID).
-			SetKind(user.Kind(inv.Kind)).
-			Save(sys)
+			SetKind(user.Kind(inv.Kind))
+		if existing.Email == nil {
+			up.SetNillableEmail(extraEmail)
+		}
+		u, err = up.Save(sys)
 	default:
 		u, err = c.User.Create().
 			SetOrganizationID(inv.OrganizationID).
-			SetEmail(email).
+			SetNillableEmail(cmpOrNil(inv.Email, extraEmail)).
+			SetNillablePhone(inv.Phone).
 			SetName(name).
 			SetPasswordHash(pwHash).
 			SetRoleID(rl.ID).
 			SetKind(user.Kind(inv.Kind)).
-			SetNillableExternalID(inv.ExternalID).
+			SetNillableExternalID(externalID).
 			Save(sys)
 	}
 	if err != nil {
@@ -239,7 +289,7 @@ func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.S
 		SetAction("invitation.accepted").
 		SetTargetType("Invitation").
 		SetTargetID(inv.ID).
-		SetSummary(email).
+		SetSummary(who).
 		Exec(sys); err != nil {
 		return nil, fmt.Errorf("invite.Accept: audit: %w", err)
 	}
@@ -366,26 +416,31 @@ func (s *Service) Resend(ctx context.Context, c *ent.Client, id int) (*ent.Invit
 				fmt.Sprintf("this invitation was sent moments ago; try again in %d seconds", int(wait.Seconds())+1))
 		}
 	}
-	if inv.Email != nil {
-		// Reviving an expired invitation must not create a second
-		// pending one for the address.
-		other, err := c.Invitation.Query().
-			Where(invitation.OrganizationID(inv.OrganizationID), invitation.IDNEQ(inv.ID), invitation.Email(*inv.Email), invitation.StatusEQ(invitation.StatusPENDING), invitation.ExpiresAtGT(now)).
-			Exist(rule.System(ctx))
-		if err != nil {
-			return nil, err
-		}
-		if other {
-			return nil, userErr("ALREADY_INVITED", "input.id", *inv.Email+" has a newer pending invitation")
-		}
-		// Those are expired already (checked above); marking them so is
-		// bookkeeping, not a change the caller makes.
-		if _, err := c.Invitation.Update().
-			Where(invitation.OrganizationID(inv.OrganizationID), invitation.IDNEQ(inv.ID), invitation.Email(*inv.Email), invitation.StatusEQ(invitation.StatusPENDING)).
-			SetStatus(invitation.StatusEXPIRED).
-			Save(rule.System(ctx)); err != nil {
-			return nil, err
-		}
+	// Reviving an expired invitation must not create a second pending one
+	// for the address or phone.
+	sameReach := invitation.Or(invitation.EmailEQ(deref(inv.Email)), invitation.PhoneEQ(deref(inv.Phone)))
+	if inv.Email == nil {
+		sameReach = invitation.PhoneEQ(*inv.Phone)
+	} else if inv.Phone == nil {
+		sameReach = invitation.EmailEQ(*inv.Email)
+	}
+	others := []predicate.Invitation{invitation.OrganizationID(inv.OrganizationID), invitation.IDNEQ(inv.ID), sameReach, invitation.StatusEQ(invitation.StatusPENDING)}
+	other, err := c.Invitation.Query().
+		Where(append(others, invitation.ExpiresAtGT(now))...).
+		Exist(rule.System(ctx))
+	if err != nil {
+		return nil, err
+	}
+	if other {
+		return nil, userErr("ALREADY_INVITED", "input.id", cmpOr(deref(inv.Email), deref(inv.Phone))+" has a newer pending invitation")
+	}
+	// Those are expired already (checked above); marking them so is
+	// bookkeeping, not a change the caller makes.
+	if _, err := c.Invitation.Update().
+		Where(others...).
+		SetStatus(invitation.StatusEXPIRED).
+		Save(rule.System(ctx)); err != nil {
+		return nil, err
 	}
 	gen := inv.TokenGeneration + 1
 	inv, err = c.Invitation.UpdateOne(inv).
@@ -403,12 +458,10 @@ func (s *Service) Resend(ctx context.Context, c *ent.Client, id int) (*ent.Invit
 	if err := cancelQueued(ctx, c, inv.ID); err != nil {
 		return nil, err
 	}
-	if inv.Email != nil {
-		if err := queueInvitation(c, inv.OrganizationID, inv.ID, *inv.Email, gen, now).Exec(rule.System(ctx)); err != nil {
-			return nil, err
-		}
+	if err := queueInvitation(c, inv, gen, now).Exec(rule.System(ctx)); err != nil {
+		return nil, err
 	}
-	if err := auditCreate(c, auth.FromContext(ctx), "invitation.resent", inv.ID, deref(inv.Email)).Exec(ctx); err != nil {
+	if err := auditCreate(c, auth.FromContext(ctx), "invitation.resent", inv.ID, cmpOr(deref(inv.Email), deref(inv.Phone))).Exec(ctx); err != nil {
 		return nil, err
 	}
 	if s.Kick != nil {
@@ -458,6 +511,13 @@ func cancelQueued(ctx context.Context, c *ent.Client, invitationID int) error {
 		return fmt.Errorf("invite: cancel queued messages: %w", err)
 	}
 	return nil
+}
+
+func cmpOrNil(a, b *string) *string {
+	if a != nil {
+		return a
+	}
+	return b
 }
 
 func deref(s *string) string {

@@ -75,7 +75,7 @@ func (s *Service) CreateLink(ctx context.Context, c *ent.Client, in CreateLinkIn
 	if in.MaxUses != nil && *in.MaxUses < 1 {
 		return nil, userErr("INVALID_INPUT", "input.maxUses", "maxUses must be at least 1")
 	}
-	rl, err := grantableRole(ctx, c, in.RoleID)
+	rl, err := grantableRole(ctx, c, in.RoleID, false)
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +334,7 @@ func (s *Service) joinInvitation(ctx context.Context, c *ent.Client, link *ent.I
 		if err := c.Invitation.UpdateOne(pending).AddSendCount(1).SetLastSentAt(now).Exec(sys); err != nil {
 			return err
 		}
-		if err := queueInvitation(c, link.OrganizationID, pending.ID, email, pending.TokenGeneration, now).Exec(sys); err != nil {
+		if err := queueInvitation(c, pending, pending.TokenGeneration, now).Exec(sys); err != nil {
 			return err
 		}
 		s.kickAfterCommit(ctx)
@@ -359,7 +359,7 @@ func (s *Service) joinInvitation(ctx context.Context, c *ent.Client, link *ent.I
 	if err != nil {
 		return fmt.Errorf("invite.Join: invitation: %w", err)
 	}
-	if err := queueInvitation(c, link.OrganizationID, inv.ID, email, 1, now).Exec(sys); err != nil {
+	if err := queueInvitation(c, inv, 1, now).Exec(sys); err != nil {
 		return fmt.Errorf("invite.Join: %w", err)
 	}
 	s.kickAfterCommit(ctx)

@@ -31,6 +31,7 @@ import (
 	"admit/internal/pubsub"
 	"admit/internal/rule"
 	"admit/internal/secret"
+	"admit/internal/sms"
 	"admit/internal/telemetry"
 )
 
@@ -39,6 +40,8 @@ type Worker struct {
 	Client  *ent.Client
 	Dialect string
 	Sender  mail.Sender
+	// SMS sends the deliveries of the SMS channel (invitations to phones).
+	SMS     sms.Sender
 	Invites *invite.Service
 	Broker  *pubsub.Broker
 	Log     *slog.Logger
@@ -279,7 +282,7 @@ func (w *Worker) send(ctx context.Context, d *ent.Delivery) error {
 		return w.Client.Delivery.UpdateOneID(id).SetStatus(delivery.StatusCANCELLED).ClearLeaseUntil().Exec(ctx)
 	}
 	if err == nil {
-		err = w.Sender.Send(ctx, msg)
+		err = w.dispatch(ctx, d, msg)
 	}
 	now := w.Now()
 	attempts := d.Attempts + 1
@@ -338,6 +341,17 @@ func (w *Worker) send(ctx context.Context, d *ent.Delivery) error {
 	return nil
 }
 
+// dispatch hands a rendered message to its channel's sender.
+func (w *Worker) dispatch(ctx context.Context, d *ent.Delivery, msg mail.Message) error {
+	if d.Channel != delivery.ChannelSMS {
+		return w.Sender.Send(ctx, msg)
+	}
+	if w.SMS == nil {
+		return mail.Permanent(errors.New("outbox: no SMS sender is configured"))
+	}
+	return w.SMS.Send(ctx, sms.Message{To: d.Recipient, Body: msg.Text})
+}
+
 // render builds the message of a row. An invitation message whose
 // invitation moved on (resent, revoked, accepted) is superseded.
 func (w *Worker) render(ctx context.Context, d *ent.Delivery) (mail.Message, string, error) {
@@ -365,6 +379,10 @@ func (w *Worker) render(ctx context.Context, d *ent.Delivery) (mail.Message, str
 		}
 		if inv.Edges.Workspace != nil {
 			data.WorkspaceName = inv.Edges.Workspace.Name
+		}
+		if d.Channel == delivery.ChannelSMS {
+			m.Text = sms.InvitationText(data.OrganizationName, data.InviterName, data.WorkspaceName, data.AcceptURL)
+			return m, token, nil
 		}
 		var err error
 		m.Subject, m.Text, m.HTML, err = mail.RenderInvitation(data)

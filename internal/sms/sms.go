@@ -144,3 +144,52 @@ func Segments(body string) int {
 // gsm7 is the GSM 03.38 basic character set (the extension table counts
 // double and is left out: it is not used in Admit's texts).
 const gsm7 = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+
+// InvitationText is the text of an invitation by SMS: who invites, to
+// what, and the link, in one segment where it fits. The inviter's name and
+// the workspace go first when it does not, then the organization's name is
+// shortened; the link is always whole. The personal note is left out: it
+// would take most texts past one segment, and it is on the accept page's
+// invitation by email only.
+func InvitationText(organization, inviter, workspace, acceptURL string) string {
+	variants := []string{}
+	to := organization
+	if workspace != "" {
+		to = workspace + " (" + organization + ")"
+	}
+	if inviter != "" {
+		variants = append(variants, inviter+" invited you to join "+to+". Accept: "+acceptURL)
+	}
+	variants = append(variants,
+		"You are invited to join "+to+". Accept: "+acceptURL,
+		"You are invited to join "+organization+". Accept: "+acceptURL)
+	for _, v := range variants {
+		if Segments(v) == 1 {
+			return v
+		}
+	}
+	// Shorten the organization's name to what fits beside the link.
+	prefix, suffix := "Join ", ": "+acceptURL
+	limit := 160
+	if !isGSM(prefix + organization + suffix) {
+		limit = 70
+	}
+	room := limit - len([]rune(prefix+suffix))
+	if room < 4 {
+		return "Join " + acceptURL
+	}
+	name := []rune(organization)
+	if len(name) > room {
+		name = append(name[:room-3], []rune("...")...)
+	}
+	return prefix + string(name) + suffix
+}
+
+func isGSM(s string) bool {
+	for _, r := range s {
+		if !strings.ContainsRune(gsm7, r) {
+			return false
+		}
+	}
+	return true
+}

@@ -40,6 +40,7 @@ import (
 	"admit/internal/rule"
 	"admit/internal/secret"
 	"admit/internal/server"
+	"admit/internal/sms"
 	"admit/internal/workspace"
 )
 
@@ -130,6 +131,9 @@ type Env struct {
 	Work     *workspace.Service
 	Worker   *outbox.Worker
 	Mail     *Mailbox
+	// Texts keeps the SMS the outbox sends; tests of the provider's API
+	// replace Env.Worker.SMS.
+	Texts *Textbox
 	// HR runs HR connections. Its HTTP may reach local addresses and
 	// trusts httptest's TLS servers; tests replace it to test refusals.
 	HR   *hr.Service
@@ -189,6 +193,40 @@ func (m *Mailbox) To(addr string) []mail.Message {
 		}
 	}
 	return out
+}
+
+// Textbox is an sms.Sender that keeps what it is asked to send.
+type Textbox struct {
+	mu   sync.Mutex
+	msgs []sms.Message
+}
+
+// Send implements sms.Sender.
+func (b *Textbox) Send(_ context.Context, m sms.Message) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.msgs = append(b.msgs, m)
+	return nil
+}
+
+// To returns the texts sent to number.
+func (b *Textbox) To(number string) []sms.Message {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []sms.Message
+	for _, m := range b.msgs {
+		if m.To == number {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Count returns how many texts were sent.
+func (b *Textbox) Count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.msgs)
 }
 
 // JoinURL is the invite link template tests run with.
@@ -278,9 +316,9 @@ func New(t testing.TB, opts ...Option) *Env {
 	events := &eventlog.Log{Broker: broker, Dialect: d.Dialect, Now: clock.Now}
 	invites := &invite.Service{Keys: keys, Now: clock.Now, Broker: broker, ResendCooldown: time.Minute, Dialect: d.Dialect, Events: events}
 	workspaces := &workspace.Service{Keys: keys, Now: clock.Now, Invites: invites, Events: events}
-	mailbox := &Mailbox{}
+	mailbox, texts := &Mailbox{}, &Textbox{}
 	worker := &outbox.Worker{
-		Client: d.Client, Dialect: d.Dialect, Sender: mailbox, Invites: invites, Broker: broker,
+		Client: d.Client, Dialect: d.Dialect, Sender: mailbox, SMS: texts, Invites: invites, Broker: broker,
 		Log: log, Now: clock.Now, AcceptURL: AcceptURL, MessageIDDomain: "admit.test", SignInURL: "https://admit.test/",
 		JoinRequestURL: JoinRequestURL,
 		BaseBackoff:    time.Second, MaxBackoff: 10 * time.Second,
@@ -318,7 +356,7 @@ func New(t testing.TB, opts ...Option) *Env {
 	}
 	t.Cleanup(srv.CloseSockets)
 	return &Env{T: t, DB: d, Keys: keys, Accounts: accounts, Server: srv, Clock: clock,
-		Invites: invites, Broker: broker, Events: events, Work: workspaces, Worker: worker, Mail: mailbox, HR: hrs, logs: logs}
+		Invites: invites, Broker: broker, Events: events, Work: workspaces, Worker: worker, Mail: mailbox, Texts: texts, HR: hrs, logs: logs}
 }
 
 type syncBuffer struct {

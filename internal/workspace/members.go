@@ -8,11 +8,13 @@ import (
 	"admit/ent"
 	"admit/ent/invitation"
 	"admit/ent/membership"
+	"admit/ent/predicate"
 	"admit/ent/user"
 	"admit/ent/workspace"
 	"admit/internal/address"
 	"admit/internal/auth"
 	"admit/internal/invite"
+	"admit/internal/phone"
 	"admit/internal/rule"
 )
 
@@ -47,6 +49,7 @@ type Result struct {
 	Field        string // input.userIDs[0], input.invitees[2]
 	Input        string
 	Email        string
+	Phone        string
 	Outcome      string
 	Code         string
 	Message      string
@@ -80,7 +83,6 @@ func (s *Service) InviteMembers(ctx context.Context, c *ent.Client, in MembersIn
 	if len(in.UserIDs)+len(in.Invitees) > 1000 {
 		return nil, userErr("INVALID_INPUT", "input", "at most 1,000 people per request")
 	}
-	sys := rule.System(ctx)
 	var results []Result
 	seen := map[int]bool{}
 	for i, id := range in.UserIDs {
@@ -103,68 +105,76 @@ func (s *Service) InviteMembers(ctx context.Context, c *ent.Client, in MembersIn
 		results = append(results, r)
 	}
 
+	org, err := c.Organization.Get(ctx, v.OrgID)
+	if err != nil {
+		return nil, fmt.Errorf("workspace.InviteMembers: %w", err)
+	}
 	var fresh []newPerson
-	emails := map[string]bool{}
+	known := map[int]bool{}
 	for i, p := range in.Invitees {
 		r := Result{Field: fmt.Sprintf("input.invitees[%d]", i), Input: cmpOr(p.Email, p.Phone)}
-		email := strings.TrimSpace(p.Email)
-		switch {
-		case email == "" && strings.TrimSpace(p.Phone) != "":
-			r.Outcome, r.Code, r.Message = OutcomeSkipped, "PHONE_NOT_SUPPORTED", "phone invitations are not available yet; give an email address"
-		case email == "":
-			r.Outcome, r.Code, r.Message = OutcomeSkipped, "INVALID_INPUT", "give an email address"
-		case kind == user.KindINTERNAL && ws.Type == workspace.TypeFLOW:
+		if kind == user.KindINTERNAL && ws.Type == workspace.TypeFLOW {
 			r.Outcome, r.Code = OutcomeSkipped, "INVITE_TO_ORGANIZATION_FIRST"
 			r.Message = "new internal users join a FLOW workspace after being invited to the organization: invite them there first, then add them"
-		case len([]rune(p.ExternalID)) > 200:
-			r.Outcome, r.Code, r.Message = OutcomeSkipped, "INVALID_INPUT", "externalID must be at most 200 characters"
-		}
-		if r.Code != "" {
 			results = append(results, r)
 			continue
 		}
-		norm, _, perr := address.Parse(email)
-		if perr == nil {
-			existing, err := c.User.Query().Where(user.OrganizationID(v.OrgID), user.Email(norm)).Only(sys)
-			if err != nil && !ent.IsNotFound(err) {
-				return nil, fmt.Errorf("workspace.InviteMembers: %w", err)
-			}
-			if existing != nil && !emails[norm] {
-				emails[norm] = true
-				r.Email = norm
-				if existing.Status == user.StatusACTIVE || existing.Status == user.StatusINVITED {
-					// Someone the organization already has: added, as
-					// for a user ID, whatever kind was asked for.
-					if err := s.addExisting(ctx, c, ws, existing, &r); err != nil {
-						return nil, err
-					}
-				} else {
-					r.Outcome, r.Code, r.Message = OutcomeSkipped, "ACCOUNT_DEACTIVATED", "the account for "+norm+" is deactivated"
-				}
-				results = append(results, r)
-				continue
-			}
-			emails[norm] = true
-		}
-		results = append(results, r)
-		fresh = append(fresh, newPerson{Row: len(results) - 1, Email: email, Name: strings.TrimSpace(p.Name), ExternalID: strings.TrimSpace(p.ExternalID)})
-	}
-	if len(fresh) > 0 {
-		out, err := s.invite(ctx, c, ws, fresh, invitation.Kind(kind), in.RoleID, in.Message)
+		existing, err := s.existingPerson(ctx, c, org, p)
 		if err != nil {
 			return nil, err
 		}
-		for i, p := range fresh {
-			o := out[i]
-			r := &results[p.Row]
-			r.Email, r.Code, r.Message, r.InvitationID, r.Membership = o.Email, o.Code, o.Message, o.InvitationID, o.Membership
-			r.Outcome = OutcomeInvited
-			if o.Code != "" {
-				r.Outcome = OutcomeSkipped
+		if existing != nil && !known[existing.ID] {
+			known[existing.ID] = true
+			r.Email = deref(existing.Email)
+			if existing.Status == user.StatusACTIVE || existing.Status == user.StatusINVITED {
+				// Someone the organization already has: added, as for a
+				// user ID, whatever kind was asked for.
+				if err := s.addExisting(ctx, c, ws, existing, &r); err != nil {
+					return nil, err
+				}
+			} else {
+				r.Outcome, r.Code, r.Message = OutcomeSkipped, "ACCOUNT_DEACTIVATED", "the account for "+r.Input+" is deactivated"
 			}
+			results = append(results, r)
+			continue
+		}
+		// Everything else (malformed, repeated, taken User IDs) is the
+		// pipeline's to judge, as for any invitation.
+		results = append(results, r)
+		fresh = append(fresh, newPerson{Row: len(results) - 1, Person: p})
+	}
+	if len(fresh) > 0 {
+		if err := s.invite(ctx, c, ws, fresh, results, invitation.Kind(kind), in.RoleID, in.Message); err != nil {
+			return nil, err
 		}
 	}
 	return results, nil
+}
+
+// existingPerson finds the organization's user an invitee's address or
+// phone already belongs to, if any.
+func (s *Service) existingPerson(ctx context.Context, c *ent.Client, org *ent.Organization, p Person) (*ent.User, error) {
+	var reach []predicate.User
+	if email, _, err := address.Parse(strings.TrimSpace(p.Email)); err == nil && strings.TrimSpace(p.Email) != "" {
+		reach = append(reach, user.Email(email))
+	}
+	if number, err := phone.Normalize(p.Phone, org.DefaultRegion); err == nil {
+		reach = append(reach, user.Phone(number))
+	}
+	if len(reach) == 0 {
+		return nil, nil
+	}
+	u, err := c.User.Query().
+		Where(user.OrganizationID(org.ID), user.Or(reach...)).
+		Order(ent.Asc(user.FieldID)).
+		First(rule.System(ctx))
+	if ent.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("workspace.InviteMembers: %w", err)
+	}
+	return u, nil
 }
 
 // addExisting makes an organization's user a member: JOINED at once for an
@@ -242,102 +252,52 @@ func (s *Service) addMember(ctx context.Context, c *ent.Client, ws *ent.Workspac
 	return m, s.membershipEvent(ctx, m, "ADDED")
 }
 
-// newPerson is someone to invite into a workspace.
+// newPerson is someone to invite into a workspace, and the index of
+// their result.
 type newPerson struct {
-	Row        int
-	Email      string
-	Name       string
-	ExternalID string
+	Row int
+	Person
 }
 
 // invite sends people new to the organization an invitation into ws
-// through the pipeline, and gives each invited person a not-yet-active
-// account and a NOT_JOINED membership, so the member list shows them.
-// Results are in the order of people.
-func (s *Service) invite(ctx context.Context, c *ent.Client, ws *ent.Workspace, people []newPerson, kind invitation.Kind, roleID *int, message string) ([]Result, error) {
+// through the pipeline, which also gives each a not-yet-active account and
+// a NOT_JOINED membership so the member list shows them; it fills in their
+// results.
+func (s *Service) invite(ctx context.Context, c *ent.Client, ws *ent.Workspace, people []newPerson, results []Result, kind invitation.Kind, roleID *int, message string) error {
 	entries := make([]invite.Entry, len(people))
 	for i, p := range people {
-		entries[i] = invite.Entry{Input: p.Email, Name: p.Name}
+		entries[i] = invite.Entry{Field: results[p.Row].Field, Input: p.Email, Phone: p.Phone, Name: p.Name, ExternalID: p.ExternalID, Invitee: true}
 	}
 	out, err := s.Invites.Invite(ctx, c, invite.Request{
 		Entries: entries, RoleID: roleID, WorkspaceID: &ws.ID, Message: message,
-		Source: invitation.SourceWORKSPACE, Kind: kind,
+		Source: invitation.SourceWORKSPACE, Kind: kind, Mode: invitation.DeliveryModeADD_TO_WORKSPACE,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var ids []int
 	for _, r := range out.Results {
-		if r.InvitationID != 0 {
-			ids = append(ids, r.InvitationID)
+		if r.MembershipID != 0 {
+			ids = append(ids, r.MembershipID)
 		}
 	}
-	invs, err := c.Invitation.Query().Where(invitation.IDIn(ids...)).All(rule.System(ctx))
+	ms, err := c.Membership.Query().Where(membership.IDIn(ids...)).All(rule.System(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("workspace: invitations: %w", err)
+		return fmt.Errorf("workspace: memberships: %w", err)
 	}
-	byID := map[int]*ent.Invitation{}
-	for _, inv := range invs {
-		byID[inv.ID] = inv
+	byID := map[int]*ent.Membership{}
+	for _, m := range ms {
+		byID[m.ID] = m
 	}
-	results := make([]Result, len(people))
-	for i, r := range out.Results {
-		res := Result{Email: r.Email, Code: r.Code, Message: r.Message, InvitationID: r.InvitationID}
-		if inv := byID[r.InvitationID]; inv != nil {
-			u, err := s.invitedUser(ctx, c, inv, people[i])
-			if err != nil {
-				return nil, err
-			}
-			if u == nil {
-				res.Code, res.Message = "EXTERNAL_ID_TAKEN", "another user of the organization has this externalID"
-			} else if res.Membership, err = s.addMember(ctx, c, ws, u, membership.StatusNOT_JOINED, &inv.ID); err != nil {
-				if err != errAlreadyMember {
-					return nil, err
-				}
-				res.Code, res.Message = errAlreadyMember.Code, errAlreadyMember.Message
-			}
+	for i, p := range people {
+		o, r := out.Results[i], &results[p.Row]
+		r.Email, r.Phone, r.Code, r.Message, r.InvitationID, r.Membership = o.Email, o.Phone, o.Code, o.Message, o.InvitationID, byID[o.MembershipID]
+		r.Outcome = OutcomeInvited
+		if o.Code != "" {
+			r.Outcome = OutcomeSkipped
 		}
-		results[i] = res
 	}
-	return results, nil
-}
-
-// invitedUser returns the not-yet-active account for an invitation,
-// creating it. It returns nil when the person's external ID is taken.
-func (s *Service) invitedUser(ctx context.Context, c *ent.Client, inv *ent.Invitation, p newPerson) (*ent.User, error) {
-	existing, err := c.User.Query().
-		Where(user.OrganizationID(inv.OrganizationID), user.Email(*inv.Email)).
-		Only(rule.System(ctx))
-	if err == nil {
-		return existing, nil
-	}
-	if !ent.IsNotFound(err) {
-		return nil, fmt.Errorf("workspace: invited user: %w", err)
-	}
-	create := c.User.Create().
-		SetOrganizationID(inv.OrganizationID).
-		SetEmail(*inv.Email).
-		SetName(inv.Name).
-		SetKind(user.Kind(inv.Kind)).
-		SetStatus(user.StatusINVITED).
-		SetRoleID(inv.RoleID)
-	if p.ExternalID != "" {
-		taken, err := c.User.Query().
-			Where(user.OrganizationID(inv.OrganizationID), user.ExternalID(p.ExternalID)).
-			Exist(rule.System(ctx))
-		if err != nil {
-			return nil, fmt.Errorf("workspace: external ID: %w", err)
-		}
-		if taken {
-			return nil, nil
-		}
-		create.SetExternalID(p.ExternalID)
-	}
-	u, err := create.Save(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("workspace: invited user: %w", err)
-	}
-	return u, nil
+	return nil
 }
 
 // Skipped is a NOT_JOINED member whose invitation was not sent again.

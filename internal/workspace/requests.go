@@ -410,8 +410,8 @@ func (s *Service) Approve(ctx context.Context, c *ent.Client, in ApproveInput) (
 			return nil, nil, fmt.Errorf("workspace.Approve: %w", err)
 		}
 	} else {
-		out, err := s.invite(ctx, c, ws, []newPerson{{Email: jr.Email, Name: jr.Name, Row: 0}}, invitation.Kind(in.As), in.RoleID, "")
-		if err != nil {
+		out := []Result{{Field: "input.id"}}
+		if err := s.invite(ctx, c, ws, []newPerson{{Person: Person{Email: jr.Email, Name: jr.Name}}}, out, invitation.Kind(in.As), in.RoleID, ""); err != nil {
 			return nil, nil, err
 		}
 		r := out[0]
