@@ -157,17 +157,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// The outbox's fair share: on PostgreSQL a pool of its own, so requests
 	// that take every connection of the main pool cannot starve it; on
 	// SQLite (one writer) its writes get every other turn (db.WithPriority).
-	outboxClient := d.Client
-	if d.Dialect == dialect.Postgres {
-		od, err := db.Open(cfg.DatabaseURL)
-		if err != nil {
-			return err
-		}
-		defer od.Close()
-		od.SQL.SetMaxOpenConns(cfg.OutboxConcurrency + 1)
-		od.SQL.SetMaxIdleConns(cfg.OutboxConcurrency + 1)
-		outboxClient = od.Client
+	// One connection more than it sends at once, for claiming the next
+	// batch and for its NOTIFYs.
+	outboxClient, closeOutbox, err := d.OutboxClient(cfg.OutboxConcurrency + 1)
+	if err != nil {
+		return err
 	}
+	defer closeOutbox()
 	worker := &outbox.Worker{
 		Concurrency:     cfg.OutboxConcurrency,
 		MaxAge:          cfg.OutboxMaxAge,

@@ -331,11 +331,29 @@ func (w *Worker) send(ctx context.Context, d *ent.Delivery) error {
 				return fmt.Errorf("outbox: record %d: %w", id, uerr)
 			}
 		}
-		if w.Broker != nil {
-			w.Broker.Publish(pubsub.Event{Topic: "invitation", OrgID: inv.OrganizationID, Kind: kind, ObjectID: inv.ID, At: now})
-		}
+		w.publish(ctx, pubsub.Event{Topic: "invitation", OrgID: inv.OrganizationID, Kind: kind, ObjectID: inv.ID, At: now})
 	}
 	return nil
+}
+
+// publish announces e. When events are relayed through PostgreSQL the
+// NOTIFY runs on the worker's client (its own pool), not through
+// Broker.Publish on the request pool: under a saturating load that pool
+// has no connection to spare, and every send would wait for one.
+func (w *Worker) publish(ctx context.Context, e pubsub.Event) {
+	if w.Broker == nil {
+		return
+	}
+	if !w.Broker.Relayed() {
+		w.Broker.Publish(e)
+		return
+	}
+	query, args := pubsub.NotifyStatement(e)
+	if _, err := w.Client.ExecContext(ctx, query, args...); err != nil {
+		// The row is recorded; a subscriber that missed the event sees the
+		// change on its next read.
+		w.Log.ErrorContext(ctx, "outbox: notify failed", "error", err)
+	}
 }
 
 // render builds the message of a row. An invitation message whose
