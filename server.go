@@ -199,6 +199,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go func() {
 		defer close(workerDone)
 		worker.Run(ctx)
+		// Its kept SMTP sessions end with QUIT once nothing is in flight.
+		if c, ok := sender.(io.Closer); ok {
+			_ = c.Close()
+		}
 	}()
 	hrs := &hr.Service{
 		Client:   d.Client,
@@ -454,7 +458,10 @@ func newSender(cfg config.Config, log *slog.Logger) (mail.Sender, error) {
 		log.Info("SMTP_URL is not set: emails are printed to this log and kept in the outbox")
 		return mail.LogSender{Log: log}, nil
 	}
-	s, err := mail.NewSMTP(cfg.SMTPURL, cfg.SMTPFrom)
+	// One kept session per message the outbox sends at once: a large
+	// import pays one connection setup (TLS, AUTH) per session, not per
+	// message (issue 13).
+	s, err := mail.NewSMTP(cfg.SMTPURL, cfg.SMTPFrom, mail.WithReuse(cfg.OutboxConcurrency, mail.DefaultIdleTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("SMTP_URL: %w", err)
 	}

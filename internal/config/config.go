@@ -89,7 +89,7 @@ var Settings = []Setting{
 	{"WS_SESSION_CHECK", "ws-session-check", "5s", "How often an open websocket re-checks its session. Sign-out and deactivation close sockets at once (4403); expiry within this time."},
 	{"SMTP_URL", "smtp-url", "", "smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (implicit TLS). Unset: messages are printed to the log and kept in the outbox."},
 	{"SMTP_FROM", "smtp-from", "Admit <no-reply@localhost>", "Sender of every email."},
-	{"OUTBOX_CONCURRENCY", "outbox-concurrency", "4", "Messages each replica sends at once. Raise it for a fast relay; lower it to 1 for a provider that limits parallel connections."},
+	{"OUTBOX_CONCURRENCY", "outbox-concurrency", "4", "Messages each replica sends at once, and the most SMTP sessions it keeps open between messages (RSET between them; closed after 30 s idle). Raise it for a fast relay; lower it to 1 for a provider that limits parallel connections."},
 	{"OUTBOX_MAX_AGE", "outbox-max-age", "24h", "How long a message that fails for a temporary reason (the relay is down) is retried, with backoff capped at an hour; then it is FAILED, and admins may retryDeliveries."},
 	{"ACCEPT_URL_TEMPLATE", "accept-url-template", "", "Link in invitation emails, with {token} where the token goes (for a React app hosting the page). Default: PUBLIC_URL/invitations/accept?token={token}."},
 	{"RESET_URL_TEMPLATE", "reset-url-template", "", "Link in password reset emails, with {token} where the token goes; the page there calls resetPassword(input: {token, password}). Default: PUBLIC_URL/reset-password?token={token}."},
