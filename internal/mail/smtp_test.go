@@ -68,14 +68,14 @@ type received struct {
 
 // testServer records everything the client said that matters to the tests.
 type testServer struct {
-	addr   string
-	opts   serverOptions
-	certs  *x509.CertPool // trusts the server's certificate
-	mu     sync.Mutex
-	mails  []received
-	auths  []string // "user:password" of every AUTH attempt
-	conns  int          // TCP connections (go-smtp starts a new session after STARTTLS on the same one)
-	live   []*smtp.Conn // every connection, for dropping them
+	addr  string
+	opts  serverOptions
+	certs *x509.CertPool // trusts the server's certificate
+	mu    sync.Mutex
+	mails []received
+	auths []string     // "user:password" of every AUTH attempt
+	conns int          // TCP connections (go-smtp starts a new session after STARTTLS on the same one)
+	live  []*smtp.Conn // every connection, for dropping them
 	// nextMailErr, when set, answers the next MAIL FROM once.
 	nextMailErr error
 	script      lockedBuffer // the whole SMTP conversation, both directions
