@@ -69,8 +69,8 @@ type Worker struct {
 	Lease       time.Duration // how long a claim lasts (default 2m)
 	Batch       int           // rows claimed at a time (default 50)
 	// Concurrency is how many messages of a batch are sent at once (default
-	// 4): each SMTP message is its own connection, so sending one at a time
-	// would leave a 10,000-row import waiting on 10,000 round trips in a row.
+	// 4): sending one at a time would leave a 10,000-row import waiting on
+	// 10,000 relay round trips in a row. main keeps as many SMTP sessions.
 	Concurrency int
 	Poll        time.Duration // idle wait between polls (default 2s)
 	// Drain bounds how long, once Run's context ends, the messages already
