@@ -357,8 +357,8 @@ func (s *SMTP) Close() error {
 	return nil
 }
 
-// Sessions reports how many sessions are kept open now (for tests).
-func (s *SMTP) Sessions() int {
+// kept reports how many sessions are kept open now (for tests).
+func (s *SMTP) kept() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.idle)

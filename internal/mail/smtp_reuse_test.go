@@ -64,13 +64,13 @@ func TestReuseSendsManyMessagesOnOneConnection(t *testing.T) {
 	if n := strings.Count(ts.script.String(), "RSET"); n != 4 {
 		t.Fatalf("want RSET before each of the 4 messages after the first, saw %d", n)
 	}
-	if s.Sessions() != 1 {
-		t.Fatalf("want the session kept open, %d kept", s.Sessions())
+	if s.kept() != 1 {
+		t.Fatalf("want the session kept open, %d kept", s.kept())
 	}
 	// Close ends it with QUIT.
 	_ = s.Close()
-	if s.Sessions() != 0 || !strings.Contains(ts.script.String(), "QUIT") {
-		t.Fatalf("want Close to QUIT the kept session; %d kept", s.Sessions())
+	if s.kept() != 0 || !strings.Contains(ts.script.String(), "QUIT") {
+		t.Fatalf("want Close to QUIT the kept session; %d kept", s.kept())
 	}
 }
 
@@ -105,7 +105,7 @@ func TestReuseKeepsAtMostSizeSessions(t *testing.T) {
 	if conns > 40/2 {
 		t.Fatalf("want sessions reused, got %d connections for 40 messages", conns)
 	}
-	if k := s.Sessions(); k > 2 {
+	if k := s.kept(); k > 2 {
 		t.Fatalf("want at most 2 sessions kept, got %d", k)
 	}
 }
@@ -183,7 +183,7 @@ func TestReuseClosesIdleSessions(t *testing.T) {
 	t.Cleanup(func() { _ = s.Close() })
 	sendN(t, s, 0, 1)
 	until(t, "the idle session to close", func() bool {
-		return s.Sessions() == 0 && strings.Contains(ts.script.String(), "QUIT")
+		return s.kept() == 0 && strings.Contains(ts.script.String(), "QUIT")
 	})
 	// The next message opens a new one.
 	sendN(t, s, 1, 1)
@@ -197,7 +197,7 @@ func TestNoReuseByDefault(t *testing.T) {
 	ts := startServer(t, serverOptions{tls: startTLS})
 	s := newSender(t, ts, "", "")
 	sendN(t, s, 0, 3)
-	if mails, _, conns := ts.snapshot(); len(mails) != 3 || conns != 3 || s.Sessions() != 0 {
-		t.Fatalf("want 3 messages on 3 connections, none kept; got %d on %d, %d kept", len(mails), conns, s.Sessions())
+	if mails, _, conns := ts.snapshot(); len(mails) != 3 || conns != 3 || s.kept() != 0 {
+		t.Fatalf("want 3 messages on 3 connections, none kept; got %d on %d, %d kept", len(mails), conns, s.kept())
 	}
 }
