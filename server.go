@@ -158,17 +158,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// The outbox's fair share: on PostgreSQL a pool of its own, so requests
 	// that take every connection of the main pool cannot starve it; on
 	// SQLite (one writer) its writes get every other turn (db.WithPriority).
-	outboxClient := d.Client
-	if d.Dialect == dialect.Postgres {
-		od, err := db.Open(cfg.DatabaseURL)
-		if err != nil {
-			return err
-		}
-		defer od.Close()
-		od.SQL.SetMaxOpenConns(cfg.OutboxConcurrency + 1)
-		od.SQL.SetMaxIdleConns(cfg.OutboxConcurrency + 1)
-		outboxClient = od.Client
+	// One connection more than it sends at once, for claiming the next
+	// batch and for its NOTIFYs.
+	outboxClient, closeOutbox, err := d.OutboxClient(cfg.OutboxConcurrency + 1)
+	if err != nil {
+		return err
 	}
+	defer closeOutbox()
 	worker := &outbox.Worker{
 		Concurrency:     cfg.OutboxConcurrency,
 		MaxAge:          cfg.OutboxMaxAge,
@@ -205,6 +201,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go func() {
 		defer close(workerDone)
 		worker.Run(ctx)
+		// Its kept SMTP sessions end with QUIT once nothing is in flight.
+		if c, ok := sender.(io.Closer); ok {
+			_ = c.Close()
+		}
 	}()
 	hrs := &hr.Service{
 		Client:   d.Client,
@@ -460,7 +460,10 @@ func newSender(cfg config.Config, log *slog.Logger) (mail.Sender, error) {
 		log.Info("SMTP_URL is not set: emails are printed to this log and kept in the outbox")
 		return mail.LogSender{Log: log}, nil
 	}
-	s, err := mail.NewSMTP(cfg.SMTPURL, cfg.SMTPFrom)
+	// One kept session per message the outbox sends at once: a large
+	// import pays one connection setup (TLS, AUTH) per session, not per
+	// message (issue 13).
+	s, err := mail.NewSMTP(cfg.SMTPURL, cfg.SMTPFrom, mail.WithReuse(cfg.OutboxConcurrency, mail.DefaultIdleTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("SMTP_URL: %w", err)
 	}

@@ -101,7 +101,7 @@ var Settings = []Setting{
 	{"TWILIO_FROM", "twilio-from", "", "Sender of every SMS: a Twilio number in E.164 or an alphanumeric sender ID. Give it or TWILIO_MESSAGING_SERVICE_SID."},
 	{"TWILIO_MESSAGING_SERVICE_SID", "twilio-messaging-service-sid", "", "Twilio Messaging Service (MG…) to send from instead of TWILIO_FROM."},
 	{"TWILIO_API_BASE", "twilio-api-base", "https://api.twilio.com", "Base URL of Twilio's REST API: a regional host (https://api.dublin.ie1.twilio.com) or a test server."},
-	{"OUTBOX_CONCURRENCY", "outbox-concurrency", "4", "Messages each replica sends at once. Raise it for a fast relay; lower it to 1 for a provider that limits parallel connections."},
+	{"OUTBOX_CONCURRENCY", "outbox-concurrency", "4", "Messages each replica sends at once, and the most SMTP sessions it keeps open between messages (RSET between them; closed after 30 s idle). Raise it for a fast relay; lower it to 1 for a provider that limits parallel connections."},
 	{"OUTBOX_MAX_AGE", "outbox-max-age", "24h", "How long a message that fails for a temporary reason (the relay is down) is retried, with backoff capped at an hour; then it is FAILED, and admins may retryDeliveries."},
 	{"ACCEPT_URL_TEMPLATE", "accept-url-template", "", "Link in invitation emails, with {token} where the token goes (for a React app hosting the page). Default: PUBLIC_URL/invitations/accept?token={token}."},
 	{"RESET_URL_TEMPLATE", "reset-url-template", "", "Link in password reset emails, with {token} where the token goes; the page there calls resetPassword(input: {token, password}). Default: PUBLIC_URL/reset-password?token={token}."},

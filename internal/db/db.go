@@ -34,6 +34,7 @@ type DB struct {
 	SQLitePath string
 
 	sqlite *sqliteConnector
+	raw    string // the URL given to Open, for OutboxClient
 }
 
 // SetSQLiteWriteWait sets how long a SQLite writer waits for the one
@@ -93,7 +94,7 @@ func SQLiteDSN(path string) (dsn, file string) {
 // where a statement prepared on one server connection is unknown on the
 // next).
 func Open(rawURL string) (*DB, error) {
-	d := &DB{URL: rawURL}
+	d := &DB{URL: rawURL, raw: rawURL}
 	var sdb *sql.DB
 	if IsPostgres(rawURL) {
 		d.Dialect = dialect.Postgres
@@ -124,6 +125,25 @@ func Open(rawURL string) (*DB, error) {
 	d.SQL = sdb
 	d.Client = ent.NewClient(ent.Driver(entsql.OpenDB(d.Dialect, sdb)))
 	return d, nil
+}
+
+// OutboxClient is the client the outbox worker uses: its fair share of the
+// database. On PostgreSQL it is a pool of its own with conns connections,
+// so requests that take every connection of the main pool cannot starve
+// the worker (issue 9); close releases it. On SQLite it is d's client
+// (one writer anyway: the worker's writes get every other turn through
+// WithPriority), and close does nothing.
+func (d *DB) OutboxClient(conns int) (client *ent.Client, close func() error, err error) {
+	if d.Dialect != dialect.Postgres {
+		return d.Client, func() error { return nil }, nil
+	}
+	od, err := Open(d.raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	od.SQL.SetMaxOpenConns(conns)
+	od.SQL.SetMaxIdleConns(conns)
+	return od.Client, od.Close, nil
 }
 
 // Wrap rebuilds the ent client over wrap(driver), for instrumentation such

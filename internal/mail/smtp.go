@@ -8,9 +8,11 @@ import (
 	"net"
 	netmail "net/mail"
 	"net/smtp"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -19,12 +21,17 @@ import (
 const (
 	defaultDialTimeout  = 10 * time.Second
 	defaultTotalTimeout = 30 * time.Second
+	// DefaultIdleTimeout is how long a reused session waits for the next
+	// message before it is closed: well inside the 5 minutes after which
+	// relays (RFC 5321 4.5.3.2.7, Postfix's smtpd_timeout) hang up.
+	DefaultIdleTimeout = 30 * time.Second
 )
 
-// SMTP is a Sender that submits messages to an SMTP server, one connection
-// per message: pooling would add stale-connection failures, and the outbox
-// worker gets its speed on large imports from sending several messages at
-// once (OUTBOX_CONCURRENCY) instead. Send is safe for concurrent use.
+// SMTP is a Sender that submits messages to an SMTP server. By default each
+// message has a connection of its own; WithReuse keeps a few sessions open
+// between messages (RSET between them) so that a large import does not pay
+// a dial, EHLO, STARTTLS and AUTH per message. Send is safe for concurrent
+// use; Close ends the idle sessions.
 type SMTP struct {
 	host        string // for certificate checks
 	addr        string // host:port, safe to show in errors
@@ -36,6 +43,19 @@ type SMTP struct {
 	tlsConfig   *tls.Config
 	dialTimeout time.Duration
 	total       time.Duration
+
+	poolSize int           // sessions kept open between messages (0: none)
+	idleFor  time.Duration // an idle session is closed after this
+	mu       sync.Mutex
+	idle     []*smtpSession // most recently used last
+	closed   bool
+}
+
+// smtpSession is one open SMTP connection past EHLO, STARTTLS and AUTH.
+type smtpSession struct {
+	conn  net.Conn
+	c     *smtp.Client
+	timer *time.Timer // closes it when it has been idle too long
 }
 
 var _ Sender = (*SMTP)(nil)
@@ -62,6 +82,23 @@ func WithTimeout(dial, total time.Duration) SMTPOption {
 		}
 		if total > 0 {
 			s.total = total
+		}
+	}
+}
+
+// WithReuse keeps up to size sessions open to the server between messages
+// (the outbox passes OUTBOX_CONCURRENCY, so it never holds more sessions
+// than it sends messages at once). A message on a kept session starts with
+// RSET; a session the server has closed, or that fails before the message
+// is handed over, is replaced by a new connection at once, and one idle
+// for idle (DefaultIdleTimeout when zero or negative) is closed with QUIT.
+// size 0, the default, opens one connection per message.
+func WithReuse(size int, idle time.Duration) SMTPOption {
+	return func(s *SMTP) {
+		s.poolSize = max(size, 0)
+		s.idleFor = idle
+		if idle <= 0 {
+			s.idleFor = DefaultIdleTimeout
 		}
 	}
 }
@@ -158,26 +195,173 @@ func (s *SMTP) Send(ctx context.Context, m Message) (err error) {
 	// WithTimeout keeps the parent's deadline when it is sooner.
 	ctx, cancel := context.WithTimeout(ctx, s.total)
 	defer cancel()
-	conn, err := s.dial(ctx)
-	if err != nil {
-		return fmt.Errorf("mail: connect to %s: %w", s.addr, err)
+	for {
+		ss, reused := s.take(), true
+		if ss == nil {
+			reused = false
+			if ss, err = s.open(ctx); err != nil {
+				return s.withCause(ctx, err)
+			}
+		}
+		var handedOver bool
+		handedOver, err = s.transact(ctx, ss, reused, to, msg)
+		if err == nil || !reused || handedOver || !stale(err) || ctx.Err() != nil {
+			return s.withCause(ctx, err)
+		}
+		// A kept session failed before the message was handed over (the
+		// server hung up while it was idle, or answered 421): nothing was
+		// delivered, so the message goes out on the next session, or on a
+		// new connection once the kept ones are used up.
 	}
-	defer conn.Close()
-	deadline, _ := ctx.Deadline()
-	if err := conn.SetDeadline(deadline); err != nil {
-		return fmt.Errorf("mail: connect to %s: %w", s.addr, err)
-	}
-	// net/smtp takes no context: a cancelled ctx unblocks the client by
-	// moving the connection's deadline to the past.
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+}
 
-	err = s.deliver(conn, to, msg)
-	if err != nil && ctx.Err() != nil {
-		// Say why the connection failed; errors.Is finds the ctx error.
-		err = fmt.Errorf("%w (%w)", err, ctx.Err())
+// withCause says why a connection failed when ctx ended; errors.Is finds
+// the ctx error.
+func (s *SMTP) withCause(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("%w (%w)", err, ctx.Err())
 	}
 	return err
+}
+
+// open connects and runs the greeting, EHLO, STARTTLS and AUTH.
+func (s *SMTP) open(ctx context.Context) (*smtpSession, error) {
+	conn, err := s.dial(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("mail: connect to %s: %w", s.addr, err)
+	}
+	ss := &smtpSession{conn: conn}
+	release, err := s.bind(ctx, conn)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("mail: connect to %s: %w", s.addr, err)
+	}
+	defer release()
+	if ss.c, err = s.hello(conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return ss, nil
+}
+
+// bind makes ctx's deadline and cancellation the connection's: net/smtp
+// takes no context, so a cancelled ctx unblocks the client by moving the
+// connection's deadline to the past. release reports whether ctx left the
+// connection usable, and clears the deadline then.
+func (s *SMTP) bind(ctx context.Context, conn net.Conn) (release func() bool, err error) {
+	deadline, _ := ctx.Deadline()
+	if err := conn.SetDeadline(deadline); err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	return func() bool {
+		if !stop() {
+			return false
+		}
+		return conn.SetDeadline(time.Time{}) == nil
+	}, nil
+}
+
+// transact sends one message on ss and then keeps or closes ss. handedOver
+// reports whether the message may have reached the server (DATA was
+// started), so that a failure then must not be retried on another session.
+func (s *SMTP) transact(ctx context.Context, ss *smtpSession, reused bool, to *netmail.Address, msg []byte) (handedOver bool, err error) {
+	release, err := s.bind(ctx, ss.conn)
+	if err != nil {
+		ss.conn.Close()
+		return false, fmt.Errorf("mail: connect to %s: %w", s.addr, err)
+	}
+	handedOver, err = s.deliver(ss.c, reused, to, msg)
+	if !release() || !reusable(err) {
+		ss.conn.Close()
+		return handedOver, err
+	}
+	s.keep(ss)
+	return handedOver, err
+}
+
+// reusable reports whether a session is still in a known state after a
+// message ended with err: a reply from the server leaves it so, unless it
+// is 421 (the server is closing the connection); a network error does not.
+func reusable(err error) bool {
+	return err == nil || !stale(err)
+}
+
+// stale reports whether err says the session is gone rather than answer
+// this message: anything but a reply, or a 421 reply.
+func stale(err error) bool {
+	var tp *textproto.Error
+	return !errors.As(err, &tp) || tp.Code == 421
+}
+
+// take returns a kept session, or nil.
+func (s *SMTP) take() *smtpSession {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.idle)
+	if n == 0 {
+		return nil
+	}
+	ss := s.idle[n-1]
+	s.idle = s.idle[:n-1]
+	// If the timer fired already, its expire finds ss gone and leaves it.
+	ss.timer.Stop()
+	return ss
+}
+
+// keep puts ss back for the next message, or ends it when no more sessions
+// are kept.
+func (s *SMTP) keep(ss *smtpSession) {
+	s.mu.Lock()
+	if s.closed || len(s.idle) >= s.poolSize {
+		s.mu.Unlock()
+		s.quit(ss)
+		return
+	}
+	s.idle = append(s.idle, ss)
+	ss.timer = time.AfterFunc(s.idleFor, func() { s.expire(ss) })
+	s.mu.Unlock()
+}
+
+// expire closes ss if it is still idle.
+func (s *SMTP) expire(ss *smtpSession) {
+	s.mu.Lock()
+	i := slices.Index(s.idle, ss)
+	if i >= 0 {
+		s.idle = slices.Delete(s.idle, i, i+1)
+	}
+	s.mu.Unlock()
+	if i >= 0 {
+		s.quit(ss)
+	}
+}
+
+// quit ends a session politely, without waiting long for the server.
+func (s *SMTP) quit(ss *smtpSession) {
+	_ = ss.conn.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = ss.c.Quit()
+	_ = ss.conn.Close()
+}
+
+// Close ends the kept sessions with QUIT; later messages still go out, one
+// connection each.
+func (s *SMTP) Close() error {
+	s.mu.Lock()
+	idle := s.idle
+	s.idle, s.closed = nil, true
+	s.mu.Unlock()
+	for _, ss := range idle {
+		ss.timer.Stop()
+		s.quit(ss)
+	}
+	return nil
+}
+
+// kept reports how many sessions are kept open now (for tests).
+func (s *SMTP) kept() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.idle)
 }
 
 // dial connects to the server, with the TLS handshake for smtps.
@@ -190,60 +374,68 @@ func (s *SMTP) dial(ctx context.Context) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp", s.addr)
 }
 
-// deliver runs one SMTP transaction on conn.
-func (s *SMTP) deliver(conn net.Conn, to *netmail.Address, msg []byte) error {
+// hello starts the SMTP session on conn: greeting, EHLO, STARTTLS, AUTH.
+func (s *SMTP) hello(conn net.Conn) (*smtp.Client, error) {
 	c, err := smtp.NewClient(conn, s.host)
 	if err != nil {
-		return s.stepError("greeting", err)
+		return nil, s.stepError("greeting", err)
 	}
-	defer c.Close()
 	// Hello explicitly: Extension hides a failed EHLO as "no such
 	// extension", which would turn a network error into a missing
 	// STARTTLS.
 	if err := c.Hello("localhost"); err != nil {
-		return s.stepError("EHLO", err)
+		return nil, s.stepError("EHLO", err)
 	}
 	if !s.implicitTLS {
 		if ok, _ := c.Extension("STARTTLS"); ok {
 			if err := c.StartTLS(s.tlsConfig); err != nil {
-				return s.stepError("STARTTLS", err)
+				return nil, s.stepError("STARTTLS", err)
 			}
 		} else if s.auth {
 			// Anyone on the path can strip STARTTLS from the EHLO reply;
 			// sending the password anyway would hand it to them.
-			return permanentf("mail: %s does not offer STARTTLS; refusing to send the password in clear", s.addr)
+			return nil, permanentf("mail: %s does not offer STARTTLS; refusing to send the password in clear", s.addr)
 		}
 	}
 	if s.auth {
 		ok, mechs := c.Extension("AUTH")
 		if !ok || !slices.Contains(strings.Fields(strings.ToUpper(mechs)), "PLAIN") {
-			return permanentf("mail: %s does not offer AUTH PLAIN", s.addr)
+			return nil, permanentf("mail: %s does not offer AUTH PLAIN", s.addr)
 		}
 		if err := c.Auth(plainAuth{username: s.username, password: s.password}); err != nil {
-			return s.stepError("AUTH", err)
+			return nil, s.stepError("AUTH", err)
+		}
+	}
+	return c, nil
+}
+
+// deliver runs one mail transaction on c; on a kept session it first
+// resets what the last one left (RSET), which also finds out whether the
+// server is still there.
+func (s *SMTP) deliver(c *smtp.Client, reused bool, to *netmail.Address, msg []byte) (handedOver bool, err error) {
+	if reused {
+		if err := c.Reset(); err != nil {
+			return false, s.stepError("RSET", err)
 		}
 	}
 	if err := c.Mail(s.from.Address); err != nil {
-		return s.stepError("MAIL FROM", err)
+		return false, s.stepError("MAIL FROM", err)
 	}
 	if err := c.Rcpt(to.Address); err != nil {
-		return s.stepError("RCPT TO", err)
+		return false, s.stepError("RCPT TO", err)
 	}
 	w, err := c.Data()
 	if err != nil {
-		return s.stepError("DATA", err)
+		return false, s.stepError("DATA", err)
 	}
 	if _, err := w.Write(msg); err != nil {
-		return s.stepError("DATA", err)
+		return true, s.stepError("DATA", err)
 	}
 	// Close reads the server's verdict on the message.
 	if err := w.Close(); err != nil {
-		return s.stepError("DATA", err)
+		return true, s.stepError("DATA", err)
 	}
-	// The server has taken the message: a failed QUIT must not cause a
-	// retry that would deliver it twice.
-	_ = c.Quit()
-	return nil
+	return true, nil
 }
 
 // stepError names the SMTP step that failed. err keeps its

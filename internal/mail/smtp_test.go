@@ -22,6 +22,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -67,14 +68,29 @@ type received struct {
 
 // testServer records everything the client said that matters to the tests.
 type testServer struct {
-	addr   string
-	opts   serverOptions
-	certs  *x509.CertPool // trusts the server's certificate
-	mu     sync.Mutex
-	mails  []received
-	auths  []string // "user:password" of every AUTH attempt
-	conns  int
-	script lockedBuffer // the whole SMTP conversation, both directions
+	addr  string
+	opts  serverOptions
+	certs *x509.CertPool // trusts the server's certificate
+	mu    sync.Mutex
+	mails []received
+	auths []string     // "user:password" of every AUTH attempt
+	conns int          // TCP connections (go-smtp starts a new session after STARTTLS on the same one)
+	live  []*smtp.Conn // every connection, for dropping them
+	// nextMailErr, when set, answers the next MAIL FROM once.
+	nextMailErr error
+	script      lockedBuffer // the whole SMTP conversation, both directions
+}
+
+// dropAll closes every connection from the server's side, as a relay that
+// restarts or times out idle clients does.
+func (s *testServer) dropAll() {
+	s.mu.Lock()
+	live := s.live
+	s.live = nil
+	s.mu.Unlock()
+	for _, c := range live {
+		_ = c.Close()
+	}
 }
 
 func (s *testServer) snapshot() (mails []received, auths []string, conns int) {
@@ -152,6 +168,13 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	if s.srv.opts.user != "" && !s.authed {
 		return smtp.ErrAuthRequired
 	}
+	s.srv.mu.Lock()
+	err := s.srv.nextMailErr
+	s.srv.nextMailErr = nil
+	s.srv.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	s.from = from
 	return nil
 }
@@ -188,7 +211,10 @@ func startServer(t *testing.T, opts serverOptions) *testServer {
 	ts := &testServer{opts: opts}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		ts.mu.Lock()
-		ts.conns++
+		if !slices.Contains(ts.live, c) {
+			ts.conns++
+			ts.live = append(ts.live, c)
+		}
 		ts.mu.Unlock()
 		return &session{srv: ts, conn: c}, nil
 	}))

@@ -72,8 +72,8 @@ type Worker struct {
 	Lease       time.Duration // how long a claim lasts (default 2m)
 	Batch       int           // rows claimed at a time (default 50)
 	// Concurrency is how many messages of a batch are sent at once (default
-	// 4): each SMTP message is its own connection, so sending one at a time
-	// would leave a 10,000-row import waiting on 10,000 round trips in a row.
+	// 4): sending one at a time would leave a 10,000-row import waiting on
+	// 10,000 relay round trips in a row. main keeps as many SMTP sessions.
 	Concurrency int
 	Poll        time.Duration // idle wait between polls (default 2s)
 	// Drain bounds how long, once Run's context ends, the messages already
@@ -334,9 +334,7 @@ func (w *Worker) send(ctx context.Context, d *ent.Delivery) error {
 				return fmt.Errorf("outbox: record %d: %w", id, uerr)
 			}
 		}
-		if w.Broker != nil {
-			w.Broker.Publish(pubsub.Event{Topic: "invitation", OrgID: inv.OrganizationID, Kind: kind, ObjectID: inv.ID, At: now})
-		}
+		w.publish(ctx, pubsub.Event{Topic: "invitation", OrgID: inv.OrganizationID, Kind: kind, ObjectID: inv.ID, At: now})
 	}
 	return nil
 }
@@ -350,6 +348,26 @@ func (w *Worker) dispatch(ctx context.Context, d *ent.Delivery, msg mail.Message
 		return mail.Permanent(errors.New("outbox: no SMS sender is configured"))
 	}
 	return w.SMS.Send(ctx, sms.Message{To: d.Recipient, Body: msg.Text})
+}
+
+// publish announces e. When events are relayed through PostgreSQL the
+// NOTIFY runs on the worker's client (its own pool), not through
+// Broker.Publish on the request pool: under a saturating load that pool
+// has no connection to spare, and every send would wait for one.
+func (w *Worker) publish(ctx context.Context, e pubsub.Event) {
+	if w.Broker == nil {
+		return
+	}
+	if !w.Broker.Relayed() {
+		w.Broker.Publish(e)
+		return
+	}
+	query, args := pubsub.NotifyStatement(e)
+	if _, err := w.Client.ExecContext(ctx, query, args...); err != nil {
+		// The row is recorded; a subscriber that missed the event sees the
+		// change on its next read.
+		w.Log.ErrorContext(ctx, "outbox: notify failed", "error", err)
+	}
 }
 
 // render builds the message of a row. An invitation message whose
