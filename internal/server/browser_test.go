@@ -249,6 +249,39 @@ func TestBrowserAcceptInvitation(t *testing.T) {
 	}
 }
 
+// The same page for an invitation sent by SMS: it asks for an optional
+// address, and the account signs in by phone.
+func TestBrowserAcceptPhoneInvitation(t *testing.T) {
+	t.Parallel()
+	ctx := browser(t)
+	e := testutil.New(t)
+	org := e.NewOrg("Acme")
+	base := serveHTTP(t, e)
+	if r := e.Do(org.AdminToken, `mutation { inviteUsers(input: {invitees: [{name: "Ada", phone: "+44 20 7946 0958"}]}) { results { code } errors { code } } }`, nil); len(r.Errors) > 0 || strings.Contains(string(r.Body), `"code":"`) {
+		t.Fatal(string(r.Body))
+	}
+	e.Deliver()
+	texts := e.Texts.To("+442079460958")
+	if len(texts) != 1 {
+		t.Fatalf("want one SMS, got %d", len(texts))
+	}
+	link := texts[0].Body[strings.Index(texts[0].Body, "https://"):]
+	token := link[strings.Index(link, "token=")+len("token="):]
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/invitations/accept?token="+token),
+		chromedp.WaitVisible(chromedp.ID("email")),
+		fill(map[string]string{"name": "Ada Lovelace", "email": "ada@example.com", "password": "a long enough password"}, "#form button"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "message", "You are signed in to Acme as ada@example.com")
+	r := e.Do("", `mutation { signIn(input: {phone: "+442079460958", password: "a long enough password"}) { token errors { code } } }`, nil)
+	if !strings.Contains(string(r.Body), `"token":"`) {
+		t.Fatalf("sign in by phone: %s", r.Body)
+	}
+}
+
 // An invite link's page, then the workspace link's page and its emailed
 // confirmation link, as a stranger uses them.
 func TestBrowserJoinPages(t *testing.T) {
