@@ -153,7 +153,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	events := &eventlog.Log{Broker: broker, Dialect: d.Dialect, Now: now}
-	invites := &invite.Service{Keys: keys, Now: now, Broker: broker, ResendCooldown: cfg.ResendCooldown, Dialect: d.Dialect, Events: events}
+	invites := &invite.Service{Keys: keys, Now: now, Broker: broker, ResendCooldown: cfg.ResendCooldown, Dialect: d.Dialect, Events: events,
+		SMSRegions: cfg.SMSAllowedRegions}
 	workspaces := &workspace.Service{Keys: keys, Now: now, Invites: invites, Events: events}
 	// The outbox's fair share: on PostgreSQL a pool of its own, so requests
 	// that take every connection of the main pool cannot starve it; on
@@ -166,12 +167,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer closeOutbox()
 	worker := &outbox.Worker{
-		Concurrency:     cfg.OutboxConcurrency,
-		MaxAge:          cfg.OutboxMaxAge,
-		Client:          outboxClient,
-		Dialect:         d.Dialect,
-		Sender:          sender,
-		SMS:             newSMSSender(cfg, log),
+		Concurrency: cfg.OutboxConcurrency,
+		MaxAge:      cfg.OutboxMaxAge,
+		Client:      outboxClient,
+		Dialect:     d.Dialect,
+		Sender:      sender,
+		SMS:         newSMSSender(cfg, log),
+		SMSLimits: outbox.SMSLimits{
+			Regions: cfg.SMSAllowedRegions, PerNumber: cfg.SMSLimitPerNumber, NumberWindow: 10 * time.Minute, PerCountryDay: cfg.SMSLimitPerCountry,
+		},
 		Invites:         invites,
 		Broker:          broker,
 		Log:             log,

@@ -4715,6 +4715,8 @@ enum ErrorCode {
   INVITE_TO_ORGANIZATION_FIRST
   """Not a valid phone number (give its country code, or set the organization's defaultRegion)."""
   INVALID_PHONE
+  """The number may not be texted: premium-rate or shared-cost, or outside the server's SMS_ALLOWED_REGIONS."""
+  PHONE_NOT_ALLOWED
   """No user of the organization has this ID."""
   USER_NOT_FOUND
   """The person is already a member of the workspace."""
@@ -8568,7 +8570,7 @@ type InviteResult {
   phone: String
   """What happened."""
   outcome: InviteOutcome!
-  """Why it was skipped: INVALID_ADDRESS, INVALID_PHONE, INVALID_INPUT, DUPLICATE_IN_REQUEST, ALREADY_MEMBER, ALREADY_INVITED, DOMAIN_NOT_ALLOWED or EXTERNAL_ID_TAKEN."""
+  """Why it was skipped: INVALID_ADDRESS, INVALID_PHONE, PHONE_NOT_ALLOWED, INVALID_INPUT, DUPLICATE_IN_REQUEST, ALREADY_MEMBER, ALREADY_INVITED, DOMAIN_NOT_ALLOWED or EXTERNAL_ID_TAKEN."""
   code: ErrorCode
   """A sentence about what happened."""
   message: String

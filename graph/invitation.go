@@ -144,7 +144,7 @@ func (r *Resolver) results(ctx context.Context, c *ent.Client, out *invite.Outco
 // countSkipped counts a skipped person under the reason's count.
 func countSkipped(counts *InviteCounts, code string) {
 	switch code {
-	case invite.CodeInvalidAddress, invite.CodeInvalidPhone, invite.CodeInvalidInput:
+	case invite.CodeInvalidAddress, invite.CodeInvalidPhone, invite.CodePhoneNotAllowed, invite.CodeInvalidInput:
 		counts.Invalid++
 	case invite.CodeDuplicate:
 		counts.Duplicate++

@@ -428,7 +428,7 @@ type InviteResult struct {
 	Phone *string `json:"phone,omitempty"`
 	// What happened.
 	Outcome InviteOutcome `json:"outcome"`
-	// Why it was skipped: INVALID_ADDRESS, INVALID_PHONE, INVALID_INPUT, DUPLICATE_IN_REQUEST, ALREADY_MEMBER, ALREADY_INVITED, DOMAIN_NOT_ALLOWED or EXTERNAL_ID_TAKEN.
+	// Why it was skipped: INVALID_ADDRESS, INVALID_PHONE, PHONE_NOT_ALLOWED, INVALID_INPUT, DUPLICATE_IN_REQUEST, ALREADY_MEMBER, ALREADY_INVITED, DOMAIN_NOT_ALLOWED or EXTERNAL_ID_TAKEN.
 	Code *ErrorCode `json:"code,omitempty"`
 	// A sentence about what happened.
 	Message *string `json:"message,omitempty"`
@@ -1046,6 +1046,8 @@ const (
 	ErrorCodeInviteToOrganizationFirst ErrorCode = "INVITE_TO_ORGANIZATION_FIRST"
 	// Not a valid phone number (give its country code, or set the organization's defaultRegion).
 	ErrorCodeInvalidPhone ErrorCode = "INVALID_PHONE"
+	// The number may not be texted: premium-rate or shared-cost, or outside the server's SMS_ALLOWED_REGIONS.
+	ErrorCodePhoneNotAllowed ErrorCode = "PHONE_NOT_ALLOWED"
 	// No user of the organization has this ID.
 	ErrorCodeUserNotFound ErrorCode = "USER_NOT_FOUND"
 	// The person is already a member of the workspace.
@@ -1131,6 +1133,7 @@ var AllErrorCode = []ErrorCode{
 	ErrorCodeWorkspaceArchived,
 	ErrorCodeInviteToOrganizationFirst,
 	ErrorCodeInvalidPhone,
+	ErrorCodePhoneNotAllowed,
 	ErrorCodeUserNotFound,
 	ErrorCodeAlreadyWorkspaceMember,
 	ErrorCodeJoinRequestNotFound,
@@ -1153,7 +1156,7 @@ var AllErrorCode = []ErrorCode{
 
 func (e ErrorCode) IsValid() bool {
 	switch e {
-	case ErrorCodeInvalidCredentials, ErrorCodeOrganizationRequired, ErrorCodeInvalidInput, ErrorCodeNameTaken, ErrorCodeBuiltinRole, ErrorCodeRoleInUse, ErrorCodeLastAdmin, ErrorCodeInvalidAddress, ErrorCodeDuplicateInRequest, ErrorCodeAlreadyMember, ErrorCodeAlreadyInvited, ErrorCodeDomainNotAllowed, ErrorCodeInvitationNotFound, ErrorCodeInvitationReplaced, ErrorCodeInvitationRevoked, ErrorCodeInvitationExpired, ErrorCodeInvitationAlreadyAccepted, ErrorCodeInvitationNotAcceptable, ErrorCodeSignInRequired, ErrorCodeWrongAccount, ErrorCodeAccountDeactivated, ErrorCodePasswordTooWeak, ErrorCodeResendTooSoon, ErrorCodeIdempotencyKeyReused, ErrorCodeFileEmpty, ErrorCodeFileTooLarge, ErrorCodeFileTooManyRows, ErrorCodeFileNotText, ErrorCodeFileUnsupportedType, ErrorCodeFileNoAddressColumn, ErrorCodeFileMalformed, ErrorCodeLinkNotFound, ErrorCodeLinkRefreshed, ErrorCodeLinkRevoked, ErrorCodeLinkExpired, ErrorCodeLinkExhausted, ErrorCodeNoDomains, ErrorCodeRateLimited, ErrorCodeResetTokenInvalid, ErrorCodeResetTokenExpired, ErrorCodeInvalidDomain, ErrorCodeDomainExists, ErrorCodeDomainNotFound, ErrorCodeWorkspaceArchived, ErrorCodeInviteToOrganizationFirst, ErrorCodeInvalidPhone, ErrorCodeUserNotFound, ErrorCodeAlreadyWorkspaceMember, ErrorCodeJoinRequestNotFound, ErrorCodeJoinRequestClosed, ErrorCodeNoPendingInvitation, ErrorCodeExternalIDTaken, ErrorCodeLastOwner, ErrorCodeHrUnknownProvider, ErrorCodeHrAlreadyConnected, ErrorCodeHrCredentialsRejected, ErrorCodeHrUnreachable, ErrorCodeHrHostNotAllowed, ErrorCodeHrInvalidURL, ErrorCodeHrBadResponse, ErrorCodeHrSyncInProgress, ErrorCodeHrSyncFailed, ErrorCodeHrEmployeeNotFound, ErrorCodeHrEmployeeInactive:
+	case ErrorCodeInvalidCredentials, ErrorCodeOrganizationRequired, ErrorCodeInvalidInput, ErrorCodeNameTaken, ErrorCodeBuiltinRole, ErrorCodeRoleInUse, ErrorCodeLastAdmin, ErrorCodeInvalidAddress, ErrorCodeDuplicateInRequest, ErrorCodeAlreadyMember, ErrorCodeAlreadyInvited, ErrorCodeDomainNotAllowed, ErrorCodeInvitationNotFound, ErrorCodeInvitationReplaced, ErrorCodeInvitationRevoked, ErrorCodeInvitationExpired, ErrorCodeInvitationAlreadyAccepted, ErrorCodeInvitationNotAcceptable, ErrorCodeSignInRequired, ErrorCodeWrongAccount, ErrorCodeAccountDeactivated, ErrorCodePasswordTooWeak, ErrorCodeResendTooSoon, ErrorCodeIdempotencyKeyReused, ErrorCodeFileEmpty, ErrorCodeFileTooLarge, ErrorCodeFileTooManyRows, ErrorCodeFileNotText, ErrorCodeFileUnsupportedType, ErrorCodeFileNoAddressColumn, ErrorCodeFileMalformed, ErrorCodeLinkNotFound, ErrorCodeLinkRefreshed, ErrorCodeLinkRevoked, ErrorCodeLinkExpired, ErrorCodeLinkExhausted, ErrorCodeNoDomains, ErrorCodeRateLimited, ErrorCodeResetTokenInvalid, ErrorCodeResetTokenExpired, ErrorCodeInvalidDomain, ErrorCodeDomainExists, ErrorCodeDomainNotFound, ErrorCodeWorkspaceArchived, ErrorCodeInviteToOrganizationFirst, ErrorCodeInvalidPhone, ErrorCodePhoneNotAllowed, ErrorCodeUserNotFound, ErrorCodeAlreadyWorkspaceMember, ErrorCodeJoinRequestNotFound, ErrorCodeJoinRequestClosed, ErrorCodeNoPendingInvitation, ErrorCodeExternalIDTaken, ErrorCodeLastOwner, ErrorCodeHrUnknownProvider, ErrorCodeHrAlreadyConnected, ErrorCodeHrCredentialsRejected, ErrorCodeHrUnreachable, ErrorCodeHrHostNotAllowed, ErrorCodeHrInvalidURL, ErrorCodeHrBadResponse, ErrorCodeHrSyncInProgress, ErrorCodeHrSyncFailed, ErrorCodeHrEmployeeNotFound, ErrorCodeHrEmployeeInactive:
 		return true
 	}
 	return false

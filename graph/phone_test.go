@@ -550,3 +550,63 @@ func TestImportWithPhoneAndUserIDColumns(t *testing.T) {
 		t.Fatalf("want one SMS and one email")
 	}
 }
+
+// SMS pumping: numbers that bill the sender are never texted, regions can
+// be limited, and texts over the caps wait in the outbox.
+func TestSMSGuards(t *testing.T) {
+	e := testutil.New(t)
+	org := e.NewOrg("Guards")
+	e.Invites.SMSRegions = []string{"GB", "US"}
+	e.Worker.SMSLimits.Regions = e.Invites.SMSRegions
+	p := phInviteData(t, e, org.AdminToken, map[string]any{"invitees": []map[string]any{
+		{"name": "Premium", "phone": "+44 909 876 5432"},                                   // 0: premium rate, text only
+		{"name": "Premium by mail", "phone": "+44 909 876 5432", "email": "p@guards.test"}, // 1: reached by email instead
+		{"name": "Elsewhere", "phone": "+33 6 12 34 56 78"},                                // 2: outside the regions
+		{"name": "Fine", "phone": "+44 20 7946 0958"},                                      // 3
+	}})
+	for i, want := range []string{"PHONE_NOT_ALLOWED", "", "PHONE_NOT_ALLOWED", ""} {
+		if _, code := phResult(t, p, i); code != want {
+			t.Fatalf("result %d: want %q, got %v", i, want, wsGet(t, p, fmt.Sprintf("results.%d", i)))
+		}
+	}
+	// At most 3 texts to one number in 10 minutes: the fourth waits.
+	inv := wsStr(t, p, "results.3.invitation.id")
+	e.Deliver()
+	for range 3 {
+		e.Clock.Advance(61 * 1e9)
+		wsNoErrors(t, wsData(t, e, org.AdminToken, phResend, map[string]any{"id": inv}), "resendInvitation")
+		e.Deliver()
+	}
+	if n := len(e.Texts.To("+442079460958")); n != 3 {
+		t.Fatalf("want 3 texts in the window, got %d", n)
+	}
+	d := wsData(t, e, org.AdminToken, `query { deliveries(first: 1, where: {status: QUEUED}) { edges { node { recipient lastError } } } }`, nil)
+	if !strings.Contains(wsStr(t, d, "deliveries.edges.0.node.lastError"), "held") {
+		t.Fatalf("want the fourth text held, got %v", d)
+	}
+	e.Clock.Advance(10 * 60 * 1e9)
+	e.Deliver()
+	if n := len(e.Texts.To("+442079460958")); n != 4 {
+		t.Fatalf("want the held text sent once the window passed, got %d", n)
+	}
+
+	// A daily cap per calling code.
+	e.Worker.SMSLimits.PerCountryDay = 2
+	p = phInviteData(t, e, org.AdminToken, map[string]any{"invitees": []map[string]any{
+		{"name": "A", "phone": "+1 650 253 0001"}, {"name": "B", "phone": "+1 650 253 0002"}, {"name": "C", "phone": "+1 650 253 0003"},
+	}})
+	e.Deliver()
+	sent := len(e.Texts.To("+16502530001")) + len(e.Texts.To("+16502530002")) + len(e.Texts.To("+16502530003"))
+	if wsGet(t, p, "counts.invited") != float64(3) || sent != 2 {
+		t.Fatalf("want 2 of 3 texts to +1 sent today, got %d", sent)
+	}
+
+	// The domain rule holds for people reached only by phone.
+	if err := e.DB.Client.Organization.UpdateOneID(org.ID).SetRestrictInvitationsToDomains(true).SetDomains([]string{"guards.test"}).Exec(testutil.System()); err != nil {
+		t.Fatal(err)
+	}
+	p = phInviteData(t, e, org.AdminToken, map[string]any{"invitees": []map[string]any{{"name": "Phone only", "phone": "+44 161 496 0000"}}})
+	if _, code := phResult(t, p, 0); code != "DOMAIN_NOT_ALLOWED" {
+		t.Fatalf("phone-only invitee in a restricted organization: %v", p)
+	}
+}

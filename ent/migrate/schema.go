@@ -144,6 +144,11 @@ var (
 				Unique:  false,
 				Columns: []*schema.Column{DeliveriesColumns[9], DeliveriesColumns[12]},
 			},
+			{
+				Name:    "delivery_recipient_sent_at",
+				Unique:  false,
+				Columns: []*schema.Column{DeliveriesColumns[4], DeliveriesColumns[15]},
+			},
 		},
 	}
 	// HrConnectionsColumns holds the columns for the "hr_connections" table.

@@ -66,7 +66,11 @@ func (Delivery) Edges() []ent.Edge {
 
 // Indexes of the Delivery.
 func (Delivery) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("status", "next_attempt_at")}
+	return []ent.Index{
+		index.Fields("status", "next_attempt_at"),
+		// The SMS caps count recent texts per number and per calling code.
+		index.Fields("recipient", "sent_at"),
+	}
 }
 
 // Annotations of the Delivery.

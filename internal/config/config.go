@@ -16,6 +16,7 @@ import (
 	"admit/internal/account"
 	"admit/internal/db"
 	"admit/internal/importfile"
+	"admit/internal/phone"
 	"admit/internal/secret"
 	"admit/internal/server"
 )
@@ -39,16 +40,20 @@ type Config struct {
 	TwilioFrom                string
 	TwilioMessagingServiceSID string
 	TwilioAPIBase             string
-	AcceptURLTemplate         string
-	JoinURLTemplate           string
-	ResetURLTemplate          string
-	JoinLimitPerLink          int
-	JoinLimitPerAddr          int
-	JoinLimitWindow           time.Duration
-	ImportLimits              importfile.Limits
-	ResendCooldown            time.Duration
-	OutboxConcurrency         int
-	MetricsAddr               string
+	// SMS guards (outbox.SMSLimits).
+	SMSAllowedRegions  []string
+	SMSLimitPerNumber  int
+	SMSLimitPerCountry int
+	AcceptURLTemplate  string
+	JoinURLTemplate    string
+	ResetURLTemplate   string
+	JoinLimitPerLink   int
+	JoinLimitPerAddr   int
+	JoinLimitWindow    time.Duration
+	ImportLimits       importfile.Limits
+	ResendCooldown     time.Duration
+	OutboxConcurrency  int
+	MetricsAddr        string
 	// HRAllowPrivateHosts lets HR connections reach loopback, private and
 	// link-local addresses (tests, on-premises mocks).
 	HRAllowPrivateHosts bool
@@ -101,6 +106,9 @@ var Settings = []Setting{
 	{"TWILIO_FROM", "twilio-from", "", "Sender of every SMS: a Twilio number in E.164 or an alphanumeric sender ID. Give it or TWILIO_MESSAGING_SERVICE_SID."},
 	{"TWILIO_MESSAGING_SERVICE_SID", "twilio-messaging-service-sid", "", "Twilio Messaging Service (MG…) to send from instead of TWILIO_FROM."},
 	{"TWILIO_API_BASE", "twilio-api-base", "https://api.twilio.com", "Base URL of Twilio's REST API: a regional host (https://api.dublin.ie1.twilio.com) or a test server."},
+	{"SMS_ALLOWED_REGIONS", "sms-allowed-regions", "", "Comma-separated regions (ISO 3166 codes such as GB,IE,US) whose numbers may be texted; others are refused with PHONE_NOT_ALLOWED. Unset: every region. Premium-rate and shared-cost numbers are never texted."},
+	{"SMS_LIMIT_PER_NUMBER", "sms-limit-per-number", "3", "Texts sent to one number per 10 minutes; more wait in the outbox."},
+	{"SMS_LIMIT_PER_COUNTRY", "sms-limit-per-country", "1000", "Texts sent to one calling code (+44, +1, …) per 24 hours; more wait in the outbox, so a burst to one country cannot run up a bill."},
 	{"OUTBOX_CONCURRENCY", "outbox-concurrency", "4", "Messages each replica sends at once, and the most SMTP sessions it keeps open between messages (RSET between them; closed after 30 s idle). Raise it for a fast relay; lower it to 1 for a provider that limits parallel connections."},
 	{"OUTBOX_MAX_AGE", "outbox-max-age", "24h", "How long a message that fails for a temporary reason (the relay is down) is retried, with backoff capped at an hour; then it is FAILED, and admins may retryDeliveries."},
 	{"ACCEPT_URL_TEMPLATE", "accept-url-template", "", "Link in invitation emails, with {token} where the token goes (for a React app hosting the page). Default: PUBLIC_URL/invitations/accept?token={token}."},
@@ -195,6 +203,17 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	c.ResendCooldown = dur("INVITE_RESEND_COOLDOWN")
 	c.OutboxConcurrency = int(num("OUTBOX_CONCURRENCY"))
 	c.OutboxMaxAge = dur("OUTBOX_MAX_AGE")
+	c.SMSLimitPerNumber = int(num("SMS_LIMIT_PER_NUMBER"))
+	c.SMSLimitPerCountry = int(num("SMS_LIMIT_PER_COUNTRY"))
+	for _, r := range strings.Split(get("SMS_ALLOWED_REGIONS"), ",") {
+		if r = strings.ToUpper(strings.TrimSpace(r)); r == "" {
+			continue
+		}
+		if !phone.ValidRegion(r) {
+			errs = append(errs, fmt.Sprintf("SMS_ALLOWED_REGIONS: %q is not a region code such as GB or US", r))
+		}
+		c.SMSAllowedRegions = append(c.SMSAllowedRegions, r)
+	}
 	c.ImportLimits = importfile.Limits{MaxBytes: num("IMPORT_MAX_BYTES"), MaxRows: int(num("IMPORT_MAX_ROWS"))}
 	c.acceptTemplate, c.joinTemplate, c.resetTemplate = get("ACCEPT_URL_TEMPLATE"), get("JOIN_URL_TEMPLATE"), get("RESET_URL_TEMPLATE")
 	c.templates()

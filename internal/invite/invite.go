@@ -37,6 +37,7 @@ const (
 	CodeInvalidPhone     = "INVALID_PHONE"
 	CodeInvalidInput     = "INVALID_INPUT"
 	CodeExternalIDTaken  = "EXTERNAL_ID_TAKEN"
+	CodePhoneNotAllowed  = "PHONE_NOT_ALLOWED"
 )
 
 // TemplateInvitation names the invitation message template.
@@ -59,6 +60,9 @@ type Service struct {
 	// Invited, when set, is told after commit how many invitations a
 	// request created, by source (for metrics).
 	Invited func(source string, n int)
+	// SMSRegions, when set, are the only regions whose numbers may be
+	// invited by text message (SMS_ALLOWED_REGIONS).
+	SMSRegions []string
 }
 
 // Entry is one address, or one person's details, as the user gave them.
@@ -199,7 +203,7 @@ func (s *Service) Invite(ctx context.Context, c *ent.Client, req Request) (*Outc
 		return nil, apperr.New(apperr.BadUserInput, "message must be at most 2000 characters")
 	}
 
-	out, cands := classify(org, req.Entries)
+	out, cands := s.classify(org, req.Entries)
 	// One order for every request: concurrent requests with overlapping
 	// lists then take the unique-index locks in the same order and cannot
 	// deadlock each other.
@@ -226,7 +230,7 @@ func (s *Service) Invite(ctx context.Context, c *ent.Client, req Request) (*Outc
 // classify parses every entry and settles what needs no database: invalid
 // addresses and phone numbers, repeats and addresses outside the
 // organization's domains.
-func classify(org *ent.Organization, entries []Entry) (*Outcome, []candidate) {
+func (s *Service) classify(org *ent.Organization, entries []Entry) (*Outcome, []candidate) {
 	out := &Outcome{Results: make([]Result, 0, len(entries))}
 	var cands []candidate
 	seen := make(map[string]bool, len(entries))
@@ -235,9 +239,20 @@ func classify(org *ent.Organization, entries []Entry) (*Outcome, []candidate) {
 		r := Result{Row: e.Row, Field: e.Field, Input: cmpOr(e.Input, e.Phone)}
 		p, code, msg := parseEntry(org, e)
 		r.Email, r.Phone = p.email, p.phone
+		textOnly := p.email == "" && p.phone != ""
+		var untextable error
+		if code == "" && textOnly {
+			untextable = phone.CheckTextable(p.phone, s.SMSRegions)
+		}
 		switch {
 		case code != "":
 			r.Code, r.Message = code, msg
+		case textOnly && org.RestrictInvitationsToDomains:
+			// The domain rule holds on every path: someone reached only by
+			// phone has no address to check.
+			r.Code, r.Message = CodeDomainNotAllowed, "the organization invites only addresses in its domains; give this person's address"
+		case untextable != nil:
+			r.Code, r.Message = CodePhoneNotAllowed, untextable.Error()
 		case (p.email != "" && seen["e:"+p.email]) || (p.phone != "" && seen["p:"+p.phone]):
 			r.Code, r.Message = CodeDuplicate, p.who()+" appears earlier in this request"
 		case p.email != "" && org.RestrictInvitationsToDomains && !slices.Contains(org.Domains, domainOf(p.email)):

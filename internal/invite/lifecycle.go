@@ -221,6 +221,9 @@ func (s *Service) Accept(ctx context.Context, c *ent.Client, accounts *account.S
 		if taken {
 			return nil, userErr(CodeAlreadyMember, "input.email", addr+" already has an account in this organization; leave the address out or use another")
 		}
+		if org.RestrictInvitationsToDomains && !slices.Contains(org.Domains, domainOf(addr)) {
+			return nil, userErr(CodeDomainNotAllowed, "input.email", domainOf(addr)+" is not one of the organization's domains")
+		}
 		extraEmail = &addr
 	}
 	// The User ID travels with the invitation; if someone took it since,

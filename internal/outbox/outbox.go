@@ -7,6 +7,7 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 	"admit/internal/db"
 	"admit/internal/invite"
 	"admit/internal/mail"
+	"admit/internal/phone"
 	"admit/internal/pubsub"
 	"admit/internal/rule"
 	"admit/internal/secret"
@@ -41,11 +43,13 @@ type Worker struct {
 	Dialect string
 	Sender  mail.Sender
 	// SMS sends the deliveries of the SMS channel (invitations to phones).
-	SMS     sms.Sender
-	Invites *invite.Service
-	Broker  *pubsub.Broker
-	Log     *slog.Logger
-	Now     func() time.Time
+	SMS sms.Sender
+	// SMSLimits guard the SMS channel against pumping and floods.
+	SMSLimits SMSLimits
+	Invites   *invite.Service
+	Broker    *pubsub.Broker
+	Log       *slog.Logger
+	Now       func() time.Time
 	// AcceptURL turns an invitation token into the link in the message.
 	AcceptURL func(token string) string
 	// MessageIDDomain is the right-hand side of Message-IDs.
@@ -272,6 +276,52 @@ func (w *Worker) claim(ctx context.Context) ([]int, error) {
 
 var errSuperseded = errors.New("superseded")
 
+// SMSLimits are the SMS channel's guards. Texts over a cap are held (sent
+// later, not failed); numbers Admit must never text fail at once.
+type SMSLimits struct {
+	// Regions, when set, are the only regions whose numbers are texted.
+	Regions []string
+	// PerNumber texts to one number per NumberWindow (default 3 per 10
+	// minutes).
+	PerNumber    int
+	NumberWindow time.Duration
+	// PerCountryDay texts per calling code per 24 hours (default 1,000),
+	// so a burst to one country's numbers cannot run up a bill.
+	PerCountryDay int
+}
+
+// smsHold reports how long a text to number must wait for the caps.
+func (w *Worker) smsHold(ctx context.Context, number string, now time.Time) (time.Duration, string, error) {
+	l := w.SMSLimits
+	perNumber, window, perCountry := cmp.Or(l.PerNumber, 3), cmp.Or(l.NumberWindow, 10*time.Minute), cmp.Or(l.PerCountryDay, 1000)
+	recent, err := w.Client.Delivery.Query().
+		Where(delivery.ChannelEQ(delivery.ChannelSMS), delivery.Recipient(number), delivery.StatusEQ(delivery.StatusSENT), delivery.SentAtGT(now.Add(-window))).
+		Order(ent.Asc(delivery.FieldSentAt)).
+		Limit(perNumber).
+		All(ctx)
+	if err != nil {
+		return 0, "", fmt.Errorf("outbox: SMS cap: %w", err)
+	}
+	if len(recent) >= perNumber {
+		wait := recent[0].SentAt.Add(window).Sub(now)
+		return max(wait, time.Second), fmt.Sprintf("held: %d texts to this number in %s", perNumber, window), nil
+	}
+	cc := phone.CountryCode(number)
+	if cc == 0 {
+		return 0, "", nil
+	}
+	n, err := w.Client.Delivery.Query().
+		Where(delivery.ChannelEQ(delivery.ChannelSMS), delivery.RecipientHasPrefix(fmt.Sprintf("+%d", cc)), delivery.StatusEQ(delivery.StatusSENT), delivery.SentAtGT(now.Add(-24*time.Hour))).
+		Count(ctx)
+	if err != nil {
+		return 0, "", fmt.Errorf("outbox: SMS cap: %w", err)
+	}
+	if n >= perCountry {
+		return time.Hour, fmt.Sprintf("held: %d texts to +%d numbers in 24 hours", perCountry, cc), nil
+	}
+	return 0, "", nil
+}
+
 // send renders and sends one claimed row and records what happened.
 func (w *Worker) send(ctx context.Context, d *ent.Delivery) error {
 	id := d.ID
@@ -280,6 +330,21 @@ func (w *Worker) send(ctx context.Context, d *ent.Delivery) error {
 	defer func() { traced(err) }()
 	if errors.Is(err, errSuperseded) {
 		return w.Client.Delivery.UpdateOneID(id).SetStatus(delivery.StatusCANCELLED).ClearLeaseUntil().Exec(ctx)
+	}
+	if err == nil && d.Channel == delivery.ChannelSMS {
+		if cerr := phone.CheckTextable(d.Recipient, w.SMSLimits.Regions); cerr != nil {
+			err = mail.Permanent(cerr)
+		} else if wait, why, herr := w.smsHold(ctx, d.Recipient, w.Now()); herr != nil {
+			return herr
+		} else if wait > 0 {
+			// Not an attempt: released to be tried once the cap allows.
+			return w.Client.Delivery.UpdateOneID(id).
+				SetStatus(delivery.StatusQUEUED).
+				SetNextAttemptAt(w.Now().Add(wait)).
+				SetLastError(why).
+				ClearLeaseUntil().
+				Exec(context.WithoutCancel(ctx))
+		}
 	}
 	if err == nil {
 		err = w.dispatch(ctx, d, msg)

@@ -5,6 +5,7 @@ package phone
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/nyaruka/phonenumbers"
@@ -42,4 +43,42 @@ func Normalize(number, region string) (string, error) {
 func ValidRegion(region string) bool {
 	region = strings.ToUpper(strings.TrimSpace(region))
 	return phonenumbers.GetSupportedRegions()[region]
+}
+
+// ErrNotTextable is returned by CheckTextable.
+var ErrNotTextable = errors.New("this number cannot be sent text messages")
+
+// CheckTextable refuses numbers Admit must not text, whoever asks: premium
+// -rate and shared-cost numbers, which SMS pumping uses to bill the sender,
+// and, when allowed lists regions (ISO 3166 codes), every number outside
+// them.
+func CheckTextable(e164 string, allowed []string) error {
+	n, err := phonenumbers.Parse(e164, "ZZ")
+	if err != nil {
+		return ErrInvalid
+	}
+	switch phonenumbers.GetNumberType(n) {
+	case phonenumbers.PREMIUM_RATE, phonenumbers.SHARED_COST:
+		return fmt.Errorf("%w: premium-rate and shared-cost numbers are never texted", ErrNotTextable)
+	}
+	if len(allowed) == 0 {
+		return nil
+	}
+	region := phonenumbers.GetRegionCodeForNumber(n)
+	for _, a := range allowed {
+		if strings.EqualFold(a, region) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: text messages to %s numbers are not enabled on this server (SMS_ALLOWED_REGIONS)", ErrNotTextable, region)
+}
+
+// CountryCode returns the calling code of an E.164 number (44 for
+// +442079460958), or 0.
+func CountryCode(e164 string) int {
+	n, err := phonenumbers.Parse(e164, "ZZ")
+	if err != nil {
+		return 0
+	}
+	return int(n.GetCountryCode())
 }

@@ -1,6 +1,8 @@
 package phone_test
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"admit/internal/phone"
@@ -33,5 +35,26 @@ func TestNormalize(t *testing.T) {
 	}
 	if !phone.ValidRegion("gb") || phone.ValidRegion("XX") {
 		t.Error("ValidRegion")
+	}
+}
+
+func TestCheckTextable(t *testing.T) {
+	if err := phone.CheckTextable("+442079460958", nil); err != nil {
+		t.Errorf("a London number: %v", err)
+	}
+	// libphonenumber's example premium-rate numbers (UK 09, US 900).
+	for _, n := range []string{"+449098765432", "+19002345678"} {
+		if err := phone.CheckTextable(n, nil); !errors.Is(err, phone.ErrNotTextable) {
+			t.Errorf("%s: want ErrNotTextable, got %v", n, err)
+		}
+	}
+	if err := phone.CheckTextable("+16502530000", []string{"gb", "IE"}); !errors.Is(err, phone.ErrNotTextable) || !strings.Contains(err.Error(), "US") {
+		t.Errorf("outside the allowed regions: %v", err)
+	}
+	if err := phone.CheckTextable("+442079460958", []string{"gb", "IE"}); err != nil {
+		t.Errorf("inside the allowed regions: %v", err)
+	}
+	if phone.CountryCode("+442079460958") != 44 || phone.CountryCode("nonsense") != 0 {
+		t.Error("CountryCode")
 	}
 }
