@@ -86,8 +86,9 @@ type Worker struct {
 	// released for another worker (or the next start) at once.
 	Drain time.Duration
 
-	kick chan struct{}
-	once sync.Once
+	kick  chan struct{}
+	once  sync.Once
+	smsMu sync.Mutex
 }
 
 func (w *Worker) init() {
@@ -332,6 +333,11 @@ func (w *Worker) send(ctx context.Context, d *ent.Delivery) error {
 		return w.Client.Delivery.UpdateOneID(id).SetStatus(delivery.StatusCANCELLED).ClearLeaseUntil().Exec(ctx)
 	}
 	if err == nil && d.Channel == delivery.ChannelSMS {
+		// One text at a time per worker, from the cap's count to the
+		// record of the send, so concurrent sends cannot all pass a cap
+		// that only one of them fits under. Replicas can still overlap.
+		w.smsMu.Lock()
+		defer w.smsMu.Unlock()
 		if cerr := phone.CheckTextable(d.Recipient, w.SMSLimits.Regions); cerr != nil {
 			err = mail.Permanent(cerr)
 		} else if wait, why, herr := w.smsHold(ctx, d.Recipient, w.Now()); herr != nil {
