@@ -6,7 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-		"encoding/hex"
+	"encoding/hex"
 	"fmt"
 	"net/url"
 	"os"
@@ -194,4 +194,3 @@ func (d *database) drainOutbox(ctx context.Context, limit time.Duration) (time.D
 		}
 	}
 }
-

@@ -419,4 +419,3 @@ func (s *server) do(ctx context.Context, body []byte) ([]byte, int, error) {
 	b, err := io.ReadAll(rsp.Body)
 	return b, rsp.StatusCode, err
 }
-
