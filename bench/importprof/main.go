@@ -250,6 +250,9 @@ func run() error {
 	explain := flag.Bool("explain", true, "print the query plan of each SELECT/UPDATE shape on invitations and users")
 	invites := flag.Int("invites", 0, "instead of an import, profile this many sequential single-address inviteUsers calls")
 	analyzeFirst := flag.Bool("analyze", false, "run ANALYZE (planner statistics) after the prefill, before the profiled import")
+	query := flag.String("query", "", "instead of an import, profile -repeat sequential runs of this GraphQL query (after -prefill invitations and -users users)")
+	repeat := flag.Int("repeat", 200, "runs of -query")
+	users := flag.Int("users", 0, "users to insert (plain INSERTs) before -query")
 	flag.Parse()
 	ctx := context.Background()
 
@@ -340,6 +343,11 @@ func run() error {
 		}
 		done += n
 	}
+	if *users > 0 {
+		if err := insertUsers(ctx, base, *users); err != nil {
+			return err
+		}
+	}
 	if *analyzeFirst {
 		if _, err := base.SQL.ExecContext(ctx, "ANALYZE"); err != nil {
 			return fmt.Errorf("ANALYZE: %w", err)
@@ -360,7 +368,19 @@ func run() error {
 	}
 	var invited int
 	var wall time.Duration
-	if *invites > 0 {
+	if *query != "" {
+		start := time.Now()
+		cpu0 := processCPU()
+		defer func() {
+			fmt.Printf("process CPU (server and client in this process): %v a run\n", ((processCPU() - cpu0) / time.Duration(*repeat)).Round(10*time.Microsecond))
+		}()
+		for range *repeat {
+			if err = gql(ctx, ts.URL, token, *query, nil, nil); err != nil {
+				break
+			}
+		}
+		wall = time.Since(start)
+	} else if *invites > 0 {
 		start := time.Now()
 		for i := range *invites {
 			var out struct {
@@ -390,7 +410,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if *invites > 0 {
+	if *query != "" {
+		fmt.Printf("query: %d sequential runs, %v wall clock, %v a run\n\n", *repeat, wall.Round(time.Millisecond), (wall / time.Duration(*repeat)).Round(10*time.Microsecond))
+	} else if *invites > 0 {
 		fmt.Printf("inviteUsers: %d sequential calls, %d invited, %v wall clock, %v a call\n\n", *invites, invited, wall.Round(time.Millisecond), (wall / time.Duration(*invites)).Round(10*time.Microsecond))
 	} else {
 		fmt.Printf("importInvitations (dryRun %v): %d rows, %d invited, %v wall clock\n\n", *dry, *rows, invited, wall.Round(time.Millisecond))
@@ -496,6 +518,9 @@ func gql(ctx context.Context, base, token, query string, vars map[string]any, ou
 	if err := json.Unmarshal(b, &r); err != nil || len(r.Errors) > 0 {
 		return fmt.Errorf("HTTP %d: %.300s", rsp.StatusCode, b)
 	}
+	if out == nil {
+		return nil
+	}
 	return json.Unmarshal(r.Data, out)
 }
 
@@ -565,4 +590,33 @@ func importFile(ctx context.Context, base, token, prefix string, n int, dry bool
 		return got, wall, fmt.Errorf("import %s: invited %d of %d", prefix, got, n)
 	}
 	return n, wall, nil
+}
+
+// insertUsers adds n active users with the Member role to the bootstrap
+// organization, for list queries.
+func insertUsers(ctx context.Context, d *db.DB, n int) error {
+	ph := func(i int) string {
+		if d.Dialect == dialect.Postgres {
+			return fmt.Sprintf("$%d", i)
+		}
+		return "?"
+	}
+	var org, role int
+	if err := d.SQL.QueryRowContext(ctx, "SELECT o.id, r.id FROM organizations o JOIN roles r ON r.organization_id = o.id AND r.builtin AND NOT r.admin").Scan(&org, &role); err != nil {
+		return err
+	}
+	now := time.Now()
+	for i := range n {
+		if _, err := d.SQL.ExecContext(ctx, "INSERT INTO users (created_at, updated_at, name, email, kind, status, organization_id, role_id) VALUES ("+
+			ph(1)+", "+ph(2)+", "+ph(3)+", "+ph(4)+", 'INTERNAL', 'ACTIVE', "+ph(5)+", "+ph(6)+")", now, now, fmt.Sprintf("User %d", i), fmt.Sprintf("user-%06d@bench.example.com", i), org, role); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
