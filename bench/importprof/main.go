@@ -253,6 +253,7 @@ func run() error {
 	query := flag.String("query", "", "instead of an import, profile -repeat sequential runs of this GraphQL query (after -prefill invitations and -users users)")
 	repeat := flag.Int("repeat", 200, "runs of -query")
 	users := flag.Int("users", 0, "users to insert (plain INSERTs) before -query")
+	members := flag.Int("members", 0, "make a workspace with this many of the -users as members; $WS in -query stands for its ID")
 	flag.Parse()
 	ctx := context.Background()
 
@@ -347,6 +348,13 @@ func run() error {
 		if err := insertUsers(ctx, base, *users); err != nil {
 			return err
 		}
+	}
+	if *members > 0 {
+		ws, err := insertWorkspace(ctx, base, *members)
+		if err != nil {
+			return err
+		}
+		*query = strings.ReplaceAll(*query, "$WS", fmt.Sprint(ws))
 	}
 	if *analyzeFirst {
 		if _, err := base.SQL.ExecContext(ctx, "ANALYZE"); err != nil {
@@ -619,4 +627,28 @@ func processCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// insertWorkspace makes a workspace whose members are the first n users
+// other than the admin, and returns its ID.
+func insertWorkspace(ctx context.Context, d *db.DB, n int) (int, error) {
+	ph := func(i int) string {
+		if d.Dialect == dialect.Postgres {
+			return fmt.Sprintf("$%d", i)
+		}
+		return "?"
+	}
+	var org int
+	if err := d.SQL.QueryRowContext(ctx, "SELECT id FROM organizations").Scan(&org); err != nil {
+		return 0, err
+	}
+	now := time.Now()
+	var ws int
+	if err := d.SQL.QueryRowContext(ctx, "INSERT INTO workspaces (created_at, updated_at, name, type, description, link_enabled, link_allows_viewing, link_generation, organization_id) VALUES ("+
+		ph(1)+", "+ph(2)+", 'W', 'GROUP', '', false, false, 0, "+ph(3)+") RETURNING id", now, now, org).Scan(&ws); err != nil {
+		return 0, err
+	}
+	_, err := d.SQL.ExecContext(ctx, "INSERT INTO memberships (created_at, updated_at, role, status, organization_id, workspace_id, user_id) SELECT "+
+		ph(1)+", "+ph(2)+", 'MEMBER', 'JOINED', organization_id, "+ph(3)+", id FROM users WHERE email LIKE 'user-%' ORDER BY id LIMIT "+fmt.Sprint(n), now, now, ws)
+	return ws, err
 }
