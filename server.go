@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -251,6 +252,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	hs.RegisterOnShutdown(h.CloseSockets)
 
 	printWelcome(stdout, cfg, d, boot)
+	// Start-up garbage (migration, schema loading, the bootstrap admin's
+	// password hash) would otherwise stay resident until enough new
+	// allocation triggers a collection; an idle server never gets there.
+	debug.FreeOSMemory()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	if ready != nil {

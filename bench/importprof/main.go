@@ -33,6 +33,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -253,6 +254,7 @@ func run() error {
 	query := flag.String("query", "", "instead of an import, profile -repeat sequential runs of this GraphQL query (after -prefill invitations and -users users)")
 	repeat := flag.Int("repeat", 200, "runs of -query")
 	users := flag.Int("users", 0, "users to insert (plain INSERTs) before -query")
+	heapprofile := flag.String("heapprofile", "", "write a heap profile of the idle handler (after sign-in) here and stop")
 	members := flag.Int("members", 0, "make a workspace with this many of the -users as members; $WS in -query stands for its ID")
 	flag.Parse()
 	ctx := context.Background()
@@ -336,6 +338,15 @@ func run() error {
 	token, err := signIn(ctx, ts.URL)
 	if err != nil {
 		return err
+	}
+	if *heapprofile != "" {
+		runtime.GC()
+		f, err := os.Create(*heapprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return pprof.WriteHeapProfile(f)
 	}
 	for done := 0; done < *prefill; {
 		n := min(10000, *prefill-done)

@@ -50,6 +50,9 @@ type options struct {
 	users       int
 	members     int
 	queries     []string
+	footprint   bool
+	signIns     int
+	settle      time.Duration
 }
 
 func main() {
@@ -71,6 +74,17 @@ func main() {
 	if _, err := os.Stat(o.bin); err != nil {
 		fmt.Fprintf(os.Stderr, "readbench: no server binary at %s (%v); build it first: go build -o %s .\n", o.bin, err, o.bin)
 		os.Exit(2)
+	}
+	if o.footprint {
+		fmt.Println("| database | VmRSS at ready | 1 s after one sign-in | burst | right after | each second after |")
+		fmt.Println("|---|---:|---:|---|---:|---|")
+		for _, kind := range o.dbs {
+			if err := footprint(ctx, o, kind); err != nil {
+				logf("%s: FAILED: %v", kind, err)
+				os.Exit(1)
+			}
+		}
+		return
 	}
 	var all []result
 	failed := false
@@ -103,6 +117,9 @@ func parseFlags() (options, error) {
 	flag.IntVar(&o.invitations, "invitations", 10000, "invitations to import before measuring")
 	flag.IntVar(&o.users, "users", 1000, "users to insert before measuring")
 	flag.IntVar(&o.members, "members", 200, "members of the measured workspace")
+	flag.BoolVar(&o.footprint, "footprint", false, "instead: measure VmRSS at ready, after a burst of -signins sign-ins by -clients clients, and each second for -settle")
+	flag.IntVar(&o.signIns, "signins", 64, "sign-ins in the -footprint burst")
+	flag.DurationVar(&o.settle, "settle", 5*time.Second, "how long -footprint watches VmRSS after the burst")
 	q := flag.String("queries", "invitations,users,members", "queries to measure")
 	flag.Parse()
 	for _, d := range strings.Split(*db, ",") {

@@ -67,6 +67,12 @@ func newHTTPClient() *http.Client {
 // admit's environment, and the benchmark signs in as the bootstrap admin.
 // Without, it is the handler (extra carries its settings).
 func startServer(ctx context.Context, bin string, extra []string, dbURL, workDir string, importMaxRows int) (*server, error) {
+	return startServerHook(ctx, bin, extra, dbURL, workDir, importMaxRows, nil)
+}
+
+// startServerHook is startServer with a hook called once the server is
+// ready, before it is used.
+func startServerHook(ctx context.Context, bin string, extra []string, dbURL, workDir string, importMaxRows int, ready func(pid int)) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -111,6 +117,9 @@ func startServer(ctx context.Context, bin string, extra []string, dbURL, workDir
 	if err := s.waitReady(ctx, 90*time.Second); err != nil {
 		s.stop()
 		return nil, err
+	}
+	if ready != nil {
+		ready(s.pid())
 	}
 	if dbURL != "" {
 		if err := s.signIn(ctx); err != nil {
