@@ -255,6 +255,7 @@ func run() error {
 	repeat := flag.Int("repeat", 200, "runs of -query")
 	users := flag.Int("users", 0, "users to insert (plain INSERTs) before -query")
 	heapprofile := flag.String("heapprofile", "", "write a heap profile of the idle handler (after sign-in) here and stop")
+	wire := flag.Bool("wire", false, "with -db postgres, count the protocol messages (round trips) on the wire through a proxy")
 	members := flag.Int("members", 0, "make a workspace with this many of the -users as members; $WS in -query stands for its ID")
 	flag.Parse()
 	ctx := context.Background()
@@ -266,6 +267,7 @@ func run() error {
 	defer os.RemoveAll(dir)
 
 	dbURL := filepath.Join(dir, "admit.db")
+	wc := &wireCounter{}
 	if *kind == "postgres" {
 		admin, err := sql.Open("postgres", *pgURL)
 		if err != nil {
@@ -288,6 +290,13 @@ func run() error {
 			return err
 		}
 		u.Path = "/" + name
+		if *wire {
+			addr, err := wc.listen(u.Host)
+			if err != nil {
+				return err
+			}
+			u.Host = addr
+		}
 		dbURL = u.String()
 	} else if *kind != "sqlite" {
 		return fmt.Errorf("-db %q: sqlite or postgres", *kind)
@@ -375,6 +384,7 @@ func run() error {
 	fmt.Printf("database %s, %d pending invitations already in the table, ANALYZE run: %v\n\n", *kind, *prefill, *analyzeFirst)
 
 	rec.reset(true)
+	wc.on.Store(true)
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -426,6 +436,19 @@ func run() error {
 	rec.mu.Lock()
 	rec.on = false
 	rec.mu.Unlock()
+	wc.on.Store(false)
+	if *wire {
+		calls := max(*invites, 1)
+		if *query != "" {
+			calls = *repeat
+		}
+		wc.mu.Lock()
+		m := wc.count
+		fmt.Printf("on the wire, per call: %.1f round trips (Sync %.1f + simple Query %.1f); Parse %.1f, Bind %.1f, Execute %.1f\n\n",
+			float64(m['S']+m['Q'])/float64(calls), float64(m['S'])/float64(calls), float64(m['Q'])/float64(calls),
+			float64(m['P'])/float64(calls), float64(m['B'])/float64(calls), float64(m['E'])/float64(calls))
+		wc.mu.Unlock()
+	}
 	if err != nil {
 		return err
 	}
