@@ -53,6 +53,7 @@ type options struct {
 	footprint   bool
 	signIns     int
 	settle      time.Duration
+	bins        []string
 }
 
 func main() {
@@ -80,6 +81,18 @@ func main() {
 		fmt.Println("|---|---:|---:|---|---:|---|")
 		for _, kind := range o.dbs {
 			if err := footprint(ctx, o, kind); err != nil {
+				logf("%s: FAILED: %v", kind, err)
+				os.Exit(1)
+			}
+		}
+		return
+	}
+	if len(o.bins) > 0 {
+		fmt.Printf("saturation mix: %d clients, each in turn inviteUsers (1 new address), a list (invitations or users, first: 100), me; %v after %v warm-up\n\n", o.clients, o.duration, o.warmup)
+		fmt.Println("| database | binary | clients | all | by kind | CPU | errors | outbox backlog after | load |")
+		fmt.Println("|---|---|---:|---|---|---|---|---:|---:|")
+		for _, kind := range o.dbs {
+			if err := mix(ctx, o, kind); err != nil {
 				logf("%s: FAILED: %v", kind, err)
 				os.Exit(1)
 			}
@@ -120,6 +133,7 @@ func parseFlags() (options, error) {
 	flag.BoolVar(&o.footprint, "footprint", false, "instead: measure VmRSS at ready, after a burst of -signins sign-ins by -clients clients, and each second for -settle")
 	flag.IntVar(&o.signIns, "signins", 64, "sign-ins in the -footprint burst")
 	flag.DurationVar(&o.settle, "settle", 5*time.Second, "how long -footprint watches VmRSS after the burst")
+	bins := flag.String("mix", "", "instead: the saturation mix (invites, lists, me) against each of these comma-separated binaries in turn")
 	q := flag.String("queries", "invitations,users,members", "queries to measure")
 	flag.Parse()
 	for _, d := range strings.Split(*db, ",") {
@@ -127,6 +141,9 @@ func parseFlags() (options, error) {
 			return o, fmt.Errorf("-db %q: want sqlite and/or postgres", *db)
 		}
 		o.dbs = append(o.dbs, d)
+	}
+	if *bins != "" {
+		o.bins = strings.Split(*bins, ",")
 	}
 	for _, s := range strings.Split(*q, ",") {
 		if _, ok := queries[strings.TrimSpace(s)]; !ok {
