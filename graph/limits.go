@@ -94,8 +94,56 @@ func PageSize(maxPage int) graphql.FieldMiddleware {
 			n := maxPage
 			fc.Args["first"] = &n
 		}
-		return next(ctx)
+		return next(withoutPageInfoCount(ctx, fc))
 	}
+}
+
+// withoutPageInfoCount hides pageInfo from entgql's Paginate when the
+// connection also selects edges and no totalCount. Paginate runs a COUNT
+// for pageInfo that it does not need then: hasNextPage and
+// hasPreviousPage come from the page fetched one row longer, and the
+// cursors from its rows (upstream: ent/contrib#625). The connection is
+// still marshalled with the selection the client sent; only the copy of
+// the field context the resolver sees lacks pageInfo. Like entgql, this
+// matches fields by their response name.
+func withoutPageInfoCount(ctx context.Context, fc *graphql.FieldContext) context.Context {
+	if !graphql.HasOperationContext(ctx) {
+		return ctx
+	}
+	fields := graphql.CollectFields(graphql.GetOperationContext(ctx), fc.Field.Selections, nil)
+	var edges, pageInfo bool
+	for _, f := range fields {
+		switch f.Alias {
+		case "edges":
+			edges = true
+		case "pageInfo":
+			pageInfo = true
+		case "totalCount":
+			return ctx
+		}
+	}
+	if !edges || !pageInfo {
+		return ctx
+	}
+	kept := make(ast.SelectionSet, 0, len(fields)-1)
+	for _, f := range fields {
+		if f.Alias == "pageInfo" {
+			continue
+		}
+		// Merged duplicates keep every sub-selection, so field
+		// collection still loads every column the client asked for.
+		nf := *f.Field
+		nf.SelectionSet = f.Selections
+		kept = append(kept, &nf)
+	}
+	cp := *fc
+	cp.Field.Field = &ast.Field{}
+	*cp.Field.Field = *fc.Field.Field
+	cp.Field.Selections = kept
+	cp.Field.Field.SelectionSet = kept
+	ctx = graphql.WithFieldContext(ctx, &cp)
+	cp.Parent = fc.Parent // a sibling of fc, not its child: paths stay the same
+	return ctx
 }
 
 // DepthLimit refuses operations nested deeper than Max fields, before

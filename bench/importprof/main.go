@@ -33,6 +33,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -250,6 +251,12 @@ func run() error {
 	explain := flag.Bool("explain", true, "print the query plan of each SELECT/UPDATE shape on invitations and users")
 	invites := flag.Int("invites", 0, "instead of an import, profile this many sequential single-address inviteUsers calls")
 	analyzeFirst := flag.Bool("analyze", false, "run ANALYZE (planner statistics) after the prefill, before the profiled import")
+	query := flag.String("query", "", "instead of an import, profile -repeat sequential runs of this GraphQL query (after -prefill invitations and -users users)")
+	repeat := flag.Int("repeat", 200, "runs of -query")
+	users := flag.Int("users", 0, "users to insert (plain INSERTs) before -query")
+	heapprofile := flag.String("heapprofile", "", "write a heap profile of the idle handler (after sign-in) here and stop")
+	wire := flag.Bool("wire", false, "with -db postgres, count the protocol messages (round trips) on the wire through a proxy")
+	members := flag.Int("members", 0, "make a workspace with this many of the -users as members; $WS in -query stands for its ID")
 	flag.Parse()
 	ctx := context.Background()
 
@@ -260,6 +267,7 @@ func run() error {
 	defer os.RemoveAll(dir)
 
 	dbURL := filepath.Join(dir, "admit.db")
+	wc := &wireCounter{}
 	if *kind == "postgres" {
 		admin, err := sql.Open("postgres", *pgURL)
 		if err != nil {
@@ -282,6 +290,13 @@ func run() error {
 			return err
 		}
 		u.Path = "/" + name
+		if *wire {
+			addr, err := wc.listen(u.Host)
+			if err != nil {
+				return err
+			}
+			u.Host = addr
+		}
 		dbURL = u.String()
 	} else if *kind != "sqlite" {
 		return fmt.Errorf("-db %q: sqlite or postgres", *kind)
@@ -333,12 +348,33 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if *heapprofile != "" {
+		runtime.GC()
+		f, err := os.Create(*heapprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return pprof.WriteHeapProfile(f)
+	}
 	for done := 0; done < *prefill; {
 		n := min(10000, *prefill-done)
 		if _, _, err := importFile(ctx, ts.URL, token, fmt.Sprintf("pre%d", done), n, false); err != nil {
 			return err
 		}
 		done += n
+	}
+	if *users > 0 {
+		if err := insertUsers(ctx, base, *users); err != nil {
+			return err
+		}
+	}
+	if *members > 0 {
+		ws, err := insertWorkspace(ctx, base, *members)
+		if err != nil {
+			return err
+		}
+		*query = strings.ReplaceAll(*query, "$WS", fmt.Sprint(ws))
 	}
 	if *analyzeFirst {
 		if _, err := base.SQL.ExecContext(ctx, "ANALYZE"); err != nil {
@@ -348,6 +384,7 @@ func run() error {
 	fmt.Printf("database %s, %d pending invitations already in the table, ANALYZE run: %v\n\n", *kind, *prefill, *analyzeFirst)
 
 	rec.reset(true)
+	wc.on.Store(true)
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -360,7 +397,19 @@ func run() error {
 	}
 	var invited int
 	var wall time.Duration
-	if *invites > 0 {
+	if *query != "" {
+		start := time.Now()
+		cpu0 := processCPU()
+		defer func() {
+			fmt.Printf("process CPU (server and client in this process): %v a run\n", ((processCPU() - cpu0) / time.Duration(*repeat)).Round(10*time.Microsecond))
+		}()
+		for range *repeat {
+			if err = gql(ctx, ts.URL, token, *query, nil, nil); err != nil {
+				break
+			}
+		}
+		wall = time.Since(start)
+	} else if *invites > 0 {
 		start := time.Now()
 		for i := range *invites {
 			var out struct {
@@ -387,10 +436,25 @@ func run() error {
 	rec.mu.Lock()
 	rec.on = false
 	rec.mu.Unlock()
+	wc.on.Store(false)
+	if *wire {
+		calls := max(*invites, 1)
+		if *query != "" {
+			calls = *repeat
+		}
+		wc.mu.Lock()
+		m := wc.count
+		fmt.Printf("on the wire, per call: %.1f round trips (Sync %.1f + simple Query %.1f); Parse %.1f, Bind %.1f, Execute %.1f\n\n",
+			float64(m['S']+m['Q'])/float64(calls), float64(m['S'])/float64(calls), float64(m['Q'])/float64(calls),
+			float64(m['P'])/float64(calls), float64(m['B'])/float64(calls), float64(m['E'])/float64(calls))
+		wc.mu.Unlock()
+	}
 	if err != nil {
 		return err
 	}
-	if *invites > 0 {
+	if *query != "" {
+		fmt.Printf("query: %d sequential runs, %v wall clock, %v a run\n\n", *repeat, wall.Round(time.Millisecond), (wall / time.Duration(*repeat)).Round(10*time.Microsecond))
+	} else if *invites > 0 {
 		fmt.Printf("inviteUsers: %d sequential calls, %d invited, %v wall clock, %v a call\n\n", *invites, invited, wall.Round(time.Millisecond), (wall / time.Duration(*invites)).Round(10*time.Microsecond))
 	} else {
 		fmt.Printf("importInvitations (dryRun %v): %d rows, %d invited, %v wall clock\n\n", *dry, *rows, invited, wall.Round(time.Millisecond))
@@ -496,6 +560,9 @@ func gql(ctx context.Context, base, token, query string, vars map[string]any, ou
 	if err := json.Unmarshal(b, &r); err != nil || len(r.Errors) > 0 {
 		return fmt.Errorf("HTTP %d: %.300s", rsp.StatusCode, b)
 	}
+	if out == nil {
+		return nil
+	}
 	return json.Unmarshal(r.Data, out)
 }
 
@@ -565,4 +632,57 @@ func importFile(ctx context.Context, base, token, prefix string, n int, dry bool
 		return got, wall, fmt.Errorf("import %s: invited %d of %d", prefix, got, n)
 	}
 	return n, wall, nil
+}
+
+// insertUsers adds n active users with the Member role to the bootstrap
+// organization, for list queries.
+func insertUsers(ctx context.Context, d *db.DB, n int) error {
+	ph := func(i int) string {
+		if d.Dialect == dialect.Postgres {
+			return fmt.Sprintf("$%d", i)
+		}
+		return "?"
+	}
+	var org, role int
+	if err := d.SQL.QueryRowContext(ctx, "SELECT o.id, r.id FROM organizations o JOIN roles r ON r.organization_id = o.id AND r.builtin AND NOT r.admin").Scan(&org, &role); err != nil {
+		return err
+	}
+	now := time.Now()
+	for i := range n {
+		if _, err := d.SQL.ExecContext(ctx, "INSERT INTO users (created_at, updated_at, name, email, kind, status, organization_id, role_id) VALUES ("+
+			ph(1)+", "+ph(2)+", "+ph(3)+", "+ph(4)+", 'INTERNAL', 'ACTIVE', "+ph(5)+", "+ph(6)+")", now, now, fmt.Sprintf("User %d", i), fmt.Sprintf("user-%06d@bench.example.com", i), org, role); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// insertWorkspace makes a workspace whose members are the first n users
+// other than the admin, and returns its ID.
+func insertWorkspace(ctx context.Context, d *db.DB, n int) (int, error) {
+	ph := func(i int) string {
+		if d.Dialect == dialect.Postgres {
+			return fmt.Sprintf("$%d", i)
+		}
+		return "?"
+	}
+	var org int
+	if err := d.SQL.QueryRowContext(ctx, "SELECT id FROM organizations").Scan(&org); err != nil {
+		return 0, err
+	}
+	now := time.Now()
+	var ws int
+	if err := d.SQL.QueryRowContext(ctx, "INSERT INTO workspaces (created_at, updated_at, name, type, description, link_enabled, link_allows_viewing, link_generation, organization_id) VALUES ("+
+		ph(1)+", "+ph(2)+", 'W', 'GROUP', '', false, false, 0, "+ph(3)+") RETURNING id", now, now, org).Scan(&ws); err != nil {
+		return 0, err
+	}
+	_, err := d.SQL.ExecContext(ctx, "INSERT INTO memberships (created_at, updated_at, role, status, organization_id, workspace_id, user_id) SELECT "+
+		ph(1)+", "+ph(2)+", 'MEMBER', 'JOINED', organization_id, "+ph(3)+", id FROM users WHERE email LIKE 'user-%' ORDER BY id LIMIT "+fmt.Sprint(n), now, now, ws)
+	return ws, err
 }

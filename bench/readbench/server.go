@@ -1,0 +1,318 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/textproto"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	benchSecret   = "readbench-fixed-secret-key-0123456789abcdef" // ≥ 32 characters
+	benchOrg      = "Bench"
+	benchAdmin    = "admin@bench.example.com"
+	benchPassword = "bench-password-123456"
+	benchDomain   = "bench.example.com"
+)
+
+// server is one child process: the admit binary, or this program serving
+// the hand-written handler.
+type server struct {
+	cmd     *exec.Cmd
+	base    string
+	logPath string
+	done    chan struct{}
+	waitErr error
+	token   string
+	client  *http.Client
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func newHTTPClient() *http.Client {
+	return &http.Client{
+		Timeout: 10 * time.Minute,
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        256,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+	}
+}
+
+// startServer starts bin on a free port. With dbURL set it is admit: it gets
+// admit's environment, and the benchmark signs in as the bootstrap admin.
+// Without, it is the handler (extra carries its settings).
+func startServer(ctx context.Context, bin string, extra []string, dbURL, workDir string, importMaxRows int) (*server, error) {
+	return startServerHook(ctx, bin, extra, dbURL, workDir, importMaxRows, nil)
+}
+
+// startServerHook is startServer with a hook called once the server is
+// ready, before it is used.
+func startServerHook(ctx context.Context, bin string, extra []string, dbURL, workDir string, importMaxRows int, ready func(pid int)) (*server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	logFile, err := os.CreateTemp(workDir, "server-*.log")
+	if err != nil {
+		return nil, err
+	}
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}
+	if v := os.Getenv("GOMAXPROCS"); v != "" {
+		env = append(env, "GOMAXPROCS="+v)
+	}
+	if dbURL != "" {
+		env = append(env,
+			"ADDR="+addr, "PUBLIC_URL=http://"+addr, "DATABASE_URL="+dbURL,
+			"ADMIT_SECRET_KEY="+benchSecret, "LOG_LEVEL=warn",
+			"ADMIT_BOOTSTRAP_ORGANIZATION="+benchOrg, "ADMIT_BOOTSTRAP_ADMIN_EMAIL="+benchAdmin,
+			"ADMIT_BOOTSTRAP_ADMIN_PASSWORD="+benchPassword,
+			"IMPORT_MAX_ROWS="+strconv.Itoa(importMaxRows),
+			"IMPORT_MAX_BYTES="+strconv.Itoa(importMaxRows*64+1<<20),
+			"MAX_UPLOAD_BYTES="+strconv.Itoa(importMaxRows*64+2<<20),
+		)
+	} else {
+		env = append(env, envBaselineAddr+"="+addr)
+	}
+	env = append(env, extra...)
+	cmd := exec.Command(bin)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	s := &server{cmd: cmd, base: "http://" + addr, logPath: logFile.Name(), done: make(chan struct{}), client: newHTTPClient()}
+	go func() {
+		s.waitErr = cmd.Wait()
+		logFile.Close()
+		close(s.done)
+	}()
+	if err := s.waitReady(ctx, 90*time.Second); err != nil {
+		s.stop()
+		return nil, err
+	}
+	if ready != nil {
+		ready(s.pid())
+	}
+	if dbURL != "" {
+		if err := s.signIn(ctx); err != nil {
+			s.stop()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *server) pid() int { return s.cmd.Process.Pid }
+
+func (s *server) logTail() string {
+	b, _ := os.ReadFile(s.logPath)
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}
+
+func (s *server) waitReady(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			return fmt.Errorf("server exited before it was ready (%v); log:\n%s", s.waitErr, s.logTail())
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, s.base+"/readyz", nil)
+		rsp, err := s.client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, rsp.Body)
+			rsp.Body.Close()
+		}
+		cancel()
+		if err == nil && rsp.StatusCode == http.StatusOK {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("server not ready after %v; log:\n%s", limit, s.logTail())
+}
+
+func (s *server) stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(40 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+	s.client.CloseIdleConnections()
+}
+
+func newRequest(ctx context.Context, url string, body []byte, token string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return req, nil
+}
+
+func (s *server) signIn(ctx context.Context) error {
+	b, err := s.post(ctx, `mutation($e: String!, $p: String!) { signIn(input: {email: $e, password: $p}) { token errors { code message } } }`,
+		map[string]any{"e": benchAdmin, "p": benchPassword})
+	if err != nil {
+		return fmt.Errorf("signIn: %w", err)
+	}
+	var out struct {
+		SignIn struct {
+			Token *string `json:"token"`
+		} `json:"signIn"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil || out.SignIn.Token == nil {
+		return fmt.Errorf("signIn refused: %s", b)
+	}
+	s.token = *out.SignIn.Token
+	return nil
+}
+
+// importInvitations uploads a CSV of n fresh addresses.
+func (s *server) importInvitations(ctx context.Context, n int) error {
+	var csv strings.Builder
+	csv.WriteString("email\n")
+	tag := randomHex(3)
+	for i := range n {
+		fmt.Fprintf(&csv, "inv-%s-%06d@%s\n", tag, i, benchDomain)
+	}
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	ops, _ := json.Marshal(map[string]any{
+		"query":     `mutation($f: Upload!) { importInvitations(input: {file: $f}) { counts { invited } errors { code message } } }`,
+		"variables": map[string]any{"f": nil},
+	})
+	_ = w.WriteField("operations", string(ops))
+	_ = w.WriteField("map", `{"0":["variables.f"]}`)
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="0"; filename="list.csv"`)
+	h.Set("Content-Type", "text/csv")
+	part, _ := w.CreatePart(h)
+	_, _ = part.Write([]byte(csv.String()))
+	_ = w.Close()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/query", &buf)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	req.Header.Set("GraphQL-Require-Preflight", "1")
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	rsp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer rsp.Body.Close()
+	b, _ := io.ReadAll(rsp.Body)
+	var out struct {
+		Data struct {
+			ImportInvitations struct {
+				Counts struct{ Invited int } `json:"counts"`
+			} `json:"importInvitations"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil || out.Data.ImportInvitations.Counts.Invited != n {
+		return fmt.Errorf("importInvitations: %.300s", b)
+	}
+	return nil
+}
+
+// seed fills the database: invitations through the API, users, one
+// workspace and its memberships with plain INSERTs (faster, and the read
+// path does not care how they were made). It returns the workspace's ID.
+func seed(ctx context.Context, o options, d *database, s *server) (int, error) {
+	for done := 0; done < o.invitations; {
+		n := min(10000, o.invitations-done)
+		if err := s.importInvitations(ctx, n); err != nil {
+			return 0, err
+		}
+		done += n
+	}
+	var org, member, admin int
+	if err := d.raw.QueryRowContext(ctx, "SELECT id FROM organizations WHERE name = "+d.ph(0), benchOrg).Scan(&org); err != nil {
+		return 0, err
+	}
+	if err := d.raw.QueryRowContext(ctx, "SELECT id FROM roles WHERE organization_id = "+d.ph(0)+" AND builtin AND NOT admin", org).Scan(&member); err != nil {
+		return 0, err
+	}
+	if err := d.raw.QueryRowContext(ctx, "SELECT id FROM users WHERE email = "+d.ph(0), benchAdmin).Scan(&admin); err != nil {
+		return 0, err
+	}
+	tx, err := d.raw.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	now := time.Now()
+	ins := "INSERT INTO users (created_at, updated_at, name, email, kind, status, organization_id, role_id) VALUES (" +
+		d.ph(0) + ", " + d.ph(1) + ", " + d.ph(2) + ", " + d.ph(3) + ", 'INTERNAL', 'ACTIVE', " + d.ph(4) + ", " + d.ph(5) + ") RETURNING id"
+	var users []int
+	for i := range o.users {
+		var id int
+		if err := tx.QueryRowContext(ctx, ins, now, now, fmt.Sprintf("User %d", i), fmt.Sprintf("user-%06d@%s", i, benchDomain), org, member).Scan(&id); err != nil {
+			return 0, fmt.Errorf("insert user: %w", err)
+		}
+		users = append(users, id)
+	}
+	var ws int
+	if err := tx.QueryRowContext(ctx, "INSERT INTO workspaces (created_at, updated_at, name, type, description, link_enabled, link_allows_viewing, link_generation, organization_id, owner_id) VALUES ("+
+		d.ph(0)+", "+d.ph(1)+", 'Bench workspace', 'GROUP', '', false, false, 0, "+d.ph(2)+", "+d.ph(3)+") RETURNING id", now, now, org, admin).Scan(&ws); err != nil {
+		return 0, fmt.Errorf("insert workspace: %w", err)
+	}
+	for i := range min(o.members, len(users)) {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO memberships (created_at, updated_at, role, status, organization_id, workspace_id, user_id) VALUES ("+
+			d.ph(0)+", "+d.ph(1)+", 'MEMBER', 'JOINED', "+d.ph(2)+", "+d.ph(3)+", "+d.ph(4)+")", now, now, org, ws, users[i]); err != nil {
+			return 0, fmt.Errorf("insert membership: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	if d.kind == "postgres" {
+		_, err = d.raw.ExecContext(ctx, "ANALYZE")
+	}
+	return ws, err
+}
