@@ -419,3 +419,69 @@ func TestWebsocketSessionEnd(t *testing.T) {
 		})
 	}
 }
+
+// rawType reads the next frame within timeout and returns its type,
+// answering nothing.
+func rawType(c *websocket.Conn, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_, b, err := c.Read(ctx)
+	if err != nil {
+		return "", err
+	}
+	var m wsMsg
+	err = json.Unmarshal(b, &m)
+	return m.Type, err
+}
+
+func TestWebsocketKeepAlive(t *testing.T) {
+	t.Parallel()
+	e := testutil.New(t, func(o *server.Options) { o.Limits.WSKeepAlive = 100 * time.Millisecond })
+	org := e.NewOrg("Acme")
+	url := serve(t, e)
+
+	t.Run("a client that answers pings stays connected", func(t *testing.T) {
+		c := connect(t, url, transportWS, org.AdminToken, nil)
+		for range 5 {
+			typ, err := rawType(c, 2*time.Second)
+			if err != nil || typ != "ping" {
+				t.Fatalf("want a ping, got %q (%v)", typ, err)
+			}
+			sendMsg(t, c, wsMsg{Type: "pong"})
+		}
+		if got := meEmail(t, runQuery(t, c, transportWS, "1", meQuery)); got != org.AdminEmail {
+			t.Fatalf("want me.email %q, got %q", org.AdminEmail, got)
+		}
+	})
+
+	t.Run("a client that does not answer is dropped", func(t *testing.T) {
+		c := connect(t, url, transportWS, org.AdminToken, nil)
+		pings := 0
+		for {
+			typ, err := rawType(c, 2*time.Second)
+			if err != nil {
+				var ce websocket.CloseError
+				if errors.As(err, &ce) || errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("want the connection dropped, got %v", err)
+				}
+				break
+			}
+			if typ != "ping" {
+				t.Fatalf("want only pings, got %q", typ)
+			}
+			pings++
+		}
+		if pings == 0 {
+			t.Fatal("dropped before any ping")
+		}
+	})
+
+	t.Run("graphql-ws gets keep-alives", func(t *testing.T) {
+		c := connect(t, url, legacyWS, org.AdminToken, nil)
+		for range 3 {
+			if typ, err := rawType(c, 2*time.Second); err != nil || typ != "ka" {
+				t.Fatalf("want a ka, got %q (%v)", typ, err)
+			}
+		}
+	})
+}
