@@ -25,6 +25,15 @@ type memoEvent struct {
 	mu       sync.Mutex
 	sessions map[int]*memoCall[*auth.Viewer]
 	loads    map[viewerKey]*memoCall[any]
+	frames   map[frameKey]*memoCall[[]byte]
+}
+
+// frameKey names one subscription response to an event: the same
+// operation (query, operation name, variables) run by the same viewer, as
+// the socket authenticated and as it is now, answers in the same bytes.
+type frameKey struct {
+	op              string
+	viewer, current viewerKey
 }
 
 // viewerKey is everything of a viewer that authorization reads.
@@ -54,7 +63,8 @@ func (m *eventMemo) event(k eventKey) *memoEvent {
 	}
 	e := m.byKey[k]
 	if e == nil {
-		e = &memoEvent{sessions: map[int]*memoCall[*auth.Viewer]{}, loads: map[viewerKey]*memoCall[any]{}}
+		e = &memoEvent{sessions: map[int]*memoCall[*auth.Viewer]{}, loads: map[viewerKey]*memoCall[any]{},
+			frames: map[frameKey]*memoCall[[]byte]{}}
 		m.byKey[k] = e
 		m.order = append(m.order, k)
 		if len(m.order) > memoEvents {
@@ -90,4 +100,19 @@ func (e *memoEvent) load(v *auth.Viewer, fn func() (any, error)) (any, error) {
 	e.mu.Unlock()
 	c.once.Do(func() { c.v, c.err = fn() })
 	return c.v, c.err
+}
+
+// frame runs fn once per frameKey for this event: fn executes the
+// operation for one subscriber and returns the response's data, or nil when
+// it cannot be shared (errors, a closed socket).
+func (e *memoEvent) frame(k frameKey, fn func() []byte) []byte {
+	e.mu.Lock()
+	c := e.frames[k]
+	if c == nil {
+		c = &memoCall[[]byte]{}
+		e.frames[k] = c
+	}
+	e.mu.Unlock()
+	c.once.Do(func() { c.v = fn() })
+	return c.v
 }

@@ -321,6 +321,8 @@ func (s *Server) graphQL() http.Handler {
 	// Inside the Transactioner (the first extension added is the outermost),
 	// so a mutation whose response is refused is rolled back.
 	srv.Use(graph.ResponseSizeLimit{Max: o.Limits.MaxResponseBytes})
+	// Innermost: the extensions above still see every subscription response.
+	srv.Use(graph.SharedFrames{})
 	srv.AroundOperations(s.revalidateSocketSession)
 	srv.AroundFields(graph.PageSize(o.Limits.MaxPageSize))
 	srv.SetErrorPresenter(graph.ErrorPresenter(o.Log))
