@@ -25,7 +25,7 @@ const (
 // serve runs the handler on a real listener, wired as in package main:
 // request contexts derive from the handler's BaseContext, so CloseSockets
 // reaches open websockets.
-func serve(t *testing.T, e *testutil.Env) (wsURL string) {
+func serve(t testing.TB, e *testutil.Env) (wsURL string) {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(e.Server)
 	ts.Config.BaseContext = func(net.Listener) context.Context { return e.Server.BaseContext() }
@@ -34,7 +34,7 @@ func serve(t *testing.T, e *testutil.Env) (wsURL string) {
 	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/query"
 }
 
-func dialWSResponse(t *testing.T, url, subprotocol string, header http.Header) (*websocket.Conn, *http.Response, error) {
+func dialWSResponse(t testing.TB, url, subprotocol string, header http.Header) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -49,7 +49,7 @@ func dialWSResponse(t *testing.T, url, subprotocol string, header http.Header) (
 }
 
 // dialWS opens a websocket and checks the server agreed on subprotocol.
-func dialWS(t *testing.T, url, subprotocol string, header http.Header) *websocket.Conn {
+func dialWS(t testing.TB, url, subprotocol string, header http.Header) *websocket.Conn {
 	t.Helper()
 	c, _, err := dialWSResponse(t, url, subprotocol, header)
 	if err != nil {
@@ -67,7 +67,7 @@ type wsMsg struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
-func sendMsg(t *testing.T, c *websocket.Conn, m wsMsg) {
+func sendMsg(t testing.TB, c *websocket.Conn, m wsMsg) {
 	t.Helper()
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -107,7 +107,7 @@ func nextMsg(c *websocket.Conn, timeout time.Duration) (wsMsg, error) {
 	}
 }
 
-func readMsg(t *testing.T, c *websocket.Conn) wsMsg {
+func readMsg(t testing.TB, c *websocket.Conn) wsMsg {
 	t.Helper()
 	m, err := nextMsg(c, 5*time.Second)
 	if err != nil {
@@ -116,7 +116,7 @@ func readMsg(t *testing.T, c *websocket.Conn) wsMsg {
 	return m
 }
 
-func expectMsg(t *testing.T, c *websocket.Conn, typ string) wsMsg {
+func expectMsg(t testing.TB, c *websocket.Conn, typ string) wsMsg {
 	t.Helper()
 	m := readMsg(t, c)
 	if m.Type != typ {
@@ -135,7 +135,7 @@ func initPayload(token string) json.RawMessage {
 }
 
 // connect dials and completes connection_init.
-func connect(t *testing.T, url, subprotocol, token string, header http.Header) *websocket.Conn {
+func connect(t testing.TB, url, subprotocol, token string, header http.Header) *websocket.Conn {
 	t.Helper()
 	c := dialWS(t, url, subprotocol, header)
 	sendMsg(t, c, wsMsg{Type: "connection_init", Payload: initPayload(token)})
