@@ -55,6 +55,12 @@ type memoCall[T any] struct {
 // memoEvents is how many recent events keep their memo.
 const memoEvents = 256
 
+// frameEvents is how many recent events keep their shared frames: a frame
+// is wanted while an event fans out, and with subscribers that share no
+// operation there is one per socket; a subscriber that reaches an older
+// event (a replay) executes its own.
+const frameEvents = 8
+
 func (m *eventMemo) event(k eventKey) *memoEvent {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -67,6 +73,13 @@ func (m *eventMemo) event(k eventKey) *memoEvent {
 			frames: map[frameKey]*memoCall[[]byte]{}}
 		m.byKey[k] = e
 		m.order = append(m.order, k)
+		if n := len(m.order); n > frameEvents {
+			if old := m.byKey[m.order[n-1-frameEvents]]; old != nil {
+				old.mu.Lock()
+				old.frames = nil
+				old.mu.Unlock()
+			}
+		}
 		if len(m.order) > memoEvents {
 			delete(m.byKey, m.order[0])
 			m.order = m.order[1:]
@@ -107,6 +120,10 @@ func (e *memoEvent) load(v *auth.Viewer, fn func() (any, error)) (any, error) {
 // it cannot be shared (errors, a closed socket).
 func (e *memoEvent) frame(k frameKey, fn func() []byte) []byte {
 	e.mu.Lock()
+	if e.frames == nil { // an old event: no longer shared
+		e.mu.Unlock()
+		return fn()
+	}
 	c := e.frames[k]
 	if c == nil {
 		c = &memoCall[[]byte]{}
