@@ -46,10 +46,35 @@ func keyOf(v *auth.Viewer) viewerKey {
 	return viewerKey{org: v.OrgID, user: v.UserID, role: v.RoleID, rank: v.Rank, admin: v.Admin, client: v.Client}
 }
 
+// memoCall is one shared call. Its waiters wait on done, which wakes them
+// all at once when it closes; sync.Once would hand its mutex from waiter
+// to waiter, a thousand wake-ups in a row on the fan-out path.
 type memoCall[T any] struct {
-	once sync.Once
+	done chan struct{}
 	v    T
 	err  error
+}
+
+// call returns c's result, running fn first if this caller created c.
+func (c *memoCall[T]) call(leader bool, fn func() (T, error)) (T, error) {
+	if leader {
+		defer close(c.done)
+		c.v, c.err = fn()
+	} else {
+		<-c.done
+	}
+	return c.v, c.err
+}
+
+// callOf returns the call of k in calls, creating it (and reporting that the
+// caller leads it) when there is none. The caller holds the map's lock.
+func callOf[K comparable, T any](calls map[K]*memoCall[T], k K) (c *memoCall[T], leader bool) {
+	if c = calls[k]; c == nil {
+		c = &memoCall[T]{done: make(chan struct{})}
+		calls[k] = c
+		leader = true
+	}
+	return c, leader
 }
 
 // memoEvents is how many recent events keep their memo.
@@ -91,28 +116,18 @@ func (m *eventMemo) event(k eventKey) *memoEvent {
 // session runs check once per session for this event.
 func (e *memoEvent) session(id int, check func() (*auth.Viewer, error)) (*auth.Viewer, error) {
 	e.mu.Lock()
-	c := e.sessions[id]
-	if c == nil {
-		c = &memoCall[*auth.Viewer]{}
-		e.sessions[id] = c
-	}
+	c, leader := callOf(e.sessions, id)
 	e.mu.Unlock()
-	c.once.Do(func() { c.v, c.err = check() })
-	return c.v, c.err
+	return c.call(leader, check)
 }
 
 // load runs fn once per viewer for this event.
 func (e *memoEvent) load(v *auth.Viewer, fn func() (any, error)) (any, error) {
 	k := keyOf(v)
 	e.mu.Lock()
-	c := e.loads[k]
-	if c == nil {
-		c = &memoCall[any]{}
-		e.loads[k] = c
-	}
+	c, leader := callOf(e.loads, k)
 	e.mu.Unlock()
-	c.once.Do(func() { c.v, c.err = fn() })
-	return c.v, c.err
+	return c.call(leader, fn)
 }
 
 // frame runs fn once per frameKey for this event: fn executes the
@@ -124,12 +139,8 @@ func (e *memoEvent) frame(k frameKey, fn func() []byte) []byte {
 		e.mu.Unlock()
 		return fn()
 	}
-	c := e.frames[k]
-	if c == nil {
-		c = &memoCall[[]byte]{}
-		e.frames[k] = c
-	}
+	c, leader := callOf(e.frames, k)
 	e.mu.Unlock()
-	c.once.Do(func() { c.v = fn() })
-	return c.v
+	v, _ := c.call(leader, func() ([]byte, error) { return fn(), nil })
+	return v
 }
