@@ -159,7 +159,7 @@ func parseCursor(after *string) (int, error) {
 // event, and a subscriber whose session ended stops. load returns nil for
 // an event the subscriber may not see; send delivers the rest.
 func (r *Resolver) follow(ctx context.Context, subject string, workspaceID *int, after *string,
-	load func(context.Context, eventlog.Event) (any, error), send func(any) bool, done func()) error {
+	load func(context.Context, eventlog.Event) (any, error), send func(ev any, memo *memoEvent, cur *auth.Viewer) bool, done func()) error {
 	v := auth.FromContext(ctx)
 	pos, err := parseCursor(after)
 	if err != nil {
@@ -187,7 +187,7 @@ func (r *Resolver) follow(ctx context.Context, subject string, workspaceID *int,
 			r.log.ErrorContext(ctx, "workspace events: load", "error", err)
 			return true
 		}
-		return ev == nil || send(ev)
+		return ev == nil || send(ev, memo, cur)
 	}, done)
 }
 
@@ -196,6 +196,8 @@ func (r *Resolver) follow(ctx context.Context, subject string, workspaceID *int,
 func followEvents[T any](ctx context.Context, r *Resolver, subject string, workspaceID *int, after *string,
 	load func(context.Context, eventlog.Event) (*T, error)) (<-chan *T, error) {
 	out := make(chan *T, 1)
+	frames := framesFrom(ctx)
+	v := auth.FromContext(ctx)
 	err := r.follow(ctx, subject, workspaceID, after,
 		func(vctx context.Context, e eventlog.Event) (any, error) {
 			ev, err := load(vctx, e)
@@ -204,15 +206,34 @@ func followEvents[T any](ctx context.Context, r *Resolver, subject string, works
 			}
 			return ev, err
 		},
-		func(ev any) bool {
+		func(ev any, memo *memoEvent, cur *auth.Viewer) bool {
+			push := func() bool {
+				select {
+				case out <- ev.(*T):
+					return true
+				case <-ctx.Done():
+					return false
+				}
+			}
+			if frames == nil {
+				return push()
+			}
+			// Through SharedFrames, which answers with the bytes another
+			// subscriber's identical response to this event produced.
+			it := frameItem{memo: memo, key: frameKey{op: frames.op, viewer: keyOf(v), current: keyOf(cur)}, push: push}
 			select {
-			case out <- ev.(*T):
+			case frames.items <- it:
 				return true
 			case <-ctx.Done():
 				return false
 			}
 		},
-		func() { close(out) })
+		func() {
+			close(out)
+			if frames != nil {
+				close(frames.items)
+			}
+		})
 	if err != nil {
 		return nil, err
 	}

@@ -54,6 +54,7 @@ func main() {
 	subs := flag.Int("subscribers", 1000, "fan-out subscribers")
 	rounds := flag.Int("approvals", 20, "approvals timed per fan-out run")
 	idle := flag.Int("idle", 10000, "idle subscribers")
+	flag.BoolVar(&distinctOps, "distinct-ops", false, "fan-out: give each subscriber's query a comment of its own, so no two share an execution (the server shares one per identical operation and viewer)")
 	flag.Parse()
 	if *bin == "" {
 		fail("-bin is required")
@@ -302,7 +303,10 @@ func pendingRequests(a, b *proc, linkToken string, n int, tag string) []string {
 	return ids
 }
 
-var runs atomic.Int64
+var (
+	runs        atomic.Int64
+	distinctOps bool
+)
 
 // fanout: subscribers on sub follow one workspace; approvals go to act.
 func fanout(act, sub *proc, n, rounds int) string {
@@ -316,8 +320,12 @@ func fanout(act, sub *proc, n, rounds int) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var conns []*subscriber
-	for range n {
-		s, err := subscribe(ctx, sub.base, sub.token, `subscription($w: ID) { joinRequestEvents(workspaceID: $w) { type cursor joinRequest { id status decidedAs } } }`, map[string]any{"w": ws}, got)
+	for i := range n {
+		q := `subscription($w: ID) { joinRequestEvents(workspaceID: $w) { type cursor joinRequest { id status decidedAs } } }`
+		if distinctOps {
+			q += fmt.Sprintf(" # subscriber %d", i)
+		}
+		s, err := subscribe(ctx, sub.base, sub.token, q, map[string]any{"w": ws}, got)
 		if err != nil {
 			fail("subscribe: %v", err)
 		}

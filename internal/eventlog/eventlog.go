@@ -239,86 +239,174 @@ func (l *Log) Subscribe(ctx context.Context, c *ent.Client, orgID, after int) (<
 
 // Follow calls deliver with org's events after position after (or, when
 // after is negative, from now on), in position order with no gap and no
-// repeat, from one goroutine, until ctx ends, deliver returns false or the
-// store cannot be read; then it calls done. It registers before it
-// returns, so nothing that commits after Follow returns is missed.
+// repeat, from one goroutine at a time, until ctx ends, deliver returns
+// false or the store cannot be read; then it calls done. It registers before
+// it returns, so nothing that commits after Follow returns is missed.
+//
+// A follower waiting for events holds no goroutine: the broker queues each
+// event on it and starts one to deliver the queue, which ends when the queue
+// is empty. With thousands of idle subscribers that is thousands of
+// goroutine stacks fewer.
 func (l *Log) Follow(ctx context.Context, c *ent.Client, orgID, after int, deliver func(Event) bool, done func()) error {
-	buffer := l.Buffer
-	if buffer <= 0 {
-		buffer = 8
+	f := &follower{ctx: ctx, c: c, orgID: orgID, deliver: deliver, done: done, buffer: l.Buffer, last: after}
+	if f.buffer <= 0 {
+		f.buffer = 8
 	}
-	sub := l.Broker.Subscribe(topic, orgID, buffer)
-	last := after
+	// Held as running until set up, so no delivery starts before last is
+	// known; events that arrive meanwhile wait in the queue.
+	f.running = true
+	f.sub = l.Broker.Notify(topic, orgID, f.push)
 	if after < 0 {
 		var err error
-		if last, err = l.Latest(ctx, c, orgID); err != nil {
-			sub.Close()
+		if f.last, err = l.Latest(ctx, c, orgID); err != nil {
+			f.sub.Close()
 			return err
 		}
+	} else {
+		f.resync = true // replay what the store holds after the cursor
 	}
-	go func() {
-		defer done()
-		defer sub.Close()
-		send := func(e Event) bool {
-			if ctx.Err() != nil || !deliver(e) {
-				return false
-			}
-			last = e.Position
-			return true
-		}
-		// replay sends what the store holds after last, up to upTo (0: all).
-		replay := func(upTo int) bool {
-			for {
-				q := c.WorkspaceEvent.Query().
-					Where(workspaceevent.OrganizationID(orgID), workspaceevent.PositionGT(last)).
-					Order(ent.Asc(workspaceevent.FieldPosition)).
-					Limit(page)
-				if upTo > 0 {
-					q = q.Where(workspaceevent.PositionLTE(upTo))
-				}
-				rows, err := q.All(rule.System(ctx))
-				if err != nil {
-					return false
-				}
-				for _, r := range rows {
-					if !send(stored(r)) {
-						return false
-					}
-				}
-				if len(rows) < page {
-					return true
-				}
-			}
-		}
-		if after >= 0 && !replay(0) {
+	f.stopWait = context.AfterFunc(ctx, f.wake)
+	f.mu.Lock()
+	f.running = false
+	f.startLocked()
+	return nil
+}
+
+// follower is one Follow: the events queued for it, and whether a
+// goroutine is delivering them.
+type follower struct {
+	ctx      context.Context
+	c        *ent.Client
+	orgID    int
+	deliver  func(Event) bool
+	done     func()
+	buffer   int
+	sub      *pubsub.Subscription
+	stopWait func() bool
+
+	mu      sync.Mutex
+	queue   []Event
+	resync  bool // read the store after last before the queue
+	running bool // a goroutine is delivering (or Follow is setting up)
+	stopped bool
+
+	last int // the last position delivered; only the running goroutine uses it
+}
+
+// push is the broker's callback: it queues e (or, when the queue is full
+// or events were missed, marks the follower for a replay from the store)
+// and starts delivering. It never blocks.
+func (f *follower) push(p pubsub.Event, resync bool) {
+	f.mu.Lock()
+	switch {
+	case resync || len(f.queue) >= f.buffer:
+		// The replay reads every queued event from the store too.
+		f.resync, f.queue = true, nil
+	default:
+		f.queue = append(f.queue, fromPubsub(p))
+	}
+	f.startLocked()
+}
+
+// wake runs when ctx ends, so that the follower stops and calls done.
+func (f *follower) wake() {
+	f.mu.Lock()
+	f.startLocked()
+}
+
+// startLocked starts a delivering goroutine if there is work and none is
+// running, and unlocks f.mu.
+func (f *follower) startLocked() {
+	start := !f.running && !f.stopped && (f.resync || len(f.queue) > 0 || f.ctx.Err() != nil)
+	if start {
+		f.running = true
+	}
+	f.mu.Unlock()
+	if start {
+		go f.run()
+	}
+}
+
+// run delivers the queue until it is empty, then returns; or stops the
+// follower for good.
+func (f *follower) run() {
+	for {
+		f.mu.Lock()
+		resync, queue := f.resync, f.queue
+		f.resync, f.queue = false, nil
+		if f.ctx.Err() == nil && !resync && len(queue) == 0 {
+			f.running = false
+			f.mu.Unlock()
 			return
 		}
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-sub.Resync:
-				if !replay(0) {
-					return
-				}
-			case p := <-sub.C:
-				e := fromPubsub(p)
-				switch {
-				case e.Position <= last:
-					// Already delivered by a replay.
-				case e.Position == last+1:
-					if !send(e) {
-						return
-					}
-				default:
-					if !replay(e.Position) {
-						return
-					}
-				}
+		f.mu.Unlock()
+		ok := f.ctx.Err() == nil && (!resync || f.replay(0))
+		for _, e := range queue {
+			if !ok {
+				break
+			}
+			ok = f.handle(e)
+		}
+		if !ok {
+			f.stop()
+			return
+		}
+	}
+}
+
+func (f *follower) stop() {
+	f.mu.Lock()
+	f.stopped, f.queue = true, nil
+	f.mu.Unlock()
+	f.sub.Close()
+	f.stopWait()
+	f.done()
+}
+
+// handle delivers a live event: skipped when a replay already delivered
+// it, and preceded by a replay of what it would skip.
+func (f *follower) handle(e Event) bool {
+	switch {
+	case e.Position <= f.last:
+		return true
+	case e.Position == f.last+1:
+		return f.send(e)
+	default:
+		return f.replay(e.Position)
+	}
+}
+
+func (f *follower) send(e Event) bool {
+	if f.ctx.Err() != nil || !f.deliver(e) {
+		return false
+	}
+	f.last = e.Position
+	return true
+}
+
+// replay sends what the store holds after last, up to upTo (0: all).
+func (f *follower) replay(upTo int) bool {
+	for {
+		q := f.c.WorkspaceEvent.Query().
+			Where(workspaceevent.OrganizationID(f.orgID), workspaceevent.PositionGT(f.last)).
+			Order(ent.Asc(workspaceevent.FieldPosition)).
+			Limit(page)
+		if upTo > 0 {
+			q = q.Where(workspaceevent.PositionLTE(upTo))
+		}
+		rows, err := q.All(rule.System(f.ctx))
+		if err != nil {
+			return false
+		}
+		for _, r := range rows {
+			if !f.send(stored(r)) {
+				return false
 			}
 		}
-	}()
-	return nil
+		if len(rows) < page {
+			return true
+		}
+	}
 }
 
 func stored(r *ent.WorkspaceEvent) Event {

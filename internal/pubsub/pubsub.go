@@ -46,6 +46,9 @@ type Subscription struct {
 	orgID   int
 	broker  *Broker
 	dropped int
+	// fn, for a subscription made with Notify, receives the events instead
+	// of C and Resync.
+	fn func(e Event, resync bool)
 }
 
 // New returns an empty broker.
@@ -79,6 +82,19 @@ func (b *Broker) Watch(topic string, fn func(Event)) (stop func()) {
 // after Subscribe returns is missed.
 func (b *Broker) Subscribe(topic string, orgID, buffer int) *Subscription {
 	s := &Subscription{C: make(chan Event, buffer), Resync: make(chan struct{}, 1), topic: topic, orgID: orgID, broker: b}
+	b.mu.Lock()
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	return s
+}
+
+// Notify registers fn for the events of one topic and organization, as
+// Subscribe does, but without a channel: fn runs in the publisher's
+// goroutine, in publication order, and must not block. resync is true (and
+// e empty) when events may have been missed. A subscriber that waits for
+// events then holds no goroutine, only this registration.
+func (b *Broker) Notify(topic string, orgID int, fn func(e Event, resync bool)) *Subscription {
+	s := &Subscription{topic: topic, orgID: orgID, broker: b, fn: fn}
 	b.mu.Lock()
 	b.subs[s] = struct{}{}
 	b.mu.Unlock()
@@ -119,6 +135,10 @@ func (b *Broker) deliver(e Event) {
 		if s.topic != e.Topic || s.orgID != e.OrgID {
 			continue
 		}
+		if s.fn != nil {
+			s.fn(e, false)
+			continue
+		}
 		select {
 		case s.C <- e:
 		default:
@@ -129,6 +149,10 @@ func (b *Broker) deliver(e Event) {
 }
 
 func (s *Subscription) resync() {
+	if s.fn != nil {
+		s.fn(Event{}, true)
+		return
+	}
 	select {
 	case s.Resync <- struct{}{}:
 	default:

@@ -279,9 +279,8 @@ func (s *Server) graphQL() http.Handler {
 	})
 	srv := handler.New(es)
 	srv.AddTransport(transport.Websocket{
-		KeepAlivePingInterval: o.Limits.WSKeepAlive,
-		PingPongInterval:      o.Limits.WSKeepAlive,
-		// The init timeout is socketConn's, which closes with 4408.
+		// Keep-alive pings (WSKeepAlive) and the init timeout (4408) are
+		// socketConn's: gqlgen's ping option costs a goroutine per socket.
 		InitFunc:         s.websocketInit,
 		PayloadReadLimit: ptr(int64(64 << 10)),
 		Implementation: socketImplementation{srv: s, inner: transport.CoderWebsocketImplementation{
@@ -322,6 +321,8 @@ func (s *Server) graphQL() http.Handler {
 	// Inside the Transactioner (the first extension added is the outermost),
 	// so a mutation whose response is refused is rolled back.
 	srv.Use(graph.ResponseSizeLimit{Max: o.Limits.MaxResponseBytes})
+	// Innermost: the extensions above still see every subscription response.
+	srv.Use(graph.SharedFrames{})
 	srv.AroundOperations(s.revalidateSocketSession)
 	srv.AroundFields(graph.PageSize(o.Limits.MaxPageSize))
 	srv.SetErrorPresenter(graph.ErrorPresenter(o.Log))

@@ -206,7 +206,7 @@ func (i socketImplementation) Accept(w http.ResponseWriter, r *http.Request, o t
 	}
 	l := i.srv.opts.Limits
 	c := &socketConn{inner: conn, legacy: conn.Subprotocol() != "graphql-transport-ws", active: map[string]bool{},
-		rate: l.WSMessageRate, maxOps: l.WSMaxOperations}
+		rate: l.WSMessageRate, maxOps: l.WSMaxOperations, keepAlive: l.WSKeepAlive}
 	if sock := socketFrom(r.Context()); sock != nil {
 		sock.mu.Lock()
 		sock.conn = c
@@ -235,10 +235,14 @@ type socketConn struct {
 	rate      int  // messages per second
 	maxOps    int  // concurrent operations
 	initTimer *time.Timer
+	keepAlive time.Duration
 
 	mu          sync.Mutex
 	closed      bool
 	initDone    bool
+	pingTimer   *time.Timer     // from connection_ack on
+	pinging     bool            // a ping is being written
+	alive       time.Time       // connection_ack, or the last pong
 	active      map[string]bool // operation ids running
 	windowStart time.Time
 	inWindow    int
@@ -259,7 +263,7 @@ func (c *socketConn) closeWith(code int, reason string) {
 		return
 	}
 	c.closed = true
-	c.stopInitTimerLocked()
+	c.stopTimersLocked()
 	c.mu.Unlock()
 	_ = c.inner.WriteClose(code, reason)
 }
@@ -275,7 +279,8 @@ func (c *socketConn) WriteClose(code int, reason string) error {
 
 func (c *socketConn) Close() error {
 	c.mu.Lock()
-	c.stopInitTimerLocked()
+	c.closed = true
+	c.stopTimersLocked()
 	c.mu.Unlock()
 	return c.inner.Close()
 }
@@ -284,6 +289,66 @@ func (c *socketConn) stopInitTimerLocked() {
 	if c.initTimer != nil {
 		c.initTimer.Stop()
 	}
+}
+
+func (c *socketConn) stopTimersLocked() {
+	c.stopInitTimerLocked()
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+}
+
+// Keep-alive frames, as gqlgen's transport would send them.
+var (
+	pingFrame = json.RawMessage(`{"type":"ping"}`) // graphql-transport-ws: the client answers pong
+	kaFrame   = json.RawMessage(`{"type":"ka"}`)   // graphql-ws: one-way
+)
+
+// startKeepAliveLocked arms the keep-alive once the connection is
+// acknowledged. It stands in for gqlgen's ping and keep-alive goroutines
+// (one per socket, for its whole life): a timer holds no goroutine while
+// it waits, and each ping runs on a goroutine of its own only while it is
+// written.
+func (c *socketConn) startKeepAliveLocked() {
+	if c.keepAlive <= 0 || c.pingTimer != nil || c.closed {
+		return
+	}
+	c.alive = time.Now()
+	c.pingTimer = time.AfterFunc(c.keepAlive, c.ping)
+}
+
+// ping sends one keep-alive. A graphql-transport-ws client that has not
+// answered a ping for two intervals is dropped without a close frame, as
+// gqlgen's read deadline did: it is not reading.
+func (c *socketConn) ping() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if !c.legacy && time.Since(c.alive) > 2*c.keepAlive {
+		c.closed = true
+		c.mu.Unlock()
+		_ = c.inner.Close()
+		return
+	}
+	// Armed before the write: a write stuck on a client that does not read
+	// must not stop the check above from dropping it.
+	c.pingTimer.Reset(c.keepAlive)
+	if c.pinging {
+		c.mu.Unlock()
+		return
+	}
+	c.pinging = true
+	c.mu.Unlock()
+	frame := pingFrame
+	if c.legacy {
+		frame = kaFrame
+	}
+	_ = c.inner.WriteJSON(frame)
+	c.mu.Lock()
+	c.pinging = false
+	c.mu.Unlock()
 }
 
 func (c *socketConn) Subprotocol() string { return c.inner.Subprotocol() }
@@ -320,16 +385,22 @@ func (c *socketConn) WriteJSON(v any) error {
 		_ = json.Unmarshal(b, &m)
 		id, typ, v = m.ID, m.Type, json.RawMessage(b)
 	}
-	if id != "" && (typ == "complete" || typ == "error") {
+	switch {
+	case id != "" && (typ == "complete" || typ == "error"):
 		c.mu.Lock()
 		delete(c.active, id)
+		c.mu.Unlock()
+	case typ == "connection_ack":
+		c.mu.Lock()
+		c.startKeepAliveLocked()
 		c.mu.Unlock()
 	}
 	return c.inner.WriteJSON(v)
 }
 
 // messageHeader reads ID and Type from gqlgen's message structs (both
-// subprotocols name them so), without encoding them.
+// subprotocols name them so), without encoding them. The fields' indexes
+// are looked up once per type.
 func messageHeader(v any) (id, typ string, ok bool) {
 	rv := reflect.ValueOf(v)
 	if rv.Kind() == reflect.Pointer {
@@ -338,11 +409,27 @@ func messageHeader(v any) (id, typ string, ok bool) {
 	if rv.Kind() != reflect.Struct {
 		return "", "", false
 	}
-	idf, tf := rv.FieldByName("ID"), rv.FieldByName("Type")
-	if idf.Kind() != reflect.String || tf.Kind() != reflect.String {
+	f, found := headerFields.Load(rv.Type())
+	if !found {
+		f, _ = headerFields.LoadOrStore(rv.Type(), headerFieldsOf(rv.Type()))
+	}
+	idx := f.([2]int)
+	if idx[0] < 0 {
 		return "", "", false
 	}
-	return idf.String(), tf.String(), true
+	return rv.Field(idx[0]).String(), rv.Field(idx[1]).String(), true
+}
+
+var headerFields sync.Map // reflect.Type → [2]int: ID's and Type's index, or -1
+
+func headerFieldsOf(t reflect.Type) [2]int {
+	idf, ok1 := t.FieldByName("ID")
+	tf, ok2 := t.FieldByName("Type")
+	if !ok1 || !ok2 || len(idf.Index) != 1 || len(tf.Index) != 1 ||
+		idf.Type.Kind() != reflect.String || tf.Type.Kind() != reflect.String {
+		return [2]int{-1, -1}
+	}
+	return [2]int{idf.Index[0], tf.Index[0]}
 }
 
 // clientTypes are the messages a client may send, per subprotocol.
@@ -395,6 +482,8 @@ func (c *socketConn) check(b []byte) (code int, reason string, skip bool) {
 		return CloseBadRequest, "Invalid message received", false
 	}
 	switch m.Type {
+	case "pong":
+		c.alive = now
 	case "connection_init":
 		if c.initDone {
 			return CloseTooManyRequests, "Too many initialisation requests", false

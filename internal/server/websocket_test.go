@@ -25,7 +25,7 @@ const (
 // serve runs the handler on a real listener, wired as in package main:
 // request contexts derive from the handler's BaseContext, so CloseSockets
 // reaches open websockets.
-func serve(t *testing.T, e *testutil.Env) (wsURL string) {
+func serve(t testing.TB, e *testutil.Env) (wsURL string) {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(e.Server)
 	ts.Config.BaseContext = func(net.Listener) context.Context { return e.Server.BaseContext() }
@@ -34,7 +34,7 @@ func serve(t *testing.T, e *testutil.Env) (wsURL string) {
 	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/query"
 }
 
-func dialWSResponse(t *testing.T, url, subprotocol string, header http.Header) (*websocket.Conn, *http.Response, error) {
+func dialWSResponse(t testing.TB, url, subprotocol string, header http.Header) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -49,7 +49,7 @@ func dialWSResponse(t *testing.T, url, subprotocol string, header http.Header) (
 }
 
 // dialWS opens a websocket and checks the server agreed on subprotocol.
-func dialWS(t *testing.T, url, subprotocol string, header http.Header) *websocket.Conn {
+func dialWS(t testing.TB, url, subprotocol string, header http.Header) *websocket.Conn {
 	t.Helper()
 	c, _, err := dialWSResponse(t, url, subprotocol, header)
 	if err != nil {
@@ -67,7 +67,7 @@ type wsMsg struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
-func sendMsg(t *testing.T, c *websocket.Conn, m wsMsg) {
+func sendMsg(t testing.TB, c *websocket.Conn, m wsMsg) {
 	t.Helper()
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -107,7 +107,7 @@ func nextMsg(c *websocket.Conn, timeout time.Duration) (wsMsg, error) {
 	}
 }
 
-func readMsg(t *testing.T, c *websocket.Conn) wsMsg {
+func readMsg(t testing.TB, c *websocket.Conn) wsMsg {
 	t.Helper()
 	m, err := nextMsg(c, 5*time.Second)
 	if err != nil {
@@ -116,7 +116,7 @@ func readMsg(t *testing.T, c *websocket.Conn) wsMsg {
 	return m
 }
 
-func expectMsg(t *testing.T, c *websocket.Conn, typ string) wsMsg {
+func expectMsg(t testing.TB, c *websocket.Conn, typ string) wsMsg {
 	t.Helper()
 	m := readMsg(t, c)
 	if m.Type != typ {
@@ -135,7 +135,7 @@ func initPayload(token string) json.RawMessage {
 }
 
 // connect dials and completes connection_init.
-func connect(t *testing.T, url, subprotocol, token string, header http.Header) *websocket.Conn {
+func connect(t testing.TB, url, subprotocol, token string, header http.Header) *websocket.Conn {
 	t.Helper()
 	c := dialWS(t, url, subprotocol, header)
 	sendMsg(t, c, wsMsg{Type: "connection_init", Payload: initPayload(token)})
@@ -418,4 +418,70 @@ func TestWebsocketSessionEnd(t *testing.T) {
 			t.Fatalf("after the session ended: want UNAUTHENTICATED or a closed socket, got %q: %s", m.Type, m.Payload)
 		})
 	}
+}
+
+// rawType reads the next frame within timeout and returns its type,
+// answering nothing.
+func rawType(c *websocket.Conn, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_, b, err := c.Read(ctx)
+	if err != nil {
+		return "", err
+	}
+	var m wsMsg
+	err = json.Unmarshal(b, &m)
+	return m.Type, err
+}
+
+func TestWebsocketKeepAlive(t *testing.T) {
+	t.Parallel()
+	e := testutil.New(t, func(o *server.Options) { o.Limits.WSKeepAlive = 100 * time.Millisecond })
+	org := e.NewOrg("Acme")
+	url := serve(t, e)
+
+	t.Run("a client that answers pings stays connected", func(t *testing.T) {
+		c := connect(t, url, transportWS, org.AdminToken, nil)
+		for range 5 {
+			typ, err := rawType(c, 2*time.Second)
+			if err != nil || typ != "ping" {
+				t.Fatalf("want a ping, got %q (%v)", typ, err)
+			}
+			sendMsg(t, c, wsMsg{Type: "pong"})
+		}
+		if got := meEmail(t, runQuery(t, c, transportWS, "1", meQuery)); got != org.AdminEmail {
+			t.Fatalf("want me.email %q, got %q", org.AdminEmail, got)
+		}
+	})
+
+	t.Run("a client that does not answer is dropped", func(t *testing.T) {
+		c := connect(t, url, transportWS, org.AdminToken, nil)
+		pings := 0
+		for {
+			typ, err := rawType(c, 2*time.Second)
+			if err != nil {
+				var ce websocket.CloseError
+				if errors.As(err, &ce) || errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("want the connection dropped, got %v", err)
+				}
+				break
+			}
+			if typ != "ping" {
+				t.Fatalf("want only pings, got %q", typ)
+			}
+			pings++
+		}
+		if pings == 0 {
+			t.Fatal("dropped before any ping")
+		}
+	})
+
+	t.Run("graphql-ws gets keep-alives", func(t *testing.T) {
+		c := connect(t, url, legacyWS, org.AdminToken, nil)
+		for range 3 {
+			if typ, err := rawType(c, 2*time.Second); err != nil || typ != "ka" {
+				t.Fatalf("want a ka, got %q (%v)", typ, err)
+			}
+		}
+	})
 }

@@ -279,3 +279,49 @@ func TestMembershipEvents(t *testing.T) {
 		t.Fatalf("want REMOVED, got %v", ev)
 	}
 }
+
+// Subscribers of one event that run the same operation as the same viewer
+// share one execution of it (graph.SharedFrames); each still gets the shape
+// its own operation asked for, as its own viewer, and one leaving does not
+// stop the others.
+func TestJoinRequestEventsSharedAmongIdenticalSubscribers(t *testing.T) {
+	t.Parallel()
+	w := newEvWorld(t)
+	w.e.NewUser(w.org, "second@acme.test", w.org.AdminRoleID)
+	secondToken := w.e.SignIn("second@acme.test", testutil.DefaultPassword)
+	narrow := `subscription { joinRequestEvents { type joinRequest { email } } }`
+	same := []*websocket.Conn{
+		w.subscribe(t, transportWS, w.org.AdminToken, joinEventsSub, nil),
+		w.subscribe(t, transportWS, w.org.AdminToken, joinEventsSub, nil),
+		w.subscribe(t, legacyWS, w.org.AdminToken, joinEventsSub, nil),
+	}
+	shaped := w.subscribe(t, transportWS, w.org.AdminToken, narrow, nil)
+	second := w.subscribe(t, transportWS, secondToken, joinEventsSub, nil)
+	owner := w.subscribe(t, transportWS, w.ownerToken, joinEventsSub, map[string]any{"ws": w.wsID})
+
+	w.request(t, "one@example.com")
+	var cursors []any
+	for _, c := range append(same, second, owner) {
+		ev := nextEvent(t, c, "joinRequestEvents")
+		if ev["type"] != "CREATED" || ev["joinRequest"].(map[string]any)["email"] != "one@example.com" {
+			t.Fatalf("want CREATED one@example.com, got %v", ev)
+		}
+		cursors = append(cursors, ev["cursor"])
+	}
+	if cursors[0] == nil || strings.Count(fmt.Sprint(cursors...), fmt.Sprint(cursors[0])) != len(cursors) {
+		t.Fatalf("want one cursor for all, got %v", cursors)
+	}
+	ev := nextEvent(t, shaped, "joinRequestEvents")
+	if _, ok := ev["cursor"]; ok || ev["joinRequest"].(map[string]any)["email"] != "one@example.com" {
+		t.Fatalf("want only the fields asked for, got %v", ev)
+	}
+
+	// The first subscriber leaves; the others still get the next event.
+	same[0].Close(websocket.StatusNormalClosure, "bye")
+	w.request(t, "two@example.com")
+	for _, c := range append(same[1:], shaped, second, owner) {
+		if ev := nextEvent(t, c, "joinRequestEvents"); ev["joinRequest"].(map[string]any)["email"] != "two@example.com" {
+			t.Fatalf("want two@example.com, got %v", ev)
+		}
+	}
+}
