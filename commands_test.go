@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"admit/ent/user"
+	"admit/internal/db"
 	"admit/internal/testutil"
 )
 
@@ -80,6 +82,30 @@ func TestResetPasswordCommand(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"reset-password", "--email", "nobody@globex.test"}, getenv, &out, &out, nil); err == nil {
 		t.Fatal("unknown address: want an error")
+	}
+
+	// An account reached only by phone is reset by its number.
+	d, err := db.Open(env["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Client.User.Update().Where(user.Email("hank@globex.test")).ClearEmail().SetPhone("+442079460958").Exec(testutil.System()); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"reset-password", "--phone", "+44 20 7946 0958", "--password", "a new phone password"}, getenv, &out, &out, nil); err != nil {
+		t.Fatalf("reset-password --phone: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "Password of +442079460958 changed.") {
+		t.Fatalf("output: %q", out.String())
+	}
+	signIn = post(t, in.url, "", `mutation { signIn(input: {phone: "+442079460958", password: "a new phone password"}) { token } }`)
+	if signIn["signIn"].(map[string]any)["token"] == nil {
+		t.Fatalf("the new password does not sign in by phone: %v", signIn)
+	}
+	if err := run(context.Background(), []string{"reset-password", "--email", "a@b.test", "--phone", "+442079460958"}, getenv, &out, &out, nil); err == nil {
+		t.Fatal("both --email and --phone: want an error")
 	}
 }
 

@@ -85,7 +85,7 @@ const usage = `usage:
   admit [flags]                 serve (admit -h lists the flags)
   admit create-organization --name NAME --admin-email EMAIL --admin-password PASSWORD
                                 [--admin-name NAME] [--allow-duplicate-name]
-  admit reset-password --email EMAIL [--password PASSWORD] [--organization-id ID]
+  admit reset-password (--email EMAIL | --phone PHONE) [--password PASSWORD] [--organization-id ID]
   admit schema                  print the complete GraphQL schema (SDL)
 `
 
@@ -392,14 +392,15 @@ func resetPassword(ctx context.Context, args []string, getenv func(string) strin
 	fs := flag.NewFlagSet("reset-password", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	email := fs.String("email", "", "the account's email address")
+	phoneNumber := fs.String("phone", "", "the account's phone number, instead of --email (with its country code, or in the organization's region with --organization-id)")
 	pw := fs.String("password", "", "the new password (at least 10 characters); generated when empty")
 	orgID := fs.Int("organization-id", 0, "the organization, when the address has accounts in several")
 	dbURL := fs.String("database-url", cmp.Or(getenv("DATABASE_URL"), "admit.db"), "database, as for the server ($DATABASE_URL)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *email == "" {
-		return errors.New("reset-password needs --email")
+	if (*email == "") == (*phoneNumber == "") {
+		return errors.New("reset-password needs --email or --phone")
 	}
 	generated := *pw == ""
 	if generated {
@@ -418,14 +419,15 @@ func resetPassword(ctx context.Context, args []string, getenv func(string) strin
 	if *orgID != 0 {
 		org = orgID
 	}
-	u, err := accounts.OperatorResetPassword(ctx, d.Client, *email, org, *pw)
+	u, err := accounts.OperatorResetPassword(ctx, d.Client, account.Login{Email: *email, Phone: *phoneNumber, OrgID: org}, *pw)
 	if err != nil {
 		return err
 	}
+	who := cmp.Or(derefString(u.Email), derefString(u.Phone))
 	if generated {
-		fmt.Fprintf(stdout, "New password for %s (shown only this once): %s\n", *u.Email, *pw)
+		fmt.Fprintf(stdout, "New password for %s (shown only this once): %s\n", who, *pw)
 	} else {
-		fmt.Fprintf(stdout, "Password of %s changed.\n", *u.Email)
+		fmt.Fprintf(stdout, "Password of %s changed.\n", who)
 	}
 	fmt.Fprintln(stdout, "Every session of the account has ended.")
 	return nil
@@ -526,4 +528,11 @@ func newLogger(level string, w io.Writer) *slog.Logger {
 		l = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func derefString(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

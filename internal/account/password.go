@@ -217,10 +217,18 @@ var (
 // OperatorResetPassword sets the password of the active account with email
 // (in orgID, when given) for an operator, outside any viewer, and ends all
 // its sessions.
-func (s *Service) OperatorResetPassword(ctx context.Context, c *ent.Client, email string, orgID *int, pw string) (*ent.User, error) {
-	q := c.User.Query().Where(user.Email(NormalizeEmail(email)), user.StatusEQ(user.StatusACTIVE))
-	if orgID != nil {
-		q = q.Where(user.OrganizationID(*orgID))
+func (s *Service) OperatorResetPassword(ctx context.Context, c *ent.Client, login Login, pw string) (*ent.User, error) {
+	email, number, err := login.Normalize(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	who := user.Email(email)
+	if number != "" {
+		who = user.Phone(number)
+	}
+	q := c.User.Query().Where(who, user.StatusEQ(user.StatusACTIVE))
+	if login.OrgID != nil {
+		q = q.Where(user.OrganizationID(*login.OrgID))
 	}
 	users, err := q.All(rule.System(ctx))
 	if err != nil {
