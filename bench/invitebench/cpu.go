@@ -129,7 +129,7 @@ func (d *database) pgBackends(ctx context.Context) map[int]int64 {
 	return out
 }
 
-func takeCPU(ctx context.Context, s *server, d *database) cpuSnapshot {
+func takeCPU(ctx context.Context, s target, d *database) cpuSnapshot {
 	c := cpuSnapshot{at: time.Now(), machine: machineJiffies(), self: selfCPU()}
 	c.server, _ = procJiffies(s.pid())
 	c.pg = d.pgBackends(ctx)
@@ -140,7 +140,7 @@ func jiffies(n int64) time.Duration { return time.Duration(n) * time.Second / cl
 
 // cpuSince returns the CPU used since before. PostgreSQL backends that
 // ended in between are missed (the pool keeps its connections open).
-func cpuSince(ctx context.Context, before cpuSnapshot, s *server, d *database) cpuUse {
+func cpuSince(ctx context.Context, before cpuSnapshot, s target, d *database) cpuUse {
 	after := takeCPU(ctx, s, d)
 	u := cpuUse{
 		wall:   after.at.Sub(before.at),

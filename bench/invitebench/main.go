@@ -7,6 +7,7 @@
 //
 //	go build -o /tmp/admit . && go run ./bench/invitebench -db sqlite
 //	go run ./bench/invitebench -db postgres [-pg postgres://postgres@127.0.0.1:5432/test?sslmode=disable]
+//	go run ./bench/invitebench -peer bench/peers/betterauth   # against better-auth's organization plugin (PostgreSQL)
 //
 // It starts the server binary (-bin) as a child process on 127.0.0.1 with a
 // fresh database for each part (a temp SQLite file, or a new PostgreSQL
@@ -44,6 +45,9 @@ type options struct {
 	analyze      bool
 	drainTimeout time.Duration
 	skip         map[string]bool
+	peer         string // bench/peers/<name>: run only the peer comparison
+	peerRounds   int
+	node         string
 }
 
 func main() {
@@ -64,6 +68,18 @@ func main() {
 	}
 	m := machine(o.bin)
 	logf("machine: %s", m.oneLine())
+
+	if o.peer != "" {
+		rows, warnings, err := benchPeer(ctx, o)
+		if err != nil {
+			logf("peer: FAILED: %v", err)
+		}
+		printPeer(os.Stdout, o, m, rows, warnings, err)
+		if err != nil {
+			os.Exit(1)
+		}
+		return
+	}
 
 	var reports []*report
 	failed := false
@@ -99,6 +115,9 @@ func parseFlags() (options, error) {
 	flag.BoolVar(&o.analyze, "analyze", true, "also time imports that stop early (invalid rows, already-invited rows, dry run) to see where time goes")
 	flag.DurationVar(&o.drainTimeout, "drain-timeout", 5*time.Minute, "longest wait for the server's outbox to send queued messages before a timed step")
 	skip := flag.String("skip", "", "parts to skip, comma-separated: import, memory, throughput")
+	flag.StringVar(&o.peer, "peer", "", "directory of a peer server (bench/peers/betterauth): compare single-address invites with it on PostgreSQL in alternating rounds, and nothing else")
+	flag.IntVar(&o.peerRounds, "peer-rounds", 3, "alternating Admit/peer rounds with -peer")
+	flag.StringVar(&o.node, "node", "node", "Node.js binary for -peer")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", flag.Args())
@@ -133,6 +152,8 @@ func parseFlags() (options, error) {
 		return o, errors.New("-runs must be 1 to 50")
 	case o.memRows < 1 || o.memRows > 1_000_000:
 		return o, errors.New("-mem-rows must be 1 to 1,000,000")
+	case o.peerRounds < 1 || o.peerRounds > 50:
+		return o, errors.New("-peer-rounds must be 1 to 50")
 	case o.duration <= 0 || o.duration > 10*time.Minute || o.warmup < 0 || o.warmup > time.Minute:
 		return o, errors.New("-duration must be in (0, 10m], -warmup in [0, 1m]")
 	}
@@ -581,7 +602,14 @@ func benchThroughput(ctx context.Context, o options, kind, dir string, r *report
 	return nil
 }
 
-func runThroughput(ctx context.Context, s *server, db *database, clients int, warmup, dur time.Duration) throughputResult {
+// target is a server that invites one address per call: Admit's binary
+// or the -peer.
+type target interface {
+	inviteOne(ctx context.Context, email string) (time.Duration, error)
+	pid() int
+}
+
+func runThroughput(ctx context.Context, s target, db *database, clients int, warmup, dur time.Duration) throughputResult {
 	const maxErrors = 20
 	start := time.Now()
 	measureFrom := start.Add(warmup)
