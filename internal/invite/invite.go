@@ -155,6 +155,23 @@ func personKey(email, phone string) string {
 	return "p:" + phone
 }
 
+// reachSet is a set of addresses and phones.
+type reachSet map[string]bool
+
+func (s reachSet) add(email, phone string) {
+	if email != "" {
+		s["e:"+email] = true
+	}
+	if phone != "" {
+		s["p:"+phone] = true
+	}
+}
+
+// has reports whether the address or the phone is in the set.
+func (s reachSet) has(email, phone string) bool {
+	return (email != "" && s["e:"+email]) || (phone != "" && s["p:"+phone])
+}
+
 // who is how results name a candidate.
 func (p candidate) who() string { return cmpOr(p.email, p.phone) }
 
@@ -233,7 +250,7 @@ func (s *Service) Invite(ctx context.Context, c *ent.Client, req Request) (*Outc
 func (s *Service) classify(org *ent.Organization, entries []Entry) (*Outcome, []candidate) {
 	out := &Outcome{Results: make([]Result, 0, len(entries))}
 	var cands []candidate
-	seen := make(map[string]bool, len(entries))
+	seen := make(reachSet, len(entries))
 	seenExternal := map[string]bool{}
 	for _, e := range entries {
 		r := Result{Row: e.Row, Field: e.Field, Input: cmpOr(e.Input, e.Phone)}
@@ -253,16 +270,16 @@ func (s *Service) classify(org *ent.Organization, entries []Entry) (*Outcome, []
 			r.Code, r.Message = CodeDomainNotAllowed, "the organization invites only addresses in its domains; give this person's address"
 		case untextable != nil:
 			r.Code, r.Message = CodePhoneNotAllowed, untextable.Error()
-		case (p.email != "" && seen["e:"+p.email]) || (p.phone != "" && seen["p:"+p.phone]):
+		case seen.has(p.email, p.phone):
 			r.Code, r.Message = CodeDuplicate, p.who()+" appears earlier in this request"
 		case p.email != "" && org.RestrictInvitationsToDomains && !slices.Contains(org.Domains, domainOf(p.email)):
-			seen["e:"+p.email] = true
+			seen.add(p.email, "")
 			r.Code = CodeDomainNotAllowed
 			r.Message = domainOf(p.email) + " is not one of the organization's domains"
 		case p.externalID != "" && seenExternal[p.externalID]:
 			r.Code, r.Message = CodeExternalIDTaken, "User ID "+p.externalID+" appears earlier in this request"
 		default:
-			seen["e:"+p.email], seen["p:"+p.phone] = p.email != "", p.phone != ""
+			seen.add(p.email, p.phone)
 			if p.externalID != "" {
 				seenExternal[p.externalID] = true
 			}
@@ -333,14 +350,14 @@ func (s *Service) invitePart(ctx context.Context, c *ent.Client, v *auth.Viewer,
 	if err != nil {
 		return fmt.Errorf("invite: pending: %w", err)
 	}
-	isMember, isPending := map[string]bool{}, map[string]bool{}
+	isMember, isPending := reachSet{}, reachSet{}
 	for _, m := range members {
-		isMember["e:"+deref(m.Email)], isMember["p:"+deref(m.Phone)] = m.Email != nil, m.Phone != nil
+		isMember.add(deref(m.Email), deref(m.Phone))
 	}
 	var stale []int
 	for _, row := range rows {
 		if row.ExpiresAt.After(now) {
-			isPending["e:"+deref(row.Email)], isPending["p:"+deref(row.Phone)] = row.Email != nil, row.Phone != nil
+			isPending.add(deref(row.Email), deref(row.Phone))
 		} else {
 			stale = append(stale, row.ID)
 		}
@@ -364,13 +381,10 @@ func (s *Service) invitePart(ctx context.Context, c *ent.Client, v *auth.Viewer,
 	var fresh []newInvitation
 	for _, p := range part {
 		r := &out.Results[p.result]
-		hit := func(m map[string]bool) bool {
-			return m["e:"+p.email] && p.email != "" || m["p:"+p.phone] && p.phone != ""
-		}
 		switch {
-		case hit(isMember):
+		case isMember.has(p.email, p.phone):
 			r.Code, r.Message = CodeAlreadyMember, p.who()+" already has an account in this organization"
-		case hit(isPending):
+		case isPending.has(p.email, p.phone):
 			r.Code, r.Message = CodeAlreadyInvited, p.who()+" already has a pending invitation"
 		case p.externalID != "" && takenBy[p.externalID] != "" && takenBy[p.externalID] != p.key() && takenBy[p.externalID] != "p:"+p.phone:
 			r.Code, r.Message = CodeExternalIDTaken, "User ID "+p.externalID+" belongs to another user or invitation of the organization"
