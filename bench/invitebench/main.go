@@ -16,6 +16,7 @@
 package main
 
 import (
+	"admit/bench/internal/benchkit"
 	"context"
 	"debug/buildinfo"
 	"errors"
@@ -240,7 +241,7 @@ type analysisRow struct {
 // ---- the benchmark ----
 
 func emails(prefix string, n int) []string {
-	tag := randomHex(3)
+	tag := benchkit.RandomHex(3)
 	out := make([]string, n)
 	for i := range out {
 		out[i] = fmt.Sprintf("%s-%s-%06d@%s", prefix, tag, i, benchDomain)
@@ -284,7 +285,7 @@ func newEnv(ctx context.Context, o options, kind, dir string) (*env, error) {
 	}
 	maxRows := max(o.rows, o.memRows) + 10
 	upload := int64(maxRows)*64 + 1<<20
-	if e.srv, err = startServer(ctx, o.bin, e.db.serverURL, dir, maxRows, upload); err != nil {
+	if e.srv, err = startServer(ctx, o.bin, e.db.ServerURL, dir, maxRows, upload); err != nil {
 		e.close()
 		return nil, err
 	}
@@ -614,7 +615,7 @@ func runThroughput(ctx context.Context, s target, db *database, clients int, war
 	start := time.Now()
 	measureFrom := start.Add(warmup)
 	end := measureFrom.Add(dur)
-	tag := randomHex(3)
+	tag := benchkit.RandomHex(3)
 	var (
 		mu       sync.Mutex
 		lat      []time.Duration

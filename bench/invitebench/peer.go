@@ -317,7 +317,7 @@ func benchPeer(ctx context.Context, o options) ([]peerRow, []string, error) {
 		}
 	}()
 	logf("peer: starting %s on a fresh PostgreSQL database", filepath.Join(o.peer, "server.mjs"))
-	p, err := startPeer(ctx, o.node, peerDir, pdb.serverURL, dir)
+	p, err := startPeer(ctx, o.node, peerDir, pdb.ServerURL, dir)
 	if err != nil {
 		return nil, nil, err
 	}

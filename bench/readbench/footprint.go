@@ -34,7 +34,7 @@ func footprint(ctx context.Context, o options, kind string) error {
 	// startServer signs in once; the ready figure is read before that, in
 	// the hook.
 	var ready int64
-	srv, err := startServerHook(ctx, o.bin, []string{"SIGNIN_LIMIT_PER_ACCOUNT=100000", "SIGNIN_LIMIT_PER_ADDRESS=100000"}, d.serverURL, dir, 10, func(pid int) { ready = vmRSS(pid) })
+	srv, err := startServerHook(ctx, o.bin, []string{"SIGNIN_LIMIT_PER_ACCOUNT=100000", "SIGNIN_LIMIT_PER_ADDRESS=100000"}, d.ServerURL, dir, 10, func(pid int) { ready = vmRSS(pid) })
 	if err != nil {
 		return err
 	}

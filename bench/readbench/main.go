@@ -199,7 +199,7 @@ func benchmark(ctx context.Context, o options, kind string) ([]result, error) {
 		}
 	}()
 	logf("%s: starting admit", kind)
-	srv, err := startServer(ctx, o.bin, nil, d.serverURL, dir, o.invitations+10)
+	srv, err := startServer(ctx, o.bin, nil, d.ServerURL, dir, o.invitations+10)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +220,7 @@ func benchmark(ctx context.Context, o options, kind string) ([]result, error) {
 		return nil, err
 	}
 	base, err := startServer(ctx, self, []string{
-		envBaselineDriver + "=" + d.driver, envBaselineDSN + "=" + d.dsn,
+		envBaselineDriver + "=" + d.Driver, envBaselineDSN + "=" + d.DSN,
 	}, "", dir, 0)
 	if err != nil {
 		return nil, fmt.Errorf("handler: %w", err)

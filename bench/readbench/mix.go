@@ -3,6 +3,7 @@
 package main
 
 import (
+	"admit/bench/internal/benchkit"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -46,7 +47,7 @@ func mixOne(ctx context.Context, o options, kind, bin string) error {
 			logf("cleanup: %v", err)
 		}
 	}()
-	srv, err := startServer(ctx, bin, nil, d.serverURL, dir, o.invitations+10)
+	srv, err := startServer(ctx, bin, nil, d.ServerURL, dir, o.invitations+10)
 	if err != nil {
 		return err
 	}
@@ -65,7 +66,7 @@ func mixOne(ctx context.Context, o options, kind, bin string) error {
 		bodies[q], _ = json.Marshal(map[string]any{"query": queries[q]})
 	}
 	bodies["me"], _ = json.Marshal(map[string]any{"query": `{ me { id email } }`})
-	tag := randomHex(3)
+	tag := benchkit.RandomHex(3)
 	var seq atomic.Int64
 	lat := map[string][]time.Duration{}
 	var mu sync.Mutex

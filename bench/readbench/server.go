@@ -3,6 +3,7 @@
 package main
 
 import (
+	"admit/bench/internal/benchkit"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -216,7 +217,7 @@ func (s *server) signIn(ctx context.Context) error {
 func (s *server) importInvitations(ctx context.Context, n int) error {
 	var csv strings.Builder
 	csv.WriteString("email\n")
-	tag := randomHex(3)
+	tag := benchkit.RandomHex(3)
 	for i := range n {
 		fmt.Fprintf(&csv, "inv-%s-%06d@%s\n", tag, i, benchDomain)
 	}
@@ -272,16 +273,16 @@ func seed(ctx context.Context, o options, d *database, s *server) (int, error) {
 		done += n
 	}
 	var org, member, admin int
-	if err := d.raw.QueryRowContext(ctx, "SELECT id FROM organizations WHERE name = "+d.ph(0), benchOrg).Scan(&org); err != nil {
+	if err := d.Raw.QueryRowContext(ctx, "SELECT id FROM organizations WHERE name = "+d.ph(0), benchOrg).Scan(&org); err != nil {
 		return 0, err
 	}
-	if err := d.raw.QueryRowContext(ctx, "SELECT id FROM roles WHERE organization_id = "+d.ph(0)+" AND builtin AND NOT admin", org).Scan(&member); err != nil {
+	if err := d.Raw.QueryRowContext(ctx, "SELECT id FROM roles WHERE organization_id = "+d.ph(0)+" AND builtin AND NOT admin", org).Scan(&member); err != nil {
 		return 0, err
 	}
-	if err := d.raw.QueryRowContext(ctx, "SELECT id FROM users WHERE email = "+d.ph(0), benchAdmin).Scan(&admin); err != nil {
+	if err := d.Raw.QueryRowContext(ctx, "SELECT id FROM users WHERE email = "+d.ph(0), benchAdmin).Scan(&admin); err != nil {
 		return 0, err
 	}
-	tx, err := d.raw.BeginTx(ctx, nil)
+	tx, err := d.Raw.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -311,8 +312,8 @@ func seed(ctx context.Context, o options, d *database, s *server) (int, error) {
 	if err := tx.Commit(); err != nil {
 		return 0, err
 	}
-	if d.kind == "postgres" {
-		_, err = d.raw.ExecContext(ctx, "ANALYZE")
+	if d.Kind == "postgres" {
+		_, err = d.Raw.ExecContext(ctx, "ANALYZE")
 	}
 	return ws, err
 }
