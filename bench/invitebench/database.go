@@ -3,7 +3,6 @@
 package main
 
 import (
-	"admit/bench/internal/benchkit"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/lib/pq"    // registers "postgres"
 	_ "modernc.org/sqlite" // registers "sqlite"
+
+	"admit/bench/internal/benchkit"
 )
 
 // database is one fresh, empty database for one server process, with the
@@ -27,27 +28,19 @@ func newDatabase(ctx context.Context, kind, pgURL, dir string) (*database, error
 	return &database{db}, nil
 }
 
-func (d *database) open() error                                    { return d.Open() }
-func (d *database) close() error                                   { return d.Close() }
-func (d *database) ph(i int) string                                { return d.Ph(i) }
-func (d *database) outboxBacklog(ctx context.Context) (int, error) { return d.OutboxBacklog(ctx) }
-func (d *database) drainOutbox(ctx context.Context, limit time.Duration) (time.Duration, int, error) {
-	return d.DrainOutbox(ctx, limit)
-}
-
 // ids are the bootstrap organization, its Member role and its admin.
 type ids struct{ org, role, admin int }
 
 func (d *database) lookupIDs(ctx context.Context) (ids, error) {
 	var r ids
-	if err := d.Raw.QueryRowContext(ctx, "SELECT id FROM organizations WHERE name = "+d.ph(0), benchOrg).Scan(&r.org); err != nil {
+	if err := d.Raw.QueryRowContext(ctx, "SELECT id FROM organizations WHERE name = "+d.Ph(0), benchOrg).Scan(&r.org); err != nil {
 		return r, fmt.Errorf("bootstrap organization: %w", err)
 	}
 	if err := d.Raw.QueryRowContext(ctx,
-		"SELECT id FROM roles WHERE organization_id = "+d.ph(0)+" AND builtin AND NOT admin ORDER BY id LIMIT 1", r.org).Scan(&r.role); err != nil {
+		"SELECT id FROM roles WHERE organization_id = "+d.Ph(0)+" AND builtin AND NOT admin ORDER BY id LIMIT 1", r.org).Scan(&r.role); err != nil {
 		return r, fmt.Errorf("member role: %w", err)
 	}
-	if err := d.Raw.QueryRowContext(ctx, "SELECT id FROM users WHERE email = "+d.ph(0), benchAdmin).Scan(&r.admin); err != nil {
+	if err := d.Raw.QueryRowContext(ctx, "SELECT id FROM users WHERE email = "+d.Ph(0), benchAdmin).Scan(&r.admin); err != nil {
 		return r, fmt.Errorf("admin user: %w", err)
 	}
 	return r, nil
@@ -99,7 +92,7 @@ func (d *database) insertSQL(table string, cols []string, n int, returning strin
 			if c > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString(d.ph(p))
+			b.WriteString(d.Ph(p))
 			p++
 		}
 		b.WriteByte(')')
@@ -247,7 +240,7 @@ func (d *database) rawCopy(ctx context.Context, id ids, rows []rawRow) (time.Dur
 // countLike counts invitations with emails LIKE pattern.
 func (d *database) countLike(ctx context.Context, pattern string) (int, error) {
 	var n int
-	err := d.Raw.QueryRowContext(ctx, "SELECT count(*) FROM invitations WHERE email LIKE "+d.ph(0), pattern).Scan(&n)
+	err := d.Raw.QueryRowContext(ctx, "SELECT count(*) FROM invitations WHERE email LIKE "+d.Ph(0), pattern).Scan(&n)
 	return n, err
 }
 

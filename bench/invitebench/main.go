@@ -16,7 +16,6 @@
 package main
 
 import (
-	"admit/bench/internal/benchkit"
 	"context"
 	"debug/buildinfo"
 	"errors"
@@ -31,6 +30,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"admit/bench/internal/benchkit"
 )
 
 type options struct {
@@ -271,7 +272,7 @@ func (e *env) close() {
 		e.srv.stop()
 	}
 	if e.db != nil {
-		if err := e.db.close(); err != nil {
+		if err := e.db.Close(); err != nil {
 			logf("cleanup: %v", err)
 		}
 	}
@@ -289,7 +290,7 @@ func newEnv(ctx context.Context, o options, kind, dir string) (*env, error) {
 		e.close()
 		return nil, err
 	}
-	if err := e.db.open(); err != nil {
+	if err := e.db.Open(); err != nil {
 		e.close()
 		return nil, err
 	}
@@ -350,7 +351,7 @@ func benchImport(ctx context.Context, o options, kind, dir string, r *report) er
 	}
 	var firstFile []byte
 	for run := 1; run <= o.runs; run++ {
-		if _, _, err := e.db.drainOutbox(ctx, o.drainTimeout); err != nil {
+		if _, _, err := e.db.DrainOutbox(ctx, o.drainTimeout); err != nil {
 			return err
 		}
 		before, err := e.db.countLike(ctx, "%")
@@ -377,7 +378,7 @@ func benchImport(ctx context.Context, o options, kind, dir string, r *report) er
 		}
 		r.importT = append(r.importT, d)
 		snap = takeCPU(ctx, e.srv, e.db)
-		drain, queued, err := e.db.drainOutbox(ctx, o.drainTimeout)
+		drain, queued, err := e.db.DrainOutbox(ctx, o.drainTimeout)
 		if err != nil {
 			return err
 		}
@@ -434,7 +435,7 @@ func analyze(ctx context.Context, o options, kind string, e *env, firstFile []by
 	for _, st := range steps {
 		row := analysisRow{name: st.name, note: st.note}
 		for run := 1; run <= o.runs; run++ {
-			if _, _, err := e.db.drainOutbox(ctx, o.drainTimeout); err != nil {
+			if _, _, err := e.db.DrainOutbox(ctx, o.drainTimeout); err != nil {
 				return err
 			}
 			file := st.file()
@@ -491,7 +492,7 @@ func analyze(ctx context.Context, o options, kind string, e *env, firstFile []by
 	row := analysisRow{name: "raw, all three rows an invitation writes (invitations RETURNING id + deliveries + audit_events), 1 tx",
 		note: "the baseline above, plus the two other tables: 3 rows and 3 statements per 1000"}
 	for run := 1; run <= o.runs; run++ {
-		if _, _, err := e.db.drainOutbox(ctx, o.drainTimeout); err != nil {
+		if _, _, err := e.db.DrainOutbox(ctx, o.drainTimeout); err != nil {
 			return err
 		}
 		rows := makeRawRows(emails(fmt.Sprintf("rawall%d", run), o.rows))
@@ -516,7 +517,7 @@ func analyze(ctx context.Context, o options, kind string, e *env, firstFile []by
 	row = analysisRow{name: "raw COPY into invitations (PostgreSQL only), 1 tx",
 		note: "the same rows as the raw baseline through lib/pq's CopyIn: a stricter baseline, for information"}
 	for run := 1; run <= o.runs; run++ {
-		if _, _, err := e.db.drainOutbox(ctx, o.drainTimeout); err != nil {
+		if _, _, err := e.db.DrainOutbox(ctx, o.drainTimeout); err != nil {
 			return err
 		}
 		rows := makeRawRows(emails(fmt.Sprintf("rawcopy%d", run), o.rows))
@@ -578,14 +579,14 @@ func benchThroughput(ctx context.Context, o options, kind, dir string, r *report
 	}
 	defer e.close()
 	for _, n := range o.clients {
-		if _, _, err := e.db.drainOutbox(ctx, o.drainTimeout); err != nil {
+		if _, _, err := e.db.DrainOutbox(ctx, o.drainTimeout); err != nil {
 			return err
 		}
 		t := runThroughput(ctx, e.srv, e.db, n, o.warmup, o.duration)
 		r.cpu = append(r.cpu, cpuRow{fmt.Sprintf("inviteUsers, %d client(s), %d calls", n, t.calls), t.cpu})
 		var err error
 		snap := takeCPU(ctx, e.srv, e.db)
-		if t.drain, t.drained, err = e.db.drainOutbox(ctx, o.drainTimeout); err != nil {
+		if t.drain, t.drained, err = e.db.DrainOutbox(ctx, o.drainTimeout); err != nil {
 			return err
 		}
 		r.cpu = append(r.cpu, cpuRow{fmt.Sprintf("outbox drain after %d client(s) (%d messages)", n, t.drained), cpuSince(ctx, snap, e.srv, e.db)})

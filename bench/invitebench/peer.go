@@ -312,7 +312,7 @@ func benchPeer(ctx context.Context, o options) ([]peerRow, []string, error) {
 		return nil, nil, err
 	}
 	defer func() {
-		if err := pdb.close(); err != nil {
+		if err := pdb.Close(); err != nil {
 			logf("cleanup: %v", err)
 		}
 	}()
@@ -322,7 +322,7 @@ func benchPeer(ctx context.Context, o options) ([]peerRow, []string, error) {
 		return nil, nil, err
 	}
 	defer p.stop()
-	if err := pdb.open(); err != nil {
+	if err := pdb.Open(); err != nil {
 		return nil, nil, err
 	}
 
@@ -343,7 +343,7 @@ func benchPeer(ctx context.Context, o options) ([]peerRow, []string, error) {
 		for _, n := range o.clients {
 			row := peerRow{round: round, clients: n, load: loadavg()}
 			measure := func(name string) error {
-				if _, _, err := e.db.drainOutbox(ctx, o.drainTimeout); err != nil {
+				if _, _, err := e.db.DrainOutbox(ctx, o.drainTimeout); err != nil {
 					return err
 				}
 				var t throughputResult
@@ -402,8 +402,8 @@ func printPeer(w io.Writer, o options, m machineInfo, rows []peerRow, warnings [
 		p("| %d | %d | %.0f | %.0f | **%.2f×** | %s / %s | %s / %s | %s / %s | %s / %s | %s |", r.round, r.clients,
 			r.admit.perSecond(), r.peer.perSecond(), r.ratio(),
 			ms(r.admit.p50), ms(r.admit.p99), ms(r.peer.p50), ms(r.peer.p99),
-			perCall(r.admit.cpu.server, r.admit.calls), perCall(r.peer.cpu.server, r.peer.calls),
-			perCall(r.admit.cpu.pg, r.admit.calls), perCall(r.peer.cpu.pg, r.peer.calls), r.load)
+			perCall(r.admit.cpu.Server, r.admit.calls), perCall(r.peer.cpu.Server, r.peer.calls),
+			perCall(r.admit.cpu.PG, r.admit.calls), perCall(r.peer.cpu.PG, r.peer.calls), r.load)
 	}
 	p("")
 	for _, n := range o.clients {

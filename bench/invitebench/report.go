@@ -131,11 +131,11 @@ func printReport(p func(string, ...any), o options, r *report) {
 		p("|---|---|---|---|---|---|---|")
 		for _, c := range r.cpu {
 			pg := "—"
-			if c.use.pg >= 0 {
-				pg = secs(c.use.pg)
+			if c.use.PG >= 0 {
+				pg = secs(c.use.PG)
 			}
-			p("| %s | %s | %s | %s | %s | %s | %.0f%% of %d CPUs |", c.step, secs(c.use.wall), secs(c.use.server), pg, secs(c.use.self), secs(c.use.other()),
-				100*c.use.busy.Seconds()/(c.use.wall.Seconds()*float64(cpus())), cpus())
+			p("| %s | %s | %s | %s | %s | %s | %.0f%% of %d CPUs |", c.step, secs(c.use.Wall), secs(c.use.Server), pg, secs(c.use.Self), secs(c.use.Other()),
+				100*c.use.Busy.Seconds()/(c.use.Wall.Seconds()*float64(cpus())), cpus())
 		}
 		p("")
 	}

@@ -27,7 +27,7 @@ func footprint(ctx context.Context, o options, kind string) error {
 		return err
 	}
 	defer func() {
-		if err := d.close(); err != nil {
+		if err := d.Close(); err != nil {
 			logf("cleanup: %v", err)
 		}
 	}()

@@ -194,7 +194,7 @@ func benchmark(ctx context.Context, o options, kind string) ([]result, error) {
 		return nil, err
 	}
 	defer func() {
-		if err := d.close(); err != nil {
+		if err := d.Close(); err != nil {
 			logf("cleanup: %v", err)
 		}
 	}()
@@ -204,7 +204,7 @@ func benchmark(ctx context.Context, o options, kind string) ([]result, error) {
 		return nil, err
 	}
 	defer srv.stop()
-	if err := d.open(); err != nil {
+	if err := d.Open(); err != nil {
 		return nil, err
 	}
 	logf("%s: importing %d invitations, inserting %d users and %d memberships", kind, o.invitations, o.users, o.members)
@@ -212,7 +212,7 @@ func benchmark(ctx context.Context, o options, kind string) ([]result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
-	if _, _, err := d.drainOutbox(ctx, 5*time.Minute); err != nil {
+	if _, _, err := d.DrainOutbox(ctx, 5*time.Minute); err != nil {
 		return nil, err
 	}
 	self, err := os.Executable()
@@ -357,7 +357,7 @@ func run(ctx context.Context, o options, d *database, s *server, query string, v
 	}
 	wg.Wait()
 	use := cpuSince(ctx, snap, s, d)
-	r.serverCPU, r.pgCPU = use.server, use.pg
+	r.serverCPU, r.pgCPU = use.Server, use.PG
 	r.elapsed = o.duration
 	r.calls = len(lat)
 	r.load = loadavg()

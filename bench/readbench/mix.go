@@ -3,7 +3,6 @@
 package main
 
 import (
-	"admit/bench/internal/benchkit"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"admit/bench/internal/benchkit"
 )
 
 // The saturation mix (issue #13, item 5): -clients clients, each sending
@@ -43,7 +44,7 @@ func mixOne(ctx context.Context, o options, kind, bin string) error {
 		return err
 	}
 	defer func() {
-		if err := d.close(); err != nil {
+		if err := d.Close(); err != nil {
 			logf("cleanup: %v", err)
 		}
 	}()
@@ -52,13 +53,13 @@ func mixOne(ctx context.Context, o options, kind, bin string) error {
 		return err
 	}
 	defer srv.stop()
-	if err := d.open(); err != nil {
+	if err := d.Open(); err != nil {
 		return err
 	}
 	if _, err := seed(ctx, o, d, srv); err != nil {
 		return err
 	}
-	if _, _, err := d.drainOutbox(ctx, 5*time.Minute); err != nil {
+	if _, _, err := d.DrainOutbox(ctx, 5*time.Minute); err != nil {
 		return err
 	}
 	bodies := map[string][]byte{}
@@ -126,7 +127,7 @@ func mixOne(ctx context.Context, o options, kind, bin string) error {
 	}
 	wg.Wait()
 	use := cpuSince(ctx, snap, srv, d)
-	backlog, _ := d.outboxBacklog(ctx)
+	backlog, _ := d.OutboxBacklog(ctx)
 	var all []time.Duration
 	row := func(name string, l []time.Duration) string {
 		if len(l) == 0 {
@@ -144,6 +145,6 @@ func mixOne(ctx context.Context, o options, kind, bin string) error {
 	slices.Sort(all)
 	fe, _ := firstErr.Load().(string)
 	fmt.Printf("| %s | `%s` | %d | **%s** | %s | server %v/req, PostgreSQL %v/req | %d errors %s | %d | %s |\n", kind, bin, o.clients, row("all", all), strings.Join(parts, "; "),
-		perReq(use.server, len(all)), perReq(use.pg, len(all)), errs.Load(), fe, backlog, loadavg())
+		perReq(use.Server, len(all)), perReq(use.PG, len(all)), errs.Load(), fe, backlog, loadavg())
 	return nil
 }

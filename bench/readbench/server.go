@@ -3,7 +3,6 @@
 package main
 
 import (
-	"admit/bench/internal/benchkit"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -19,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"admit/bench/internal/benchkit"
 )
 
 const (
@@ -273,13 +274,13 @@ func seed(ctx context.Context, o options, d *database, s *server) (int, error) {
 		done += n
 	}
 	var org, member, admin int
-	if err := d.Raw.QueryRowContext(ctx, "SELECT id FROM organizations WHERE name = "+d.ph(0), benchOrg).Scan(&org); err != nil {
+	if err := d.Raw.QueryRowContext(ctx, "SELECT id FROM organizations WHERE name = "+d.Ph(0), benchOrg).Scan(&org); err != nil {
 		return 0, err
 	}
-	if err := d.Raw.QueryRowContext(ctx, "SELECT id FROM roles WHERE organization_id = "+d.ph(0)+" AND builtin AND NOT admin", org).Scan(&member); err != nil {
+	if err := d.Raw.QueryRowContext(ctx, "SELECT id FROM roles WHERE organization_id = "+d.Ph(0)+" AND builtin AND NOT admin", org).Scan(&member); err != nil {
 		return 0, err
 	}
-	if err := d.Raw.QueryRowContext(ctx, "SELECT id FROM users WHERE email = "+d.ph(0), benchAdmin).Scan(&admin); err != nil {
+	if err := d.Raw.QueryRowContext(ctx, "SELECT id FROM users WHERE email = "+d.Ph(0), benchAdmin).Scan(&admin); err != nil {
 		return 0, err
 	}
 	tx, err := d.Raw.BeginTx(ctx, nil)
@@ -289,7 +290,7 @@ func seed(ctx context.Context, o options, d *database, s *server) (int, error) {
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
 	now := time.Now()
 	ins := "INSERT INTO users (created_at, updated_at, name, email, kind, status, organization_id, role_id) VALUES (" +
-		d.ph(0) + ", " + d.ph(1) + ", " + d.ph(2) + ", " + d.ph(3) + ", 'INTERNAL', 'ACTIVE', " + d.ph(4) + ", " + d.ph(5) + ") RETURNING id"
+		d.Ph(0) + ", " + d.Ph(1) + ", " + d.Ph(2) + ", " + d.Ph(3) + ", 'INTERNAL', 'ACTIVE', " + d.Ph(4) + ", " + d.Ph(5) + ") RETURNING id"
 	var users []int
 	for i := range o.users {
 		var id int
@@ -300,12 +301,12 @@ func seed(ctx context.Context, o options, d *database, s *server) (int, error) {
 	}
 	var ws int
 	if err := tx.QueryRowContext(ctx, "INSERT INTO workspaces (created_at, updated_at, name, type, description, link_enabled, link_allows_viewing, link_generation, organization_id, owner_id) VALUES ("+
-		d.ph(0)+", "+d.ph(1)+", 'Bench workspace', 'GROUP', '', false, false, 0, "+d.ph(2)+", "+d.ph(3)+") RETURNING id", now, now, org, admin).Scan(&ws); err != nil {
+		d.Ph(0)+", "+d.Ph(1)+", 'Bench workspace', 'GROUP', '', false, false, 0, "+d.Ph(2)+", "+d.Ph(3)+") RETURNING id", now, now, org, admin).Scan(&ws); err != nil {
 		return 0, fmt.Errorf("insert workspace: %w", err)
 	}
 	for i := range min(o.members, len(users)) {
 		if _, err := tx.ExecContext(ctx, "INSERT INTO memberships (created_at, updated_at, role, status, organization_id, workspace_id, user_id) VALUES ("+
-			d.ph(0)+", "+d.ph(1)+", 'MEMBER', 'JOINED', "+d.ph(2)+", "+d.ph(3)+", "+d.ph(4)+")", now, now, org, ws, users[i]); err != nil {
+			d.Ph(0)+", "+d.Ph(1)+", 'MEMBER', 'JOINED', "+d.Ph(2)+", "+d.Ph(3)+", "+d.Ph(4)+")", now, now, org, ws, users[i]); err != nil {
 			return 0, fmt.Errorf("insert membership: %w", err)
 		}
 	}

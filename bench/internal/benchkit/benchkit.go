@@ -275,3 +275,63 @@ func (d *DB) PGBackends(ctx context.Context) map[int]int64 {
 
 // Jiffies turns a count of jiffies into time.
 func Jiffies(n int64) time.Duration { return time.Duration(n) * time.Second / ClkTck }
+
+// CPUSnapshot records CPU time, so that a timed step can say where its
+// wall-clock time went: the server process, PostgreSQL's backends for the
+// benchmark database, this process, and everything else on the machine
+// (other people's tests on a shared box).
+type CPUSnapshot struct {
+	at      time.Time
+	machine [2]int64 // all jiffies, idle+iowait jiffies, over every CPU
+	server  int64    // jiffies of the server process
+	self    time.Duration
+	pg      map[int]int64 // backend pid → jiffies
+}
+
+// CPUUse is the difference of two snapshots.
+type CPUUse struct {
+	Wall   time.Duration
+	Busy   time.Duration // CPU time used by everything on the machine
+	Server time.Duration
+	PG     time.Duration // -1 when not measured
+	Self   time.Duration
+}
+
+// Other is the CPU time of everything but the server, PostgreSQL and this
+// process.
+func (u CPUUse) Other() time.Duration {
+	o := u.Busy - u.Server - u.Self
+	if u.PG > 0 {
+		o -= u.PG
+	}
+	return max(o, 0)
+}
+
+// TakeCPU snapshots the machine, the server process pid and d's backends.
+func TakeCPU(ctx context.Context, pid int, d *DB) CPUSnapshot {
+	c := CPUSnapshot{at: time.Now(), machine: MachineJiffies(), self: SelfCPU()}
+	c.server, _ = ProcJiffies(pid)
+	c.pg = d.PGBackends(ctx)
+	return c
+}
+
+// CPUSince returns the CPU used since before. PostgreSQL backends that
+// ended in between are missed (the pool keeps its connections open).
+func CPUSince(ctx context.Context, before CPUSnapshot, pid int, d *DB) CPUUse {
+	after := TakeCPU(ctx, pid, d)
+	u := CPUUse{
+		Wall:   after.at.Sub(before.at),
+		Busy:   Jiffies((after.machine[0] - after.machine[1]) - (before.machine[0] - before.machine[1])),
+		Server: Jiffies(after.server - before.server),
+		Self:   after.self - before.self,
+		PG:     -1,
+	}
+	if before.pg != nil && after.pg != nil {
+		var sum int64
+		for pid, j := range after.pg {
+			sum += j - before.pg[pid] // a new backend counts from zero
+		}
+		u.PG = Jiffies(sum)
+	}
+	return u
+}
