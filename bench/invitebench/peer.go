@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"admit/bench/internal/benchkit"
 )
 
 // Targets of issue #13 item 2: Admit's single-address inviteUsers against
@@ -87,7 +89,7 @@ func ensureNodeModules(ctx context.Context, dir string) error {
 // line, then signs up the owner, signs in and creates the organization
 // through the peer's documented endpoints.
 func startPeer(ctx context.Context, node, dir, dbURL, workDir string) (*peer, error) {
-	port, err := freePort()
+	port, err := benchkit.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +119,7 @@ func startPeer(ctx context.Context, node, dir, dbURL, workDir string) (*peer, er
 		logFile.Close()
 		return nil, fmt.Errorf("start %s server.mjs in %s: %w", node, dir, err)
 	}
-	p := &peer{cmd: cmd, base: "http://127.0.0.1:" + strconv.Itoa(port), logPath: logFile.Name(), done: make(chan struct{}), client: newHTTPClient()}
+	p := &peer{cmd: cmd, base: "http://127.0.0.1:" + strconv.Itoa(port), logPath: logFile.Name(), done: make(chan struct{}), client: benchkit.NewHTTPClient()}
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/textproto"
 	"os"
@@ -18,8 +17,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"admit/bench/internal/benchkit"
 )
 
 // Fixed settings of every benchmarked server.
@@ -33,45 +33,14 @@ const (
 
 // server is one child process of the real admit binary.
 type server struct {
-	cmd     *exec.Cmd
-	base    string // http://127.0.0.1:port
-	logPath string
-	done    chan struct{} // closed when the process has exited
-	waitErr error
-	token   string
-	client  *http.Client
-}
-
-// freePort asks the kernel for a free port on 127.0.0.1.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// newHTTPClient keeps up to 64 idle keep-alive connections to the server and
-// never goes through a proxy: all traffic stays on 127.0.0.1.
-func newHTTPClient() *http.Client {
-	return &http.Client{
-		Timeout: 15 * time.Minute, // a bound for the largest import; small calls use request contexts
-		Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        64,
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-		},
-	}
+	*benchkit.Process
+	token string
 }
 
 // startServer starts bin on a fresh port with dbURL, waits for /readyz and
 // signs in as the bootstrap admin. On error the child is already stopped.
 func startServer(ctx context.Context, bin, dbURL, workDir string, importMaxRows int, uploadBytes int64) (*server, error) {
-	port, err := freePort()
+	port, err := benchkit.FreePort()
 	if err != nil {
 		return nil, fmt.Errorf("free port: %w", err)
 	}
@@ -103,21 +72,12 @@ func startServer(ctx context.Context, bin, dbURL, workDir string, importMaxRows 
 		env = append(env, "GOMAXPROCS="+v)
 	}
 	cmd.Env = env
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	// The child dies with us even if this process is killed hard.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	proc, err := benchkit.Start(cmd, "http://"+addr, logFile)
+	if err != nil {
+		return nil, err
 	}
-	s := &server{cmd: cmd, base: "http://" + addr, logPath: logFile.Name(), done: make(chan struct{}), client: newHTTPClient()}
-	go func() {
-		s.waitErr = cmd.Wait()
-		logFile.Close()
-		close(s.done)
-	}()
-	if err := s.waitReady(ctx, 90*time.Second); err != nil {
+	s := &server{Process: proc}
+	if err := s.WaitReady(ctx, "/readyz", 90*time.Second); err != nil {
 		s.stop()
 		return nil, err
 	}
@@ -128,24 +88,9 @@ func startServer(ctx context.Context, bin, dbURL, workDir string, importMaxRows 
 	return s, nil
 }
 
-// pid is the server process's id (the binary itself, not a wrapper).
-func (s *server) pid() int { return s.cmd.Process.Pid }
-
-// logTail returns the end of the server's log, for error messages.
-func (s *server) logTail() string {
-	b, err := os.ReadFile(s.logPath)
-	if err != nil {
-		return ""
-	}
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return string(b)
-}
-
 // serverLogWarnings returns the log lines at WARN or ERROR level.
 func (s *server) serverLogWarnings() []string {
-	b, err := os.ReadFile(s.logPath)
+	b, err := os.ReadFile(s.LogPath)
 	if err != nil {
 		return nil
 	}
@@ -156,49 +101,6 @@ func (s *server) serverLogWarnings() []string {
 		}
 	}
 	return out
-}
-
-func (s *server) waitReady(ctx context.Context, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.done:
-			return fmt.Errorf("server exited before it was ready (%v); log:\n%s", s.waitErr, s.logTail())
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, s.base+"/readyz", nil)
-		rsp, err := s.client.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, rsp.Body)
-			rsp.Body.Close()
-		}
-		cancel()
-		if err == nil && rsp.StatusCode == http.StatusOK {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("server not ready after %v; log:\n%s", limit, s.logTail())
-}
-
-// stop sends SIGTERM, waits up to 40 s for a graceful exit, then kills.
-func (s *server) stop() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(40 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-	s.client.CloseIdleConnections()
 }
 
 // gqlResponse is a GraphQL response with its data left raw.
@@ -235,7 +137,7 @@ func (s *server) gql(ctx context.Context, query string, vars map[string]any, out
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/query", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.Base+"/query", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -243,7 +145,7 @@ func (s *server) gql(ctx context.Context, query string, vars map[string]any, out
 	if s.token != "" {
 		req.Header.Set("Authorization", "Bearer "+s.token)
 	}
-	rsp, err := s.client.Do(req)
+	rsp, err := s.Client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -259,6 +161,11 @@ type userError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
+
+// pid is the server process's id (the binary itself, not a wrapper).
+func (s *server) pid() int { return s.PID() }
+
+func (s *server) stop() { s.Stop() }
 
 func (s *server) signIn(ctx context.Context) error {
 	var out struct {
@@ -347,7 +254,7 @@ func (s *server) importFile(ctx context.Context, content []byte, dryRun bool) (c
 	if err != nil {
 		return counts{}, 0, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/query", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.Base+"/query", bytes.NewReader(body))
 	if err != nil {
 		return counts{}, 0, err
 	}
@@ -355,7 +262,7 @@ func (s *server) importFile(ctx context.Context, content []byte, dryRun bool) (c
 	req.Header.Set("GraphQL-Require-Preflight", "1")
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	start := time.Now()
-	rsp, err := s.client.Do(req)
+	rsp, err := s.Client.Do(req)
 	if err != nil {
 		return counts{}, 0, fmt.Errorf("importInvitations: %w", err)
 	}
@@ -392,14 +299,14 @@ func (s *server) inviteOne(ctx context.Context, email string) (time.Duration, er
 	if err != nil {
 		return 0, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/query", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.Base+"/query", bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	start := time.Now()
-	rsp, err := s.client.Do(req)
+	rsp, err := s.Client.Do(req)
 	if err != nil {
 		return 0, err
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"admit/bench/internal/benchkit"
 )
 
 // footprint measures the server's resident memory (VmRSS) at ready, right
@@ -49,7 +51,7 @@ func footprint(ctx context.Context, o options, kind string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &server{base: srv.base, client: newHTTPClient()}
+			c := &server{Process: &benchkit.Process{Base: srv.Base, Client: benchkit.NewHTTPClient()}}
 			for range o.signIns / o.clients {
 				if err := c.signIn(ctx); err != nil {
 					mu.Lock()

@@ -441,11 +441,11 @@ func (s *server) postRaw(ctx context.Context, body []byte) ([]byte, error) {
 }
 
 func (s *server) do(ctx context.Context, body []byte) ([]byte, int, error) {
-	req, err := newRequest(ctx, s.base+"/query", body, s.token)
+	req, err := newRequest(ctx, s.Base+"/query", body, s.token)
 	if err != nil {
 		return nil, 0, err
 	}
-	rsp, err := s.client.Do(req)
+	rsp, err := s.Client.Do(req)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -9,14 +9,12 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/textproto"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"admit/bench/internal/benchkit"
@@ -33,36 +31,8 @@ const (
 // server is one child process: the admit binary, or this program serving
 // the hand-written handler.
 type server struct {
-	cmd     *exec.Cmd
-	base    string
-	logPath string
-	done    chan struct{}
-	waitErr error
-	token   string
-	client  *http.Client
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func newHTTPClient() *http.Client {
-	return &http.Client{
-		Timeout: 10 * time.Minute,
-		Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        256,
-			MaxIdleConnsPerHost: 256,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-		},
-	}
+	*benchkit.Process
+	token string
 }
 
 // startServer starts bin on a free port. With dbURL set it is admit: it gets
@@ -75,7 +45,7 @@ func startServer(ctx context.Context, bin string, extra []string, dbURL, workDir
 // startServerHook is startServer with a hook called once the server is
 // ready, before it is used.
 func startServerHook(ctx context.Context, bin string, extra []string, dbURL, workDir string, importMaxRows int, ready func(pid int)) (*server, error) {
-	port, err := freePort()
+	port, err := benchkit.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -104,19 +74,12 @@ func startServerHook(ctx context.Context, bin string, extra []string, dbURL, wor
 	env = append(env, extra...)
 	cmd := exec.Command(bin)
 	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
+	proc, err := benchkit.Start(cmd, "http://"+addr, logFile)
+	if err != nil {
 		return nil, err
 	}
-	s := &server{cmd: cmd, base: "http://" + addr, logPath: logFile.Name(), done: make(chan struct{}), client: newHTTPClient()}
-	go func() {
-		s.waitErr = cmd.Wait()
-		logFile.Close()
-		close(s.done)
-	}()
-	if err := s.waitReady(ctx, 90*time.Second); err != nil {
+	s := &server{Process: proc}
+	if err := s.WaitReady(ctx, "/readyz", 90*time.Second); err != nil {
 		s.stop()
 		return nil, err
 	}
@@ -132,58 +95,6 @@ func startServerHook(ctx context.Context, bin string, extra []string, dbURL, wor
 	return s, nil
 }
 
-func (s *server) pid() int { return s.cmd.Process.Pid }
-
-func (s *server) logTail() string {
-	b, _ := os.ReadFile(s.logPath)
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return string(b)
-}
-
-func (s *server) waitReady(ctx context.Context, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.done:
-			return fmt.Errorf("server exited before it was ready (%v); log:\n%s", s.waitErr, s.logTail())
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, s.base+"/readyz", nil)
-		rsp, err := s.client.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, rsp.Body)
-			rsp.Body.Close()
-		}
-		cancel()
-		if err == nil && rsp.StatusCode == http.StatusOK {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("server not ready after %v; log:\n%s", limit, s.logTail())
-}
-
-func (s *server) stop() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(40 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-	s.client.CloseIdleConnections()
-}
-
 func newRequest(ctx context.Context, url string, body []byte, token string) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
@@ -195,6 +106,11 @@ func newRequest(ctx context.Context, url string, body []byte, token string) (*ht
 	}
 	return req, nil
 }
+
+// pid is the server process's id (the binary itself, not a wrapper).
+func (s *server) pid() int { return s.PID() }
+
+func (s *server) stop() { s.Stop() }
 
 func (s *server) signIn(ctx context.Context) error {
 	b, err := s.post(ctx, `mutation($e: String!, $p: String!) { signIn(input: {email: $e, password: $p}) { token errors { code message } } }`,
@@ -236,14 +152,14 @@ func (s *server) importInvitations(ctx context.Context, n int) error {
 	part, _ := w.CreatePart(h)
 	_, _ = part.Write([]byte(csv.String()))
 	_ = w.Close()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/query", &buf)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.Base+"/query", &buf)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", w.FormDataContentType())
 	req.Header.Set("GraphQL-Require-Preflight", "1")
 	req.Header.Set("Authorization", "Bearer "+s.token)
-	rsp, err := s.client.Do(req)
+	rsp, err := s.Client.Do(req)
 	if err != nil {
 		return err
 	}

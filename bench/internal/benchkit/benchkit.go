@@ -12,8 +12,12 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -334,4 +338,118 @@ func CPUSince(ctx context.Context, before CPUSnapshot, pid int, d *DB) CPUUse {
 		u.PG = Jiffies(sum)
 	}
 	return u
+}
+
+// Process is a server the benchmark started as a child process, with its
+// log in a file and an HTTP client for it.
+type Process struct {
+	Cmd     *exec.Cmd
+	Base    string // http://127.0.0.1:port
+	LogPath string
+	Client  *http.Client
+	done    chan struct{}
+	waitErr error
+}
+
+// FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// NewHTTPClient is a client for many concurrent calls to one local server.
+func NewHTTPClient() *http.Client {
+	return &http.Client{
+		Timeout: 10 * time.Minute,
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        256,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+	}
+}
+
+// Start runs cmd with its output in logFile, serving at base. The child
+// dies with this process even if it is killed hard.
+func Start(cmd *exec.Cmd, base string, logFile *os.File) (*Process, error) {
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
+	}
+	p := &Process{Cmd: cmd, Base: base, LogPath: logFile.Name(), done: make(chan struct{}), Client: NewHTTPClient()}
+	go func() {
+		p.waitErr = cmd.Wait()
+		logFile.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// PID is the process's id.
+func (p *Process) PID() int { return p.Cmd.Process.Pid }
+
+// LogTail returns the end of the process's log, for error messages.
+func (p *Process) LogTail() string {
+	b, err := os.ReadFile(p.LogPath)
+	if err != nil {
+		return ""
+	}
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}
+
+// WaitReady polls path (such as /readyz) until it answers 200, the
+// process exits, or limit passes.
+func (p *Process) WaitReady(ctx context.Context, path string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			return fmt.Errorf("server exited before it was ready (%v); log:\n%s", p.waitErr, p.LogTail())
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, p.Base+path, nil)
+		rsp, err := p.Client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, rsp.Body)
+			rsp.Body.Close()
+		}
+		cancel()
+		if err == nil && rsp.StatusCode == http.StatusOK {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("server not ready after %v; log:\n%s", limit, p.LogTail())
+}
+
+// Stop sends SIGTERM, waits up to 40 s for a graceful exit, then kills.
+func (p *Process) Stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(40 * time.Second):
+		_ = p.Cmd.Process.Kill()
+		<-p.done
+	}
+	p.Client.CloseIdleConnections()
 }
