@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"admit/bench/internal/benchkit"
@@ -31,41 +30,14 @@ const (
 // peer is one child process of bench/peers/<name>/server.mjs: better-auth
 // with its organization plugin, on a database of its own.
 type peer struct {
-	cmd     *exec.Cmd
-	base    string
-	logPath string
-	done    chan struct{}
-	waitErr error
-	cookie  string // the owner's session cookie
-	orgID   string
-	client  *http.Client
+	*benchkit.Process
+	cookie string // the owner's session cookie
+	orgID  string
 }
 
-func (p *peer) pid() int { return p.cmd.Process.Pid }
+func (p *peer) pid() int { return p.PID() }
 
-func (p *peer) logTail() string {
-	b, _ := os.ReadFile(p.logPath)
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return string(b)
-}
-
-func (p *peer) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-	p.client.CloseIdleConnections()
-}
+func (p *peer) stop() { p.Stop() }
 
 // ensureNodeModules installs the peer's pinned dependencies (npm ci from
 // package-lock.json) when node_modules is missing, so the benchmark is one
@@ -113,13 +85,11 @@ func startPeer(ctx context.Context, node, dir, dbURL, workDir string) (*peer, er
 		logFile.Close()
 		return nil, err
 	}
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s server.mjs in %s: %w", node, dir, err)
+	proc, err := benchkit.Start(cmd, "http://127.0.0.1:"+strconv.Itoa(port), logFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s server.mjs in %s: %w", node, dir, err)
 	}
-	p := &peer{cmd: cmd, base: "http://127.0.0.1:" + strconv.Itoa(port), logPath: logFile.Name(), done: make(chan struct{}), client: benchkit.NewHTTPClient()}
+	p := &peer{Process: proc}
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -132,18 +102,13 @@ func startPeer(ctx context.Context, node, dir, dbURL, workDir string) (*peer, er
 			}
 		}
 	}()
-	go func() {
-		p.waitErr = cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
 	select {
 	case <-ready:
-	case <-p.done:
-		return nil, fmt.Errorf("peer exited before it was ready (%v); log:\n%s", p.waitErr, p.logTail())
+	case <-p.Done():
+		return nil, fmt.Errorf("peer exited before it was ready (%v); log:\n%s", p.Exit(), p.LogTail())
 	case <-time.After(90 * time.Second):
 		p.stop()
-		return nil, fmt.Errorf("peer not ready after 90 s; log:\n%s", p.logTail())
+		return nil, fmt.Errorf("peer not ready after 90 s; log:\n%s", p.LogTail())
 	case <-ctx.Done():
 		p.stop()
 		return nil, ctx.Err()
@@ -162,16 +127,16 @@ func (p *peer) post(ctx context.Context, path string, body any) (*http.Response,
 	if err != nil {
 		return nil, nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+path, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.Base+path, bytes.NewReader(b))
 	if err != nil {
 		return nil, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Origin", p.base)
+	req.Header.Set("Origin", p.Base)
 	if p.cookie != "" {
 		req.Header.Set("Cookie", p.cookie)
 	}
-	rsp, err := p.client.Do(req)
+	rsp, err := p.Client.Do(req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -223,15 +188,15 @@ func (p *peer) inviteOne(ctx context.Context, email string) (time.Duration, erro
 	if err != nil {
 		return 0, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+"/api/auth/organization/invite-member", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.Base+"/api/auth/organization/invite-member", bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Origin", p.base)
+	req.Header.Set("Origin", p.Base)
 	req.Header.Set("Cookie", p.cookie)
 	start := time.Now()
-	rsp, err := p.client.Do(req)
+	rsp, err := p.Client.Do(req)
 	if err != nil {
 		return 0, err
 	}

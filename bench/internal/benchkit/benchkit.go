@@ -376,10 +376,16 @@ func NewHTTPClient() *http.Client {
 	}
 }
 
-// Start runs cmd with its output in logFile, serving at base. The child
-// dies with this process even if it is killed hard.
+// Start runs cmd with its output (what the caller has not piped
+// elsewhere) in logFile, serving at base. The child dies with this process
+// even if it is killed hard.
 func Start(cmd *exec.Cmd, base string, logFile *os.File) (*Process, error) {
-	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if cmd.Stdout == nil {
+		cmd.Stdout = logFile
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = logFile
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
@@ -436,6 +442,12 @@ func (p *Process) WaitReady(ctx context.Context, path string, limit time.Duratio
 	}
 	return fmt.Errorf("server not ready after %v; log:\n%s", limit, p.LogTail())
 }
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Exit is how the process ended, once Done is closed.
+func (p *Process) Exit() error { return p.waitErr }
 
 // Stop sends SIGTERM, waits up to 40 s for a graceful exit, then kills.
 func (p *Process) Stop() {
