@@ -15,17 +15,8 @@ import (
 // list: a contact says whom the owner works with, which is theirs alone,
 // administrators included.
 func FilterContactsToOwner() privacy.QueryRule {
-	return privacy.FilterFunc(func(ctx context.Context, f privacy.Filter) error {
-		v := auth.FromContext(ctx)
-		if v == nil {
-			return ErrUnauthenticated
-		}
-		cf, ok := f.(*ent.ContactFilter)
-		if !ok {
-			return privacy.Denyf("rule: %T is not a contact filter", f)
-		}
-		cf.WhereOwnerID(entql.IntEQ(v.UserID))
-		return privacy.Skip
+	return filterViewer(func(f *ent.ContactFilter, v *auth.Viewer) {
+		f.WhereOwnerID(entql.IntEQ(v.UserID))
 	})
 }
 

@@ -58,33 +58,32 @@ func FilterTenantRule() privacy.QueryMutationRule {
 	type tenantFilter interface {
 		WhereOrganizationID(entql.IntP)
 	}
-	return privacy.FilterFunc(func(ctx context.Context, f privacy.Filter) error {
-		v := auth.FromContext(ctx)
-		if v == nil {
-			return ErrUnauthenticated
-		}
-		tf, ok := f.(tenantFilter)
-		if !ok {
-			return privacy.Denyf("rule: %T has no tenant filter", f)
-		}
-		tf.WhereOrganizationID(entql.IntEQ(v.OrgID))
-		return privacy.Skip
+	return filterViewer(func(f tenantFilter, v *auth.Viewer) {
+		f.WhereOrganizationID(entql.IntEQ(v.OrgID))
 	})
 }
 
 // FilterOwnOrganization limits Organization reads and writes to the
 // viewer's own organization.
 func FilterOwnOrganization() privacy.QueryMutationRule {
+	return filterViewer(func(f interface{ WhereID(entql.IntP) }, v *auth.Viewer) {
+		f.WhereID(entql.IntEQ(v.OrgID))
+	})
+}
+
+// filterViewer is a rule that narrows what every signed-in viewer reads
+// (and, as a mutation rule, changes) with apply, and refuses everyone else.
+func filterViewer[F any](apply func(F, *auth.Viewer)) privacy.FilterFunc {
 	return privacy.FilterFunc(func(ctx context.Context, f privacy.Filter) error {
 		v := auth.FromContext(ctx)
 		if v == nil {
 			return ErrUnauthenticated
 		}
-		of, ok := f.(interface{ WhereID(entql.IntP) })
+		tf, ok := f.(F)
 		if !ok {
-			return privacy.Denyf("rule: %T has no id filter", f)
+			return privacy.Denyf("rule: %T is not the filter this rule narrows", f)
 		}
-		of.WhereID(entql.IntEQ(v.OrgID))
+		apply(tf, v)
 		return privacy.Skip
 	})
 }

@@ -133,20 +133,10 @@ func FilterMembershipsToMembers() privacy.QueryRule {
 // filterNonAdmins is a query rule that lets admins see everything and
 // narrows what everyone else signed in sees with apply.
 func filterNonAdmins[F privacy.Filter](apply func(F, *auth.Viewer)) privacy.QueryRule {
-	return privacy.FilterFunc(func(ctx context.Context, f privacy.Filter) error {
-		v := auth.FromContext(ctx)
-		if v == nil {
-			return ErrUnauthenticated
+	return filterViewer(func(f F, v *auth.Viewer) {
+		if !v.Admin {
+			apply(f, v)
 		}
-		if v.Admin {
-			return privacy.Skip
-		}
-		tf, ok := f.(F)
-		if !ok {
-			return privacy.Denyf("rule: %T is not the filter this rule narrows", f)
-		}
-		apply(tf, v)
-		return privacy.Skip
 	})
 }
 
