@@ -197,6 +197,7 @@ func followEvents[T any](ctx context.Context, r *Resolver, subject string, works
 	load func(context.Context, eventlog.Event) (*T, error)) (<-chan *T, error) {
 	out := make(chan *T, 1)
 	frames := framesFrom(ctx)
+	stream := streamFrom(ctx)
 	v := auth.FromContext(ctx)
 	err := r.follow(ctx, subject, workspaceID, after,
 		func(vctx context.Context, e eventlog.Event) (any, error) {
@@ -215,6 +216,7 @@ func followEvents[T any](ctx context.Context, r *Resolver, subject string, works
 					return false
 				}
 			}
+			stream.announce()
 			if frames == nil {
 				return push()
 			}
@@ -229,6 +231,7 @@ func followEvents[T any](ctx context.Context, r *Resolver, subject string, works
 			}
 		},
 		func() {
+			stream.announce()
 			close(out)
 			if frames != nil {
 				close(frames.items)
@@ -237,6 +240,7 @@ func followEvents[T any](ctx context.Context, r *Resolver, subject string, works
 	if err != nil {
 		return nil, err
 	}
+	stream.claim()
 	return out, nil
 }
 

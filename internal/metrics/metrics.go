@@ -92,16 +92,12 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // HTTP counts requests by the route pattern that served them (never the
-// raw path, which clients choose), and tracks open websockets.
+// raw path, which clients choose).
 func (m *Metrics) HTTP(next http.Handler) http.Handler {
 	if m == nil {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-			m.sockets.Inc()
-			defer m.sockets.Dec()
-		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		route := r.Pattern
@@ -110,6 +106,20 @@ func (m *Metrics) HTTP(next http.Handler) http.Handler {
 		}
 		m.requests.WithLabelValues(route, strconvStatus(rec.status)).Inc()
 	})
+}
+
+// SocketOpened and SocketClosed track open websockets, which outlive the
+// HTTP request that upgraded them.
+func (m *Metrics) SocketOpened() {
+	if m != nil {
+		m.sockets.Inc()
+	}
+}
+
+func (m *Metrics) SocketClosed() {
+	if m != nil {
+		m.sockets.Dec()
+	}
 }
 
 // Sent records the result of one outbox send.

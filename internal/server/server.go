@@ -203,7 +203,7 @@ func New(o Options) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", graphiqlHandler())
 	mux.Handle("GET /graphiql/", graphiqlHandler())
-	mux.Handle("/query", s.withAuth(guardSimpleRequests(s.limitBody(s.trackSockets(codeTransportErrors(gql))))))
+	mux.Handle("/query", s.withAuth(guardSimpleRequests(s.limitBody(codeTransportErrors(gql)))))
 	mux.Handle("GET /invitations/accept", acceptPage("accept.html", "text/html; charset=utf-8"))
 	mux.Handle("GET /invitations/accept.js", acceptPage("accept.js", "text/javascript; charset=utf-8"))
 	mux.Handle("GET /invitations/accept.css", acceptPage("accept.css", "text/css; charset=utf-8"))
@@ -278,19 +278,11 @@ func (s *Server) graphQL() http.Handler {
 		HR:               o.HR,
 	})
 	srv := handler.New(es)
-	srv.AddTransport(transport.Websocket{
-		// Keep-alive pings (WSKeepAlive) and the init timeout (4408) are
-		// socketConn's: gqlgen's ping option costs a goroutine per socket.
-		InitFunc:         s.websocketInit,
-		PayloadReadLimit: ptr(int64(64 << 10)),
-		Implementation: socketImplementation{srv: s, inner: transport.CoderWebsocketImplementation{
-			AcceptOptions: websocket.AcceptOptions{
-				// Exact scheme://host patterns; same-host pages (GraphiQL)
-				// are always allowed, other origins only when listed.
-				OriginPatterns: o.AllowedOrigins,
-			},
-		}},
-	})
+	srv.AddTransport(websocketTransport{srv: s, accept: websocket.AcceptOptions{
+		// Exact scheme://host patterns; same-host pages (GraphiQL) are
+		// always allowed, other origins only when listed.
+		OriginPatterns: o.AllowedOrigins,
+	}})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -329,41 +321,6 @@ func (s *Server) graphQL() http.Handler {
 	srv.SetRecoverFunc(graph.RecoverFunc(o.Log))
 	return srv
 }
-
-// websocketInit authenticates a socket from its connection_init payload
-// ({"Authorization": "Bearer <token>"} or {"token": "<token>"}). Without a
-// token the socket is anonymous; a bad token closes it with 4403 and a
-// generic reason.
-func (s *Server) websocketInit(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-	token := bearer(p.Authorization())
-	if token == "" {
-		token = bearer(p.GetString("authorization"))
-	}
-	if token == "" {
-		token = p.GetString("token")
-	}
-	if token == "" {
-		return ctx, nil, nil
-	}
-	v, err := s.opts.Accounts.Authenticate(ctx, s.opts.DB.Client, token)
-	if err != nil {
-		if err != account.ErrInvalidSession {
-			s.opts.Log.ErrorContext(ctx, "websocket authentication failed", "error", err)
-		}
-		return transport.WithWebsocketCloseCode(ctx, CloseForbidden), nil, errUnauthorized
-	}
-	v.Socket = true
-	if sock := socketFrom(ctx); sock != nil && !sock.authenticated(v) {
-		ctx = transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, CloseTooManyRequests), "Too many sockets")
-		return ctx, nil, errTooManySockets
-	}
-	return auth.NewContext(ctx, v), nil, nil
-}
-
-var (
-	errUnauthorized   = fmt.Errorf("unauthorized")
-	errTooManySockets = fmt.Errorf("too many open sockets for this user")
-)
 
 // revalidateSocketSession reloads, before each operation on a websocket,
 // the viewer the socket authenticated as, and runs the operation as the
@@ -582,5 +539,3 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -4,15 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"reflect"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/coder/websocket"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"admit/graph"
+	"admit/internal/account"
 	"admit/internal/auth"
 	"admit/internal/pubsub"
 )
@@ -29,51 +35,596 @@ const (
 	CloseTooManyRequests = 4429 // a second connection_init, or too many messages or sockets
 )
 
-var errSocketClosed = transport.ErrWebsocketClosed
+const (
+	subprotocolTransportWS = "graphql-transport-ws"
+	subprotocolLegacyWS    = "graphql-ws"
+	socketReadLimit        = 64 << 10
+)
 
-// socket is the state of one websocket connection, shared by the HTTP
-// middleware that sees it open and close (trackSockets), the connection
-// wrapper that sees every message (socketConn), and connection_init
-// (websocketInit), which learns who the caller is.
-type socket struct {
+// websocketTransport serves GraphQL over websockets, both subprotocols
+// (graphql-transport-ws, and the legacy graphql-ws that gqlgen also
+// speaks), on gqlgen's executor and coder/websocket's connections.
+//
+// It stands in for gqlgen's transport.Websocket for one reason: memory per
+// idle socket. gqlgen's keeps three goroutines for each subscribed socket
+// for its whole life (the HTTP handler's, running the read loop under the
+// whole middleware chain; one that waits for the socket's context to end;
+// and one per operation waiting on the subscription's channel), about
+// 29 KiB of stack before any heap. Here a socket holds one goroutine, its
+// read loop, started fresh after the upgrade so its stack stays small. An
+// operation runs on a goroutine only while it has work: a subscription
+// that claims its graph.Stream is executed when its resolver announces an
+// event, on a goroutine that ends when the event is written. Keep-alive
+// and the init timeout are timers, which hold no goroutine either.
+type websocketTransport struct {
 	srv    *Server
-	ctx    context.Context // ends when the connection's handler returns
-	cancel context.CancelFunc
-
-	mu     sync.Mutex
-	conn   *socketConn
-	viewer *auth.Viewer
+	accept websocket.AcceptOptions
 }
 
-type socketKey struct{}
+var _ graphql.Transport = websocketTransport{}
 
-func socketFrom(ctx context.Context) *socket {
-	s, _ := ctx.Value(socketKey{}).(*socket)
-	return s
+func (websocketTransport) Supports(r *http.Request) bool { return r.Header.Get("Upgrade") != "" }
+
+func (t websocketTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	opts := t.accept
+	opts.Subprotocols = []string{subprotocolTransportWS, subprotocolLegacyWS}
+	conn, err := websocket.Accept(w, r, &opts)
+	if err != nil {
+		return // Accept has answered (403 for a refused origin, 426, 400)
+	}
+	conn.SetReadLimit(socketReadLimit)
+	s := t.srv
+	l := s.opts.Limits
+	k := &socket{srv: s, conn: conn, exec: exec, legacy: conn.Subprotocol() != subprotocolTransportWS,
+		ops: map[string]*operation{}, rate: l.WSMessageRate, maxOps: l.WSMaxOperations, keepAlive: l.WSKeepAlive}
+	// The socket outlives this handler, whose context ends when it returns,
+	// but keeps its values (the client's address); shutdown still ends it.
+	k.ctx, k.cancel = context.WithCancel(context.WithoutCancel(r.Context()))
+	k.stopOnShutdown = context.AfterFunc(s.base, func() { k.closeWith(websocket.StatusNormalClosure, "terminated") })
+	s.opts.Metrics.SocketOpened()
+	k.mu.Lock() // the timer's func reads initDone, and closeWith the timer
+	k.initTimer = time.AfterFunc(l.WSInitTimeout, func() {
+		k.mu.Lock()
+		done := k.initDone
+		k.mu.Unlock()
+		if !done {
+			k.closeWith(CloseInitTimeout, "Connection initialisation timeout")
+		}
+	})
+	k.mu.Unlock()
+	// The handler returns, and net/http's connection goroutine with it:
+	// the read loop starts on a goroutine of its own with a small stack.
+	go k.serve()
 }
 
-// trackSockets gives each websocket upgrade its socket state and releases
-// it when the connection ends.
-func (s *Server) trackSockets(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") == "" {
-			next.ServeHTTP(w, r)
+// socket is one websocket connection: the protocol's state, its limits,
+// its operations, and who it authenticated as.
+type socket struct {
+	srv            *Server
+	conn           *websocket.Conn
+	exec           graphql.GraphExecutor
+	legacy         bool // graphql-ws rather than graphql-transport-ws
+	rate           int  // messages per second
+	maxOps         int  // concurrent operations
+	keepAlive      time.Duration
+	ctx            context.Context // the connection's; from connection_init on, with its viewer
+	cancel         context.CancelFunc
+	stopOnShutdown func() bool
+	initTimer      *time.Timer
+
+	mu          sync.Mutex
+	closed      bool
+	initDone    bool
+	viewer      *auth.Viewer
+	pingTimer   *time.Timer // from connection_ack on
+	pinging     bool        // a ping is being written
+	alive       time.Time   // connection_ack, or the last pong
+	ops         map[string]*operation
+	windowStart time.Time
+	inWindow    int
+}
+
+// clientMsg is a message from the client, in either subprotocol.
+type clientMsg struct {
+	ID      string          `json:"id"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// clientTypes are the messages a client may send, per subprotocol.
+var clientTypes = map[bool]map[string]bool{
+	false: {"connection_init": true, "subscribe": true, "complete": true, "ping": true, "pong": true},
+	true:  {"connection_init": true, "start": true, "stop": true, "connection_terminate": true},
+}
+
+// serve is the socket's read loop, and its only long-lived goroutine.
+func (k *socket) serve() {
+	defer k.finish()
+	for {
+		_, b, err := k.conn.Read(context.Background())
+		if err != nil {
 			return
 		}
-		sock := &socket{srv: s}
-		sock.ctx, sock.cancel = context.WithCancel(r.Context())
-		defer sock.release()
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), socketKey{}, sock)))
-	})
+		if !k.handle(b) {
+			return
+		}
+	}
 }
 
-// closeWith closes the connection with a protocol close code.
-func (k *socket) closeWith(code int, reason string) {
+// finish releases everything the socket holds once its read loop ends.
+func (k *socket) finish() {
 	k.mu.Lock()
-	c := k.conn
+	closing := k.closed
+	k.closed = true
+	k.stopTimersLocked()
 	k.mu.Unlock()
-	if c != nil {
-		c.closeWith(code, reason)
+	k.cancel() // ends every operation
+	if !closing {
+		_ = k.conn.CloseNow()
+	}
+	k.stopOnShutdown()
+	k.release()
+	k.srv.opts.Metrics.SocketClosed()
+}
+
+// handle acts on one client message; false ends the read loop.
+func (k *socket) handle(b []byte) bool {
+	m, op, code, reason := k.check(b)
+	switch {
+	case code != 0:
+		if code == CloseBadRequest && !k.initDoneNow() {
+			k.connectionError(reason)
+		}
+		k.closeWith(code, reason)
+		return false
+	case m == nil:
+		return true // answered by check
+	}
+	switch m.Type {
+	case "connection_init":
+		return k.init(m.Payload)
+	case "subscribe", "start":
+		go op.run(m.Payload)
+	case "complete", "stop":
+		k.mu.Lock()
+		op := k.ops[m.ID]
+		k.mu.Unlock()
+		if op != nil {
+			op.stop()
+		}
+	case "ping":
+		k.write(serverMsg("", "pong", m.Payload))
+	case "connection_terminate":
+		k.closeWith(websocket.StatusNormalClosure, "terminated")
+		return false
+	}
+	return true
+}
+
+func (k *socket) initDoneNow() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.initDone
+}
+
+// check enforces, for one message: the message rate, the protocol's order
+// (connection_init first and once), unique operation ids and the
+// concurrent operations cap. It returns the message, and for an operation
+// the operation it registers; or a close code and reason; or neither, for
+// a message answered here (an operation over the cap gets an error of its
+// own; the socket stays open).
+func (k *socket) check(b []byte) (m *clientMsg, op *operation, code websocket.StatusCode, reason string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return nil, nil, 0, ""
+	}
+	now := time.Now()
+	if now.Sub(k.windowStart) >= time.Second {
+		k.windowStart, k.inWindow = now, 0
+	}
+	if k.inWindow++; k.rate > 0 && k.inWindow > k.rate {
+		return nil, nil, CloseTooManyRequests, fmt.Sprintf("Too many messages: at most %d a second", k.rate)
+	}
+	m = &clientMsg{}
+	if err := json.Unmarshal(b, m); err != nil || !clientTypes[k.legacy][m.Type] {
+		return nil, nil, CloseBadRequest, "Invalid message received"
+	}
+	if !k.initDone {
+		switch m.Type {
+		case "connection_init":
+			k.initDone = true
+			k.initTimer.Stop()
+			return m, nil, 0, ""
+		case "subscribe", "start":
+			return nil, nil, CloseUnauthorized, "Unauthorized"
+		case "connection_terminate":
+			return m, nil, 0, ""
+		}
+		return nil, nil, CloseBadRequest, "unexpected message " + m.Type
+	}
+	switch m.Type {
+	case "pong":
+		k.alive = now
+	case "connection_init":
+		return nil, nil, CloseTooManyRequests, "Too many initialisation requests"
+	case "subscribe", "start":
+		switch {
+		case m.ID == "":
+			return nil, nil, CloseBadRequest, "Invalid message received: an operation needs an id"
+		case k.ops[m.ID] != nil:
+			return nil, nil, CloseSubscriberInUse, "Subscriber for " + truncate(m.ID, 64) + " already exists"
+		case k.maxOps > 0 && len(k.ops) >= k.maxOps:
+			go k.refuse(m.ID)
+			return nil, nil, 0, ""
+		}
+		op = &operation{k: k, id: m.ID}
+		op.ctx, op.cancel = context.WithCancel(k.ctx)
+		k.ops[m.ID] = op
+	}
+	return m, op, 0, ""
+}
+
+// init authenticates the socket from its connection_init payload
+// ({"Authorization": "Bearer <token>"} or {"token": "<token>"}) and
+// acknowledges it. Without a token the socket is anonymous; a bad token
+// closes it with 4403 and a generic reason.
+func (k *socket) init(payload json.RawMessage) bool {
+	var p transport.InitPayload
+	if len(payload) > 0 {
+		if err := json.Unmarshal(payload, &p); err != nil {
+			k.connectionError("Invalid message received")
+			k.closeWith(CloseBadRequest, "Invalid message received")
+			return false
+		}
+	}
+	token := bearer(p.Authorization())
+	if token == "" {
+		token = bearer(p.GetString("authorization"))
+	}
+	if token == "" {
+		token = p.GetString("token")
+	}
+	if token != "" {
+		s := k.srv
+		v, err := s.opts.Accounts.Authenticate(k.ctx, s.opts.DB.Client, token)
+		if err != nil {
+			if err != account.ErrInvalidSession {
+				s.opts.Log.ErrorContext(k.ctx, "websocket authentication failed", "error", err)
+			}
+			k.connectionError("unauthorized")
+			k.closeWith(CloseForbidden, "terminated")
+			return false
+		}
+		v.Socket = true
+		if !k.authenticated(v) {
+			k.connectionError("too many open sockets for this user")
+			k.closeWith(CloseTooManyRequests, "Too many sockets")
+			return false
+		}
+		// Operations start from this read loop, after this returns.
+		k.ctx = auth.NewContext(k.ctx, v)
+	}
+	k.write(serverMsg("", "connection_ack", nil))
+	if k.legacy {
+		k.write(kaFrame)
+	}
+	k.mu.Lock()
+	k.startKeepAliveLocked()
+	k.mu.Unlock()
+	return true
+}
+
+// connectionError tells a graphql-ws client why it is being closed
+// (graphql-transport-ws says it in the close reason only).
+func (k *socket) connectionError(message string) {
+	if k.legacy {
+		b, _ := json.Marshal(&gqlerror.Error{Message: message})
+		k.write(serverMsg("", "connection_error", b))
+	}
+}
+
+// refuse answers an operation over the concurrent cap with an error of its
+// own (RATE_LIMITED).
+func (k *socket) refuse(id string) {
+	msg := fmt.Sprintf("too many operations on this socket: at most %d at once", k.maxOps)
+	if k.legacy {
+		b, _ := json.Marshal(map[string]any{"message": msg})
+		k.write(serverMsg(id, "error", b))
+		k.write(serverMsg(id, "complete", nil))
+		return
+	}
+	b, _ := json.Marshal([]map[string]any{{"message": msg, "extensions": map[string]any{"code": "RATE_LIMITED"}}})
+	k.write(serverMsg(id, "error", b))
+}
+
+// serverMsg encodes a message to the client; payload is JSON already.
+func serverMsg(id, typ string, payload []byte) []byte {
+	b := make([]byte, 0, len(payload)+len(id)+40)
+	b = append(b, `{"type":`...)
+	b = strconv.AppendQuote(b, typ)
+	if id != "" {
+		b = append(b, `,"id":`...)
+		b = appendJSONString(b, id)
+	}
+	if len(payload) > 0 {
+		b = append(b, `,"payload":`...)
+		b = append(b, payload...)
+	}
+	return append(b, '}')
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // ids are the client's: JSON's escaping, not Go's
+	return append(b, q...)
+}
+
+// write sends one message. coder/websocket's writes are safe for
+// concurrent use; a write to a closed socket fails, which is ignored.
+func (k *socket) write(frame []byte) {
+	_ = k.conn.Write(context.Background(), websocket.MessageText, frame)
+}
+
+// sendResponse sends one result of an operation. A result that is only
+// data (every event of a subscription) is framed around gqlgen's bytes
+// without encoding them again.
+func (k *socket) sendResponse(id string, r *graphql.Response) {
+	typ := "next"
+	if k.legacy {
+		typ = "data"
+	}
+	if r.Errors == nil && r.Extensions == nil && r.Label == "" && r.Path == nil && r.HasNext == nil && len(r.Data) > 0 {
+		payload := make([]byte, 0, len(r.Data)+9)
+		payload = append(append(append(payload, `{"data":`...), r.Data...), '}')
+		k.write(serverMsg(id, typ, payload))
+		return
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		k.srv.opts.Log.Error("websocket: encode response", "error", err)
+		return
+	}
+	k.write(serverMsg(id, typ, b))
+}
+
+func (k *socket) sendError(id string, errs ...*gqlerror.Error) {
+	b, _ := json.Marshal(errs)
+	k.write(serverMsg(id, "error", b))
+}
+
+// closeWith closes the connection with a close code, once: later closes
+// are dropped, so the first reason is the one the client sees.
+func (k *socket) closeWith(code websocket.StatusCode, reason string) {
+	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		return
+	}
+	k.closed = true
+	k.stopTimersLocked()
+	k.mu.Unlock()
+	k.cancel()
+	// Close waits for the client's close frame (read by the read loop),
+	// up to a few seconds: not on the caller's goroutine.
+	go func() { _ = k.conn.Close(code, reason) }()
+}
+
+func (k *socket) stopTimersLocked() {
+	if k.initTimer != nil {
+		k.initTimer.Stop()
+	}
+	if k.pingTimer != nil {
+		k.pingTimer.Stop()
+	}
+}
+
+// Keep-alive frames, as gqlgen's transport would send them.
+var (
+	pingFrame = []byte(`{"type":"ping"}`) // graphql-transport-ws: the client answers pong
+	kaFrame   = []byte(`{"type":"ka"}`)   // graphql-ws: one-way
+)
+
+// startKeepAliveLocked arms the keep-alive once the connection is
+// acknowledged: a timer holds no goroutine while it waits, and each ping
+// runs on a goroutine of its own only while it is written.
+func (k *socket) startKeepAliveLocked() {
+	if k.keepAlive <= 0 || k.pingTimer != nil || k.closed {
+		return
+	}
+	k.alive = time.Now()
+	k.pingTimer = time.AfterFunc(k.keepAlive, k.ping)
+}
+
+// ping sends one keep-alive. A graphql-transport-ws client that has not
+// answered a ping for two intervals is dropped without a close frame: it
+// is not reading.
+func (k *socket) ping() {
+	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		return
+	}
+	if !k.legacy && time.Since(k.alive) > 2*k.keepAlive {
+		k.closed = true
+		k.mu.Unlock()
+		k.cancel()
+		_ = k.conn.CloseNow()
+		return
+	}
+	// Armed before the write: a write stuck on a client that does not read
+	// must not stop the check above from dropping it.
+	k.pingTimer.Reset(k.keepAlive)
+	if k.pinging {
+		k.mu.Unlock()
+		return
+	}
+	k.pinging = true
+	k.mu.Unlock()
+	frame := pingFrame
+	if k.legacy {
+		frame = kaFrame
+	}
+	k.write(frame)
+	k.mu.Lock()
+	k.pinging = false
+	k.mu.Unlock()
+}
+
+// operation is one subscribe (or start) on a socket, until it completes.
+type operation struct {
+	k      *socket
+	id     string
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	handler  graphql.ResponseHandler // a claimed subscription's, once dispatched
+	hctx     context.Context
+	pending  int  // announced results not yet taken from handler
+	draining bool // a goroutine is taking them
+	ended    bool
+}
+
+// run parses and dispatches the operation. A query or mutation, an
+// operation refused before its resolver ran, and a subscription whose
+// resolver does not claim its graph.Stream are run to the end here, as
+// gqlgen's transport runs them; a claimed subscription is left to its
+// announcements, and this goroutine ends.
+func (op *operation) run(payload json.RawMessage) {
+	k := op.k
+	var rc *graphql.OperationContext
+	defer func() {
+		if r := recover(); r != nil {
+			var gqlErr *gqlerror.Error
+			if rc != nil {
+				if err := rc.Recover(op.ctx, r); !errors.As(err, &gqlErr) {
+					gqlErr = &gqlerror.Error{Message: fmt.Sprint(err)}
+				}
+			} else {
+				gqlErr = &gqlerror.Error{Message: "internal system error"}
+			}
+			k.sendError(op.id, gqlErr)
+			op.end(false)
+		}
+	}()
+	start := graphql.Now()
+	params := &graphql.RawParams{}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(params); err != nil {
+		k.sendError(op.id, &gqlerror.Error{Message: "invalid json"})
+		op.end(true)
+		return
+	}
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+	ctx := graphql.StartOperationTrace(op.ctx)
+	rc, err := k.exec.CreateOperationContext(ctx, params)
+	if err != nil {
+		resp := k.exec.DispatchError(graphql.WithOperationContext(ctx, rc), err)
+		if errcode.GetErrorKind(err) == errcode.KindProtocol {
+			k.sendError(op.id, resp.Errors...)
+		} else {
+			k.sendResponse(op.id, &graphql.Response{Errors: err})
+		}
+		op.end(true)
+		return
+	}
+	stream := graph.NewStream(op.announced)
+	ctx = graph.WithStream(graphql.WithOperationContext(ctx, rc), stream)
+	responses, ctx := k.exec.DispatchOperation(ctx, rc)
+	if !stream.Claimed() {
+		for {
+			r := responses(ctx)
+			if r == nil {
+				break
+			}
+			k.sendResponse(op.id, r)
+		}
+		op.end(true)
+		return
+	}
+	op.mu.Lock()
+	op.handler, op.hctx = responses, ctx
+	drain := op.pending > 0 && !op.ended
+	idleStopped := !drain && op.ctx.Err() != nil
+	op.draining = drain
+	op.mu.Unlock()
+	switch {
+	case drain:
+		op.drain()
+	case idleStopped:
+		op.end(true)
+	}
+}
+
+// announced is the operation's graph.Stream: a result is ready, or the
+// stream ended.
+func (op *operation) announced() {
+	op.mu.Lock()
+	op.pending++
+	start := op.handler != nil && !op.draining && !op.ended
+	if start {
+		op.draining = true
+	}
+	op.mu.Unlock()
+	if start {
+		go op.drain()
+	}
+}
+
+// drain takes the announced results from the handler and sends them, then
+// returns; the end of the stream completes the operation.
+func (op *operation) drain() {
+	for {
+		r := op.handler(op.hctx)
+		if r == nil {
+			op.end(true)
+			return
+		}
+		op.k.sendResponse(op.id, r)
+		op.mu.Lock()
+		op.pending--
+		if op.pending <= 0 || op.ended {
+			op.draining = false
+			op.mu.Unlock()
+			return
+		}
+		op.mu.Unlock()
+	}
+}
+
+// stop is the client's complete (or stop). A subscription waiting for its
+// next event completes at once; a running one completes when its handler
+// sees the cancellation.
+func (op *operation) stop() {
+	op.cancel()
+	op.mu.Lock()
+	idle := op.handler != nil && !op.draining
+	op.mu.Unlock()
+	if idle {
+		op.end(true)
+	}
+}
+
+// end completes the operation once: it is cancelled, forgotten by its
+// socket, and (with complete) the client is told.
+func (op *operation) end(complete bool) {
+	op.mu.Lock()
+	if op.ended {
+		op.mu.Unlock()
+		return
+	}
+	op.ended = true
+	op.mu.Unlock()
+	op.cancel()
+	k := op.k
+	k.mu.Lock()
+	if k.ops[op.id] == op {
+		delete(k.ops, op.id)
+	}
+	k.mu.Unlock()
+	if complete {
+		k.write(serverMsg(op.id, "complete", nil))
 	}
 }
 
@@ -102,7 +653,6 @@ func (k *socket) authenticated(v *auth.Viewer) bool {
 }
 
 func (k *socket) release() {
-	k.cancel()
 	k.mu.Lock()
 	v := k.viewer
 	k.viewer = nil
@@ -189,338 +739,6 @@ func (s *Server) checkSessions(socks []*socket) {
 				k.closeWith(CloseForbidden, "Forbidden: the session has ended")
 			}
 		}
-	}
-}
-
-// socketImplementation wraps coder/websocket's so that every connection
-// goes through a socketConn.
-type socketImplementation struct {
-	inner transport.WebsocketImplementation
-	srv   *Server
-}
-
-func (i socketImplementation) Accept(w http.ResponseWriter, r *http.Request, o transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
-	conn, err := i.inner.Accept(w, r, o)
-	if err != nil {
-		return nil, err
-	}
-	l := i.srv.opts.Limits
-	c := &socketConn{inner: conn, legacy: conn.Subprotocol() != "graphql-transport-ws", active: map[string]bool{},
-		rate: l.WSMessageRate, maxOps: l.WSMaxOperations, keepAlive: l.WSKeepAlive}
-	if sock := socketFrom(r.Context()); sock != nil {
-		sock.mu.Lock()
-		sock.conn = c
-		sock.mu.Unlock()
-	}
-	c.mu.Lock() // the timer's func reads initDone, and closeWith the timer
-	c.initTimer = time.AfterFunc(l.WSInitTimeout, func() {
-		c.mu.Lock()
-		done := c.initDone
-		c.mu.Unlock()
-		if !done {
-			c.closeWith(CloseInitTimeout, "Connection initialisation timeout")
-		}
-	})
-	c.mu.Unlock()
-	return c, nil
-}
-
-// socketConn enforces the protocol and the per-socket limits on one
-// connection, under gqlgen's transport: it reads every client message
-// before gqlgen does, sees every message gqlgen writes, and closes with
-// the protocol's codes.
-type socketConn struct {
-	inner     transport.WebsocketConn
-	legacy    bool // graphql-ws rather than graphql-transport-ws
-	rate      int  // messages per second
-	maxOps    int  // concurrent operations
-	initTimer *time.Timer
-	keepAlive time.Duration
-
-	mu          sync.Mutex
-	closed      bool
-	initDone    bool
-	pingTimer   *time.Timer     // from connection_ack on
-	pinging     bool            // a ping is being written
-	alive       time.Time       // connection_ack, or the last pong
-	active      map[string]bool // operation ids running
-	windowStart time.Time
-	inWindow    int
-}
-
-var (
-	_ transport.WebsocketConn          = (*socketConn)(nil)
-	_ transport.WebsocketReadLimiter   = (*socketConn)(nil)
-	_ transport.WebsocketReadDeadliner = (*socketConn)(nil)
-)
-
-// closeWith sends the close frame once; later closes (gqlgen's own) are
-// dropped, so the first reason is the one the client sees.
-func (c *socketConn) closeWith(code int, reason string) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.closed = true
-	c.stopTimersLocked()
-	c.mu.Unlock()
-	_ = c.inner.WriteClose(code, reason)
-}
-
-// WriteClose is gqlgen closing: its generic 1002 becomes 4400.
-func (c *socketConn) WriteClose(code int, reason string) error {
-	if code == transport.WebsocketCloseProtocolError {
-		code = CloseBadRequest
-	}
-	c.closeWith(code, reason)
-	return nil
-}
-
-func (c *socketConn) Close() error {
-	c.mu.Lock()
-	c.closed = true
-	c.stopTimersLocked()
-	c.mu.Unlock()
-	return c.inner.Close()
-}
-
-func (c *socketConn) stopInitTimerLocked() {
-	if c.initTimer != nil {
-		c.initTimer.Stop()
-	}
-}
-
-func (c *socketConn) stopTimersLocked() {
-	c.stopInitTimerLocked()
-	if c.pingTimer != nil {
-		c.pingTimer.Stop()
-	}
-}
-
-// Keep-alive frames, as gqlgen's transport would send them.
-var (
-	pingFrame = json.RawMessage(`{"type":"ping"}`) // graphql-transport-ws: the client answers pong
-	kaFrame   = json.RawMessage(`{"type":"ka"}`)   // graphql-ws: one-way
-)
-
-// startKeepAliveLocked arms the keep-alive once the connection is
-// acknowledged. It stands in for gqlgen's ping and keep-alive goroutines
-// (one per socket, for its whole life): a timer holds no goroutine while
-// it waits, and each ping runs on a goroutine of its own only while it is
-// written.
-func (c *socketConn) startKeepAliveLocked() {
-	if c.keepAlive <= 0 || c.pingTimer != nil || c.closed {
-		return
-	}
-	c.alive = time.Now()
-	c.pingTimer = time.AfterFunc(c.keepAlive, c.ping)
-}
-
-// ping sends one keep-alive. A graphql-transport-ws client that has not
-// answered a ping for two intervals is dropped without a close frame, as
-// gqlgen's read deadline did: it is not reading.
-func (c *socketConn) ping() {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	if !c.legacy && time.Since(c.alive) > 2*c.keepAlive {
-		c.closed = true
-		c.mu.Unlock()
-		_ = c.inner.Close()
-		return
-	}
-	// Armed before the write: a write stuck on a client that does not read
-	// must not stop the check above from dropping it.
-	c.pingTimer.Reset(c.keepAlive)
-	if c.pinging {
-		c.mu.Unlock()
-		return
-	}
-	c.pinging = true
-	c.mu.Unlock()
-	frame := pingFrame
-	if c.legacy {
-		frame = kaFrame
-	}
-	_ = c.inner.WriteJSON(frame)
-	c.mu.Lock()
-	c.pinging = false
-	c.mu.Unlock()
-}
-
-func (c *socketConn) Subprotocol() string { return c.inner.Subprotocol() }
-
-func (c *socketConn) SetReadLimit(n int64) {
-	if l, ok := c.inner.(transport.WebsocketReadLimiter); ok {
-		l.SetReadLimit(n)
-	}
-}
-
-func (c *socketConn) SetReadDeadline(t time.Time) error {
-	if d, ok := c.inner.(transport.WebsocketReadDeadliner); ok {
-		return d.SetReadDeadline(t)
-	}
-	return nil
-}
-
-type wireMsg struct {
-	ID   string `json:"id"`
-	Type string `json:"type"`
-}
-
-// WriteJSON passes gqlgen's messages on and notes which operations ended.
-// It reads the message's id and type from gqlgen's struct rather than
-// encoding it twice: this runs for every event of every subscriber.
-func (c *socketConn) WriteJSON(v any) error {
-	id, typ, ok := messageHeader(v)
-	if !ok {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		var m wireMsg
-		_ = json.Unmarshal(b, &m)
-		id, typ, v = m.ID, m.Type, json.RawMessage(b)
-	}
-	switch {
-	case id != "" && (typ == "complete" || typ == "error"):
-		c.mu.Lock()
-		delete(c.active, id)
-		c.mu.Unlock()
-	case typ == "connection_ack":
-		c.mu.Lock()
-		c.startKeepAliveLocked()
-		c.mu.Unlock()
-	}
-	return c.inner.WriteJSON(v)
-}
-
-// messageHeader reads ID and Type from gqlgen's message structs (both
-// subprotocols name them so), without encoding them. The fields' indexes
-// are looked up once per type.
-func messageHeader(v any) (id, typ string, ok bool) {
-	rv := reflect.ValueOf(v)
-	if rv.Kind() == reflect.Pointer {
-		rv = rv.Elem()
-	}
-	if rv.Kind() != reflect.Struct {
-		return "", "", false
-	}
-	f, found := headerFields.Load(rv.Type())
-	if !found {
-		f, _ = headerFields.LoadOrStore(rv.Type(), headerFieldsOf(rv.Type()))
-	}
-	idx := f.([2]int)
-	if idx[0] < 0 {
-		return "", "", false
-	}
-	return rv.Field(idx[0]).String(), rv.Field(idx[1]).String(), true
-}
-
-var headerFields sync.Map // reflect.Type → [2]int: ID's and Type's index, or -1
-
-func headerFieldsOf(t reflect.Type) [2]int {
-	idf, ok1 := t.FieldByName("ID")
-	tf, ok2 := t.FieldByName("Type")
-	if !ok1 || !ok2 || len(idf.Index) != 1 || len(tf.Index) != 1 ||
-		idf.Type.Kind() != reflect.String || tf.Type.Kind() != reflect.String {
-		return [2]int{-1, -1}
-	}
-	return [2]int{idf.Index[0], tf.Index[0]}
-}
-
-// clientTypes are the messages a client may send, per subprotocol.
-var clientTypes = map[bool]map[string]bool{
-	false: {"connection_init": true, "subscribe": true, "complete": true, "ping": true, "pong": true},
-	true:  {"connection_init": true, "start": true, "stop": true, "connection_terminate": true},
-}
-
-// NextReader reads the next client message and enforces, before gqlgen
-// sees it: the message rate, the protocol's order (connection_init first
-// and once), unique operation ids and the concurrent operations cap.
-func (c *socketConn) NextReader() (int, io.Reader, error) {
-	for {
-		mt, r, err := c.inner.NextReader()
-		if err != nil {
-			return mt, r, err
-		}
-		b, err := io.ReadAll(r)
-		if err != nil {
-			return mt, nil, err
-		}
-		if code, reason, skip := c.check(b); code != 0 {
-			c.closeWith(code, reason)
-			return mt, nil, errSocketClosed
-		} else if skip {
-			continue
-		}
-		return mt, bytes.NewReader(b), nil
-	}
-}
-
-// check returns a close code and reason for a message that breaks the
-// protocol or a limit, or skip for one answered here (an operation over
-// the cap gets an error of its own; the socket stays open).
-func (c *socketConn) check(b []byte) (code int, reason string, skip bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return 0, "", true
-	}
-	now := time.Now()
-	if now.Sub(c.windowStart) >= time.Second {
-		c.windowStart, c.inWindow = now, 0
-	}
-	if c.inWindow++; c.rate > 0 && c.inWindow > c.rate {
-		return CloseTooManyRequests, fmt.Sprintf("Too many messages: at most %d a second", c.rate), false
-	}
-	var m wireMsg
-	if err := json.Unmarshal(b, &m); err != nil || !clientTypes[c.legacy][m.Type] {
-		return CloseBadRequest, "Invalid message received", false
-	}
-	switch m.Type {
-	case "pong":
-		c.alive = now
-	case "connection_init":
-		if c.initDone {
-			return CloseTooManyRequests, "Too many initialisation requests", false
-		}
-		c.initDone = true
-		c.stopInitTimerLocked()
-	case "subscribe", "start":
-		switch {
-		case !c.initDone:
-			return CloseUnauthorized, "Unauthorized", false
-		case m.ID == "":
-			return CloseBadRequest, "Invalid message received: an operation needs an id", false
-		case c.active[m.ID]:
-			return CloseSubscriberInUse, "Subscriber for " + truncate(m.ID, 64) + " already exists", false
-		case c.maxOps > 0 && len(c.active) >= c.maxOps:
-			c.refuseLocked(m.ID)
-			return 0, "", true
-		}
-		c.active[m.ID] = true
-	}
-	return 0, "", false
-}
-
-// refuseLocked answers an operation over the concurrent cap with an error
-// of its own (RATE_LIMITED), as gqlgen would answer a failed one.
-func (c *socketConn) refuseLocked(id string) {
-	typ := "error"
-	payload := any([]map[string]any{{
-		"message":    fmt.Sprintf("too many operations on this socket: at most %d at once", c.maxOps),
-		"extensions": map[string]any{"code": "RATE_LIMITED"},
-	}})
-	if c.legacy {
-		payload = map[string]any{"message": fmt.Sprintf("too many operations on this socket: at most %d at once", c.maxOps)}
-	}
-	_ = c.inner.WriteJSON(map[string]any{"id": id, "type": typ, "payload": payload})
-	if c.legacy {
-		_ = c.inner.WriteJSON(map[string]any{"id": id, "type": "complete"})
 	}
 }
 

@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -324,4 +325,44 @@ func TestJoinRequestEventsSharedAmongIdenticalSubscribers(t *testing.T) {
 			t.Fatalf("want two@example.com, got %v", ev)
 		}
 	}
+}
+
+// An idle subscribed socket holds one goroutine on the server, its read
+// loop (gqlgen's transport held three). A subscription the client
+// completes while it waits is completed at once, and the others still
+// get the next event. Not parallel: it counts the process's goroutines.
+func TestIdleSubscriptionsHoldOneGoroutinePerSocket(t *testing.T) {
+	w := newEvWorld(t)
+	const n = 20
+	time.Sleep(100 * time.Millisecond) // the world's own setup settles
+	before := runtime.NumGoroutine()
+	conns := make([]*websocket.Conn, n)
+	subs := make([]string, n)
+	for i := range conns {
+		subs[i] = []string{transportWS, legacyWS}[i%2]
+		conns[i] = w.subscribe(t, subs[i], w.ownerToken, memberEvents, map[string]any{"ws": w.wsID})
+	}
+	time.Sleep(200 * time.Millisecond) // the subscriptions' setup goroutines end
+	// The clients in this process hold none while they wait: the count is
+	// the server's.
+	if grown := runtime.NumGoroutine() - before; grown > n+5 {
+		t.Fatalf("%d idle subscribed sockets grew the goroutines by %d; want about one each", n, grown)
+	}
+	stop := "complete"
+	if subs[0] == legacyWS {
+		stop = "stop"
+	}
+	sendMsg(t, conns[0], wsMsg{ID: "s1", Type: stop})
+	if m, err := nextMsg(conns[0], 5*time.Second); err != nil || m.Type != "complete" || m.ID != "s1" {
+		t.Fatalf("want complete for s1, got %+v, %v", m, err)
+	}
+	colleague := w.e.NewUser(w.org, "colleague@acme.test", w.org.MemberRoleID)
+	evDo(t, w.e, w.ownerToken, `mutation($ws: ID!, $u: ID!) { inviteWorkspaceMembers(input: {workspaceID: $ws, userIDs: [$u]}) { errors { code } } }`,
+		map[string]any{"ws": w.wsID, "u": testutil.ID(colleague.ID)})
+	for _, c := range conns[1:] {
+		if ev := nextEvent(t, c, "membershipEvents"); ev["type"] != "ADDED" || ev["user"].(map[string]any)["email"] != "colleague@acme.test" {
+			t.Fatalf("want ADDED colleague, got %v", ev)
+		}
+	}
+	noEvent(t, conns[0], 300*time.Millisecond)
 }
