@@ -12,16 +12,16 @@ import (
 //
 // The contract, for a resolver that claims its Stream: every value it
 // hands to the subscription's response handler, and the end of the
-// stream, is announced by exactly one call of Ready, made before the
-// resolver blocks on handing it over. The transport then calls the
-// response handler once per Ready. A resolver that does not claim the
+// stream, is announced by exactly one call of the transport's ready func,
+// made before the resolver blocks on handing it over. The transport then
+// calls the response handler once per announcement. A resolver that does not claim the
 // Stream is served the usual way, by a goroutine that waits on it.
 type Stream struct {
 	ready   func()
 	claimed atomic.Bool
 }
 
-// NewStream returns a Stream whose Ready calls ready.
+// NewStream returns a Stream that calls ready for each announcement.
 func NewStream(ready func()) *Stream { return &Stream{ready: ready} }
 
 type streamKey struct{}
@@ -36,7 +36,7 @@ func streamFrom(ctx context.Context) *Stream {
 	return s
 }
 
-// Claimed reports whether the resolver announces its values through Ready.
+// Claimed reports whether the resolver announces its values.
 func (s *Stream) Claimed() bool { return s != nil && s.claimed.Load() }
 
 func (s *Stream) claim() {
@@ -45,8 +45,8 @@ func (s *Stream) claim() {
 	}
 }
 
-// announce is Ready for a resolver; nil-safe, for subscriptions served
-// by another transport.
+// announce is the resolver's side; nil-safe, for subscriptions served by
+// another transport.
 func (s *Stream) announce() {
 	if s != nil {
 		s.ready()

@@ -305,7 +305,7 @@ func (k *socket) init(payload json.RawMessage) bool {
 		// Operations start from this read loop, after this returns.
 		k.ctx = auth.NewContext(k.ctx, v)
 	}
-	k.write(serverMsg("", "connection_ack", nil))
+	k.write(serverMsg("", "connection_ack"))
 	if k.legacy {
 		k.write(kaFrame)
 	}
@@ -331,16 +331,21 @@ func (k *socket) refuse(id string) {
 	if k.legacy {
 		b, _ := json.Marshal(map[string]any{"message": msg})
 		k.write(serverMsg(id, "error", b))
-		k.write(serverMsg(id, "complete", nil))
+		k.write(serverMsg(id, "complete"))
 		return
 	}
 	b, _ := json.Marshal([]map[string]any{{"message": msg, "extensions": map[string]any{"code": "RATE_LIMITED"}}})
 	k.write(serverMsg(id, "error", b))
 }
 
-// serverMsg encodes a message to the client; payload is JSON already.
-func serverMsg(id, typ string, payload []byte) []byte {
-	b := make([]byte, 0, len(payload)+len(id)+40)
+// serverMsg encodes a message to the client; the payload's parts, joined,
+// are JSON already.
+func serverMsg(id, typ string, payload ...[]byte) []byte {
+	n := len(id) + 40
+	for _, p := range payload {
+		n += len(p)
+	}
+	b := make([]byte, 0, n)
 	b = append(b, `{"type":`...)
 	b = strconv.AppendQuote(b, typ)
 	if id != "" {
@@ -349,7 +354,9 @@ func serverMsg(id, typ string, payload []byte) []byte {
 	}
 	if len(payload) > 0 {
 		b = append(b, `,"payload":`...)
-		b = append(b, payload...)
+		for _, p := range payload {
+			b = append(b, p...)
+		}
 	}
 	return append(b, '}')
 }
@@ -374,9 +381,7 @@ func (k *socket) sendResponse(id string, r *graphql.Response) {
 		typ = "data"
 	}
 	if r.Errors == nil && r.Extensions == nil && r.Label == "" && r.Path == nil && r.HasNext == nil && len(r.Data) > 0 {
-		payload := make([]byte, 0, len(r.Data)+9)
-		payload = append(append(append(payload, `{"data":`...), r.Data...), '}')
-		k.write(serverMsg(id, typ, payload))
+		k.write(serverMsg(id, typ, dataOpen, r.Data, dataClose))
 		return
 	}
 	b, err := json.Marshal(r)
@@ -386,6 +391,8 @@ func (k *socket) sendResponse(id string, r *graphql.Response) {
 	}
 	k.write(serverMsg(id, typ, b))
 }
+
+var dataOpen, dataClose = []byte(`{"data":`), []byte(`}`)
 
 func (k *socket) sendError(id string, errs ...*gqlerror.Error) {
 	b, _ := json.Marshal(errs)
@@ -624,7 +631,7 @@ func (op *operation) end(complete bool) {
 	}
 	k.mu.Unlock()
 	if complete {
-		k.write(serverMsg(op.id, "complete", nil))
+		k.write(serverMsg(op.id, "complete"))
 	}
 }
 
